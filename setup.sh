@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# llmd setup: installs what is missing (Debian packages, the pinned llama.cpp
+# engine from npm), builds, and then serves or tests.
+#
+#   ./setup.sh serve [llmd serve flags]   build Release and start `llmd serve`
+#   ./setup.sh test                       build Debug (ASan+UBSan) and run every test
+#   ./setup.sh build                      build Release only
+#
+# Idempotent and quiet when everything is already there. Needs root (or sudo)
+# only when a Debian package is missing.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+JOBS="${JOBS:-$(nproc)}"
+
+# Build and run dependencies (Debian 12 package names).
+BUILD_PACKAGES=(
+  build-essential cmake pkg-config ccache git ca-certificates curl
+  libboost1.81-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libcli11-dev
+  libsqlite3-dev libssl-dev libpugixml-dev libtomlplusplus-dev
+)
+# Only needed for the test suite and benchmarks.
+TEST_PACKAGES=(
+  googletest libgtest-dev libgmock-dev wrk python3 python3-yaml
+)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+missing_packages() {
+  local p status
+  for p in "$@"; do
+    status="$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)"
+    [[ "$status" == "install ok installed" ]] || printf '%s\n' "$p"
+  done
+}
+
+ensure_packages() {
+  local missing
+  mapfile -t missing < <(missing_packages "$@")
+  ((${#missing[@]} == 0)) && return 0
+  log "installing Debian packages: ${missing[*]}"
+  local sudo=()
+  [[ $EUID -ne 0 ]] && sudo=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Node.js/npm (for the pinned llama.cpp engine and the web UI): Debian's
+# packages unless a node/npm is already on PATH (e.g. from NodeSource).
+ensure_node() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    ensure_packages nodejs npm
+  fi
+}
+
+ensure_engine() {
+  ensure_node
+  if [[ -x engine/install.sh ]]; then
+    engine/install.sh
+  fi
+}
+
+configure_and_build() {  # $1 = build dir, rest = cmake flags
+  local dir="$1"
+  shift
+  if [[ ! -f "$dir/CMakeCache.txt" ]]; then
+    log "configuring $dir"
+    cmake -S . -B "$dir" "$@" >/dev/null
+  else
+    cmake -S . -B "$dir" "$@" >/dev/null
+  fi
+  log "building $dir"
+  cmake --build "$dir" -j "$JOBS"
+}
+
+build_release() {
+  ensure_packages "${BUILD_PACKAGES[@]}"
+  ensure_engine
+  configure_and_build build/release -DCMAKE_BUILD_TYPE=Release -DLLMD_BUILD_TESTS=OFF -DLLMD_BUILD_BENCH=ON
+}
+
+cmd="${1:-}"
+[[ $# -gt 0 ]] && shift
+case "$cmd" in
+  serve)
+    build_release
+    log "starting llmd serve (Ctrl-C to stop)"
+    exec build/release/bin/llmd serve "$@"
+    ;;
+  build)
+    build_release
+    ;;
+  test)
+    ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+    ensure_engine
+    configure_and_build build/debug -DCMAKE_BUILD_TYPE=Debug -DLLMD_SANITIZE=ON -DLLMD_BUILD_BENCH=OFF
+    log "running tests"
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
+    export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+    cd build/debug
+    ctest --output-on-failure -j "$JOBS" --timeout 600
+    ;;
+  *)
+    echo "usage: ./setup.sh serve [flags] | test | build" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,19 @@
+// Subcommands of the `llmd` program. Each add_*_command registers one CLI11
+// subcommand on `root`; when that subcommand is chosen, its callback stores
+// the function that runs it into `run` (main() calls it after parsing).
+// Exit codes: 0 ok, 1 runtime failure, 2 bad flags or config.
+#pragma once
+
+#include <functional>
+
+namespace CLI {
+class App;
+}
+
+namespace llmd::app {
+
+using CommandRunner = std::function<int()>;
+
+void add_serve_command(CLI::App& root, CommandRunner& run);
+
+}  // namespace llmd::app

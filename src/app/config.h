@@ -1,0 +1,150 @@
+// llmd.yaml: the whole configuration, its defaults, and how it is loaded.
+//
+// Every key is optional (defaults below are the "embedded defaults" of SPEC §2).
+// Loading order: defaults <- YAML file (if any) <- environment variables
+// LLMD_<SECTION>_<KEY> (e.g. LLMD_SERVER_PORT=9000, LLMD_DATABASE=..., list
+// values comma-separated) <- LOG_LEVEL. Unknown keys are reported as warnings;
+// a wrong type or out-of-range value is an error naming the key.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace llmd::app {
+
+struct TlsConfig {
+  std::string cert;  // PEM file; TLS is on when both cert and key are set
+  std::string key;
+};
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  int threads = 0;                      // I/O threads; 0 = number of cores
+  int worker_threads = 0;               // blocking-work pool; 0 = max(4, 2 x cores)
+  std::vector<std::string> cors_origins;
+  std::vector<std::string> allowed_hosts;  // Host header allow-list; empty = any
+  std::uint64_t max_body_bytes = 10 * 1024 * 1024;
+  int header_timeout_seconds = 10;      // time allowed to send the request head
+  int idle_timeout_seconds = 60;        // keep-alive idle limit and body read limit
+  int shutdown_grace_seconds = 10;      // in-flight requests may finish this long
+  std::string data_dir = "data";        // JWT secret and other generated state
+  std::string web_dir;                  // built web UI; empty = <exe>/../web/dist guesses
+  TlsConfig tls;
+};
+
+struct AuthConfig {
+  std::string jwt_secret;               // empty = generate once into data_dir
+  int jwt_ttl = 86400;
+  bool register_open = true;
+  std::int64_t initial_tokens = 1000;
+  int bcrypt_cost = 12;
+};
+
+struct LimitsConfig {
+  int user_rpm = 120;                   // requests per minute per user / API key
+  int ip_rpm = 300;                     // requests per minute per client IP
+  int login_attempts = 10;              // failed logins per window before 429
+  int login_window_seconds = 300;
+};
+
+struct ModelEntry {
+  std::string name;
+  std::string file;
+  std::string description;
+  int ctx = 4096;
+  int threads = 0;
+  int parallel = 4;
+  int gpu_layers = 0;
+  int replicas = 1;
+  int weight = 1;
+  std::string chat_template;
+  std::string command;                  // optional command template instead of `llmd runner`
+};
+
+struct ModelsConfig {
+  std::string dir = "models";
+  int port_min = 8081;                  // from port_range "8081-8085"
+  int port_max = 8085;
+  int idle_unload_seconds = 600;
+  int max_loaded = 2;
+  std::string default_model;
+  std::vector<ModelEntry> list;
+};
+
+struct UpstreamEntry {
+  std::string name;
+  std::string url;
+  std::string model;
+  int weight = 1;
+  std::string api_key;
+};
+
+struct BalancerConfig {
+  std::string strategy = "least_connections";  // round_robin | weighted_round_robin | least_connections
+  int health_interval = 5;
+  int fail_threshold = 3;
+  int cooldown = 30;
+};
+
+struct TaskConfig {
+  std::string model;                    // empty = models.default_model
+  std::optional<double> multiplier;     // pricing override: base x multiplier + fixed
+  std::optional<std::int64_t> fixed;
+};
+
+struct LoggingConfig {
+  std::string level = "info";
+  std::string format = "json";          // json | text
+  std::string file;                     // empty = stderr
+};
+
+struct UploadsConfig {
+  std::string dir = "data/uploads";
+  std::uint64_t max_bytes = 2ULL * 1024 * 1024 * 1024;
+  std::vector<std::string> media_roots = {"data/uploads"};
+};
+
+struct AsrConfig {
+  std::string url;                      // whisper-compatible endpoint; empty = off
+  std::string api_key;
+};
+
+struct Config {
+  ServerConfig server;
+  std::string database = "sqlite:data/llmd.db";
+  std::string redis;
+  AuthConfig auth;
+  LimitsConfig limits;
+  ModelsConfig models;
+  std::vector<UpstreamEntry> upstreams;
+  BalancerConfig balancer;
+  std::map<std::string, TaskConfig> tasks;  // chat, convert, homework, subtitle
+  LoggingConfig logging;
+  UploadsConfig uploads;
+  AsrConfig asr;
+};
+
+struct LoadedConfig {
+  Config config;
+  std::vector<std::string> warnings;    // unknown keys and similar, one line each
+};
+
+// Environment lookup, injectable for tests; returns nullopt when unset.
+using EnvLookup = std::optional<std::string> (*)(const char* name);
+std::optional<std::string> process_env(const char* name);
+
+// Parses YAML text (may be empty) and applies environment overrides.
+// Errors are kInvalidArgument with a message that starts with the key path,
+// e.g. "server.port: expected an integer in 1..65535, got \"http\"".
+Result<LoadedConfig> load_config_text(const std::string& yaml_text, EnvLookup env = process_env);
+
+// Reads `path` (empty = no file, defaults only) then as load_config_text.
+Result<LoadedConfig> load_config_file(const std::string& path, EnvLookup env = process_env);
+
+}  // namespace llmd::app

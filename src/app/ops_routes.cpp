@@ -1,0 +1,88 @@
+#include "app/ops_routes.h"
+
+#include <nlohmann/json.hpp>
+
+#include "app/version.h"
+#include "core/text.h"
+#include "http/errors.h"
+
+namespace llmd::app {
+namespace {
+
+struct DbStatus {
+  bool reachable = false;
+  int schema_version = 0;
+  double latency_ms = 0;
+  std::string error;
+};
+
+DbStatus check_database(store::Database& db) {
+  DbStatus s;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto ping = db.ping();
+  s.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  if (!ping) {
+    s.error = ping.error().message;
+    return s;
+  }
+  s.reachable = true;
+  if (auto v = db.schema_version()) s.schema_version = *v;
+  return s;
+}
+
+}  // namespace
+
+void add_ops_routes(http::Router& router, OpsDeps deps) {
+  auto& db_latency = deps.metrics.histogram("llmd_db_ping_seconds", "Database round-trip time of health checks", {})
+                         .with({});
+  const int latest_schema = store::all_migrations().empty() ? 0 : store::all_migrations().back().version;
+
+  router.get("/health", [deps, &db_latency, latest_schema](http::RequestContext&) -> boost::asio::awaitable<http::Response> {
+    const DbStatus db = co_await deps.pool.run([&] { return check_database(deps.database); });
+    db_latency.observe(db.latency_ms / 1000.0);
+    const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - deps.started);
+    nlohmann::json body = {
+        {"status", db.reachable ? "ok" : "degraded"},
+        {"version", std::string(kVersion)},
+        {"uptime_seconds", uptime.count()},
+        {"database",
+         {{"reachable", db.reachable},
+          {"schema_version", db.schema_version},
+          {"schema_current", db.schema_version == latest_schema},
+          {"latency_ms", std::round(db.latency_ms * 1000) / 1000}}},
+    };
+    co_return http::Response::json(200, body);
+  });
+
+  router.get("/ready", [deps, latest_schema](http::RequestContext& ctx) -> boost::asio::awaitable<http::Response> {
+    const DbStatus db = co_await deps.pool.run([&] { return check_database(deps.database); });
+    if (!db.reachable) {
+      co_return http::error_response(Error(ErrorCode::kUnavailable, "database unreachable", "not_ready"),
+                                     ctx.request_id);
+    }
+    if (db.schema_version != latest_schema) {
+      co_return http::error_response(Error(ErrorCode::kUnavailable, "database migrations not applied", "not_ready"),
+                                     ctx.request_id);
+    }
+    co_return http::Response::json(200, {{"status", "ready"}});
+  });
+
+  router.get("/metrics", [deps](http::RequestContext&) -> boost::asio::awaitable<http::Response> {
+    co_return http::Response::text(200, deps.metrics.render(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+
+  router.post("/api/v1/debug/echo", [](http::RequestContext& ctx) -> boost::asio::awaitable<http::Response> {
+    if (!text::is_valid_utf8(ctx.request.body)) {
+      co_return http::error_response(Error(ErrorCode::kInvalidArgument, "body is not valid UTF-8", "invalid_utf8"),
+                                     ctx.request_id);
+    }
+    auto parsed = nlohmann::json::parse(ctx.request.body, nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_discarded()) {
+      co_return http::error_response(Error(ErrorCode::kInvalidArgument, "body is not valid JSON", "invalid_json"),
+                                     ctx.request_id);
+    }
+    co_return http::Response::json(200, {{"echo", parsed}});
+  });
+}
+
+}  // namespace llmd::app

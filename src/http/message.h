@@ -1,0 +1,65 @@
+// HTTP request/response values used by handlers. Deliberately free of Beast
+// types: modules above http/ see only these.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace llmd::http {
+
+// Header fields in arrival order; lookups are case-insensitive.
+class Headers {
+ public:
+  void add(std::string name, std::string value) { fields_.emplace_back(std::move(name), std::move(value)); }
+  // Replaces every field called `name` with one.
+  void set(std::string_view name, std::string value);
+  std::optional<std::string_view> get(std::string_view name) const;
+  bool has(std::string_view name) const { return get(name).has_value(); }
+  const std::vector<std::pair<std::string, std::string>>& fields() const { return fields_; }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> fields_;
+};
+
+struct Request {
+  std::string method;   // "GET", "POST", ...
+  std::string target;   // as sent: path plus query
+  std::string path;     // percent-decoded path without the query
+  std::string query;    // raw query string without '?'
+  Headers headers;
+  std::string body;
+  std::string remote_ip;
+  bool keep_alive = true;
+
+  // Value of a query parameter (percent-decoded), if present.
+  std::optional<std::string> query_param(std::string_view name) const;
+};
+
+struct Response {
+  int status = 200;
+  Headers headers;
+  std::string body;
+  // True when the handler already wrote the response through the stream
+  // (SSE or other chunked output); the server then writes nothing more.
+  bool streamed = false;
+
+  static Response json(int status, const nlohmann::json& body);
+  static Response text(int status, std::string body, std::string content_type = "text/plain; charset=utf-8");
+  static Response already_streamed(int status) {
+    Response r;
+    r.status = status;
+    r.streamed = true;
+    return r;
+  }
+};
+
+// Percent-decodes `s` ('+' stays '+'); nullopt on a malformed escape.
+std::optional<std::string> percent_decode(std::string_view s);
+
+}  // namespace llmd::http

@@ -1,0 +1,42 @@
+// Request pipeline: route match -> middleware chain -> route handler, and the
+// standard middleware (request id, access log, metrics, CORS). Auth and rate
+// limiting plug in as further Middleware from their own modules.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "http/context.h"
+#include "http/router.h"
+#include "observe/log.h"
+#include "observe/metrics.h"
+
+namespace llmd::http {
+
+// The handler for Server: matches the route (filling ctx.route/params), runs
+// `middlewares` in order, then the route's handler — or a 404/405 JSON error
+// (405 with Allow). Exceptions from handlers become a 500 JSON error.
+Handler make_pipeline(std::shared_ptr<const Router> router, std::vector<Middleware> middlewares);
+
+// Sets ctx.request_id: the client's X-Request-ID when it is 1-128 safe
+// characters ([A-Za-z0-9._:-]), else a new random id; echoes it in the reply.
+Middleware request_id_middleware();
+
+// One log line per request: method, path, route, status, latency_ms, bytes,
+// request_id, remote ip. Never logs bodies or Authorization.
+Middleware access_log_middleware(observe::Logger log);
+
+// llmd_http_requests_total{route,method,status}, llmd_http_request_duration_seconds{route,method},
+// llmd_http_in_flight. Unmatched paths are labelled route="unmatched".
+Middleware metrics_middleware(observe::Registry& registry);
+
+// CORS for the listed origins ("*" allows any). Answers preflight OPTIONS
+// requests itself with 204.
+Middleware cors_middleware(std::vector<std::string> allowed_origins);
+
+// Rejects requests whose Host header is not in `allowed` (DNS-rebinding
+// defence); an empty list allows any host.
+Middleware host_check_middleware(std::vector<std::string> allowed);
+
+}  // namespace llmd::http

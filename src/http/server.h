@@ -1,0 +1,66 @@
+// The HTTP/1.1 server: async (Asio coroutines) on N I/O threads, keep-alive
+// and pipelining-safe (requests on a connection are answered in order),
+// header/idle timeouts, request bodies bounded by max_body_bytes (413 from
+// Content-Length before the body is read; chunked bodies counted as they
+// arrive), graceful shutdown on SIGINT/SIGTERM or stop().
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "core/error.h"
+#include "http/context.h"
+#include "observe/log.h"
+
+namespace llmd::http {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                  // 0 = any free port (see Server::port())
+  int io_threads = 1;
+  std::uint64_t max_body_bytes = 10 * 1024 * 1024;
+  std::chrono::seconds header_timeout{10};
+  std::chrono::seconds idle_timeout{60};
+  std::chrono::seconds shutdown_grace{10};
+  bool handle_signals = true;       // SIGINT/SIGTERM start a graceful shutdown
+};
+
+class Server {
+ public:
+  // `handler` answers every request that reached the application (routing
+  // and middleware live inside it); protocol-level errors (malformed HTTP,
+  // 413, timeouts) are answered by the server itself.
+  Server(ServerOptions options, Handler handler, observe::Logger log);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and listens. Errors: kUnavailable when the address is in use.
+  Result<void> listen();
+  // The bound port (after listen()).
+  int port() const;
+
+  // Runs the I/O threads until shutdown completes. Blocks.
+  void run();
+  // Starts a graceful shutdown: stop accepting, close idle connections, let
+  // requests in flight finish up to shutdown_grace, then make run() return.
+  // Thread-safe; may be called from any thread, more than once.
+  void stop();
+
+  // Called once when a shutdown begins (before connections drain), e.g. to
+  // stop background tasks. Set before run().
+  void on_shutdown(std::function<void()> f);
+
+  // The executor of the I/O context, for clients and background coroutines.
+  boost::asio::any_io_executor executor();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llmd::http

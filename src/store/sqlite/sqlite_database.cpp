@@ -1,0 +1,187 @@
+#include "store/sqlite/sqlite_database.h"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace llmd::store::sqlite {
+namespace {
+
+struct DbCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StmtFinalizer {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using DbHandle = std::unique_ptr<sqlite3, DbCloser>;
+using StmtHandle = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+// The one place SQLite result codes become llmd errors.
+// Messages stay generic: SQLite's own text can quote SQL or file paths.
+Error translate(int rc) {
+  const int primary = rc & 0xff;
+  switch (primary) {
+    case SQLITE_CONSTRAINT: return Error(ErrorCode::kConflict, "constraint violated", "conflict");
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return Error(ErrorCode::kUnavailable, "database is busy", "database_busy");
+    case SQLITE_FULL: return Error(ErrorCode::kUnavailable, "database disk is full", "database_full");
+    case SQLITE_CANTOPEN: return Error(ErrorCode::kUnavailable, "cannot open database file", "database_unavailable");
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return Error(ErrorCode::kInternal, "database file is corrupt", "database_corrupt");
+    default: return Error(ErrorCode::kInternal, "database error", "database_error");
+  }
+}
+
+class SqliteConnection final : public Connection {
+ public:
+  explicit SqliteConnection(DbHandle db) : db_(std::move(db)) {}
+
+  Dialect dialect() const override { return Dialect::kSqlite; }
+
+  Result<std::vector<Row>> query(std::string_view sql, std::span<const Value> params) override {
+    auto stmt = prepare(sql, params);
+    if (!stmt) return std::unexpected(stmt.error());
+    std::vector<Row> rows;
+    while (true) {
+      const int rc = sqlite3_step(stmt->get());
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return std::unexpected(translate(rc));
+      Row row;
+      const int n = sqlite3_column_count(stmt->get());
+      row.columns.reserve(n);
+      for (int i = 0; i < n; ++i) row.columns.push_back(column(stmt->get(), i));
+      rows.push_back(std::move(row));
+    }
+    return rows;
+  }
+
+  Result<ExecResult> exec(std::string_view sql, std::span<const Value> params) override {
+    auto stmt = prepare(sql, params);
+    if (!stmt) return std::unexpected(stmt.error());
+    int rc;
+    while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
+    }
+    if (rc != SQLITE_DONE) return std::unexpected(translate(rc));
+    return ExecResult{sqlite3_changes64(db_.get()), sqlite3_last_insert_rowid(db_.get())};
+  }
+
+  Result<void> exec_script(std::string_view sql) override {
+    const std::string text(sql);
+    const int rc = sqlite3_exec(db_.get(), text.c_str(), nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return std::unexpected(translate(rc));
+    return {};
+  }
+
+  // IMMEDIATE takes the write lock up front, so two writers never deadlock
+  // on a read-to-write upgrade; the busy timeout makes the second one wait.
+  Result<void> begin() override { return exec_script("BEGIN IMMEDIATE"); }
+  Result<void> commit() override { return exec_script("COMMIT"); }
+  Result<void> rollback() override { return exec_script("ROLLBACK"); }
+
+ private:
+  Result<StmtHandle> prepare(std::string_view sql, std::span<const Value> params) {
+    sqlite3_stmt* raw = nullptr;
+    const int rc = sqlite3_prepare_v2(db_.get(), sql.data(), static_cast<int>(sql.size()), &raw, nullptr);
+    StmtHandle stmt(raw);
+    if (rc != SQLITE_OK) return std::unexpected(translate(rc));
+    if (static_cast<int>(params.size()) != sqlite3_bind_parameter_count(raw)) {
+      return fail(ErrorCode::kInternal, "wrong number of SQL parameters", "database_error");
+    }
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const int idx = static_cast<int>(i) + 1;
+      int brc = SQLITE_OK;
+      std::visit(
+          [&](const auto& v) {
+            using V = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<V, std::nullptr_t>) brc = sqlite3_bind_null(raw, idx);
+            else if constexpr (std::is_same_v<V, std::int64_t>) brc = sqlite3_bind_int64(raw, idx, v);
+            else if constexpr (std::is_same_v<V, double>) brc = sqlite3_bind_double(raw, idx, v);
+            else brc = sqlite3_bind_text64(raw, idx, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+          },
+          params[i]);
+      if (brc != SQLITE_OK) return std::unexpected(translate(brc));
+    }
+    return stmt;
+  }
+
+  static Value column(sqlite3_stmt* s, int i) {
+    switch (sqlite3_column_type(s, i)) {
+      case SQLITE_INTEGER: return std::int64_t{sqlite3_column_int64(s, i)};
+      case SQLITE_FLOAT: return sqlite3_column_double(s, i);
+      case SQLITE_NULL: return nullptr;
+      default: {
+        const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
+        return std::string(p ? p : "", static_cast<std::size_t>(sqlite3_column_bytes(s, i)));
+      }
+    }
+  }
+
+  DbHandle db_;
+};
+
+class SqliteDatabase final : public Database {
+ public:
+  Dialect dialect() const override { return Dialect::kSqlite; }
+
+  Result<void> init(const std::string& path, int pool_size) {
+    for (int i = 0; i < pool_size; ++i) {
+      sqlite3* raw = nullptr;
+      const int rc = sqlite3_open_v2(path.c_str(), &raw,
+                                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+      DbHandle db(raw);
+      if (rc != SQLITE_OK) return std::unexpected(translate(rc));
+      sqlite3_busy_timeout(db.get(), 10000);
+      sqlite3_extended_result_codes(db.get(), 1);
+      auto conn = std::make_unique<SqliteConnection>(std::move(db));
+      // WAL lets readers proceed while one writer writes.
+      LLMD_TRY(conn->exec_script("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"));
+      idle_.push_back(std::move(conn));
+    }
+    return {};
+  }
+
+ protected:
+  Result<Lease> acquire() override {
+    std::unique_lock lock(mutex_);
+    if (!available_.wait_for(lock, std::chrono::seconds(30), [&] { return !idle_.empty(); })) {
+      return fail(ErrorCode::kUnavailable, "no database connection available", "database_busy");
+    }
+    auto c = std::move(idle_.back());
+    idle_.pop_back();
+    return Lease(this, std::move(c));
+  }
+
+  void release(std::unique_ptr<Connection> c) override {
+    {
+      std::lock_guard lock(mutex_);
+      idle_.push_back(std::move(c));
+    }
+    available_.notify_one();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<Connection>> idle_;  // guarded by mutex_
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Database>> open_sqlite(const std::string& path, int pool_size) {
+  if (path.empty() || path == ":memory:") {
+    return fail(ErrorCode::kInvalidArgument, "database: sqlite needs a file path", "bad_config");
+  }
+  std::error_code ec;
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  auto db = std::make_unique<SqliteDatabase>();
+  if (auto r = db->init(path, pool_size < 1 ? 1 : pool_size); !r) return std::unexpected(r.error());
+  return std::unique_ptr<Database>(std::move(db));
+}
+
+}  // namespace llmd::store::sqlite

@@ -1,0 +1,92 @@
+#include "observe/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "observe/log.h"
+
+namespace llmd::observe {
+namespace {
+
+TEST(Metrics, CounterRendersWithLabelsAndHelp) {
+  Registry r;
+  auto& f = r.counter("llmd_http_requests_total", "HTTP requests", {"route", "status"});
+  f.with({"/health", "200"}).inc();
+  f.with({"/health", "200"}).inc(2);
+  const std::string text = r.render();
+  EXPECT_NE(text.find("# HELP llmd_http_requests_total HTTP requests\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE llmd_http_requests_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("llmd_http_requests_total{route=\"/health\",status=\"200\"} 3\n"), std::string::npos);
+}
+
+TEST(Metrics, HistogramBucketsAreCumulative) {
+  Registry r;
+  auto& h = r.histogram("lat", "latency", {}, {0.1, 1.0}).with({});
+  h.observe(0.05);
+  h.observe(0.5);
+  h.observe(5);
+  const std::string text = r.render();
+  EXPECT_NE(text.find("lat_bucket{le=\"0.1\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("lat_bucket{le=\"1\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("lat_bucket{le=\"+Inf\"} 3\n"), std::string::npos);
+  EXPECT_NE(text.find("lat_count 3\n"), std::string::npos);
+  EXPECT_NE(text.find("lat_sum 5.55\n"), std::string::npos);
+}
+
+TEST(Metrics, LabelValuesAreEscaped) {
+  Registry r;
+  r.gauge("g", "gauge", {"name"}).with({"a\"b\\c\nd"}).set(1);
+  EXPECT_NE(r.render().find("g{name=\"a\\\"b\\\\c\\nd\"} 1\n"), std::string::npos);
+}
+
+TEST(Metrics, ConcurrentIncrementsAreNotLost) {
+  Registry r;
+  auto& f = r.counter("c", "c", {"t"});
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10000; ++i) f.with({"x"}).inc();
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(f.with({"x"}).value(), 40000);
+}
+
+TEST(Metrics, CollectorsRunBeforeRender) {
+  Registry r;
+  auto& g = r.gauge("queue_depth", "q").with({});
+  int depth = 0;
+  r.add_collector([&] { g.set(++depth * 10); });
+  EXPECT_NE(r.render().find("queue_depth 10\n"), std::string::npos);
+  EXPECT_NE(r.render().find("queue_depth 20\n"), std::string::npos);
+}
+
+TEST(Log, JsonLineHasTsLevelMsgFirstAndFields) {
+  const std::string line =
+      format_log_line(LogFormat::kJson, LogLevel::kInfo, "request", {{"request_id", "abc"}, {"status", 200}});
+  const auto j = nlohmann::ordered_json::parse(line);
+  auto it = j.begin();
+  EXPECT_EQ(it.key(), "ts");
+  EXPECT_EQ((++it).key(), "level");
+  EXPECT_EQ((++it).key(), "msg");
+  EXPECT_EQ(j["level"], "info");
+  EXPECT_EQ(j["request_id"], "abc");
+  EXPECT_EQ(j["status"], 200);
+}
+
+TEST(Log, InvalidUtf8InFieldsDoesNotBreakTheLine) {
+  const std::string line = format_log_line(LogFormat::kJson, LogLevel::kWarn, "x", {{"path", std::string("\xff/a")}});
+  const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(j.is_discarded()) << line;
+  EXPECT_EQ(j["path"], "\xEF\xBF\xBD/a");  // replaced by U+FFFD
+}
+
+TEST(Log, TextFormatIsKeyValue) {
+  const std::string line = format_log_line(LogFormat::kText, LogLevel::kError, "boom", {{"code", 7}});
+  EXPECT_NE(line.find(" error boom code=7"), std::string::npos) << line;
+}
+
+}  // namespace
+}  // namespace llmd::observe
