@@ -154,6 +154,12 @@ struct Server::Impl {
   net::awaitable<void> session(std::shared_ptr<Connection> conn, std::uint64_t id);
   net::awaitable<bool> serve_one(Connection& conn, beast::flat_buffer& buffer, const std::string& remote_ip);
   net::awaitable<bool> write_error(Connection& conn, const Error& error, bool keep_alive);
+  Error too_large(boost::optional<std::uint64_t> declared) const {
+    return Error(ErrorCode::kTooLarge, (declared ? "request body of " + std::to_string(*declared) + " bytes"
+                                                 : std::string("request body")) +
+                                           " exceeds the limit of " + std::to_string(options.max_body_bytes) +
+                                           " bytes");
+  }
   void begin_shutdown();
   void drain_check(std::chrono::steady_clock::time_point deadline);
 };
@@ -205,7 +211,9 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
                                              const std::string& remote_ip) {
   bhttp::request_parser<bhttp::string_body> parser;
   parser.header_limit(64 * 1024);
-  parser.body_limit(options.max_body_bytes);
+  // No limit while reading the head (Beast would fail the head itself);
+  // Content-Length is checked below, then the limit applies to the body.
+  parser.body_limit(boost::none);
 
   conn.stream.expires_after(options.header_timeout);
   {
@@ -224,13 +232,10 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
 
   // Refuse an oversized body before reading it.
   if (auto len = parser.content_length(); len && *len > options.max_body_bytes) {
-    co_await write_error(conn,
-                         Error(ErrorCode::kTooLarge,
-                               "request body of " + std::to_string(*len) + " bytes exceeds the limit of " +
-                                   std::to_string(options.max_body_bytes) + " bytes"),
-                         false);
+    co_await write_error(conn, too_large(len), false);
     co_return false;
   }
+  parser.body_limit(options.max_body_bytes);
   if (auto expect = parser.get()[bhttp::field::expect]; beast::iequals(expect, "100-continue")) {
     bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
     conn.stream.expires_after(options.idle_timeout);
@@ -243,9 +248,7 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
     auto [ec, n] = co_await bhttp::async_read(conn.stream, buffer, parser, kNoThrow);
     (void)n;
     if (ec == bhttp::error::body_limit) {
-      co_await write_error(conn, Error(ErrorCode::kTooLarge, "request body exceeds the limit of " +
-                                                                 std::to_string(options.max_body_bytes) + " bytes"),
-                           false);
+      co_await write_error(conn, too_large(boost::none), false);
       co_return false;
     }
     if (ec == beast::error::timeout || ec == net::error::eof || ec == bhttp::error::end_of_stream ||

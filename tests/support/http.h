@@ -1,0 +1,51 @@
+// A small blocking HTTP/1.1 client on raw sockets, for tests that need full
+// control of the bytes (malformed requests, pipelining, slow bodies).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace llmd::testing {
+
+struct HttpReply {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;                            // de-chunked
+  std::string header(const std::string& lower_name) const {
+    auto it = headers.find(lower_name);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+// A TCP connection to 127.0.0.1:port.
+class RawConnection {
+ public:
+  explicit RawConnection(int port);
+  ~RawConnection();
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  bool ok() const { return fd_ >= 0; }
+  bool send(const std::string& bytes);
+  // Reads one response (status line, headers, Content-Length or chunked body).
+  std::optional<HttpReply> read_reply(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // True when the peer closed the connection within `timeout`.
+  bool closed_by_peer(std::chrono::milliseconds timeout);
+  // Sends one request and reads its reply (keep-alive).
+  std::optional<HttpReply> request(const std::string& method, const std::string& path, const std::string& body = "",
+                                   const std::map<std::string, std::string>& headers = {});
+
+ private:
+  bool fill(std::chrono::steady_clock::time_point deadline);
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+// One request on a fresh connection ("Connection: close").
+std::optional<HttpReply> http_request(int port, const std::string& method, const std::string& path,
+                                      const std::string& body = "",
+                                      const std::map<std::string, std::string>& headers = {});
+
+}  // namespace llmd::testing

@@ -1,0 +1,19 @@
+#include "support/llmd_serve.h"
+
+namespace llmd::testing {
+
+LlmdServe::LlmdServe(const std::string& binary, const std::string& extra_yaml, const std::string& server_yaml,
+                     const std::map<std::string, std::string>& env)
+    : port_(free_port()) {
+  std::string yaml = "server:\n  host: 127.0.0.1\n  port: " + std::to_string(port_) + "\n  threads: 2\n" +
+                     "  data_dir: " + (dir_ / "data").string() + "\n" + server_yaml +
+                     "database: \"sqlite:" + (dir_ / "data/llmd.db").string() + "\"\n" +
+                     "logging: { level: info, format: json }\n" + extra_yaml;
+  write_file(dir_ / "llmd.yaml", yaml);
+  process_ = std::make_unique<Process>(
+      std::vector<std::string>{binary, "serve", "-c", (dir_ / "llmd.yaml").string()}, dir_.path(),
+      dir_ / "serve.log", env);
+  started_ = wait_for_http(port_, "/health", 200, std::chrono::seconds(30));
+}
+
+}  // namespace llmd::testing

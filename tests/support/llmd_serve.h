@@ -1,0 +1,35 @@
+// Starts the real `llmd serve` binary on a free port with a temporary data
+// directory and a config made of `extra_yaml`; stops it on destruction.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "support/process.h"
+#include "support/test_support.h"
+
+namespace llmd::testing {
+
+class LlmdServe {
+ public:
+  // `extra_yaml` is appended to a config that sets host, port, database and
+  // logging; it may add keys to other sections (not `server:` — use
+  // `server_yaml` for keys inside the server section).
+  LlmdServe(const std::string& binary, const std::string& extra_yaml = "", const std::string& server_yaml = "",
+            const std::map<std::string, std::string>& env = {});
+
+  int port() const { return port_; }
+  Process& process() { return *process_; }
+  const TempDir& dir() const { return dir_; }
+  bool started() const { return started_; }
+  std::string log() const { return process_->log(); }
+
+ private:
+  TempDir dir_;
+  int port_;
+  std::unique_ptr<Process> process_;
+  bool started_ = false;
+};
+
+}  // namespace llmd::testing
