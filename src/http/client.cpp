@@ -161,7 +161,7 @@ struct HttpClient::Impl {
         parser.get().body().data = chunk;
         parser.get().body().size = sizeof chunk;
         stream->expires_after(req.timeout);
-        auto [bec, bn] = co_await bhttp::async_read(*stream, buffer, parser, kNoThrow);
+        auto [bec, bn] = co_await bhttp::async_read_some(*stream, buffer, parser, kNoThrow);
         (void)bn;
         if (bec && bec != bhttp::error::need_buffer) {
           if (bec == beast::error::timeout) co_return std::unexpected(timed_out());
