@@ -1,5 +1,7 @@
 #include "app/ops_routes.h"
 
+#include <mutex>
+
 #include <nlohmann/json.hpp>
 
 #include "app/version.h"
@@ -30,16 +32,48 @@ DbStatus check_database(store::Database& db) {
   return s;
 }
 
+// The database probe behind /health and /ready, cached briefly so that load
+// balancers polling health many times a second do not each cost a query.
+class CachedDbProbe {
+ public:
+  CachedDbProbe(store::Database& db, http::WorkerPool& pool, observe::Histogram& latency)
+      : db_(db), pool_(pool), latency_(latency) {}
+
+  boost::asio::awaitable<DbStatus> get() {
+    {
+      std::lock_guard lock(mutex_);
+      if (probed_ && std::chrono::steady_clock::now() - probed_at_ < kMaxAge) co_return last_;
+    }
+    DbStatus fresh = co_await pool_.run([this] { return check_database(db_); });
+    latency_.observe(fresh.latency_ms / 1000.0);
+    std::lock_guard lock(mutex_);
+    last_ = fresh;
+    probed_ = true;
+    probed_at_ = std::chrono::steady_clock::now();
+    co_return fresh;
+  }
+
+ private:
+  static constexpr std::chrono::milliseconds kMaxAge{1000};
+  store::Database& db_;
+  http::WorkerPool& pool_;
+  observe::Histogram& latency_;
+  std::mutex mutex_;
+  DbStatus last_;           // guarded by mutex_
+  bool probed_ = false;     // guarded by mutex_
+  std::chrono::steady_clock::time_point probed_at_;  // guarded by mutex_
+};
+
 }  // namespace
 
 void add_ops_routes(http::Router& router, OpsDeps deps) {
   auto& db_latency = deps.metrics.histogram("llmd_db_ping_seconds", "Database round-trip time of health checks", {})
                          .with({});
+  auto probe = std::make_shared<CachedDbProbe>(deps.database, deps.pool, db_latency);
   const int latest_schema = store::all_migrations().empty() ? 0 : store::all_migrations().back().version;
 
-  router.get("/health", [deps, &db_latency, latest_schema](http::RequestContext&) -> boost::asio::awaitable<http::Response> {
-    const DbStatus db = co_await deps.pool.run([&] { return check_database(deps.database); });
-    db_latency.observe(db.latency_ms / 1000.0);
+  router.get("/health", [deps, probe, latest_schema](http::RequestContext&) -> boost::asio::awaitable<http::Response> {
+    const DbStatus db = co_await probe->get();
     const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - deps.started);
     nlohmann::json body = {
         {"status", db.reachable ? "ok" : "degraded"},
@@ -54,8 +88,8 @@ void add_ops_routes(http::Router& router, OpsDeps deps) {
     co_return http::Response::json(200, body);
   });
 
-  router.get("/ready", [deps, latest_schema](http::RequestContext& ctx) -> boost::asio::awaitable<http::Response> {
-    const DbStatus db = co_await deps.pool.run([&] { return check_database(deps.database); });
+  router.get("/ready", [probe, latest_schema](http::RequestContext& ctx) -> boost::asio::awaitable<http::Response> {
+    const DbStatus db = co_await probe->get();
     if (!db.reachable) {
       co_return http::error_response(Error(ErrorCode::kUnavailable, "database unreachable", "not_ready"),
                                      ctx.request_id);
