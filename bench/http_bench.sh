@@ -25,7 +25,7 @@ wait_port() { for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/health" >/de
 
 LLMD_PORT=18180 BARE_PORT=18181
 $BIN/bare_server $BARE_PORT "$THREADS" & 
-LLMD_SERVER_PORT=$LLMD_PORT LLMD_SERVER_THREADS=$THREADS LLMD_SERVER_DATA_DIR="$work/data" \
+LLMD_SERVER_PORT=$LLMD_PORT LLMD_SERVER_THREADS=$THREADS LLMD_LIMITS_IP_RPM=0 LLMD_SERVER_DATA_DIR="$work/data" \
   LLMD_DATABASE="sqlite:$work/data/llmd.db" LLMD_LOGGING_FILE="$work/access.log" \
   $BIN/llmd serve &
 wait_port $BARE_PORT && wait_port $LLMD_PORT

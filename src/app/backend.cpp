@@ -1,12 +1,21 @@
 #include "app/backend.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "app/account_routes.h"
 #include "app/ops_routes.h"
+#include "app/state_files.h"
 #include "app/version.h"
+#include "auth/jwt.h"
+#include "auth/limiter.h"
+#include "auth/service.h"
+#include "auth/users.h"
+#include "billing/accounts.h"
 #include "http/pipeline.h"
 #include "http/server.h"
 #include "http/worker_pool.h"
@@ -19,6 +28,32 @@ namespace {
 int cores() {
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);
+}
+
+// First start: an `admin` account, password from LLMD_ADMIN_PASSWORD or
+// generated and printed once (never written to the log).
+Result<void> ensure_admin(auth::AuthService& auth, const observe::Logger& log) {
+  auto any = auth.users().any_admin();
+  if (!any) return std::unexpected(any.error());
+  if (*any) return {};
+  const char* from_env = std::getenv("LLMD_ADMIN_PASSWORD");
+  const std::string password = from_env && *from_env ? from_env : auth::generate_secret().substr(0, 20);
+  auto user = auth.create_user("admin", password, "admin@localhost.localdomain", "admin", 0);
+  if (!user) {
+    if (user.error().code == ErrorCode::kConflict) {
+      log.warn("a user named admin exists but is not an administrator; use `llmd admin set-role`");
+      return {};
+    }
+    return fail(user.error().code, "cannot create the admin account: " + user.error().message);
+  }
+  if (from_env && *from_env) {
+    log.info("created admin account from LLMD_ADMIN_PASSWORD", {{"username", "admin"}});
+  } else {
+    std::fprintf(stderr, "\n  llmd: created the administrator account\n    username: admin\n    password: %s\n"
+                         "  (shown only this once; change it after logging in)\n\n", password.c_str());
+    log.info("created admin account with a generated password (printed on stderr once)", {{"username", "admin"}});
+  }
+  return {};
 }
 
 }  // namespace
@@ -44,6 +79,12 @@ struct Backend::Impl {
   observe::Registry metrics;
   std::unique_ptr<store::Database> database;
   std::unique_ptr<http::WorkerPool> pool;
+  std::unique_ptr<auth::UserStore> users;
+  std::unique_ptr<auth::LoginThrottle> login_throttle;
+  std::unique_ptr<auth::RateLimiter> rate_limiter;
+  std::unique_ptr<auth::AuthService> auth;
+  std::unique_ptr<billing::Accounts> accounts;
+  billing::Pricing pricing;
   std::shared_ptr<http::Router> router;
   std::unique_ptr<http::Server> server;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -84,8 +125,46 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
 
   s.metrics.gauge("llmd_build_info", "Build information", {"version"}).with({std::string(kVersion)}).set(1);
 
+  // Accounts and billing.
+  std::string secret = s.config.auth.jwt_secret;
+  if (secret.empty()) {
+    auto generated = load_or_create_jwt_secret(s.config.server.data_dir);
+    if (!generated) return std::unexpected(generated.error());
+    secret = *generated;
+  }
+  if (secret.size() < auth::kMinJwtSecretBytes) {
+    return fail(ErrorCode::kInvalidArgument, "auth.jwt_secret: must be at least 32 bytes", "bad_config");
+  }
+  auto instance_id = load_or_create_instance_id(s.config.server.data_dir);
+  if (!instance_id) return std::unexpected(instance_id.error());
+  s.users = std::make_unique<auth::UserStore>(*s.database);
+  s.login_throttle = std::make_unique<auth::LoginThrottle>(s.config.limits.login_attempts,
+                                                           std::chrono::seconds(s.config.limits.login_window_seconds));
+  s.rate_limiter = std::make_unique<auth::MemoryRateLimiter>();
+  s.auth = std::make_unique<auth::AuthService>(
+      *s.users,
+      auth::AuthOptions{secret, s.config.auth.jwt_ttl, s.config.auth.register_open, s.config.auth.initial_tokens,
+                        s.config.auth.bcrypt_cost},
+      *s.login_throttle);
+  s.accounts = std::make_unique<billing::Accounts>(*s.database, *instance_id);
+  for (const auto& [task, t] : s.config.tasks) {
+    billing::PriceRule rule = s.pricing.rule(task);
+    if (t.multiplier) rule.multiplier = *t.multiplier;
+    if (t.fixed) rule.fixed = *t.fixed;
+    s.pricing.set(task, rule);
+  }
+  LLMD_TRY(ensure_admin(*s.auth, s.log));
+  if (auto released = s.accounts->release_abandoned(); !released) {
+    return std::unexpected(released.error());
+  } else if (*released > 0) {
+    s.log.warn("released token reservations left by a previous run", {{"count", *released}});
+  }
+
   s.router = std::make_shared<http::Router>();
   add_ops_routes(*s.router, OpsDeps{*s.database, *s.pool, s.metrics, s.started});
+  const AccountDeps account_deps{*s.auth, *s.accounts, *s.pool, s.log};
+  add_account_routes(*s.router, account_deps);
+  add_admin_routes(*s.router, account_deps);
 
   std::vector<http::Middleware> middlewares{
       http::request_id_middleware(),
@@ -93,6 +172,8 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
       http::metrics_middleware(s.metrics),
       http::host_check_middleware(s.config.server.allowed_hosts),
       http::cors_middleware(s.config.server.cors_origins),
+      auth_middleware(*s.auth, *s.pool),
+      rate_limit_middleware(*s.rate_limiter, s.config.limits),
   };
 
   http::ServerOptions opts;

@@ -15,5 +15,7 @@ namespace llmd::app {
 using CommandRunner = std::function<int()>;
 
 void add_serve_command(CLI::App& root, CommandRunner& run);
+// `llmd convert --from X --to Y [FILE]` (src/app/cmd_convert.cpp).
+void add_convert_command(CLI::App& root, CommandRunner& run);
 
 }  // namespace llmd::app

@@ -6,8 +6,10 @@
 // human message that never contains secrets, SQL text or file paths.
 #pragma once
 
+#include <cstdint>
 #include <expected>
 #include <optional>
+#include <vector>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -47,6 +49,9 @@ struct Error {
   std::string reason;   // snake_case, stable; empty means default_reason(code)
   std::string message;  // for humans; safe to show to API clients
   std::optional<int> retry_after_s;  // for 429 / 503
+  // Machine-readable numbers for the client, e.g. {"needed",120},{"available",40}
+  // for insufficient tokens; rendered as members of the JSON error object.
+  std::vector<std::pair<std::string, std::int64_t>> details;
 
   Error() = default;
   Error(ErrorCode c, std::string msg, std::string why = {})
@@ -57,6 +62,10 @@ struct Error {
   }
   Error&& with_retry_after(int seconds) && {
     retry_after_s = seconds;
+    return std::move(*this);
+  }
+  Error&& with_detail(std::string key, std::int64_t value) && {
+    details.emplace_back(std::move(key), value);
     return std::move(*this);
   }
 };

@@ -104,7 +104,7 @@ struct HttpClient::Impl {
   }
 
   // Runs one exchange. `on_head`/`on_chunk` null means "collect the body".
-  net::awaitable<Result<ClientResponse>> exchange(ClientRequest& req, const OnHead* on_head,
+  net::awaitable<Result<ClientResponse>> exchange(const ClientRequest& req, const OnHead* on_head,
                                                   const OnChunk* on_chunk) {
     auto url = parse_http_url(req.url);
     if (!url) co_return std::unexpected(url.error());
@@ -146,7 +146,11 @@ struct HttpClient::Impl {
       auto [hec, hn] = co_await bhttp::async_read_header(*stream, buffer, parser, kNoThrow);
       (void)hn;
       if (hec) {
-        if (hec == beast::error::timeout) co_return std::unexpected(timed_out());
+        // Beast reports an expired deadline as timeout, or as operation_aborted
+        // when it fires between the write and the read.
+        if (hec == beast::error::timeout || hec == net::error::operation_aborted) {
+          co_return std::unexpected(timed_out());
+        }
         if (reused && buffer.size() == 0) continue;
         co_return std::unexpected(unreachable(hec.message()));
       }
@@ -164,7 +168,9 @@ struct HttpClient::Impl {
         auto [bec, bn] = co_await bhttp::async_read_some(*stream, buffer, parser, kNoThrow);
         (void)bn;
         if (bec && bec != bhttp::error::need_buffer) {
-          if (bec == beast::error::timeout) co_return std::unexpected(timed_out());
+          if (bec == beast::error::timeout || bec == net::error::operation_aborted) {
+            co_return std::unexpected(timed_out());
+          }
           co_return std::unexpected(broken(bec.message()));
         }
         const std::size_t got = sizeof chunk - parser.get().body().size;
@@ -191,12 +197,13 @@ HttpClient::HttpClient(net::any_io_executor executor, ClientOptions options)
 
 HttpClient::~HttpClient() = default;
 
-net::awaitable<Result<ClientResponse>> HttpClient::request(ClientRequest req) {
+net::awaitable<Result<ClientResponse>> HttpClient::request(const ClientRequest& req) {
   auto impl = impl_;
   co_return co_await impl->exchange(req, nullptr, nullptr);
 }
 
-net::awaitable<Result<int>> HttpClient::stream(ClientRequest req, OnHead on_head, OnChunk on_chunk) {
+net::awaitable<Result<int>> HttpClient::stream(const ClientRequest& req, const OnHead& on_head,
+                                               const OnChunk& on_chunk) {
   auto impl = impl_;
   auto r = co_await impl->exchange(req, &on_head, &on_chunk);
   if (!r) co_return std::unexpected(r.error());

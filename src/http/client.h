@@ -51,7 +51,11 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   // Sends the request and reads the whole response.
-  boost::asio::awaitable<Result<ClientResponse>> request(ClientRequest req);
+  //
+  // Arguments are taken by reference and must outlive the co_await (they do
+  // when awaited at once). Do not build temporaries with owning captures
+  // inside the co_await expression: g++ 12 destroys such temporaries twice.
+  boost::asio::awaitable<Result<ClientResponse>> request(const ClientRequest& req);
 
   // Sends the request and hands the response over as it arrives: on_head
   // once, then on_chunk for each piece of the (de-chunked) body. A callback
@@ -59,7 +63,8 @@ class HttpClient {
   // downstream disconnect cancels the upstream). Returns the status code.
   using OnHead = std::function<boost::asio::awaitable<bool>(int status, const Headers& headers)>;
   using OnChunk = std::function<boost::asio::awaitable<bool>(std::string_view data)>;
-  boost::asio::awaitable<Result<int>> stream(ClientRequest req, OnHead on_head, OnChunk on_chunk);
+  boost::asio::awaitable<Result<int>> stream(const ClientRequest& req, const OnHead& on_head,
+                                             const OnChunk& on_chunk);
 
   // Idle pooled connections right now (for tests and metrics).
   std::size_t idle_connections() const;

@@ -26,6 +26,9 @@ Response error_response(const Error& error, const std::string& request_id, const
   nlohmann::json err = {{"code", std::string(error.reason_or_default())},
                         {"message", error.message},
                         {"request_id", request_id}};
+  for (const auto& [k, v] : error.details) {
+    if (!err.contains(k)) err[k] = v;
+  }
   if (details.is_object()) {
     for (const auto& [k, v] : details.items()) {
       if (!err.contains(k)) err[k] = v;

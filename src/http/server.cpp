@@ -14,6 +14,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -154,6 +155,7 @@ struct Server::Impl {
   net::awaitable<void> session(std::shared_ptr<Connection> conn, std::uint64_t id);
   net::awaitable<bool> serve_one(Connection& conn, beast::flat_buffer& buffer, const std::string& remote_ip);
   net::awaitable<bool> write_error(Connection& conn, const Error& error, bool keep_alive);
+  net::awaitable<void> drain_before_close(Connection& conn);
   Error too_large(boost::optional<std::uint64_t> declared) const {
     return Error(ErrorCode::kTooLarge, (declared ? "request body of " + std::to_string(*declared) + " bytes"
                                                  : std::string("request body")) +
@@ -205,6 +207,24 @@ net::awaitable<bool> Server::Impl::write_error(Connection& conn, const Error& er
   co_return !ec && keep_alive;
 }
 
+// After refusing a body the client may still be sending: closing at once
+// would reset the connection and could destroy our answer in flight. Half-
+// close, then read and discard for a moment (a "lingering close", as nginx
+// does) so the client gets to read the 413.
+net::awaitable<void> Server::Impl::drain_before_close(Connection& conn) {
+  beast::error_code ec;
+  conn.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  static constexpr std::size_t kMaxDrain = 64 * 1024 * 1024;
+  std::array<char, 16 * 1024> scratch;
+  std::size_t drained = 0;
+  conn.stream.expires_after(std::chrono::seconds(2));
+  while (drained < kMaxDrain) {
+    auto [rec, n] = co_await conn.stream.async_read_some(net::buffer(scratch), kNoThrow);
+    if (rec || n == 0) break;
+    drained += n;
+  }
+}
+
 // Reads and answers one request. Returns true when the connection may be
 // reused for another.
 net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffer& buffer,
@@ -233,6 +253,7 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
   // Refuse an oversized body before reading it.
   if (auto len = parser.content_length(); len && *len > options.max_body_bytes) {
     co_await write_error(conn, too_large(len), false);
+    co_await drain_before_close(conn);
     co_return false;
   }
   parser.body_limit(options.max_body_bytes);
@@ -249,6 +270,7 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
     (void)n;
     if (ec == bhttp::error::body_limit) {
       co_await write_error(conn, too_large(boost::none), false);
+      co_await drain_before_close(conn);
       co_return false;
     }
     if (ec == beast::error::timeout || ec == net::error::eof || ec == bhttp::error::end_of_stream ||

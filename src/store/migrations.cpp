@@ -10,6 +10,132 @@ const std::vector<Migration>& all_migrations() {
        "CREATE TABLE llmd_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);",
        "CREATE TABLE llmd_meta (name VARCHAR(100) PRIMARY KEY, value TEXT NOT NULL, "
        "updated_at BIGINT NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;"},
+
+      // Accounts and billing. users.balance caches SUM(ledger.delta) and is
+      // updated in the same transaction as every ledger insert; users.reserved
+      // is the sum of pending reservations. Available = balance - reserved.
+      // (`usage` is a reserved word in MySQL, hence usage_records.)
+      {2, "accounts and billing",
+       R"(CREATE TABLE users (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  email TEXT NOT NULL,
+  password_hash TEXT NOT NULL,
+  role TEXT NOT NULL DEFAULT 'user',
+  disabled INTEGER NOT NULL DEFAULT 0,
+  balance INTEGER NOT NULL DEFAULT 0,
+  reserved INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  CHECK (balance >= 0), CHECK (reserved >= 0), CHECK (reserved <= balance));
+CREATE TABLE api_keys (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  name TEXT NOT NULL,
+  key_hash TEXT NOT NULL UNIQUE,
+  prefix TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_used_at INTEGER);
+CREATE INDEX api_keys_user ON api_keys(user_id);
+CREATE TABLE ledger (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  delta INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  request_id TEXT NOT NULL DEFAULT '',
+  task TEXT NOT NULL DEFAULT '',
+  model TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL);
+CREATE INDEX ledger_user ON ledger(user_id, created_at);
+CREATE TABLE reservations (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  amount INTEGER NOT NULL,
+  request_id TEXT NOT NULL DEFAULT '',
+  instance TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'pending',
+  created_at INTEGER NOT NULL);
+CREATE INDEX reservations_state ON reservations(state, instance);
+CREATE TABLE usage_records (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  request_id TEXT NOT NULL,
+  user_id INTEGER NOT NULL,
+  route TEXT NOT NULL,
+  task TEXT NOT NULL,
+  model TEXT NOT NULL DEFAULT '',
+  instance TEXT NOT NULL DEFAULT '',
+  prompt_tokens INTEGER NOT NULL DEFAULT 0,
+  completion_tokens INTEGER NOT NULL DEFAULT 0,
+  charged INTEGER NOT NULL DEFAULT 0,
+  status INTEGER NOT NULL,
+  latency_ms INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL);
+CREATE INDEX usage_user ON usage_records(user_id, created_at);
+CREATE INDEX usage_time ON usage_records(created_at);
+)",
+       R"(CREATE TABLE users (
+  id BIGINT AUTO_INCREMENT PRIMARY KEY,
+  username VARCHAR(32) NOT NULL UNIQUE,
+  email VARCHAR(254) NOT NULL,
+  password_hash VARCHAR(100) NOT NULL,
+  role VARCHAR(16) NOT NULL DEFAULT 'user',
+  disabled TINYINT NOT NULL DEFAULT 0,
+  balance BIGINT NOT NULL DEFAULT 0,
+  reserved BIGINT NOT NULL DEFAULT 0,
+  created_at BIGINT NOT NULL,
+  CHECK (balance >= 0), CHECK (reserved >= 0), CHECK (reserved <= balance)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;
+CREATE TABLE api_keys (
+  id BIGINT AUTO_INCREMENT PRIMARY KEY,
+  user_id BIGINT NOT NULL,
+  name VARCHAR(100) NOT NULL,
+  key_hash CHAR(64) NOT NULL UNIQUE,
+  prefix VARCHAR(16) NOT NULL,
+  created_at BIGINT NOT NULL,
+  last_used_at BIGINT NULL,
+  INDEX api_keys_user (user_id),
+  FOREIGN KEY (user_id) REFERENCES users(id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE TABLE ledger (
+  id BIGINT AUTO_INCREMENT PRIMARY KEY,
+  user_id BIGINT NOT NULL,
+  delta BIGINT NOT NULL,
+  reason VARCHAR(200) NOT NULL,
+  request_id VARCHAR(128) NOT NULL DEFAULT '',
+  task VARCHAR(32) NOT NULL DEFAULT '',
+  model VARCHAR(128) NOT NULL DEFAULT '',
+  created_at BIGINT NOT NULL,
+  INDEX ledger_user (user_id, created_at),
+  FOREIGN KEY (user_id) REFERENCES users(id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE TABLE reservations (
+  id BIGINT AUTO_INCREMENT PRIMARY KEY,
+  user_id BIGINT NOT NULL,
+  amount BIGINT NOT NULL,
+  request_id VARCHAR(128) NOT NULL DEFAULT '',
+  instance VARCHAR(64) NOT NULL,
+  state VARCHAR(16) NOT NULL DEFAULT 'pending',
+  created_at BIGINT NOT NULL,
+  INDEX reservations_state (state, instance),
+  FOREIGN KEY (user_id) REFERENCES users(id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE TABLE usage_records (
+  id BIGINT AUTO_INCREMENT PRIMARY KEY,
+  request_id VARCHAR(128) NOT NULL,
+  user_id BIGINT NOT NULL,
+  route VARCHAR(200) NOT NULL,
+  task VARCHAR(32) NOT NULL,
+  model VARCHAR(128) NOT NULL DEFAULT '',
+  instance VARCHAR(200) NOT NULL DEFAULT '',
+  prompt_tokens BIGINT NOT NULL DEFAULT 0,
+  completion_tokens BIGINT NOT NULL DEFAULT 0,
+  charged BIGINT NOT NULL DEFAULT 0,
+  status INT NOT NULL,
+  latency_ms BIGINT NOT NULL DEFAULT 0,
+  created_at BIGINT NOT NULL,
+  INDEX usage_user (user_id, created_at),
+  INDEX usage_time (created_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+)"},
   };
   return kMigrations;
 }

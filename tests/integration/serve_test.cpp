@@ -17,7 +17,7 @@ constexpr const char* kBinary = LLMD_BINARY;
 class ServeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<LlmdServe>(kBinary, "",
+    server_ = std::make_unique<LlmdServe>(kBinary, "limits: { ip_rpm: 0, user_rpm: 0 }\n",
                                           "  max_body_bytes: 4096\n  header_timeout_seconds: 2\n"
                                           "  shutdown_grace_seconds: 10\n");
     ASSERT_TRUE(server_->started()) << server_->log();

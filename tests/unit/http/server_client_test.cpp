@@ -93,6 +93,20 @@ class ServerClientTest : public ::testing::Test {
   T run(net::awaitable<T> op) {
     return net::co_spawn(server_->executor(), std::move(op), net::use_future).get();
   }
+  Result<ClientResponse> fetch(ClientRequest req) {
+    return net::co_spawn(
+               server_->executor(),
+               [this, &req]() -> net::awaitable<Result<ClientResponse>> { co_return co_await client_->request(req); },
+               net::use_future)
+        .get();
+  }
+  Result<int> stream(ClientRequest req, HttpClient::OnHead on_head, HttpClient::OnChunk on_chunk) {
+    return net::co_spawn(
+               server_->executor(),
+               [&]() -> net::awaitable<Result<int>> { co_return co_await client_->stream(req, on_head, on_chunk); },
+               net::use_future)
+        .get();
+  }
 
   WorkerPool pool_{2};
   std::unique_ptr<Server> server_;
@@ -103,19 +117,19 @@ class ServerClientTest : public ::testing::Test {
 };
 
 TEST_F(ServerClientTest, WholeBodyAndConnectionReuse) {
-  auto r = run(client_->request(get(url_ + "/big")));
+  auto r = fetch(get(url_ + "/big"));
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->body.size(), 1u << 20);
   EXPECT_EQ(client_->idle_connections(), 1u);
-  auto again = run(client_->request(get(url_ + "/big")));
+  auto again = fetch(get(url_ + "/big"));
   ASSERT_TRUE(again);
   EXPECT_EQ(client_->idle_connections(), 1u);  // reused, not a second connection
 }
 
 TEST_F(ServerClientTest, StreamsSseChunkByChunk) {
   auto chunks = std::make_shared<std::vector<std::string>>();
-  auto status = run(client_->stream(
+  auto status = stream(
       get(url_ + "/events"),
       [](int, const Headers& h) -> net::awaitable<bool> {
         co_return h.get("Content-Type").value_or("").starts_with("text/event-stream");
@@ -123,7 +137,7 @@ TEST_F(ServerClientTest, StreamsSseChunkByChunk) {
       [chunks](std::string_view data) -> net::awaitable<bool> {
         chunks->emplace_back(data);
         co_return true;
-      }));
+      });
   ASSERT_TRUE(status) << status.error().message;
   EXPECT_EQ(*status, 200);
   std::string all;
@@ -134,9 +148,9 @@ TEST_F(ServerClientTest, StreamsSseChunkByChunk) {
 
 TEST_F(ServerClientTest, ClientDroppingTheStreamIsNoticedByTheServer) {
   auto received = std::make_shared<int>(0);
-  auto status = run(client_->stream(
+  auto status = stream(
       get(url_ + "/forever"), [](int, const Headers&) -> net::awaitable<bool> { co_return true; },
-      [received](std::string_view) -> net::awaitable<bool> { co_return ++*received < 3; }));
+      [received](std::string_view) -> net::awaitable<bool> { co_return ++*received < 3; });
   ASSERT_TRUE(status);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!stream_saw_disconnect_ && std::chrono::steady_clock::now() < deadline) {
@@ -146,21 +160,21 @@ TEST_F(ServerClientTest, ClientDroppingTheStreamIsNoticedByTheServer) {
 }
 
 TEST_F(ServerClientTest, SlowUpstreamTimesOut) {
-  auto r = run(client_->request(get(url_ + "/slow", std::chrono::milliseconds(200))));
+  auto r = fetch(get(url_ + "/slow", std::chrono::milliseconds(200)));
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, ErrorCode::kDeadlineExceeded);
+  EXPECT_EQ(r.error().code, ErrorCode::kDeadlineExceeded) << r.error().message;
   EXPECT_EQ(r.error().reason, "upstream_timeout");
 }
 
 TEST_F(ServerClientTest, RefusedConnectionIsUnreachable) {
-  auto r = run(client_->request(get("http://127.0.0.1:1/x")));
+  auto r = fetch(get("http://127.0.0.1:1/x"));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
   EXPECT_EQ(r.error().reason, "upstream_unreachable");
 }
 
 TEST_F(ServerClientTest, BlockingWorkRunsOffTheIoThread) {
-  auto r = run(client_->request(get(url_ + "/thread")));
+  auto r = fetch(get(url_ + "/thread"));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->body, "separate");
 }

@@ -1,0 +1,173 @@
+#include "app/account_routes.h"
+
+#include <nlohmann/json.hpp>
+
+#include "core/text.h"
+#include "http/errors.h"
+#include "http/json_body.h"
+
+namespace llmd::app {
+namespace {
+
+using boost::asio::awaitable;
+using http::RequestContext;
+using http::Response;
+
+bool is_api_path(const std::string& path) { return path.starts_with("/api/") || path.starts_with("/v1/"); }
+
+Response error(const RequestContext& ctx, const Error& e) { return http::error_response(e, ctx.request_id); }
+
+nlohmann::json key_json(const auth::ApiKeyInfo& k) {
+  nlohmann::json j = {{"id", k.id}, {"name", k.name}, {"prefix", k.prefix}, {"created_at", k.created_at}};
+  j["last_used_at"] = k.last_used_at ? nlohmann::json(*k.last_used_at) : nlohmann::json(nullptr);
+  return j;
+}
+
+}  // namespace
+
+nlohmann::json user_json(const auth::User& u) {
+  return {{"id", u.id},       {"username", u.username},          {"email", u.email},
+          {"role", u.role},   {"tokens", u.available_tokens()},  {"disabled", u.disabled},
+          {"created_at", u.created_at}};
+}
+
+Result<auth::Principal> require_user(const RequestContext& ctx) {
+  auto it = ctx.attributes.find("principal");
+  if (it == ctx.attributes.end()) {
+    return fail(ErrorCode::kUnauthenticated, "authentication required (Authorization: Bearer <token or API key>)",
+                "unauthenticated");
+  }
+  return std::any_cast<auth::Principal>(it->second);
+}
+
+Result<auth::Principal> require_admin(const RequestContext& ctx) {
+  auto who = require_user(ctx);
+  if (!who) return who;
+  if (!who->is_admin()) return fail(ErrorCode::kPermissionDenied, "administrators only", "forbidden");
+  return who;
+}
+
+http::Middleware auth_middleware(auth::AuthService& auth, http::WorkerPool& pool) {
+  return [&auth, &pool](RequestContext& ctx, const http::Next& next) -> awaitable<Response> {
+    const auto header = ctx.request.headers.get("Authorization");
+    if (header && is_api_path(ctx.request.path)) {
+      const std::string value(*header);
+      auto who = co_await pool.run([&] { return auth.authenticate(value); });
+      if (!who) co_return error(ctx, who.error());
+      ctx.attributes["principal"] = *who;
+    }
+    co_return co_await next(ctx);
+  };
+}
+
+http::Middleware rate_limit_middleware(auth::RateLimiter& limiter, LimitsConfig limits) {
+  return [&limiter, limits](RequestContext& ctx, const http::Next& next) -> awaitable<Response> {
+    if (is_api_path(ctx.request.path)) {
+      std::optional<int> wait = limiter.take("ip:" + ctx.request.remote_ip, limits.ip_rpm);
+      if (!wait) {
+        if (auto it = ctx.attributes.find("principal"); it != ctx.attributes.end()) {
+          const auto& p = std::any_cast<const auth::Principal&>(it->second);
+          const std::string key = p.api_key_id ? "key:" + std::to_string(*p.api_key_id)
+                                               : "user:" + std::to_string(p.user_id);
+          wait = limiter.take(key, limits.user_rpm);
+        }
+      }
+      if (wait) {
+        co_return error(ctx, Error(ErrorCode::kRateLimited, "too many requests; slow down", "rate_limited")
+                                 .with_retry_after(*wait));
+      }
+    }
+    co_return co_await next(ctx);
+  };
+}
+
+void add_account_routes(http::Router& router, AccountDeps d) {
+  router.post("/api/v1/auth/register", [d](RequestContext& ctx) -> awaitable<Response> {
+    auto body = http::parse_json_object(ctx.request.body);
+    if (!body) co_return error(ctx, body.error());
+    // Only these three fields are read: role, tokens and the like are ignored.
+    auto username = http::string_field(*body, "username", true);
+    auto password = http::string_field(*body, "password", true);
+    auto email = http::string_field(*body, "email", true);
+    for (const auto* f : {&username, &password, &email}) {
+      if (!*f) co_return error(ctx, f->error());
+    }
+    auto session = co_await d.pool.run([&] { return d.auth.register_user(*username, *password, *email); });
+    if (!session) co_return error(ctx, session.error());
+    d.log.info("user registered", {{"request_id", ctx.request_id}, {"user_id", session->user.id}});
+    co_return Response::json(201, {{"token", session->token}, {"user", user_json(session->user)}});
+  });
+
+  router.post("/api/v1/auth/login", [d](RequestContext& ctx) -> awaitable<Response> {
+    auto body = http::parse_json_object(ctx.request.body);
+    if (!body) co_return error(ctx, body.error());
+    auto username = http::string_field(*body, "username", true);
+    auto password = http::string_field(*body, "password", true);
+    if (!username) co_return error(ctx, username.error());
+    if (!password) co_return error(ctx, password.error());
+    const std::string ip = ctx.request.remote_ip;
+    auto session = co_await d.pool.run([&] { return d.auth.login(*username, *password, ip); });
+    if (!session) {
+      if (session.error().code == ErrorCode::kUnauthenticated) {
+        d.log.warn("login failed", {{"request_id", ctx.request_id}, {"remote", ip}});
+      }
+      co_return error(ctx, session.error());
+    }
+    co_return Response::json(200, {{"token", session->token}, {"user", user_json(session->user)}});
+  });
+
+  router.get("/api/v1/auth/profile", [d](RequestContext& ctx) -> awaitable<Response> {
+    auto who = require_user(ctx);
+    if (!who) co_return error(ctx, who.error());
+    auto result = co_await d.pool.run([&]() -> Result<nlohmann::json> {
+      auto user = d.auth.users().by_id(who->user_id);
+      if (!user) return std::unexpected(user.error());
+      auto totals = d.auth.users().usage_totals(who->user_id);
+      if (!totals) return std::unexpected(totals.error());
+      nlohmann::json u = user_json(*user);
+      u["usage"] = {{"calls", totals->calls},
+                    {"prompt_tokens", totals->prompt_tokens},
+                    {"completion_tokens", totals->completion_tokens},
+                    {"tokens_charged", totals->tokens_charged}};
+      return u;
+    });
+    if (!result) co_return error(ctx, result.error());
+    co_return Response::json(200, {{"user", *result}});
+  });
+
+  router.post("/api/v1/auth/keys", [d](RequestContext& ctx) -> awaitable<Response> {
+    auto who = require_user(ctx);
+    if (!who) co_return error(ctx, who.error());
+    auto body = http::parse_json_object(ctx.request.body);
+    if (!body) co_return error(ctx, body.error());
+    auto name = http::string_field(*body, "name", false, "default");
+    if (!name) co_return error(ctx, name.error());
+    auto key = co_await d.pool.run([&] { return d.auth.create_key(*who, *name); });
+    if (!key) co_return error(ctx, key.error());
+    nlohmann::json j = key_json(key->info);
+    j["key"] = key->key;
+    co_return Response::json(201, j);
+  });
+
+  router.get("/api/v1/auth/keys", [d](RequestContext& ctx) -> awaitable<Response> {
+    auto who = require_user(ctx);
+    if (!who) co_return error(ctx, who.error());
+    auto keys = co_await d.pool.run([&] { return d.auth.users().keys(who->user_id); });
+    if (!keys) co_return error(ctx, keys.error());
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& k : *keys) list.push_back(key_json(k));
+    co_return Response::json(200, {{"keys", list}});
+  });
+
+  router.del("/api/v1/auth/keys/{id}", [d](RequestContext& ctx) -> awaitable<Response> {
+    auto who = require_user(ctx);
+    if (!who) co_return error(ctx, who.error());
+    const auto id = text::parse_int(ctx.param("id"));
+    if (!id) co_return error(ctx, Error(ErrorCode::kNotFound, "no such API key", "key_not_found"));
+    auto r = co_await d.pool.run([&] { return d.auth.users().delete_key(who->user_id, *id); });
+    if (!r) co_return error(ctx, r.error());
+    co_return Response::json(200, {{"deleted", true}, {"id", *id}});
+  });
+}
+
+}  // namespace llmd::app

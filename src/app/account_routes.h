@@ -1,0 +1,43 @@
+// HTTP glue for accounts (SPEC §4.1, §4.5): the auth and rate-limit
+// middleware, /api/v1/auth/* and /api/v1/admin/* routes, and the helpers other
+// route modules use to get the caller (require_user / require_admin).
+#pragma once
+
+#include "app/config.h"
+#include "auth/limiter.h"
+#include "auth/service.h"
+#include "billing/accounts.h"
+#include "http/context.h"
+#include "http/router.h"
+#include "http/worker_pool.h"
+#include "observe/log.h"
+
+namespace llmd::app {
+
+struct AccountDeps {
+  auth::AuthService& auth;
+  billing::Accounts& accounts;
+  http::WorkerPool& pool;
+  observe::Logger log;
+};
+
+// On /api/ and /v1/ paths with an Authorization header: authenticates it
+// (401 when invalid) and stores the Principal in ctx.attributes["principal"].
+// Requests without credentials pass on; handlers decide with require_user().
+http::Middleware auth_middleware(auth::AuthService& auth, http::WorkerPool& pool);
+
+// Token buckets for /api/ and /v1/ routes: per principal (user or API key)
+// and per client IP. 429 + Retry-After when exceeded.
+http::Middleware rate_limit_middleware(auth::RateLimiter& limiter, LimitsConfig limits);
+
+// The authenticated caller, or kUnauthenticated / kPermissionDenied.
+Result<auth::Principal> require_user(const http::RequestContext& ctx);
+Result<auth::Principal> require_admin(const http::RequestContext& ctx);
+
+// User as the API shows it: {id, username, email, role, tokens, disabled, created_at}.
+nlohmann::json user_json(const auth::User& u);
+
+void add_account_routes(http::Router& router, AccountDeps deps);
+void add_admin_routes(http::Router& router, AccountDeps deps);
+
+}  // namespace llmd::app

@@ -1,0 +1,186 @@
+// /api/v1/admin/* (SPEC §4.5): users, token grants, roles, usage records.
+#include <nlohmann/json.hpp>
+
+#include "app/account_routes.h"
+#include "core/text.h"
+#include "http/errors.h"
+#include "http/json_body.h"
+
+namespace llmd::app {
+namespace {
+
+using boost::asio::awaitable;
+using http::RequestContext;
+using http::Response;
+
+Response error(const RequestContext& ctx, const Error& e) { return http::error_response(e, ctx.request_id); }
+
+// Query integer with bounds; absent -> fallback.
+Result<std::int64_t> query_int(const RequestContext& ctx, const char* name, std::int64_t fallback, std::int64_t min,
+                               std::int64_t max) {
+  auto v = ctx.request.query_param(name);
+  if (!v || v->empty()) return fallback;
+  auto n = text::parse_int(*v);
+  if (!n || *n < min || *n > max) {
+    return fail(ErrorCode::kInvalidArgument,
+                std::string(name) + " must be an integer in " + std::to_string(min) + ".." + std::to_string(max),
+                "invalid_query");
+  }
+  return *n;
+}
+
+Result<std::int64_t> user_id_param(const RequestContext& ctx) {
+  auto id = text::parse_int(ctx.param("id"));
+  if (!id || *id <= 0) return fail(ErrorCode::kNotFound, "no such user", "user_not_found");
+  return *id;
+}
+
+}  // namespace
+
+void add_admin_routes(http::Router& router, AccountDeps d) {
+  router.get("/api/v1/admin/users", [d](RequestContext& ctx) -> awaitable<Response> {
+    auto who = require_admin(ctx);
+    if (!who) co_return error(ctx, who.error());
+    const std::string search = ctx.request.query_param("search").value_or("");
+    auto limit = query_int(ctx, "limit", 50, 1, 500);
+    auto offset = query_int(ctx, "offset", 0, 0, 1'000'000'000);
+    if (!limit) co_return error(ctx, limit.error());
+    if (!offset) co_return error(ctx, offset.error());
+    if (search.size() > 200 || !text::is_valid_utf8(search)) {
+      co_return error(ctx, Error(ErrorCode::kInvalidArgument, "search must be valid UTF-8, at most 200 bytes"));
+    }
+    auto result = co_await d.pool.run([&]() -> Result<nlohmann::json> {
+      auto users = d.auth.users().list(search, static_cast<int>(*limit), static_cast<int>(*offset));
+      if (!users) return std::unexpected(users.error());
+      auto total = d.auth.users().count(search);
+      if (!total) return std::unexpected(total.error());
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& u : *users) list.push_back(user_json(u));
+      return nlohmann::json{{"users", list}, {"total", *total}};
+    });
+    if (!result) co_return error(ctx, result.error());
+    co_return Response::json(200, *result);
+  });
+
+  // {amount: +N grants, -N deducts, reason: text} -> the user with the new balance.
+  router.post("/api/v1/admin/users/{id}/tokens", [d](RequestContext& ctx) -> awaitable<Response> {
+    auto who = require_admin(ctx);
+    if (!who) co_return error(ctx, who.error());
+    auto id = user_id_param(ctx);
+    if (!id) co_return error(ctx, id.error());
+    auto body = http::parse_json_object(ctx.request.body);
+    if (!body) co_return error(ctx, body.error());
+    auto amount = http::int_field(*body, "amount", true, 0, -1'000'000'000'000, 1'000'000'000'000);
+    auto reason = http::string_field(*body, "reason", true);
+    if (!amount) co_return error(ctx, amount.error());
+    if (!reason) co_return error(ctx, reason.error());
+    if (reason->empty() || reason->size() > 200) {
+      co_return error(ctx, Error(ErrorCode::kInvalidArgument, "reason must be 1-200 characters", "invalid_field"));
+    }
+    const std::string ledger_reason = "admin " + who->username + ": " + *reason;
+    auto result = co_await d.pool.run([&]() -> Result<nlohmann::json> {
+      auto adjusted = d.accounts.adjust(*id, *amount, ledger_reason, ctx.request_id);
+      if (!adjusted) return std::unexpected(adjusted.error());
+      auto user = d.auth.users().by_id(*id);
+      if (!user) return std::unexpected(user.error());
+      return user_json(*user);
+    });
+    if (!result) co_return error(ctx, result.error());
+    d.log.info("tokens adjusted", {{"request_id", ctx.request_id}, {"admin", who->user_id}, {"user_id", *id},
+                                   {"amount", *amount}});
+    co_return Response::json(200, {{"user", *result}});
+  });
+
+  router.post("/api/v1/admin/users/{id}/role", [d](RequestContext& ctx) -> awaitable<Response> {
+    auto who = require_admin(ctx);
+    if (!who) co_return error(ctx, who.error());
+    auto id = user_id_param(ctx);
+    if (!id) co_return error(ctx, id.error());
+    auto body = http::parse_json_object(ctx.request.body);
+    if (!body) co_return error(ctx, body.error());
+    auto role = http::string_field(*body, "role", true);
+    if (!role) co_return error(ctx, role.error());
+    if (*role != "user" && *role != "admin") {
+      co_return error(ctx, Error(ErrorCode::kInvalidArgument, "role must be user or admin", "invalid_role"));
+    }
+    if (*id == who->user_id) {
+      co_return error(ctx, Error(ErrorCode::kPermissionDenied, "you cannot change your own role", "forbidden"));
+    }
+    auto result = co_await d.pool.run([&]() -> Result<nlohmann::json> {
+      LLMD_TRY(d.auth.users().set_role(*id, *role));
+      auto user = d.auth.users().by_id(*id);
+      if (!user) return std::unexpected(user.error());
+      return user_json(*user);
+    });
+    if (!result) co_return error(ctx, result.error());
+    co_return Response::json(200, {{"user", *result}});
+  });
+
+  router.post("/api/v1/admin/users/{id}/disable", [d](RequestContext& ctx) -> awaitable<Response> {
+    auto who = require_admin(ctx);
+    if (!who) co_return error(ctx, who.error());
+    auto id = user_id_param(ctx);
+    if (!id) co_return error(ctx, id.error());
+    auto body = http::parse_json_object(ctx.request.body);
+    if (!body) co_return error(ctx, body.error());
+    bool disabled = true;
+    if (auto it = body->find("disabled"); it != body->end()) {
+      if (!it->is_boolean()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "disabled must be a boolean"));
+      disabled = it->get<bool>();
+    }
+    if (*id == who->user_id) {
+      co_return error(ctx, Error(ErrorCode::kPermissionDenied, "you cannot disable yourself", "forbidden"));
+    }
+    auto result = co_await d.pool.run([&]() -> Result<nlohmann::json> {
+      LLMD_TRY(d.auth.users().set_disabled(*id, disabled));
+      auto user = d.auth.users().by_id(*id);
+      if (!user) return std::unexpected(user.error());
+      return user_json(*user);
+    });
+    if (!result) co_return error(ctx, result.error());
+    co_return Response::json(200, {{"user", *result}});
+  });
+
+  router.get("/api/v1/admin/usage", [d](RequestContext& ctx) -> awaitable<Response> {
+    auto who = require_admin(ctx);
+    if (!who) co_return error(ctx, who.error());
+    billing::UsageFilter f;
+    auto user = query_int(ctx, "user_id", 0, 0, INT64_MAX);
+    auto since = query_int(ctx, "since", 0, 0, INT64_MAX);
+    auto until = query_int(ctx, "until", 0, 0, INT64_MAX);
+    auto limit = query_int(ctx, "limit", 50, 1, 1000);
+    auto offset = query_int(ctx, "offset", 0, 0, 1'000'000'000);
+    for (const auto* r : {&user, &since, &until, &limit, &offset}) {
+      if (!*r) co_return error(ctx, r->error());
+    }
+    if (*user > 0) f.user_id = *user;
+    f.model = ctx.request.query_param("model").value_or("");
+    f.task = ctx.request.query_param("task").value_or("");
+    f.since = *since;
+    f.until = *until;
+    f.limit = static_cast<int>(*limit);
+    f.offset = static_cast<int>(*offset);
+    auto rows = co_await d.pool.run([&] { return d.accounts.usage(f); });
+    if (!rows) co_return error(ctx, rows.error());
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& r : rows->first) {
+      const auto& u = r.record;
+      list.push_back({{"id", r.id},
+                      {"request_id", u.request_id},
+                      {"user_id", u.user_id},
+                      {"route", u.route},
+                      {"task", u.task},
+                      {"model", u.model},
+                      {"instance", u.instance},
+                      {"prompt_tokens", u.prompt_tokens},
+                      {"completion_tokens", u.completion_tokens},
+                      {"charged", u.charged},
+                      {"status", u.status},
+                      {"latency_ms", u.latency_ms},
+                      {"created_at", r.created_at}});
+    }
+    co_return Response::json(200, {{"records", list}, {"total", rows->second}});
+  });
+}
+
+}  // namespace llmd::app

@@ -1,0 +1,188 @@
+#include "auth/service.h"
+
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+
+#include "auth/jwt.h"
+#include "auth/password.h"
+#include "core/text.h"
+
+namespace llmd::auth {
+namespace {
+
+std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+Error bad_credentials() {
+  return Error(ErrorCode::kUnauthenticated, "invalid username or password", "invalid_credentials");
+}
+
+Error unauthenticated(std::string message = "missing or invalid credentials") {
+  return Error(ErrorCode::kUnauthenticated, std::move(message), "unauthenticated");
+}
+
+}  // namespace
+
+Result<void> check_username(const std::string& username) {
+  const bool ok = username.size() >= 3 && username.size() <= 32 && std::ranges::all_of(username, [](char c) {
+                    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+                  });
+  if (!ok) {
+    return fail(ErrorCode::kInvalidArgument, "username must be 3-32 characters of A-Z a-z 0-9 _ . -",
+                "invalid_username");
+  }
+  return {};
+}
+
+Result<void> check_password(const std::string& password) {
+  if (password.size() > kMaxPasswordBytes) {
+    return fail(ErrorCode::kInvalidArgument, "password must be at most 72 bytes (bcrypt limit)", "password_too_long");
+  }
+  if (password.size() < 8) return fail(ErrorCode::kInvalidArgument, "password must be at least 8 characters", "password_too_short");
+  if (!text::is_valid_utf8(password) || password.find('\0') != std::string::npos) {
+    return fail(ErrorCode::kInvalidArgument, "password contains invalid characters", "invalid_password");
+  }
+  return {};
+}
+
+Result<void> check_email(const std::string& email) {
+  const auto at = email.find('@');
+  const bool ok = email.size() <= 254 && at != std::string::npos && at > 0 && at == email.rfind('@') &&
+                  email.find('.', at) != std::string::npos && email.back() != '.' &&
+                  email.find('.', at) > at + 1 && std::ranges::none_of(email, [](char c) {
+                    return std::isspace(static_cast<unsigned char>(c)) || std::iscntrl(static_cast<unsigned char>(c)) ||
+                           c == '<' || c == '>' || c == '"' || c == ',';
+                  }) &&
+                  text::is_valid_utf8(email);
+  if (!ok) return fail(ErrorCode::kInvalidArgument, "email is not a valid address", "invalid_email");
+  return {};
+}
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : digest) {
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  return out;
+}
+
+std::string generate_api_key() {
+  static constexpr char kBase62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  std::string key = "sk-";
+  while (key.size() < 3 + 43) {
+    unsigned char b[64];
+    RAND_bytes(b, sizeof b);
+    for (unsigned char c : b) {
+      if (c < 248 && key.size() < 3 + 43) key += kBase62[c % 62];  // 248 = 4 x 62: no modulo bias
+    }
+  }
+  return key;
+}
+
+std::string generate_secret() {
+  unsigned char b[32];
+  RAND_bytes(b, sizeof b);
+  return base64url_encode(std::string_view(reinterpret_cast<const char*>(b), sizeof b));
+}
+
+AuthService::AuthService(UserStore& users, AuthOptions options, LoginThrottle& throttle)
+    : users_(users), options_(std::move(options)), throttle_(throttle) {
+  decoy_hash_ = hash_password(generate_secret().substr(0, 20), options_.bcrypt_cost).value_or("");
+}
+
+std::string AuthService::issue_token(std::int64_t user_id) const {
+  const std::int64_t now = now_seconds();
+  return sign_jwt(JwtClaims{std::to_string(user_id), now, now + options_.jwt_ttl_seconds, 0}, options_.jwt_secret);
+}
+
+Result<User> AuthService::create_user(const std::string& username, const std::string& password,
+                                      const std::string& email, const std::string& role,
+                                      std::int64_t initial_tokens) {
+  LLMD_TRY(check_username(username));
+  LLMD_TRY(check_password(password));
+  LLMD_TRY(check_email(email));
+  if (role != "user" && role != "admin") return fail(ErrorCode::kInvalidArgument, "role must be user or admin", "invalid_role");
+  auto hash = hash_password(password, options_.bcrypt_cost);
+  if (!hash) return std::unexpected(hash.error());
+  return users_.create(username, email, *hash, role, initial_tokens);
+}
+
+Result<Session> AuthService::register_user(const std::string& username, const std::string& password,
+                                           const std::string& email) {
+  if (!options_.register_open) {
+    return fail(ErrorCode::kPermissionDenied, "registration is closed; ask an administrator", "registration_closed");
+  }
+  auto user = create_user(username, password, email, "user", options_.initial_tokens);
+  if (!user) return std::unexpected(user.error());
+  return Session{issue_token(user->id), std::move(*user)};
+}
+
+Result<Session> AuthService::login(const std::string& username, const std::string& password,
+                                   const std::string& client_ip) {
+  if (auto wait = throttle_.blocked(username, client_ip)) {
+    return fail(Error(ErrorCode::kRateLimited, "too many failed logins; try again later", "too_many_attempts")
+                    .with_retry_after(*wait));
+  }
+  auto user = users_.by_username(username);
+  if (!user && user.error().code != ErrorCode::kNotFound) return std::unexpected(user.error());
+  // Always run bcrypt once, so an unknown name costs what a wrong password costs.
+  const bool match = verify_password(password, user ? user->password_hash : decoy_hash_);
+  if (!user || !match || user->disabled) {
+    throttle_.failed(username, client_ip);
+    return std::unexpected(bad_credentials());
+  }
+  throttle_.succeeded(username);
+  return Session{issue_token(user->id), std::move(*user)};
+}
+
+Result<Principal> AuthService::authenticate(const std::string& authorization_header) {
+  std::string_view h = authorization_header;
+  if (h.size() < 8 || text::to_lower(h.substr(0, 7)) != "bearer ") return std::unexpected(unauthenticated());
+  const std::string credential(text::trim(h.substr(7)));
+  if (credential.empty()) return std::unexpected(unauthenticated());
+
+  Result<User> user = std::unexpected(unauthenticated());
+  std::optional<std::int64_t> key_id;
+  if (credential.starts_with("sk-")) {
+    if (credential.size() > 200) return std::unexpected(unauthenticated("invalid API key"));
+    auto found = users_.by_key_hash(sha256_hex(credential));
+    if (!found) {
+      if (found.error().code == ErrorCode::kNotFound) return std::unexpected(unauthenticated("invalid API key"));
+      return std::unexpected(found.error());
+    }
+    key_id = found->second.id;
+    user = std::move(found->first);
+  } else {
+    auto claims = verify_jwt(credential, options_.jwt_secret, now_seconds());
+    if (!claims) return std::unexpected(claims.error());
+    user = users_.by_id(*text::parse_int(claims->subject));
+    if (!user) {
+      if (user.error().code == ErrorCode::kNotFound) return std::unexpected(unauthenticated("invalid token"));
+      return std::unexpected(user.error());
+    }
+  }
+  if (user->disabled) return std::unexpected(unauthenticated("account disabled"));
+  return Principal{user->id, user->username, user->role, key_id};
+}
+
+Result<NewApiKey> AuthService::create_key(const Principal& who, const std::string& name) {
+  if (name.empty() || name.size() > 100 || !text::is_valid_utf8(name)) {
+    return fail(ErrorCode::kInvalidArgument, "name must be 1-100 characters", "invalid_name");
+  }
+  auto existing = users_.keys(who.user_id);
+  if (!existing) return std::unexpected(existing.error());
+  if (existing->size() >= 50) return fail(ErrorCode::kConflict, "at most 50 API keys per user", "too_many_keys");
+  const std::string key = generate_api_key();
+  auto info = users_.add_key(who.user_id, name, sha256_hex(key), key.substr(0, 10));
+  if (!info) return std::unexpected(info.error());
+  return NewApiKey{std::move(*info), key};
+}
+
+}  // namespace llmd::auth

@@ -1,0 +1,92 @@
+// Accounts: registration, login, bearer authentication (JWT or API key) and
+// API keys (SPEC §4.1). Knows nothing of HTTP. Blocking (bcrypt, database):
+// call from the worker pool. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "auth/limiter.h"
+#include "auth/users.h"
+#include "core/error.h"
+
+namespace llmd::auth {
+
+// Who is calling; stored in RequestContext attributes["principal"].
+struct Principal {
+  std::int64_t user_id = 0;
+  std::string username;
+  std::string role;
+  std::optional<std::int64_t> api_key_id;  // set when authenticated by an API key
+  bool is_admin() const { return role == "admin"; }
+};
+
+struct AuthOptions {
+  std::string jwt_secret;  // >= 32 bytes
+  int jwt_ttl_seconds = 86400;
+  bool register_open = true;
+  std::int64_t initial_tokens = 1000;
+  int bcrypt_cost = 12;
+};
+
+struct Session {
+  std::string token;
+  User user;
+};
+
+struct NewApiKey {
+  ApiKeyInfo info;
+  std::string key;  // shown to the user once, never stored
+};
+
+class AuthService {
+ public:
+  AuthService(UserStore& users, AuthOptions options, LoginThrottle& throttle);
+
+  // Validates (username 3-32 of [A-Za-z0-9_.-], password 8-72 bytes, email),
+  // creates the user with initial tokens and returns a session.
+  // Errors: kInvalidArgument naming the field, kConflict username_taken,
+  // kPermissionDenied when registration is closed.
+  Result<Session> register_user(const std::string& username, const std::string& password, const std::string& email);
+
+  // Same kUnauthenticated error (and comparable time) for an unknown user, a
+  // wrong password and a disabled account; kRateLimited when throttled.
+  Result<Session> login(const std::string& username, const std::string& password, const std::string& client_ip);
+
+  // Accepts "Bearer <jwt>" or "Bearer sk-...". Looks the user up every time,
+  // so disabling a user or deleting a key takes effect at once.
+  Result<Principal> authenticate(const std::string& authorization_header);
+
+  Result<NewApiKey> create_key(const Principal& who, const std::string& name);
+
+  // Creates a user directly (admin tools, first start); no registration rules
+  // except the field formats.
+  Result<User> create_user(const std::string& username, const std::string& password, const std::string& email,
+                           const std::string& role, std::int64_t initial_tokens);
+
+  std::string issue_token(std::int64_t user_id) const;
+
+  UserStore& users() { return users_; }
+
+ private:
+  UserStore& users_;
+  AuthOptions options_;
+  LoginThrottle& throttle_;
+  std::string decoy_hash_;  // verified against for unknown users (timing)
+};
+
+// Field rules, exposed for the admin CLI and tests.
+Result<void> check_username(const std::string& username);
+Result<void> check_password(const std::string& password);
+Result<void> check_email(const std::string& email);
+
+// A new API key: "sk-" + 43 base62 characters (256 bits).
+std::string generate_api_key();
+// Lower-case hex SHA-256, what is stored for a key.
+std::string sha256_hex(std::string_view data);
+// 32 random bytes, base64url: a fresh JWT secret.
+std::string generate_secret();
+
+}  // namespace llmd::auth

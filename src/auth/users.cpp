@@ -1,0 +1,211 @@
+#include "auth/users.h"
+
+#include <ctime>
+
+namespace llmd::auth {
+namespace {
+
+using store::Connection;
+using store::Row;
+using store::Value;
+
+constexpr const char* kUserColumns =
+    "id, username, email, role, disabled, balance, reserved, created_at, password_hash";
+
+std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+User user_from(const Row& r) {
+  return User{r.integer(0), r.text(1),    r.text(2),    r.text(3), r.integer(4) != 0,
+              r.integer(5), r.integer(6), r.integer(7), r.text(8)};
+}
+
+ApiKeyInfo key_from(const Row& r) {
+  ApiKeyInfo k{r.integer(0), r.integer(1), r.text(2), r.text(3), r.integer(4), std::nullopt};
+  if (!r.is_null(5)) k.last_used_at = r.integer(5);
+  return k;
+}
+
+Result<User> one_user(Connection& c, const std::string& where, const Value& v) {
+  auto rows = c.query(std::string("SELECT ") + kUserColumns + " FROM users WHERE " + where, std::vector<Value>{v});
+  if (!rows) return std::unexpected(rows.error());
+  if (rows->empty()) return fail(ErrorCode::kNotFound, "no such user", "user_not_found");
+  return user_from(rows->front());
+}
+
+}  // namespace
+
+std::string escape_like(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '%' || c == '_' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+Result<User> UserStore::create(const std::string& username, const std::string& email, const std::string& password_hash,
+                               const std::string& role, std::int64_t initial_tokens) {
+  return db_.transaction<User>([&](Connection& c) -> Result<User> {
+    // Checked explicitly (case-insensitively) so both backends answer alike.
+    auto taken = c.query("SELECT COUNT(*) FROM users WHERE LOWER(username) = LOWER(?)", std::vector<Value>{username});
+    if (!taken) return std::unexpected(taken.error());
+    if (taken->front().integer(0) > 0) {
+      return fail(ErrorCode::kConflict, "username already taken", "username_taken");
+    }
+    const std::int64_t now = now_seconds();
+    auto ins = c.exec("INSERT INTO users (username, email, password_hash, role, disabled, balance, reserved, "
+                      "created_at) VALUES (?, ?, ?, ?, 0, 0, 0, ?)",
+                      std::vector<Value>{username, email, password_hash, role, now});
+    if (!ins) {
+      if (ins.error().code == ErrorCode::kConflict) {
+        return fail(ErrorCode::kConflict, "username already taken", "username_taken");
+      }
+      return std::unexpected(ins.error());
+    }
+    const std::int64_t id = ins->last_insert_id;
+    if (initial_tokens > 0) {
+      LLMD_TRY(c.exec("INSERT INTO ledger (user_id, delta, reason, request_id, task, model, created_at) "
+                      "VALUES (?, ?, 'initial tokens', '', 'admin', '', ?)",
+                      std::vector<Value>{id, initial_tokens, now}));
+      LLMD_TRY(c.exec("UPDATE users SET balance = balance + ? WHERE id = ?", std::vector<Value>{initial_tokens, id}));
+    }
+    return one_user(c, "id = ?", id);
+  });
+}
+
+Result<User> UserStore::by_id(std::int64_t id) {
+  return db_.with_connection<User>([&](Connection& c) { return one_user(c, "id = ?", id); });
+}
+
+Result<User> UserStore::by_username(const std::string& username) {
+  return db_.with_connection<User>([&](Connection& c) { return one_user(c, "LOWER(username) = LOWER(?)", username); });
+}
+
+Result<std::vector<User>> UserStore::list(const std::string& search, int limit, int offset) {
+  return db_.with_connection<std::vector<User>>([&](Connection& c) -> Result<std::vector<User>> {
+    const std::string pattern = "%" + escape_like(search) + "%";
+    auto rows = c.query(std::string("SELECT ") + kUserColumns +
+                            " FROM users WHERE username LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\' "
+                            "ORDER BY id LIMIT ? OFFSET ?",
+                        std::vector<Value>{pattern, pattern, std::int64_t{limit}, std::int64_t{offset}});
+    if (!rows) return std::unexpected(rows.error());
+    std::vector<User> out;
+    for (const auto& r : *rows) out.push_back(user_from(r));
+    return out;
+  });
+}
+
+Result<std::int64_t> UserStore::count(const std::string& search) {
+  return db_.with_connection<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
+    const std::string pattern = "%" + escape_like(search) + "%";
+    auto rows = c.query("SELECT COUNT(*) FROM users WHERE username LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\'",
+                        std::vector<Value>{pattern, pattern});
+    if (!rows) return std::unexpected(rows.error());
+    return rows->front().integer(0);
+  });
+}
+
+Result<void> UserStore::set_role(std::int64_t id, const std::string& role) {
+  return db_.with_connection<void>([&](Connection& c) -> Result<void> {
+    auto r = c.exec("UPDATE users SET role = ? WHERE id = ?", std::vector<Value>{role, id});
+    if (!r) return std::unexpected(r.error());
+    if (r->affected_rows == 0) {
+      auto exists = one_user(c, "id = ?", id);  // MySQL reports 0 rows for "no change"
+      if (!exists) return std::unexpected(exists.error());
+    }
+    return {};
+  });
+}
+
+Result<void> UserStore::set_disabled(std::int64_t id, bool disabled) {
+  return db_.with_connection<void>([&](Connection& c) -> Result<void> {
+    auto r = c.exec("UPDATE users SET disabled = ? WHERE id = ?", std::vector<Value>{std::int64_t{disabled}, id});
+    if (!r) return std::unexpected(r.error());
+    if (r->affected_rows == 0) {
+      auto exists = one_user(c, "id = ?", id);
+      if (!exists) return std::unexpected(exists.error());
+    }
+    return {};
+  });
+}
+
+Result<void> UserStore::set_password_hash(std::int64_t id, const std::string& hash) {
+  return db_.with_connection<void>([&](Connection& c) -> Result<void> {
+    LLMD_TRY(c.exec("UPDATE users SET password_hash = ? WHERE id = ?", std::vector<Value>{hash, id}));
+    return {};
+  });
+}
+
+Result<bool> UserStore::any_admin() {
+  return db_.with_connection<bool>([&](Connection& c) -> Result<bool> {
+    auto rows = c.query("SELECT COUNT(*) FROM users WHERE role = 'admin'");
+    if (!rows) return std::unexpected(rows.error());
+    return rows->front().integer(0) > 0;
+  });
+}
+
+Result<ApiKeyInfo> UserStore::add_key(std::int64_t user_id, const std::string& name, const std::string& key_hash,
+                                      const std::string& prefix) {
+  return db_.with_connection<ApiKeyInfo>([&](Connection& c) -> Result<ApiKeyInfo> {
+    const std::int64_t now = now_seconds();
+    auto ins = c.exec("INSERT INTO api_keys (user_id, name, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)",
+                      std::vector<Value>{user_id, name, key_hash, prefix, now});
+    if (!ins) return std::unexpected(ins.error());
+    return ApiKeyInfo{ins->last_insert_id, user_id, name, prefix, now, std::nullopt};
+  });
+}
+
+Result<std::vector<ApiKeyInfo>> UserStore::keys(std::int64_t user_id) {
+  return db_.with_connection<std::vector<ApiKeyInfo>>([&](Connection& c) -> Result<std::vector<ApiKeyInfo>> {
+    auto rows = c.query("SELECT id, user_id, name, prefix, created_at, last_used_at FROM api_keys "
+                        "WHERE user_id = ? ORDER BY id",
+                        std::vector<Value>{user_id});
+    if (!rows) return std::unexpected(rows.error());
+    std::vector<ApiKeyInfo> out;
+    for (const auto& r : *rows) out.push_back(key_from(r));
+    return out;
+  });
+}
+
+Result<void> UserStore::delete_key(std::int64_t user_id, std::int64_t key_id) {
+  return db_.with_connection<void>([&](Connection& c) -> Result<void> {
+    auto r = c.exec("DELETE FROM api_keys WHERE id = ? AND user_id = ?", std::vector<Value>{key_id, user_id});
+    if (!r) return std::unexpected(r.error());
+    if (r->affected_rows != 1) return fail(ErrorCode::kNotFound, "no such API key", "key_not_found");
+    return {};
+  });
+}
+
+Result<std::pair<User, ApiKeyInfo>> UserStore::by_key_hash(const std::string& key_hash) {
+  return db_.with_connection<std::pair<User, ApiKeyInfo>>(
+      [&](Connection& c) -> Result<std::pair<User, ApiKeyInfo>> {
+        auto rows = c.query("SELECT id, user_id, name, prefix, created_at, last_used_at FROM api_keys "
+                            "WHERE key_hash = ?",
+                            std::vector<Value>{key_hash});
+        if (!rows) return std::unexpected(rows.error());
+        if (rows->empty()) return fail(ErrorCode::kNotFound, "no such API key", "key_not_found");
+        ApiKeyInfo key = key_from(rows->front());
+        auto user = one_user(c, "id = ?", key.user_id);
+        if (!user) return std::unexpected(user.error());
+        const std::int64_t now = now_seconds();
+        // Recording every use would make each API call a write; once a minute is enough.
+        if (!key.last_used_at || *key.last_used_at < now - 60) {
+          LLMD_TRY(c.exec("UPDATE api_keys SET last_used_at = ? WHERE id = ?", std::vector<Value>{now, key.id}));
+          key.last_used_at = now;
+        }
+        return std::make_pair(std::move(*user), std::move(key));
+      });
+}
+
+Result<UsageTotals> UserStore::usage_totals(std::int64_t user_id) {
+  return db_.with_connection<UsageTotals>([&](Connection& c) -> Result<UsageTotals> {
+    auto rows = c.query("SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
+                        "COALESCE(SUM(charged),0) FROM usage_records WHERE user_id = ?",
+                        std::vector<Value>{user_id});
+    if (!rows) return std::unexpected(rows.error());
+    const Row& r = rows->front();
+    return UsageTotals{r.integer(0), r.integer(1), r.integer(2), r.integer(3)};
+  });
+}
+
+}  // namespace llmd::auth

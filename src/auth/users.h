@@ -1,0 +1,82 @@
+// Users and API keys in the database (SQL with bound parameters only).
+// Blocking: call from the worker pool. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "store/database.h"
+
+namespace llmd::auth {
+
+struct User {
+  std::int64_t id = 0;
+  std::string username;
+  std::string email;
+  std::string role;  // "user" | "admin"
+  bool disabled = false;
+  std::int64_t balance = 0;
+  std::int64_t reserved = 0;
+  std::int64_t created_at = 0;
+  std::string password_hash;  // never leaves the auth module in a response
+
+  std::int64_t available_tokens() const { return balance - reserved; }
+};
+
+struct ApiKeyInfo {
+  std::int64_t id = 0;
+  std::int64_t user_id = 0;
+  std::string name;
+  std::string prefix;  // first characters of the key, for recognising it in lists
+  std::int64_t created_at = 0;
+  std::optional<std::int64_t> last_used_at;
+};
+
+struct UsageTotals {
+  std::int64_t calls = 0;
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+  std::int64_t tokens_charged = 0;
+};
+
+class UserStore {
+ public:
+  explicit UserStore(store::Database& db) : db_(db) {}
+
+  // Creates the user and, when initial_tokens > 0, its first ledger row, in
+  // one transaction. kConflict (reason username_taken) on a duplicate name
+  // (case-insensitive).
+  Result<User> create(const std::string& username, const std::string& email, const std::string& password_hash,
+                      const std::string& role, std::int64_t initial_tokens);
+  // kNotFound when absent.
+  Result<User> by_id(std::int64_t id);
+  Result<User> by_username(const std::string& username);
+  // Users whose name or email contains `search` (wildcards in it are literal).
+  Result<std::vector<User>> list(const std::string& search, int limit, int offset);
+  Result<std::int64_t> count(const std::string& search);
+  Result<void> set_role(std::int64_t id, const std::string& role);
+  Result<void> set_disabled(std::int64_t id, bool disabled);
+  Result<void> set_password_hash(std::int64_t id, const std::string& hash);
+  Result<bool> any_admin();
+
+  Result<ApiKeyInfo> add_key(std::int64_t user_id, const std::string& name, const std::string& key_hash,
+                             const std::string& prefix);
+  Result<std::vector<ApiKeyInfo>> keys(std::int64_t user_id);
+  // kNotFound unless the key exists AND belongs to user_id.
+  Result<void> delete_key(std::int64_t user_id, std::int64_t key_id);
+  // The key's owner, updating last_used_at. kNotFound when no key matches.
+  Result<std::pair<User, ApiKeyInfo>> by_key_hash(const std::string& key_hash);
+
+  Result<UsageTotals> usage_totals(std::int64_t user_id);
+
+ private:
+  store::Database& db_;
+};
+
+// Escapes %, _ and \ for a LIKE pattern used with ESCAPE '\'.
+std::string escape_like(const std::string& s);
+
+}  // namespace llmd::auth

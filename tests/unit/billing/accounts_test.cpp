@@ -1,0 +1,186 @@
+#include "billing/accounts.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "auth/users.h"
+#include "support/test_support.h"
+
+namespace llmd::billing {
+namespace {
+
+class AccountsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto db = store::Database::open("sqlite:" + (dir_ / "a.db").string(), 8);
+    ASSERT_TRUE(db);
+    db_ = std::move(*db);
+    ASSERT_TRUE(db_->migrate());
+    users_ = std::make_unique<auth::UserStore>(*db_);
+    accounts_ = std::make_unique<Accounts>(*db_, "test-instance");
+    user_ = users_->create("alice", "a@b.cn", "$2b$10$x", "user", 100).value().id;
+  }
+
+  // balance == SUM(ledger) and reserved == SUM(pending reservations), always.
+  void expect_invariants() {
+    auto rows = db_->with_connection<std::vector<store::Row>>([&](store::Connection& c) {
+      return c.query("SELECT u.balance, (SELECT COALESCE(SUM(delta),0) FROM ledger WHERE user_id = u.id), "
+                     "u.reserved, (SELECT COALESCE(SUM(amount),0) FROM reservations WHERE user_id = u.id AND "
+                     "state = 'pending') FROM users u");
+    });
+    ASSERT_TRUE(rows);
+    for (const auto& r : *rows) {
+      EXPECT_EQ(r.integer(0), r.integer(1)) << "balance != sum(ledger)";
+      EXPECT_EQ(r.integer(2), r.integer(3)) << "reserved != sum(pending)";
+      EXPECT_GE(r.integer(0) - r.integer(2), 0) << "available < 0";
+    }
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<store::Database> db_;
+  std::unique_ptr<auth::UserStore> users_;
+  std::unique_ptr<Accounts> accounts_;
+  std::int64_t user_ = 0;
+};
+
+TEST_F(AccountsTest, NewUserStartsWithInitialTokensInTheLedger) {
+  EXPECT_EQ(accounts_->balance(user_)->available(), 100);
+  auto ledger = accounts_->ledger(user_, 10);
+  ASSERT_TRUE(ledger);
+  ASSERT_EQ(ledger->size(), 1u);
+  EXPECT_EQ(ledger->front().delta, 100);
+  expect_invariants();
+}
+
+TEST_F(AccountsTest, ReserveSettleChargesActualAndReleasesTheRest) {
+  auto r = accounts_->reserve(user_, 60, "req-1");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(accounts_->balance(user_)->available(), 40);
+  auto left = accounts_->settle(*r, {25, "chat", "req-1", "chat", "m"});
+  ASSERT_TRUE(left);
+  EXPECT_EQ(*left, 75);
+  EXPECT_EQ(accounts_->balance(user_)->balance, 75);
+  EXPECT_EQ(accounts_->balance(user_)->reserved, 0);
+  expect_invariants();
+}
+
+TEST_F(AccountsTest, SettleNeverChargesMoreThanReserved) {
+  auto r = accounts_->reserve(user_, 30, "req");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(accounts_->settle(*r, {500, "chat", "req", "chat", ""}).value(), 70);
+  expect_invariants();
+}
+
+TEST_F(AccountsTest, SettlingTwiceIsRefusedAndChangesNothing) {
+  auto r = accounts_->reserve(user_, 30, "req");
+  ASSERT_TRUE(accounts_->settle(*r, {10, "chat", "req", "chat", ""}));
+  auto again = accounts_->settle(*r, {10, "chat", "req", "chat", ""});
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ErrorCode::kConflict);
+  EXPECT_FALSE(accounts_->release(*r));
+  EXPECT_EQ(accounts_->balance(user_)->available(), 90);
+  expect_invariants();
+}
+
+TEST_F(AccountsTest, InsufficientTokensSays402WithNeededAndAvailable) {
+  auto r = accounts_->reserve(user_, 101, "req");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kPaymentRequired);
+  EXPECT_EQ(r.error().reason, "insufficient_tokens");
+  ASSERT_EQ(r.error().details.size(), 2u);
+  EXPECT_EQ(r.error().details[0], (std::pair<std::string, std::int64_t>{"needed", 101}));
+  EXPECT_EQ(r.error().details[1], (std::pair<std::string, std::int64_t>{"available", 100}));
+  expect_invariants();
+}
+
+TEST_F(AccountsTest, FiftyParallelReservationsWithBalanceForTenGiveExactlyTen) {
+  std::atomic<int> ok{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 50; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = accounts_->reserve(user_, 10, "req-" + std::to_string(i));
+      if (r) {
+        ++ok;
+        EXPECT_TRUE(accounts_->settle(*r, {10, "chat", r->request_id, "chat", ""}));
+      } else if (r.error().code == ErrorCode::kPaymentRequired) {
+        ++refused;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 10);
+  EXPECT_EQ(refused.load(), 40);
+  EXPECT_EQ(accounts_->balance(user_)->balance, 0);
+  expect_invariants();
+}
+
+TEST_F(AccountsTest, SpendIsAtomicAndNeverNegative) {
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 20; ++i) {
+    threads.emplace_back([&] {
+      if (accounts_->spend(user_, {7, "convert", "r", "convert", ""})) ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 14);  // 14 x 7 = 98 <= 100
+  EXPECT_EQ(accounts_->balance(user_)->available(), 2);
+  expect_invariants();
+}
+
+TEST_F(AccountsTest, AdminAdjustGrantsAndDeductsButNotBelowZero) {
+  EXPECT_EQ(accounts_->adjust(user_, 50, "prize", "r").value(), 150);
+  EXPECT_EQ(accounts_->adjust(user_, -30, "correction", "r").value(), 120);
+  auto too_much = accounts_->adjust(user_, -121, "oops", "r");
+  ASSERT_FALSE(too_much);
+  EXPECT_EQ(too_much.error().code, ErrorCode::kPaymentRequired);
+  EXPECT_EQ(accounts_->ledger(user_, 10)->front().reason, "correction");
+  expect_invariants();
+}
+
+TEST_F(AccountsTest, AbandonedReservationsAreReleasedAtStart) {
+  ASSERT_TRUE(accounts_->reserve(user_, 40, "crashed"));
+  Accounts other_instance(*db_, "other");
+  ASSERT_TRUE(other_instance.reserve(user_, 20, "in-flight-elsewhere"));
+  EXPECT_EQ(accounts_->balance(user_)->available(), 40);
+  // A restart of "test-instance" releases its own, not the other instance's.
+  Accounts restarted(*db_, "test-instance");
+  EXPECT_EQ(restarted.release_abandoned().value(), 1);
+  EXPECT_EQ(accounts_->balance(user_)->available(), 80);
+  expect_invariants();
+}
+
+TEST_F(AccountsTest, UsageRecordsAreFilteredAndPaged) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(accounts_->record_usage(
+        {"r" + std::to_string(i), user_, "/v1/chat/completions", i % 2 ? "chat" : "convert", "m1", "", 3, 4, 7, 200, 12}));
+  }
+  auto all = accounts_->usage({});
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->second, 5);
+  UsageFilter f;
+  f.task = "chat";
+  f.limit = 1;
+  auto chat = accounts_->usage(f);
+  EXPECT_EQ(chat->second, 2);
+  ASSERT_EQ(chat->first.size(), 1u);
+  EXPECT_EQ(chat->first[0].record.request_id, "r3");  // newest first
+}
+
+TEST(Pricing, SpecFormulasRoundUp) {
+  Pricing p;
+  EXPECT_EQ(p.charge("chat", 10), 10);
+  EXPECT_EQ(p.charge("convert", 10), 17);    // 10 x 1.2 + 5
+  EXPECT_EQ(p.charge("convert", 11), 19);    // ceil(13.2) + 5
+  EXPECT_EQ(p.charge("homework", 10), 40);   // 10 x 2 + 20
+  EXPECT_EQ(p.charge("subtitle", 7), 71);    // 21 + 50
+  EXPECT_EQ(p.charge("unknown", 9), 9);
+  p.set("chat", {0.5, 1});
+  EXPECT_EQ(p.charge("chat", 3), 3);         // ceil(1.5) + 1
+  EXPECT_EQ(parser_base(10, 3), 4);          // ceil(13 / 4)
+}
+
+}  // namespace
+}  // namespace llmd::billing
