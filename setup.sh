@@ -19,10 +19,12 @@ BUILD_PACKAGES=(
   build-essential cmake pkg-config ccache git ca-certificates curl
   libboost1.81-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libcli11-dev
   libsqlite3-dev libssl-dev libpugixml-dev libtomlplusplus-dev
+  libmariadb-dev libhiredis-dev
 )
 # Only needed for the test suite and benchmarks.
 TEST_PACKAGES=(
   googletest libgtest-dev libgmock-dev wrk python3 python3-yaml
+  mariadb-server redis-server
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

@@ -16,6 +16,9 @@ int main(int argc, char** argv) {
   llmd::app::CommandRunner run;
   llmd::app::add_serve_command(root, run);
   llmd::app::add_convert_command(root, run);
+  llmd::app::add_dev_command(root, run);
+  llmd::app::add_runner_command(root, run);
+  llmd::app::add_models_command(root, run);
 
   try {
     root.parse(argc, argv);

@@ -8,15 +8,20 @@
 #include <nlohmann/json.hpp>
 
 #include "app/account_routes.h"
+#include "app/convert_routes.h"
+#include "app/model_billing.h"
 #include "app/ops_routes.h"
 #include "app/state_files.h"
 #include "app/version.h"
 #include "auth/jwt.h"
 #include "auth/limiter.h"
+#include "auth/redis_limiter.h"
 #include "auth/service.h"
 #include "auth/users.h"
 #include "billing/accounts.h"
 #include "http/pipeline.h"
+#include "models/routes.h"
+#include "models/setup.h"
 #include "http/server.h"
 #include "http/worker_pool.h"
 #include "observe/metrics.h"
@@ -32,13 +37,13 @@ int cores() {
 
 // First start: an `admin` account, password from LLMD_ADMIN_PASSWORD or
 // generated and printed once (never written to the log).
-Result<void> ensure_admin(auth::AuthService& auth, const observe::Logger& log) {
+Result<void> ensure_admin(auth::AuthService& auth, std::int64_t initial_tokens, const observe::Logger& log) {
   auto any = auth.users().any_admin();
   if (!any) return std::unexpected(any.error());
   if (*any) return {};
   const char* from_env = std::getenv("LLMD_ADMIN_PASSWORD");
   const std::string password = from_env && *from_env ? from_env : auth::generate_secret().substr(0, 20);
-  auto user = auth.create_user("admin", password, "admin@localhost.localdomain", "admin", 0);
+  auto user = auth.create_user("admin", password, "admin@localhost.localdomain", "admin", initial_tokens);
   if (!user) {
     if (user.error().code == ErrorCode::kConflict) {
       log.warn("a user named admin exists but is not an administrator; use `llmd admin set-role`");
@@ -85,8 +90,12 @@ struct Backend::Impl {
   std::unique_ptr<auth::AuthService> auth;
   std::unique_ptr<billing::Accounts> accounts;
   billing::Pricing pricing;
-  std::shared_ptr<http::Router> router;
+  // The server (and its I/O context) is declared before what talks through
+  // it, so the model manager and the routes (with their pooled upstream
+  // sockets) are destroyed while the I/O context still exists.
   std::unique_ptr<http::Server> server;
+  std::unique_ptr<models::Manager> models;
+  std::shared_ptr<http::Router> router;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
   Impl(Config c, observe::Logger l) : config(std::move(c)), log(std::move(l)) {}
@@ -140,7 +149,17 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
   s.users = std::make_unique<auth::UserStore>(*s.database);
   s.login_throttle = std::make_unique<auth::LoginThrottle>(s.config.limits.login_attempts,
                                                            std::chrono::seconds(s.config.limits.login_window_seconds));
-  s.rate_limiter = std::make_unique<auth::MemoryRateLimiter>();
+  if (s.config.redis.empty()) {
+    s.rate_limiter = std::make_unique<auth::MemoryRateLimiter>();
+  } else {
+    // Shared by all instances; while Redis is unreachable it falls back to
+    // per-instance limits and warns, rather than failing requests.
+    const observe::Logger* log = &s.log;
+    auto redis = auth::RedisRateLimiter::open(s.config.redis, [log](const std::string& m) { log->warn(m); });
+    if (!redis) return std::unexpected(redis.error());
+    s.rate_limiter = std::move(*redis);
+    s.log.info("rate limits shared through redis");
+  }
   s.auth = std::make_unique<auth::AuthService>(
       *s.users,
       auth::AuthOptions{secret, s.config.auth.jwt_ttl, s.config.auth.register_open, s.config.auth.initial_tokens,
@@ -153,7 +172,7 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
     if (t.fixed) rule.fixed = *t.fixed;
     s.pricing.set(task, rule);
   }
-  LLMD_TRY(ensure_admin(*s.auth, s.log));
+  LLMD_TRY(ensure_admin(*s.auth, s.config.auth.initial_tokens, s.log));
   if (auto released = s.accounts->release_abandoned(); !released) {
     return std::unexpected(released.error());
   } else if (*released > 0) {
@@ -165,6 +184,13 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
   const AccountDeps account_deps{*s.auth, *s.accounts, *s.pool, s.log};
   add_account_routes(*s.router, account_deps);
   add_admin_routes(*s.router, account_deps);
+  add_convert_routes(*s.router, ConvertDeps{*s.accounts, s.pricing, *s.pool, s.log});
+  auto manager = models::create_manager(s.config, s.log, s.metrics);
+  if (!manager) return fail(manager.error());
+  s.models = std::move(*manager);
+  models::ModelRoutesDeps model_deps(*s.models, s.log, [&s] { return s.server->executor(); });
+  model_deps.hooks = make_billing_hooks(*s.accounts, s.pricing, *s.pool, s.log);
+  models::add_model_routes(*s.router, std::move(model_deps));
 
   std::vector<http::Middleware> middlewares{
       http::request_id_middleware(),
@@ -185,6 +211,7 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
   opts.idle_timeout = std::chrono::seconds(s.config.server.idle_timeout_seconds);
   opts.shutdown_grace = std::chrono::seconds(s.config.server.shutdown_grace_seconds);
   s.server = std::make_unique<http::Server>(opts, http::make_pipeline(s.router, std::move(middlewares)), s.log);
+  s.server->on_shutdown([&s] { s.models->shutdown(); });
   LLMD_TRY(s.server->listen());
   s.log.info("listening", {{"host", opts.host},
                            {"port", s.server->port()},

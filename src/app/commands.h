@@ -17,5 +17,11 @@ using CommandRunner = std::function<int()>;
 void add_serve_command(CLI::App& root, CommandRunner& run);
 // `llmd convert --from X --to Y [FILE]` (src/app/cmd_convert.cpp).
 void add_convert_command(CLI::App& root, CommandRunner& run);
+// `llmd dev make-test-model ...` (src/app/cmd_dev.cpp).
+void add_dev_command(CLI::App& root, CommandRunner& run);
+// `llmd runner --model F.gguf ...` (src/app/cmd_runner.cpp).
+void add_runner_command(CLI::App& root, CommandRunner& run);
+// `llmd models list | inspect F.gguf` (src/app/cmd_models.cpp).
+void add_models_command(CLI::App& root, CommandRunner& run);
 
 }  // namespace llmd::app

@@ -27,13 +27,16 @@ Result<Balance> read_balance(Connection& c, std::int64_t user_id) {
   return Balance{rows->front().integer(0), rows->front().integer(1)};
 }
 
-// Appends a ledger row and moves the cached balance with it.
+// Appends a ledger row and moves the cached balance with it. The user row is
+// updated first: on MySQL the ledger insert's foreign-key check takes a
+// shared lock on it, and two transactions holding that shared lock would
+// deadlock upgrading it.
 Result<void> write_ledger(Connection& c, std::int64_t user_id, std::int64_t delta, const Charge& charge) {
+  LLMD_TRY(c.exec("UPDATE users SET balance = balance + ? WHERE id = ?", std::vector<Value>{delta, user_id}));
   LLMD_TRY(c.exec("INSERT INTO ledger (user_id, delta, reason, request_id, task, model, created_at) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
                   std::vector<Value>{user_id, delta, charge.reason, charge.request_id, charge.task, charge.model,
                                      now_seconds()}));
-  LLMD_TRY(c.exec("UPDATE users SET balance = balance + ? WHERE id = ?", std::vector<Value>{delta, user_id}));
   return {};
 }
 
@@ -113,11 +116,19 @@ Result<std::int64_t> Accounts::adjust(std::int64_t user_id, std::int64_t delta, 
                                       const std::string& request_id) {
   if (delta == 0) return fail(ErrorCode::kInvalidArgument, "amount must not be zero");
   return db_.transaction<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
+    // Conditional, like reserve(): a plain read then write would let two
+    // concurrent deductions (on MySQL, which does not lock on read) both pass.
+    auto updated = c.exec("UPDATE users SET balance = balance + ? WHERE id = ? AND balance - reserved + ? >= 0",
+                          std::vector<Value>{delta, user_id, delta});
+    if (!updated) return std::unexpected(updated.error());
     auto b = read_balance(c, user_id);
     if (!b) return std::unexpected(b.error());
-    if (delta < 0 && b->available() + delta < 0) return std::unexpected(insufficient(-delta, b->available()));
-    LLMD_TRY(write_ledger(c, user_id, delta, Charge{0, reason, request_id, "admin", ""}));
-    return b->available() + delta;
+    if (updated->affected_rows != 1) return std::unexpected(insufficient(-delta, b->available()));
+    LLMD_TRY(c.exec("INSERT INTO ledger (user_id, delta, reason, request_id, task, model, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    std::vector<Value>{user_id, delta, reason, request_id, std::string("admin"), std::string(),
+                                       now_seconds()}));
+    return b->available();
   });
 }
 

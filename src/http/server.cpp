@@ -132,13 +132,15 @@ Request to_request(bhttp::request<bhttp::string_body>&& msg, const std::string& 
 
 struct Server::Impl {
   Impl(ServerOptions o, Handler h, observe::Logger l)
-      : options(std::move(o)), handler(std::move(h)), log(std::move(l)),
-        io(options.io_threads > 0 ? options.io_threads : 1), acceptor(io), signals(io), drain_timer(io) {}
+      : options(std::move(o)), io(options.io_threads > 0 ? options.io_threads : 1), handler(std::move(h)),
+        log(std::move(l)), acceptor(io), signals(io), drain_timer(io) {}
 
   ServerOptions options;
+  // Declared before the handler: the handler may own sockets on this context
+  // (pooled upstream connections), which must close before it goes away.
+  net::io_context io;
   Handler handler;
   observe::Logger log;
-  net::io_context io;
   tcp::acceptor acceptor;
   net::signal_set signals;
   net::steady_timer drain_timer;
@@ -156,6 +158,7 @@ struct Server::Impl {
   net::awaitable<bool> serve_one(Connection& conn, beast::flat_buffer& buffer, const std::string& remote_ip);
   net::awaitable<bool> write_error(Connection& conn, const Error& error, bool keep_alive);
   net::awaitable<void> drain_before_close(Connection& conn);
+  net::awaitable<Response> call_handler(RequestContext& ctx);
   Error too_large(boost::optional<std::uint64_t> declared) const {
     return Error(ErrorCode::kTooLarge, (declared ? "request body of " + std::to_string(*declared) + " bytes"
                                                  : std::string("request body")) +
@@ -205,6 +208,15 @@ net::awaitable<bool> Server::Impl::write_error(Connection& conn, const Error& er
   auto [ec, n] = co_await bhttp::async_write(conn.stream, res, kNoThrow);
   (void)n;
   co_return !ec && keep_alive;
+}
+
+net::awaitable<Response> Server::Impl::call_handler(RequestContext& ctx) {
+  try {
+    co_return co_await handler(ctx);
+  } catch (const std::exception& e) {
+    log.error("unhandled exception in handler", {{"error", e.what()}, {"path", ctx.request.path}});
+  }
+  co_return error_response(Error(ErrorCode::kInternal, "internal error"), ctx.request_id);
 }
 
 // After refusing a body the client may still be sending: closing at once
@@ -293,13 +305,9 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
   ChunkedStream chunked(conn.stream, options.idle_timeout, keep_alive, extra_headers);
   RequestContext ctx{request, chunked, extra_headers};
 
-  Response response;
-  try {
-    response = co_await handler(ctx);
-  } catch (const std::exception& e) {
-    log.error("unhandled exception in handler", {{"error", e.what()}, {"path", request.path}});
-    response = error_response(Error(ErrorCode::kInternal, "internal error"), ctx.request_id);
-  }
+  // Initialised from the co_await, never assigned from one: g++ 12 has been
+  // seen to lose members of a class object assigned from a co_await.
+  Response response = co_await call_handler(ctx);
   if (response.streamed || chunked.started()) {
     if (!chunked.usable_after()) co_await chunked.end();
     co_return chunked.usable_after() && keep_alive;

@@ -1,10 +1,14 @@
 #include "store/database.h"
 
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <random>
+#include <thread>
 
 #include "core/text.h"
+#include "store/mysql/mysql_database.h"
 #include "store/sqlite/sqlite_database.h"
 
 namespace llmd::store {
@@ -39,10 +43,7 @@ std::string Row::text(std::size_t i) const {
 
 Result<std::unique_ptr<Database>> Database::open(const std::string& url, int pool_size) {
   if (url.starts_with("sqlite:")) return sqlite::open_sqlite(url.substr(7), pool_size);
-  if (url.starts_with("mysql://")) {
-    return fail(ErrorCode::kUnavailable, "MySQL/MariaDB support is not built into this version yet",
-                "database_unsupported");
-  }
+  if (url.starts_with("mysql://")) return mysql::open_mysql(url, pool_size);
   return fail(ErrorCode::kInvalidArgument, "unknown database URL scheme", "bad_config");
 }
 
@@ -54,17 +55,37 @@ Result<int> Database::schema_version() {
   });
 }
 
-Result<int> Database::migrate(const std::vector<Migration>& migrations) {
-  const bool sqlite = dialect() == Dialect::kSqlite;
-  auto created = with_connection<ExecResult>([&](Connection& c) {
-    return c.exec(sqlite ? "CREATE TABLE IF NOT EXISTS schema_migrations ("
+namespace {
+
+// Runs f in a transaction on `c` (migrate keeps to one connection).
+Result<int> in_transaction(Connection& c, const std::function<Result<int>(Connection&)>& f) {
+  LLMD_TRY(c.begin());
+  auto r = f(c);
+  if (!r) {
+    (void)c.rollback();
+    return r;
+  }
+  if (auto cm = c.commit(); !cm) {
+    (void)c.rollback();
+    return std::unexpected(cm.error());
+  }
+  return r;
+}
+
+Result<int> current_version(Connection& c) {
+  auto rows = c.query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  if (!rows) return std::unexpected(rows.error());
+  return rows->empty() ? 0 : static_cast<int>(rows->front().integer(0));
+}
+
+Result<int> apply_migrations(Connection& c, const std::vector<Migration>& migrations) {
+  const bool sqlite = c.dialect() == Dialect::kSqlite;
+  LLMD_TRY(c.exec(sqlite ? "CREATE TABLE IF NOT EXISTS schema_migrations ("
                            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
                          : "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                           "version INT PRIMARY KEY, name VARCHAR(200) NOT NULL, applied_at BIGINT NOT NULL)");
-  });
-  if (!created) return std::unexpected(created.error());
-
-  auto current = schema_version();
+                           "version INT PRIMARY KEY, name VARCHAR(200) NOT NULL, applied_at BIGINT NOT NULL"
+                           ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"));
+  auto current = current_version(c);
   if (!current) return std::unexpected(current.error());
   const int known = migrations.empty() ? 0 : migrations.back().version;
   if (*current > known) {
@@ -77,16 +98,16 @@ Result<int> Database::migrate(const std::vector<Migration>& migrations) {
   int applied = *current;
   for (const auto& m : migrations) {
     if (m.version <= applied) continue;
-    auto r = transaction<int>([&](Connection& c) -> Result<int> {
+    auto r = in_transaction(c, [&](Connection& tx) -> Result<int> {
       // Re-check inside the transaction: another instance may have migrated.
-      auto rows = c.query("SELECT COUNT(*) FROM schema_migrations WHERE version = ?",
-                          std::vector<Value>{std::int64_t{m.version}});
+      auto rows = tx.query("SELECT COUNT(*) FROM schema_migrations WHERE version = ?",
+                           std::vector<Value>{std::int64_t{m.version}});
       if (!rows) return std::unexpected(rows.error());
       if (!rows->empty() && rows->front().integer(0) > 0) return m.version;
-      LLMD_TRY(c.exec_script(sqlite ? m.sqlite_sql : m.mysql_sql));
+      LLMD_TRY(tx.exec_script(sqlite ? m.sqlite_sql : m.mysql_sql));
       const std::vector<Value> params{std::int64_t{m.version}, m.name,
                                       std::int64_t{static_cast<std::int64_t>(std::time(nullptr))}};
-      LLMD_TRY(c.exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", params));
+      LLMD_TRY(tx.exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", params));
       return m.version;
     });
     if (!r) {
@@ -97,6 +118,31 @@ Result<int> Database::migrate(const std::vector<Migration>& migrations) {
     applied = m.version;
   }
   return applied;
+}
+
+}  // namespace
+
+Result<int> Database::migrate(const std::vector<Migration>& migrations) {
+  return with_connection<int>([&](Connection& c) -> Result<int> {
+    if (c.dialect() == Dialect::kSqlite) return apply_migrations(c, migrations);
+    // MySQL commits DDL implicitly, so a transaction cannot keep two
+    // instances from running the same migration at once; a named lock
+    // (held by this session, freed if it dies) does.
+    auto locked = c.query("SELECT GET_LOCK('llmd_schema_migrations', 60)");
+    if (!locked) return std::unexpected(locked.error());
+    if (locked->empty() || locked->front().integer(0) != 1) {
+      return fail(ErrorCode::kUnavailable, "another instance is migrating the database", std::string(kBusyReason));
+    }
+    auto r = apply_migrations(c, migrations);
+    (void)c.query("SELECT RELEASE_LOCK('llmd_schema_migrations')");
+    return r;
+  });
+}
+
+void Database::backoff(int attempt) {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  std::uniform_int_distribution<int> ms(1, 10 * attempt);
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms(rng)));
 }
 
 Result<void> Database::ping() {

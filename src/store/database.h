@@ -1,5 +1,5 @@
 // The storage interface: a pool of SQL connections behind one API, with a
-// backend per folder (store/sqlite/ now; store/mysql/ later). SQL is always
+// backend per folder (store/sqlite/, store/mysql/). SQL is always
 // sent with `?` placeholders and bound parameters, never spliced.
 //
 // Thread-safety: Database is thread-safe; a Connection is used by one thread
@@ -21,6 +21,10 @@
 namespace llmd::store {
 
 enum class Dialect { kSqlite, kMysql };
+
+// Error reason of contention (busy/locked database, deadlock, lock wait
+// timeout): retrying the transaction can succeed.
+inline constexpr std::string_view kBusyReason = "database_busy";
 
 using Value = std::variant<std::nullptr_t, std::int64_t, double, std::string>;
 
@@ -70,7 +74,8 @@ class Database {
  public:
   virtual ~Database() = default;
 
-  // Opens "sqlite:PATH" (creating parent directories) or "mysql://..." with a
+  // Opens "sqlite:PATH" (creating parent directories) or
+  // "mysql://user:password@host:port/db[?socket=/path]" (store/mysql) with a
   // pool of `pool_size` connections.
   static Result<std::unique_ptr<Database>> open(const std::string& url, int pool_size = 4);
 
@@ -85,31 +90,29 @@ class Database {
   }
 
   // Runs f inside a write transaction: commit when f succeeds, roll back
-  // when it fails (its error is returned) or throws.
+  // when it fails (its error is returned) or throws. When the database
+  // aborts the transaction for contention (a deadlock victim or a lock wait
+  // timeout on MySQL, a busy SQLite; error reason kBusyReason) the whole
+  // transaction is retried, up to kTransactionAttempts times with a short
+  // random backoff: f may therefore run more than once and must not have
+  // effects outside the connection.
   template <typename T>
   Result<T> transaction(const std::function<Result<T>(Connection&)>& f) {
-    auto lease = acquire();
-    if (!lease) return std::unexpected(lease.error());
-    Connection& c = **lease;
-    if (auto b = c.begin(); !b) return std::unexpected(b.error());
-    try {
-      auto r = f(c);
-      if (!r) {
-        (void)c.rollback();
-        return r;
-      }
-      if (auto cm = c.commit(); !cm) return std::unexpected(cm.error());
-      return r;
-    } catch (...) {
-      (void)c.rollback();
-      throw;
+    for (int attempt = 1;; ++attempt) {
+      auto r = transaction_once<T>(f);
+      if (r || attempt >= kTransactionAttempts || !is_contention(r.error())) return r;
+      backoff(attempt);
     }
   }
+
+  static constexpr int kTransactionAttempts = 5;
 
   // Applies pending migrations in order, each in its own transaction, and
   // records them in `schema_migrations`. Idempotent. Fails (kUnavailable,
   // reason "schema_too_new") when the database has a newer version than this
-  // build knows.
+  // build knows. On MySQL, instances starting together take turns (a named
+  // lock), and a failed migration may leave its DDL applied (MySQL commits
+  // DDL implicitly) but is not recorded, so it runs again next time.
   Result<int> migrate(const std::vector<Migration>& migrations = all_migrations());
 
   // Highest applied migration version (0 for a fresh database).
@@ -137,6 +140,34 @@ class Database {
 
   virtual Result<Lease> acquire() = 0;
   virtual void release(std::unique_ptr<Connection> c) = 0;
+
+ private:
+  template <typename T>
+  Result<T> transaction_once(const std::function<Result<T>(Connection&)>& f) {
+    auto lease = acquire();
+    if (!lease) return std::unexpected(lease.error());
+    Connection& c = **lease;
+    if (auto b = c.begin(); !b) return std::unexpected(b.error());
+    try {
+      auto r = f(c);
+      if (!r) {
+        (void)c.rollback();
+        return r;
+      }
+      if (auto cm = c.commit(); !cm) {
+        (void)c.rollback();
+        return std::unexpected(cm.error());
+      }
+      return r;
+    } catch (...) {
+      (void)c.rollback();
+      throw;
+    }
+  }
+  static bool is_contention(const Error& e) { return e.code == ErrorCode::kUnavailable && e.reason == kBusyReason; }
+  // Sleeps a few milliseconds, growing with `attempt`, randomised so that
+  // the transactions that collided do not collide again.
+  static void backoff(int attempt);
 };
 
 }  // namespace llmd::store

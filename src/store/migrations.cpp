@@ -8,13 +8,14 @@ const std::vector<Migration>& all_migrations() {
   static const std::vector<Migration> kMigrations = {
       {1, "instance metadata",
        "CREATE TABLE llmd_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);",
-       "CREATE TABLE llmd_meta (name VARCHAR(100) PRIMARY KEY, value TEXT NOT NULL, "
+       "CREATE TABLE IF NOT EXISTS llmd_meta (name VARCHAR(100) PRIMARY KEY, value TEXT NOT NULL, "
        "updated_at BIGINT NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;"},
 
       // Accounts and billing. users.balance caches SUM(ledger.delta) and is
       // updated in the same transaction as every ledger insert; users.reserved
       // is the sum of pending reservations. Available = balance - reserved.
-      // (`usage` is a reserved word in MySQL, hence usage_records.)
+      // (`usage` is a reserved word in MySQL, hence usage_records.) MySQL
+      // commits each CREATE at once, so its text is written to be re-runnable.
       {2, "accounts and billing",
        R"(CREATE TABLE users (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -72,7 +73,7 @@ CREATE TABLE usage_records (
 CREATE INDEX usage_user ON usage_records(user_id, created_at);
 CREATE INDEX usage_time ON usage_records(created_at);
 )",
-       R"(CREATE TABLE users (
+       R"(CREATE TABLE IF NOT EXISTS users (
   id BIGINT AUTO_INCREMENT PRIMARY KEY,
   username VARCHAR(32) NOT NULL UNIQUE,
   email VARCHAR(254) NOT NULL,
@@ -84,7 +85,7 @@ CREATE INDEX usage_time ON usage_records(created_at);
   created_at BIGINT NOT NULL,
   CHECK (balance >= 0), CHECK (reserved >= 0), CHECK (reserved <= balance)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;
-CREATE TABLE api_keys (
+CREATE TABLE IF NOT EXISTS api_keys (
   id BIGINT AUTO_INCREMENT PRIMARY KEY,
   user_id BIGINT NOT NULL,
   name VARCHAR(100) NOT NULL,
@@ -95,7 +96,7 @@ CREATE TABLE api_keys (
   INDEX api_keys_user (user_id),
   FOREIGN KEY (user_id) REFERENCES users(id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
-CREATE TABLE ledger (
+CREATE TABLE IF NOT EXISTS ledger (
   id BIGINT AUTO_INCREMENT PRIMARY KEY,
   user_id BIGINT NOT NULL,
   delta BIGINT NOT NULL,
@@ -107,7 +108,7 @@ CREATE TABLE ledger (
   INDEX ledger_user (user_id, created_at),
   FOREIGN KEY (user_id) REFERENCES users(id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
-CREATE TABLE reservations (
+CREATE TABLE IF NOT EXISTS reservations (
   id BIGINT AUTO_INCREMENT PRIMARY KEY,
   user_id BIGINT NOT NULL,
   amount BIGINT NOT NULL,
@@ -118,7 +119,7 @@ CREATE TABLE reservations (
   INDEX reservations_state (state, instance),
   FOREIGN KEY (user_id) REFERENCES users(id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
-CREATE TABLE usage_records (
+CREATE TABLE IF NOT EXISTS usage_records (
   id BIGINT AUTO_INCREMENT PRIMARY KEY,
   request_id VARCHAR(128) NOT NULL,
   user_id BIGINT NOT NULL,

@@ -10,9 +10,11 @@ LlmdServe::LlmdServe(const std::string& binary, const std::string& extra_yaml, c
                      "database: \"sqlite:" + (dir_ / "data/llmd.db").string() + "\"\n" +
                      "logging: { level: info, format: json }\n" + extra_yaml;
   write_file(dir_ / "llmd.yaml", yaml);
+  auto full_env = env;
+  full_env.try_emplace("LLMD_ADMIN_PASSWORD", kTestAdminPassword);
   process_ = std::make_unique<Process>(
       std::vector<std::string>{binary, "serve", "-c", (dir_ / "llmd.yaml").string()}, dir_.path(),
-      dir_ / "serve.log", env);
+      dir_ / "serve.log", full_env);
   started_ = wait_for_http(port_, "/health", 200, std::chrono::seconds(30));
 }
 

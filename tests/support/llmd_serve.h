@@ -11,6 +11,10 @@
 
 namespace llmd::testing {
 
+// The bootstrap admin's password in every LlmdServe (LLMD_ADMIN_PASSWORD),
+// unless the test passes its own in `env`.
+inline constexpr const char* kTestAdminPassword = "test-admin-password";
+
 class LlmdServe {
  public:
   // `extra_yaml` is appended to a config that sets host, port, database and

@@ -6,16 +6,18 @@
 #include <thread>
 
 #include "auth/users.h"
+#include "support/backends.h"
 #include "support/test_support.h"
 
 namespace llmd::billing {
 namespace {
 
-class AccountsTest : public ::testing::Test {
+// Every test runs on SQLite and on a private MariaDB server.
+class AccountsTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   void SetUp() override {
-    auto db = store::Database::open("sqlite:" + (dir_ / "a.db").string(), 8);
-    ASSERT_TRUE(db);
+    auto db = store::Database::open(testing::fresh_database_url(GetParam(), dir_), 8);
+    ASSERT_TRUE(db) << db.error().message;
     db_ = std::move(*db);
     ASSERT_TRUE(db_->migrate());
     users_ = std::make_unique<auth::UserStore>(*db_);
@@ -45,7 +47,7 @@ class AccountsTest : public ::testing::Test {
   std::int64_t user_ = 0;
 };
 
-TEST_F(AccountsTest, NewUserStartsWithInitialTokensInTheLedger) {
+TEST_P(AccountsTest, NewUserStartsWithInitialTokensInTheLedger) {
   EXPECT_EQ(accounts_->balance(user_)->available(), 100);
   auto ledger = accounts_->ledger(user_, 10);
   ASSERT_TRUE(ledger);
@@ -54,7 +56,7 @@ TEST_F(AccountsTest, NewUserStartsWithInitialTokensInTheLedger) {
   expect_invariants();
 }
 
-TEST_F(AccountsTest, ReserveSettleChargesActualAndReleasesTheRest) {
+TEST_P(AccountsTest, ReserveSettleChargesActualAndReleasesTheRest) {
   auto r = accounts_->reserve(user_, 60, "req-1");
   ASSERT_TRUE(r);
   EXPECT_EQ(accounts_->balance(user_)->available(), 40);
@@ -66,14 +68,14 @@ TEST_F(AccountsTest, ReserveSettleChargesActualAndReleasesTheRest) {
   expect_invariants();
 }
 
-TEST_F(AccountsTest, SettleNeverChargesMoreThanReserved) {
+TEST_P(AccountsTest, SettleNeverChargesMoreThanReserved) {
   auto r = accounts_->reserve(user_, 30, "req");
   ASSERT_TRUE(r);
   EXPECT_EQ(accounts_->settle(*r, {500, "chat", "req", "chat", ""}).value(), 70);
   expect_invariants();
 }
 
-TEST_F(AccountsTest, SettlingTwiceIsRefusedAndChangesNothing) {
+TEST_P(AccountsTest, SettlingTwiceIsRefusedAndChangesNothing) {
   auto r = accounts_->reserve(user_, 30, "req");
   ASSERT_TRUE(accounts_->settle(*r, {10, "chat", "req", "chat", ""}));
   auto again = accounts_->settle(*r, {10, "chat", "req", "chat", ""});
@@ -84,7 +86,7 @@ TEST_F(AccountsTest, SettlingTwiceIsRefusedAndChangesNothing) {
   expect_invariants();
 }
 
-TEST_F(AccountsTest, InsufficientTokensSays402WithNeededAndAvailable) {
+TEST_P(AccountsTest, InsufficientTokensSays402WithNeededAndAvailable) {
   auto r = accounts_->reserve(user_, 101, "req");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::kPaymentRequired);
@@ -95,7 +97,7 @@ TEST_F(AccountsTest, InsufficientTokensSays402WithNeededAndAvailable) {
   expect_invariants();
 }
 
-TEST_F(AccountsTest, FiftyParallelReservationsWithBalanceForTenGiveExactlyTen) {
+TEST_P(AccountsTest, FiftyParallelReservationsWithBalanceForTenGiveExactlyTen) {
   std::atomic<int> ok{0}, refused{0};
   std::vector<std::thread> threads;
   for (int i = 0; i < 50; ++i) {
@@ -116,7 +118,7 @@ TEST_F(AccountsTest, FiftyParallelReservationsWithBalanceForTenGiveExactlyTen) {
   expect_invariants();
 }
 
-TEST_F(AccountsTest, SpendIsAtomicAndNeverNegative) {
+TEST_P(AccountsTest, SpendIsAtomicAndNeverNegative) {
   std::atomic<int> ok{0};
   std::vector<std::thread> threads;
   for (int i = 0; i < 20; ++i) {
@@ -130,7 +132,7 @@ TEST_F(AccountsTest, SpendIsAtomicAndNeverNegative) {
   expect_invariants();
 }
 
-TEST_F(AccountsTest, AdminAdjustGrantsAndDeductsButNotBelowZero) {
+TEST_P(AccountsTest, AdminAdjustGrantsAndDeductsButNotBelowZero) {
   EXPECT_EQ(accounts_->adjust(user_, 50, "prize", "r").value(), 150);
   EXPECT_EQ(accounts_->adjust(user_, -30, "correction", "r").value(), 120);
   auto too_much = accounts_->adjust(user_, -121, "oops", "r");
@@ -140,7 +142,7 @@ TEST_F(AccountsTest, AdminAdjustGrantsAndDeductsButNotBelowZero) {
   expect_invariants();
 }
 
-TEST_F(AccountsTest, AbandonedReservationsAreReleasedAtStart) {
+TEST_P(AccountsTest, AbandonedReservationsAreReleasedAtStart) {
   ASSERT_TRUE(accounts_->reserve(user_, 40, "crashed"));
   Accounts other_instance(*db_, "other");
   ASSERT_TRUE(other_instance.reserve(user_, 20, "in-flight-elsewhere"));
@@ -152,7 +154,7 @@ TEST_F(AccountsTest, AbandonedReservationsAreReleasedAtStart) {
   expect_invariants();
 }
 
-TEST_F(AccountsTest, UsageRecordsAreFilteredAndPaged) {
+TEST_P(AccountsTest, UsageRecordsAreFilteredAndPaged) {
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(accounts_->record_usage(
         {"r" + std::to_string(i), user_, "/v1/chat/completions", i % 2 ? "chat" : "convert", "m1", "", 3, 4, 7, 200, 12}));
@@ -168,6 +170,8 @@ TEST_F(AccountsTest, UsageRecordsAreFilteredAndPaged) {
   ASSERT_EQ(chat->first.size(), 1u);
   EXPECT_EQ(chat->first[0].record.request_id, "r3");  // newest first
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, AccountsTest, ::testing::ValuesIn(testing::all_backends()), testing::backend_name);
 
 TEST(Pricing, SpecFormulasRoundUp) {
   Pricing p;

@@ -1,0 +1,101 @@
+# llama.cpp (release v0.4.0) for llmd.
+#
+# Default: the prebuilt shared libraries of the npm package @node-llama-cpp/linux-x64@3.21.1 and
+# the headers from the same release's source bundle, both put in place by engine/install.sh.
+# The libraries (and every libggml-cpu-<level>.so variant, chosen at run time by
+# ggml_backend_load_all_from_path) are copied next to the binaries in ${PROJECT_BINARY_DIR}/bin
+# and installed beside `llmd`; binaries get the rpath $ORIGIN so they run from any directory.
+#
+# -DLLMD_SYSTEM_LLAMA=ON uses an installed llama.cpp instead (find_package(llama), else pkg-config).
+#
+# Provides: llmd::llama (INTERFACE: headers + libllama, libggml, libggml-base),
+#           llmd_llama_runtime (custom target copying the runtime libraries into bin/),
+#           LLMD_LLAMA_VOCAB_DIR (vocab-only GGUFs used by the test-model generator).
+
+option(LLMD_SYSTEM_LLAMA "Use a system-installed llama.cpp instead of engine/ (npm prebuilt)" OFF)
+
+set(LLMD_ENGINE_DIR "${PROJECT_SOURCE_DIR}/engine" CACHE PATH "engine/ directory (npm prebuilt llama.cpp)")
+set(LLMD_LLAMA_VOCAB_DIR "${LLMD_ENGINE_DIR}/llama/vocab" CACHE PATH "Directory of vocab-only GGUFs")
+
+add_library(llmd_llama INTERFACE)
+add_library(llmd::llama ALIAS llmd_llama)
+add_custom_target(llmd_llama_runtime)
+
+if(LLMD_SYSTEM_LLAMA)
+  find_package(llama CONFIG QUIET)
+  if(TARGET llama)
+    target_link_libraries(llmd_llama INTERFACE llama)
+    if(TARGET ggml::ggml)
+      target_link_libraries(llmd_llama INTERFACE ggml::ggml)
+    endif()
+    if(TARGET ggml::ggml-base)
+      target_link_libraries(llmd_llama INTERFACE ggml::ggml-base)
+    endif()
+  else()
+    find_package(PkgConfig REQUIRED)
+    pkg_check_modules(LLAMA REQUIRED IMPORTED_TARGET llama)
+    target_link_libraries(llmd_llama INTERFACE PkgConfig::LLAMA)
+    find_library(LLMD_GGML_LIB ggml REQUIRED)
+    find_library(LLMD_GGML_BASE_LIB ggml-base REQUIRED)
+    target_link_libraries(llmd_llama INTERFACE ${LLMD_GGML_LIB} ${LLMD_GGML_BASE_LIB})
+  endif()
+  message(STATUS "llama.cpp: system installation")
+  return()
+endif()
+
+set(LLMD_LLAMA_LIB_DIR "${LLMD_ENGINE_DIR}/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64"
+    CACHE PATH "Directory of the prebuilt llama.cpp shared libraries")
+set(LLMD_LLAMA_INCLUDE_DIR "${LLMD_ENGINE_DIR}/llama/include" CACHE PATH "llama.cpp headers")
+
+set(_llmd_llama_libs
+  "${LLMD_LLAMA_LIB_DIR}/libllama.v0.4.0.so"
+  "${LLMD_LLAMA_LIB_DIR}/libggml.v0.4.0.so"
+  "${LLMD_LLAMA_LIB_DIR}/libggml-base.so")
+foreach(_f IN LISTS _llmd_llama_libs ITEMS "${LLMD_LLAMA_INCLUDE_DIR}/llama.h" "${LLMD_LLAMA_INCLUDE_DIR}/gguf.h")
+  if(NOT EXISTS "${_f}")
+    message(FATAL_ERROR "llama.cpp engine not installed (${_f} missing): run engine/install.sh "
+                        "(or ./setup.sh), or configure with -DLLMD_SYSTEM_LLAMA=ON")
+  endif()
+endforeach()
+
+foreach(_name IN ITEMS llama ggml ggml-base)
+  list(POP_FRONT _llmd_llama_libs _path)
+  add_library(llmd_llama_${_name} SHARED IMPORTED GLOBAL)
+  get_filename_component(_soname "${_path}" NAME)
+  set_target_properties(llmd_llama_${_name} PROPERTIES
+    IMPORTED_LOCATION "${_path}"
+    IMPORTED_SONAME "${_soname}")
+  target_link_libraries(llmd_llama INTERFACE llmd_llama_${_name})
+endforeach()
+# SYSTEM: warnings in llama.cpp's headers are not ours to fix.
+target_include_directories(llmd_llama SYSTEM INTERFACE "${LLMD_LLAMA_INCLUDE_DIR}")
+
+# Runtime libraries: the three above plus the CPU backend variants loaded at run time.
+file(GLOB _llmd_llama_runtime_files CONFIGURE_DEPENDS
+  "${LLMD_LLAMA_LIB_DIR}/libllama.v0.4.0.so"
+  "${LLMD_LLAMA_LIB_DIR}/libggml.v0.4.0.so"
+  "${LLMD_LLAMA_LIB_DIR}/libggml-base.so"
+  "${LLMD_LLAMA_LIB_DIR}/libggml-cpu-*.so")
+set(_llmd_runtime_dir "${PROJECT_BINARY_DIR}/bin")
+set(_llmd_runtime_outputs "")
+foreach(_f IN LISTS _llmd_llama_runtime_files)
+  get_filename_component(_n "${_f}" NAME)
+  list(APPEND _llmd_runtime_outputs "${_llmd_runtime_dir}/${_n}")
+endforeach()
+add_custom_command(
+  OUTPUT ${_llmd_runtime_outputs}
+  COMMAND ${CMAKE_COMMAND} -E make_directory "${_llmd_runtime_dir}"
+  COMMAND ${CMAKE_COMMAND} -E copy_if_different ${_llmd_llama_runtime_files} "${_llmd_runtime_dir}/"
+  DEPENDS ${_llmd_llama_runtime_files}
+  COMMENT "Copying llama.cpp runtime libraries to bin/"
+  VERBATIM)
+add_custom_target(llmd_llama_runtime_copy ALL DEPENDS ${_llmd_runtime_outputs})
+add_dependencies(llmd_llama_runtime llmd_llama_runtime_copy)
+
+include(GNUInstallDirs)
+install(FILES ${_llmd_llama_runtime_files} DESTINATION ${CMAKE_INSTALL_BINDIR})
+
+# Binaries find the libraries beside themselves, in the build tree and once installed.
+set(CMAKE_BUILD_RPATH "\$ORIGIN")
+set(CMAKE_INSTALL_RPATH "\$ORIGIN")
+message(STATUS "llama.cpp: prebuilt ${LLMD_LLAMA_LIB_DIR}")

@@ -1,0 +1,66 @@
+// `llmd dev ...`: developer tools (test-model generation).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <memory>
+
+#include "app/commands.h"
+#include "tools/make_test_model.h"
+
+namespace llmd::app {
+
+void add_dev_command(CLI::App& root, CommandRunner& run) {
+  auto* dev = root.add_subcommand("dev", "Developer tools");
+  dev->require_subcommand(1);
+
+  auto* make = dev->add_subcommand(
+      "make-test-model",
+      "Write a random-weight GGUF model with a real tokenizer (for tests and benchmarks)");
+  auto o = std::make_shared<tools::TestModelOptions>();
+  auto shape_name = std::make_shared<std::string>("tiny");
+  auto vocab_dir = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  make->add_option("--arch", o->shape.arch, "Architecture: qwen2 (Qwen2 BPE vocab, ChatML) or llama (SentencePiece)")
+      ->check(CLI::IsMember({"qwen2", "llama"}));
+  make->add_option("--out", *out, "Output .gguf file")->required();
+  make->add_option("--seed", o->seed, "Random seed (same seed, same file)");
+  make->add_option("--shape", *shape_name,
+                   "Preset: tiny (default; 2 layers, 64-dim) or qwen2.5-0.5b (896-dim, 24 layers, "
+                   "14/2 heads, ff 4864; ~1 GB F16, ~400 MB Q4_K_M)")
+      ->check(CLI::IsMember({"tiny", "qwen2.5-0.5b"}));
+  auto layers = make->add_option("--layers", o->shape.n_layer, "Transformer blocks");
+  auto embd = make->add_option("--embd", o->shape.n_embd, "Embedding width");
+  auto heads = make->add_option("--heads", o->shape.n_head, "Attention heads");
+  auto kv_heads = make->add_option("--kv-heads", o->shape.n_head_kv, "Key/value heads");
+  auto ff = make->add_option("--ff", o->shape.n_ff, "Feed-forward width");
+  auto ctx = make->add_option("--ctx", o->shape.n_ctx_train, "Training context length");
+  make->add_option("--quantize", o->quantize, "Quantize with llama_model_quantize, e.g. Q4_K_M, Q8_0");
+  make->add_option("--threads", o->threads, "Quantization threads (0 = all cores)");
+  make->add_option("--vocab-dir", *vocab_dir, "Directory of ggml-vocab-*.gguf (default: engine/llama/vocab)");
+
+  make->callback([&run, o, shape_name, vocab_dir, out, layers, embd, heads, kv_heads, ff, ctx] {
+    if (*shape_name == "qwen2.5-0.5b") {
+      // The preset, then any explicit shape flag on top of it.
+      const tools::TestModelShape given = o->shape;
+      o->shape = tools::qwen2_5_0_5b_shape();
+      if (layers->count() != 0) o->shape.n_layer = given.n_layer;
+      if (embd->count() != 0) o->shape.n_embd = given.n_embd;
+      if (heads->count() != 0) o->shape.n_head = given.n_head;
+      if (kv_heads->count() != 0) o->shape.n_head_kv = given.n_head_kv;
+      if (ff->count() != 0) o->shape.n_ff = given.n_ff;
+      if (ctx->count() != 0) o->shape.n_ctx_train = given.n_ctx_train;
+    }
+    o->out = *out;
+    o->vocab_dir = *vocab_dir;
+    run = [o]() -> int {
+      auto r = tools::make_test_model(*o);
+      if (!r) {
+        std::fprintf(stderr, "llmd: %s\n", r.error().message.c_str());
+        return r.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
+      }
+      return 0;
+    };
+  });
+}
+
+}  // namespace llmd::app

@@ -1,0 +1,95 @@
+#include "app/model_billing.h"
+
+#include <any>
+
+#include <nlohmann/json.hpp>
+
+#include "app/account_routes.h"
+
+namespace llmd::app {
+namespace {
+
+using boost::asio::awaitable;
+
+constexpr const char* kReservationKey = "reservation";
+
+// "/v1/..." calls are priced as "v1", everything else as "chat".
+std::string task_of(const models::CallInfo& call) { return call.route.starts_with("/v1/") ? "v1" : "chat"; }
+
+class BillingHooks final : public models::CallHooks {
+ public:
+  BillingHooks(billing::Accounts& accounts, const billing::Pricing& pricing, http::WorkerPool& pool,
+               observe::Logger log)
+      : accounts_(accounts), pricing_(pricing), pool_(pool), log_(std::move(log)) {}
+
+  awaitable<Result<void>> admit(http::RequestContext& ctx, const models::CallInfo& call) override {
+    auto who = app::require_user(ctx);
+    if (!who) co_return std::unexpected(who.error());
+    const std::int64_t worst =
+        pricing_.charge(task_of(call), worst_case_prompt_tokens(call.prompt_bytes) + call.max_tokens);
+    const std::int64_t user_id = who->user_id;
+    const std::string request_id = ctx.request_id;
+    auto reservation = co_await pool_.run([&] { return accounts_.reserve(user_id, worst, request_id); });
+    if (!reservation) co_return std::unexpected(reservation.error());
+    ctx.attributes[kReservationKey] = *reservation;
+    co_return Result<void>{};
+  }
+
+  awaitable<models::Settlement> settle(http::RequestContext& ctx, const models::CallInfo& call,
+                                       const models::CallOutcome& outcome) override {
+    auto it = ctx.attributes.find(kReservationKey);
+    if (it == ctx.attributes.end()) co_return models::Settlement{};
+    const auto reservation = std::any_cast<billing::Reservation>(it->second);
+    ctx.attributes.erase(it);
+    const std::string task = task_of(call);
+    const std::int64_t base = outcome.usage.prompt_tokens + outcome.usage.completion_tokens;
+    // A call that produced nothing (worker unreachable, refused) costs nothing.
+    const std::int64_t charge = base > 0 ? pricing_.charge(task, base) : 0;
+    const std::string request_id = ctx.request_id;
+    const std::string route = ctx.route.empty() ? call.route : ctx.route;
+    auto result = co_await pool_.run([&]() -> Result<std::int64_t> {
+      auto left = accounts_.settle(reservation, {charge, task, request_id, task, outcome.model});
+      const std::int64_t charged = left ? std::min(charge, reservation.amount) : 0;
+      (void)accounts_.record_usage({request_id, reservation.user_id, route, task, outcome.model, outcome.instance,
+                                    outcome.usage.prompt_tokens, outcome.usage.completion_tokens, charged,
+                                    outcome.status, outcome.latency.count()});
+      return left;
+    });
+    if (!result) {
+      log_.error("settling a model call failed", {{"request_id", request_id}, {"error", result.error().message}});
+      co_return models::Settlement{0, std::nullopt};
+    }
+    co_return models::Settlement{std::min(charge, reservation.amount), *result};
+  }
+
+  awaitable<Result<void>> require_admin(http::RequestContext& ctx) override {
+    auto who = app::require_admin(ctx);
+    if (!who) co_return std::unexpected(who.error());
+    co_return Result<void>{};
+  }
+
+  awaitable<Result<void>> require_user(http::RequestContext& ctx) override {
+    auto who = app::require_user(ctx);
+    if (!who) co_return std::unexpected(who.error());
+    co_return Result<void>{};
+  }
+
+ private:
+  billing::Accounts& accounts_;
+  const billing::Pricing& pricing_;
+  http::WorkerPool& pool_;
+  observe::Logger log_;
+};
+
+}  // namespace
+
+std::int64_t worst_case_prompt_tokens(std::uint64_t prompt_bytes) {
+  return static_cast<std::int64_t>(prompt_bytes) + 64;
+}
+
+std::shared_ptr<models::CallHooks> make_billing_hooks(billing::Accounts& accounts, const billing::Pricing& pricing,
+                                                      http::WorkerPool& pool, observe::Logger log) {
+  return std::make_shared<BillingHooks>(accounts, pricing, pool, std::move(log));
+}
+
+}  // namespace llmd::app

@@ -1,0 +1,22 @@
+// Accounts and billing for the model routes (chat, /v1/*): the CallHooks of
+// the models module, implemented with auth (who is calling) and billing
+// (reserve the worst case, settle the actual charge, write a usage record).
+#pragma once
+
+#include <memory>
+
+#include "billing/accounts.h"
+#include "http/worker_pool.h"
+#include "models/hooks.h"
+#include "observe/log.h"
+
+namespace llmd::app {
+
+// Tokens a prompt of `prompt_bytes` can be at most, for the reservation: a
+// token is never shorter than one byte; the chat template adds a few.
+std::int64_t worst_case_prompt_tokens(std::uint64_t prompt_bytes);
+
+std::shared_ptr<models::CallHooks> make_billing_hooks(billing::Accounts& accounts, const billing::Pricing& pricing,
+                                                      http::WorkerPool& pool, observe::Logger log);
+
+}  // namespace llmd::app

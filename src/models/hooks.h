@@ -1,0 +1,72 @@
+// The accounting/auth hook points of the model routes. The accounts module
+// (auth + billing) implements CallHooks; until it does, open_call_hooks()
+// admits every call and charges nothing.
+//
+// Sequence per model call (chat, /v1/*):
+//   admit(ctx, call)  -> error: the client gets it (401/402/403/429), no model call
+//   ... the gateway calls the model (maybe retried once on another instance) ...
+//   settle(ctx, call, outcome) -> exactly once per admitted call, also when it failed
+//                                 (usage then holds whatever was produced, often 0)
+// State between admit and settle (a reservation id) belongs in ctx.attributes.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "core/error.h"
+#include "http/context.h"
+
+namespace llmd::models {
+
+struct CallInfo {
+  std::string route;            // "/v1/chat/completions", "/api/v1/models/{name}/chat", ...
+  std::string model;            // resolved model name
+  std::int64_t max_tokens = 0;  // completion tokens at most (after gateway defaults)
+  std::uint64_t prompt_bytes = 0;  // size of the prompt material (for a worst-case estimate)
+  bool stream = false;
+};
+
+struct CallUsage {
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+};
+
+struct CallOutcome {
+  std::string model;
+  std::string instance;         // "" when no instance was reached
+  CallUsage usage;              // as reported by the worker
+  int status = 0;               // HTTP status sent to the client
+  bool ok = false;              // the model call completed
+  std::chrono::milliseconds latency{0};
+};
+
+struct Settlement {
+  std::int64_t tokens_consumed = 0;             // what the caller was charged
+  std::optional<std::int64_t> remaining_tokens;  // balance after, when known
+};
+
+class CallHooks {
+ public:
+  virtual ~CallHooks() = default;
+  // Authenticates/authorizes and reserves before a model call. Errors are
+  // sent to the client as they are.
+  virtual boost::asio::awaitable<Result<void>> admit(http::RequestContext& ctx, const CallInfo& call) = 0;
+  // Settles an admitted call; the result is reported to the client where the
+  // API has room for it (chat: tokens_consumed, remaining_tokens).
+  virtual boost::asio::awaitable<Settlement> settle(http::RequestContext& ctx, const CallInfo& call,
+                                                    const CallOutcome& outcome) = 0;
+  // Guards POST /api/v1/models/{name}/start|stop (SPEC: admin only).
+  virtual boost::asio::awaitable<Result<void>> require_admin(http::RequestContext& ctx) = 0;
+  // Guards the read-only listings (GET /api/v1/models..., GET /v1/models).
+  virtual boost::asio::awaitable<Result<void>> require_user(http::RequestContext& ctx) = 0;
+};
+
+// Admits everyone; settles with tokens_consumed = prompt + completion tokens.
+std::shared_ptr<CallHooks> open_call_hooks();
+
+}  // namespace llmd::models

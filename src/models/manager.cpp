@@ -1,0 +1,785 @@
+#include "models/manager.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "http/client.h"
+#include "models/balancer.h"
+
+namespace llmd::models {
+
+namespace net = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+enum class State { kPending, kStarting, kRunning, kStopping, kBackoff, kFailed };
+
+std::string_view state_name(State s) {
+  switch (s) {
+    case State::kPending: case State::kStarting: return "starting";
+    case State::kRunning: return "running";
+    case State::kStopping: return "stopping";
+    case State::kBackoff: return "restarting";
+    case State::kFailed: return "error";
+  }
+  return "error";
+}
+
+struct Instance {
+  std::string id;
+  bool remote = false;
+  std::string url;
+  std::string api_key;
+  int weight = 1;
+  int port = 0;
+  State state = State::kPending;
+  std::unique_ptr<Worker> worker;
+  std::uint64_t serial = 0;               // identifies one spawn / probe target
+  Clock::time_point deadline{};           // ready deadline, stop deadline or restart time
+  Clock::time_point spawned_at{};
+  Clock::time_point next_health{};
+  int restarts = 0;
+  int probe_failures = 0;
+  bool probing = false;
+  std::string error;
+};
+
+struct ModelState {
+  ModelState(CatalogModel c, Strategy s, HealthPolicy p) : cat(std::move(c)), balancer(s, p) {}
+  CatalogModel cat;
+  bool wanted = false;                    // the operator or a request wants it running
+  std::vector<Instance> instances;
+  Balancer balancer;
+  Clock::time_point last_used{};
+  std::string last_error;
+  int in_flight = 0;
+
+  bool startable() const { return cat.error.empty() && (!cat.path.empty() || !cat.entry.command.empty()); }
+  bool has_local() const {
+    return std::any_of(instances.begin(), instances.end(), [](const Instance& i) { return !i.remote; });
+  }
+};
+
+bool port_is_free(const std::string& host, int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+std::string join_lines(const std::vector<std::string>& lines, std::size_t last) {
+  std::string out;
+  const std::size_t from = lines.size() > last ? lines.size() - last : 0;
+  for (std::size_t i = from; i < lines.size(); ++i) {
+    if (!out.empty()) out += " | ";
+    out += lines[i].substr(0, 300);
+  }
+  return out;
+}
+
+}  // namespace
+
+struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
+  ManagerOptions options;
+  ManagerDeps deps;
+  Strategy strategy = Strategy::kLeastConnections;
+  HealthPolicy policy;
+  std::chrono::milliseconds health_interval{5000};
+
+  net::io_context io;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::thread thread;
+  std::unique_ptr<http::HttpClient> client;  // used on `io` only (default prober)
+
+  mutable std::mutex mutex;  // guards models, shutting_down, serial, probe_jobs
+  std::map<std::string, std::unique_ptr<ModelState>> models;
+  bool shutting_down = false;
+  std::uint64_t serial = 0;
+  std::atomic<std::uint64_t> spawns{0};
+  struct ProbeJob {
+    std::string model, id;
+    std::uint64_t serial;
+    std::string url, api_key;
+  };
+  std::vector<ProbeJob> probe_jobs;  // guarded by mutex; launched by reconcile()
+
+  observe::Family<observe::Counter>* requests = nullptr;
+  observe::Family<observe::Counter>* errors = nullptr;
+  observe::Family<observe::Histogram>* latency = nullptr;
+  observe::Family<observe::Gauge>* tokens_per_s = nullptr;
+  observe::Family<observe::Gauge>* load_seconds = nullptr;
+  observe::Family<observe::Gauge>* in_flight_gauge = nullptr;
+  observe::Family<observe::Gauge>* healthy_gauge = nullptr;
+
+  // --- supervisor (runs on `io`) ---------------------------------------
+
+  void poke() {
+    net::post(io, [self = shared_from_this()] { self->reconcile(); });
+  }
+
+  net::awaitable<void> supervise() {
+    net::steady_timer timer(io);
+    for (;;) {
+      reconcile();
+      timer.expires_after(options.tick);
+      auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+      if (ec) co_return;
+      std::lock_guard lock(mutex);
+      if (shutting_down) co_return;
+    }
+  }
+
+  void reconcile() {
+    std::vector<ProbeJob> jobs;
+    {
+      std::lock_guard lock(mutex);
+      if (shutting_down) return;
+      const auto now = Clock::now();
+      for (auto& [name, m] : models) reconcile_model(*m, now);
+      jobs.swap(probe_jobs);
+    }
+    // Started outside the lock: a probe may complete inline and call on_probe.
+    for (auto& j : jobs) {
+      net::co_spawn(io,
+                    [self = shared_from_this(), j = std::move(j)]() -> net::awaitable<void> {
+                      const bool ok = co_await self->probe(j.url, j.api_key);
+                      self->on_probe(j.model, j.id, j.serial, ok);
+                    },
+                    net::detached);
+    }
+  }
+
+  void reconcile_model(ModelState& m, Clock::time_point now) {
+    for (auto& inst : m.instances) {
+      if (inst.remote) {
+        if (!inst.probing && now >= inst.next_health) launch_probe(m, inst, now);
+        continue;
+      }
+      if (inst.worker && inst.worker->exit_code()) {
+        handle_exit(m, inst, now);
+        continue;
+      }
+      switch (inst.state) {
+        case State::kPending:
+          spawn(m, inst, now);
+          break;
+        case State::kStarting:
+          if (now >= inst.deadline) {
+            const auto lines = inst.worker ? inst.worker->last_lines() : std::vector<std::string>{};
+            inst.worker.reset();  // kills and reaps
+            inst.state = State::kFailed;
+            inst.error = "worker did not become ready within " +
+                         std::to_string(options.ready_timeout.count() / 1000) + " s; last output: " + join_lines(lines, 5);
+            m.last_error = inst.error;
+            deps.log.error("worker not ready", {{"model", m.cat.name}, {"instance", inst.id}, {"reason", inst.error}});
+          } else if (!inst.probing) {
+            launch_probe(m, inst, now);
+          }
+          break;
+        case State::kRunning:
+          if (!inst.probing && now >= inst.next_health) launch_probe(m, inst, now);
+          break;
+        case State::kStopping:
+          if (now >= inst.deadline && inst.worker) inst.worker->kill();
+          break;
+        case State::kBackoff:
+          if (now >= inst.deadline) spawn(m, inst, now);
+          break;
+        case State::kFailed:
+          break;
+      }
+    }
+    std::erase_if(m.instances, [](const Instance& i) { return !i.remote && i.state == State::kStopping && !i.worker; });
+    const int idle_s = options.models.idle_unload_seconds;
+    if (m.wanted && m.has_local() && m.in_flight == 0 && idle_s > 0 && now - m.last_used > std::chrono::seconds(idle_s)) {
+      deps.log.info("unloading idle model", {{"model", m.cat.name}, {"idle_seconds", idle_s}});
+      stop_locked(m, now);
+    }
+  }
+
+  void handle_exit(ModelState& m, Instance& inst, Clock::time_point now) {
+    const int code = *inst.worker->exit_code();
+    const auto lines = inst.worker->last_lines();
+    inst.worker.reset();
+    m.balancer.remove(inst.id);
+    if (inst.state == State::kStopping) return;  // expected; erased by reconcile_model
+    const std::string why = "worker exited with code " + std::to_string(code) + "; last output: " + join_lines(lines, 5);
+    m.last_error = why;
+    if (m.wanted && inst.restarts < options.max_restarts) {
+      const auto delay = options.restart_backoff * (1 << std::min(inst.restarts, 10));
+      ++inst.restarts;
+      inst.state = State::kBackoff;
+      inst.deadline = now + delay;
+      inst.error = why;
+      deps.log.warn("worker crashed; restarting", {{"model", m.cat.name}, {"instance", inst.id}, {"exit_code", code},
+                                                   {"attempt", inst.restarts}, {"delay_ms", delay.count()}});
+    } else {
+      inst.state = State::kFailed;
+      inst.error = why;
+      deps.log.error("worker crashed; giving up", {{"model", m.cat.name}, {"instance", inst.id}, {"exit_code", code},
+                                                   {"reason", why}});
+    }
+  }
+
+  int pick_port(const std::string& host) {
+    for (int p = options.models.port_min; p <= options.models.port_max; ++p) {
+      bool ours = false;
+      for (const auto& [n, m] : models) {
+        for (const auto& i : m->instances) ours = ours || (!i.remote && i.worker && i.port == p);
+      }
+      if (!ours && port_is_free(host, p)) return p;
+    }
+    return 0;
+  }
+
+  void spawn(ModelState& m, Instance& inst, Clock::time_point now) {
+    inst.port = pick_port(options.host);
+    if (inst.port == 0) {
+      inst.state = State::kFailed;
+      inst.error = "no free port in models.port_range";
+      m.last_error = inst.error;
+      deps.log.error("cannot start worker", {{"model", m.cat.name}, {"reason", inst.error}});
+      return;
+    }
+    WorkerSpec spec;
+    spec.model = m.cat.name;
+    spec.instance_id = inst.id;
+    spec.file = m.cat.path;
+    spec.entry = m.cat.entry;
+    spec.host = options.host;
+    spec.port = inst.port;
+    auto w = deps.factory->spawn(spec);
+    if (!w) {
+      inst.state = State::kFailed;
+      inst.error = w.error().message;
+      m.last_error = inst.error;
+      deps.log.error("cannot start worker", {{"model", m.cat.name}, {"reason", inst.error}});
+      return;
+    }
+    spawns.fetch_add(1);
+    inst.worker = std::move(*w);
+    inst.url = "http://" + options.host + ":" + std::to_string(inst.port);
+    inst.state = State::kStarting;
+    inst.serial = ++serial;
+    inst.spawned_at = now;
+    inst.deadline = now + options.ready_timeout;
+    inst.probe_failures = 0;
+    deps.log.info("worker started", {{"model", m.cat.name}, {"instance", inst.id}, {"port", inst.port},
+                                     {"pid", inst.worker->pid()}});
+  }
+
+  void launch_probe(ModelState& m, Instance& inst, Clock::time_point now) {
+    inst.probing = true;
+    inst.next_health = now + health_interval;
+    probe_jobs.push_back({m.cat.name, inst.id, inst.serial, inst.url, inst.api_key});
+  }
+
+  net::awaitable<bool> probe(const std::string& url, const std::string& key) {
+    if (deps.prober) co_return co_await deps.prober(url, key);
+    http::ClientRequest req;
+    req.url = url + "/health";
+    req.connect_timeout = std::chrono::milliseconds(1000);
+    req.timeout = std::chrono::milliseconds(3000);
+    auto r = co_await client->request(req);
+    if (r && r->status == 404) {  // an OpenAI-compatible endpoint without /health
+      req.url = url + "/v1/models";
+      if (!key.empty()) req.headers.set("Authorization", "Bearer " + key);
+      auto models_reply = co_await client->request(req);  // a new variable: see routes.cpp on g++ 12
+      co_return models_reply && models_reply->status == 200;
+    }
+    co_return r && r->status == 200;
+  }
+
+  void on_probe(const std::string& model, const std::string& id, std::uint64_t probe_serial, bool ok) {
+    std::lock_guard lock(mutex);
+    auto it = models.find(model);
+    if (it == models.end()) return;
+    ModelState& m = *it->second;
+    for (auto& inst : m.instances) {
+      if (inst.id != id || inst.serial != probe_serial) continue;
+      inst.probing = false;
+      const auto now = Clock::now();
+      if (inst.remote) {
+        m.balancer.set_probe_result(id, ok);
+      } else if (inst.state == State::kStarting && ok) {
+        inst.state = State::kRunning;
+        inst.restarts = 0;
+        inst.error.clear();
+        inst.next_health = now + health_interval;
+        m.balancer.add(id, m.cat.entry.weight);
+        m.balancer.set_probe_result(id, true);
+        const double secs = std::chrono::duration<double>(now - inst.spawned_at).count();
+        if (load_seconds) load_seconds->with({m.cat.name}).set(secs);
+        deps.log.info("worker ready", {{"model", m.cat.name}, {"instance", id}, {"load_seconds", secs}});
+      } else if (inst.state == State::kStarting) {
+        inst.next_health = now;  // keep polling each tick until ready
+      } else if (inst.state == State::kRunning) {
+        m.balancer.set_probe_result(id, ok);
+        inst.probe_failures = ok ? 0 : inst.probe_failures + 1;
+        if (inst.probe_failures >= policy.fail_threshold && inst.worker) {
+          deps.log.warn("worker failed health checks; killing it", {{"model", m.cat.name}, {"instance", id}});
+          inst.worker->kill();  // the exit is handled as a crash -> restart
+        }
+      }
+      return;
+    }
+  }
+
+  // --- operations (any thread, `mutex` held) -------------------------------
+
+  void stop_locked(ModelState& m, Clock::time_point now) {
+    m.wanted = false;
+    for (auto& inst : m.instances) {
+      if (inst.remote) continue;
+      m.balancer.remove(inst.id);
+      if (inst.worker) {
+        inst.worker->terminate();
+        inst.state = State::kStopping;
+        inst.deadline = now + options.stop_grace;
+      } else {
+        inst.state = State::kStopping;  // nothing running: erased on the next tick
+      }
+    }
+  }
+
+  Result<void> start_locked(ModelState& m, Clock::time_point now) {
+    if (!m.cat.error.empty()) {
+      return fail(Error(ErrorCode::kUnavailable, "model " + m.cat.name + " cannot be used: " + m.cat.error, "model_error")
+                      .with_retry_after(60));
+    }
+    if (!m.startable()) return {};  // remote-only: nothing to start
+    const bool running_locally =
+        m.wanted && std::any_of(m.instances.begin(), m.instances.end(),
+                                [](const Instance& i) { return !i.remote && i.state != State::kFailed; });
+    if (running_locally) return {};
+
+    const std::uint64_t need = estimate_model_memory(m.cat) * static_cast<std::uint64_t>(std::max(1, m.cat.entry.replicas));
+    const auto available = deps.mem_available ? deps.mem_available() : read_mem_available();
+    if (need > 0 && available && need > *available) {
+      return fail(Error(ErrorCode::kUnavailable,
+                        "not enough memory to load " + m.cat.name + ": needs about " + std::to_string(need >> 20) +
+                            " MiB, " + std::to_string(*available >> 20) + " MiB available",
+                        "insufficient_memory")
+                      .with_retry_after(30));
+    }
+
+    if (options.models.max_loaded > 0) {
+      int loaded = 0;
+      ModelState* victim = nullptr;
+      for (auto& [n, other] : models) {
+        if (other.get() == &m || !other->wanted || !other->has_local()) continue;
+        ++loaded;
+        if (other->in_flight == 0 && (!victim || other->last_used < victim->last_used)) victim = other.get();
+      }
+      if (loaded >= options.models.max_loaded) {
+        if (!victim) {
+          return fail(Error(ErrorCode::kUnavailable,
+                            "max_loaded models are running and all are busy; try again shortly", "max_loaded")
+                          .with_retry_after(5));
+        }
+        deps.log.info("evicting least recently used model", {{"model", victim->cat.name}, {"for", m.cat.name}});
+        stop_locked(*victim, now);
+      }
+    }
+
+    // Replace failed/stale local instances by fresh ones.
+    std::erase_if(m.instances, [](const Instance& i) { return !i.remote && !i.worker; });
+    for (auto& i : m.instances) {
+      if (!i.remote && i.state == State::kStopping) i.id += "~old" + std::to_string(i.serial);
+    }
+    for (int r = 0; r < std::max(1, m.cat.entry.replicas); ++r) {
+      Instance inst;
+      inst.id = m.cat.name + "#" + std::to_string(r);
+      inst.weight = m.cat.entry.weight;
+      inst.state = State::kPending;
+      m.instances.push_back(std::move(inst));
+    }
+    m.wanted = true;
+    m.last_used = now;
+    m.last_error.clear();
+    return {};
+  }
+
+  ModelStatus status_locked(const ModelState& m, Clock::time_point now) const {
+    ModelStatus s;
+    s.name = m.cat.name;
+    s.description = m.cat.description;
+    s.size = m.cat.size;
+    if (m.cat.gguf) {
+      s.arch = m.cat.gguf->architecture;
+      s.quantization = m.cat.gguf->quantization;
+      s.context_length = m.cat.gguf->context_length;
+      s.parameter_count = m.cat.gguf->parameter_count;
+      s.has_chat_template = m.cat.gguf->has_chat_template;
+    }
+    s.error = !m.cat.error.empty() ? m.cat.error : m.last_error;
+    const auto views = m.balancer.snapshot(now);
+    bool any_running = false, any_starting = false, any_stopping = false, any_local = false;
+    for (const auto& inst : m.instances) {
+      InstanceStatus is;
+      is.id = inst.id;
+      is.url = inst.url;
+      is.port = inst.port;
+      is.remote = inst.remote;
+      is.restarts = inst.restarts;
+      is.error = inst.error;
+      is.health = inst.state == State::kRunning || inst.remote ? "healthy" : "down";
+      for (const auto& v : views) {
+        if (v.id != inst.id) continue;
+        is.in_flight = v.in_flight;
+        is.health = std::string(health_name(v.health));
+      }
+      if (inst.remote) {
+        is.status = is.health == "healthy" ? "running" : "error";
+        any_running = any_running || is.health == "healthy";
+      } else {
+        any_local = true;
+        is.status = std::string(state_name(inst.state));
+        any_running = any_running || inst.state == State::kRunning;
+        any_starting = any_starting || inst.state == State::kPending || inst.state == State::kStarting ||
+                       inst.state == State::kBackoff;
+        any_stopping = any_stopping || inst.state == State::kStopping;
+      }
+      s.instances.push_back(std::move(is));
+    }
+    if (!m.cat.error.empty()) s.status = "error";
+    else if (any_running) s.status = "running";
+    else if (any_starting && m.wanted) s.status = "starting";
+    else if (any_stopping) s.status = "stopping";
+    else if (m.wanted && any_local) s.status = "error";
+    else if (!m.startable()) s.status = "error";
+    else s.status = "available";
+    if (s.status == "error" && s.error.empty()) s.error = "no healthy instance";
+    return s;
+  }
+
+  void release(const std::string& model, const std::string& id, bool ok, double seconds, std::int64_t tokens) {
+    std::lock_guard lock(mutex);
+    auto it = models.find(model);
+    if (it == models.end()) return;
+    ModelState& m = *it->second;
+    const auto now = Clock::now();
+    if (m.in_flight > 0) --m.in_flight;
+    m.last_used = now;
+    m.balancer.release(id, ok, now);
+    if (requests) requests->with({model, id}).inc();
+    if (!ok && errors) errors->with({model, id}).inc();
+    if (latency) latency->with({model, id}).observe(seconds);
+    if (tokens > 0 && seconds > 0 && tokens_per_s) tokens_per_s->with({model, id}).set(static_cast<double>(tokens) / seconds);
+  }
+
+  void collect() {
+    std::lock_guard lock(mutex);
+    const auto now = Clock::now();
+    for (const auto& [name, m] : models) {
+      for (const auto& v : m->balancer.snapshot(now)) {
+        if (in_flight_gauge) in_flight_gauge->with({name, v.id}).set(v.in_flight);
+        if (healthy_gauge) healthy_gauge->with({name, v.id}).set(v.health == Health::kHealthy ? 1 : 0);
+      }
+    }
+  }
+};
+
+// --- Lease ---------------------------------------------------------------
+
+Lease::Lease(Lease&& o) noexcept { *this = std::move(o); }
+Lease& Lease::operator=(Lease&& o) noexcept {
+  if (this != &o) {
+    finish(true);
+    core_ = std::move(o.core_);
+    model_ = std::move(o.model_);
+    instance_ = std::move(o.instance_);
+    url_ = std::move(o.url_);
+    api_key_ = std::move(o.api_key_);
+    remote_ = o.remote_;
+    done_ = o.done_;
+    started_ = o.started_;
+    o.done_ = true;
+  }
+  return *this;
+}
+Lease::~Lease() { finish(true); }
+
+void Lease::finish(bool ok, std::int64_t completion_tokens) {
+  if (done_) return;
+  done_ = true;
+  if (auto core = core_.lock()) {
+    const double secs = std::chrono::duration<double>(Clock::now() - started_).count();
+    core->release(model_, instance_, ok, secs, completion_tokens);
+  }
+}
+
+// --- Manager -------------------------------------------------------------
+
+Result<std::unique_ptr<Manager>> Manager::create(ManagerOptions options, ManagerDeps deps,
+                                                 std::vector<CatalogModel> catalog) {
+  auto strategy = parse_strategy(options.balancer.strategy);
+  if (!strategy) {
+    return fail(ErrorCode::kInvalidArgument, "balancer.strategy: unknown strategy \"" + options.balancer.strategy + "\"",
+                "bad_config");
+  }
+  if (!deps.factory) return fail(ErrorCode::kInvalidArgument, "manager needs a worker factory", "bad_config");
+  std::unique_ptr<Manager> mgr(new Manager());
+  auto core = std::make_shared<Lease::Core>();
+  core->strategy = *strategy;
+  core->policy.fail_threshold = options.balancer.fail_threshold;
+  core->policy.cooldown = std::chrono::seconds(options.balancer.cooldown);
+  core->health_interval = options.health_interval.count() > 0 ? options.health_interval
+                                                               : std::chrono::milliseconds(options.balancer.health_interval * 1000);
+  core->options = std::move(options);
+  core->deps = std::move(deps);
+  core->client = std::make_unique<http::HttpClient>(core->io.get_executor());
+
+  for (auto& c : catalog) {
+    const std::string name = c.name;
+    core->models.emplace(name, std::make_unique<ModelState>(std::move(c), core->strategy, core->policy));
+  }
+  for (const auto& u : core->options.upstreams) {
+    auto it = core->models.find(u.model);
+    if (it == core->models.end()) {
+      CatalogModel c;
+      c.name = u.model;
+      c.entry.name = u.model;
+      c.description = "remote model";
+      it = core->models.emplace(u.model, std::make_unique<ModelState>(std::move(c), core->strategy, core->policy)).first;
+    }
+    Instance inst;
+    inst.id = "upstream:" + u.name;
+    inst.remote = true;
+    inst.url = u.url;
+    while (!inst.url.empty() && inst.url.back() == '/') inst.url.pop_back();
+    inst.api_key = u.api_key;
+    inst.weight = u.weight;
+    inst.state = State::kRunning;
+    inst.serial = ++core->serial;
+    it->second->balancer.add(inst.id, u.weight);
+    it->second->instances.push_back(std::move(inst));
+  }
+
+  if (auto* reg = core->deps.metrics) {
+    const std::vector<std::string> labels{"model", "instance"};
+    core->requests = &reg->counter("llmd_instance_requests_total", "Requests sent to a model instance", labels);
+    core->errors = &reg->counter("llmd_instance_errors_total", "Failed requests (connection errors, 5xx) per instance", labels);
+    core->latency = &reg->histogram("llmd_instance_request_duration_seconds", "Request latency per instance", labels);
+    core->tokens_per_s = &reg->gauge("llmd_instance_tokens_per_second", "Completion tokens/s of the last request", labels);
+    core->in_flight_gauge = &reg->gauge("llmd_instance_in_flight", "Requests in flight per instance", labels);
+    core->healthy_gauge = &reg->gauge("llmd_instance_healthy", "1 when the instance gets traffic", labels);
+    core->load_seconds = &reg->gauge("llmd_model_load_seconds", "Time from spawn to ready of the last start", {"model"});
+    reg->add_collector([weak = std::weak_ptr<Lease::Core>(core)] {
+      if (auto c = weak.lock()) c->collect();
+    });
+  }
+
+  core->work.emplace(core->io.get_executor());
+  net::co_spawn(core->io, [c = core.get()] { return c->supervise(); }, net::detached);
+  core->thread = std::thread([c = core.get()] { c->io.run(); });
+  mgr->core_ = std::move(core);
+  return mgr;
+}
+
+Manager::~Manager() { shutdown(); }
+
+void Manager::shutdown() {
+  auto& c = *core_;
+  {
+    std::lock_guard lock(c.mutex);
+    if (c.shutting_down) return;
+    c.shutting_down = true;
+    for (auto& [n, m] : c.models) {
+      for (auto& i : m->instances) {
+        if (i.worker) i.worker->terminate();
+      }
+    }
+  }
+  const auto deadline = Clock::now() + c.options.stop_grace;
+  for (;;) {
+    bool alive = false;
+    {
+      std::lock_guard lock(c.mutex);
+      for (auto& [n, m] : c.models) {
+        for (auto& i : m->instances) alive = alive || (i.worker && !i.worker->exit_code());
+      }
+    }
+    if (!alive || Clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  {
+    std::lock_guard lock(c.mutex);
+    for (auto& [n, m] : c.models) {
+      for (auto& i : m->instances) i.worker.reset();  // SIGKILL + reap whatever is left
+    }
+  }
+  c.work.reset();
+  c.io.stop();
+  if (c.thread.joinable()) c.thread.join();
+}
+
+std::vector<ModelStatus> Manager::list() const {
+  std::lock_guard lock(core_->mutex);
+  std::vector<ModelStatus> out;
+  const auto now = Clock::now();
+  for (const auto& [n, m] : core_->models) out.push_back(core_->status_locked(*m, now));
+  return out;
+}
+
+Result<ModelStatus> Manager::get(const std::string& name) const {
+  std::lock_guard lock(core_->mutex);
+  auto it = core_->models.find(name);
+  if (it == core_->models.end()) return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
+  return core_->status_locked(*it->second, Clock::now());
+}
+
+Result<ModelStatus> Manager::start(const std::string& name) {
+  Result<ModelStatus> out;
+  {
+    std::lock_guard lock(core_->mutex);
+    auto it = core_->models.find(name);
+    if (it == core_->models.end()) return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
+    if (core_->shutting_down) return fail(Error(ErrorCode::kUnavailable, "shutting down", "shutting_down").with_retry_after(5));
+    const auto now = Clock::now();
+    LLMD_TRY(core_->start_locked(*it->second, now));
+    out = core_->status_locked(*it->second, now);
+  }
+  core_->poke();
+  return out;
+}
+
+Result<ModelStatus> Manager::stop(const std::string& name) {
+  std::lock_guard lock(core_->mutex);
+  auto it = core_->models.find(name);
+  if (it == core_->models.end()) return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
+  const auto now = Clock::now();
+  core_->stop_locked(*it->second, now);
+  return core_->status_locked(*it->second, now);
+}
+
+net::awaitable<Result<Lease>> Manager::acquire(std::string name, std::chrono::milliseconds timeout,
+                                               std::vector<std::string> exclude) {
+  auto core = core_;
+  const auto deadline = Clock::now() + timeout;
+  net::steady_timer timer(co_await net::this_coro::executor);
+  for (;;) {
+    bool poke = false;
+    {
+      std::lock_guard lock(core->mutex);
+      auto it = core->models.find(name);
+      if (it == core->models.end()) co_return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
+      if (core->shutting_down) co_return fail(Error(ErrorCode::kUnavailable, "shutting down", "shutting_down").with_retry_after(5));
+      ModelState& m = *it->second;
+      const auto now = Clock::now();
+      m.last_used = now;
+      if (auto id = m.balancer.acquire(now, exclude)) {
+        Lease lease;
+        lease.core_ = core;
+        lease.model_ = name;
+        lease.instance_ = *id;
+        for (const auto& i : m.instances) {
+          if (i.id != *id) continue;
+          lease.url_ = i.url;
+          lease.api_key_ = i.api_key;
+          lease.remote_ = i.remote;
+        }
+        lease.done_ = false;
+        lease.started_ = now;
+        ++m.in_flight;
+        co_return lease;
+      }
+      if (!exclude.empty()) {
+        co_return fail(Error(ErrorCode::kUnavailable, "no other healthy instance of " + name, "no_healthy_instance")
+                           .with_retry_after(5));
+      }
+      if (!m.wanted && m.startable()) {
+        if (auto r = core->start_locked(m, now); !r) co_return std::unexpected(r.error());
+        poke = true;
+      } else if (!m.cat.error.empty()) {
+        co_return fail(Error(ErrorCode::kUnavailable, "model " + name + " cannot be used: " + m.cat.error, "model_error")
+                           .with_retry_after(60));
+      } else {
+        const bool pending = std::any_of(m.instances.begin(), m.instances.end(), [](const Instance& i) {
+          return !i.remote && (i.state == State::kPending || i.state == State::kStarting || i.state == State::kBackoff);
+        });
+        if (!pending) {
+          const std::string why = m.last_error.empty() ? "no healthy instance of " + name : m.last_error;
+          co_return fail(Error(ErrorCode::kUnavailable, why, m.startable() ? "model_error" : "no_healthy_instance")
+                             .with_retry_after(core->policy.cooldown.count() > 0 ? 5 : 1));
+        }
+      }
+    }
+    if (poke) core->poke();
+    const auto now = Clock::now();
+    if (now >= deadline) {
+      co_return fail(Error(ErrorCode::kUnavailable, "model " + name + " is still starting", "model_starting")
+                         .with_retry_after(5));
+    }
+    timer.expires_after(std::min<Clock::duration>(std::chrono::milliseconds(50), deadline - now));
+    co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+  }
+}
+
+const std::string& Manager::default_model() const { return core_->options.models.default_model; }
+std::uint64_t Manager::spawn_count() const { return core_->spawns.load(); }
+
+void Manager::rescan() {
+  auto found = scan_catalog(core_->options.models);
+  std::lock_guard lock(core_->mutex);
+  for (auto& c : found) {
+    if (core_->models.contains(c.name)) continue;
+    const std::string name = c.name;
+    core_->models.emplace(name, std::make_unique<ModelState>(std::move(c), core_->strategy, core_->policy));
+  }
+}
+
+std::optional<std::uint64_t> read_mem_available() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  std::uint64_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return std::nullopt;
+}
+
+std::uint64_t estimate_model_memory(const CatalogModel& m) {
+  if (m.path.empty()) return 0;
+  std::uint64_t bytes = m.size;
+  if (m.gguf && m.gguf->n_layer > 0 && m.gguf->n_head > 0 && m.gguf->n_embd > 0) {
+    const auto& g = *m.gguf;
+    const std::uint64_t head_dim = static_cast<std::uint64_t>(g.n_embd / g.n_head);
+    const std::uint64_t kv_dim = head_dim * static_cast<std::uint64_t>(g.n_head_kv);
+    const std::uint64_t ctx = static_cast<std::uint64_t>(std::max(0, m.entry.ctx));
+    bytes += 2 /* K and V */ * static_cast<std::uint64_t>(g.n_layer) * ctx * kv_dim * 2 /* f16 */;
+  }
+  return bytes;
+}
+
+}  // namespace llmd::models

@@ -1,0 +1,166 @@
+// The model manager: which models exist (catalog + upstreams), which run, on
+// which instances, and which instance serves the next request.
+//
+// Local workers are child processes started through a WorkerFactory on a free
+// port of models.port_range, probed until /health answers, restarted with
+// exponential backoff when they die, stopped when idle, evicted (least
+// recently used) when max_loaded is reached. Upstreams are remote instances
+// checked every balancer.health_interval. Requests get an instance through
+// acquire(), which starts a stopped model on demand and waits for it.
+//
+// Thread-safety: every public method may be called from any thread. All
+// process spawning happens on the manager's own supervisor thread (so
+// PR_SET_PDEATHSIG ties workers to a thread that lives as long as the manager).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "app/config.h"
+#include "core/error.h"
+#include "models/catalog.h"
+#include "models/worker.h"
+#include "observe/log.h"
+#include "observe/metrics.h"
+
+namespace llmd::models {
+
+struct ManagerOptions {
+  app::ModelsConfig models;
+  std::vector<app::UpstreamEntry> upstreams;
+  app::BalancerConfig balancer;
+  std::string host = "127.0.0.1";                     // where local workers listen
+  std::chrono::milliseconds ready_timeout{120000};    // spawn -> /health 200
+  std::chrono::milliseconds stop_grace{5000};         // SIGTERM -> SIGKILL
+  int max_restarts = 3;                               // consecutive crashes before "error"
+  std::chrono::milliseconds restart_backoff{1000};    // doubled per consecutive crash
+  std::chrono::milliseconds tick{100};                // supervisor period
+  std::chrono::milliseconds health_interval{0};       // 0 = balancer.health_interval seconds
+};
+
+struct ManagerDeps {
+  observe::Logger log = observe::Logger::null();
+  observe::Registry* metrics = nullptr;               // optional
+  std::shared_ptr<WorkerFactory> factory;             // required
+  Prober prober;                                      // empty = HTTP GET /health
+  // Bytes of MemAvailable; empty = read /proc/meminfo. nullopt = unknown (no check).
+  std::function<std::optional<std::uint64_t>()> mem_available;
+};
+
+struct InstanceStatus {
+  std::string id;
+  std::string url;
+  std::string status;    // starting | running | stopping | restarting | error
+  std::string health;    // healthy | cooling | down
+  int in_flight = 0;
+  int port = 0;
+  int restarts = 0;
+  bool remote = false;
+  std::string error;
+};
+
+struct ModelStatus {
+  std::string name;
+  std::string description;
+  std::string status;    // available | starting | running | stopping | error
+  std::uint64_t size = 0;
+  std::string arch;
+  std::string quantization;
+  std::int64_t context_length = 0;
+  std::uint64_t parameter_count = 0;
+  bool has_chat_template = false;
+  std::vector<InstanceStatus> instances;
+  std::string error;     // the most recent error, if any
+};
+
+class Manager;
+
+// One request's hold on an instance: counts it in flight until finish() or
+// destruction. Movable; may outlive the Manager (then finishing is a no-op).
+class Lease {
+ public:
+  Lease(Lease&&) noexcept;
+  Lease& operator=(Lease&&) noexcept;
+  ~Lease();
+
+  const std::string& model() const { return model_; }
+  const std::string& instance_id() const { return instance_; }
+  const std::string& base_url() const { return url_; }   // "http://host:port"
+  const std::string& api_key() const { return api_key_; }  // "" for local workers
+  bool remote() const { return remote_; }
+
+  // Reports the outcome: ok=false for connection errors and 5xx (counts
+  // toward the instance's fail_threshold). `completion_tokens` feeds the
+  // tokens/s metric. Idempotent; the destructor calls finish(true).
+  void finish(bool ok, std::int64_t completion_tokens = 0);
+
+ private:
+  friend class Manager;
+  struct Core;
+  Lease() = default;
+  std::weak_ptr<Core> core_;
+  std::string model_, instance_, url_, api_key_;
+  bool remote_ = false;
+  bool done_ = true;
+  std::chrono::steady_clock::time_point started_;
+};
+
+class Manager {
+ public:
+  // Builds the model table from `catalog` and options.upstreams and starts the
+  // supervisor thread. Errors: kInvalidArgument (unknown balancer strategy).
+  static Result<std::unique_ptr<Manager>> create(ManagerOptions options, ManagerDeps deps,
+                                                 std::vector<CatalogModel> catalog);
+  // shutdown() then join.
+  ~Manager();
+  Manager(const Manager&) = delete;
+  Manager& operator=(const Manager&) = delete;
+
+  std::vector<ModelStatus> list() const;
+  // Errors: kNotFound "model_not_found".
+  Result<ModelStatus> get(const std::string& name) const;
+  // Marks the model wanted and starts its workers (asynchronously; the
+  // returned status is usually "starting"). Already running: no-op.
+  // Errors: kNotFound, kUnavailable (file error, not enough memory, every
+  // loaded model busy at max_loaded) with a reason.
+  Result<ModelStatus> start(const std::string& name);
+  // Stops the model's local workers (SIGTERM, SIGKILL after stop_grace).
+  Result<ModelStatus> stop(const std::string& name);
+
+  // An instance for one request to `name`. Starts the model on demand and
+  // waits up to `timeout` for an instance; `exclude` skips instances (retry
+  // elsewhere). Errors: kNotFound, kUnavailable + retry_after_s ("model_starting",
+  // "model_error", "no_healthy_instance", ...).
+  boost::asio::awaitable<Result<Lease>> acquire(std::string name, std::chrono::milliseconds timeout,
+                                                std::vector<std::string> exclude = {});
+
+  // The configured default model ("" when none).
+  const std::string& default_model() const;
+  // Total processes spawned so far (tests, metrics).
+  std::uint64_t spawn_count() const;
+  // Re-reads models.dir and adds newly found files. Blocking (file I/O).
+  void rescan();
+  // Stops every worker (SIGTERM, then SIGKILL after stop_grace), stops the
+  // supervisor. Idempotent; blocks until the workers are gone.
+  void shutdown();
+
+ private:
+  Manager() = default;
+  std::shared_ptr<Lease::Core> core_;
+};
+
+// Reads MemAvailable from /proc/meminfo (bytes); nullopt when unreadable.
+std::optional<std::uint64_t> read_mem_available();
+
+// Bytes a worker of this model is expected to need: file size + f16 KV cache
+// for entry.ctx tokens (from the GGUF shape). 0 when unknown.
+std::uint64_t estimate_model_memory(const CatalogModel& model);
+
+}  // namespace llmd::models

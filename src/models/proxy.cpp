@@ -1,0 +1,268 @@
+#include "models/proxy.h"
+
+#include "http/errors.h"
+
+namespace llmd::models {
+
+namespace net = boost::asio;
+using json = nlohmann::json;
+
+std::string SseSplitter::data_of(std::string_view block) {
+  std::string out;
+  bool first = true;
+  while (!block.empty()) {
+    const auto nl = block.find('\n');
+    std::string_view line = block.substr(0, nl);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.starts_with("data:")) {
+      line.remove_prefix(5);
+      if (line.starts_with(' ')) line.remove_prefix(1);
+      if (!first) out += '\n';
+      out += line;
+      first = false;
+    }
+    if (nl == std::string_view::npos) break;
+    block.remove_prefix(nl + 1);
+  }
+  return out;
+}
+
+bool read_usage(const json& reply, CallUsage& out) {
+  if (!reply.is_object()) return false;
+  auto it = reply.find("usage");
+  if (it == reply.end() || !it->is_object()) return false;
+  out.prompt_tokens = it->value("prompt_tokens", std::int64_t{0});
+  out.completion_tokens = it->value("completion_tokens", std::int64_t{0});
+  return true;
+}
+
+http::ClientRequest Proxy::make_request(const http::RequestContext& ctx, const Lease& lease, const std::string& path,
+                                        const std::string& body) const {
+  http::ClientRequest req;
+  req.method = "POST";
+  req.url = lease.base_url() + path;
+  req.body = body;
+  req.timeout = upstream_timeout_;
+  req.headers.set("Content-Type", "application/json");
+  req.headers.set("X-Request-ID", ctx.request_id);
+  if (!lease.api_key().empty()) req.headers.set("Authorization", "Bearer " + lease.api_key());
+  return req;
+}
+
+namespace {
+http::Response upstream_failure(const http::RequestContext& ctx, const Error& e) {
+  Error out = e;
+  if (out.code != ErrorCode::kDeadlineExceeded) {
+    out = Error(ErrorCode::kUnavailable, "the model worker failed: " + e.message, e.reason_or_default().data());
+    out.retry_after_s = 2;
+  }
+  return http::error_response(out, ctx.request_id);
+}
+}  // namespace
+
+net::awaitable<ProxyResult> Proxy::call(http::RequestContext& ctx, const std::string& model, const std::string& path,
+                                        const std::string& body) {
+  ProxyResult out;
+  std::vector<std::string> exclude;
+  std::optional<Error> last;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto lease = co_await manager_.acquire(model, acquire_timeout_, exclude);
+    if (!lease) {
+      if (!last) last = lease.error();
+      break;
+    }
+    out.instance = lease->instance_id();
+    auto r = co_await client_.request(make_request(ctx, *lease, path, body));
+    if (!r) {
+      lease->finish(false);
+      last = r.error();
+      log_.warn("worker call failed", {{"model", model}, {"instance", out.instance}, {"reason", r.error().message},
+                                       {"request_id", ctx.request_id}});
+      if (r.error().reason == "upstream_unreachable" && attempt == 0) {
+        exclude.push_back(out.instance);
+        continue;
+      }
+      break;
+    }
+    if (r->status >= 500 && attempt == 0) {
+      lease->finish(false);
+      last = Error(ErrorCode::kUnavailable, "worker answered " + std::to_string(r->status), "upstream_error");
+      exclude.push_back(out.instance);
+      continue;
+    }
+    const json reply = json::parse(r->body, nullptr, false);
+    read_usage(reply, out.usage);
+    lease->finish(r->status < 500, out.usage.completion_tokens);
+    out.response.status = r->status;
+    out.response.body = std::move(r->body);
+    out.response.headers.set("Content-Type",
+                             std::string(r->headers.get("Content-Type").value_or("application/json")));
+    out.response.headers.set("X-Llmd-Instance", out.instance);
+    out.ok = r->status == 200;
+    co_return out;
+  }
+  out.response = upstream_failure(ctx, last.value_or(Error(ErrorCode::kUnavailable, "no instance", "upstream_error")));
+  if (last && last->reason == "model_not_found") out.response = http::error_response(*last, ctx.request_id);
+  if (last && (last->reason == "model_starting" || last->reason == "model_error" || last->reason == "max_loaded" ||
+               last->reason == "insufficient_memory" || last->reason == "no_healthy_instance")) {
+    out.response = http::error_response(*last, ctx.request_id);
+  }
+  co_return out;
+}
+
+net::awaitable<ProxyResult> Proxy::stream_through(http::RequestContext& ctx, const std::string& model,
+                                                  const std::string& path, const std::string& body,
+                                                  bool forward_usage_chunk) {
+  co_return co_await stream(ctx, model, path, body, forward_usage_chunk, nullptr);
+}
+
+net::awaitable<ProxyResult> Proxy::stream_events(http::RequestContext& ctx, const std::string& model,
+                                                 const std::string& path, const std::string& body, OnEvent on_event) {
+  co_return co_await stream(ctx, model, path, body, false, &on_event);
+}
+
+net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::string& model, const std::string& path,
+                                          const std::string& body, bool forward_usage_chunk, const OnEvent* on_event) {
+  ProxyResult out;
+  std::vector<std::string> exclude;
+  std::optional<Error> last;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto lease = co_await manager_.acquire(model, acquire_timeout_, exclude);
+    if (!lease) {
+      if (!last || lease.error().reason != "no_healthy_instance") last = lease.error();
+      break;
+    }
+    out.instance = lease->instance_id();
+    int status = 0;
+    bool retry_status = false;
+    bool client_gone = false;
+    bool got_usage = false;
+    std::int64_t content_events = 0;
+    std::string error_body;
+    std::string error_type = "application/json";
+    SseSplitter splitter;
+
+    auto on_head = [&](int s, const http::Headers& h) -> net::awaitable<bool> {
+      status = s;
+      if (s >= 500 && attempt == 0) {
+        retry_status = true;
+        co_return false;
+      }
+      if (s != 200) {
+        error_type = std::string(h.get("Content-Type").value_or("application/json"));
+        co_return true;
+      }
+      if (!on_event) {
+        http::Headers down;
+        down.set("Content-Type", std::string(h.get("Content-Type").value_or("text/event-stream")));
+        down.set("Cache-Control", "no-cache");
+        down.set("X-Accel-Buffering", "no");
+        down.set("X-Llmd-Instance", out.instance);
+        out.started = true;
+        if (!co_await ctx.stream.begin(200, down)) {
+          client_gone = true;
+          co_return false;
+        }
+      }
+      co_return true;
+    };
+    auto on_chunk = [&](std::string_view data) -> net::awaitable<bool> {
+      if (status != 200) {
+        if (error_body.size() < 65536) error_body.append(data.substr(0, 65536 - error_body.size()));
+        co_return true;
+      }
+      std::vector<std::pair<std::string, std::string>> events;
+      splitter.feed(data, [&](std::string_view block, std::string payload) {
+        events.emplace_back(std::string(block), std::move(payload));
+      });
+      std::string pass;  // the blocks to forward, written in one piece
+      for (auto& [block, payload] : events) {
+        bool forward = true;
+        json chunk;
+        if (payload != "[DONE]" && !payload.empty()) {
+          chunk = json::parse(payload, nullptr, false);
+          const bool has_choices = chunk.is_object() && chunk.contains("choices") && chunk["choices"].is_array() &&
+                                   !chunk["choices"].empty();
+          if (has_choices) ++content_events;
+          if (read_usage(chunk, out.usage)) {
+            got_usage = true;
+            forward = has_choices || forward_usage_chunk;
+          }
+        }
+        if (on_event) {
+          if (!chunk.is_discarded() && chunk.is_object()) {
+            out.started = true;
+            if (!co_await (*on_event)(chunk)) {
+              client_gone = true;
+              co_return false;
+            }
+          }
+        } else if (forward) {
+          pass += block;
+        }
+      }
+      if (!pass.empty() && !co_await ctx.stream.write(pass)) {
+        client_gone = true;
+        co_return false;
+      }
+      co_return true;
+    };
+
+    auto r = co_await client_.stream(make_request(ctx, *lease, path, body), on_head, on_chunk);
+    if (!got_usage) out.usage.completion_tokens = content_events;  // cut short: estimate one token per chunk
+    if (retry_status) {
+      lease->finish(false);
+      last = Error(ErrorCode::kUnavailable, "worker answered " + std::to_string(status), "upstream_error");
+      exclude.push_back(out.instance);
+      continue;
+    }
+    if (!r) {
+      lease->finish(false);
+      last = r.error();
+      log_.warn("worker stream failed", {{"model", model}, {"instance", out.instance}, {"reason", r.error().message},
+                                         {"request_id", ctx.request_id}, {"started", out.started}});
+      if (!out.started && r.error().reason == "upstream_unreachable" && attempt == 0) {
+        exclude.push_back(out.instance);
+        continue;
+      }
+      if (!out.started) break;
+      if (!on_event) {
+        // Tell an SSE client why the stream ends early, then end it cleanly.
+        const json err = {{"error", {{"code", "upstream_error"}, {"message", "the model worker failed mid-reply"},
+                                     {"request_id", ctx.request_id}}}};
+        co_await ctx.stream.write("data: " + err.dump() + "\n\n");
+        co_await ctx.stream.end();
+        out.response = http::Response::already_streamed(200);
+      }
+      co_return out;
+    }
+    if (client_gone) {
+      lease->finish(true, out.usage.completion_tokens);  // not the worker's fault
+      out.response = http::Response::already_streamed(200);
+      co_return out;
+    }
+    if (status != 200) {
+      lease->finish(status < 500);
+      out.response.status = status;
+      out.response.body = std::move(error_body);
+      out.response.headers.set("Content-Type", error_type);
+      co_return out;
+    }
+    lease->finish(true, out.usage.completion_tokens);
+    out.ok = true;
+    if (!on_event) {
+      if (auto rest = splitter.take_rest(); !rest.empty()) co_await ctx.stream.write(rest);
+      co_await ctx.stream.end();
+      out.response = http::Response::already_streamed(200);
+    }
+    co_return out;
+  }
+  const Error e = last.value_or(Error(ErrorCode::kUnavailable, "no instance", "upstream_error"));
+  const bool manager_error = e.reason == "model_not_found" || e.reason == "model_starting" || e.reason == "model_error" ||
+                             e.reason == "max_loaded" || e.reason == "insufficient_memory" ||
+                             e.reason == "no_healthy_instance" || e.reason == "shutting_down";
+  out.response = manager_error ? http::error_response(e, ctx.request_id) : upstream_failure(ctx, e);
+  co_return out;
+}
+
+}  // namespace llmd::models

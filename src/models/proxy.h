@@ -1,0 +1,103 @@
+// Sends one model call to an instance chosen by the Manager and relays the
+// reply: whole (non-streamed) or chunk by chunk (server-sent events), with
+// one retry on another instance when the first fails before anything was
+// sent to the client, usage captured from the worker's reply, and the lease
+// reporting success/failure to the balancer. A client that disconnects
+// mid-stream drops the upstream connection (the worker frees its slot).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include "http/client.h"
+#include "http/context.h"
+#include "models/hooks.h"
+#include "models/manager.h"
+#include "observe/log.h"
+
+namespace llmd::models {
+
+struct ProxyResult {
+  // The reply to return from the handler: the worker's reply (call), an
+  // error reply when nothing was streamed, or already_streamed.
+  http::Response response;
+  bool ok = false;        // the worker answered 200 and the reply was complete
+  bool started = false;   // bytes went to the client
+  std::string instance;   // the instance that served (last tried)
+  CallUsage usage;        // from the worker (estimated from chunks when cut short)
+};
+
+// Splits a byte stream into server-sent events ("\n\n" or "\r\n\r\n" separated).
+class SseSplitter {
+ public:
+  // Appends bytes; calls on_event(raw_block_with_separator, data_payload) per complete event.
+  template <typename F>
+  void feed(std::string_view bytes, F&& on_event);
+  std::string take_rest() { return std::exchange(buffer_, {}); }
+  // Joins the `data:` lines of one event block.
+  static std::string data_of(std::string_view block);
+
+ private:
+  std::string buffer_;
+};
+
+template <typename F>
+void SseSplitter::feed(std::string_view bytes, F&& on_event) {
+  buffer_.append(bytes);
+  std::size_t start = 0;
+  for (;;) {
+    const auto a = buffer_.find("\n\n", start);
+    const auto b = buffer_.find("\r\n\r\n", start);
+    if (a == std::string::npos && b == std::string::npos) break;
+    const bool crlf = b != std::string::npos && (a == std::string::npos || b < a);
+    const std::size_t end = crlf ? b + 4 : a + 2;
+    const std::string_view block(buffer_.data() + start, end - start);
+    on_event(block, data_of(block));
+    start = end;
+  }
+  buffer_.erase(0, start);
+}
+
+// Reads {"usage":{"prompt_tokens":..,"completion_tokens":..}} from a reply.
+bool read_usage(const nlohmann::json& reply, CallUsage& out);
+
+class Proxy {
+ public:
+  Proxy(Manager& manager, http::HttpClient& client, observe::Logger log, std::chrono::milliseconds acquire_timeout,
+        std::chrono::milliseconds upstream_timeout)
+      : manager_(manager), client_(client), log_(std::move(log)), acquire_timeout_(acquire_timeout),
+        upstream_timeout_(upstream_timeout) {}
+
+  // Non-streamed call: POST `path` with `body`; the worker's reply is returned as it is.
+  boost::asio::awaitable<ProxyResult> call(http::RequestContext& ctx, const std::string& model, const std::string& path,
+                                           const std::string& body);
+  // Streamed call relayed byte-exactly (event by event). The worker's usage
+  // chunk (empty choices) is forwarded only when `forward_usage_chunk`.
+  boost::asio::awaitable<ProxyResult> stream_through(http::RequestContext& ctx, const std::string& model,
+                                                     const std::string& path, const std::string& body,
+                                                     bool forward_usage_chunk);
+  // Streamed call whose events (parsed JSON data, "[DONE]" excluded) go to
+  // `on_event`, which writes to the client itself; false = client gone.
+  using OnEvent = std::function<boost::asio::awaitable<bool>(const nlohmann::json&)>;
+  boost::asio::awaitable<ProxyResult> stream_events(http::RequestContext& ctx, const std::string& model,
+                                                    const std::string& path, const std::string& body, OnEvent on_event);
+
+ private:
+  boost::asio::awaitable<ProxyResult> stream(http::RequestContext& ctx, const std::string& model,
+                                             const std::string& path, const std::string& body,
+                                             bool forward_usage_chunk, const OnEvent* on_event);
+  http::ClientRequest make_request(const http::RequestContext& ctx, const Lease& lease, const std::string& path,
+                                   const std::string& body) const;
+
+  Manager& manager_;
+  http::HttpClient& client_;
+  observe::Logger log_;
+  std::chrono::milliseconds acquire_timeout_;
+  std::chrono::milliseconds upstream_timeout_;
+};
+
+}  // namespace llmd::models

@@ -1,0 +1,294 @@
+#include "models/routes.h"
+
+#include <mutex>
+
+#include <nlohmann/json.hpp>
+
+#include "http/client.h"
+#include "http/errors.h"
+#include "http/sse.h"
+#include "models/proxy.h"
+
+namespace llmd::models {
+namespace {
+
+namespace net = boost::asio;
+using json = nlohmann::json;
+
+class OpenHooks final : public CallHooks {
+ public:
+  net::awaitable<Result<void>> admit(http::RequestContext&, const CallInfo&) override { co_return Result<void>{}; }
+  net::awaitable<Settlement> settle(http::RequestContext&, const CallInfo&, const CallOutcome& o) override {
+    co_return Settlement{o.usage.prompt_tokens + o.usage.completion_tokens, std::nullopt};
+  }
+  net::awaitable<Result<void>> require_admin(http::RequestContext&) override { co_return Result<void>{}; }
+  net::awaitable<Result<void>> require_user(http::RequestContext&) override { co_return Result<void>{}; }
+};
+
+json instance_json(const InstanceStatus& i) {
+  json j = {{"id", i.id},           {"url", i.url},     {"status", i.status}, {"health", i.health},
+            {"in_flight", i.in_flight}, {"port", i.port}, {"remote", i.remote}, {"restarts", i.restarts}};
+  if (!i.error.empty()) j["error"] = i.error;
+  return j;
+}
+
+json model_json(const ModelStatus& m, bool detail) {
+  json inst = json::array();
+  for (const auto& i : m.instances) inst.push_back(instance_json(i));
+  json j = {{"name", m.name},
+            {"description", m.description},
+            {"status", m.status},
+            {"size", m.size},
+            {"arch", m.arch},
+            {"quantization", m.quantization},
+            {"context_length", m.context_length},
+            {"instances", inst}};
+  if (detail) {
+    j["parameter_count"] = m.parameter_count;
+    j["has_chat_template"] = m.has_chat_template;
+  }
+  if ((detail || m.status == "error") && !m.error.empty()) j["error"] = m.error;
+  return j;
+}
+
+json usage_json(const CallUsage& u) {
+  json j = json::object();
+  j["prompt_tokens"] = u.prompt_tokens;
+  j["completion_tokens"] = u.completion_tokens;
+  return j;
+}
+
+http::Response error(const http::RequestContext& ctx, const Error& e) { return http::error_response(e, ctx.request_id); }
+
+// Shared state of the handlers.
+struct Routes {
+  explicit Routes(ModelRoutesDeps d) : deps(std::move(d)) {
+    if (!deps.hooks) deps.hooks = open_call_hooks();
+  }
+  ModelRoutesDeps deps;
+  std::once_flag client_once;
+  std::unique_ptr<http::HttpClient> client_ptr;
+
+  http::HttpClient& client() {
+    std::call_once(client_once, [&] { client_ptr = std::make_unique<http::HttpClient>(deps.executor()); });
+    return *client_ptr;
+  }
+
+  Proxy proxy() { return Proxy(deps.manager, client(), deps.log, deps.acquire_timeout, deps.upstream_timeout); }
+
+  net::awaitable<http::Response> list(http::RequestContext& ctx) {
+    if (auto a = co_await deps.hooks->require_user(ctx); !a) co_return error(ctx, a.error());
+    json arr = json::array();
+    for (const auto& m : deps.manager.list()) arr.push_back(model_json(m, false));
+    co_return http::Response::json(200, {{"models", arr}});
+  }
+
+  net::awaitable<http::Response> detail(http::RequestContext& ctx) {
+    if (auto a = co_await deps.hooks->require_user(ctx); !a) co_return error(ctx, a.error());
+    auto m = deps.manager.get(ctx.param("name"));
+    if (!m) co_return error(ctx, m.error());
+    co_return http::Response::json(200, model_json(*m, true));
+  }
+
+  net::awaitable<http::Response> start(http::RequestContext& ctx) {
+    if (auto a = co_await deps.hooks->require_admin(ctx); !a) co_return error(ctx, a.error());
+    auto before = deps.manager.get(ctx.param("name"));
+    if (!before) co_return error(ctx, before.error());
+    if (before->status == "running") co_return http::Response::json(200, model_json(*before, true));
+    auto m = deps.manager.start(ctx.param("name"));
+    if (!m) co_return error(ctx, m.error());
+    co_return http::Response::json(202, model_json(*m, true));
+  }
+
+  net::awaitable<http::Response> stop(http::RequestContext& ctx) {
+    if (auto a = co_await deps.hooks->require_admin(ctx); !a) co_return error(ctx, a.error());
+    auto m = deps.manager.stop(ctx.param("name"));
+    if (!m) co_return error(ctx, m.error());
+    co_return http::Response::json(202, model_json(*m, true));
+  }
+
+  net::awaitable<http::Response> openai_models(http::RequestContext& ctx) {
+    if (auto a = co_await deps.hooks->require_user(ctx); !a) co_return error(ctx, a.error());
+    json data = json::array();
+    for (const auto& m : deps.manager.list()) {
+      if (m.status == "error") continue;
+      data.push_back({{"id", m.name}, {"object", "model"}, {"created", 0}, {"owned_by", "llmd"}});
+    }
+    co_return http::Response::json(200, {{"object", "list"}, {"data", data}});
+  }
+
+  net::awaitable<ProxyResult> forward(http::RequestContext& ctx, bool stream, const std::string& model,
+                                      const std::string& path, const std::string& body, bool wants_usage) {
+    if (stream) co_return co_await proxy().stream_through(ctx, model, path, body, wants_usage);
+    co_return co_await proxy().call(ctx, model, path, body);
+  }
+
+  // POST /v1/chat/completions, /v1/completions, /v1/embeddings.
+  net::awaitable<http::Response> openai_call(http::RequestContext& ctx, ApiKind kind, std::string path) {
+    json body = json::parse(ctx.request.body, nullptr, false);
+    if (body.is_discarded()) {
+      co_return error(ctx, Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    }
+    auto model = validate_openai_request(kind, body, deps.limits, deps.manager.default_model());
+    if (!model) co_return error(ctx, model.error());
+    body["model"] = *model;
+    CallInfo call;
+    call.route = path;
+    call.model = *model;
+    call.max_tokens = kind == ApiKind::kEmbedding ? 0 : body.value("max_tokens", std::int64_t{0});
+    call.prompt_bytes = ctx.request.body.size();
+    call.stream = kind != ApiKind::kEmbedding && body.value("stream", false);
+    // Not an if-init: g++ 12 mis-handles a co_await in an if-statement initializer.
+    const Result<void> admitted = co_await deps.hooks->admit(ctx, call);
+    if (!admitted) co_return error(ctx, admitted.error());
+
+    const auto started = std::chrono::steady_clock::now();
+    // Ask a streaming worker for the usage chunk; pass it on only if the client asked.
+    const bool client_wants_usage = call.stream && body.contains("stream_options") &&
+                                    body["stream_options"].is_object() &&
+                                    body["stream_options"].value("include_usage", false);
+    if (call.stream) body["stream_options"]["include_usage"] = true;
+    const std::string upstream_body = body.dump();
+    // Initialised from one co_await (not assigned later): g++ 12 lost members
+    // of a ProxyResult assigned from a co_await into an existing variable.
+    ProxyResult r = co_await forward(ctx, call.stream, *model, path, upstream_body, client_wants_usage);
+    http::Response resp = r.response;
+    CallOutcome outcome{*model, r.instance, r.usage, resp.status, r.ok,
+                        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)};
+    co_await deps.hooks->settle(ctx, call, outcome);
+    co_return resp;
+  }
+
+  // POST /api/v1/models/{name}/chat {message, max_tokens?, history?, system?, stream?}
+  net::awaitable<http::Response> chat(http::RequestContext& ctx) {
+    const std::string name = ctx.param("name");
+    json in = json::parse(ctx.request.body, nullptr, false);
+    if (in.is_discarded() || !in.is_object()) {
+      co_return error(ctx, Error(ErrorCode::kInvalidArgument, "the body is not a JSON object", "invalid_json"));
+    }
+    if (!in.contains("message") || !in["message"].is_string() || in["message"].get<std::string>().empty()) {
+      co_return error(ctx, Error(ErrorCode::kInvalidArgument, "message must be a non-empty string", "invalid_request"));
+    }
+    json messages = json::array();
+    if (in.contains("system") && !in["system"].is_null()) {
+      if (!in["system"].is_string()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "system must be a string", "invalid_request"));
+      messages.push_back({{"role", "system"}, {"content", in["system"]}});
+    }
+    if (in.contains("history") && !in["history"].is_null()) {
+      if (!in["history"].is_array()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "history must be an array", "invalid_request"));
+      for (const auto& h : in["history"]) {
+        if (!h.is_object() || !h.contains("role") || !h["role"].is_string() || !h.contains("content") ||
+            !h["content"].is_string() || (h["role"] != "user" && h["role"] != "assistant" && h["role"] != "system")) {
+          co_return error(ctx, Error(ErrorCode::kInvalidArgument,
+                                     "history entries are {role: user|assistant|system, content: string}", "invalid_request"));
+        }
+        messages.push_back({{"role", h["role"]}, {"content", h["content"]}});
+      }
+    }
+    messages.push_back({{"role", "user"}, {"content", in["message"]}});
+    json body = {{"model", name}, {"messages", messages}};
+    if (in.contains("max_tokens")) body["max_tokens"] = in["max_tokens"];
+    for (const char* k : {"temperature", "top_p", "top_k", "seed"}) {
+      if (in.contains(k)) body[k] = in[k];
+    }
+    const bool stream = in.value("stream", false);
+    if (stream) body["stream"] = true;
+    auto valid = validate_openai_request(ApiKind::kChat, body, deps.limits, name);
+    if (!valid) co_return error(ctx, valid.error());
+    if (auto m = deps.manager.get(name); !m) co_return error(ctx, m.error());
+
+    CallInfo call;
+    call.route = "/api/v1/models/{name}/chat";
+    call.model = name;
+    call.max_tokens = body["max_tokens"].get<std::int64_t>();
+    call.prompt_bytes = ctx.request.body.size();
+    call.stream = stream;
+    // Not an if-init: g++ 12 mis-handles a co_await in an if-statement initializer.
+    const Result<void> admitted = co_await deps.hooks->admit(ctx, call);
+    if (!admitted) co_return error(ctx, admitted.error());
+    const auto started = std::chrono::steady_clock::now();
+    auto elapsed = [&] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    };
+
+    if (!stream) {
+      auto r = co_await proxy().call(ctx, name, "/v1/chat/completions", body.dump());
+      CallOutcome outcome{name, r.instance, r.usage, r.response.status, r.ok, elapsed()};
+      const Settlement s = co_await deps.hooks->settle(ctx, call, outcome);
+      if (!r.ok || r.response.status != 200) co_return r.response;
+      json reply = json::parse(r.response.body, nullptr, false);
+      std::string text;
+      if (!reply.is_discarded() && reply.contains("choices") && reply["choices"].is_array() && !reply["choices"].empty()) {
+        text = reply["choices"][0]["message"].value("content", "");
+      }
+      json out = {{"reply", text},
+                  {"usage", {{"prompt_tokens", r.usage.prompt_tokens}, {"completion_tokens", r.usage.completion_tokens}}},
+                  {"tokens_consumed", s.tokens_consumed},
+                  {"remaining_tokens", s.remaining_tokens ? json(*s.remaining_tokens) : json(nullptr)}};
+      co_return http::Response::json(200, out);
+    }
+
+    body["stream_options"] = {{"include_usage", true}};
+    http::SseWriter sse(ctx);
+    bool opened = false;
+    auto r = co_await proxy().stream_events(ctx, name, "/v1/chat/completions", body.dump(),
+                                            [&](const json& chunk) -> net::awaitable<bool> {
+                                              if (!opened) {
+                                                opened = true;
+                                                if (!co_await sse.open(200)) co_return false;
+                                              }
+                                              if (!chunk.contains("choices") || !chunk["choices"].is_array() ||
+                                                  chunk["choices"].empty()) {
+                                                co_return true;
+                                              }
+                                              const auto& delta = chunk["choices"][0]["delta"];
+                                              if (!delta.is_object() || !delta.contains("content") ||
+                                                  !delta["content"].is_string()) {
+                                                co_return true;
+                                              }
+                                              json piece = json::object();
+                                              piece["delta"] = delta["content"];
+                                              co_return co_await sse.send(piece.dump());
+                                            });
+    CallOutcome outcome{name, r.instance, r.usage, r.ok ? 200 : r.response.status, r.ok, elapsed()};
+    const Settlement s = co_await deps.hooks->settle(ctx, call, outcome);
+    if (!opened) co_return r.response;  // nothing sent yet: a normal error reply
+    json last = json::object();
+    if (r.ok) {
+      last["done"] = true;
+      last["usage"] = usage_json(r.usage);
+      last["tokens_consumed"] = s.tokens_consumed;
+      last["remaining_tokens"] = s.remaining_tokens ? json(*s.remaining_tokens) : json(nullptr);
+      co_await sse.send(last.dump());
+    } else {
+      last["error"] = json::object();
+      last["error"]["code"] = "upstream_error";
+      last["error"]["message"] = "the model worker failed mid-reply";
+      co_await sse.send(last.dump(), "error");
+    }
+    co_await sse.close();
+    co_return http::Response::already_streamed(200);
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<CallHooks> open_call_hooks() { return std::make_shared<OpenHooks>(); }
+
+void add_model_routes(http::Router& router, ModelRoutesDeps deps) {
+  auto r = std::make_shared<Routes>(std::move(deps));
+  router.get("/api/v1/models", [r](http::RequestContext& c) { return r->list(c); });
+  router.get("/api/v1/models/{name}", [r](http::RequestContext& c) { return r->detail(c); });
+  router.post("/api/v1/models/{name}/start", [r](http::RequestContext& c) { return r->start(c); });
+  router.post("/api/v1/models/{name}/stop", [r](http::RequestContext& c) { return r->stop(c); });
+  router.post("/api/v1/models/{name}/chat", [r](http::RequestContext& c) { return r->chat(c); });
+  router.get("/v1/models", [r](http::RequestContext& c) { return r->openai_models(c); });
+  router.post("/v1/chat/completions",
+              [r](http::RequestContext& c) { return r->openai_call(c, ApiKind::kChat, "/v1/chat/completions"); });
+  router.post("/v1/completions",
+              [r](http::RequestContext& c) { return r->openai_call(c, ApiKind::kCompletion, "/v1/completions"); });
+  router.post("/v1/embeddings",
+              [r](http::RequestContext& c) { return r->openai_call(c, ApiKind::kEmbedding, "/v1/embeddings"); });
+}
+
+}  // namespace llmd::models

@@ -1,0 +1,41 @@
+// HTTP routes of the model manager on `llmd serve`:
+//   GET  /api/v1/models, /api/v1/models/{name}
+//   POST /api/v1/models/{name}/start|stop (admin), /api/v1/models/{name}/chat
+//   GET  /v1/models; POST /v1/chat/completions, /v1/completions, /v1/embeddings
+// Model calls go through CallHooks (auth, billing) and are proxied to an
+// instance chosen by the Manager with streaming pass-through.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "http/router.h"
+#include "models/hooks.h"
+#include "models/manager.h"
+#include "models/validate.h"
+#include "observe/log.h"
+
+namespace llmd::models {
+
+struct ModelRoutesDeps {
+  ModelRoutesDeps(Manager& m, observe::Logger l, std::function<boost::asio::any_io_executor()> ex)
+      : manager(m), log(std::move(l)), executor(std::move(ex)) {}
+
+  Manager& manager;                       // outlives the routes' requests
+  observe::Logger log;
+  // The executor for upstream connections (the server's I/O context); asked
+  // on first use, so it may be wired before the server exists.
+  std::function<boost::asio::any_io_executor()> executor;
+  std::shared_ptr<CallHooks> hooks;       // null = open_call_hooks()
+  GatewayLimits limits;
+  std::chrono::milliseconds acquire_timeout{60000};   // wait for a model to start
+  std::chrono::milliseconds upstream_timeout{300000}; // per read step from a worker
+};
+
+// Registers the routes on `router`.
+void add_model_routes(http::Router& router, ModelRoutesDeps deps);
+
+}  // namespace llmd::models

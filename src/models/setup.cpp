@@ -1,0 +1,30 @@
+#include "models/setup.h"
+
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+namespace llmd::models {
+
+Result<std::unique_ptr<Manager>> create_manager(const app::Config& config, observe::Logger log,
+                                                observe::Registry& metrics) {
+  ManagerOptions o;
+  o.models = config.models;
+  o.upstreams = config.upstreams;
+  o.balancer = config.balancer;
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  ManagerDeps d;
+  d.log = log;
+  d.metrics = &metrics;
+  d.factory = make_process_worker_factory(ec ? std::string("/proc/self/exe") : self.string(), log);
+  auto catalog = scan_catalog(config.models);
+  for (const auto& m : catalog) {
+    if (!m.error.empty()) log.warn("model unusable", {{"model", m.name}, {"reason", m.error}});
+  }
+  log.info("model catalog", {{"models", catalog.size()}, {"upstreams", config.upstreams.size()},
+                             {"dir", config.models.dir}});
+  return Manager::create(std::move(o), std::move(d), std::move(catalog));
+}
+
+}  // namespace llmd::models

@@ -1,0 +1,30 @@
+// Gateway-side validation of OpenAI-style request bodies, before anything
+// reaches a worker: types and ranges of sampling values, bounded max_tokens,
+// shape of messages/prompt/input. Errors are kInvalidArgument with a message
+// naming the field (reason "invalid_request").
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace llmd::models {
+
+struct GatewayLimits {
+  std::int64_t max_tokens = 4096;         // upper bound for max_tokens
+  std::int64_t default_max_tokens = 1024; // used when the client sends none
+  std::size_t max_messages = 1000;
+  std::size_t max_stop = 4;
+};
+
+enum class ApiKind { kChat, kCompletion, kEmbedding };
+
+// Checks `body` in place and fills defaults (max_tokens). Returns the
+// resolved model name (body "model", or `default_model` when absent/empty).
+Result<std::string> validate_openai_request(ApiKind kind, nlohmann::json& body, const GatewayLimits& limits,
+                                            const std::string& default_model);
+
+}  // namespace llmd::models

@@ -1,0 +1,578 @@
+#include "runner/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <future>
+#include <thread>
+
+#include "runner/backend.h"
+#include "runner/slot.h"
+
+namespace llmd::runner {
+namespace {
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+std::size_t common_prefix(const std::vector<llama_token>& a, const std::vector<llama_token>& b) {
+  const std::size_t n = std::min(a.size(), b.size());
+  std::size_t i = 0;
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
+int default_threads() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 4 : static_cast<int>(n);
+}
+
+}  // namespace
+
+std::string_view to_string(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kCancelled: return "cancelled";
+  }
+  return "stop";
+}
+
+// ---------------------------------------------------------------- handles
+
+RequestHandle& RequestHandle::operator=(RequestHandle&& other) noexcept {
+  if (this != &other) {
+    cancel();
+    task_ = std::move(other.task_);
+  }
+  return *this;
+}
+
+RequestHandle::~RequestHandle() { cancel(); }
+
+void RequestHandle::cancel() {
+  if (!task_ || task_->done.load()) return;
+  task_->cancelled.store(true);
+  task_->shared->wake();
+}
+
+// ---------------------------------------------------------------- engine thread
+
+// Everything the engine thread owns. Only run() and what it calls touch it
+// (the constructor runs before the thread starts).
+struct Engine::Impl {
+  std::shared_ptr<const Model> model;
+  std::shared_ptr<EngineShared> shared;
+  EngineOptions options;
+  LlamaContextPtr ctx;
+  llama_memory_t mem = nullptr;
+  std::unique_ptr<LlamaBatch> batch;
+  std::vector<Slot> slots;
+  uint64_t use_counter = 0;
+  int n_ctx_slot = 0;
+  std::thread thread;
+
+  void run();
+  bool any_busy() const {
+    return std::any_of(slots.begin(), slots.end(), [](const Slot& s) { return s.busy(); });
+  }
+  Slot* pick_slot(const Task& task);
+  void assign(Slot& slot, std::shared_ptr<Task> task);
+  void finish(Slot& slot, FinishReason reason);
+  void fail_slot(Slot& slot, Error error);
+  void step();
+  void sample_and_emit(Slot& slot);
+  void run_embedding(Task& task);
+  void reset_sequence(Slot& slot);
+};
+
+namespace {
+
+// Callbacks are user code: an exception must never unwind the engine thread.
+bool call_on_text(Task& t, std::string_view text) {
+  if (!t.callbacks.on_text || text.empty()) return true;
+  try {
+    return t.callbacks.on_text(text);
+  } catch (...) {
+    return false;
+  }
+}
+
+void call_on_done(Task& t, Result<Completion> r) {
+  if (t.done.exchange(true)) return;
+  if (!t.callbacks.on_done) return;
+  try {
+    t.callbacks.on_done(std::move(r));
+  } catch (...) {
+  }
+}
+
+void complete_task_with_error(Task& t, Error e) {
+  if (t.kind == Task::Kind::kEmbed) {
+    if (!t.done.exchange(true) && t.on_embedding) t.on_embedding(fail(std::move(e)));
+    return;
+  }
+  call_on_done(t, fail(std::move(e)));
+}
+
+void complete_cancelled_in_queue(Task& t) {
+  if (t.kind == Task::Kind::kEmbed) {
+    complete_task_with_error(t, Error(ErrorCode::kUnavailable, "request cancelled"));
+    return;
+  }
+  Completion c;
+  c.finish = FinishReason::kCancelled;
+  c.usage.prompt_tokens = static_cast<int>(t.request.prompt_tokens.size());
+  c.timings.queue_ms = ms_between(t.submitted, Clock::now());
+  call_on_done(t, std::move(c));
+}
+
+}  // namespace
+
+void Engine::Impl::run() {
+  while (true) {
+    std::vector<std::shared_ptr<Task>> dropped;  // cancelled while queued
+    std::vector<std::shared_ptr<Task>> embeds;
+    {
+      std::unique_lock lock(shared->mu);
+      shared->cv.wait(lock, [&] { return shared->stopping || !shared->queue.empty() || any_busy(); });
+      if (shared->stopping) break;
+      for (auto it = shared->queue.begin(); it != shared->queue.end();) {
+        if ((*it)->cancelled.load()) {
+          dropped.push_back(std::move(*it));
+          it = shared->queue.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      while (!shared->queue.empty()) {
+        auto& front = shared->queue.front();
+        if (front->kind == Task::Kind::kEmbed) {
+          embeds.push_back(std::move(front));
+          shared->queue.pop_front();
+          continue;
+        }
+        Slot* slot = pick_slot(*front);
+        if (slot == nullptr) break;
+        assign(*slot, std::move(front));
+        shared->queue.pop_front();
+      }
+      shared->queue_length.store(static_cast<int>(shared->queue.size()));
+    }
+    for (auto& t : dropped) complete_cancelled_in_queue(*t);
+    for (auto& t : embeds) run_embedding(*t);
+
+    for (auto& s : slots) {
+      if (s.busy() && s.task->cancelled.load()) finish(s, FinishReason::kCancelled);
+    }
+    step();
+  }
+
+  // Shutdown: everything still running or queued learns it will not complete.
+  const Error stopping(ErrorCode::kUnavailable, "the model is shutting down");
+  for (auto& s : slots) {
+    if (s.busy()) {
+      complete_task_with_error(*s.task, stopping);
+      s.task.reset();
+      s.phase = Slot::Phase::kIdle;
+      shared->slots_busy.fetch_sub(1);
+    }
+  }
+  std::deque<std::shared_ptr<Task>> rest;
+  {
+    std::lock_guard lock(shared->mu);
+    rest.swap(shared->queue);
+  }
+  for (auto& t : rest) complete_task_with_error(*t, stopping);
+}
+
+Slot* Engine::Impl::pick_slot(const Task& task) {
+  Slot* best = nullptr;
+  std::size_t best_prefix = 0;
+  for (auto& s : slots) {
+    if (s.busy()) continue;
+    const std::size_t prefix =
+        task.request.cache_prompt ? common_prefix(s.cache, task.request.prompt_tokens) : 0;
+    if (best == nullptr || prefix > best_prefix ||
+        (prefix == best_prefix && s.last_used < best->last_used)) {
+      best = &s;
+      best_prefix = prefix;
+    }
+  }
+  return best;
+}
+
+void Engine::Impl::reset_sequence(Slot& slot) {
+  llama_memory_seq_rm(mem, slot.id, -1, -1);
+  slot.cache.clear();
+}
+
+void Engine::Impl::assign(Slot& slot, std::shared_ptr<Task> task) {
+  const auto& prompt = task->request.prompt_tokens;
+  std::size_t keep = task->request.cache_prompt ? common_prefix(slot.cache, prompt) : 0;
+  // The last prompt token is always decoded: its logits pick the first token.
+  if (keep >= prompt.size()) keep = prompt.size() - 1;
+  if (!llama_memory_seq_rm(mem, slot.id, static_cast<llama_pos>(keep), -1)) {
+    reset_sequence(slot);
+    keep = 0;
+  }
+  slot.cache.resize(keep);
+  slot.n_prompt_done = keep;
+  slot.n_cached = static_cast<int>(keep);
+  slot.pending = -1;
+  slot.i_batch = -1;
+  slot.n_decoded = 0;
+  slot.last_used = ++use_counter;
+  slot.stream.emplace(task->request.stop);
+  slot.t_assigned = Clock::now();
+  slot.t_first_token.reset();
+  slot.phase = Slot::Phase::kPrefill;
+  slot.task = std::move(task);
+  shared->requests_total.fetch_add(1);
+  shared->slots_busy.fetch_add(1);
+}
+
+void Engine::Impl::finish(Slot& slot, FinishReason reason) {
+  Task& t = *slot.task;
+  if (reason != FinishReason::kCancelled) call_on_text(t, slot.stream->flush());
+  const auto now = Clock::now();
+  Completion c;
+  c.text = slot.stream->text();
+  c.finish = reason;
+  c.slot = slot.id;
+  c.usage.prompt_tokens = static_cast<int>(t.request.prompt_tokens.size());
+  c.usage.cached_prompt_tokens = slot.n_cached;
+  c.usage.completion_tokens = slot.n_decoded;
+  c.timings.queue_ms = ms_between(t.submitted, slot.t_assigned);
+  if (slot.t_first_token) {
+    c.timings.prompt_ms = ms_between(slot.t_assigned, *slot.t_first_token);
+    c.timings.generation_ms = ms_between(*slot.t_first_token, now);
+    c.timings.first_token_ms = ms_between(t.submitted, *slot.t_first_token);
+  } else {
+    c.timings.prompt_ms = ms_between(slot.t_assigned, now);
+  }
+  // A cancelled prefill leaves a partial prompt in the cache: still a valid
+  // prefix (cache mirrors the KV cache), so it stays reusable.
+  slot.phase = Slot::Phase::kIdle;
+  slot.i_batch = -1;
+  shared->slots_busy.fetch_sub(1);
+  auto task = std::move(slot.task);
+  call_on_done(*task, std::move(c));
+}
+
+void Engine::Impl::fail_slot(Slot& slot, Error error) {
+  reset_sequence(slot);
+  slot.phase = Slot::Phase::kIdle;
+  slot.i_batch = -1;
+  shared->slots_busy.fetch_sub(1);
+  auto task = std::move(slot.task);
+  complete_task_with_error(*task, std::move(error));
+}
+
+void Engine::Impl::step() {
+  batch->clear();
+  std::vector<Slot*> in_batch;
+  uint64_t n_prompt = 0;
+  // 1. The next token of every generating slot.
+  for (auto& s : slots) {
+    if (s.phase != Slot::Phase::kGenerate) continue;
+    s.i_batch = batch->add(s.pending, static_cast<llama_pos>(s.cache.size()), s.id, true);
+    s.cache.push_back(s.pending);
+    in_batch.push_back(&s);
+  }
+  // 2. Prompt chunks in the remaining room (chunked prefill), oldest first.
+  std::vector<Slot*> prefill;
+  for (auto& s : slots) {
+    if (s.phase == Slot::Phase::kPrefill) prefill.push_back(&s);
+  }
+  std::sort(prefill.begin(), prefill.end(),
+            [](const Slot* a, const Slot* b) { return a->last_used < b->last_used; });
+  for (Slot* s : prefill) {
+    if (batch->size() >= batch->capacity()) break;
+    in_batch.push_back(s);
+    const auto& prompt = s->task->request.prompt_tokens;
+    while (s->n_prompt_done < prompt.size() && batch->size() < batch->capacity()) {
+      const bool last = s->n_prompt_done + 1 == prompt.size();
+      const int32_t idx = batch->add(prompt[s->n_prompt_done],
+                                     static_cast<llama_pos>(s->cache.size()), s->id, last);
+      s->cache.push_back(prompt[s->n_prompt_done]);
+      ++s->n_prompt_done;
+      ++n_prompt;
+      if (last) s->i_batch = idx;
+    }
+  }
+  if (batch->size() == 0) return;
+
+  const auto t0 = Clock::now();
+  const int32_t rc = llama_decode(ctx.get(), batch->get());
+  const auto t1 = Clock::now();
+  shared->decode_us_total.fetch_add(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count()));
+  if (rc != 0) {
+    // Translate llama_decode's codes once: 1 = no room in the KV cache
+    // (transient), anything else = failure. Every slot in the batch is reset:
+    // its KV state is unknown now.
+    const Error e = rc == 1 ? Error(ErrorCode::kUnavailable, "no room left in the model's context")
+                            : Error(ErrorCode::kInternal, "llama_decode failed (code " +
+                                                              std::to_string(rc) + ")");
+    for (Slot* s : in_batch) fail_slot(*s, e);
+    return;
+  }
+  shared->prompt_tokens_total.fetch_add(n_prompt);
+
+  for (auto& s : slots) {
+    if (s.busy() && s.i_batch >= 0) sample_and_emit(s);
+  }
+}
+
+void Engine::Impl::sample_and_emit(Slot& s) {
+  Task& t = *s.task;
+  const llama_token token = t.sampler->sample(ctx.get(), s.i_batch);
+  s.i_batch = -1;
+  s.phase = Slot::Phase::kGenerate;
+  ++s.n_decoded;
+  shared->completion_tokens_total.fetch_add(1);
+  if (!s.t_first_token) s.t_first_token = Clock::now();
+
+  if (model->is_eog(token) && !t.request.ignore_eos) return finish(s, FinishReason::kStop);
+  const std::string out = s.stream->push(model->token_to_piece(token));
+  if (!call_on_text(t, out)) {
+    t.cancelled.store(true);
+    return finish(s, FinishReason::kCancelled);
+  }
+  if (s.stream->stopped()) return finish(s, FinishReason::kStop);
+  if (t.request.max_tokens >= 0 && s.n_decoded >= t.request.max_tokens) {
+    return finish(s, FinishReason::kLength);
+  }
+  if (s.cache.size() >= static_cast<std::size_t>(n_ctx_slot)) return finish(s, FinishReason::kLength);
+  s.pending = token;
+}
+
+void Engine::Impl::run_embedding(Task& t) {
+  if (t.cancelled.load()) return complete_task_with_error(t, Error(ErrorCode::kUnavailable, "request cancelled"));
+  const auto& tokens = t.request.prompt_tokens;
+  Slot& s = slots.front();
+  reset_sequence(s);
+  batch->clear();
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    batch->add(tokens[i], static_cast<llama_pos>(i), s.id, true);
+  }
+  const llama_model* m = model->raw();
+  const bool encoder_only = llama_model_has_encoder(m) && !llama_model_has_decoder(m);
+  const int32_t rc = encoder_only ? llama_encode(ctx.get(), batch->get())
+                                  : llama_decode(ctx.get(), batch->get());
+  Result<std::vector<float>> result;
+  if (rc != 0) {
+    result = fail(ErrorCode::kInternal, "embedding computation failed (code " + std::to_string(rc) + ")");
+  } else if (const float* e = llama_get_embeddings_seq(ctx.get(), s.id); e == nullptr) {
+    result = fail(ErrorCode::kUnprocessable, "the model produced no pooled embedding");
+  } else {
+    const int n = llama_model_n_embd_out(m);
+    std::vector<float> v(e, e + n);
+    double norm = 0;
+    for (float x : v) norm += static_cast<double>(x) * x;
+    norm = std::sqrt(norm);
+    if (norm > 0) {
+      for (float& x : v) x = static_cast<float>(x / norm);
+    }
+    result = std::move(v);
+  }
+  reset_sequence(s);
+  shared->prompt_tokens_total.fetch_add(tokens.size());
+  shared->requests_total.fetch_add(1);
+  if (!t.done.exchange(true) && t.on_embedding) t.on_embedding(std::move(result));
+}
+
+// ---------------------------------------------------------------- public API
+
+Engine::Engine(std::shared_ptr<const Model> model, const EngineOptions& options)
+    : model_(std::move(model)), options_(options), shared_(std::make_shared<EngineShared>()) {}
+
+Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Model> model,
+                                               const EngineOptions& options) {
+  if (!model) return fail(ErrorCode::kInvalidArgument, "no model");
+  EngineOptions o = options;
+  const int max_seq = static_cast<int>(llama_max_parallel_sequences());
+  if (o.n_parallel < 1 || o.n_parallel > max_seq) {
+    return fail(ErrorCode::kInvalidArgument, "parallel must be in 1.." + std::to_string(max_seq));
+  }
+  if (o.n_ctx == 0) o.n_ctx = model->info().n_ctx_train;
+  if (o.n_ctx < 16 || o.n_ctx > 1 << 22) return fail(ErrorCode::kInvalidArgument, "ctx must be in 16..4194304");
+  if (o.n_threads == 0) o.n_threads = default_threads();
+  if (o.n_threads_batch == 0) o.n_threads_batch = o.n_threads;
+  if (o.n_threads < 1 || o.n_threads > 512 || o.n_threads_batch < 1 || o.n_threads_batch > 512) {
+    return fail(ErrorCode::kInvalidArgument, "threads must be in 1..512");
+  }
+  if (o.n_batch < o.n_parallel || o.n_batch > 65536) {
+    return fail(ErrorCode::kInvalidArgument, "batch must be in parallel..65536");
+  }
+  if (o.queue_max < 0) return fail(ErrorCode::kInvalidArgument, "queue_max must be >= 0");
+
+  std::unique_ptr<Engine> engine(new Engine(model, o));
+  auto impl = std::make_unique<Impl>();
+  impl->model = model;
+  impl->shared = engine->shared_;
+  impl->options = o;
+
+  llama_context_params cp = llama_context_default_params();
+  cp.n_ctx = static_cast<uint32_t>(o.n_ctx) * static_cast<uint32_t>(o.n_parallel);
+  cp.n_seq_max = static_cast<uint32_t>(o.n_parallel);
+  cp.n_batch = static_cast<uint32_t>(o.n_batch);
+  // Embedding models need the whole input in one micro-batch.
+  cp.n_ubatch = o.embeddings ? cp.n_batch : std::min<uint32_t>(cp.n_batch, 512);
+  cp.n_threads = o.n_threads;
+  cp.n_threads_batch = o.n_threads_batch;
+  cp.no_perf = true;
+  cp.embeddings = o.embeddings;
+  if (o.embeddings) cp.pooling_type = o.pooling;
+  // One KV stream per slot: a slot always has its full n_ctx, whatever the others do.
+  cp.kv_unified = false;
+  impl->ctx.reset(llama_init_from_model(model->raw(), cp));
+  if (!impl->ctx) return fail(ErrorCode::kInternal, "llama.cpp could not create the context (out of memory?)");
+  if (o.embeddings && llama_pooling_type(impl->ctx.get()) == LLAMA_POOLING_TYPE_NONE) {
+    return fail(ErrorCode::kUnprocessable, "this model does not support pooled embeddings",
+                "embeddings_not_supported");
+  }
+  impl->mem = llama_get_memory(impl->ctx.get());
+  impl->n_ctx_slot = static_cast<int>(llama_n_ctx_seq(impl->ctx.get()));
+  engine->n_ctx_slot_ = impl->n_ctx_slot;
+  impl->batch = std::make_unique<LlamaBatch>(o.n_batch, 1);
+  impl->slots.resize(static_cast<std::size_t>(o.n_parallel));
+  for (int i = 0; i < o.n_parallel; ++i) impl->slots[static_cast<std::size_t>(i)].id = i;
+
+  Impl* raw = impl.get();
+  engine->impl_ = std::move(impl);
+  raw->thread = std::thread([raw] { raw->run(); });
+  return engine;
+}
+
+Engine::~Engine() {
+  {
+    std::lock_guard lock(shared_->mu);
+    shared_->stopping = true;
+  }
+  shared_->cv.notify_all();
+  if (impl_ && impl_->thread.joinable()) impl_->thread.join();
+}
+
+Result<RequestHandle> Engine::submit(GenerateRequest request, GenerateCallbacks callbacks) {
+  if (options_.embeddings) {
+    return fail(ErrorCode::kUnprocessable, "this runner serves embeddings only", "embeddings_only");
+  }
+  if (request.prompt_tokens.empty()) {
+    auto tokens = model_->tokenize(request.prompt, request.add_special, /*parse_special=*/true);
+    if (!tokens) return fail(tokens.error());
+    request.prompt_tokens = std::move(*tokens);
+  }
+  const auto& prompt = request.prompt_tokens;
+  if (prompt.empty()) return fail(ErrorCode::kInvalidArgument, "the prompt is empty");
+  for (const llama_token t : prompt) {
+    if (!model_->is_valid_token(t)) {
+      return fail(ErrorCode::kInvalidArgument, "invalid token id " + std::to_string(t) + " in prompt");
+    }
+  }
+  if (prompt.size() >= static_cast<std::size_t>(n_ctx_slot_)) {
+    return fail(ErrorCode::kInvalidArgument,
+                "the prompt is " + std::to_string(prompt.size()) + " tokens; the context holds " +
+                    std::to_string(n_ctx_slot_),
+                "context_length_exceeded");
+  }
+  if (request.max_tokens == 0 || request.max_tokens < -1 || request.max_tokens > n_ctx_slot_) {
+    return fail(ErrorCode::kInvalidArgument,
+                "max_tokens must be -1 or in 1.." + std::to_string(n_ctx_slot_));
+  }
+  for (const auto& s : request.stop) {
+    if (s.empty() || s.size() > 1024) {
+      return fail(ErrorCode::kInvalidArgument, "stop strings must be 1..1024 bytes");
+    }
+  }
+  auto sampler = Sampler::create(*model_, request.sampling);
+  if (!sampler) return fail(sampler.error());
+
+  auto task = std::make_shared<Task>();
+  task->request = std::move(request);
+  task->callbacks = std::move(callbacks);
+  task->sampler = std::make_unique<Sampler>(std::move(*sampler));
+  task->shared = shared_;
+  {
+    std::lock_guard lock(shared_->mu);
+    if (shared_->stopping) return fail(ErrorCode::kUnavailable, "the model is shutting down");
+    const int busy = shared_->slots_busy.load();
+    // Requests a free slot will take at once do not count against the queue.
+    // Cancelled requests still in the queue are about to be dropped: not counted.
+    const auto live = std::count_if(shared_->queue.begin(), shared_->queue.end(),
+                                    [](const auto& t) { return !t->cancelled.load(); });
+    const std::size_t waiting = static_cast<std::size_t>(live) + static_cast<std::size_t>(busy);
+    if (waiting >= static_cast<std::size_t>(options_.n_parallel + options_.queue_max)) {
+      return fail(Error(ErrorCode::kUnavailable, "the model is busy: request queue is full",
+                        "queue_full")
+                      .with_retry_after(1));
+    }
+    shared_->queue.push_back(task);
+    shared_->queue_length.store(static_cast<int>(shared_->queue.size()));
+  }
+  shared_->cv.notify_all();
+  return RequestHandle(std::move(task));
+}
+
+Result<Completion> Engine::generate(GenerateRequest request,
+                                    std::function<bool(std::string_view)> on_text) {
+  std::promise<Result<Completion>> promise;
+  auto future = promise.get_future();
+  GenerateCallbacks cb;
+  cb.on_text = std::move(on_text);
+  cb.on_done = [&promise](Result<Completion> r) { promise.set_value(std::move(r)); };
+  auto handle = submit(std::move(request), std::move(cb));
+  if (!handle) return fail(handle.error());
+  return future.get();
+}
+
+Result<std::vector<float>> Engine::embed(std::string_view text) {
+  if (!options_.embeddings) {
+    return fail(ErrorCode::kUnprocessable,
+                "embeddings are not enabled for this model (start the runner with embeddings on)",
+                "embeddings_not_supported");
+  }
+  auto tokens = model_->tokenize(text, /*add_special=*/true, /*parse_special=*/false);
+  if (!tokens) return fail(tokens.error());
+  if (tokens->empty()) return fail(ErrorCode::kInvalidArgument, "the input is empty");
+  if (tokens->size() > static_cast<std::size_t>(std::min(n_ctx_slot_, options_.n_batch))) {
+    return fail(ErrorCode::kInvalidArgument, "the input is " + std::to_string(tokens->size()) +
+                                                 " tokens; at most " +
+                                                 std::to_string(std::min(n_ctx_slot_, options_.n_batch)) +
+                                                 " fit", "context_length_exceeded");
+  }
+  std::promise<Result<std::vector<float>>> promise;
+  auto future = promise.get_future();
+  auto task = std::make_shared<Task>();
+  task->kind = Task::Kind::kEmbed;
+  task->request.prompt_tokens = std::move(*tokens);
+  task->on_embedding = [&promise](Result<std::vector<float>> r) { promise.set_value(std::move(r)); };
+  task->shared = shared_;
+  {
+    std::lock_guard lock(shared_->mu);
+    if (shared_->stopping) return fail(ErrorCode::kUnavailable, "the model is shutting down");
+    if (shared_->queue.size() >= static_cast<std::size_t>(options_.queue_max + options_.n_parallel)) {
+      return fail(Error(ErrorCode::kUnavailable, "the model is busy: request queue is full", "queue_full")
+                      .with_retry_after(1));
+    }
+    shared_->queue.push_back(task);
+  }
+  shared_->cv.notify_all();
+  return future.get();
+}
+
+EngineStats Engine::stats() const {
+  EngineStats s;
+  s.slots_total = options_.n_parallel;
+  s.slots_busy = shared_->slots_busy.load();
+  s.queue_length = shared_->queue_length.load();
+  s.requests_total = shared_->requests_total.load();
+  s.prompt_tokens_total = shared_->prompt_tokens_total.load();
+  s.completion_tokens_total = shared_->completion_tokens_total.load();
+  s.decode_seconds_total = static_cast<double>(shared_->decode_us_total.load()) / 1e6;
+  return s;
+}
+
+}  // namespace llmd::runner

@@ -1,0 +1,180 @@
+// The inference engine: one model, one llama_context, N parallel slots,
+// continuous batching. No HTTP here; the runner's endpoints sit on top.
+//
+//   auto model = Model::load("m.gguf");
+//   auto engine = Engine::create(*model, {.n_ctx = 4096, .n_parallel = 4});
+//   GenerateRequest req{.prompt = "Hello"};
+//   req.max_tokens = 32;
+//   auto out = (*engine)->generate(std::move(req));   // blocking
+//
+// Threading: one engine thread owns the llama_context and every slot; all
+// public members may be called from any thread. Requests enter a bounded
+// queue; each decode step batches the next token of every generating slot
+// with pending prompt chunks (chunked prefill), so a long prompt never stalls
+// running streams.
+#pragma once
+
+#include <llama.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+#include "runner/model.h"
+#include "runner/sampling.h"
+
+namespace llmd::runner {
+
+struct EngineOptions {
+  int n_ctx = 4096;       // context per slot (max prompt + completion tokens); 0 = model's n_ctx_train
+  int n_parallel = 1;     // slots decoding concurrently
+  int n_threads = 0;      // generation threads; 0 = hardware concurrency
+  int n_threads_batch = 0;  // prompt-processing threads; 0 = n_threads
+  int n_batch = 512;      // tokens per decode step (all slots together)
+  int queue_max = 64;     // requests waiting for a slot beyond which submit() fails
+  // Serve embeddings instead of completions (context created with pooling).
+  bool embeddings = false;
+  // Pooling for embeddings: UNSPECIFIED = the model's own (generative models
+  // have none, so embeddings then fail with kUnprocessable); MEAN/LAST/CLS force one.
+  enum llama_pooling_type pooling = LLAMA_POOLING_TYPE_UNSPECIFIED;
+};
+
+enum class FinishReason { kStop, kLength, kCancelled };
+
+// "stop", "length", "cancelled".
+std::string_view to_string(FinishReason reason);
+
+struct GenerateRequest {
+  // The prompt: `prompt_tokens` if non-empty, else `prompt` tokenized with
+  // control-token parsing (so chat-templated text maps to special tokens).
+  std::string prompt;
+  std::vector<llama_token> prompt_tokens;
+  bool add_special = true;  // add BOS etc. when tokenizing `prompt`
+  SamplingParams sampling;
+  int max_tokens = -1;      // -1: until end-of-generation or the context is full
+  std::vector<std::string> stop;  // stop strings; not included in the output
+  bool cache_prompt = true;       // reuse a slot's cached prefix of this prompt
+  bool ignore_eos = false;        // keep generating past end-of-generation (benchmarks)
+};
+
+struct Usage {
+  int prompt_tokens = 0;         // tokens in the prompt
+  int cached_prompt_tokens = 0;  // of which reused from the slot's cache
+  int completion_tokens = 0;     // tokens sampled (end-of-generation token included)
+};
+
+struct Timings {
+  double queue_ms = 0;       // waiting for a slot
+  double prompt_ms = 0;      // slot assigned → first token sampled
+  double generation_ms = 0;  // first token → finish
+  double first_token_ms = 0; // submit → first token sampled
+};
+
+struct Completion {
+  std::string text;
+  FinishReason finish = FinishReason::kStop;
+  Usage usage;
+  Timings timings;
+  int slot = -1;  // slot that served the request
+};
+
+struct GenerateCallbacks {
+  // Receives each new piece of text as soon as it is safe to send (whole
+  // UTF-8 sequences, never part of a stop string; never empty). Return false
+  // to cancel the request. Runs on the engine thread: must not block.
+  std::function<bool(std::string_view)> on_text;
+  // Called exactly once with the final result (text = everything sent
+  // through on_text), or with an error (e.g. kUnavailable when the engine
+  // shuts down first). Runs on the engine thread: must not block.
+  std::function<void(Result<Completion>)> on_done;
+};
+
+struct EngineStats {
+  int slots_total = 0;
+  int slots_busy = 0;
+  int queue_length = 0;
+  uint64_t requests_total = 0;
+  uint64_t prompt_tokens_total = 0;      // prompt tokens decoded (cache hits excluded)
+  uint64_t completion_tokens_total = 0;  // tokens sampled
+  double decode_seconds_total = 0;       // wall time inside llama_decode
+};
+
+class Engine;
+struct EngineShared;
+struct Task;
+
+// A submitted request. Destroying the handle (or calling cancel()) cancels
+// the request: its slot is freed at the next decode step and on_done is
+// called with FinishReason::kCancelled. Thread-safe; movable, not copyable.
+class RequestHandle {
+ public:
+  RequestHandle() = default;
+  RequestHandle(RequestHandle&&) noexcept = default;
+  RequestHandle& operator=(RequestHandle&& other) noexcept;
+  RequestHandle(const RequestHandle&) = delete;
+  RequestHandle& operator=(const RequestHandle&) = delete;
+  ~RequestHandle();
+
+  void cancel();
+  // Lets the request run to completion even if the handle is dropped.
+  void detach() { task_.reset(); }
+
+ private:
+  friend class Engine;
+  explicit RequestHandle(std::shared_ptr<Task> task) : task_(std::move(task)) {}
+  std::shared_ptr<Task> task_;
+};
+
+class Engine {
+ public:
+  // Creates the context and starts the engine thread. Errors:
+  // kInvalidArgument (bad options), kInternal (llama.cpp failed to create
+  // the context, e.g. out of memory).
+  static Result<std::unique_ptr<Engine>> create(std::shared_ptr<const Model> model,
+                                                const EngineOptions& options);
+  // Stops the engine thread; requests still running or queued get on_done
+  // with kUnavailable. Must not be called from an engine callback.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Validates and queues a request. Errors (returned here, no callback):
+  // kInvalidArgument (bad sampling params or grammar, empty prompt, prompt
+  // longer than the slot context, max_tokens out of range, invalid token id),
+  // kUnavailable with retry_after when the queue is full, kUnprocessable in
+  // embeddings mode. Thread-safe.
+  Result<RequestHandle> submit(GenerateRequest request, GenerateCallbacks callbacks);
+
+  // Blocking convenience over submit(): waits for the result. `on_text` as in
+  // GenerateCallbacks. Thread-safe; not from an engine callback.
+  Result<Completion> generate(GenerateRequest request,
+                              std::function<bool(std::string_view)> on_text = {});
+
+  // Embedding of `text` (pooled, L2-normalised). Requires options.embeddings
+  // and a model/context with pooling; otherwise kUnprocessable. Blocking;
+  // thread-safe; not from an engine callback.
+  Result<std::vector<float>> embed(std::string_view text);
+
+  const Model& model() const { return *model_; }
+  const EngineOptions& options() const { return options_; }
+  // Tokens one slot can hold (prompt + completion).
+  int n_ctx_slot() const { return n_ctx_slot_; }
+  EngineStats stats() const;  // thread-safe snapshot
+
+ private:
+  struct Impl;
+  Engine(std::shared_ptr<const Model> model, const EngineOptions& options);
+  std::shared_ptr<const Model> model_;
+  EngineOptions options_;
+  int n_ctx_slot_ = 0;
+  std::shared_ptr<EngineShared> shared_;
+  std::unique_ptr<Impl> impl_;  // engine-thread state
+};
+
+}  // namespace llmd::runner

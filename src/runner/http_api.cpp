@@ -1,0 +1,406 @@
+#include "runner/http_api.h"
+
+#include <algorithm>
+#include <ctime>
+#include <filesystem>
+
+#include <boost/asio/this_coro.hpp>
+
+#include "http/errors.h"
+#include "http/sse.h"
+#include "runner/chat_template.h"
+#include "runner/completion_channel.h"
+#include "runner/openai.h"
+
+namespace llmd::runner {
+namespace {
+
+namespace net = boost::asio;
+using http::RequestContext;
+using http::Response;
+
+// How long a stream may stay silent (queued, long prefill) before a
+// keep-alive comment checks that the client is still there.
+constexpr std::chrono::seconds kStreamHeartbeat{5};
+
+Response json_reply(int status, const Json& body) {
+  return Response::text(status, dump(body), "application/json");
+}
+
+Response error_reply(const Error& e, const RequestContext& ctx) { return http::error_response(e, ctx.request_id); }
+
+int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+// Formats a chat request's messages into the prompt with the model's (or the
+// configured) template. The template may already start with BOS; then the
+// tokenizer must not add a second one.
+Result<void> format_chat_prompt(const RunnerService& svc, ParsedGenerate& p) {
+  auto prompt = apply_chat_template(svc.model(), p.messages, svc.config().chat_template);
+  if (!prompt) return fail(prompt.error());
+  p.request.prompt = std::move(*prompt);
+  const llama_vocab* vocab = svc.model().vocab();
+  const llama_token bos = llama_vocab_bos(vocab);
+  if (bos != LLAMA_TOKEN_NULL && llama_vocab_get_add_bos(vocab)) {
+    const std::string piece = svc.model().token_to_piece(bos, /*render_special=*/true);
+    if (!piece.empty() && p.request.prompt.starts_with(piece)) p.request.add_special = false;
+  }
+  return {};
+}
+
+Result<ParsedGenerate> parse_for(ApiKind kind, const Json& body, const RunnerService& svc) {
+  const int n_ctx = svc.engine().n_ctx_slot();
+  switch (kind) {
+    case ApiKind::kChat: {
+      auto p = parse_chat_request(body, n_ctx);
+      if (!p) return p;
+      LLMD_TRY(format_chat_prompt(svc, *p));
+      return p;
+    }
+    case ApiKind::kTextCompletion: return parse_text_completion_request(body, n_ctx);
+    case ApiKind::kLlamaCompletion: return parse_llama_completion_request(body, n_ctx);
+  }
+  return fail(ErrorCode::kInternal, "unknown endpoint");
+}
+
+Json final_body(ApiKind kind, const ResponseMeta& meta, const Completion& c) {
+  switch (kind) {
+    case ApiKind::kChat: return chat_completion_json(meta, c);
+    case ApiKind::kTextCompletion: return text_completion_json(meta, c);
+    case ApiKind::kLlamaCompletion: return llama_completion_json(meta, c);
+  }
+  return Json::object();
+}
+
+Json text_chunk(ApiKind kind, const ResponseMeta& meta, std::string_view text, bool usage_null) {
+  switch (kind) {
+    case ApiKind::kChat: return chat_chunk_json(meta, text, false, std::nullopt, usage_null);
+    case ApiKind::kTextCompletion: return text_chunk_json(meta, text, std::nullopt, usage_null);
+    case ApiKind::kLlamaCompletion: return llama_chunk_json(text);
+  }
+  return Json::object();
+}
+
+// The error event of a stream that fails after it started (headers sent).
+std::string stream_error(const Error& e, const RequestContext& ctx) {
+  return dump(Json{{"error",
+                    {{"code", std::string(e.reason_or_default())}, {"message", e.message}, {"request_id", ctx.request_id}}}});
+}
+
+// Streams a submitted generation as server-sent events. Cancels the engine
+// request the moment the client is gone.
+net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& svc, ApiKind kind,
+                                           const ResponseMeta& meta, bool include_usage,
+                                           CompletionChannel& channel, RequestHandle handle) {
+  http::SseWriter sse(ctx);
+  const bool openai = kind != ApiKind::kLlamaCompletion;
+  const bool usage_null = openai && include_usage;
+  bool alive = co_await sse.open();
+  if (alive && kind == ApiKind::kChat) {
+    alive = co_await sse.send(dump(chat_chunk_json(meta, "", true, std::nullopt, usage_null)));
+  }
+  while (alive) {
+    auto ev = co_await channel.next(kStreamHeartbeat);
+    if (ev.timed_out) {
+      alive = co_await sse.comment("keep-alive");
+      continue;
+    }
+    if (!ev.text.empty()) alive = co_await sse.send(dump(text_chunk(kind, meta, ev.text, usage_null)));
+    if (!alive || !ev.done) continue;
+    if (!*ev.done) {
+      co_await sse.send(stream_error(ev.done->error(), ctx));
+      break;
+    }
+    const Completion& c = **ev.done;
+    svc.observe_completion(c);
+    if (kind == ApiKind::kChat) {
+      alive = co_await sse.send(dump(chat_chunk_json(meta, "", false, c.finish, usage_null)));
+    } else if (kind == ApiKind::kTextCompletion) {
+      alive = co_await sse.send(dump(text_chunk_json(meta, "", c.finish, usage_null)));
+    } else {
+      // llama-server's last event carries the totals, not the text again.
+      Json last = llama_completion_json(meta, c);
+      last["content"] = "";
+      alive = co_await sse.send(dump(last));
+    }
+    if (alive && openai && include_usage) {
+      alive = co_await sse.send(dump(usage_chunk_json(
+          meta, kind == ApiKind::kChat ? "chat.completion.chunk" : "text_completion", c.usage)));
+    }
+    if (alive && openai) co_await sse.send("[DONE]");
+    break;
+  }
+  // Client gone (or finished): frees the slot now, not at the next token.
+  handle.cancel();
+  co_await sse.close();
+  co_return Response::already_streamed(200);
+}
+
+net::awaitable<Response> serve_generation(RequestContext& ctx, RunnerService& svc, http::WorkerPool& pool,
+                                          ApiKind kind) {
+  auto body = parse_json_body(ctx.request.body);
+  if (!body) co_return error_reply(body.error(), ctx);
+  auto parsed = parse_for(kind, *body, svc);
+  if (!parsed) co_return error_reply(parsed.error(), ctx);
+
+  ResponseMeta meta;
+  meta.id = make_response_id(kind == ApiKind::kChat ? "chatcmpl-" : "cmpl-");
+  meta.created = unix_now();
+  meta.model = svc.alias();
+  const bool stream = parsed->stream;
+
+  auto channel = CompletionChannel::create(co_await net::this_coro::executor);
+  // Tokenizing a long prompt and compiling a grammar are CPU work: off the I/O thread.
+  auto handle = co_await pool.run([&svc, &parsed, &channel, stream] {
+    return svc.engine().submit(std::move(parsed->request), channel->callbacks(stream));
+  });
+  if (!handle) co_return error_reply(handle.error(), ctx);
+
+  if (stream) {
+    co_return co_await stream_generation(ctx, svc, kind, meta, parsed->include_usage, *channel,
+                                         std::move(*handle));
+  }
+  while (true) {
+    auto ev = co_await channel->next(std::chrono::hours(24));
+    if (!ev.done) continue;
+    if (!*ev.done) co_return error_reply(ev.done->error(), ctx);
+    svc.observe_completion(**ev.done);
+    co_return json_reply(200, final_body(kind, meta, **ev.done));
+  }
+}
+
+net::awaitable<Response> serve_embeddings(RequestContext& ctx, RunnerService& svc, http::WorkerPool& pool) {
+  if (!svc.engine().options().embeddings) {
+    co_return error_reply(Error(ErrorCode::kUnprocessable,
+                                "this runner does not serve embeddings (start it with --embeddings)",
+                                "embeddings_not_supported"),
+                          ctx);
+  }
+  auto body = parse_json_body(ctx.request.body);
+  if (!body) co_return error_reply(body.error(), ctx);
+  auto req = parse_embeddings_request(*body);
+  if (!req) co_return error_reply(req.error(), ctx);
+  std::vector<std::vector<float>> vectors;
+  int prompt_tokens = 0;
+  for (const auto& input : req->inputs) {
+    auto v = co_await pool.run([&svc, &input, &prompt_tokens]() -> Result<std::vector<float>> {
+      if (auto t = svc.model().tokenize(input, true, false)) prompt_tokens += static_cast<int>(t->size());
+      return svc.engine().embed(input);
+    });
+    if (!v) co_return error_reply(v.error(), ctx);
+    vectors.push_back(std::move(*v));
+  }
+  co_return json_reply(200, embeddings_json(svc.alias(), vectors, req->base64, prompt_tokens));
+}
+
+Json props_json(const RunnerService& svc) {
+  const auto& info = svc.model().info();
+  const auto& opts = svc.engine().options();
+  const SamplingParams defaults;
+  return Json{{"model_path", svc.config().model_path},
+              {"model_alias", svc.alias()},
+              {"n_ctx", svc.engine().n_ctx_slot()},
+              {"total_slots", opts.n_parallel},
+              {"chat_template", effective_chat_template(svc.model(), svc.config().chat_template)},
+              {"embeddings", opts.embeddings},
+              {"build_info", svc.config().build_info},
+              {"is_loading", false},
+              {"default_generation_settings",
+               {{"n_ctx", svc.engine().n_ctx_slot()},
+                {"params",
+                 {{"temperature", defaults.temperature},
+                  {"top_p", defaults.top_p},
+                  {"top_k", defaults.top_k},
+                  {"min_p", defaults.min_p},
+                  {"n_predict", -1}}}}},
+              {"model",
+               {{"architecture", info.architecture},
+                {"name", info.name},
+                {"description", info.description},
+                {"size", info.size_bytes},
+                {"n_params", info.n_params},
+                {"n_ctx_train", info.n_ctx_train},
+                {"n_embd", info.n_embd},
+                {"n_vocab", info.n_vocab},
+                {"has_chat_template", info.has_chat_template}}}};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- service
+
+RunnerService::RunnerService(RunnerConfig config, observe::Registry& metrics, observe::Logger log)
+    : config_(std::move(config)), metrics_(metrics), log_(std::move(log)) {
+  if (config_.alias.empty()) config_.alias = std::filesystem::path(config_.model_path).stem().string();
+  tokens_per_second_ = &metrics_.gauge("llmd_runner_tokens_per_second",
+                                       "Generation speed of the last finished request (tokens/s)")
+                            .with({});
+  first_token_seconds_ = &metrics_.histogram("llmd_runner_time_to_first_token_seconds",
+                                             "From request arrival to its first generated token", {})
+                              .with({});
+  auto& slots_total = metrics_.gauge("llmd_runner_slots_total", "Parallel slots").with({});
+  auto& slots_busy = metrics_.gauge("llmd_runner_slots_busy", "Slots serving a request").with({});
+  auto& queue = metrics_.gauge("llmd_runner_queue_length", "Requests waiting for a slot").with({});
+  auto& loaded = metrics_.gauge("llmd_runner_model_loaded", "1 once the model is loaded").with({});
+  auto& requests = metrics_.counter("llmd_runner_requests_total", "Generation requests started").with({});
+  auto& prompt = metrics_.counter("llmd_runner_prompt_tokens_total", "Prompt tokens processed (cache hits excluded)")
+                     .with({});
+  auto& completion = metrics_.counter("llmd_runner_completion_tokens_total", "Tokens generated").with({});
+  auto& decode = metrics_.counter("llmd_runner_decode_seconds_total", "Wall time spent in llama_decode").with({});
+  metrics_.add_collector([this, &slots_total, &slots_busy, &queue, &loaded, &requests, &prompt, &completion,
+                          &decode] {
+    if (!ready()) return;
+    const EngineStats s = engine_->stats();
+    std::lock_guard lock(stats_mu_);
+    loaded.set(1);
+    slots_total.set(s.slots_total);
+    slots_busy.set(s.slots_busy);
+    queue.set(s.queue_length);
+    requests.inc(static_cast<double>(s.requests_total - last_stats_.requests_total));
+    prompt.inc(static_cast<double>(s.prompt_tokens_total - last_stats_.prompt_tokens_total));
+    completion.inc(static_cast<double>(s.completion_tokens_total - last_stats_.completion_tokens_total));
+    decode.inc(s.decode_seconds_total - last_stats_.decode_seconds_total);
+    last_stats_ = s;
+  });
+}
+
+RunnerService::~RunnerService() { shutdown(); }
+
+Result<void> RunnerService::load() {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto model = Model::load(config_.model_path, config_.model);
+  if (!model) return fail(model.error());
+  auto engine = Engine::create(*model, config_.engine);
+  if (!engine) return fail(engine.error());
+  model_ = std::move(*model);
+  engine_ = std::move(*engine);
+  loaded_at_ = unix_now();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  metrics_.gauge("llmd_runner_model_load_seconds", "Time the model took to load").with({}).set(seconds);
+  ready_.store(true, std::memory_order_release);
+  log_.info("model loaded", {{"alias", config_.alias},
+                             {"architecture", model_->info().architecture},
+                             {"n_ctx_slot", engine_->n_ctx_slot()},
+                             {"slots", engine_->options().n_parallel},
+                             {"threads", engine_->options().n_threads},
+                             {"load_seconds", seconds}});
+  return {};
+}
+
+void RunnerService::observe_completion(const Completion& c) {
+  if (c.usage.completion_tokens > 1 && c.timings.generation_ms > 0) {
+    tokens_per_second_->set(1000.0 * (c.usage.completion_tokens - 1) / c.timings.generation_ms);
+  }
+  if (c.usage.completion_tokens > 0) first_token_seconds_->observe(c.timings.first_token_ms / 1000.0);
+}
+
+void RunnerService::shutdown() {
+  if (!ready()) return;
+  ready_.store(false, std::memory_order_release);
+  engine_.reset();
+}
+
+// ---------------------------------------------------------------- routes
+
+void add_runner_routes(http::Router& router, RunnerService& svc, http::WorkerPool& pool) {
+  router.get("/health", [&svc](RequestContext&) -> net::awaitable<Response> {
+    if (!svc.ready()) co_return Response::json(503, {{"status", "loading model"}});
+    co_return Response::json(200, {{"status", "ok"}});
+  });
+  router.get("/props", [&svc](RequestContext&) -> net::awaitable<Response> {
+    co_return json_reply(200, props_json(svc));
+  });
+  router.get("/v1/models", [&svc](RequestContext&) -> net::awaitable<Response> {
+    const auto& info = svc.model().info();
+    co_return json_reply(200, Json{{"object", "list"},
+                                   {"data", Json::array({Json{{"id", svc.alias()},
+                                                              {"object", "model"},
+                                                              {"created", svc.loaded_at()},
+                                                              {"owned_by", "llmd"},
+                                                              {"meta",
+                                                               {{"n_ctx_train", info.n_ctx_train},
+                                                                {"n_params", info.n_params},
+                                                                {"n_vocab", info.n_vocab},
+                                                                {"size", info.size_bytes}}}}})}});
+  });
+  router.post("/v1/chat/completions", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
+    co_return co_await serve_generation(ctx, svc, pool, ApiKind::kChat);
+  });
+  router.post("/v1/completions", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
+    co_return co_await serve_generation(ctx, svc, pool, ApiKind::kTextCompletion);
+  });
+  router.post("/completion", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
+    co_return co_await serve_generation(ctx, svc, pool, ApiKind::kLlamaCompletion);
+  });
+  router.post("/v1/embeddings", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
+    co_return co_await serve_embeddings(ctx, svc, pool);
+  });
+  router.post("/tokenize", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
+    auto body = parse_json_body(ctx.request.body);
+    if (!body) co_return error_reply(body.error(), ctx);
+    auto req = parse_tokenize_request(*body);
+    if (!req) co_return error_reply(req.error(), ctx);
+    auto tokens = co_await pool.run([&] { return svc.model().tokenize(req->content, req->add_special, true); });
+    if (!tokens) co_return error_reply(tokens.error(), ctx);
+    Json out = Json::array();
+    for (const llama_token t : *tokens) {
+      if (req->with_pieces) {
+        out.push_back(Json{{"id", t}, {"piece", svc.model().token_to_piece(t, true)}});
+      } else {
+        out.push_back(t);
+      }
+    }
+    co_return json_reply(200, Json{{"tokens", std::move(out)}});
+  });
+  router.post("/detokenize", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
+    auto body = parse_json_body(ctx.request.body);
+    if (!body) co_return error_reply(body.error(), ctx);
+    auto tokens = parse_detokenize_request(*body);
+    if (!tokens) co_return error_reply(tokens.error(), ctx);
+    auto text = co_await pool.run([&] { return svc.model().detokenize(*tokens, false); });
+    if (!text) co_return error_reply(text.error(), ctx);
+    co_return json_reply(200, Json{{"content", *text}});
+  });
+  router.post("/apply-template", [&svc](RequestContext& ctx) -> net::awaitable<Response> {
+    auto body = parse_json_body(ctx.request.body);
+    if (!body) co_return error_reply(body.error(), ctx);
+    auto parsed = parse_chat_request(*body, svc.engine().n_ctx_slot());
+    if (!parsed) co_return error_reply(parsed.error(), ctx);
+    auto prompt = apply_chat_template(svc.model(), parsed->messages, svc.config().chat_template);
+    if (!prompt) co_return error_reply(prompt.error(), ctx);
+    co_return json_reply(200, Json{{"prompt", *prompt}});
+  });
+}
+
+http::Middleware loading_middleware(const RunnerService& svc) {
+  return [&svc](RequestContext& ctx, const http::Next& next) -> net::awaitable<Response> {
+    const auto& path = ctx.request.path;
+    if (svc.ready() || path == "/health" || path == "/metrics") co_return co_await next(ctx);
+    co_return http::error_response(
+        Error(ErrorCode::kUnavailable, "the model is loading", "loading_model").with_retry_after(2),
+        ctx.request_id);
+  };
+}
+
+http::Middleware api_key_middleware(std::string key) {
+  return [key = std::move(key)](RequestContext& ctx, const http::Next& next) -> net::awaitable<Response> {
+    if (ctx.request.path == "/health") co_return co_await next(ctx);
+    const std::string expected = "Bearer " + key;
+    const std::string_view got = ctx.request.headers.get("Authorization").value_or("");
+    // Constant time in the key's length: no early exit on the first mismatch.
+    unsigned char diff = got.size() == expected.size() ? 0 : 1;
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      diff |= static_cast<unsigned char>(expected[i] ^ (i < got.size() ? got[i] : 0));
+    }
+    if (diff != 0) {
+      Response r = http::error_response(
+          Error(ErrorCode::kUnauthenticated, "missing or invalid API key (Authorization: Bearer <key>)",
+                "invalid_api_key"),
+          ctx.request_id);
+      r.headers.set("WWW-Authenticate", "Bearer");
+      co_return r;
+    }
+    co_return co_await next(ctx);
+  };
+}
+
+}  // namespace llmd::runner

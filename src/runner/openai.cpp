@@ -1,0 +1,581 @@
+#include "runner/openai.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "core/text.h"
+#include "grammar/gbnf_matcher.h"
+#include "grammar/json_schema.h"
+
+namespace llmd::runner {
+namespace {
+
+constexpr std::size_t kMaxStopStrings = 16;
+constexpr std::size_t kMaxMessages = 4096;
+constexpr std::size_t kMaxEmbeddingInputs = 256;
+
+std::unexpected<Error> bad(std::string message, std::string reason = "invalid_request") {
+  return fail(ErrorCode::kInvalidArgument, std::move(message), std::move(reason));
+}
+
+std::string type_name(const Json& v) { return v.type_name(); }
+
+// Typed, range-checked access to the fields of a request object. A field
+// that is absent or null yields nullopt (OpenAI clients send explicit nulls).
+class Fields {
+ public:
+  explicit Fields(const Json& obj) : obj_(obj) {}
+
+  const Json* get(const char* key) const {
+    auto it = obj_.find(key);
+    if (it == obj_.end() || it->is_null()) return nullptr;
+    return &*it;
+  }
+
+  Result<std::optional<bool>> boolean(const char* key) const {
+    const Json* v = get(key);
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_boolean()) return bad(std::string(key) + " must be a boolean, got " + type_name(*v));
+    return v->get<bool>();
+  }
+
+  Result<std::optional<double>> number(const char* key, double lo, double hi) const {
+    const Json* v = get(key);
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_number()) return bad(std::string(key) + " must be a number, got " + type_name(*v));
+    const double d = v->get<double>();
+    if (!std::isfinite(d) || d < lo || d > hi) {
+      return bad(std::string(key) + " must be in [" + fmt(lo) + ", " + fmt(hi) + "]");
+    }
+    return d;
+  }
+
+  Result<std::optional<int64_t>> integer(const char* key, int64_t lo, int64_t hi) const {
+    const Json* v = get(key);
+    if (v == nullptr) return std::nullopt;
+    int64_t n = 0;
+    if (v->is_number_integer()) {
+      // Unsigned values above INT64_MAX wrap negative: refuse them as out of range.
+      if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+        return bad(std::string(key) + " must be an integer in [" + std::to_string(lo) + ", " +
+                   std::to_string(hi) + "]");
+      }
+      n = v->get<int64_t>();
+    } else if (v->is_number_float()) {
+      // 16.0 is accepted as 16; 16.5, NaN or 1e300 are not.
+      const double d = v->get<double>();
+      if (!std::isfinite(d) || std::trunc(d) != d || std::fabs(d) > 9e15) {
+        return bad(std::string(key) + " must be an integer");
+      }
+      n = static_cast<int64_t>(d);
+    } else {
+      return bad(std::string(key) + " must be an integer, got " + type_name(*v));
+    }
+    if (n < lo || n > hi) {
+      return bad(std::string(key) + " must be an integer in [" + std::to_string(lo) + ", " +
+                 std::to_string(hi) + "]");
+    }
+    return n;
+  }
+
+  Result<std::optional<std::string>> string(const char* key) const {
+    const Json* v = get(key);
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_string()) return bad(std::string(key) + " must be a string, got " + type_name(*v));
+    return v->get<std::string>();
+  }
+
+ private:
+  static std::string fmt(double d) {
+    std::string s = std::to_string(d);
+    while (s.size() > 1 && s.back() == '0') s.pop_back();
+    if (!s.empty() && s.back() == '.') s.pop_back();
+    return s;
+  }
+  const Json& obj_;
+};
+
+// Assigns an optional result to `out` when present; propagates errors.
+#define LLMD_FIELD(expr, out)                              \
+  do {                                                     \
+    auto llmd_field_ = (expr);                             \
+    if (!llmd_field_) return fail(llmd_field_.error());    \
+    if (*llmd_field_) out = static_cast<std::remove_reference_t<decltype(out)>>(**llmd_field_); \
+  } while (0)
+
+Result<std::vector<std::string>> parse_stop(const Json* v) {
+  std::vector<std::string> out;
+  if (v == nullptr) return out;
+  if (v->is_string()) {
+    out.push_back(v->get<std::string>());
+  } else if (v->is_array()) {
+    if (v->size() > kMaxStopStrings) {
+      return bad("stop accepts at most " + std::to_string(kMaxStopStrings) + " strings");
+    }
+    for (const auto& s : *v) {
+      if (!s.is_string()) return bad("stop must be a string or an array of strings");
+      out.push_back(s.get<std::string>());
+    }
+  } else {
+    return bad("stop must be a string or an array of strings");
+  }
+  for (const auto& s : out) {
+    if (s.empty() || s.size() > 1024) return bad("stop strings must be 1..1024 bytes");
+  }
+  return out;
+}
+
+Result<std::string> schema_grammar(const Json& schema, const std::string& where) {
+  if (!schema.is_object() && !schema.is_boolean()) return bad(where + " must be a JSON Schema object");
+  auto g = grammar::json_schema_to_gbnf(schema);
+  if (!g) {
+    Error e = g.error();
+    e.message = where + ": " + e.message;
+    if (e.reason.empty()) e.reason = "invalid_schema";
+    return fail(std::move(e));
+  }
+  return std::move(*g);
+}
+
+Result<std::string> response_format_grammar(const Json& rf) {
+  if (!rf.is_object()) return bad("response_format must be an object");
+  auto type = rf.find("type");
+  if (type == rf.end() || !type->is_string()) return bad("response_format.type must be a string");
+  const std::string t = type->get<std::string>();
+  if (t == "text") return std::string();
+  if (t == "json_object") {
+    // llama-server extension: json_object may carry a schema.
+    if (auto s = rf.find("schema"); s != rf.end() && !s->is_null()) {
+      return schema_grammar(*s, "response_format.schema");
+    }
+    return std::string(grammar::kJsonGbnf);
+  }
+  if (t == "json_schema") {
+    auto js = rf.find("json_schema");
+    if (js == rf.end() || !js->is_object()) return bad("response_format.json_schema must be an object");
+    auto s = js->find("schema");
+    if (s == js->end() || s->is_null()) return bad("response_format.json_schema.schema is required");
+    return schema_grammar(*s, "response_format.json_schema.schema");
+  }
+  return bad("response_format.type must be text, json_object or json_schema");
+}
+
+// Rejects features that would change the answer if silently ignored.
+Result<void> refuse_unsupported(const Fields& f) {
+  for (const char* key : {"n_probs", "logprobs", "top_logprobs"}) {
+    const Json* v = f.get(key);
+    if (v == nullptr) continue;
+    if ((v->is_boolean() && !v->get<bool>()) || (v->is_number() && v->get<double>() == 0)) continue;
+    return bad(std::string(key) + " is not supported by this runner", "unsupported_parameter");
+  }
+  for (const char* key : {"n", "best_of"}) {
+    auto n = f.integer(key, 1, 1);
+    if (!n) return bad(std::string(key) + " must be 1 (one choice per request)", "unsupported_parameter");
+  }
+  for (const char* key : {"presence_penalty", "frequency_penalty", "repeat_penalty"}) {
+    const Json* v = f.get(key);
+    if (v == nullptr) continue;
+    const double neutral = std::strcmp(key, "repeat_penalty") == 0 ? 1.0 : 0.0;
+    if (!v->is_number() || v->get<double>() != neutral) {
+      return bad(std::string(key) + " is not supported by this runner", "unsupported_parameter");
+    }
+  }
+  for (const char* key : {"tools", "functions", "logit_bias"}) {
+    const Json* v = f.get(key);
+    if (v != nullptr && !v->empty()) {
+      return bad(std::string(key) + " is not supported by this runner", "unsupported_parameter");
+    }
+  }
+  if (const Json* v = f.get("suffix"); v != nullptr && !(v->is_string() && v->get<std::string>().empty())) {
+    return bad("suffix is not supported by this runner", "unsupported_parameter");
+  }
+  if (auto echo = f.boolean("echo"); !echo) {
+    return fail(echo.error());
+  } else if (echo->value_or(false)) {
+    return bad("echo is not supported by this runner", "unsupported_parameter");
+  }
+  return {};
+}
+
+// The fields every generating endpoint shares: sampling, stop, grammar
+// sources, streaming. `max_keys` are the names max_tokens goes by here.
+Result<void> parse_common(const Json& body, int n_ctx_slot, std::initializer_list<const char*> max_keys,
+                          ParsedGenerate& out) {
+  const Fields f(body);
+  LLMD_TRY(refuse_unsupported(f));
+  SamplingParams& s = out.request.sampling;
+  LLMD_FIELD(f.number("temperature", 0, 2), s.temperature);
+  LLMD_FIELD(f.number("top_p", 0, 1), s.top_p);
+  LLMD_FIELD(f.number("min_p", 0, 1), s.min_p);
+  LLMD_FIELD(f.integer("top_k", 0, 1'000'000), s.top_k);
+  // seed: -1 (llama-server's "random") or a 32-bit value.
+  std::optional<int64_t> seed;
+  LLMD_FIELD(f.integer("seed", -1, UINT32_MAX), seed);
+  if (seed && *seed >= 0) s.seed = static_cast<uint32_t>(*seed);
+
+  for (const char* key : max_keys) {
+    std::optional<int64_t> n;
+    // -1 means "until the end" in llama-server's n_predict; OpenAI needs >= 1.
+    const bool is_n_predict = std::strcmp(key, "n_predict") == 0;
+    LLMD_FIELD(f.integer(key, is_n_predict ? -1 : 1, INT32_MAX), n);
+    if (!n) continue;
+    if (*n > n_ctx_slot) {
+      return bad(std::string(key) + " is " + std::to_string(*n) + "; the context holds " +
+                     std::to_string(n_ctx_slot) + " tokens",
+                 "context_length_exceeded");
+    }
+    if (*n == 0) return bad(std::string(key) + " must not be 0");
+    out.request.max_tokens = static_cast<int>(*n);
+  }
+
+  auto stop = parse_stop(f.get("stop"));
+  if (!stop) return fail(stop.error());
+  out.request.stop = std::move(*stop);
+
+  LLMD_FIELD(f.boolean("cache_prompt"), out.request.cache_prompt);
+  LLMD_FIELD(f.boolean("ignore_eos"), out.request.ignore_eos);
+  LLMD_FIELD(f.boolean("stream"), out.stream);
+  if (const Json* so = f.get("stream_options")) {
+    if (!so->is_object()) return bad("stream_options must be an object");
+    LLMD_FIELD(Fields(*so).boolean("include_usage"), out.include_usage);
+  }
+  LLMD_FIELD(f.string("model"), out.model);
+
+  // At most one source of constraint: grammar, json_schema, response_format.
+  int sources = 0;
+  if (auto g = f.string("grammar"); !g) {
+    return fail(g.error());
+  } else if (*g && !(*g)->empty()) {
+    ++sources;
+    LLMD_TRY(grammar::check_gbnf(**g));
+    s.grammar = std::move(**g);
+  }
+  if (const Json* js = f.get("json_schema")) {
+    ++sources;
+    auto g = schema_grammar(*js, "json_schema");
+    if (!g) return fail(g.error());
+    s.grammar = std::move(*g);
+  }
+  if (const Json* rf = f.get("response_format")) {
+    auto g = response_format_grammar(*rf);
+    if (!g) return fail(g.error());
+    if (!g->empty()) {
+      ++sources;
+      s.grammar = std::move(*g);
+    }
+  }
+  if (sources > 1) return bad("use only one of grammar, json_schema and response_format");
+  return {};
+}
+
+Result<std::string> message_content(const Json& content, std::size_t index) {
+  const std::string where = "messages[" + std::to_string(index) + "].content";
+  if (content.is_null()) return std::string();
+  if (content.is_string()) return content.get<std::string>();
+  if (!content.is_array()) return bad(where + " must be a string or an array of parts");
+  std::string text;
+  for (const auto& part : content) {
+    if (!part.is_object()) return bad(where + " parts must be objects");
+    auto type = part.find("type");
+    if (type == part.end() || *type != "text") {
+      return bad(where + ": only text parts are supported", "unsupported_parameter");
+    }
+    auto t = part.find("text");
+    if (t == part.end() || !t->is_string()) return bad(where + ": a text part needs a string text");
+    text += t->get<std::string>();
+  }
+  return text;
+}
+
+Result<void> parse_prompt(const Json& body, ParsedGenerate& out) {
+  auto it = body.find("prompt");
+  if (it == body.end() || it->is_null()) return bad("prompt is required");
+  const Json* p = &*it;
+  // A one-element array of a string or of a token list is one prompt.
+  if (p->is_array() && p->size() == 1 && (p->front().is_string() || p->front().is_array())) p = &p->front();
+  if (p->is_string()) {
+    out.request.prompt = p->get<std::string>();
+    if (out.request.prompt.empty()) return bad("prompt must not be empty");
+    return {};
+  }
+  if (p->is_array() && !p->empty()) {
+    for (const auto& t : *p) {
+      if (!t.is_number_integer()) {
+        return bad("prompt must be a string or an array of token ids (several prompts per request are not supported)");
+      }
+      const int64_t id = t.get<int64_t>();
+      if (id < 0 || id > INT32_MAX) return bad("invalid token id " + std::to_string(id) + " in prompt");
+      out.request.prompt_tokens.push_back(static_cast<llama_token>(id));
+    }
+    return {};
+  }
+  return bad("prompt must be a non-empty string or array of token ids");
+}
+
+Json timings_from(const Completion& c) {
+  const double prompt_n = c.usage.prompt_tokens - c.usage.cached_prompt_tokens;
+  const double predicted_n = c.usage.completion_tokens;
+  auto per = [](double n, double ms) { return n > 0 && ms > 0 ? 1000.0 * n / ms : 0.0; };
+  return Json{{"prompt_n", prompt_n},
+              {"prompt_ms", c.timings.prompt_ms},
+              {"prompt_per_token_ms", prompt_n > 0 ? c.timings.prompt_ms / prompt_n : 0.0},
+              {"prompt_per_second", per(prompt_n, c.timings.prompt_ms)},
+              {"predicted_n", predicted_n},
+              {"predicted_ms", c.timings.generation_ms},
+              {"predicted_per_token_ms", predicted_n > 1 ? c.timings.generation_ms / (predicted_n - 1) : 0.0},
+              {"predicted_per_second", per(predicted_n - 1, c.timings.generation_ms)},
+              {"queue_ms", c.timings.queue_ms},
+              {"first_token_ms", c.timings.first_token_ms}};
+}
+
+std::string base64(const std::vector<float>& v) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string bytes(v.size() * sizeof(float), '\0');
+  std::memcpy(bytes.data(), v.data(), bytes.size());  // x86-64: little-endian already
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  for (std::size_t i = 0; i < bytes.size(); i += 3) {
+    const uint32_t b0 = static_cast<unsigned char>(bytes[i]);
+    const uint32_t b1 = i + 1 < bytes.size() ? static_cast<unsigned char>(bytes[i + 1]) : 0;
+    const uint32_t b2 = i + 2 < bytes.size() ? static_cast<unsigned char>(bytes[i + 2]) : 0;
+    const uint32_t n = (b0 << 16) | (b1 << 8) | b2;
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += i + 1 < bytes.size() ? kAlphabet[(n >> 6) & 63] : '=';
+    out += i + 2 < bytes.size() ? kAlphabet[n & 63] : '=';
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<Json> parse_json_body(std::string_view body) {
+  if (auto at = text::first_invalid_utf8(body)) {
+    return bad("the request body is not valid UTF-8 (byte " + std::to_string(*at) + ")", "invalid_utf8");
+  }
+  Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return bad("the request body is not valid JSON", "invalid_json");
+  if (!j.is_object()) return bad("the request body must be a JSON object");
+  return j;
+}
+
+Result<ParsedGenerate> parse_chat_request(const Json& body, int n_ctx_slot) {
+  ParsedGenerate out;
+  out.kind = ApiKind::kChat;
+  auto msgs = body.find("messages");
+  if (msgs == body.end() || !msgs->is_array() || msgs->empty()) {
+    return bad("messages must be a non-empty array");
+  }
+  if (msgs->size() > kMaxMessages) return bad("at most " + std::to_string(kMaxMessages) + " messages");
+  for (std::size_t i = 0; i < msgs->size(); ++i) {
+    const Json& m = (*msgs)[i];
+    if (!m.is_object()) return bad("messages[" + std::to_string(i) + "] must be an object");
+    auto role = m.find("role");
+    if (role == m.end() || !role->is_string()) return bad("messages[" + std::to_string(i) + "].role must be a string");
+    const std::string r = role->get<std::string>();
+    if (r != "system" && r != "user" && r != "assistant" && r != "developer" && r != "tool") {
+      return bad("messages[" + std::to_string(i) + "].role must be system, user, assistant, developer or tool");
+    }
+    auto content_it = m.find("content");
+    auto content = message_content(content_it == m.end() ? Json() : *content_it, i);
+    if (!content) return fail(content.error());
+    // "developer" is OpenAI's newer name for the system role.
+    out.messages.push_back(ChatMessage{r == "developer" ? "system" : r, std::move(*content)});
+  }
+  LLMD_TRY(parse_common(body, n_ctx_slot, {"max_tokens", "max_completion_tokens", "n_predict"}, out));
+  return out;
+}
+
+Result<ParsedGenerate> parse_text_completion_request(const Json& body, int n_ctx_slot) {
+  ParsedGenerate out;
+  out.kind = ApiKind::kTextCompletion;
+  LLMD_TRY(parse_prompt(body, out));
+  // OpenAI's legacy endpoint defaults to 16 tokens.
+  out.request.max_tokens = std::min(16, n_ctx_slot);
+  LLMD_TRY(parse_common(body, n_ctx_slot, {"max_tokens", "n_predict"}, out));
+  return out;
+}
+
+Result<ParsedGenerate> parse_llama_completion_request(const Json& body, int n_ctx_slot) {
+  ParsedGenerate out;
+  out.kind = ApiKind::kLlamaCompletion;
+  LLMD_TRY(parse_prompt(body, out));
+  LLMD_TRY(parse_common(body, n_ctx_slot, {"n_predict", "max_tokens"}, out));
+  return out;
+}
+
+Result<TokenizeRequest> parse_tokenize_request(const Json& body) {
+  TokenizeRequest out;
+  const Fields f(body);
+  auto content = f.string("content");
+  if (!content) return fail(content.error());
+  if (!*content) return bad("content is required");
+  out.content = std::move(**content);
+  LLMD_FIELD(f.boolean("add_special"), out.add_special);
+  LLMD_FIELD(f.boolean("with_pieces"), out.with_pieces);
+  return out;
+}
+
+Result<std::vector<llama_token>> parse_detokenize_request(const Json& body) {
+  auto it = body.find("tokens");
+  if (it == body.end() || !it->is_array()) return bad("tokens must be an array of token ids");
+  std::vector<llama_token> out;
+  out.reserve(it->size());
+  for (const auto& t : *it) {
+    if (!t.is_number_integer()) return bad("tokens must be an array of token ids");
+    const int64_t id = t.get<int64_t>();
+    if (id < 0 || id > INT32_MAX) return bad("invalid token id " + std::to_string(id));
+    out.push_back(static_cast<llama_token>(id));
+  }
+  return out;
+}
+
+Result<EmbeddingsRequest> parse_embeddings_request(const Json& body) {
+  EmbeddingsRequest out;
+  const Fields f(body);
+  const Json* input = f.get("input");
+  if (input == nullptr) input = f.get("content");  // llama-server's /embedding name
+  if (input == nullptr) return bad("input is required");
+  if (input->is_string()) {
+    out.inputs.push_back(input->get<std::string>());
+  } else if (input->is_array() && !input->empty() && input->size() <= kMaxEmbeddingInputs) {
+    for (const auto& s : *input) {
+      if (!s.is_string()) return bad("input must be a string or an array of strings");
+      out.inputs.push_back(s.get<std::string>());
+    }
+  } else {
+    return bad("input must be a string or an array of 1.." + std::to_string(kMaxEmbeddingInputs) + " strings");
+  }
+  for (const auto& s : out.inputs) {
+    if (s.empty()) return bad("input strings must not be empty");
+  }
+  std::optional<std::string> format;
+  LLMD_FIELD(f.string("encoding_format"), format);
+  if (format && *format != "float" && *format != "base64") return bad("encoding_format must be float or base64");
+  out.base64 = format && *format == "base64";
+  LLMD_FIELD(f.string("model"), out.model);
+  return out;
+}
+
+std::string make_response_id(std::string_view prefix) {
+  static std::atomic<uint64_t> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::string id(prefix);
+  for (int i = 0; i < 20; ++i) id += kChars[rng() % (sizeof(kChars) - 1)];
+  id += std::to_string(counter.fetch_add(1) % 1000);
+  return id;
+}
+
+std::string_view openai_finish_reason(FinishReason reason) {
+  return reason == FinishReason::kLength ? "length" : "stop";
+}
+
+Json usage_json(const Usage& u) {
+  return Json{{"prompt_tokens", u.prompt_tokens},
+              {"completion_tokens", u.completion_tokens},
+              {"total_tokens", u.prompt_tokens + u.completion_tokens},
+              {"prompt_tokens_details", {{"cached_tokens", u.cached_prompt_tokens}}}};
+}
+
+Json timings_json(const Completion& c) { return timings_from(c); }
+
+Json chat_completion_json(const ResponseMeta& meta, const Completion& c) {
+  return Json{{"id", meta.id},
+              {"object", "chat.completion"},
+              {"created", meta.created},
+              {"model", meta.model},
+              {"choices", Json::array({Json{{"index", 0},
+                                            {"message", {{"role", "assistant"}, {"content", c.text}}},
+                                            {"logprobs", nullptr},
+                                            {"finish_reason", openai_finish_reason(c.finish)}}})},
+              {"usage", usage_json(c.usage)},
+              {"timings", timings_from(c)}};
+}
+
+Json text_completion_json(const ResponseMeta& meta, const Completion& c) {
+  return Json{{"id", meta.id},
+              {"object", "text_completion"},
+              {"created", meta.created},
+              {"model", meta.model},
+              {"choices", Json::array({Json{{"index", 0},
+                                            {"text", c.text},
+                                            {"logprobs", nullptr},
+                                            {"finish_reason", openai_finish_reason(c.finish)}}})},
+              {"usage", usage_json(c.usage)},
+              {"timings", timings_from(c)}};
+}
+
+Json llama_completion_json(const ResponseMeta& meta, const Completion& c) {
+  return Json{{"content", c.text},
+              {"id_slot", c.slot},
+              {"stop", true},
+              {"model", meta.model},
+              {"tokens_predicted", c.usage.completion_tokens},
+              {"tokens_evaluated", c.usage.prompt_tokens},
+              {"tokens_cached", c.usage.cached_prompt_tokens},
+              {"stop_type", c.finish == FinishReason::kLength ? "limit" : "eos"},
+              {"truncated", false},
+              {"timings", timings_from(c)}};
+}
+
+Json chat_chunk_json(const ResponseMeta& meta, std::string_view text, bool with_role,
+                     std::optional<FinishReason> finish, bool usage_null) {
+  Json delta = Json::object();
+  if (with_role) delta["role"] = "assistant";
+  if (!text.empty() || with_role) delta["content"] = std::string(text);
+  Json j{{"id", meta.id},
+         {"object", "chat.completion.chunk"},
+         {"created", meta.created},
+         {"model", meta.model},
+         {"choices", Json::array({Json{{"index", 0},
+                                       {"delta", std::move(delta)},
+                                       {"logprobs", nullptr},
+                                       {"finish_reason", finish ? Json(openai_finish_reason(*finish)) : Json()}}})}};
+  if (usage_null) j["usage"] = nullptr;
+  return j;
+}
+
+Json text_chunk_json(const ResponseMeta& meta, std::string_view text, std::optional<FinishReason> finish,
+                     bool usage_null) {
+  Json j{{"id", meta.id},
+         {"object", "text_completion"},
+         {"created", meta.created},
+         {"model", meta.model},
+         {"choices", Json::array({Json{{"index", 0},
+                                       {"text", std::string(text)},
+                                       {"logprobs", nullptr},
+                                       {"finish_reason", finish ? Json(openai_finish_reason(*finish)) : Json()}}})}};
+  if (usage_null) j["usage"] = nullptr;
+  return j;
+}
+
+Json usage_chunk_json(const ResponseMeta& meta, std::string_view object, const Usage& usage) {
+  return Json{{"id", meta.id},         {"object", std::string(object)}, {"created", meta.created},
+              {"model", meta.model},   {"choices", Json::array()},      {"usage", usage_json(usage)}};
+}
+
+Json llama_chunk_json(std::string_view text) {
+  return Json{{"content", std::string(text)}, {"stop", false}};
+}
+
+Json embeddings_json(const std::string& model, const std::vector<std::vector<float>>& vectors, bool b64,
+                     int prompt_tokens) {
+  Json data = Json::array();
+  for (std::size_t i = 0; i < vectors.size(); ++i) {
+    data.push_back(Json{{"object", "embedding"},
+                        {"index", i},
+                        {"embedding", b64 ? Json(base64(vectors[i])) : Json(vectors[i])}});
+  }
+  return Json{{"object", "list"},
+              {"data", std::move(data)},
+              {"model", model},
+              {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}};
+}
+
+std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+}  // namespace llmd::runner

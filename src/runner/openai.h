@@ -1,0 +1,115 @@
+// Request parsing and response shaping for the runner's HTTP dialects:
+// OpenAI chat/legacy completions and embeddings, and llama-server's
+// /completion. Pure functions over JSON: no HTTP, no model state, so the
+// validation rules are testable on their own.
+//
+// Parsing validates every field it knows (type, range, NaN/inf) and refuses
+// features the runner does not implement (n > 1, logprobs, tools, ...) with
+// kInvalidArgument naming the field, instead of silently ignoring them.
+// Unknown fields are ignored, as OpenAI clients send extras freely.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "runner/chat_template.h"
+#include "runner/engine.h"
+
+namespace llmd::runner {
+
+// Request bodies are parsed keeping key order (a JSON schema's property order
+// decides the order the model writes properties in).
+using Json = nlohmann::ordered_json;
+
+// Which endpoint a parsed request came from; decides the response shape.
+enum class ApiKind { kChat, kTextCompletion, kLlamaCompletion };
+
+struct ParsedGenerate {
+  ApiKind kind = ApiKind::kChat;
+  // Prompt (text or tokens), sampling, max_tokens, stop. For kChat the prompt
+  // is empty: the caller formats `messages` with the model's template.
+  GenerateRequest request;
+  std::vector<ChatMessage> messages;  // kChat only
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  std::string model;           // the model name the client asked for (informational)
+};
+
+// Parses a request body: UTF-8 check, JSON parse, must be an object.
+// Errors: kInvalidArgument with reason invalid_utf8 / invalid_json / invalid_request.
+Result<Json> parse_json_body(std::string_view body);
+
+// POST /v1/chat/completions. `n_ctx_slot` bounds max_tokens.
+Result<ParsedGenerate> parse_chat_request(const Json& body, int n_ctx_slot);
+// POST /v1/completions (OpenAI legacy completions).
+Result<ParsedGenerate> parse_text_completion_request(const Json& body, int n_ctx_slot);
+// POST /completion (llama-server): prompt (string or token ids), n_predict,
+// grammar, json_schema, stream, cache_prompt, sampling fields.
+Result<ParsedGenerate> parse_llama_completion_request(const Json& body, int n_ctx_slot);
+
+// POST /tokenize: content, add_special (default false), with_pieces (default false).
+struct TokenizeRequest {
+  std::string content;
+  bool add_special = false;
+  bool with_pieces = false;
+};
+Result<TokenizeRequest> parse_tokenize_request(const Json& body);
+// POST /detokenize: tokens (array of integers).
+Result<std::vector<llama_token>> parse_detokenize_request(const Json& body);
+
+// POST /v1/embeddings: input is a string or an array of strings (at most 256).
+struct EmbeddingsRequest {
+  std::vector<std::string> inputs;
+  bool base64 = false;  // encoding_format "base64" (float32 little-endian)
+  std::string model;
+};
+Result<EmbeddingsRequest> parse_embeddings_request(const Json& body);
+
+// What every generated response carries: id, creation time, model name.
+struct ResponseMeta {
+  std::string id;       // "chatcmpl-..." / "cmpl-..."
+  int64_t created = 0;  // Unix seconds
+  std::string model;
+};
+
+// A fresh response id with `prefix` ("chatcmpl-"). Thread-safe.
+std::string make_response_id(std::string_view prefix);
+
+// "stop" or "length" (a cancelled request never gets a response body).
+std::string_view openai_finish_reason(FinishReason reason);
+
+Json usage_json(const Usage& usage);
+// llama-server's timings object (prompt_n, prompt_ms, predicted_per_second, ...).
+Json timings_json(const Completion& c);
+
+// Non-streamed bodies.
+Json chat_completion_json(const ResponseMeta& meta, const Completion& c);
+Json text_completion_json(const ResponseMeta& meta, const Completion& c);
+Json llama_completion_json(const ResponseMeta& meta, const Completion& c);
+
+// Streamed chunks. `finish` set on the last content chunk; `usage_null` adds
+// "usage": null as OpenAI does when include_usage is on.
+Json chat_chunk_json(const ResponseMeta& meta, std::string_view text, bool with_role,
+                     std::optional<FinishReason> finish, bool usage_null);
+Json text_chunk_json(const ResponseMeta& meta, std::string_view text,
+                     std::optional<FinishReason> finish, bool usage_null);
+// The final include_usage chunk: empty choices, usage filled.
+Json usage_chunk_json(const ResponseMeta& meta, std::string_view object, const Usage& usage);
+// llama-server stream pieces: {"content": text, "stop": false}; the last one is
+// llama_completion_json with "stop": true and empty content (the text was streamed).
+Json llama_chunk_json(std::string_view text);
+
+Json embeddings_json(const std::string& model, const std::vector<std::vector<float>>& vectors,
+                     bool base64, int prompt_tokens);
+
+// Serializes for the wire; invalid UTF-8 in generated text becomes U+FFFD.
+std::string dump(const Json& j);
+
+}  // namespace llmd::runner

@@ -1,0 +1,81 @@
+// Engine internals shared by engine.cpp's pieces: queued tasks, the state
+// the submitting threads share with the engine thread, and slots.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "runner/engine.h"
+#include "runner/llama_handles.h"
+#include "runner/text_stream.h"
+
+namespace llmd::runner {
+
+using Clock = std::chrono::steady_clock;
+
+// State shared between submitting threads, request handles and the engine
+// thread. Lives as long as the longest of the engine and its handles.
+struct EngineShared {
+  std::mutex mu;
+  std::condition_variable cv;                  // signalled on new work, cancel, stop
+  std::deque<std::shared_ptr<Task>> queue;     // GUARDED_BY(mu): waiting for a slot
+  bool stopping = false;                       // GUARDED_BY(mu)
+
+  // Statistics: written by the engine thread (and submit for queue/requests),
+  // read by anyone.
+  std::atomic<int> slots_busy{0};
+  std::atomic<int> queue_length{0};
+  std::atomic<uint64_t> requests_total{0};
+  std::atomic<uint64_t> prompt_tokens_total{0};
+  std::atomic<uint64_t> completion_tokens_total{0};
+  std::atomic<uint64_t> decode_us_total{0};
+
+  void wake() {
+    std::lock_guard lock(mu);
+    cv.notify_all();
+  }
+};
+
+// One request from submit() to on_done. Immutable after submit except the
+// atomics; the engine thread alone touches `sampler` and calls the callbacks.
+struct Task {
+  enum class Kind { kGenerate, kEmbed };
+  Kind kind = Kind::kGenerate;
+  GenerateRequest request;  // prompt_tokens always filled
+  GenerateCallbacks callbacks;
+  std::function<void(Result<std::vector<float>>)> on_embedding;  // kEmbed
+  std::unique_ptr<Sampler> sampler;
+  std::shared_ptr<EngineShared> shared;
+  Clock::time_point submitted = Clock::now();
+  std::atomic<bool> cancelled{false};
+  std::atomic<bool> done{false};
+};
+
+// A sequence in the shared context (seq_id == id). Engine thread only.
+struct Slot {
+  enum class Phase { kIdle, kPrefill, kGenerate };
+
+  int id = 0;
+  Phase phase = Phase::kIdle;
+  std::shared_ptr<Task> task;          // null when idle
+  std::vector<llama_token> cache;      // exactly the tokens of this sequence in the KV cache
+  std::size_t n_prompt_done = 0;       // prompt tokens already in the KV cache
+  int n_cached = 0;                    // of which reused from the previous request
+  llama_token pending = -1;            // sampled, decoded in the next step
+  int32_t i_batch = -1;                // index of this slot's logits in the current batch
+  int n_decoded = 0;                   // tokens sampled for the current request
+  uint64_t last_used = 0;              // for least-recently-used slot choice
+  std::optional<TextStream> stream;
+  Clock::time_point t_assigned;
+  std::optional<Clock::time_point> t_first_token;
+
+  bool busy() const { return phase != Phase::kIdle; }
+};
+
+}  // namespace llmd::runner

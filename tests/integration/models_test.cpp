@@ -1,0 +1,350 @@
+// Black-box tests of the model manager: the real `llmd serve` spawning real
+// `llmd runner` workers on a generated tiny model (and runners started by
+// the test as upstreams).
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "support/http.h"
+#include "support/llmd_serve.h"
+#include "support/process.h"
+#include "support/test_support.h"
+
+namespace llmd::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+constexpr const char* kBinary = LLMD_BINARY;
+
+// The same cached model the runner tests use (deterministic from the seed).
+fs::path test_model() {
+  const fs::path dir = fs::path(LLMD_BINARY_DIR) / "test-models";
+  const fs::path out = dir / "runner-tiny-qwen2.gguf";
+  if (fs::exists(out)) return out;
+  fs::create_directories(dir);
+  const fs::path tmp = dir / ("tmp-" + std::to_string(::getpid()) + "-qwen2.gguf");
+  Process gen({kBinary, "dev", "make-test-model", "--arch", "qwen2", "--seed", "7", "--out", tmp.string()}, dir,
+              dir / ("gen-" + std::to_string(::getpid()) + ".log"));
+  EXPECT_EQ(gen.wait(120s), 0) << gen.log();
+  fs::rename(tmp, out);
+  return out;
+}
+
+// A models directory with the tiny model under the given names (symlinks).
+std::string models_dir(const TempDir& dir, const std::vector<std::string>& names) {
+  const fs::path d = dir / "models";
+  fs::create_directories(d);
+  for (const auto& n : names) fs::create_symlink(test_model(), d / (n + ".gguf"));
+  return d.string();
+}
+
+std::string models_yaml(const std::string& dir, const std::string& extra = "") {
+  const int base = free_port();
+  return "limits: { ip_rpm: 100000, user_rpm: 100000 }\nauth: { bcrypt_cost: 10, initial_tokens: 100000000 }\n"
+         "models:\n  dir: " + dir + "\n  port_range: \"" + std::to_string(base) + "-" + std::to_string(base + 30) +
+         "\"\n" + extra;
+}
+
+// Every model route needs a caller: the tests act as the bootstrap admin
+// (password from the environment LlmdServe sets), whose token is cached per
+// server port.
+std::string admin_token(int port) {
+  static std::mutex mutex;
+  static std::map<int, std::string> tokens;  // guarded by mutex
+  std::lock_guard lock(mutex);
+  auto& t = tokens[port];
+  if (t.empty()) {
+    auto r = http_request(port, "POST", "/api/v1/auth/login",
+                          json{{"username", "admin"}, {"password", kTestAdminPassword}}.dump());
+    if (r && r->status == 200) t = json::parse(r->body)["token"];
+  }
+  return t;
+}
+
+std::optional<HttpReply> api(int port, const std::string& method, const std::string& path, const std::string& body = "") {
+  return http_request(port, method, path, body, {{"Authorization", "Bearer " + admin_token(port)}});
+}
+
+json get_json(int port, const std::string& path) {
+  auto r = api(port, "GET", path);
+  if (!r) return json();
+  return json::parse(r->body, nullptr, false);
+}
+
+bool wait_status(int port, const std::string& model, const std::string& status, std::chrono::seconds timeout = 60s) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (get_json(port, "/api/v1/models/" + model).value("status", "") == status) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+std::string chat_body(int max_tokens, bool stream = false, const std::string& model = "tiny") {
+  return json{{"model", model},
+              {"messages", {{{"role", "user"}, {"content", "hello"}}}},
+              {"max_tokens", max_tokens},
+              {"seed", 1},
+              {"stream", stream}}
+      .dump();
+}
+
+// Child pids of `pid` (the runner workers of a serve process).
+std::vector<int> children_of(int pid) {
+  std::vector<int> out;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(e.path() / "stat");
+    std::string stat;
+    std::getline(in, stat);
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    char state = 0;
+    int ppid = 0;
+    if (std::sscanf(stat.c_str() + close + 2, "%c %d", &state, &ppid) == 2 && ppid == pid && state != 'Z') {
+      out.push_back(std::stoi(name));
+    }
+  }
+  return out;
+}
+
+bool alive(int pid) { return ::kill(pid, 0) == 0; }
+
+int count_in(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+TEST(Models, StartRunChatStopAndHostileFilesListedAsError) {
+  TempDir dir;
+  const auto mdir = models_dir(dir, {});
+  testing::write_file(fs::path(mdir) / "junk.gguf", "GGUF\x03\x00\x00\x00garbage");
+  testing::write_file(fs::path(mdir) / "huge.gguf", std::string("GGUF\x03\x00\x00\x00", 8) + std::string(8, '\xff') +
+                                                        std::string(8, '\x7f'));
+  fs::create_symlink(test_model(), fs::path(mdir) / "tiny-file.gguf");
+  LlmdServe serve(kBinary, models_yaml(mdir, "  list:\n    - { name: tiny, file: tiny-file.gguf, description: test model, "
+                                             "ctx: 512, parallel: 2, threads: 1 }\n"));
+  ASSERT_TRUE(serve.started()) << serve.log();
+  const int port = serve.port();
+
+  auto list = get_json(port, "/api/v1/models");
+  ASSERT_EQ(list["models"].size(), 3u) << list.dump();
+  std::map<std::string, json> by_name;
+  for (const auto& m : list["models"]) by_name[m["name"]] = m;
+  EXPECT_EQ(by_name["tiny"]["status"], "available");
+  EXPECT_EQ(by_name["tiny"]["arch"], "qwen2");
+  EXPECT_EQ(by_name["tiny"]["description"], "test model");
+  EXPECT_EQ(by_name["junk"]["status"], "error");
+  EXPECT_EQ(by_name["huge"]["status"], "error");
+  EXPECT_FALSE(by_name["huge"]["error"].get<std::string>().empty());
+  EXPECT_EQ(api(port, "POST", "/v1/chat/completions", chat_body(4, false, "junk"))->status, 503);
+
+  auto started = api(port, "POST", "/api/v1/models/tiny/start");
+  ASSERT_EQ(started->status, 202) << started->body;
+  EXPECT_EQ(json::parse(started->body)["status"], "starting");
+  ASSERT_TRUE(wait_status(port, "tiny", "running")) << serve.log();
+  EXPECT_EQ(api(port, "POST", "/api/v1/models/tiny/start")->status, 200);  // no-op
+
+  auto chat = api(port, "POST", "/api/v1/models/tiny/chat", R"({"message":"你好","max_tokens":6})");
+  ASSERT_EQ(chat->status, 200) << chat->body;
+  auto cj = json::parse(chat->body);
+  EXPECT_TRUE(cj["reply"].is_string());
+  EXPECT_GT(cj["usage"]["prompt_tokens"].get<int>(), 0);
+  EXPECT_GT(cj["usage"]["completion_tokens"].get<int>(), 0);
+  EXPECT_EQ(cj["tokens_consumed"], cj["usage"]["prompt_tokens"].get<int>() + cj["usage"]["completion_tokens"].get<int>());
+
+  auto sse = api(port, "POST", "/api/v1/models/tiny/chat", R"({"message":"hi","max_tokens":6,"stream":true})");
+  ASSERT_EQ(sse->status, 200);
+  EXPECT_NE(sse->header("content-type").find("text/event-stream"), std::string::npos);
+  EXPECT_NE(sse->body.find("\"done\":true"), std::string::npos) << sse->body;
+
+  auto oai = api(port, "POST", "/v1/chat/completions", chat_body(5));
+  ASSERT_EQ(oai->status, 200) << oai->body;
+  EXPECT_EQ(json::parse(oai->body)["object"], "chat.completion");
+  auto st = api(port, "POST", "/v1/chat/completions", chat_body(5, true));
+  ASSERT_EQ(st->status, 200);
+  EXPECT_NE(st->body.find("data: [DONE]"), std::string::npos);
+  EXPECT_EQ(st->body.find("\"choices\":[]"), std::string::npos);  // usage chunk only when asked for
+  auto with_usage = json::parse(chat_body(5, true));
+  with_usage["stream_options"] = {{"include_usage", true}};
+  auto su = api(port, "POST", "/v1/chat/completions", with_usage.dump());
+  EXPECT_NE(su->body.find("\"usage\""), std::string::npos);
+
+  auto comp = api(port, "POST", "/v1/completions", R"({"model":"tiny","prompt":"a b c","max_tokens":3})");
+  EXPECT_EQ(comp->status, 200) << comp->body;
+  EXPECT_EQ(api(port, "POST", "/v1/chat/completions", R"({"model":"tiny","messages":[],"max_tokens":3})")->status, 400);
+  EXPECT_EQ(api(port, "POST", "/v1/chat/completions", chat_body(1000000))->status, 400);
+  EXPECT_EQ(api(port, "POST", "/v1/chat/completions",
+                         R"({"model":"tiny","messages":[{"role":"user","content":"x"}],"temperature":9})")->status, 400);
+  EXPECT_EQ(api(port, "POST", "/v1/chat/completions", chat_body(3, false, "nope"))->status, 404);
+  auto models = get_json(port, "/v1/models");
+  EXPECT_EQ(models["data"].size(), 1u) << models.dump();
+
+  const auto workers = children_of(serve.process().pid());
+  ASSERT_EQ(workers.size(), 1u);
+  EXPECT_EQ(api(port, "POST", "/api/v1/models/tiny/stop")->status, 202);
+  ASSERT_TRUE(wait_status(port, "tiny", "available", 20s));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_FALSE(alive(workers[0]));
+  auto metrics = api(port, "GET", "/metrics");
+  EXPECT_NE(metrics->body.find("llmd_instance_requests_total{model=\"tiny\",instance=\"tiny#0\"}"), std::string::npos);
+}
+
+TEST(Models, OnDemandStartWithFiftyRequestsSpawnsOnceThenIdleUnloads) {
+  TempDir dir;
+  LlmdServe serve(kBinary, models_yaml(models_dir(dir, {"tiny"}), "  idle_unload_seconds: 2\n"));
+  ASSERT_TRUE(serve.started()) << serve.log();
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 50; ++i) {
+    threads.emplace_back([&] {
+      auto r = api(serve.port(), "POST", "/v1/chat/completions", chat_body(2));
+      if (r && r->status == 200) ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 50) << serve.log().substr(0, 4000);
+  EXPECT_EQ(count_in(serve.log(), "\"worker started\""), 1);
+  ASSERT_TRUE(wait_status(serve.port(), "tiny", "available", 15s));
+  EXPECT_TRUE(children_of(serve.process().pid()).empty());
+}
+
+TEST(Models, MaxLoadedEvictsLeastRecentlyUsed) {
+  TempDir dir;
+  LlmdServe serve(kBinary, models_yaml(models_dir(dir, {"a", "b"}), "  max_loaded: 1\n"));
+  ASSERT_TRUE(serve.started()) << serve.log();
+  ASSERT_EQ(api(serve.port(), "POST", "/v1/chat/completions", chat_body(2, false, "a"))->status, 200);
+  EXPECT_EQ(get_json(serve.port(), "/api/v1/models/a")["status"], "running");
+  ASSERT_EQ(api(serve.port(), "POST", "/v1/chat/completions", chat_body(2, false, "b"))->status, 200);
+  EXPECT_EQ(get_json(serve.port(), "/api/v1/models/b")["status"], "running");
+  EXPECT_TRUE(wait_status(serve.port(), "a", "available", 15s));
+}
+
+TEST(Models, KilledWorkerMidStreamGivesCleanErrorAndRestarts) {
+  TempDir dir;
+  LlmdServe serve(kBinary, models_yaml(models_dir(dir, {"tiny"})));
+  ASSERT_TRUE(serve.started()) << serve.log();
+  const int port = serve.port();
+  ASSERT_EQ(api(port, "POST", "/api/v1/models/tiny/start")->status, 202);
+  ASSERT_TRUE(wait_status(port, "tiny", "running"));
+  const auto workers = children_of(serve.process().pid());
+  ASSERT_EQ(workers.size(), 1u);
+
+  RawConnection conn(port);
+  const std::string body = chat_body(400, true);
+  ASSERT_TRUE(conn.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        "Authorization: Bearer " + admin_token(port) + "\r\n"
+                        "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
+  // Kill the worker while tokens are flowing; the reply must still end properly.
+  std::thread killer([&] {
+    std::this_thread::sleep_for(400ms);
+    ::kill(workers[0], SIGKILL);
+  });
+  auto reply = conn.read_reply(60s);
+  killer.join();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->status, 200);
+  EXPECT_NE(reply->body.find("upstream_error"), std::string::npos) << reply->body.substr(0, 500);
+
+  // The manager notices the exit, restarts the worker and waits for its /health.
+  const auto end = std::chrono::steady_clock::now() + 60s;
+  while (count_in(serve.log(), "\"worker ready\"") < 2 && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(count_in(serve.log(), "\"worker ready\""), 2) << serve.log();
+  EXPECT_EQ(get_json(port, "/api/v1/models/tiny")["status"], "running");
+  auto next = api(port, "POST", "/v1/chat/completions", chat_body(3));
+  EXPECT_EQ(next->status, 200) << next->body;
+  EXPECT_EQ(count_in(serve.log(), "\"worker started\""), 2);
+}
+
+TEST(Models, BackendSigkillLeavesNoRunner) {
+  TempDir dir;
+  LlmdServe serve(kBinary, models_yaml(models_dir(dir, {"tiny"})));
+  ASSERT_TRUE(serve.started()) << serve.log();
+  ASSERT_EQ(api(serve.port(), "POST", "/api/v1/models/tiny/start")->status, 202);
+  ASSERT_TRUE(wait_status(serve.port(), "tiny", "running"));
+  const auto workers = children_of(serve.process().pid());
+  ASSERT_EQ(workers.size(), 1u);
+  serve.process().signal(SIGKILL);
+  serve.process().wait(10s);
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  while (alive(workers[0]) && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(alive(workers[0]));
+}
+
+// Two runners started by the test, registered as upstreams with weights 3:1.
+class UpstreamTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Process> runner(int port) {
+    auto p = std::make_unique<Process>(
+        std::vector<std::string>{kBinary, "runner", "--model", test_model().string(), "--port", std::to_string(port),
+                                 "--threads", "1", "--ctx", "256", "--parallel", "2", "--alias", "remote",
+                                 "--log-level", "warn"},
+        dir_.path(), dir_ / ("runner-" + std::to_string(port) + ".log"));
+    EXPECT_TRUE(wait_for_http(port, "/health", 200, 60s)) << p->log();
+    return p;
+  }
+  std::map<std::string, int> spread(int port, int n, int& failures) {
+    std::map<std::string, int> seen;
+    for (int i = 0; i < n; ++i) {
+      auto r = api(port, "POST", "/v1/chat/completions", chat_body(1, false, "remote"));
+      if (!r || r->status != 200) {
+        ++failures;
+        continue;
+      }
+      ++seen[r->header("x-llmd-instance")];
+    }
+    return seen;
+  }
+  TempDir dir_;
+};
+
+TEST_F(UpstreamTest, WeightedRoundRobinDeadUpstreamSkippedRetriedAndRejoins) {
+  const int p1 = free_port(), p2 = free_port();
+  auto r1 = runner(p1);
+  auto r2 = runner(p2);
+  const std::string yaml = models_yaml(models_dir(dir_, {})) +
+                           "upstreams:\n  - { name: big, url: \"http://127.0.0.1:" + std::to_string(p1) +
+                           "\", model: remote, weight: 3 }\n  - { name: small, url: \"http://127.0.0.1:" +
+                           std::to_string(p2) + "\", model: remote, weight: 1 }\n"
+                           "balancer: { strategy: weighted_round_robin, health_interval: 1, fail_threshold: 50, cooldown: 1 }\n";
+  LlmdServe serve(kBinary, yaml);
+  ASSERT_TRUE(serve.started()) << serve.log();
+  int failures = 0;
+  auto seen = spread(serve.port(), 400, failures);
+  EXPECT_EQ(failures, 0);
+  EXPECT_NEAR(seen["upstream:big"], 300, 20);
+  EXPECT_NEAR(seen["upstream:small"], 100, 20);
+
+  // A dead upstream: requests routed to it fail before the first byte and
+  // are retried on the other one, until the health check marks it down.
+  r2.reset();
+  seen = spread(serve.port(), 20, failures);
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(seen["upstream:big"], 20);
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(get_json(serve.port(), "/api/v1/models/remote")["instances"][1]["health"], "down");
+
+  r2 = runner(p2);  // it comes back and rejoins after the next health check
+  std::this_thread::sleep_for(2500ms);
+  seen = spread(serve.port(), 40, failures);
+  EXPECT_EQ(failures, 0);
+  EXPECT_NEAR(seen["upstream:small"], 10, 3);
+}
+
+}  // namespace
+}  // namespace llmd::testing

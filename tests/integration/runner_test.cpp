@@ -1,0 +1,698 @@
+// Black-box tests of `llmd runner`: the real binary serving generated tiny
+// models (random weights, real Qwen2 tokenizer and ChatML template).
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "grammar/json_schema.h"
+#include "support/http.h"
+#include "support/process.h"
+#include "support/test_support.h"
+
+namespace llmd::testing {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+constexpr const char* kBinary = LLMD_BINARY;
+
+// Generated models are cached in the build tree (deterministic from the
+// seed), so each test process does not pay for generation again. Written to
+// a temporary name and renamed, so parallel test processes never see half a file.
+fs::path test_model(const std::string& arch) {
+  const fs::path dir = fs::path(LLMD_BINARY_DIR) / "test-models";
+  const fs::path out = dir / ("runner-tiny-" + arch + ".gguf");
+  if (fs::exists(out)) return out;
+  fs::create_directories(dir);
+  const fs::path tmp = dir / ("tmp-" + std::to_string(::getpid()) + "-" + arch + ".gguf");
+  Process gen({kBinary, "dev", "make-test-model", "--arch", arch, "--seed", "7", "--out", tmp.string()}, dir,
+              dir / ("gen-" + std::to_string(::getpid()) + ".log"));
+  const auto rc = gen.wait(std::chrono::seconds(120));
+  EXPECT_EQ(rc, 0) << gen.log();
+  fs::rename(tmp, out);
+  return out;
+}
+
+// One `llmd runner` process on a free port; killed on destruction.
+class Runner {
+ public:
+  explicit Runner(const fs::path& model, std::vector<std::string> extra = {},
+                  const std::map<std::string, std::string>& env = {}, bool wait_ready = true)
+      : port_(free_port()) {
+    std::vector<std::string> argv{kBinary, "runner", "--model", model.string(), "--port", std::to_string(port_),
+                                  // One thread: the tests share two cores (and ASan) with other processes;
+                                  // a spinning second ggml thread then only slows decoding down.
+                                  "--threads", "1", "--log-level", "warn"};
+    for (auto& a : extra) argv.push_back(std::move(a));
+    process_ = std::make_unique<Process>(argv, dir_.path(), dir_ / "runner.log", env);
+    if (wait_ready) ready_ = wait_for_http(port_, "/health", 200, std::chrono::seconds(60));
+  }
+  int port() const { return port_; }
+  bool ready() const { return ready_; }
+  Process& process() { return *process_; }
+  std::string log() const { return process_->log(); }
+
+ private:
+  TempDir dir_;
+  int port_;
+  std::unique_ptr<Process> process_;
+  bool ready_ = false;
+};
+
+std::optional<HttpReply> post(int port, const std::string& path, const json& body,
+                              const std::map<std::string, std::string>& headers = {}) {
+  auto h = headers;
+  h.emplace("Content-Type", "application/json");
+  return http_request(port, "POST", path, body.dump(), h);
+}
+
+json body_json(const std::optional<HttpReply>& r) {
+  if (!r) return json();
+  return json::parse(r->body, nullptr, false);
+}
+
+// The payloads of the `data:` lines of an SSE body, in order.
+std::vector<std::string> sse_data(const std::string& body) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos < body.size()) {
+    auto end = body.find('\n', pos);
+    if (end == std::string::npos) end = body.size();
+    const std::string line = body.substr(pos, end - pos);
+    if (line.rfind("data: ", 0) == 0) out.push_back(line.substr(6));
+    pos = end + 1;
+  }
+  return out;
+}
+
+json chat(const std::string& user, int max_tokens, json extra = json::object()) {
+  json b{{"model", "tiny"},
+         {"messages", json::array({{{"role", "user"}, {"content", user}}})},
+         {"max_tokens", max_tokens},
+         {"temperature", 0}};
+  b.update(extra);
+  return b;
+}
+
+// A socket that reads a streamed reply piece by piece and can hang up mid-way.
+class StreamSocket {
+ public:
+  explicit StreamSocket(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~StreamSocket() { hang_up(); }
+  bool send_post(const std::string& path, const std::string& body) {
+    const std::string req = "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\n\r\n" + body;
+    return fd_ >= 0 && ::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
+  }
+  // Reads until `needle` appeared in what was received (or timeout).
+  bool read_until(const std::string& needle, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (received_.find(needle) == std::string::npos) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+      char buf[4096];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return false;
+      received_.append(buf, static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+  void hang_up() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  const std::string& received() const { return received_; }
+
+ private:
+  int fd_ = -1;
+  std::string received_;
+};
+
+double metric(int port, const std::string& name) {
+  auto r = http_request(port, "GET", "/metrics");
+  if (!r) return -1;
+  const auto at = r->body.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(r->body.substr(at + name.size() + 2));
+}
+
+// ---------------------------------------------------------------- one shared runner
+
+class RunnerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    runner_ = new Runner(test_model("qwen2"), {"--ctx", "512", "--parallel", "4", "--alias", "tiny"});
+  }
+  static void TearDownTestSuite() {
+    delete runner_;
+    runner_ = nullptr;
+  }
+  void SetUp() override { ASSERT_TRUE(runner_->ready()) << runner_->log(); }
+  static int port() { return runner_->port(); }
+  static Runner* runner_;
+};
+Runner* RunnerTest::runner_ = nullptr;
+
+TEST_F(RunnerTest, TokenizeDetokenizeRoundTripIncludingChinese) {
+  for (const std::string text : {"Hello, world!", "你好，世界。今天天气很好。", "mixed 中文 and émojis 🙂"}) {
+    auto tok = post(port(), "/tokenize", {{"content", text}});
+    ASSERT_TRUE(tok);
+    ASSERT_EQ(tok->status, 200) << tok->body;
+    const auto tokens = body_json(tok)["tokens"];
+    ASSERT_TRUE(tokens.is_array());
+    ASSERT_FALSE(tokens.empty());
+    auto detok = post(port(), "/detokenize", {{"tokens", tokens}});
+    ASSERT_EQ(detok->status, 200) << detok->body;
+    EXPECT_EQ(body_json(detok)["content"], text);
+  }
+  // Control tokens in text map to one special token.
+  auto special = post(port(), "/tokenize", {{"content", "<|im_start|>"}});
+  EXPECT_EQ(body_json(special)["tokens"].size(), 1u);
+  EXPECT_EQ(post(port(), "/detokenize", {{"tokens", {-5}}})->status, 400);
+  EXPECT_EQ(post(port(), "/detokenize", {{"tokens", {99999999}}})->status, 400);
+}
+
+TEST_F(RunnerTest, Qwen2ChatTemplateIsChatML) {
+  auto r = post(port(), "/apply-template",
+                {{"messages", {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "你好"}}}}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(body_json(r)["prompt"],
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n你好<|im_end|>\n<|im_start|>assistant\n");
+  auto props = http_request(port(), "GET", "/props");
+  ASSERT_EQ(props->status, 200);
+  const auto p = body_json(props);
+  EXPECT_NE(p["chat_template"].get<std::string>().find("<|im_start|>"), std::string::npos);
+  EXPECT_EQ(p["total_slots"], 4);
+  EXPECT_EQ(p["n_ctx"], 512);
+  EXPECT_EQ(p["model_alias"], "tiny");
+}
+
+TEST_F(RunnerTest, ModelsListsTheAlias) {
+  auto r = http_request(port(), "GET", "/v1/models");
+  ASSERT_EQ(r->status, 200);
+  const auto j = body_json(r);
+  EXPECT_EQ(j["object"], "list");
+  EXPECT_EQ(j["data"][0]["id"], "tiny");
+  EXPECT_EQ(j["data"][0]["object"], "model");
+}
+
+TEST_F(RunnerTest, ChatCompletionHasTheOpenAIShape) {
+  auto r = post(port(), "/v1/chat/completions", chat("Say hi", 8));
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto j = body_json(r);
+  EXPECT_EQ(j["id"].get<std::string>().rfind("chatcmpl-", 0), 0u);
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_GT(j["created"].get<int64_t>(), 1'600'000'000);
+  EXPECT_EQ(j["model"], "tiny");
+  EXPECT_EQ(j["choices"][0]["message"]["role"], "assistant");
+  EXPECT_TRUE(j["choices"][0]["message"]["content"].is_string());
+  const std::string finish = j["choices"][0]["finish_reason"];
+  EXPECT_TRUE(finish == "stop" || finish == "length");
+  const auto& u = j["usage"];
+  EXPECT_GT(u["prompt_tokens"].get<int>(), 5);
+  EXPECT_GE(u["completion_tokens"].get<int>(), 1);
+  EXPECT_LE(u["completion_tokens"].get<int>(), 8);
+  EXPECT_EQ(u["total_tokens"], u["prompt_tokens"].get<int>() + u["completion_tokens"].get<int>());
+  if (finish == "length") {
+    EXPECT_EQ(u["completion_tokens"], 8);
+  }
+}
+
+TEST_F(RunnerTest, StreamedChunksConcatenateToTheNonStreamedText) {
+  for (const char* prompt : {"Tell me a story", "写一首诗", "1 2 3"}) {
+    auto whole = post(port(), "/v1/chat/completions", chat(prompt, 24));
+    ASSERT_EQ(whole->status, 200) << whole->body;
+    const auto w = body_json(whole);
+    auto streamed = post(port(), "/v1/chat/completions",
+                         chat(prompt, 24, {{"stream", true}, {"stream_options", {{"include_usage", true}}}}));
+    ASSERT_EQ(streamed->status, 200);
+    EXPECT_NE(streamed->header("content-type").find("text/event-stream"), std::string::npos);
+    const auto events = sse_data(streamed->body);
+    ASSERT_GE(events.size(), 3u) << streamed->body;
+    EXPECT_EQ(events.back(), "[DONE]");
+    std::string text;
+    std::string finish;
+    json usage;
+    for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+      const auto c = json::parse(events[i]);
+      EXPECT_EQ(c["id"], events.size() > 1 ? json::parse(events[0])["id"] : c["id"]);
+      if (c["choices"].empty()) {
+        usage = c["usage"];  // the include_usage chunk
+        continue;
+      }
+      EXPECT_EQ(c["object"], "chat.completion.chunk");
+      EXPECT_TRUE(c.contains("usage") && c["usage"].is_null());
+      const auto& d = c["choices"][0]["delta"];
+      if (d.contains("content")) text += d["content"].get<std::string>();
+      if (!c["choices"][0]["finish_reason"].is_null()) finish = c["choices"][0]["finish_reason"];
+    }
+    EXPECT_EQ(text, w["choices"][0]["message"]["content"]) << prompt;
+    EXPECT_EQ(finish, w["choices"][0]["finish_reason"]);
+    // Token counts agree; the cached share differs (the second run reuses the first's prompt).
+    for (const char* k : {"prompt_tokens", "completion_tokens", "total_tokens"}) EXPECT_EQ(usage[k], w["usage"][k]) << k;
+  }
+}
+
+TEST_F(RunnerTest, LlamaServerCompletionShapeAndStream) {
+  json req{{"prompt", "The capital of France is"}, {"n_predict", 12}, {"temperature", 0}, {"cache_prompt", true}};
+  auto r = post(port(), "/completion", req);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto j = body_json(r);
+  EXPECT_TRUE(j["content"].is_string());
+  EXPECT_EQ(j["stop"], true);
+  EXPECT_GE(j["tokens_predicted"].get<int>(), 1);
+  EXPECT_LE(j["tokens_predicted"].get<int>(), 12);
+  EXPECT_GT(j["tokens_evaluated"].get<int>(), 3);
+  EXPECT_TRUE(j["timings"].contains("predicted_per_second"));
+  req["stream"] = true;
+  auto s = post(port(), "/completion", req);
+  ASSERT_EQ(s->status, 200);
+  std::string text;
+  json last;
+  for (const auto& e : sse_data(s->body)) {
+    last = json::parse(e);
+    text += last["content"].get<std::string>();  // the final event's content is empty
+  }
+  EXPECT_EQ(last["stop"], true);
+  EXPECT_EQ(text, j["content"]);
+  // The prompt was cached by the first request: a repeat reuses it.
+  EXPECT_GT(last["tokens_cached"].get<int>(), 0);
+}
+
+TEST_F(RunnerTest, LegacyCompletionsEndpoint) {
+  auto r = post(port(), "/v1/completions", {{"prompt", "Once upon a time"}, {"max_tokens", 5}, {"temperature", 0}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto j = body_json(r);
+  EXPECT_EQ(j["object"], "text_completion");
+  EXPECT_TRUE(j["choices"][0]["text"].is_string());
+  EXPECT_LE(j["usage"]["completion_tokens"].get<int>(), 5);
+}
+
+TEST_F(RunnerTest, ParallelRequestsGiveTheSameOutputsAsSequentialOnes) {
+  std::vector<json> reqs;
+  for (int i = 0; i < 8; ++i) {
+    reqs.push_back({{"prompt", "Request number " + std::to_string(i) + " says"},
+                    {"n_predict", 16},
+                    {"temperature", 0},
+                    {"cache_prompt", false}});
+  }
+  std::vector<std::string> sequential(8), parallel(8);
+  for (int i = 0; i < 8; ++i) {
+    auto r = post(port(), "/completion", reqs[static_cast<std::size_t>(i)]);
+    ASSERT_EQ(r->status, 200) << r->body;
+    sequential[static_cast<std::size_t>(i)] = body_json(r)["content"];
+  }
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = post(port(), "/completion", reqs[static_cast<std::size_t>(i)]);
+      if (r && r->status == 200) {
+        parallel[static_cast<std::size_t>(i)] = body_json(r)["content"];
+        ++ok;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 8);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(parallel[static_cast<std::size_t>(i)], sequential[static_cast<std::size_t>(i)]) << i;
+}
+
+TEST_F(RunnerTest, JsonObjectResponseFormatParses) {
+  for (int seed = 0; seed < 2; ++seed) {
+    auto r = post(port(), "/v1/chat/completions",
+                  chat("JSON please", 120, {{"temperature", 1.0}, {"top_k", 3}, {"seed", seed},
+                                            {"response_format", {{"type", "json_object"}}}}));
+    ASSERT_EQ(r->status, 200) << r->body;
+    const auto j = body_json(r);
+    const std::string content = j["choices"][0]["message"]["content"];
+    if (j["choices"][0]["finish_reason"] == "stop") {
+      const auto out = json::parse(content, nullptr, false);
+      EXPECT_TRUE(out.is_object()) << content;
+    }
+  }
+}
+
+TEST_F(RunnerTest, DigitGrammarYieldsOnlyDigits) {
+  for (int seed = 0; seed < 5; ++seed) {
+    auto r = post(port(), "/completion", {{"prompt", "Write something:"}, {"n_predict", 12}, {"temperature", 1.0},
+                                          {"seed", seed}, {"grammar", "root ::= [0-9]+"}});
+    ASSERT_EQ(r->status, 200) << r->body;
+    const std::string content = body_json(r)["content"];
+    ASSERT_FALSE(content.empty());
+    for (char c : content) EXPECT_TRUE(c >= '0' && c <= '9') << content;
+  }
+}
+
+TEST_F(RunnerTest, InvalidParametersAre400AndTheRunnerKeepsServing) {
+  const std::vector<std::pair<json, std::string>> cases = {
+      {chat("x", 4, {{"temperature", "hot"}}), "temperature"},
+      {chat("x", 4, {{"temperature", 5}}), "temperature"},
+      {chat("x", 4, {{"top_p", -0.5}}), "top_p"},
+      {chat("x", 4, {{"top_k", -1}}), "top_k"},
+      {chat("x", 4, {{"min_p", 1e300}}), "min_p"},
+      {chat("x", 0), "max_tokens"},
+      {chat("x", -3), "max_tokens"},
+      {chat("x", 100000), "context"},
+      {chat("x", 4, {{"max_tokens", 1e30}}), "max_tokens"},
+      {chat("x", 4, {{"seed", "abc"}}), "seed"},
+      {chat("x", 4, {{"n_probs", 5}}), "n_probs"},
+      {chat("x", 4, {{"logprobs", true}}), "logprobs"},
+      {chat("x", 4, {{"n", 3}}), "n"},
+      {chat("x", 4, {{"stop", 5}}), "stop"},
+      {chat("x", 4, {{"stream", "yes"}}), "stream"},
+      {chat("x", 4, {{"response_format", {{"type", "xml"}}}}), "response_format"},
+      {chat("x", 4, {{"grammar", "root ::= root \"a\" | \"\""}}), "grammar"},
+      {chat("x", 4, {{"grammar", "root ::= x"}}), "grammar"},
+      {{{"messages", "hello"}}, "messages"},
+      {{{"messages", json::array()}}, "messages"},
+      {{{"messages", {{{"role", "wizard"}, {"content", "x"}}}}}, "role"},
+  };
+  for (const auto& [body, word] : cases) {
+    auto r = post(port(), "/v1/chat/completions", body);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << body.dump() << " -> " << r->body;
+    const auto j = body_json(r);
+    EXPECT_NE(j["error"]["message"].get<std::string>().find(word), std::string::npos) << r->body;
+    EXPECT_FALSE(j["error"]["code"].get<std::string>().empty());
+  }
+  // Not UTF-8, not JSON, not an object.
+  auto utf8 = http_request(port(), "POST", "/v1/chat/completions",
+                           "{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}");
+  EXPECT_EQ(utf8->status, 400);
+  EXPECT_EQ(body_json(utf8)["error"]["code"], "invalid_utf8");
+  EXPECT_EQ(http_request(port(), "POST", "/completion", "{\"prompt\":")->status, 400);
+  EXPECT_EQ(http_request(port(), "POST", "/completion", "[1,2]")->status, 400);
+  // A schema outside the supported subset is refused, not ignored.
+  auto unsupported = post(port(), "/completion", {{"prompt", "x"}, {"json_schema", {{"type", "string"}, {"pattern", "a+"}}}});
+  EXPECT_EQ(unsupported->status, 422) << unsupported->body;
+  EXPECT_EQ(post(port(), "/v1/chat/completions", chat("still alive?", 4))->status, 200);
+}
+
+TEST_F(RunnerTest, OversizedPromptIs400ThenANormalRequestSucceeds) {
+  std::string big;
+  for (int i = 0; i < 400; ++i) big += "lorem ipsum dolor ";
+  auto r = post(port(), "/v1/chat/completions", chat(big, 4));
+  ASSERT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(body_json(r)["error"]["code"], "context_length_exceeded");
+  EXPECT_NE(body_json(r)["error"]["message"].get<std::string>().find("context"), std::string::npos);
+  EXPECT_EQ(post(port(), "/v1/chat/completions", chat("short", 4))->status, 200);
+}
+
+TEST_F(RunnerTest, EmbeddingsWithoutEmbeddingsModeIsAClear4xx) {
+  auto r = post(port(), "/v1/embeddings", {{"input", "hello"}, {"model", "tiny"}});
+  ASSERT_EQ(r->status, 422) << r->body;
+  EXPECT_EQ(body_json(r)["error"]["code"], "embeddings_not_supported");
+}
+
+TEST_F(RunnerTest, MetricsExposeRunnerGauges) {
+  ASSERT_EQ(post(port(), "/completion", {{"prompt", "count"}, {"n_predict", 3}})->status, 200);
+  EXPECT_EQ(metric(port(), "llmd_runner_slots_total"), 4);
+  EXPECT_EQ(metric(port(), "llmd_runner_slots_busy"), 0);
+  EXPECT_EQ(metric(port(), "llmd_runner_queue_length"), 0);
+  EXPECT_GE(metric(port(), "llmd_runner_completion_tokens_total"), 1);
+  EXPECT_GE(metric(port(), "llmd_runner_prompt_tokens_total"), 1);
+  EXPECT_GE(metric(port(), "llmd_runner_requests_total"), 1);
+  EXPECT_GE(metric(port(), "llmd_runner_tokens_per_second"), 0);
+}
+
+TEST_F(RunnerTest, CurlOpenAIChatRequestWorks) {
+  if (std::system("command -v curl >/dev/null 2>&1") != 0) GTEST_SKIP() << "curl not installed";
+  const std::string cmd = "curl -sS -m 60 http://127.0.0.1:" + std::to_string(port()) +
+                          "/v1/chat/completions -H 'Content-Type: application/json' "
+                          "-d '{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello!\"}],"
+                          "\"max_tokens\":8}'";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  EXPECT_EQ(::pclose(p), 0);
+  const auto j = json::parse(out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << out;
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_TRUE(j["choices"][0]["message"]["content"].is_string());
+}
+
+// Grammar checks cost per vocabulary entry: the 32k-token SentencePiece model
+// keeps 50 constrained generations quick under sanitizers.
+class LlamaRunnerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    runner_ = new Runner(test_model("llama"), {"--ctx", "512", "--parallel", "4"});
+  }
+  static void TearDownTestSuite() {
+    delete runner_;
+    runner_ = nullptr;
+  }
+  void SetUp() override { ASSERT_TRUE(runner_->ready()) << runner_->log(); }
+  static int port() { return runner_->port(); }
+  static Runner* runner_;
+};
+Runner* LlamaRunnerTest::runner_ = nullptr;
+
+TEST_F(LlamaRunnerTest, JsonSchemaOutputParsesAndValidatesOverManySeeds) {
+  // Bounded sizes (enum, integer range, maxLength, maxItems): every sentence
+  // of the grammar fits in max_tokens, so output always completes.
+  const json schema = {{"type", "object"},
+                       {"properties",
+                        {{"grade", {{"type", "integer"}, {"minimum", 0}, {"maximum", 100}}},
+                         {"ok", {{"type", "boolean"}}},
+                         {"tag", {{"enum", {"a", "b", "c"}}}},
+                         {"note", {{"type", "string"}, {"maxLength", 6}}},
+                         {"list", {{"type", "array"}, {"items", {{"type", "integer"}, {"minimum", 0}, {"maximum", 9}}}, {"maxItems", 3}}}}},
+                       {"required", {"grade", "ok", "tag"}}};
+  const int seeds = 50;
+  std::atomic<int> valid{0};
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::vector<std::string> failures;
+  // Four clients at a time: the runner batches them on its four slots.
+  for (int w = 0; w < 4; ++w) {
+    threads.emplace_back([&, w] {
+      for (int seed = w; seed < seeds; seed += 4) {
+        json req = chat("Grade this", 200,
+                        {{"temperature", 1.0}, {"top_k", 3}, {"seed", seed},
+                         {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "g"}, {"schema", schema}}}}}});
+        auto r = post(port(), "/v1/chat/completions", req);
+        std::lock_guard lock(mu);
+        if (!r || r->status != 200) {
+          failures.push_back("seed " + std::to_string(seed) + ": " + (r ? r->body : "no reply"));
+          continue;
+        }
+        const std::string content = body_json(r)["choices"][0]["message"]["content"];
+        const auto out = json::parse(content, nullptr, false);
+        if (out.is_discarded()) {
+          failures.push_back("seed " + std::to_string(seed) + " not JSON: " + content);
+        } else if (auto v = grammar::validate(out, schema); !v) {
+          failures.push_back("seed " + std::to_string(seed) + " invalid: " + v.error().message + ": " + content);
+        } else {
+          ++valid;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(valid.load(), seeds);
+  for (const auto& f : failures) ADD_FAILURE() << f;
+}
+
+// ---------------------------------------------------------------- single-slot runner
+
+class SingleSlotRunnerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    runner_ = new Runner(test_model("qwen2"), {"--ctx", "4096", "--parallel", "1", "--queue", "1"});
+  }
+  static void TearDownTestSuite() {
+    delete runner_;
+    runner_ = nullptr;
+  }
+  void SetUp() override { ASSERT_TRUE(runner_->ready()) << runner_->log(); }
+  static int port() { return runner_->port(); }
+  static Runner* runner_;
+  // A stream that would run for a long time: thousands of tokens, no EOS.
+  static std::string endless_stream() {
+    return json{{"prompt", "Go on forever"}, {"n_predict", 4000}, {"ignore_eos", true}, {"stream", true}}.dump();
+  }
+};
+Runner* SingleSlotRunnerTest::runner_ = nullptr;
+
+TEST_F(SingleSlotRunnerTest, DisconnectMidStreamFreesTheSlotAtOnce) {
+  {
+    StreamSocket s(port());
+    ASSERT_TRUE(s.send_post("/completion", endless_stream()));
+    ASSERT_TRUE(s.read_until("\"content\"", std::chrono::seconds(30))) << s.received();
+    EXPECT_EQ(metric(port(), "llmd_runner_slots_busy"), 1);
+  }  // hang up
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = post(port(), "/completion", {{"prompt", "next"}, {"n_predict", 4}});
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_LT(waited, std::chrono::seconds(5));
+  EXPECT_EQ(metric(port(), "llmd_runner_slots_busy"), 0);
+}
+
+TEST_F(SingleSlotRunnerTest, QueueFullIs503WithRetryAfter) {
+  StreamSocket running(port());
+  ASSERT_TRUE(running.send_post("/completion", endless_stream()));
+  ASSERT_TRUE(running.read_until("\"content\"", std::chrono::seconds(30))) << running.received();
+  StreamSocket queued(port());  // takes the one queue place
+  ASSERT_TRUE(queued.send_post("/completion", endless_stream()));
+  // Wait until the second request sits in the engine's queue (else the probe
+  // below could take the queue place itself).
+  bool queued_up = false;
+  for (int i = 0; i < 500 && !queued_up; ++i) {
+    queued_up = metric(port(), "llmd_runner_queue_length") == 1;
+    if (!queued_up) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(queued_up);
+  auto r = post(port(), "/completion", {{"prompt", "me too"}, {"n_predict", 4}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503) << r->body;
+  EXPECT_EQ(body_json(r)["error"]["code"], "queue_full");
+  EXPECT_FALSE(r->header("retry-after").empty());
+  running.hang_up();
+  queued.hang_up();
+  // Once both streams are gone the slot serves again. A hang-up is noticed at
+  // the stream's next write (the queued one's when it gets the slot): a few
+  // milliseconds, so retry briefly.
+  int status = 0;
+  for (int i = 0; i < 100 && status != 200; ++i) {
+    auto again = post(port(), "/completion", {{"prompt", "me too"}, {"n_predict", 4}});
+    status = again ? again->status : 0;
+    if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(status, 200);
+}
+
+// ---------------------------------------------------------------- own processes
+
+TEST(RunnerLifecycle, HealthIsLoadingThenOk) {
+  Runner r(test_model("qwen2"), {"--ctx", "256"}, {{"LLMD_RUNNER_TEST_LOAD_DELAY_MS", "2000"}}, false);
+  ASSERT_TRUE(wait_for_http(r.port(), "/health", 503, std::chrono::seconds(20))) << r.log();
+  auto h = http_request(r.port(), "GET", "/health");
+  ASSERT_TRUE(h);
+  if (h->status == 503) {
+    EXPECT_EQ(body_json(h)["status"], "loading model");
+    auto models = http_request(r.port(), "GET", "/v1/models");
+    if (models->status == 503) {  // still loading (not a race with the load finishing)
+      EXPECT_EQ(body_json(models)["error"]["code"], "loading_model");
+      EXPECT_FALSE(models->header("retry-after").empty());
+    }
+  }
+  ASSERT_TRUE(wait_for_http(r.port(), "/health", 200, std::chrono::seconds(60))) << r.log();
+  EXPECT_EQ(body_json(http_request(r.port(), "GET", "/health"))["status"], "ok");
+  EXPECT_EQ(http_request(r.port(), "GET", "/v1/models")->status, 200);
+  // SIGTERM: a clean, prompt exit.
+  r.process().signal(SIGTERM);
+  EXPECT_EQ(r.process().wait(std::chrono::seconds(20)), 0) << r.log();
+}
+
+TEST(RunnerLifecycle, ApiKeyIsRequiredEverywhereButHealth) {
+  Runner r(test_model("qwen2"), {"--ctx", "256", "--api-key", "s3cret-key"});
+  ASSERT_TRUE(r.ready()) << r.log();
+  EXPECT_EQ(http_request(r.port(), "GET", "/health")->status, 200);
+  auto none = http_request(r.port(), "GET", "/v1/models");
+  EXPECT_EQ(none->status, 401);
+  EXPECT_EQ(body_json(none)["error"]["code"], "invalid_api_key");
+  EXPECT_EQ(http_request(r.port(), "GET", "/v1/models", "", {{"Authorization", "Bearer wrong"}})->status, 401);
+  EXPECT_EQ(post(r.port(), "/v1/chat/completions", chat("hi", 2), {{"Authorization", "Bearer s3cret-key-x"}})->status, 401);
+  EXPECT_EQ(http_request(r.port(), "GET", "/v1/models", "", {{"Authorization", "Bearer s3cret-key"}})->status, 200);
+  EXPECT_EQ(post(r.port(), "/v1/chat/completions", chat("hi", 2), {{"Authorization", "Bearer s3cret-key"}})->status, 200);
+}
+
+TEST(RunnerLifecycle, EmbeddingsModeReturnsNormalisedVectors) {
+  Runner r(test_model("qwen2"), {"--ctx", "256", "--embeddings", "--pooling", "mean"});
+  ASSERT_TRUE(r.ready()) << r.log();
+  auto e = post(r.port(), "/v1/embeddings", {{"input", {"hello", "你好"}}, {"model", "tiny"}});
+  ASSERT_EQ(e->status, 200) << e->body;
+  const auto j = body_json(e);
+  ASSERT_EQ(j["data"].size(), 2u);
+  const auto& v = j["data"][1]["embedding"];
+  ASSERT_EQ(v.size(), 64u);
+  double norm = 0;
+  for (const auto& x : v) norm += x.get<double>() * x.get<double>();
+  EXPECT_NEAR(norm, 1.0, 1e-3);
+  EXPECT_GT(j["usage"]["prompt_tokens"].get<int>(), 1);
+  // Completions are not served in embeddings mode.
+  EXPECT_EQ(post(r.port(), "/completion", {{"prompt", "x"}})->status / 100, 4);
+}
+
+// Writes a GGUF header with one tensor whose shape is `dims`.
+std::string gguf_with_tensor(std::vector<uint64_t> dims) {
+  std::string b = "GGUF";
+  auto u32 = [&](uint32_t v) { b.append(reinterpret_cast<const char*>(&v), 4); };
+  auto u64 = [&](uint64_t v) { b.append(reinterpret_cast<const char*>(&v), 8); };
+  u32(3);   // version
+  u64(1);   // tensors
+  u64(1);   // kv pairs
+  u64(20);  // key
+  b += "general.architecture";
+  u32(8);  // string
+  u64(5);
+  b += "qwen2";
+  u64(18);
+  b += "token_embd.weight";
+  u32(static_cast<uint32_t>(dims.size()));
+  for (auto d : dims) u64(d);
+  u32(0);  // F32
+  u64(0);  // offset
+  b.resize((b.size() + 31) / 32 * 32, '\0');
+  b += std::string(64, '\0');
+  return b;
+}
+
+TEST(RunnerLifecycle, BadGgufFilesExitCleanlyWithOneClearLine) {
+  TempDir dir;
+  const std::string good = read_file(test_model("qwen2"));
+  ASSERT_GT(good.size(), 1000u);
+  std::vector<std::pair<std::string, std::string>> files = {
+      {"truncated.gguf", good.substr(0, good.size() / 2)},
+      {"header-only.gguf", good.substr(0, 24)},
+      {"wrong-magic.gguf", "GGUX" + good.substr(4)},
+      {"empty.gguf", ""},
+      {"absurd-tensor.gguf", gguf_with_tensor({1ull << 40, 1ull << 40})},
+      {"huge-dims.gguf", gguf_with_tensor({UINT64_MAX / 2})},
+  };
+  for (const auto& [name, content] : files) {
+    write_file(dir / name, content);
+    Process p({kBinary, "runner", "--model", (dir / name).string(), "--port", std::to_string(free_port()), "--log-level",
+               "warn"},
+              dir.path(), dir / (name + ".log"));
+    const auto rc = p.wait(std::chrono::seconds(30));
+    ASSERT_TRUE(rc.has_value()) << name << " did not exit";
+    EXPECT_EQ(*rc, 1) << name << ": " << p.log();
+    const std::string log = p.log();
+    EXPECT_NE(log.find("llmd: cannot load model: "), std::string::npos) << name << ": " << log;
+    EXPECT_EQ(log.find("AddressSanitizer"), std::string::npos) << log;
+  }
+}
+
+}  // namespace
+}  // namespace llmd::testing

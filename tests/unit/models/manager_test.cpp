@@ -1,0 +1,367 @@
+// Manager with an injected fake worker factory and prober: no processes.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "models/manager.h"
+
+namespace llmd::models {
+namespace {
+
+using namespace std::chrono_literals;
+namespace net = boost::asio;
+
+// Shared state of one fake worker, visible to the test and the prober.
+struct FakeState {
+  std::atomic<bool> ready{false};
+  std::atomic<int> exit_code{-1};  // -1 = running
+};
+
+class FakeWorker final : public Worker {
+ public:
+  explicit FakeWorker(std::shared_ptr<FakeState> s) : s_(std::move(s)) {}
+  ~FakeWorker() override { kill(); }
+  std::optional<int> exit_code() const override {
+    const int c = s_->exit_code.load();
+    return c < 0 ? std::nullopt : std::optional<int>(c);
+  }
+  void terminate() override { s_->exit_code = 143; }
+  void kill() override {
+    int running = -1;
+    s_->exit_code.compare_exchange_strong(running, 137);
+  }
+  int pid() const override { return 1; }
+  std::vector<std::string> last_lines() const override { return {"fake line 1", "fake: loading failed"}; }
+
+ private:
+  std::shared_ptr<FakeState> s_;
+};
+
+// Spawns fake workers; `behaviour` decides what each new one does.
+class FakeFactory final : public WorkerFactory {
+ public:
+  enum class Behaviour { kReady, kNeverReady, kCrash };
+  Result<std::unique_ptr<Worker>> spawn(const WorkerSpec& spec) override {
+    std::lock_guard lock(mutex);
+    auto s = std::make_shared<FakeState>();
+    if (behaviour == Behaviour::kReady) s->ready = true;
+    if (behaviour == Behaviour::kCrash) s->exit_code = 1;
+    by_port[spec.port] = s;
+    specs.push_back(spec);
+    return std::unique_ptr<Worker>(new FakeWorker(s));
+  }
+  std::shared_ptr<FakeState> at(int port) {
+    std::lock_guard lock(mutex);
+    return by_port.count(port) ? by_port[port] : nullptr;
+  }
+  std::mutex mutex;
+  Behaviour behaviour = Behaviour::kReady;
+  std::map<int, std::shared_ptr<FakeState>> by_port;
+  std::vector<WorkerSpec> specs;
+};
+
+CatalogModel model(const std::string& name, std::uint64_t size = 1000) {
+  CatalogModel m;
+  m.name = name;
+  m.path = "/models/" + name + ".gguf";
+  m.entry.name = name;
+  m.size = size;
+  return m;
+}
+
+class ManagerTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Manager> make(std::vector<CatalogModel> catalog, ManagerOptions o = {}) {
+    o.models.port_min = 20000;
+    o.models.port_max = 20100;
+    o.tick = 10ms;
+    o.restart_backoff = 20ms;
+    o.stop_grace = 200ms;
+    if (o.ready_timeout == 120000ms) o.ready_timeout = 2s;
+    o.balancer.strategy = o.balancer.strategy.empty() ? "round_robin" : o.balancer.strategy;
+    ManagerDeps d;
+    d.factory = factory;
+    d.mem_available = [this] { return mem.load() == 0 ? std::nullopt : std::optional<std::uint64_t>(mem.load()); };
+    d.prober = [this](const std::string& url, const std::string&) -> net::awaitable<bool> {
+      if (auto it = upstream_up.find(url); it != upstream_up.end()) co_return it->second->load();
+      const int port = std::stoi(url.substr(url.rfind(':') + 1));
+      auto s = factory->at(port);
+      co_return s && s->ready && s->exit_code < 0;
+    };
+    auto m = Manager::create(std::move(o), std::move(d), std::move(catalog));
+    EXPECT_TRUE(m) << m.error().message;
+    return std::move(*m);
+  }
+
+  Result<Lease> acquire(Manager& m, const std::string& name, std::chrono::milliseconds timeout = 3s,
+                        std::vector<std::string> exclude = {}) {
+    auto f = net::co_spawn(io_, wrap(m, name, timeout, exclude), net::use_future);
+    io_.restart();
+    io_.run();
+    return std::move(*f.get());
+  }
+
+  // co_spawn's future needs a default-constructible result.
+  static net::awaitable<std::optional<Result<Lease>>> wrap(Manager& m, std::string name,
+                                                            std::chrono::milliseconds timeout,
+                                                            std::vector<std::string> exclude = {}) {
+    co_return co_await m.acquire(std::move(name), timeout, std::move(exclude));
+  }
+
+  static bool wait_status(Manager& m, const std::string& name, const std::string& status,
+                          std::chrono::milliseconds timeout = 3s) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+      if (m.get(name)->status == status) return true;
+      std::this_thread::sleep_for(5ms);
+    }
+    return false;
+  }
+
+  std::shared_ptr<FakeFactory> factory = std::make_shared<FakeFactory>();
+  std::atomic<std::uint64_t> mem{0};
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> upstream_up;
+  net::io_context io_;
+};
+
+TEST_F(ManagerTest, StartRunsTheModelAndStopEndsIt) {
+  auto m = make({model("a")});
+  EXPECT_EQ(m->get("a")->status, "available");
+  auto s = m->start("a");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->status, "starting");
+  ASSERT_TRUE(wait_status(*m, "a", "running"));
+  EXPECT_EQ(m->get("a")->instances.size(), 1u);
+  EXPECT_EQ(m->get("a")->instances[0].port, 20000);
+  ASSERT_TRUE(m->start("a"));  // no-op
+  EXPECT_EQ(m->spawn_count(), 1u);
+  ASSERT_TRUE(m->stop("a"));
+  ASSERT_TRUE(wait_status(*m, "a", "available"));
+  EXPECT_TRUE(m->get("a")->instances.empty());
+}
+
+TEST_F(ManagerTest, UnknownModelIsNotFound) {
+  auto m = make({model("a")});
+  EXPECT_EQ(m->get("zz").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(m->start("zz").error().reason, "model_not_found");
+  EXPECT_EQ(acquire(*m, "zz").error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(ManagerTest, FiftyConcurrentRequestsCauseExactlyOneSpawn) {
+  auto m = make({model("a")});
+  std::vector<std::future<std::optional<Result<Lease>>>> futures;
+  for (int i = 0; i < 50; ++i) futures.push_back(net::co_spawn(io_, wrap(*m, "a", 3s), net::use_future));
+  std::thread t1([&] { io_.run(); });
+  io_.run();
+  t1.join();
+  for (auto& f : futures) {
+    auto r = std::move(*f.get());
+    EXPECT_TRUE(r) << r.error().message;
+  }
+  EXPECT_EQ(m->spawn_count(), 1u);
+}
+
+TEST_F(ManagerTest, CrashingWorkerIsRestartedThenMarkedError) {
+  ManagerOptions o;
+  o.max_restarts = 2;
+  factory->behaviour = FakeFactory::Behaviour::kCrash;
+  auto m = make({model("a")}, o);
+  ASSERT_TRUE(m->start("a"));
+  ASSERT_TRUE(wait_status(*m, "a", "error"));
+  EXPECT_EQ(m->spawn_count(), 3u);  // first start + 2 restarts
+  const auto s = m->get("a");
+  EXPECT_NE(s->error.find("exited with code 1"), std::string::npos) << s->error;
+  EXPECT_NE(s->error.find("loading failed"), std::string::npos) << s->error;
+  auto r = acquire(*m, "a");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
+}
+
+TEST_F(ManagerTest, CrashAfterReadyRestartsAndServesAgain) {
+  auto m = make({model("a")});
+  ASSERT_TRUE(m->start("a"));
+  ASSERT_TRUE(wait_status(*m, "a", "running"));
+  factory->at(m->get("a")->instances[0].port)->exit_code = 137;
+  ASSERT_TRUE(wait_status(*m, "a", "starting", 1s));
+  ASSERT_TRUE(wait_status(*m, "a", "running"));
+  EXPECT_EQ(m->spawn_count(), 2u);
+  EXPECT_TRUE(acquire(*m, "a"));
+}
+
+TEST_F(ManagerTest, NotReadyInTimeIsAnErrorWithLastOutput) {
+  ManagerOptions o;
+  o.ready_timeout = 150ms;
+  factory->behaviour = FakeFactory::Behaviour::kNeverReady;
+  auto m = make({model("a")}, o);
+  ASSERT_TRUE(m->start("a"));
+  ASSERT_TRUE(wait_status(*m, "a", "error"));
+  const auto s = m->get("a");
+  EXPECT_NE(s->error.find("did not become ready"), std::string::npos);
+  EXPECT_NE(s->error.find("loading failed"), std::string::npos);
+}
+
+TEST_F(ManagerTest, AcquireTimesOutWith503AndRetryAfter) {
+  factory->behaviour = FakeFactory::Behaviour::kNeverReady;
+  auto m = make({model("a")});
+  auto r = acquire(*m, "a", 100ms);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(r.error().reason, "model_starting");
+  EXPECT_TRUE(r.error().retry_after_s);
+}
+
+TEST_F(ManagerTest, IdleModelIsUnloaded) {
+  ManagerOptions o;
+  o.models.idle_unload_seconds = 1;
+  auto m = make({model("a")}, o);
+  { ASSERT_TRUE(acquire(*m, "a")); }
+  EXPECT_EQ(m->get("a")->status, "running");
+  ASSERT_TRUE(wait_status(*m, "a", "available", 3s));
+}
+
+TEST_F(ManagerTest, MaxLoadedEvictsLeastRecentlyUsed) {
+  ManagerOptions o;
+  o.models.max_loaded = 2;
+  auto m = make({model("a"), model("b"), model("c")}, o);
+  { ASSERT_TRUE(acquire(*m, "a")); }
+  std::this_thread::sleep_for(5ms);
+  { ASSERT_TRUE(acquire(*m, "b")); }
+  std::this_thread::sleep_for(5ms);
+  { ASSERT_TRUE(acquire(*m, "a")); }  // b is now the least recently used
+  { ASSERT_TRUE(acquire(*m, "c")); }
+  EXPECT_EQ(m->get("a")->status, "running");
+  EXPECT_EQ(m->get("c")->status, "running");
+  ASSERT_TRUE(wait_status(*m, "b", "available"));
+}
+
+TEST_F(ManagerTest, MaxLoadedWithEveryModelBusyIs503) {
+  ManagerOptions o;
+  o.models.max_loaded = 1;
+  auto m = make({model("a"), model("b")}, o);
+  auto busy = acquire(*m, "a");
+  ASSERT_TRUE(busy);
+  auto r = acquire(*m, "b");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().reason, "max_loaded");
+}
+
+TEST_F(ManagerTest, MemoryCheckRefusesModelThatCannotFit) {
+  mem = 500;
+  auto m = make({model("a", 4000)});
+  auto r = m->start("a");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(r.error().reason, "insufficient_memory");
+  EXPECT_EQ(m->spawn_count(), 0u);
+}
+
+TEST_F(ManagerTest, ReplicasStartOnDistinctPortsAndShareLoad) {
+  auto c = model("a");
+  c.entry.replicas = 2;
+  auto m = make({c});
+  ASSERT_TRUE(m->start("a"));
+  ASSERT_TRUE(wait_status(*m, "a", "running"));
+  const auto end = std::chrono::steady_clock::now() + 2s;
+  while (std::chrono::steady_clock::now() < end && m->get("a")->instances[1].status != "running") {
+    std::this_thread::sleep_for(5ms);
+  }
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 10; ++i) ++seen[acquire(*m, "a")->instance_id()];
+  EXPECT_EQ(seen["a#0"], 5);
+  EXPECT_EQ(seen["a#1"], 5);
+  EXPECT_NE(factory->specs[0].port, factory->specs[1].port);
+}
+
+TEST_F(ManagerTest, HostileFileIsListedAsErrorAndRefused) {
+  auto bad = model("bad");
+  bad.error = "malformed GGUF: not a GGUF file (wrong magic)";
+  auto m = make({bad, model("a")});
+  EXPECT_EQ(m->get("bad")->status, "error");
+  auto r = acquire(*m, "bad");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().reason, "model_error");
+  EXPECT_EQ(m->list().size(), 2u);
+}
+
+TEST_F(ManagerTest, DeadUpstreamIsSkippedAndRejoins) {
+  ManagerOptions o;
+  o.health_interval = 20ms;
+  o.upstreams = {{"up1", "http://10.0.0.1:1", "remote", 1, ""}, {"up2", "http://10.0.0.2:1", "remote", 1, "k"}};
+  upstream_up["http://10.0.0.1:1"] = std::make_shared<std::atomic<bool>>(true);
+  upstream_up["http://10.0.0.2:1"] = std::make_shared<std::atomic<bool>>(false);
+  auto m = make({}, o);
+  std::this_thread::sleep_for(100ms);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(acquire(*m, "remote")->instance_id(), "upstream:up1");
+  *upstream_up["http://10.0.0.2:1"] = true;
+  std::this_thread::sleep_for(100ms);
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 6; ++i) {
+    auto l = acquire(*m, "remote");
+    ++seen[l->instance_id()];
+    if (l->instance_id() == "upstream:up2") {
+      EXPECT_EQ(l->api_key(), "k");
+    }
+  }
+  EXPECT_EQ(seen["upstream:up2"], 3);
+  EXPECT_EQ(m->spawn_count(), 0u);
+}
+
+TEST_F(ManagerTest, FailedRequestsTripAnInstanceForTheRetry) {
+  ManagerOptions o;
+  o.balancer.fail_threshold = 1;
+  o.upstreams = {{"up1", "http://10.0.0.1:1", "remote", 1, ""}, {"up2", "http://10.0.0.2:1", "remote", 1, ""}};
+  upstream_up["http://10.0.0.1:1"] = std::make_shared<std::atomic<bool>>(true);
+  upstream_up["http://10.0.0.2:1"] = std::make_shared<std::atomic<bool>>(true);
+  auto m = make({}, o);
+  auto first = acquire(*m, "remote");
+  const std::string bad = first->instance_id();
+  first->finish(false);
+  auto retry = acquire(*m, "remote", 1s, {bad});
+  ASSERT_TRUE(retry);
+  EXPECT_NE(retry->instance_id(), bad);
+  EXPECT_FALSE(acquire(*m, "remote", 1s, {retry->instance_id()}));  // the other is cooling
+}
+
+TEST_F(ManagerTest, ShutdownStopsEveryWorker) {
+  auto m = make({model("a"), model("b")});
+  ASSERT_TRUE(acquire(*m, "a"));
+  ASSERT_TRUE(acquire(*m, "b"));
+  m->shutdown();
+  for (auto& [port, s] : factory->by_port) EXPECT_GE(s->exit_code.load(), 0);
+}
+
+TEST(CommandTemplate, SubstitutesPlaceholdersWithoutShell) {
+  WorkerSpec spec;
+  spec.model = "m";
+  spec.file = "/x/m.gguf";
+  spec.port = 8099;
+  spec.entry.ctx = 512;
+  auto argv = expand_command("/usr/bin/llama-server -m {model} --port {port} -c {ctx} --alias {name}", spec);
+  ASSERT_TRUE(argv);
+  EXPECT_EQ(*argv, (std::vector<std::string>{"/usr/bin/llama-server", "-m", "/x/m.gguf", "--port", "8099", "-c",
+                                             "512", "--alias", "m"}));
+  EXPECT_FALSE(expand_command("llama-server {model}", spec));
+}
+
+TEST(MemoryEstimate, AddsKvCacheToFileSize) {
+  CatalogModel m = model("a", 1000);
+  m.entry.ctx = 1024;
+  GgufInfo g;
+  g.n_layer = 2;
+  g.n_embd = 64;
+  g.n_head = 4;
+  g.n_head_kv = 2;
+  m.gguf = g;
+  EXPECT_EQ(estimate_model_memory(m), 1000u + 2u * 2 * 1024 * 32 * 2);
+  EXPECT_TRUE(read_mem_available());
+}
+
+}  // namespace
+}  // namespace llmd::models

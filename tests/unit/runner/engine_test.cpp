@@ -1,0 +1,342 @@
+#include "runner/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <limits>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "runner/chat_template.h"
+#include "unit/runner/test_models.h"
+
+namespace llmd::runner {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::unique_ptr<Engine> make_engine(EngineOptions o = {}) {
+  auto model = testing::qwen2_model();
+  if (!model) return nullptr;
+  if (o.n_ctx == 4096) o.n_ctx = 512;
+  if (o.n_threads == 0) o.n_threads = 2;
+  auto e = Engine::create(model, o);
+  EXPECT_TRUE(e) << e.error().message;
+  return e ? std::move(*e) : nullptr;
+}
+
+GenerateRequest greedy(std::string prompt, int max_tokens) {
+  GenerateRequest r;
+  r.prompt = std::move(prompt);
+  r.max_tokens = max_tokens;
+  r.sampling.temperature = 0;
+  r.ignore_eos = true;  // random weights: never end early, so lengths are exact
+  return r;
+}
+
+TEST(Engine, GreedyGenerationIsDeterministicAndCountsUsage) {
+  auto e = make_engine();
+  ASSERT_TRUE(e);
+  auto a = e->generate(greedy("Once upon a time", 12));
+  auto b = e->generate(greedy("Once upon a time", 12));
+  ASSERT_TRUE(a) << a.error().message;
+  ASSERT_TRUE(b);
+  EXPECT_FALSE(a->text.empty());
+  EXPECT_EQ(a->text, b->text);
+  EXPECT_EQ(a->finish, FinishReason::kLength);
+  EXPECT_EQ(a->usage.completion_tokens, 12);
+  EXPECT_EQ(a->usage.prompt_tokens,
+            static_cast<int>(e->model().tokenize("Once upon a time", true, true)->size()));
+  // The second run found the prompt in the slot's cache.
+  EXPECT_EQ(b->usage.cached_prompt_tokens, b->usage.prompt_tokens - 1);
+}
+
+TEST(Engine, StreamedPiecesConcatenateToTheFinalText) {
+  auto e = make_engine();
+  ASSERT_TRUE(e);
+  std::string streamed;
+  int pieces = 0;
+  auto r = e->generate(greedy("你好，请介绍一下你自己。", 20), [&](std::string_view p) {
+    EXPECT_FALSE(p.empty());
+    streamed += p;
+    ++pieces;
+    return true;
+  });
+  ASSERT_TRUE(r);
+  EXPECT_EQ(streamed, r->text);
+  EXPECT_GT(pieces, 1);
+}
+
+TEST(Engine, SeededSamplingIsReproducibleAndSeedsDiffer) {
+  auto e = make_engine();
+  ASSERT_TRUE(e);
+  auto req = [](uint32_t seed) {
+    GenerateRequest r = greedy("The weather today", 16);
+    r.sampling.temperature = 1.0f;
+    r.sampling.top_k = 0;
+    r.sampling.top_p = 1.0f;
+    r.sampling.min_p = 0;
+    r.sampling.seed = seed;
+    return r;
+  };
+  auto a = e->generate(req(1));
+  auto b = e->generate(req(1));
+  auto c = e->generate(req(2));
+  ASSERT_TRUE(a && b && c);
+  EXPECT_EQ(a->text, b->text);
+  EXPECT_NE(a->text, c->text);
+}
+
+TEST(Engine, ParallelRequestsGiveTheSameOutputsAsSequentialOnes) {
+  std::vector<std::string> prompts;
+  for (int i = 0; i < 8; ++i) prompts.push_back("Request number " + std::to_string(i) + " says:");
+
+  std::vector<std::string> sequential;
+  {
+    auto e = make_engine({.n_parallel = 1});
+    ASSERT_TRUE(e);
+    for (const auto& p : prompts) {
+      auto r = e->generate(greedy(p, 16));
+      ASSERT_TRUE(r);
+      sequential.push_back(r->text);
+    }
+  }
+  auto e = make_engine({.n_parallel = 8});
+  ASSERT_TRUE(e);
+  std::vector<std::promise<Result<Completion>>> done(8);
+  std::vector<RequestHandle> handles;
+  for (int i = 0; i < 8; ++i) {
+    GenerateCallbacks cb;
+    cb.on_done = [&done, i](Result<Completion> r) { done[static_cast<size_t>(i)].set_value(std::move(r)); };
+    auto h = e->submit(greedy(prompts[static_cast<size_t>(i)], 16), std::move(cb));
+    ASSERT_TRUE(h) << h.error().message;
+    handles.push_back(std::move(*h));
+  }
+  std::set<int> slots_used;
+  for (int i = 0; i < 8; ++i) {
+    auto r = done[static_cast<size_t>(i)].get_future().get();
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->text, sequential[static_cast<size_t>(i)]) << "request " << i;
+    slots_used.insert(r->slot);
+  }
+  EXPECT_EQ(slots_used.size(), 8u);  // they really ran side by side
+}
+
+TEST(Engine, LongPromptIsPrefilledInChunksWithoutChangingResults) {
+  std::string long_prompt;
+  for (int i = 0; i < 60; ++i) long_prompt += "word" + std::to_string(i) + " ";
+  std::string alone;
+  {
+    auto e = make_engine({.n_batch = 512});
+    ASSERT_TRUE(e);
+    alone = e->generate(greedy(long_prompt, 8)).value().text;
+  }
+  // A 16-token batch: the long prompt needs many steps, interleaved with
+  // another request's generation.
+  auto e = make_engine({.n_parallel = 2, .n_batch = 16});
+  ASSERT_TRUE(e);
+  auto other = std::async(std::launch::async, [&] { return e->generate(greedy("short one", 40)); });
+  auto r = e->generate(greedy(long_prompt, 8));
+  ASSERT_TRUE(r);
+  EXPECT_GT(r->usage.prompt_tokens, 100);
+  EXPECT_EQ(r->text, alone);
+  ASSERT_TRUE(other.get());
+}
+
+TEST(Engine, CancellingFreesTheSlotForTheNextRequest) {
+  auto e = make_engine({.n_parallel = 1});
+  ASSERT_TRUE(e);
+  std::promise<Result<Completion>> first_done;
+  std::promise<void> first_piece;
+  std::atomic<bool> got_piece{false};
+  GenerateCallbacks cb;
+  cb.on_text = [&](std::string_view) {
+    if (!got_piece.exchange(true)) first_piece.set_value();
+    return true;
+  };
+  cb.on_done = [&](Result<Completion> r) { first_done.set_value(std::move(r)); };
+  auto long_req = greedy("Tell me everything", -1);  // until the context is full
+  auto h = e->submit(std::move(long_req), std::move(cb));
+  ASSERT_TRUE(h);
+  first_piece.get_future().wait();
+  { RequestHandle dropped = std::move(*h); }  // the client went away
+
+  const auto t0 = std::chrono::steady_clock::now();
+  auto next = e->generate(greedy("next", 4));
+  ASSERT_TRUE(next);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 20s);
+  auto first = first_done.get_future().get();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->finish, FinishReason::kCancelled);
+  EXPECT_LT(first->usage.completion_tokens, e->n_ctx_slot() - 10);
+}
+
+TEST(Engine, OnTextReturningFalseCancels) {
+  auto e = make_engine();
+  ASSERT_TRUE(e);
+  int calls = 0;
+  auto r = e->generate(greedy("abc", 50), [&](std::string_view) { return ++calls < 3; });
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->finish, FinishReason::kCancelled);
+  EXPECT_EQ(calls, 3);
+}
+
+TEST(Engine, GrammarAllowingOnlyDigitsYieldsOnlyDigits) {
+  auto e = make_engine({.n_parallel = 2});
+  ASSERT_TRUE(e);
+  for (uint32_t seed = 1; seed <= 4; ++seed) {
+    GenerateRequest r;
+    r.prompt = "Write a poem about the sea.";
+    r.max_tokens = 12;
+    r.sampling.temperature = seed % 2 == 0 ? 0.0f : 1.5f;
+    r.sampling.seed = seed;
+    r.sampling.grammar = "root ::= [0-9]+";
+    auto out = e->generate(std::move(r));
+    ASSERT_TRUE(out) << out.error().message;
+    ASSERT_FALSE(out->text.empty());
+    EXPECT_EQ(out->text.find_first_not_of("0123456789"), std::string::npos) << out->text;
+  }
+}
+
+TEST(Engine, GrammarThatCompletesEndsWithStop) {
+  auto e = make_engine();
+  ASSERT_TRUE(e);
+  GenerateRequest r;
+  r.prompt = "Answer:";
+  r.max_tokens = 40;
+  r.sampling.temperature = 1.0f;
+  r.sampling.seed = 3;
+  r.sampling.grammar = R"(root ::= "yes" | "no")";
+  auto out = e->generate(std::move(r));
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_TRUE(out->text == "yes" || out->text == "no") << out->text;
+  EXPECT_EQ(out->finish, FinishReason::kStop);
+}
+
+TEST(Engine, StopStringEndsGenerationAndIsNotReturned) {
+  auto e = make_engine();
+  ASSERT_TRUE(e);
+  // Grammar forces "ab;cd" so the stop string certainly appears.
+  GenerateRequest r;
+  r.prompt = "x";
+  r.max_tokens = 20;
+  r.sampling.temperature = 0;
+  r.sampling.grammar = R"(root ::= "ab;cd")";
+  r.stop = {";"};
+  auto out = e->generate(std::move(r));
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->text, "ab");
+  EXPECT_EQ(out->finish, FinishReason::kStop);
+}
+
+TEST(Engine, RejectsInvalidRequestsUpFront) {
+  auto e = make_engine({.n_ctx = 64});
+  ASSERT_TRUE(e);
+  std::string huge;
+  for (int i = 0; i < 200; ++i) huge += "many words ";
+  auto too_long = e->submit(greedy(huge, 4), {});
+  ASSERT_FALSE(too_long);
+  EXPECT_EQ(too_long.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(too_long.error().reason, "context_length_exceeded");
+
+  EXPECT_EQ(e->submit(greedy("hi", 0), {}).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(e->submit(greedy("hi", 100000), {}).error().code, ErrorCode::kInvalidArgument);
+  auto nan = greedy("hi", 4);
+  nan.sampling.temperature = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(e->submit(nan, {}).error().code, ErrorCode::kInvalidArgument);
+  auto neg = greedy("hi", 4);
+  neg.sampling.top_p = -0.5f;
+  EXPECT_EQ(e->submit(neg, {}).error().code, ErrorCode::kInvalidArgument);
+  auto bad_grammar = greedy("hi", 4);
+  bad_grammar.sampling.grammar = "root ::= [0-9";
+  EXPECT_EQ(e->submit(bad_grammar, {}).error().code, ErrorCode::kInvalidArgument);
+  auto bad_token = greedy("", 4);
+  bad_token.prompt_tokens = {1, 2, 99999999};
+  EXPECT_EQ(e->submit(bad_token, {}).error().code, ErrorCode::kInvalidArgument);
+  // The engine keeps serving.
+  EXPECT_TRUE(e->generate(greedy("hi", 3)));
+}
+
+TEST(Engine, FullQueueIsUnavailableWithRetryAfter) {
+  auto e = make_engine({.n_parallel = 1, .queue_max = 1});
+  ASSERT_TRUE(e);
+  std::vector<RequestHandle> handles;
+  Result<RequestHandle> last = fail(ErrorCode::kInternal, "none");
+  // One running, one queued; the next one is refused.
+  for (int i = 0; i < 3; ++i) {
+    last = e->submit(greedy("busy", -1), {});
+    if (!last) break;
+    handles.push_back(std::move(*last));
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_FALSE(last);
+  EXPECT_EQ(last.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(last.error().retry_after_s, 1);
+  EXPECT_EQ(handles.size(), 2u);
+  handles.clear();  // cancel both; the engine serves again
+  EXPECT_TRUE(e->generate(greedy("ok", 2)));
+}
+
+TEST(Engine, ShutdownCompletesPendingRequestsWithUnavailable) {
+  auto e = make_engine({.n_parallel = 1});
+  ASSERT_TRUE(e);
+  std::promise<Result<Completion>> done;
+  GenerateCallbacks cb;
+  cb.on_done = [&](Result<Completion> r) { done.set_value(std::move(r)); };
+  auto h = e->submit(greedy("forever", -1), std::move(cb));
+  ASSERT_TRUE(h);
+  h->detach();
+  std::this_thread::sleep_for(100ms);
+  e.reset();
+  auto r = done.get_future().get();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
+}
+
+TEST(Engine, ChatTemplatedPromptGeneratesAndReportsStats) {
+  auto e = make_engine({.n_parallel = 2});
+  ASSERT_TRUE(e);
+  const std::vector<ChatMessage> msgs{{"user", "你好"}};
+  auto prompt = apply_chat_template(e->model(), msgs);
+  ASSERT_TRUE(prompt);
+  auto r = e->generate(greedy(*prompt, 5));
+  ASSERT_TRUE(r);
+  const auto s = e->stats();
+  EXPECT_EQ(s.slots_total, 2);
+  EXPECT_EQ(s.slots_busy, 0);
+  EXPECT_GE(s.requests_total, 1u);
+  EXPECT_GE(s.completion_tokens_total, 5u);
+  EXPECT_GE(s.prompt_tokens_total, static_cast<uint64_t>(r->usage.prompt_tokens));
+  EXPECT_GT(s.decode_seconds_total, 0.0);
+}
+
+TEST(Engine, EmbeddingsNeedPooling) {
+  auto model = testing::qwen2_model();
+  ASSERT_TRUE(model);
+  auto none = Engine::create(model, {.n_ctx = 128, .n_threads = 2, .embeddings = true});
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, ErrorCode::kUnprocessable);
+
+  auto gen = make_engine();
+  ASSERT_TRUE(gen);
+  EXPECT_EQ(gen->embed("hi").error().code, ErrorCode::kUnprocessable);
+
+  auto e = Engine::create(model, {.n_ctx = 128, .n_threads = 2, .embeddings = true,
+                                  .pooling = LLAMA_POOLING_TYPE_MEAN});
+  ASSERT_TRUE(e) << e.error().message;
+  auto v = (*e)->embed("hello world");
+  ASSERT_TRUE(v) << v.error().message;
+  ASSERT_EQ(v->size(), 64u);
+  double norm = 0;
+  for (float x : *v) norm += x * x;
+  EXPECT_NEAR(norm, 1.0, 1e-3);
+  EXPECT_EQ(*v, (*e)->embed("hello world").value());
+  EXPECT_NE(*v, (*e)->embed("something else").value());
+  EXPECT_EQ((*e)->submit(greedy("x", 2), {}).error().code, ErrorCode::kUnprocessable);
+}
+
+}  // namespace
+}  // namespace llmd::runner
