@@ -88,22 +88,7 @@ done
 stop_runner
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
-printf '%s\n' "${raw[@]}" | python3 -c '
-import json, sys
-rows = [json.loads(l) for l in sys.stdin if l.strip()]
-bare = rows[0]
-print(f"| setup | streams | aggregate tok/s | per-stream tok/s | prompt tok/s | TTFT mean / max ms |")
-print(f"|---|---|---|---|---|---|")
-print(f"| a: bare llama_decode | 1 | {bare[\"tg_tps\"]:.2f} | {bare[\"tg_tps\"]:.2f} | {bare[\"pp_tps\"]:.1f} | - |")
-one = None
-for r in rows[1:]:
-    if r["label"].startswith("c") and r["streams"] == 1: one = r["agg_tps"]
-    print(f"| {r[\"label\"]} | {r[\"streams\"]} | {r[\"agg_tps\"]:.2f} | {r[\"per_stream_tps\"]:.2f} | {r[\"pp_tps\"]:.1f} | {r[\"ttft_ms_mean\"]:.0f} / {r[\"ttft_ms_max\"]:.0f} |")
-b = rows[1]
-print()
-print(f"(b) vs (a): {100.0 * b[\"per_stream_tps\"] / bare[\"tg_tps\"]:.1f} % of the bare decode loop")
-four = [r for r in rows if r.get("streams") == 4 and r["label"].startswith("c")][0]
-print(f"4 streams vs 1: {four[\"agg_tps\"] / one:.2f}x aggregate")
-'
+printf '%s\n' "${raw[@]}" >"$build/runner_bench.jsonl"
+python3 "$root/bench/runner/format_table.py" <"$build/runner_bench.jsonl"
 echo
-printf '%s\n' "${raw[@]}"
+cat "$build/runner_bench.jsonl"

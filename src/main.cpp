@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
 
   llmd::app::CommandRunner run;
   llmd::app::add_serve_command(root, run);
+  llmd::app::add_admin_command(root, run);
   llmd::app::add_convert_command(root, run);
   llmd::app::add_dev_command(root, run);
   llmd::app::add_runner_command(root, run);

@@ -60,17 +60,27 @@ http::Middleware auth_middleware(auth::AuthService& auth, http::WorkerPool& pool
   };
 }
 
-http::Middleware rate_limit_middleware(auth::RateLimiter& limiter, LimitsConfig limits) {
-  return [&limiter, limits](RequestContext& ctx, const http::Next& next) -> awaitable<Response> {
+http::Middleware rate_limit_middleware(auth::RateLimiter& limiter, LimitsConfig limits, http::WorkerPool& pool) {
+  return [&limiter, limits, &pool](RequestContext& ctx, const http::Next& next) -> awaitable<Response> {
     if (is_api_path(ctx.request.path)) {
-      std::optional<int> wait = limiter.take("ip:" + ctx.request.remote_ip, limits.ip_rpm);
-      if (!wait) {
-        if (auto it = ctx.attributes.find("principal"); it != ctx.attributes.end()) {
-          const auto& p = std::any_cast<const auth::Principal&>(it->second);
-          const std::string key = p.api_key_id ? "key:" + std::to_string(*p.api_key_id)
-                                               : "user:" + std::to_string(p.user_id);
-          wait = limiter.take(key, limits.user_rpm);
-        }
+      const std::string ip_key = "ip:" + ctx.request.remote_ip;
+      std::string principal_key;
+      if (auto it = ctx.attributes.find("principal"); it != ctx.attributes.end()) {
+        const auto& p = std::any_cast<const auth::Principal&>(it->second);
+        principal_key = p.api_key_id ? "key:" + std::to_string(*p.api_key_id) : "user:" + std::to_string(p.user_id);
+      }
+      auto check = [&]() -> std::optional<int> {
+        if (auto wait = limiter.take(ip_key, limits.ip_rpm)) return wait;
+        if (!principal_key.empty()) return limiter.take(principal_key, limits.user_rpm);
+        return std::nullopt;
+      };
+      // A shared (Redis) limiter is a network round trip: keep it off the I/O thread.
+      std::optional<int> wait;
+      if (limiter.blocks()) {
+        const std::optional<int> shared = co_await pool.run([&] { return check(); });
+        wait = shared;
+      } else {
+        wait = check();
       }
       if (wait) {
         co_return error(ctx, Error(ErrorCode::kRateLimited, "too many requests; slow down", "rate_limited")

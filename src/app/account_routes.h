@@ -28,7 +28,7 @@ http::Middleware auth_middleware(auth::AuthService& auth, http::WorkerPool& pool
 
 // Token buckets for /api/ and /v1/ routes: per principal (user or API key)
 // and per client IP. 429 + Retry-After when exceeded.
-http::Middleware rate_limit_middleware(auth::RateLimiter& limiter, LimitsConfig limits);
+http::Middleware rate_limit_middleware(auth::RateLimiter& limiter, LimitsConfig limits, http::WorkerPool& pool);
 
 // The authenticated caller, or kUnauthenticated / kPermissionDenied.
 Result<auth::Principal> require_user(const http::RequestContext& ctx);

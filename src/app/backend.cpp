@@ -172,6 +172,9 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
     if (t.fixed) rule.fixed = *t.fixed;
     s.pricing.set(task, rule);
   }
+  for (const auto& m : s.config.models.list) {
+    if (m.price_multiplier != 1.0) s.pricing.set_model_multiplier(m.name, m.price_multiplier);
+  }
   LLMD_TRY(ensure_admin(*s.auth, s.config.auth.initial_tokens, s.log));
   if (auto released = s.accounts->release_abandoned(); !released) {
     return std::unexpected(released.error());
@@ -196,10 +199,11 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
       http::request_id_middleware(),
       http::access_log_middleware(s.log),
       http::metrics_middleware(s.metrics),
+      http::security_headers_middleware(),
       http::host_check_middleware(s.config.server.allowed_hosts),
       http::cors_middleware(s.config.server.cors_origins),
       auth_middleware(*s.auth, *s.pool),
-      rate_limit_middleware(*s.rate_limiter, s.config.limits),
+      rate_limit_middleware(*s.rate_limiter, s.config.limits, *s.pool),
   };
 
   http::ServerOptions opts;

@@ -15,6 +15,8 @@ namespace llmd::app {
 using CommandRunner = std::function<int()>;
 
 void add_serve_command(CLI::App& root, CommandRunner& run);
+// `llmd admin user-add | grant | set-role | disable | list` (src/app/cmd_admin.cpp).
+void add_admin_command(CLI::App& root, CommandRunner& run);
 // `llmd convert --from X --to Y [FILE]` (src/app/cmd_convert.cpp).
 void add_convert_command(CLI::App& root, CommandRunner& run);
 // `llmd dev make-test-model ...` (src/app/cmd_dev.cpp).

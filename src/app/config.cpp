@@ -267,7 +267,7 @@ Result<void> parse_models(const YAML::Node& root, Config& c, std::vector<std::st
       if (!list[i].IsMap()) return fail(ErrorCode::kInvalidArgument, path + ": expected a mapping", "bad_config");
       warn_unknown(list[i], path,
                    {"name", "file", "description", "ctx", "threads", "parallel", "gpu_layers",
-                    "replicas", "weight", "chat_template", "command"},
+                    "replicas", "weight", "chat_template", "command", "price_multiplier"},
                    warnings);
       Reader e(list[i], path);
       ModelEntry me;
@@ -282,6 +282,9 @@ Result<void> parse_models(const YAML::Node& root, Config& c, std::vector<std::st
       LLMD_TRY(e.integer("weight", me.weight, 1, 1000));
       LLMD_TRY(e.string("chat_template", me.chat_template));
       LLMD_TRY(e.string("command", me.command));
+      std::optional<double> factor;
+      LLMD_TRY(e.number("price_multiplier", factor, 0.0, 1000.0));
+      if (factor) me.price_multiplier = *factor;
       if (me.name.empty()) return e.bad("name", "required");
       if (me.file.empty() && me.command.empty()) return e.bad("file", "required (or set command)");
       if (!names.insert(me.name).second) return e.bad("name", "duplicate model name \"" + me.name + "\"");

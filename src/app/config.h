@@ -65,6 +65,7 @@ struct ModelEntry {
   int weight = 1;
   std::string chat_template;
   std::string command;                  // optional command template instead of `llmd runner`
+  double price_multiplier = 1.0;        // tokens charged per token of this model (x task pricing)
 };
 
 struct ModelsConfig {

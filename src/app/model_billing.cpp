@@ -26,7 +26,7 @@ class BillingHooks final : public models::CallHooks {
     auto who = app::require_user(ctx);
     if (!who) co_return std::unexpected(who.error());
     const std::int64_t worst =
-        pricing_.charge(task_of(call), worst_case_prompt_tokens(call.prompt_bytes) + call.max_tokens);
+        pricing_.charge(task_of(call), worst_case_prompt_tokens(call.prompt_bytes) + call.max_tokens, call.model);
     const std::int64_t user_id = who->user_id;
     const std::string request_id = ctx.request_id;
     auto reservation = co_await pool_.run([&] { return accounts_.reserve(user_id, worst, request_id); });
@@ -44,7 +44,7 @@ class BillingHooks final : public models::CallHooks {
     const std::string task = task_of(call);
     const std::int64_t base = outcome.usage.prompt_tokens + outcome.usage.completion_tokens;
     // A call that produced nothing (worker unreachable, refused) costs nothing.
-    const std::int64_t charge = base > 0 ? pricing_.charge(task, base) : 0;
+    const std::int64_t charge = base > 0 ? pricing_.charge(task, base, outcome.model) : 0;
     const std::string request_id = ctx.request_id;
     const std::string route = ctx.route.empty() ? call.route : ctx.route;
     auto result = co_await pool_.run([&]() -> Result<std::int64_t> {

@@ -19,6 +19,9 @@ class RateLimiter {
   // same). Returns nullopt when allowed, else the seconds until a retry can
   // succeed. per_minute <= 0 means unlimited. Thread-safe.
   virtual std::optional<int> take(const std::string& key, int per_minute) = 0;
+  // True when take() may wait on the network (Redis): callers on an I/O
+  // thread must then run it on the worker pool.
+  virtual bool blocks() const { return false; }
 };
 
 class MemoryRateLimiter final : public RateLimiter {

@@ -42,6 +42,7 @@ public:
                                                         Warn warn);
 
   std::optional<int> take(const std::string &key, int per_minute) override;
+  bool blocks() const override { return true; }
 
 private:
   void warn_throttled(const std::string &message);

@@ -239,6 +239,12 @@ PriceRule Pricing::rule(const std::string& task) const {
   return it == rules_.end() ? PriceRule{} : it->second;
 }
 
+std::int64_t Pricing::charge(const std::string& task, std::int64_t base, const std::string& model) const {
+  PriceRule r = rule(task);
+  if (auto it = model_factor_.find(model); it != model_factor_.end()) r.multiplier *= it->second;
+  return price(r, base);
+}
+
 std::int64_t parser_base(std::size_t input_bytes, std::size_t output_bytes) {
   return static_cast<std::int64_t>((input_bytes + output_bytes + 3) / 4);
 }

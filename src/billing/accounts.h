@@ -150,9 +150,14 @@ class Pricing {
   // The rule of `task`; unknown tasks are charged the base.
   PriceRule rule(const std::string& task) const;
   std::int64_t charge(const std::string& task, std::int64_t base) const { return price(rule(task), base); }
+  // Per-model factor (e.g. 4.0 for a large model) applied on top of the
+  // task's multiplier: ceil(base x task multiplier x model factor) + fixed.
+  void set_model_multiplier(const std::string& model, double factor) { model_factor_[model] = factor; }
+  std::int64_t charge(const std::string& task, std::int64_t base, const std::string& model) const;
 
  private:
   std::map<std::string, PriceRule> rules_;
+  std::map<std::string, double> model_factor_;
 };
 
 // The charge of a conversion without the model: ceil((in + out bytes) / 4).

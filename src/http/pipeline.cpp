@@ -153,6 +153,18 @@ Middleware cors_middleware(std::vector<std::string> allowed_origins) {
   };
 }
 
+Middleware security_headers_middleware() {
+  return [](RequestContext& ctx, const Next& next) -> boost::asio::awaitable<Response> {
+    ctx.response_headers.set("X-Content-Type-Options", "nosniff");
+    ctx.response_headers.set("X-Frame-Options", "DENY");
+    ctx.response_headers.set("Referrer-Policy", "no-referrer");
+    if (ctx.request.path.starts_with("/api/") || ctx.request.path.starts_with("/v1/")) {
+      ctx.response_headers.set("Cache-Control", "no-store");
+    }
+    co_return co_await next(ctx);
+  };
+}
+
 Middleware host_check_middleware(std::vector<std::string> allowed) {
   return [allowed = std::move(allowed)](RequestContext& ctx, const Next& next) -> boost::asio::awaitable<Response> {
     if (!allowed.empty()) {

@@ -35,6 +35,11 @@ Middleware metrics_middleware(observe::Registry& registry);
 // requests itself with 204.
 Middleware cors_middleware(std::vector<std::string> allowed_origins);
 
+// Adds defensive headers to every response: X-Content-Type-Options nosniff,
+// X-Frame-Options DENY, Referrer-Policy no-referrer, and Cache-Control
+// no-store on /api/ and /v1/ replies (they carry balances and keys).
+Middleware security_headers_middleware();
+
 // Rejects requests whose Host header is not in `allowed` (DNS-rebinding
 // defence); an empty list allows any host.
 Middleware host_check_middleware(std::vector<std::string> allowed);

@@ -184,6 +184,10 @@ TEST(Pricing, SpecFormulasRoundUp) {
   p.set("chat", {0.5, 1});
   EXPECT_EQ(p.charge("chat", 3), 3);         // ceil(1.5) + 1
   EXPECT_EQ(parser_base(10, 3), 4);          // ceil(13 / 4)
+  p.set_model_multiplier("big-model", 4.0);
+  EXPECT_EQ(p.charge("v1", 10, "big-model"), 40);
+  EXPECT_EQ(p.charge("v1", 10, "other"), 10);
+  EXPECT_EQ(p.charge("homework", 10, "big-model"), 100);  // 10 x 2.0 x 4.0 + 20
 }
 
 }  // namespace
