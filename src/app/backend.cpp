@@ -187,13 +187,18 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
   const AccountDeps account_deps{*s.auth, *s.accounts, *s.pool, s.log};
   add_account_routes(*s.router, account_deps);
   add_admin_routes(*s.router, account_deps);
-  add_convert_routes(*s.router, ConvertDeps{*s.accounts, s.pricing, *s.pool, s.log});
   auto manager = models::create_manager(s.config, s.log, s.metrics);
   if (!manager) return fail(manager.error());
   s.models = std::move(*manager);
   models::ModelRoutesDeps model_deps(*s.models, s.log, [&s] { return s.server->executor(); });
   model_deps.hooks = make_billing_hooks(*s.accounts, s.pricing, *s.pool, s.log);
   models::add_model_routes(*s.router, std::move(model_deps));
+  std::string repair_model = s.config.models.default_model;
+  if (auto t = s.config.tasks.find("convert"); t != s.config.tasks.end() && !t->second.model.empty()) {
+    repair_model = t->second.model;
+  }
+  add_convert_routes(*s.router, ConvertDeps{*s.accounts, s.pricing, *s.pool, s.log, *s.models, repair_model,
+                                            [&s] { return s.server->executor(); }});
 
   std::vector<http::Middleware> middlewares{
       http::request_id_middleware(),

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -149,6 +150,59 @@ TEST_F(ConvertApiTest, FiftyParallelSpendsWithBalanceForTenGiveExactlyTen) {
   EXPECT_EQ(ok.load(), 10);
   EXPECT_EQ(refused.load(), 40);
   EXPECT_EQ(tokens(token), 0);
+}
+
+TEST_F(ConvertApiTest, RepairWithoutAModelIs503AndCostsNothing) {
+  auto [token, id] = user("conv6");
+  auto r = call("POST", "/api/v1/tasks/convert",
+                json{{"source_format", "json"}, {"target_format", "yaml"}, {"content", "{\"a\": 1,,}"},
+                     {"options", {{"repair", true}}}}.dump(), token);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "model_unavailable");
+  EXPECT_EQ(tokens(token), 1000);
+}
+
+// The repair path with a real runner on a generated model: whatever the
+// (random-weight) model says is forced to a JSON object by the grammar and
+// written by the exact writer, and the call is charged from its usage.
+TEST(ConvertRepair, BrokenInputIsRecoveredByTheModelAndCharged) {
+  TempDir dir;
+  std::filesystem::create_directories(dir / "models");
+  Process gen({kBinary, "dev", "make-test-model", "--arch", "qwen2", "--out", (dir / "models/tiny.gguf").string()},
+              dir.path(), dir / "gen.log");
+  ASSERT_EQ(gen.wait(std::chrono::seconds(120)), 0) << gen.log();
+  const int base_port = free_port();
+  LlmdServe server(kBinary,
+                   "auth: { bcrypt_cost: 10, initial_tokens: 5000 }\nlimits: { ip_rpm: 0, user_rpm: 0 }\n"
+                   "models: { dir: " + (dir / "models").string() + ", port_range: \"" + std::to_string(base_port) + "-" +
+                       std::to_string(base_port + 20) +
+                       "\", list: [ { name: tiny, file: tiny.gguf, ctx: 4096, parallel: 1, threads: 1 } ] }\n"
+                       "tasks: { convert: { model: tiny } }\n");
+  ASSERT_TRUE(server.started()) << server.log();
+  auto reg = http_request(server.port(), "POST", "/api/v1/auth/register",
+                          json{{"username", "fixer"}, {"password", "password-fixer"}, {"email", "f@s.cn"}}.dump());
+  const std::string token = json::parse(reg->body)["token"];
+  const std::map<std::string, std::string> auth{{"Authorization", "Bearer " + token}};
+
+  // Input that parses needs no model: method "parser".
+  auto good = http_request(server.port(), "POST", "/api/v1/tasks/convert",
+                           json{{"source_format", "json"}, {"target_format", "json"}, {"content", "{\"a\": 1}"},
+                                {"options", {{"repair", true}}}}.dump(), auth);
+  ASSERT_EQ(good->status, 200) << good->body;
+  EXPECT_EQ(json::parse(good->body)["method"], "parser");
+  const int before = json::parse(good->body)["remaining_tokens"];
+
+  auto r = http_request(server.port(), "POST", "/api/v1/tasks/convert",
+                        json{{"source_format", "json"}, {"target_format", "json"},
+                             {"content", "{\"name\": \"小明\", \"age\": 12,,"}, {"options", {{"repair", true}}}}.dump(),
+                        auth);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto j = json::parse(r->body);
+  EXPECT_EQ(j["method"], "model");
+  EXPECT_TRUE(json::parse(j["converted_content"].get<std::string>()).is_object()) << j["converted_content"];
+  const int charged = j["tokens_consumed"];
+  EXPECT_GT(charged, 5);  // at least the fixed part of base x 1.2 + 5
+  EXPECT_EQ(j["remaining_tokens"], before - charged);
 }
 
 TEST(ConvertCli, StdinToStdoutAndExitCodes) {
