@@ -29,6 +29,16 @@ Result<std::int64_t> query_int(const RequestContext& ctx, const char* name, std:
   return *n;
 }
 
+// Applies `change` to user `id`, then returns the user as the API shows it.
+// Blocking: call on the worker pool.
+template <typename F>
+Result<nlohmann::json> change_user(auth::UserStore& users, std::int64_t id, F change) {
+  LLMD_TRY(change());
+  auto user = users.by_id(id);
+  if (!user) return std::unexpected(user.error());
+  return user_json(*user);
+}
+
 Result<std::int64_t> user_id_param(const RequestContext& ctx) {
   auto id = text::parse_int(ctx.param("id"));
   if (!id || *id <= 0) return fail(ErrorCode::kNotFound, "no such user", "user_not_found");
@@ -78,12 +88,8 @@ void add_admin_routes(http::Router& router, AccountDeps d) {
       co_return error(ctx, Error(ErrorCode::kInvalidArgument, "reason must be 1-200 characters", "invalid_field"));
     }
     const std::string ledger_reason = "admin " + who->username + ": " + *reason;
-    auto result = co_await d.pool.run([&]() -> Result<nlohmann::json> {
-      auto adjusted = d.accounts.adjust(*id, *amount, ledger_reason, ctx.request_id);
-      if (!adjusted) return std::unexpected(adjusted.error());
-      auto user = d.auth.users().by_id(*id);
-      if (!user) return std::unexpected(user.error());
-      return user_json(*user);
+    auto result = co_await d.pool.run([&] {
+      return change_user(d.auth.users(), *id, [&] { return d.accounts.adjust(*id, *amount, ledger_reason, ctx.request_id); });
     });
     if (!result) co_return error(ctx, result.error());
     d.log.info("tokens adjusted", {{"request_id", ctx.request_id}, {"admin", who->user_id}, {"user_id", *id},
@@ -106,12 +112,8 @@ void add_admin_routes(http::Router& router, AccountDeps d) {
     if (*id == who->user_id) {
       co_return error(ctx, Error(ErrorCode::kPermissionDenied, "you cannot change your own role", "forbidden"));
     }
-    auto result = co_await d.pool.run([&]() -> Result<nlohmann::json> {
-      LLMD_TRY(d.auth.users().set_role(*id, *role));
-      auto user = d.auth.users().by_id(*id);
-      if (!user) return std::unexpected(user.error());
-      return user_json(*user);
-    });
+    auto result = co_await d.pool.run(
+        [&] { return change_user(d.auth.users(), *id, [&] { return d.auth.users().set_role(*id, *role); }); });
     if (!result) co_return error(ctx, result.error());
     co_return Response::json(200, {{"user", *result}});
   });
@@ -131,12 +133,8 @@ void add_admin_routes(http::Router& router, AccountDeps d) {
     if (*id == who->user_id) {
       co_return error(ctx, Error(ErrorCode::kPermissionDenied, "you cannot disable yourself", "forbidden"));
     }
-    auto result = co_await d.pool.run([&]() -> Result<nlohmann::json> {
-      LLMD_TRY(d.auth.users().set_disabled(*id, disabled));
-      auto user = d.auth.users().by_id(*id);
-      if (!user) return std::unexpected(user.error());
-      return user_json(*user);
-    });
+    auto result = co_await d.pool.run(
+        [&] { return change_user(d.auth.users(), *id, [&] { return d.auth.users().set_disabled(*id, disabled); }); });
     if (!result) co_return error(ctx, result.error());
     co_return Response::json(200, {{"user", *result}});
   });

@@ -1,5 +1,6 @@
 // `llmd models list | inspect F.gguf`: the model catalog and GGUF metadata,
-// as a table or --json. (`pull` is not implemented yet.)
+// as a table or --json. `pull` (resumable download) is still open work of
+// issue 4 and is not offered as a subcommand.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
