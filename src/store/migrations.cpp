@@ -137,6 +137,72 @@ CREATE TABLE IF NOT EXISTS usage_records (
   INDEX usage_time (created_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 )"},
+
+      // Long-running tasks (subtitle jobs) and uploaded files. A job keeps
+      // its input and its resume state as JSON text, so a restarted backend
+      // continues from the last finished step. Ids are random strings
+      // (never guessable sequence numbers); every lookup is by id AND owner.
+      {3, "jobs and uploads",
+       R"(CREATE TABLE jobs (
+  id TEXT PRIMARY KEY,
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  kind TEXT NOT NULL,
+  status TEXT NOT NULL,
+  progress_done INTEGER NOT NULL DEFAULT 0,
+  progress_total INTEGER NOT NULL DEFAULT 0,
+  input TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT '',
+  result_path TEXT NOT NULL DEFAULT '',
+  error TEXT NOT NULL DEFAULT '',
+  reservation_id INTEGER NOT NULL DEFAULT 0,
+  tokens_charged INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL);
+CREATE INDEX jobs_user ON jobs(user_id, created_at);
+CREATE INDEX jobs_status ON jobs(status);
+CREATE TABLE uploads (
+  id TEXT PRIMARY KEY,
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  path TEXT NOT NULL,
+  original_name TEXT NOT NULL DEFAULT '',
+  content_type TEXT NOT NULL DEFAULT '',
+  size INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  created_at INTEGER NOT NULL);
+CREATE INDEX uploads_user ON uploads(user_id, created_at);
+)",
+       R"(CREATE TABLE IF NOT EXISTS jobs (
+  id VARCHAR(64) PRIMARY KEY,
+  user_id BIGINT NOT NULL,
+  kind VARCHAR(32) NOT NULL,
+  status VARCHAR(16) NOT NULL,
+  progress_done BIGINT NOT NULL DEFAULT 0,
+  progress_total BIGINT NOT NULL DEFAULT 0,
+  input MEDIUMTEXT NOT NULL,
+  state MEDIUMTEXT NOT NULL DEFAULT '',
+  result_path VARCHAR(1024) NOT NULL DEFAULT '',
+  error TEXT NOT NULL DEFAULT '',
+  reservation_id BIGINT NOT NULL DEFAULT 0,
+  tokens_charged BIGINT NOT NULL DEFAULT 0,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  INDEX jobs_user (user_id, created_at),
+  INDEX jobs_status (status),
+  FOREIGN KEY (user_id) REFERENCES users(id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE TABLE IF NOT EXISTS uploads (
+  id VARCHAR(64) PRIMARY KEY,
+  user_id BIGINT NOT NULL,
+  path VARCHAR(1024) NOT NULL,
+  original_name VARCHAR(255) NOT NULL DEFAULT '',
+  content_type VARCHAR(128) NOT NULL DEFAULT '',
+  size BIGINT NOT NULL,
+  sha256 CHAR(64) NOT NULL,
+  created_at BIGINT NOT NULL,
+  INDEX uploads_user (user_id, created_at),
+  FOREIGN KEY (user_id) REFERENCES users(id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+)"},
   };
   return kMigrations;
 }

@@ -17,6 +17,7 @@
 #include "support/http.h"
 #include "support/llmd_serve.h"
 #include "support/process.h"
+#include "support/test_model.h"
 #include "support/test_support.h"
 
 namespace llmd::testing {
@@ -27,19 +28,7 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 constexpr const char* kBinary = LLMD_BINARY;
 
-// The same cached model the runner tests use (deterministic from the seed).
-fs::path test_model() {
-  const fs::path dir = fs::path(LLMD_BINARY_DIR) / "test-models";
-  const fs::path out = dir / "runner-tiny-qwen2.gguf";
-  if (fs::exists(out)) return out;
-  fs::create_directories(dir);
-  const fs::path tmp = dir / ("tmp-" + std::to_string(::getpid()) + "-qwen2.gguf");
-  Process gen({kBinary, "dev", "make-test-model", "--arch", "qwen2", "--seed", "7", "--out", tmp.string()}, dir,
-              dir / ("gen-" + std::to_string(::getpid()) + ".log"));
-  EXPECT_EQ(gen.wait(120s), 0) << gen.log();
-  fs::rename(tmp, out);
-  return out;
-}
+fs::path test_model() { return tiny_test_model(kBinary); }
 
 // A models directory with the tiny model under the given names (symlinks).
 std::string models_dir(const TempDir& dir, const std::vector<std::string>& names) {
