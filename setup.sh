@@ -19,7 +19,7 @@ BUILD_PACKAGES=(
   build-essential cmake pkg-config ccache git ca-certificates curl
   libboost1.81-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libcli11-dev
   libsqlite3-dev libssl-dev libpugixml-dev libtomlplusplus-dev
-  libmariadb-dev libhiredis-dev
+  libmariadb-dev libhiredis-dev libcurl4-openssl-dev
 )
 # Only needed for the test suite and benchmarks.
 TEST_PACKAGES=(

@@ -1,8 +1,9 @@
-// `llmd models list | inspect F.gguf`: the model catalog and GGUF metadata,
-// as a table or --json. `pull` (resumable download) is still open work of
-// issue 4 and is not offered as a subcommand.
+// `llmd models list | inspect F.gguf | pull URL`: the model catalog and GGUF
+// metadata (a table or --json), and a resumable, checked download.
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -12,6 +13,7 @@
 #include "app/commands.h"
 #include "app/config.h"
 #include "models/catalog.h"
+#include "models/download.h"
 
 namespace llmd::app {
 namespace {
@@ -66,10 +68,33 @@ void print_table(const std::vector<models::CatalogModel>& list) {
   }
 }
 
+// A one-line progress bar on a terminal (redrawn at most 10 times a second).
+class ProgressBar {
+ public:
+  void operator()(std::uint64_t done, std::uint64_t total) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::milliseconds(100) && done != total) return;
+    last_ = now;
+    if (total > 0) {
+      const int width = 30;
+      const int filled = static_cast<int>(static_cast<double>(done) / static_cast<double>(total) * width);
+      std::fprintf(stderr, "\r  [%-*s] %5.1f%%  %s / %s ", width, std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                   100.0 * static_cast<double>(done) / static_cast<double>(total), human_size(done).c_str(),
+                   human_size(total).c_str());
+    } else {
+      std::fprintf(stderr, "\r  %s ", human_size(done).c_str());
+    }
+    std::fflush(stderr);
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_{};
+};
+
 }  // namespace
 
 void add_models_command(CLI::App& root, CommandRunner& run) {
-  auto* cmd = root.add_subcommand("models", "Show the model catalog, read GGUF metadata");
+  auto* cmd = root.add_subcommand("models", "Show the model catalog, read GGUF metadata, download models");
   cmd->require_subcommand(1);
 
   auto* list = cmd->add_subcommand("list", "Models from the config and the models directory");
@@ -114,6 +139,49 @@ void add_models_command(CLI::App& root, CommandRunner& run) {
         }
       }
       return m.error.empty() ? 0 : 1;
+    };
+  });
+
+  auto* pull = cmd->add_subcommand("pull", "Download a GGUF model into models.dir (resumable, sha256-checked)");
+  struct PullArgs {
+    std::string url, sha256, name, dir, config;
+    bool allow_private = false;
+  };
+  auto args = std::make_shared<PullArgs>();
+  pull->add_option("url", args->url, "http(s) URL of the .gguf file")->required();
+  pull->add_option("--sha256", args->sha256, "Expected sha256 (hex); the download is deleted on mismatch");
+  pull->add_option("--name", args->name, "File name to save as (default: from the URL)");
+  pull->add_option("--dir", args->dir, "Directory to save into (default: models.dir)");
+  pull->add_option("-c,--config", args->config, "Config file (llmd.yaml)");
+  pull->add_flag("--allow-private-redirects", args->allow_private,
+                 "Follow redirects to LAN/loopback addresses (models.allow_private_redirects)");
+  pull->callback([&run, args] {
+    run = [args]() -> int {
+      auto cfg = load_config_file(args->config);
+      if (!cfg) {
+        std::fprintf(stderr, "llmd: %s\n", cfg.error().message.c_str());
+        return 2;
+      }
+      models::DownloadOptions o;
+      o.url = args->url;
+      o.dir = args->dir.empty() ? cfg->config.models.dir : args->dir;
+      o.file_name = args->name;
+      o.sha256 = args->sha256;
+      o.allow_private_redirects = args->allow_private || cfg->config.models.allow_private_redirects;
+      const bool tty = ::isatty(STDERR_FILENO) == 1;
+      ProgressBar bar;
+      if (tty) o.on_progress = [&bar](std::uint64_t done, std::uint64_t total) { bar(done, total); };
+      auto result = models::download_model(o);
+      if (tty) std::fprintf(stderr, "\n");
+      if (!result) {
+        std::fprintf(stderr, "llmd: models pull: %s\n", result.error().message.c_str());
+        return result.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
+      }
+      std::printf("saved %s (%s, sha256 %s%s)\n", result->path.c_str(), human_size(result->size).c_str(),
+                  result->sha256.c_str(),
+                  result->resumed_from > 0 ? (", resumed at " + std::to_string(result->resumed_from) + " bytes").c_str()
+                                           : "");
+      return 0;
     };
   });
 }

@@ -33,7 +33,7 @@ const std::vector<SectionSpec>& sections() {
       {"auth", {{"jwt_secret"}, {"jwt_ttl"}, {"register_open"}, {"initial_tokens"}, {"bcrypt_cost"}}},
       {"limits", {{"user_rpm"}, {"ip_rpm"}, {"login_attempts"}, {"login_window_seconds"}}},
       {"models",
-       {{"dir"}, {"port_range"}, {"idle_unload_seconds"}, {"max_loaded"}, {"default_model"}, {"list"}}},
+       {{"dir"}, {"port_range"}, {"idle_unload_seconds"}, {"max_loaded"}, {"default_model"}, {"allow_private_redirects"}, {"list"}}},
       {"balancer", {{"strategy"}, {"health_interval"}, {"fail_threshold"}, {"cooldown"}}},
       {"logging", {{"level"}, {"format"}, {"file"}}},
       {"uploads", {{"dir"}, {"max_bytes"}, {"media_roots", true}}},
@@ -258,6 +258,7 @@ Result<void> parse_models(const YAML::Node& root, Config& c, std::vector<std::st
   LLMD_TRY(r.integer("idle_unload_seconds", m.idle_unload_seconds, 0, 86400 * 365));
   LLMD_TRY(r.integer("max_loaded", m.max_loaded, 1, 64));
   LLMD_TRY(r.string("default_model", m.default_model));
+  LLMD_TRY(r.boolean("allow_private_redirects", m.allow_private_redirects));
   auto list = (*node)["list"];
   if (list && !list.IsNull()) {
     if (!list.IsSequence()) return r.bad("list", "expected a list of models");

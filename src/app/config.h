@@ -75,6 +75,7 @@ struct ModelsConfig {
   int idle_unload_seconds = 600;
   int max_loaded = 2;
   std::string default_model;
+  bool allow_private_redirects = false;  // `models pull`: may a redirect lead to a LAN/loopback address?
   std::vector<ModelEntry> list;
 };
 

@@ -1,0 +1,60 @@
+// `llmd models pull URL`: downloads a GGUF file into the models directory.
+//
+// * http(s) only; at most 5 redirects, each followed by hand so every hop is
+//   checked. The URL the operator typed may point anywhere (a LAN mirror is
+//   normal), but a redirect may not lead to a private, loopback or
+//   link-local address unless `allow_private_redirects` — checked on the
+//   address actually connected to, so DNS tricks do not get around it.
+// * Resumable: bytes go to `<name>.part` next to a small `<name>.part.json`
+//   (URL, ETag, Last-Modified). A second run continues with a Range request
+//   guarded by If-Range; a server that changed the file answers 200 and the
+//   download starts over.
+// * The sha256 is computed over the whole file (a resumed part is hashed
+//   first); a mismatch deletes the part and is an error. The finished file
+//   is fsync'ed and renamed into place atomically; an existing model file is
+//   never overwritten.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "core/error.h"
+
+namespace llmd::models {
+
+struct DownloadOptions {
+  std::string url;
+  std::filesystem::path dir;          // models.dir
+  std::string file_name;              // empty = last path segment of the URL (must end in .gguf)
+  std::string sha256;                 // expected, lower- or upper-case hex; empty = not checked
+  bool allow_private_redirects = false;
+  std::chrono::seconds connect_timeout{30};
+  std::chrono::seconds stall_timeout{60};  // abort when no byte arrives for this long
+  // Called as bytes arrive (done includes a resumed part; total 0 = unknown).
+  std::function<void(std::uint64_t done, std::uint64_t total)> on_progress;
+};
+
+struct DownloadResult {
+  std::filesystem::path path;
+  std::uint64_t size = 0;
+  std::string sha256;                 // lower-case hex of the whole file
+  std::uint64_t resumed_from = 0;     // bytes kept from an earlier run
+};
+
+// Errors: kInvalidArgument (bad URL, scheme, file name, sha256 syntax),
+// kConflict (the model file exists), kPermissionDenied (redirect to a private
+// address), kUnavailable (network, HTTP error, interrupted: run again to
+// resume), kUnprocessable (sha256 mismatch).
+Result<DownloadResult> download_model(const DownloadOptions& options);
+
+// The file name a URL would be saved as (validated), e.g. for messages.
+Result<std::string> file_name_from_url(const std::string& url);
+
+// True for loopback, private (RFC 1918 / ULA), link-local, CGNAT and
+// unspecified addresses, IPv4-mapped IPv6 included. `sockaddr` bytes.
+bool is_private_address(const void* sockaddr, std::size_t length);
+
+}  // namespace llmd::models
