@@ -64,6 +64,16 @@ ensure_engine() {
   fi
 }
 
+# Node packages the test suite drives llmd with (the official OpenAI client).
+ensure_test_clients() {
+  ensure_node
+  local dir=tests/clients/openai-node
+  if [[ ! -f "$dir/node_modules/openai/package.json" ]]; then
+    log "installing test client packages (npm ci in $dir)"
+    (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+}
+
 configure_and_build() {  # $1 = build dir, rest = cmake flags
   local dir="$1"
   shift
@@ -97,6 +107,7 @@ case "$cmd" in
   test)
     ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
     ensure_engine
+    ensure_test_clients
     configure_and_build build/debug -DCMAKE_BUILD_TYPE=Debug -DLLMD_SANITIZE=ON -DLLMD_BUILD_BENCH=OFF
     log "running tests"
     export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"

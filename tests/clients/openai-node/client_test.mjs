@@ -1,0 +1,196 @@
+// The official OpenAI Node client, unchanged, against `llmd serve`.
+// Started by tests/integration/openai_client_test.cpp with:
+//   LLMD_BASE_URL  http://127.0.0.1:PORT/v1
+//   LLMD_API_KEY   an sk-... key of a user with tokens
+//   LLMD_MODEL     a chat model served by a real runner
+//   LLMD_EMBED_MODEL  a model served by a runner started with --embeddings
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+
+const baseURL = process.env.LLMD_BASE_URL;
+const apiKey = process.env.LLMD_API_KEY;
+const model = process.env.LLMD_MODEL;
+const embedModel = process.env.LLMD_EMBED_MODEL;
+assert.ok(baseURL && apiKey && model && embedModel, 'LLMD_BASE_URL, LLMD_API_KEY, LLMD_MODEL, LLMD_EMBED_MODEL must be set');
+
+const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 60_000 });
+
+test('models.list pages through the served models', async () => {
+  const ids = [];
+  for await (const m of client.models.list()) ids.push(m.id);
+  assert.ok(ids.includes(model), `models: ${ids.join(', ')}`);
+  assert.ok(ids.includes(embedModel), `models: ${ids.join(', ')}`);
+});
+
+test('chat.completions.create returns a message and usage', async () => {
+  const r = await client.chat.completions.create({
+    model,
+    messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: '你好' }],
+    max_tokens: 8,
+    temperature: 0.7,
+    top_p: 0.9,
+    seed: 42,
+  });
+  assert.equal(r.object, 'chat.completion');
+  assert.equal(r.choices.length, 1);
+  assert.equal(r.choices[0].message.role, 'assistant');
+  assert.equal(typeof r.choices[0].message.content, 'string');
+  assert.ok(['stop', 'length'].includes(r.choices[0].finish_reason));
+  assert.ok(r.usage.prompt_tokens > 0);
+  assert.ok(r.usage.completion_tokens > 0 && r.usage.completion_tokens <= 8);
+  assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens);
+});
+
+test('streaming with include_usage yields deltas and a final usage chunk', async () => {
+  const stream = await client.chat.completions.create({
+    model,
+    messages: [{ role: 'user', content: 'count' }],
+    max_tokens: 6,
+    seed: 7,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let text = '';
+  let usage = null;
+  let finish = null;
+  let chunks = 0;
+  for await (const chunk of stream) {
+    chunks++;
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    if (chunk.usage) usage = chunk.usage;
+    for (const c of chunk.choices) {
+      text += c.delta?.content ?? '';
+      if (c.finish_reason) finish = c.finish_reason;
+    }
+  }
+  assert.ok(chunks >= 2, `chunks: ${chunks}`);
+  assert.ok(finish, 'a finish_reason arrived');
+  assert.ok(usage, 'the usage chunk arrived');
+  assert.ok(usage.completion_tokens > 0 && usage.completion_tokens <= 6);
+  assert.equal(typeof text, 'string');
+});
+
+test('the stream helper (chat.completions.stream) assembles the final message', async () => {
+  const runner = client.chat.completions.stream({
+    model,
+    messages: [{ role: 'user', content: 'hi' }],
+    max_tokens: 5,
+    seed: 3,
+  });
+  const done = await runner.finalChatCompletion();
+  assert.equal(done.choices[0].message.role, 'assistant');
+  assert.equal(typeof done.choices[0].message.content, 'string');
+});
+
+test('aborting a stream mid-way leaves the server serving', async () => {
+  // The tiny model is fast and may finish before the abort lands; what must
+  // hold is that an abort never breaks the server or the next request.
+  const controller = new AbortController();
+  const stream = await client.chat.completions.create(
+    { model, messages: [{ role: 'user', content: 'long story' }], max_tokens: 400, stream: true },
+    { signal: controller.signal },
+  );
+  let got = 0;
+  let aborted = false;
+  try {
+    for await (const _chunk of stream) {
+      if (++got === 1) controller.abort();
+    }
+  } catch (e) {
+    assert.ok(e instanceof OpenAI.APIUserAbortError || e.name === 'AbortError', String(e));
+    aborted = true;
+  }
+  assert.ok(aborted || got >= 1);
+  for (let i = 0; i < 3; i++) {
+    const r = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'again' }], max_tokens: 2 });
+    assert.equal(typeof r.choices[0].message.content, 'string');
+  }
+});
+
+test('response_format json_schema gives JSON that matches the schema', async () => {
+  const r = await client.chat.completions.create({
+    model,
+    messages: [{ role: 'user', content: 'Give a name and an age.' }],
+    max_tokens: 60,
+    seed: 11,
+    response_format: {
+      type: 'json_schema',
+      json_schema: {
+        name: 'person',
+        strict: true,
+        schema: {
+          type: 'object',
+          properties: { name: { type: 'string', maxLength: 12 }, age: { type: 'integer' } },
+          required: ['name', 'age'],
+          additionalProperties: false,
+        },
+      },
+    },
+  });
+  const content = r.choices[0].message.content;
+  if (r.choices[0].finish_reason === 'stop') {
+    const obj = JSON.parse(content);
+    assert.deepEqual(Object.keys(obj).sort(), ['age', 'name']);
+    assert.equal(typeof obj.name, 'string');
+    assert.ok(Number.isInteger(obj.age));
+  } else {
+    // Cut by max_tokens: still a prefix of a valid document.
+    assert.ok(content.startsWith('{'), content);
+  }
+});
+
+test('response_format json_object gives a JSON object', async () => {
+  const r = await client.chat.completions.create({
+    model,
+    messages: [{ role: 'user', content: 'Reply in JSON.' }],
+    max_tokens: 40,
+    seed: 5,
+    response_format: { type: 'json_object' },
+  });
+  const content = r.choices[0].message.content;
+  assert.ok(content.trimStart().startsWith('{'), content);
+  if (r.choices[0].finish_reason === 'stop') assert.equal(typeof JSON.parse(content), 'object');
+});
+
+test('legacy completions.create works, streamed and not', async () => {
+  const r = await client.completions.create({ model, prompt: 'Once upon a time', max_tokens: 5, seed: 1 });
+  assert.equal(r.object, 'text_completion');
+  assert.equal(typeof r.choices[0].text, 'string');
+  assert.ok(r.usage.completion_tokens > 0);
+  const stream = await client.completions.create({ model, prompt: 'Hello', max_tokens: 4, stream: true });
+  let n = 0;
+  for await (const chunk of stream) {
+    assert.equal(typeof chunk.choices[0]?.text ?? '', 'string');
+    n++;
+  }
+  assert.ok(n >= 1);
+});
+
+test('embeddings.create returns one vector per input (float and base64)', async () => {
+  const r = await client.embeddings.create({ model: embedModel, input: ['你好', 'hello world'] });
+  assert.equal(r.data.length, 2);
+  const dim = r.data[0].embedding.length;
+  assert.ok(dim > 0);
+  assert.equal(r.data[1].embedding.length, dim);
+  assert.ok(r.data[0].embedding.every((x) => Number.isFinite(x)));
+  assert.ok(r.usage.prompt_tokens > 0);
+  // The client asks for base64 by default when no encoding_format is given
+  // and decodes it; an explicit float request must agree with it.
+  const f = await client.embeddings.create({ model: embedModel, input: '你好', encoding_format: 'float' });
+  assert.equal(f.data[0].embedding.length, dim);
+  for (let i = 0; i < dim; i++) assert.ok(Math.abs(f.data[0].embedding[i] - r.data[0].embedding[i]) < 1e-4);
+});
+
+test('errors arrive as the client library error classes', async () => {
+  await assert.rejects(
+    client.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] }),
+    (e) => e instanceof OpenAI.NotFoundError && e.status === 404,
+  );
+  await assert.rejects(
+    client.chat.completions.create({ model, messages: [{ role: 'user', content: 'x' }], temperature: 99 }),
+    (e) => e instanceof OpenAI.BadRequestError && e.status === 400,
+  );
+  const wrongKey = new OpenAI({ baseURL, apiKey: 'sk-not-a-real-key', maxRetries: 0 });
+  await assert.rejects(wrongKey.models.list(), (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
+});
