@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -146,9 +147,33 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     net::post(io, [self = shared_from_this()] { self->reconcile(); });
   }
 
+  // Adds models whose files appeared in models.dir (e.g. `llmd models pull`
+  // renaming a finished download into place) without a restart. Runs on the
+  // manager's own thread: the scan reads GGUF headers from disk.
+  std::filesystem::file_time_type dir_mtime{};
+
+  void rescan_if_changed() {
+    std::error_code ec;
+    const auto mtime = std::filesystem::last_write_time(options.models.dir, ec);
+    if (ec || mtime == dir_mtime) return;
+    dir_mtime = mtime;
+    rescan();
+  }
+
+  void rescan() {
+    auto found = scan_catalog(options.models);
+    std::lock_guard lock(mutex);
+    for (auto& c : found) {
+      if (models.contains(c.name)) continue;
+      const std::string name = c.name;
+      models.emplace(name, std::make_unique<ModelState>(std::move(c), strategy, policy));
+    }
+  }
+
   net::awaitable<void> supervise() {
     net::steady_timer timer(io);
     for (;;) {
+      rescan_if_changed();
       reconcile();
       timer.expires_after(options.tick);
       auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
@@ -748,15 +773,7 @@ net::awaitable<Result<Lease>> Manager::acquire(std::string name, std::chrono::mi
 const std::string& Manager::default_model() const { return core_->options.models.default_model; }
 std::uint64_t Manager::spawn_count() const { return core_->spawns.load(); }
 
-void Manager::rescan() {
-  auto found = scan_catalog(core_->options.models);
-  std::lock_guard lock(core_->mutex);
-  for (auto& c : found) {
-    if (core_->models.contains(c.name)) continue;
-    const std::string name = c.name;
-    core_->models.emplace(name, std::make_unique<ModelState>(std::move(c), core_->strategy, core_->policy));
-  }
-}
+void Manager::rescan() { core_->rescan(); }
 
 std::optional<std::uint64_t> read_mem_available() {
   std::ifstream in("/proc/meminfo");

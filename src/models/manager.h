@@ -146,6 +146,7 @@ class Manager {
   // Total processes spawned so far (tests, metrics).
   std::uint64_t spawn_count() const;
   // Re-reads models.dir and adds newly found files. Blocking (file I/O).
+  // The supervisor also does this by itself whenever models.dir changes.
   void rescan();
   // Stops every worker (SIGTERM, then SIGKILL after stop_grace), stops the
   // supervisor. Idempotent; blocks until the workers are gone.

@@ -117,6 +117,30 @@ int count_in(const std::string& text, const std::string& needle) {
   return n;
 }
 
+// A file that appears in models.dir while serve runs (what `llmd models
+// pull` does with its final rename) is listed and usable without a restart.
+TEST(Models, FileAddedToTheModelsDirectoryIsPickedUpWithoutARestart) {
+  TempDir dir;
+  const auto mdir = models_dir(dir, {});
+  LlmdServe serve(kBinary, models_yaml(mdir));
+  ASSERT_TRUE(serve.started()) << serve.log();
+  EXPECT_EQ(get_json(serve.port(), "/api/v1/models")["models"].size(), 0u);
+  fs::copy_file(test_model(), dir / "late.gguf.part");
+  fs::rename(dir / "late.gguf.part", fs::path(mdir) / "late.gguf");
+  json late;
+  const auto end = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < end) {
+    late = get_json(serve.port(), "/api/v1/models/late");
+    if (late.contains("status")) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(late["status"], "available") << late.dump();
+  EXPECT_EQ(late["arch"], "qwen2");
+  auto r = api(serve.port(), "POST", "/v1/chat/completions", chat_body(2, false, "late"));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200) << r->body;
+}
+
 TEST(Models, StartRunChatStopAndHostileFilesListedAsError) {
   TempDir dir;
   const auto mdir = models_dir(dir, {});
