@@ -1,4 +1,5 @@
 #include "store/mysql/mysql_database.h"
+#include "store/pooled_database.h"
 
 #include <errmsg.h>
 #include <mysql.h>
@@ -6,7 +7,6 @@
 
 #include <charconv>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
@@ -510,59 +510,29 @@ private:
   Clock::time_point last_used_{};
 };
 
-class MysqlDatabase final : public Database {
+// Connections beyond the first are created unconnected (outside the pool's
+// lock) and connect on first use.
+class MysqlDatabase final : public PooledDatabase {
 public:
-  MysqlDatabase(MysqlUrl url, int pool_size)
-      : url_(std::make_shared<const MysqlUrl>(std::move(url))),
-        pool_size_(pool_size < 1 ? 1 : pool_size) {}
+  MysqlDatabase(std::shared_ptr<const MysqlUrl> url, int pool_size)
+      : PooledDatabase(pool_size,
+                       [url]() -> Result<std::unique_ptr<Connection>> {
+                         return std::make_unique<MysqlConnection>(url);
+                       }),
+        url_(std::move(url)) {}
 
   Dialect dialect() const override { return Dialect::kMysql; }
 
+  // The first connection connects now, so a bad URL fails at start.
   Result<void> init() {
     auto first = std::make_unique<MysqlConnection>(url_);
     LLMD_TRY(first->connect());
-    idle_.push_back(std::move(first));
-    created_ = 1;
+    add_idle(std::move(first));
     return {};
-  }
-
-protected:
-  // New connections are created unconnected, outside the lock: they
-  // connect on first use.
-  Result<Lease> acquire() override {
-    std::unique_lock lock(mutex_);
-    if (!available_.wait_for(lock, std::chrono::seconds(30), [&] {
-          return !idle_.empty() || created_ < pool_size_;
-        })) {
-      // Not kBusyReason: retrying a transaction would only wait again.
-      return fail(ErrorCode::kUnavailable, "no database connection available",
-                  "database_pool_exhausted");
-    }
-    if (idle_.empty()) {
-      ++created_;
-      lock.unlock();
-      return Lease(this, std::make_unique<MysqlConnection>(url_));
-    }
-    auto c = std::move(idle_.back());
-    idle_.pop_back();
-    return Lease(this, std::move(c));
-  }
-
-  void release(std::unique_ptr<Connection> c) override {
-    {
-      std::lock_guard lock(mutex_);
-      idle_.push_back(std::move(c));
-    }
-    available_.notify_one();
   }
 
 private:
   std::shared_ptr<const MysqlUrl> url_;
-  const int pool_size_;
-  std::mutex mutex_;
-  std::condition_variable available_;
-  std::vector<std::unique_ptr<Connection>> idle_; // guarded by mutex_
-  int created_ = 0;                               // guarded by mutex_
 };
 
 std::optional<std::string> percent_decode(std::string_view s) {
@@ -664,7 +634,7 @@ Result<std::unique_ptr<Database>> open_mysql(const std::string &url,
   // mysql_init() initialises the library on first use, but not thread-safely.
   static std::once_flag library_once;
   std::call_once(library_once, [] { mysql_library_init(0, nullptr, nullptr); });
-  auto db = std::make_unique<MysqlDatabase>(std::move(*parsed), pool_size);
+  auto db = std::make_unique<MysqlDatabase>(std::make_shared<const MysqlUrl>(std::move(*parsed)), pool_size);
   if (auto r = db->init(); !r)
     return std::unexpected(r.error());
   return std::unique_ptr<Database>(std::move(db));

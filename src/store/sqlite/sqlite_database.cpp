@@ -1,9 +1,9 @@
 #include "store/sqlite/sqlite_database.h"
+#include "store/pooled_database.h"
 
 #include <sqlite3.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -124,50 +124,33 @@ class SqliteConnection final : public Connection {
   DbHandle db_;
 };
 
-class SqliteDatabase final : public Database {
+// Opens one connection: WAL lets readers proceed while one writer writes.
+Result<std::unique_ptr<Connection>> open_connection(const std::string& path) {
+  sqlite3* raw = nullptr;
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  DbHandle db(raw);
+  if (rc != SQLITE_OK) return std::unexpected(translate(rc));
+  sqlite3_busy_timeout(db.get(), 10000);
+  sqlite3_extended_result_codes(db.get(), 1);
+  auto conn = std::make_unique<SqliteConnection>(std::move(db));
+  LLMD_TRY(conn->exec_script("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"));
+  return std::unique_ptr<Connection>(std::move(conn));
+}
+
+class SqliteDatabase final : public PooledDatabase {
  public:
+  SqliteDatabase(const std::string& path, int pool_size)
+      : PooledDatabase(pool_size, [path] { return open_connection(path); }) {}
   Dialect dialect() const override { return Dialect::kSqlite; }
 
-  Result<void> init(const std::string& path, int pool_size) {
-    for (int i = 0; i < pool_size; ++i) {
-      sqlite3* raw = nullptr;
-      const int rc = sqlite3_open_v2(path.c_str(), &raw,
-                                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-      DbHandle db(raw);
-      if (rc != SQLITE_OK) return std::unexpected(translate(rc));
-      sqlite3_busy_timeout(db.get(), 10000);
-      sqlite3_extended_result_codes(db.get(), 1);
-      auto conn = std::make_unique<SqliteConnection>(std::move(db));
-      // WAL lets readers proceed while one writer writes.
-      LLMD_TRY(conn->exec_script("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"));
-      idle_.push_back(std::move(conn));
-    }
+  // The first connection is opened now, so a bad path fails at start.
+  Result<void> init(const std::string& path) {
+    auto first = open_connection(path);
+    if (!first) return std::unexpected(first.error());
+    add_idle(std::move(*first));
     return {};
   }
-
- protected:
-  Result<Lease> acquire() override {
-    std::unique_lock lock(mutex_);
-    if (!available_.wait_for(lock, std::chrono::seconds(30), [&] { return !idle_.empty(); })) {
-      return fail(ErrorCode::kUnavailable, "no database connection available", "database_busy");
-    }
-    auto c = std::move(idle_.back());
-    idle_.pop_back();
-    return Lease(this, std::move(c));
-  }
-
-  void release(std::unique_ptr<Connection> c) override {
-    {
-      std::lock_guard lock(mutex_);
-      idle_.push_back(std::move(c));
-    }
-    available_.notify_one();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable available_;
-  std::vector<std::unique_ptr<Connection>> idle_;  // guarded by mutex_
 };
 
 }  // namespace
@@ -179,8 +162,8 @@ Result<std::unique_ptr<Database>> open_sqlite(const std::string& path, int pool_
   std::error_code ec;
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  auto db = std::make_unique<SqliteDatabase>();
-  if (auto r = db->init(path, pool_size < 1 ? 1 : pool_size); !r) return std::unexpected(r.error());
+  auto db = std::make_unique<SqliteDatabase>(path, pool_size);
+  if (auto r = db->init(path); !r) return std::unexpected(r.error());
   return std::unique_ptr<Database>(std::move(db));
 }
 
