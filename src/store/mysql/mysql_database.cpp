@@ -1,5 +1,6 @@
 #include "store/mysql/mysql_database.h"
 #include "store/pooled_database.h"
+#include "store/service_url.h"
 
 #include <errmsg.h>
 #include <mysql.h>
@@ -535,24 +536,6 @@ private:
   std::shared_ptr<const MysqlUrl> url_;
 };
 
-std::optional<std::string> percent_decode(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out.push_back(s[i]);
-      continue;
-    }
-    unsigned int v = 0;
-    if (i + 2 >= s.size() ||
-        std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16).ptr !=
-            s.data() + i + 3) {
-      return std::nullopt;
-    }
-    out.push_back(static_cast<char>(v));
-    i += 2;
-  }
-  return out;
-}
 
 } // namespace
 
@@ -563,63 +546,21 @@ Result<MysqlUrl> parse_mysql_url(std::string_view url) {
                     " (expected mysql://user:password@host:port/db)",
                 "bad_config");
   };
-  constexpr std::string_view kScheme = "mysql://";
-  if (!url.starts_with(kScheme))
-    return bad("not a mysql:// URL");
-  std::string_view rest = url.substr(kScheme.size());
+  auto parts = parse_service_url(url, "mysql");
+  if (!parts)
+    return bad(parts.error().message);
   MysqlUrl out;
-  std::string_view query;
-  if (auto q = rest.find('?'); q != std::string_view::npos) {
-    query = rest.substr(q + 1);
-    rest = rest.substr(0, q);
-  }
-  std::string_view authority = rest, path;
-  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
-    authority = rest.substr(0, slash);
-    path = rest.substr(slash + 1);
-  }
-  if (auto at = authority.rfind('@'); at != std::string_view::npos) {
-    const std::string_view userinfo = authority.substr(0, at);
-    authority = authority.substr(at + 1);
-    const auto colon = userinfo.find(':');
-    auto user = percent_decode(userinfo.substr(0, colon));
-    auto password = percent_decode(
-        colon == std::string_view::npos ? "" : userinfo.substr(colon + 1));
-    if (!user || !password)
-      return bad("bad percent-encoding in the user or password");
-    out.user = std::move(*user);
-    out.password = std::move(*password);
-  }
-  if (auto colon = authority.rfind(':');
-      colon != std::string_view::npos &&
-      authority.find(']') == std::string_view::npos) {
-    auto port = text::parse_int(authority.substr(colon + 1));
-    if (!port || *port < 1 || *port > 65535)
-      return bad("bad port");
-    out.port = static_cast<unsigned int>(*port);
-    authority = authority.substr(0, colon);
-  }
-  if (!authority.empty())
-    out.host = std::string(authority);
-  auto db = percent_decode(path);
-  if (!db)
-    return bad("bad percent-encoding in the database name");
-  out.database = std::move(*db);
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{}
-                                          : query.substr(amp + 1);
-    const auto eq = pair.find('=');
-    const std::string_view key = pair.substr(0, eq);
-    auto value =
-        percent_decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
-    if (!value)
-      return bad("bad percent-encoding in a parameter");
-    if (key == "socket")
-      out.socket = std::move(*value);
-    else
-      return bad("unknown parameter '" + std::string(key) + "'");
+  out.user = std::move(parts->user);
+  out.password = std::move(parts->password);
+  if (!parts->host.empty())
+    out.host = std::move(parts->host);
+  if (parts->port)
+    out.port = static_cast<unsigned int>(*parts->port);
+  out.database = std::move(parts->path);
+  for (auto &[key, value] : parts->params) {
+    if (key != "socket")
+      return bad("unknown parameter '" + key + "'");
+    out.socket = std::move(value);
   }
   if (out.database.empty())
     return bad("no database name");

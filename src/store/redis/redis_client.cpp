@@ -1,4 +1,5 @@
 #include "store/redis/redis_client.h"
+#include "store/service_url.h"
 
 #include <hiredis/hiredis.h>
 #include <sys/time.h>
@@ -98,48 +99,27 @@ Result<RedisUrl> parse_redis_url(std::string_view url) {
                     " (expected redis://[:password@]host:port/db)",
                 "bad_config");
   };
-  constexpr std::string_view kScheme = "redis://";
-  if (!url.starts_with(kScheme))
-    return bad("not a redis:// URL");
-  std::string_view rest = url.substr(kScheme.size());
+  auto parts = parse_service_url(url, "redis");
+  if (!parts)
+    return bad(parts.error().message);
   RedisUrl out;
-  std::string_view query;
-  if (auto q = rest.find('?'); q != std::string_view::npos) {
-    query = rest.substr(q + 1);
-    rest = rest.substr(0, q);
-  }
-  std::string_view authority = rest, path;
-  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
-    authority = rest.substr(0, slash);
-    path = rest.substr(slash + 1);
-  }
-  if (auto at = authority.rfind('@'); at != std::string_view::npos) {
-    const std::string_view userinfo = authority.substr(0, at);
-    const auto colon = userinfo.find(':');
-    out.password = std::string(colon == std::string_view::npos
-                                   ? userinfo
-                                   : userinfo.substr(colon + 1));
-    authority = authority.substr(at + 1);
-  }
-  if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
-    auto port = text::parse_int(authority.substr(colon + 1));
-    if (!port || *port < 1 || *port > 65535)
-      return bad("bad port");
-    out.port = static_cast<int>(*port);
-    authority = authority.substr(0, colon);
-  }
-  if (!authority.empty())
-    out.host = std::string(authority);
-  if (!path.empty()) {
-    auto db = text::parse_int(path);
+  // redis://:password@host and the older redis://password@host
+  out.password = parts->has_password ? parts->password : parts->user;
+  if (!parts->host.empty())
+    out.host = parts->host;
+  if (parts->port)
+    out.port = *parts->port;
+  if (!parts->path.empty()) {
+    auto db = text::parse_int(parts->path);
     if (!db || *db < 0 || *db > 65535)
       return bad("bad database number");
     out.db = static_cast<int>(*db);
   }
-  if (query.starts_with("socket="))
-    out.socket = std::string(query.substr(7));
-  else if (!query.empty())
-    return bad("unknown parameter");
+  for (auto &[key, value] : parts->params) {
+    if (key != "socket")
+      return bad("unknown parameter");
+    out.socket = std::move(value);
+  }
   return out;
 }
 
