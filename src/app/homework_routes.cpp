@@ -1,0 +1,274 @@
+#include "app/homework_routes.h"
+
+#include <chrono>
+
+#include <nlohmann/json.hpp>
+
+#include "app/model_billing.h"
+#include "core/text.h"
+#include "http/client.h"
+#include "http/errors.h"
+#include "http/json_body.h"
+#include "models/proxy.h"
+#include "tasks/homework/arithmetic.h"
+#include "tasks/homework/grader.h"
+
+namespace llmd::app {
+namespace {
+
+using boost::asio::awaitable;
+using http::RequestContext;
+using http::Response;
+using nlohmann::json;
+
+constexpr std::size_t kMaxTextBytes = 4000;     // question, answer, reference answer
+constexpr std::size_t kMaxRubricBytes = 2000;
+constexpr std::size_t kMaxSubjectBytes = 64;
+constexpr std::int64_t kDefaultMaxTokens = 1024;
+constexpr std::int64_t kDefaultSeed = 42;
+
+Response error(const RequestContext& ctx, const Error& e) { return http::error_response(e, ctx.request_id); }
+
+struct HomeworkRequest {
+  homework::PromptInput prompt;
+  int samples = 1;
+  std::int64_t seed = kDefaultSeed;
+  std::int64_t max_tokens = kDefaultMaxTokens;
+  bool return_prompt = false;
+  bool brief = false;
+};
+
+Result<std::string> bounded_text(const json& body, const char* name, bool required, std::size_t max_bytes) {
+  auto v = http::string_field(body, name, required);
+  if (!v) return v;
+  if (v->size() > max_bytes) {
+    return fail(ErrorCode::kTooLarge, std::string(name) + " is longer than " + std::to_string(max_bytes) + " bytes",
+                "field_too_long");
+  }
+  return v;
+}
+
+Result<HomeworkRequest> parse_request(const json& body) {
+  HomeworkRequest r;
+  auto subject = bounded_text(body, "subject", true, kMaxSubjectBytes);
+  auto question = bounded_text(body, "question", true, kMaxTextBytes);
+  auto answer = bounded_text(body, "answer", true, kMaxTextBytes);
+  auto grade = http::string_field(body, "grade_level", true);
+  auto reference = bounded_text(body, "reference_answer", false, kMaxTextBytes);
+  auto rubric = bounded_text(body, "rubric", false, kMaxRubricBytes);
+  auto language = http::string_field(body, "language", false);
+  for (const auto* f : {&subject, &question, &answer, &grade, &reference, &rubric, &language}) {
+    if (!*f) return std::unexpected(f->error());
+  }
+  if (text::trim(*subject).empty()) return fail(ErrorCode::kInvalidArgument, "subject must not be empty", "invalid_field");
+  if (text::trim(*question).empty()) return fail(ErrorCode::kInvalidArgument, "question must not be empty", "invalid_field");
+  auto level = homework::parse_grade_level(*grade);
+  if (!level) {
+    return fail(ErrorCode::kInvalidArgument,
+                "grade_level must be one of 小学, 初中, 高中, 大学 (primary, middle, high, university)", "invalid_field");
+  }
+  auto lang = homework::parse_language(*language);
+  if (!lang) return fail(ErrorCode::kInvalidArgument, "language must be zh or en", "invalid_field");
+  r.prompt.subject = std::string(text::trim(*subject));
+  r.prompt.family = homework::subject_family(*subject);
+  r.prompt.grade = *level;
+  r.prompt.language = *lang;
+  r.prompt.question = std::move(*question);
+  r.prompt.answer = std::move(*answer);
+  r.prompt.reference_answer = std::string(text::trim(*reference));
+  r.prompt.rubric = std::string(text::trim(*rubric));
+  if (auto it = body.find("options"); it != body.end() && !it->is_null()) {
+    if (!it->is_object()) return fail(ErrorCode::kInvalidArgument, "options must be an object", "invalid_field");
+    for (const auto& [k, v] : it->items()) {
+      if (k == "samples") {
+        auto n = http::int_field(*it, "samples", false, 1, 1, homework::kMaxSamples);
+        if (!n) return fail(ErrorCode::kInvalidArgument, "options.samples must be an integer 1..5", "invalid_field");
+        r.samples = static_cast<int>(*n);
+      } else if (k == "seed") {
+        auto n = http::int_field(*it, "seed", false, kDefaultSeed, 0, 4'000'000'000LL);
+        if (!n) return fail(ErrorCode::kInvalidArgument, "options.seed must be an integer 0..4000000000", "invalid_field");
+        r.seed = *n;
+      } else if (k == "max_tokens") {
+        auto n = http::int_field(*it, "max_tokens", false, kDefaultMaxTokens, 64, 4096);
+        if (!n) return fail(ErrorCode::kInvalidArgument, "options.max_tokens must be an integer 64..4096", "invalid_field");
+        r.max_tokens = *n;
+      } else if (k == "return_prompt" || k == "brief") {
+        if (!v.is_boolean()) return fail(ErrorCode::kInvalidArgument, "options." + k + " must be a boolean", "invalid_field");
+        (k == "brief" ? r.brief : r.return_prompt) = v.get<bool>();
+      } else {
+        return fail(ErrorCode::kInvalidArgument, "unknown option \"" + k + "\"", "invalid_field");
+      }
+    }
+  }
+  return r;
+}
+
+// The chat request of one sample: the rendered prompt, the reply forced to
+// the grade schema, a seed per sample (and some temperature when sampling
+// several, so the samples can differ).
+std::string chat_request(const std::string& model, const homework::RenderedPrompt& p, const HomeworkRequest& req,
+                         int sample) {
+  json schema = homework::grade_schema(req.brief);
+  json body = {{"model", model},
+               {"temperature", req.samples > 1 ? 0.7 : 0.2},
+               {"max_tokens", req.max_tokens},
+               {"seed", req.seed + sample},
+               {"response_format",
+                {{"type", "json_schema"},
+                 {"json_schema", {{"name", "homework_grade"}, {"strict", true}, {"schema", std::move(schema)}}}}},
+               {"messages", {{{"role", "system"}, {"content", p.system}}, {{"role", "user"}, {"content", p.user}}}}};
+  return body.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// The reply text of a chat completion, or empty when there is none.
+std::string reply_content(const std::string& reply_body) {
+  const auto reply = json::parse(reply_body, nullptr, false);
+  if (!reply.is_object() || !reply.contains("choices") || !reply["choices"].is_array() || reply["choices"].empty()) {
+    return {};
+  }
+  const auto& message = reply["choices"][0]["message"];
+  if (!message.is_object() || !message.contains("content") || !message["content"].is_string()) return {};
+  return message["content"].get<std::string>();
+}
+
+json grade_json(const homework::Grade& g, const std::string& graded_by, std::int64_t consumed, std::int64_t remaining) {
+  json checks = json::array();
+  for (const auto& c : g.checks) checks.push_back(homework::check_json(c));
+  json out = {{"success", true},
+              {"score", g.score},
+              {"correct", g.correct},
+              {"feedback", g.feedback},
+              {"suggestions", g.suggestions},
+              {"checks", std::move(checks)},
+              {"graded_by", graded_by},
+              {"tokens_consumed", consumed},
+              {"remaining_tokens", remaining}};
+  if (g.sample_scores.size() > 1) {
+    out["samples"] = g.sample_scores;
+    out["confidence"] = g.confidence.value_or(0.0);
+  }
+  return out;
+}
+
+// The model path: reserve the worst case of all samples, call the model
+// once per sample, settle what the samples used (SPEC §5: base x 2.0 + 20).
+struct ModelGrader {
+  HomeworkDeps& d;
+  std::shared_ptr<http::HttpClient>& client;
+
+  awaitable<Response> operator()(RequestContext& ctx, const auth::Principal& who, const HomeworkRequest& req,
+                                 const homework::Check& check) {
+    if (!client) client = std::make_shared<http::HttpClient>(d.executor());
+    models::Proxy proxy(d.models, *client, d.log, std::chrono::seconds(120), std::chrono::seconds(300));
+    const homework::RenderedPrompt prompt = d.prompts->render(req.prompt);
+    const std::string first_body = chat_request(d.model, prompt, req, 0);
+    const std::int64_t per_sample = worst_case_prompt_tokens(first_body.size()) + req.max_tokens;
+    const std::int64_t worst = d.pricing.charge("homework", per_sample * req.samples, d.model);
+    const std::int64_t user_id = who.user_id;
+    const std::string request_id = ctx.request_id;
+    auto reservation = co_await d.pool.run([&] { return d.accounts.reserve(user_id, worst, request_id); });
+    if (!reservation) co_return error(ctx, reservation.error());
+
+    std::vector<homework::ModelGrade> grades;
+    models::CallUsage used;
+    std::string instance;
+    std::optional<Response> call_error;
+    std::optional<Error> reply_error;
+    for (int i = 0; i < req.samples; ++i) {
+      const std::string body = i == 0 ? first_body : chat_request(d.model, prompt, req, i);
+      models::ProxyResult reply = co_await proxy.call(ctx, d.model, "/v1/chat/completions", body);
+      used.prompt_tokens += reply.usage.prompt_tokens;
+      used.completion_tokens += reply.usage.completion_tokens;
+      instance = reply.instance;
+      if (!reply.ok) {
+        call_error = reply.response;
+        break;
+      }
+      auto grade = homework::parse_model_grade(reply_content(reply.response.body));
+      if (grade) {
+        grades.push_back(std::move(*grade));
+      } else {
+        reply_error = grade.error();
+      }
+    }
+
+    const std::int64_t base = used.prompt_tokens + used.completion_tokens;
+    const std::int64_t charge = base > 0 ? d.pricing.charge("homework", base, d.model) : 0;
+    std::optional<homework::Grade> grade;
+    std::string graded_by = "model";
+    if (!grades.empty()) {
+      grade = homework::combine(grades, check, req.prompt.language);
+    } else if (auto by_check = homework::grade_by_check(check, req.prompt.language)) {
+      grade = std::move(by_check);  // the model's replies were unusable; the exact check still decides
+      graded_by = "exact_check";
+    }
+    const int status = grade ? 200 : call_error ? call_error->status : 422;
+    const std::string route = ctx.route;
+    const auto elapsed_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - ctx.started).count();
+    auto settled = co_await d.pool.run([&]() -> Result<std::int64_t> {
+      auto left = d.accounts.settle(*reservation, {charge, "homework", request_id, "homework", d.model});
+      (void)d.accounts.record_usage({request_id, user_id, route, "homework", d.model, instance, used.prompt_tokens,
+                                     used.completion_tokens, left ? std::min(charge, reservation->amount) : 0, status,
+                                     elapsed_ms});
+      return left;
+    });
+    if (!grade) {
+      if (call_error) co_return *call_error;  // the gateway's error reply (503 + Retry-After, 504 ...)
+      co_return error(ctx, reply_error.value_or(Error(ErrorCode::kUnprocessable, "the model gave no grade",
+                                                      "model_reply_invalid")));
+    }
+    if (!settled) co_return error(ctx, settled.error());
+    json out = grade_json(*grade, graded_by, std::min(charge, reservation->amount), *settled);
+    if (req.return_prompt) out["prompt"] = {{"system", prompt.system}, {"user", prompt.user}, {"version", prompt.version}};
+    co_return Response::json(200, out);
+  }
+};
+
+}  // namespace
+
+void add_homework_routes(http::Router& router, HomeworkDeps d) {
+  auto client = std::make_shared<std::shared_ptr<http::HttpClient>>();
+  router.post("/api/v1/tasks/homework", [d, client](RequestContext& ctx) mutable -> awaitable<Response> {
+    ModelGrader model_grader{d, *client};
+    auto who = require_user(ctx);
+    if (!who) co_return error(ctx, who.error());
+    auto body = http::parse_json_object(ctx.request.body);
+    if (!body) co_return error(ctx, body.error());
+    auto req = parse_request(*body);
+    if (!req) co_return error(ctx, req.error());
+    const homework::Check check = homework::check_arithmetic(req->prompt.question, req->prompt.answer);
+    const std::int64_t user_id = who->user_id;
+
+    if (text::trim(req->prompt.answer).empty()) {  // nothing to grade: score 0, no model call, no charge
+      auto balance = co_await d.pool.run([&] { return d.accounts.balance(user_id); });
+      if (!balance) co_return error(ctx, balance.error());
+      const json out = grade_json(homework::grade_empty_answer(check, req->prompt.language), "rule", 0,
+                                  balance->available());
+      co_return Response::json(200, out);
+    }
+    if (!d.model.empty()) co_return co_await model_grader(ctx, *who, *req, check);
+
+    auto by_check = homework::grade_by_check(check, req->prompt.language);
+    if (!by_check) {
+      co_return error(ctx, Error(ErrorCode::kUnavailable,
+                                 "grading this question needs a model (tasks.homework.model or models.default_model)",
+                                 "model_unavailable")
+                               .with_retry_after(30));
+    }
+    const std::int64_t charge = d.pricing.charge("homework", 0);
+    const auto elapsed_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - ctx.started).count();
+    auto remaining = co_await d.pool.run([&]() -> Result<std::int64_t> {
+      auto left = d.accounts.spend(user_id, {charge, "homework (exact check)", ctx.request_id, "homework", ""});
+      (void)d.accounts.record_usage({ctx.request_id, user_id, ctx.route, "homework", "", "", 0, 0, left ? charge : 0,
+                                     left ? 200 : http::status_for(left.error().code), elapsed_ms});
+      return left;
+    });
+    if (!remaining) co_return error(ctx, remaining.error());
+    const json out = grade_json(*by_check, "exact_check", charge, *remaining);
+    co_return Response::json(200, out);
+  });
+}
+
+}  // namespace llmd::app

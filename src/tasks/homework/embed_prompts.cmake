@@ -1,0 +1,16 @@
+# Writes OUT: a header with the prompt template files in FILES (a |-separated list)
+# as string_view constants kPrompt_<stem with dots as underscores>, so the
+# binary works with no prompt files present. Run by the build (cmake -P).
+set(body "// Generated from share/prompts/homework by embed_prompts.cmake; do not edit.\n#pragma once\n\n#include <string_view>\n\nnamespace llmd::homework::embedded {\n")
+string(REPLACE "|" ";" FILES "${FILES}")
+foreach(f IN LISTS FILES)
+  get_filename_component(name "${f}" NAME_WLE)
+  string(REPLACE "." "_" name "${name}")
+  file(READ "${f}" hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "\\\\x\\1" escaped "${hex}")
+  string(APPEND body "inline constexpr std::string_view kPrompt_${name} = \"${escaped}\";\n")
+endforeach()
+string(APPEND body "}  // namespace llmd::homework::embedded\n")
+file(WRITE "${OUT}.tmp" "${body}")
+file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)
+file(REMOVE "${OUT}.tmp")
