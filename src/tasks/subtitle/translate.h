@@ -72,17 +72,36 @@ struct BatchResult {
 };
 
 // Translates one batch (retry / split / keep-source policy above) and
-// updates `context`. A ModelCall error of kPaymentRequired or kCancelled is
-// returned as an error (the job stops); other call errors count as a failed
-// attempt.
+// updates `context`. Cues with blank text are not sent. A ModelCall error
+// that retrying cannot fix is returned as the error and the job stops:
+// kPaymentRequired, kUnauthenticated, kPermissionDenied, kNotFound, or any
+// error whose reason is "cancelled" (there is no cancelled ErrorCode: a
+// cancelling caller returns e.g. Error(kUnavailable, "...", "cancelled")).
+// Other call errors and unusable replies count as a failed attempt: a
+// failed attempt of several lines is split in half (first half first), a
+// single line gets one more try. Lines that come back empty or identical to
+// a source with 4+ letters (unless source and target language are the
+// same) are retried once, together; what still fails keeps the source text,
+// is listed in kept_source and explained in `error`. Lines never shift:
+// every reply is matched to the indices it was asked for.
 boost::asio::awaitable<Result<BatchResult>> translate_batch(std::span<const Cue> cues, Context& context,
                                                              const TranslateOptions& options, const ModelCall& call);
 
 // The chat request for one batch (exposed for tests): response_format is a
-// json_schema whose "lines" array has minItems = maxItems = cues.size().
+// json_schema whose "lines" array has minItems = maxItems = cues.size()
+// (strings of 1..L characters, L from the longest source line), plus
+// "summary" (<= 400 chars) and "glossary" (<= 8 {source,target}); only
+// keywords src/grammar compiles to GBNF. max_tokens is
+// options.max_tokens_per_batch when set (set it to fit the model's
+// context), else the sum of each line's bound (3 x its characters + 20)
+// plus summary and glossary, at one token per character.
 nlohmann::json batch_request(std::span<const Cue> cues, const Context& context, const TranslateOptions& options);
 
-// Upper bound of tokens one batch may use (prompt + completion), for reservations.
+// Upper bound of tokens one batch may use (prompt + completion), for
+// reservations: prompt bytes (one token per byte at worst) plus chat
+// template overhead, plus the request's max_tokens when
+// max_tokens_per_batch is 0. Callers that set max_tokens_per_batch can use
+// estimate - batch_request(..)["max_tokens"] + their own value.
 std::int64_t estimate_batch_tokens(std::span<const Cue> cues, const Context& context);
 
 struct OutputOptions {
@@ -94,6 +113,10 @@ struct OutputOptions {
 };
 
 // The translated document: source timings, translated (or bilingual) text.
+// Each translation is wrapped at max_line_chars (0 = default_line_chars of
+// target_lang); in bilingual output the source keeps its own line breaks
+// and markup. A missing or blank translation leaves the source cue as it
+// was. The source's ASS header, styles and VTT ids/settings are kept.
 std::string render_translation(const Document& source, const std::vector<std::string>& translated,
                                const OutputOptions& options);
 
