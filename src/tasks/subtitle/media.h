@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/error.h"
@@ -38,9 +39,22 @@ Result<std::vector<Cue>> extract_subtitles(const std::filesystem::path& file, st
 // Errors: kNotFound "no_audio_stream", kInvalidArgument, kUnprocessable (too long).
 Result<std::string> audio_as_wav16k(const std::filesystem::path& file, double max_seconds = 4 * 3600);
 
+// What an FFmpeg subtitle codec carries, from its codec descriptor:
+// "subrip", "mov_text", "ass", "ssa", "webvtt" -> kText; "hdmv_pgs_subtitle",
+// "dvd_subtitle", "dvb_subtitle" -> kBitmap; anything else -> kNone.
+enum class SubtitleCodecKind { kNone, kText, kBitmap };
+SubtitleCodecKind subtitle_codec_kind(std::string_view codec_name);
+
+// The plain text of a decoded ASS event ("ReadOrder,Layer,Style,Name,
+// MarginL,MarginR,MarginV,Effect,Text", as FFmpeg's subtitle decoders emit):
+// override blocks ({\i1}) removed, \N and \n -> newline, \h -> space.
+std::string ass_dialogue_text(std::string_view dialogue);
+
 // Resolves `path` (symlinks followed) and accepts it only when it lies inside
-// one of `roots` (also resolved). Anything else -> kInvalidArgument
-// "path_not_allowed" without saying what exists.
+// one of `roots` (also resolved) and names a regular file. A relative path is
+// taken relative to each root in turn; any `..` component is refused.
+// Anything else -> kInvalidArgument "path_not_allowed" without saying what
+// exists. Only metadata is touched (realpath, stat), never file contents.
 Result<std::filesystem::path> resolve_media_path(const std::string& path, const std::vector<std::string>& roots);
 
 }  // namespace llmd::subtitle

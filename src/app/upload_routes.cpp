@@ -1,0 +1,104 @@
+#include "app/upload_routes.h"
+
+#include <nlohmann/json.hpp>
+
+#include "app/account_routes.h"
+#include "http/errors.h"
+
+namespace llmd::app {
+namespace {
+
+using boost::asio::awaitable;
+using http::RequestContext;
+using http::Response;
+
+constexpr const char* kUploadsPath = "/api/v1/uploads";
+
+Response error(const RequestContext& ctx, const Error& e) { return http::error_response(e, ctx.request_id); }
+
+nlohmann::json upload_json(const UploadRecord& r) {
+  nlohmann::json j;
+  j["upload_id"] = r.id;
+  j["name"] = r.original_name;
+  j["content_type"] = r.content_type;
+  j["size"] = r.size;
+  j["sha256"] = r.sha256;
+  j["created_at"] = r.created_at;
+  return j;
+}
+
+}  // namespace
+
+http::BodyPolicy upload_body_policy(std::filesystem::path spool_dir, std::uint64_t max_bytes) {
+  return [dir = std::move(spool_dir), max_bytes](const http::Request& head) -> Result<std::optional<http::SpoolPlan>> {
+    if (head.method != "POST" || head.path != kUploadsPath) return std::nullopt;
+    // Credentials are checked properly by the auth middleware once the body
+    // is in; this only keeps anonymous clients from filling the disk.
+    if (!head.headers.has("Authorization")) {
+      return fail(ErrorCode::kUnauthenticated, "authentication required (Authorization: Bearer <token or API key>)",
+                  "unauthenticated");
+    }
+    return http::SpoolPlan{dir, max_bytes};
+  };
+}
+
+void add_upload_routes(http::Router& router, UploadDeps deps) {
+  auto d = std::make_shared<UploadDeps>(std::move(deps));
+
+  router.post(kUploadsPath, [d](RequestContext& ctx) -> awaitable<Response> {
+    auto who = require_user(ctx);
+    if (!who) co_return error(ctx, who.error());
+    const auto& body = ctx.request.body_file;
+    if (!body)
+      co_return error(ctx,
+                      Error(ErrorCode::kInvalidArgument, "expected a multipart/form-data body", "invalid_multipart"));
+    const std::string content_type(ctx.request.headers.get("Content-Type").value_or(""));
+    const std::int64_t user_id = who->user_id;
+    auto saved = co_await d->pool.run([&] { return d->uploads.save_multipart(user_id, body->path(), content_type); });
+    if (!saved) co_return error(ctx, saved.error());
+    d->log.info(
+        "upload stored",
+        {{"request_id", ctx.request_id}, {"user_id", user_id}, {"upload_id", saved->id}, {"size", saved->size}});
+    nlohmann::json out = upload_json(*saved);
+    co_return Response::json(201, out);
+  });
+
+  router.get(kUploadsPath, [d](RequestContext& ctx) -> awaitable<Response> {
+    auto who = require_user(ctx);
+    if (!who) co_return error(ctx, who.error());
+    const std::int64_t user_id = who->user_id;
+    auto list = co_await d->pool.run([&] { return d->uploads.list(user_id); });
+    if (!list) co_return error(ctx, list.error());
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& r : *list) items.push_back(upload_json(r));
+    nlohmann::json out;
+    out["uploads"] = std::move(items);
+    co_return Response::json(200, out);
+  });
+
+  router.get(std::string(kUploadsPath) + "/{id}", [d](RequestContext& ctx) -> awaitable<Response> {
+    auto who = require_user(ctx);
+    if (!who) co_return error(ctx, who.error());
+    const std::int64_t user_id = who->user_id;
+    const std::string id = ctx.param("id");
+    auto rec = co_await d->pool.run([&] { return d->uploads.get(id, user_id); });
+    if (!rec) co_return error(ctx, rec.error());
+    nlohmann::json out = upload_json(*rec);
+    co_return Response::json(200, out);
+  });
+
+  router.del(std::string(kUploadsPath) + "/{id}", [d](RequestContext& ctx) -> awaitable<Response> {
+    auto who = require_user(ctx);
+    if (!who) co_return error(ctx, who.error());
+    const std::int64_t user_id = who->user_id;
+    const std::string id = ctx.param("id");
+    auto removed = co_await d->pool.run([&] { return d->uploads.remove(id, user_id); });
+    if (!removed) co_return error(ctx, removed.error());
+    nlohmann::json out;
+    out["deleted"] = true;
+    out["upload_id"] = id;
+    co_return Response::json(200, out);
+  });
+}
+
+}  // namespace llmd::app

@@ -1,0 +1,117 @@
+// UploadStore on a real SQLite database in a temporary directory.
+#include "app/upload_store.h"
+
+#include <gtest/gtest.h>
+
+#include "http/multipart.h"
+#include "support/test_support.h"
+
+namespace llmd::app {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(UploadNames, AreSanitisedToOneSafeComponent) {
+  EXPECT_EQ(sanitize_file_name("movie.mkv"), "movie.mkv");
+  EXPECT_EQ(sanitize_file_name("../../etc/passwd"), "passwd");
+  EXPECT_EQ(sanitize_file_name("C:\\Users\\me\\clip.mp4"), "clip.mp4");
+  EXPECT_EQ(sanitize_file_name("a\x01\nb\x7f.srt"), "ab.srt");
+  EXPECT_EQ(sanitize_file_name("bad\xff\xfe utf8.srt"), "bad utf8.srt");
+  EXPECT_EQ(sanitize_file_name(".."), "");
+  EXPECT_EQ(sanitize_file_name("  spaced  "), "spaced");
+  EXPECT_EQ(sanitize_file_name("字幕.ass"), "字幕.ass");
+  std::string long_cjk;
+  for (int i = 0; i < 200; ++i) long_cjk += "字";  // 3 bytes each
+  const auto cut = sanitize_file_name(long_cjk);
+  EXPECT_LE(cut.size(), 255u);
+  EXPECT_EQ(cut.size() % 3, 0u) << "cut inside a character";
+}
+
+class UploadStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto db = store::Database::open("sqlite:" + (dir_ / "t.db").string(), 2);
+    ASSERT_TRUE(db) << db.error().message;
+    db_ = std::move(*db);
+    ASSERT_TRUE(db_->migrate());
+    auto user = db_->with_connection<store::ExecResult>([](store::Connection& c) {
+      return c.exec(
+          "INSERT INTO users (username, email, password_hash, role, disabled, created_at) "
+          "VALUES ('u', 'u@x.org', 'x', 'user', 0, 0)");
+    });
+    ASSERT_TRUE(user) << user.error().message;
+    user_id_ = user->last_insert_id;
+    store_ = std::make_unique<UploadStore>(*db_, dir_ / "uploads");
+  }
+
+  fs::path body_file(const std::string& body) {
+    const auto p = dir_ / ("body-" + std::to_string(++n_));
+    testing::write_file(p, body);
+    return p;
+  }
+  std::size_t stored_files() {
+    std::size_t n = 0;
+    for (const auto& e : fs::recursive_directory_iterator(dir_ / "uploads")) n += e.is_regular_file() ? 1 : 0;
+    return n;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<store::Database> db_;
+  std::unique_ptr<UploadStore> store_;
+  std::int64_t user_id_ = 0;
+  int n_ = 0;
+};
+
+TEST_F(UploadStoreTest, SaveGetPathAndRemove) {
+  http::MultipartBuilder form;
+  form.add_field("ignored", "x");
+  form.add_file("file", "clip.MKV", "video/x-matroska", "abc");
+  const auto type = form.content_type();
+  auto saved = store_->save_multipart(user_id_, body_file(form.finish()), type);
+  ASSERT_TRUE(saved) << saved.error().message;
+  EXPECT_EQ(saved->size, 3);
+  EXPECT_EQ(saved->sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");  // sha256("abc")
+  EXPECT_EQ(saved->original_name, "clip.MKV");
+  auto path = store_->path_of(saved->id, user_id_);
+  ASSERT_TRUE(path);
+  EXPECT_EQ(testing::read_file(*path), "abc");
+  EXPECT_EQ(path->extension(), ".mkv");
+  EXPECT_EQ(path->parent_path(), store_->dir());
+  EXPECT_FALSE(store_->path_of(saved->id, user_id_ + 1));
+  EXPECT_EQ(store_->path_of("no-such-id", user_id_).error().code, ErrorCode::kNotFound);
+  ASSERT_TRUE(store_->remove(saved->id, user_id_));
+  EXPECT_FALSE(fs::exists(*path));
+  EXPECT_EQ(store_->remove(saved->id, user_id_).error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(UploadStoreTest, RefusedFormsLeaveNothing) {
+  http::MultipartBuilder two;
+  two.add_file("file", "a", "x/y", "1");
+  two.add_file("file", "b", "x/y", "2");
+  const auto type = two.content_type();
+  auto r = store_->save_multipart(user_id_, body_file(two.finish()), type);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().reason, "invalid_multipart");
+  http::MultipartBuilder none;
+  none.add_field("name", "x");
+  const auto type2 = none.content_type();
+  auto r2 = store_->save_multipart(user_id_, body_file(none.finish()), type2);
+  ASSERT_FALSE(r2);
+  EXPECT_EQ(r2.error().reason, "missing_file");
+  EXPECT_EQ(stored_files(), 0u);
+  auto list = store_->list(user_id_);
+  ASSERT_TRUE(list);
+  EXPECT_TRUE(list->empty());
+}
+
+TEST_F(UploadStoreTest, PartialFilesFromACrashAreRemoved) {
+  fs::create_directories(store_->spool_dir());
+  testing::write_file(store_->spool_dir() / ".incoming-abc.part", "x");
+  testing::write_file(store_->dir() / ".upload-abc.part", "y");
+  testing::write_file(store_->dir() / "kept.mp4", "z");
+  EXPECT_EQ(store_->remove_partial_files(), 2u);
+  EXPECT_EQ(stored_files(), 1u);
+}
+
+}  // namespace
+}  // namespace llmd::app
