@@ -1,0 +1,769 @@
+#include "app/subtitle_jobs.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <ctime>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <span>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "http/client.h"
+#include "http/context.h"
+#include "models/proxy.h"
+#include "tasks/subtitle/translate.h"
+
+namespace llmd::app {
+namespace {
+
+namespace net = boost::asio;
+namespace fs = std::filesystem;
+using boost::asio::awaitable;
+using nlohmann::json;
+
+constexpr const char* kKind = "subtitle";
+constexpr const char* kRoute = "/api/v1/tasks/subtitle";
+// A running job's owner touches it this often; a job untouched for
+// kStaleSeconds belongs to an instance that is gone and may be taken over.
+constexpr auto kHeartbeat = std::chrono::seconds(30);
+constexpr std::int64_t kStaleSeconds = 300;
+
+std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+// ---- what a job stores ------------------------------------------------------
+
+json spec_to_json(const SubtitleJobSpec& s) {
+  return {{"source_lang", s.source_lang},   {"target_lang", s.target_lang},
+          {"output_format", std::string(subtitle::format_name(s.output_format))},
+          {"bilingual", s.bilingual},       {"target_first", s.target_first},
+          {"max_line_chars", s.max_line_chars}, {"source", s.source},
+          {"source_name", s.source_name}};
+}
+
+SubtitleJobSpec spec_from_json(const json& j) {
+  SubtitleJobSpec s;
+  s.source_lang = j.value("source_lang", std::string("auto"));
+  s.target_lang = j.value("target_lang", std::string());
+  s.output_format = subtitle::parse_format(j.value("output_format", std::string("srt"))).value_or(subtitle::Format::kSrt);
+  s.bilingual = j.value("bilingual", false);
+  s.target_first = j.value("target_first", true);
+  s.max_line_chars = j.value("max_line_chars", 0);
+  s.source = j.value("source", std::string());
+  s.source_name = j.value("source_name", std::string());
+  return s;
+}
+
+json document_to_json(const subtitle::Document& doc) {
+  json cues = json::array();
+  for (const auto& c : doc.cues) {
+    cues.push_back(json::array({c.start_ms, c.end_ms, c.text, c.style, c.raw, c.id, c.ass_fields}));
+  }
+  return {{"format", std::string(subtitle::format_name(doc.source_format))},
+          {"ass_header", doc.ass_header},
+          {"cues", std::move(cues)}};
+}
+
+Result<subtitle::Document> document_from_json(const json& j) {
+  if (!j.is_object() || !j.contains("cues") || !j["cues"].is_array()) {
+    return fail(ErrorCode::kInternal, "the job's stored input is damaged", "job_damaged");
+  }
+  subtitle::Document doc;
+  doc.source_format = subtitle::parse_format(j.value("format", std::string("srt"))).value_or(subtitle::Format::kSrt);
+  doc.ass_header = j.value("ass_header", std::string());
+  try {
+    for (const auto& c : j["cues"]) {
+      subtitle::Cue cue;
+      cue.start_ms = c.at(0).get<std::int64_t>();
+      cue.end_ms = c.at(1).get<std::int64_t>();
+      cue.text = c.at(2).get<std::string>();
+      cue.style = c.at(3).get<std::string>();
+      cue.raw = c.at(4).get<std::string>();
+      cue.id = c.at(5).get<std::string>();
+      if (c.size() > 6) cue.ass_fields = c.at(6).get<std::string>();
+      doc.cues.push_back(std::move(cue));
+    }
+  } catch (const json::exception&) {
+    return fail(ErrorCode::kInternal, "the job's stored input is damaged", "job_damaged");
+  }
+  return doc;
+}
+
+// Where a job stands between batches (jobs.state).
+struct Progress {
+  std::size_t next_batch = 0;
+  std::vector<std::string> lines;      // translations of the cues of batches [0, next_batch)
+  std::vector<std::int64_t> kept_source;  // cue indices left in the source language
+  subtitle::Context context;
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+  std::int64_t model_calls = 0;
+  std::int64_t started_at = 0;
+  std::int64_t base() const { return prompt_tokens + completion_tokens; }
+};
+
+Progress progress_from_state(const json& s) {
+  Progress p;
+  p.next_batch = s.value("batch", std::size_t{0});
+  if (auto it = s.find("lines"); it != s.end() && it->is_array()) {
+    for (const auto& l : *it) p.lines.push_back(l.is_string() ? l.get<std::string>() : std::string());
+  }
+  if (auto it = s.find("kept_source"); it != s.end() && it->is_array()) {
+    for (const auto& k : *it) {
+      if (k.is_number_integer()) p.kept_source.push_back(k.get<std::int64_t>());
+    }
+  }
+  p.context = subtitle::Context::from_json(s.value("context", json::object()));
+  p.prompt_tokens = s.value("prompt_tokens", std::int64_t{0});
+  p.completion_tokens = s.value("completion_tokens", std::int64_t{0});
+  p.model_calls = s.value("model_calls", std::int64_t{0});
+  p.started_at = s.value("started_at", now_seconds());
+  return p;
+}
+
+void progress_to_state(const Progress& p, json& s) {
+  s["batch"] = p.next_batch;
+  s["lines"] = p.lines;
+  s["kept_source"] = p.kept_source;
+  s["context"] = p.context.to_json();
+  s["prompt_tokens"] = p.prompt_tokens;
+  s["completion_tokens"] = p.completion_tokens;
+  s["model_calls"] = p.model_calls;
+  s["started_at"] = p.started_at;
+}
+
+billing::Reservation reservation_from_state(const json& s, std::int64_t user_id, const std::string& job_id) {
+  billing::Reservation r;
+  if (auto it = s.find("reservation"); it != s.end() && it->is_object()) {
+    r.id = it->value("id", std::int64_t{0});
+    r.amount = it->value("amount", std::int64_t{0});
+  }
+  r.user_id = user_id;
+  r.request_id = job_id;
+  return r;
+}
+
+json reservation_json(const billing::Reservation& r) { return {{"id", r.id}, {"amount", r.amount}}; }
+
+std::int64_t cues_done(const std::vector<subtitle::Batch>& batches, std::size_t next_batch) {
+  std::int64_t n = 0;
+  for (std::size_t i = 0; i < next_batch && i < batches.size(); ++i) n += static_cast<std::int64_t>(batches[i].count);
+  return n;
+}
+
+// Writes `data` to a new random file in `dir` (temporary name, then rename).
+Result<std::string> write_result_file(const std::string& dir, const std::string& ext, const std::string& data) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return fail(ErrorCode::kUnavailable, "cannot create the results directory", "storage_error");
+  const fs::path final_path = fs::path(dir) / (jobs::new_job_id() + ext);
+  const fs::path tmp = fs::path(dir) / (".tmp-" + jobs::new_job_id());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(data.data(), static_cast<std::streamsize>(data.size()));
+    out.flush();
+    if (!out) {
+      fs::remove(tmp, ec);
+      return fail(ErrorCode::kUnavailable, "cannot write the result file", "storage_error");
+    }
+  }
+  fs::rename(tmp, final_path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    return fail(ErrorCode::kUnavailable, "cannot write the result file", "storage_error");
+  }
+  return final_path.string();
+}
+
+// A response stream nobody reads: model calls made for a job (not for a
+// client connection) go through the gateway with this.
+class NoClientStream final : public http::ResponseStream {
+ public:
+  awaitable<bool> begin(int, const http::Headers&) override { co_return false; }
+  awaitable<bool> write(std::string_view) override { co_return false; }
+  awaitable<void> end() override { co_return; }
+};
+
+// The request context of a job's model calls (request id = job id + call number).
+struct JobCallContext {
+  http::Request request;
+  NoClientStream stream;
+  http::Headers headers;
+  http::RequestContext ctx{request, stream, headers};
+};
+
+ErrorCode code_for_status(int status) {
+  switch (status) {
+    case 400: return ErrorCode::kInvalidArgument;
+    case 402: return ErrorCode::kPaymentRequired;
+    case 404: return ErrorCode::kNotFound;
+    case 429: return ErrorCode::kRateLimited;
+    case 504: return ErrorCode::kDeadlineExceeded;
+    default: return ErrorCode::kUnavailable;
+  }
+}
+
+}  // namespace
+
+// ---- the runner ---------------------------------------------------------------
+
+struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
+  explicit Impl(SubtitleJobsDeps deps) : d(std::move(deps)) {}
+
+  SubtitleJobsDeps d;
+  JobWatchBoard watches;
+  std::atomic<bool> stopping{false};
+
+  struct Pending {
+    std::string id;
+    bool resumed = false;  // taken up again after a restart: its reservation must be renewed
+  };
+
+  std::mutex mutex;
+  std::deque<Pending> queue;                                        // guarded by mutex
+  int running = 0;                                                  // guarded by mutex
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> active;  // job id -> cancel flag; guarded by mutex
+  std::shared_ptr<http::HttpClient> client;                         // set once in start()
+
+  std::int64_t price(std::int64_t base) const {
+    return base > 0 ? d.pricing.charge(kKind, base, d.model) : 0;
+  }
+
+  std::int64_t estimate_batches(const std::vector<subtitle::Cue>& cues, const std::vector<subtitle::Batch>& batches,
+                                std::size_t from, const subtitle::Context& context) const {
+    std::int64_t sum = 0;
+    for (std::size_t i = from; i < batches.size(); ++i) {
+      const auto batch = std::span<const subtitle::Cue>(cues).subspan(batches[i].first, batches[i].count);
+      std::int64_t tokens = subtitle::estimate_batch_tokens(batch, context);
+      if (d.config.max_tokens_per_batch > 0) {
+        // The estimate counts the default completion bound; the calls use the configured one.
+        const json request = subtitle::batch_request(batch, context, subtitle::TranslateOptions{});
+        tokens += d.config.max_tokens_per_batch - request.value("max_tokens", std::int64_t{0});
+      }
+      sum += std::max<std::int64_t>(tokens, 0);
+    }
+    return sum;
+  }
+
+  std::vector<subtitle::Batch> plan(const std::vector<subtitle::Cue>& cues) const {
+    return subtitle::plan_batches(cues, d.config.batch_min, d.config.batch_max);
+  }
+
+  void enqueue(Pending p) {
+    {
+      std::lock_guard lock(mutex);
+      if (stopping || running >= d.config.concurrency) {
+        queue.push_back(std::move(p));
+        return;
+      }
+      ++running;
+    }
+    spawn(std::move(p));
+  }
+
+  void spawn(Pending p) {
+    auto self = shared_from_this();
+    net::co_spawn(net::make_strand(d.executor()), run(self, std::move(p)), net::detached);
+  }
+
+  // One job ended here: the next queued one takes its place.
+  void finished_one() {
+    std::optional<Pending> next;
+    {
+      std::lock_guard lock(mutex);
+      if (!stopping && !queue.empty()) {
+        next = std::move(queue.front());
+        queue.pop_front();
+      } else {
+        --running;
+      }
+    }
+    if (next) spawn(std::move(*next));
+  }
+
+  static awaitable<void> run(std::shared_ptr<Impl> self, Pending p) {
+    auto flag = std::make_shared<std::atomic<bool>>(false);
+    {
+      std::lock_guard lock(self->mutex);
+      self->active[p.id] = flag;
+    }
+    try {
+      co_await self->run_job(p, *flag);
+    } catch (const std::exception& e) {
+      self->d.log.error("subtitle job crashed", {{"job_id", p.id}, {"error", e.what()}});
+    }
+    {
+      std::lock_guard lock(self->mutex);
+      self->active.erase(p.id);
+    }
+    self->watches.notify(p.id);
+    self->finished_one();
+  }
+
+  // Charges `base` for a job: settles its reservation (capped at it), or,
+  // when the reservation is gone (released by a restart or a stale sweep),
+  // spends directly as much of the charge as the balance allows.
+  Result<std::int64_t> charge(const billing::Reservation& r, std::int64_t base, const std::string& job_id) {
+    const std::int64_t amount = price(base);
+    const billing::Charge c{amount, "subtitle", job_id, kKind, d.model};
+    if (r.id != 0) {
+      auto left = d.accounts.settle(r, c);
+      if (left) return std::min(amount, r.amount);
+      if (left.error().code != ErrorCode::kConflict) return std::unexpected(left.error());
+    }
+    if (amount == 0) return 0;
+    auto b = d.accounts.balance(r.user_id);
+    if (!b) return std::unexpected(b.error());
+    std::int64_t capped = std::min(amount, b->available());
+    if (r.amount > 0) capped = std::min(capped, r.amount);
+    if (capped <= 0) return 0;
+    billing::Charge direct = c;
+    direct.amount = capped;
+    auto spent = d.accounts.spend(r.user_id, direct);
+    if (!spent) return std::unexpected(spent.error());
+    return capped;
+  }
+
+  void record_usage(const jobs::Job& job, const Progress& p, std::int64_t charged, int status,
+                    const std::string& instance) {
+    const std::int64_t latency_ms = (now_seconds() - p.started_at) * 1000;
+    auto r = d.accounts.record_usage({job.id, job.user_id, kRoute, kKind, d.model, instance, p.prompt_tokens,
+                                      p.completion_tokens, charged, status, latency_ms});
+    if (!r) d.log.warn("recording subtitle job usage failed", {{"job_id", job.id}, {"error", r.error().message}});
+  }
+
+  enum class End { kDone, kFailed, kCancelled, kStopped };
+
+  awaitable<void> run_job(const Pending& p, std::atomic<bool>& cancel_flag) {
+    const std::string id = p.id;
+    auto loaded = co_await d.pool.run([&] { return d.store.get_any(id); });
+    if (!loaded) {
+      d.log.error("cannot load subtitle job", {{"job_id", id}, {"error", loaded.error().message}});
+      co_return;
+    }
+    jobs::Job& job = *loaded;
+    if (jobs::is_terminal(job.status)) co_return;
+    json state = job.state;
+    state["instance"] = d.instance_id;
+    if (job.status == jobs::Status::kQueued) {
+      if (!state.contains("started_at")) state["started_at"] = now_seconds();
+      auto claimed = co_await d.pool.run([&] { return d.store.claim(id, state); });
+      if (!claimed || !*claimed) co_return;  // cancelled meanwhile, or another instance has it
+      job.status = jobs::Status::kRunning;
+    }
+    Progress progress = progress_from_state(state);
+    billing::Reservation reservation = reservation_from_state(state, job.user_id, id);
+
+    auto doc = document_from_json(job.input.value("document", json::object()));
+    const SubtitleJobSpec spec = spec_from_json(job.input.value("spec", json::object()));
+    std::vector<subtitle::Batch> batches;
+    if (doc) batches = plan(doc->cues);
+    if (progress.next_batch > batches.size() ||
+        progress.lines.size() != static_cast<std::size_t>(cues_done(batches, progress.next_batch))) {
+      progress = Progress{};  // the state does not fit the input: start over rather than misalign
+      progress.started_at = now_seconds();
+    }
+    const std::int64_t total = doc ? static_cast<std::int64_t>(doc->cues.size()) : 0;
+
+    if (p.resumed) {
+      // The reservation of the previous run was released at startup (or is
+      // stale): release it for sure, then hold what the rest may cost.
+      auto renewed = co_await d.pool.run([&]() -> Result<billing::Reservation> {
+        if (reservation.id != 0) (void)d.accounts.release(reservation);
+        if (job.status == jobs::Status::kCancelling || !doc) return billing::Reservation{0, job.user_id, 0, id};
+        const std::int64_t rest = estimate_batches(doc->cues, batches, progress.next_batch, progress.context);
+        return d.accounts.reserve(job.user_id, price(progress.base() + rest), id);
+      });
+      if (!renewed) {
+        const std::string message = renewed.error().code == ErrorCode::kPaymentRequired
+                                        ? "not enough tokens to resume the job: " + renewed.error().message
+                                        : "the job could not be resumed";
+        co_await finish_failed(job, progress, billing::Reservation{0, job.user_id, 0, id}, message, 402, "");
+        co_return;
+      }
+      reservation = *renewed;
+      state["reservation"] = reservation_json(reservation);
+      (void)co_await d.pool.run([&] { return d.store.set_reservation(id, reservation.id, state); });
+      d.log.info("subtitle job resumed", {{"job_id", id}, {"batch", progress.next_batch},
+                                          {"batches", batches.size()}, {"reserved", reservation.amount}});
+    }
+    if (job.status == jobs::Status::kCancelling) {
+      co_await finish_cancelled(job, progress, reservation, "");
+      co_return;
+    }
+    if (!doc) {
+      co_await finish_failed(job, progress, reservation, doc.error().message, 500, "");
+      co_return;
+    }
+
+    // The model calls of this job go through the gateway (balancer, retry
+    // on another instance) like a client's would.
+    models::Proxy proxy(d.models, *client, d.log, std::chrono::seconds(120), std::chrono::seconds(300));
+    JobCallContext call_ctx;
+    call_ctx.ctx.route = kRoute;
+    std::string instance;
+    std::int64_t call_number = progress.model_calls;
+    const std::string model = d.model;
+    subtitle::ModelCall call = [&](const json& chat) -> awaitable<Result<subtitle::ModelReply>> {
+      if (cancel_flag.load() || stopping.load()) {
+        co_return fail(ErrorCode::kUnavailable, "the job is stopping", "cancelled");
+      }
+      json body = chat;
+      body["model"] = model;
+      if (d.log.enabled(observe::LogLevel::kDebug)) {
+        const json format = body.value("response_format", json::object());
+        d.log.debug("subtitle batch call", {{"job_id", id}, {"response_format", format}});
+      }
+      const std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
+      call_ctx.ctx.request_id = id + "-" + std::to_string(++call_number);
+      models::ProxyResult reply = co_await proxy.call(call_ctx.ctx, model, "/v1/chat/completions", text);
+      instance = reply.instance;
+      if (!reply.ok) {
+        const json err = json::parse(reply.response.body, nullptr, false);
+        std::string message = "the model call failed (" + std::to_string(reply.response.status) + ")";
+        if (err.is_object() && err.contains("error") && err["error"].is_object()) {
+          message = err["error"].value("message", message);
+        }
+        co_return fail(code_for_status(reply.response.status), message, "model_error");
+      }
+      const json parsed = json::parse(reply.response.body, nullptr, false);
+      subtitle::ModelReply out;
+      out.prompt_tokens = reply.usage.prompt_tokens;
+      out.completion_tokens = reply.usage.completion_tokens;
+      if (parsed.is_object() && parsed.contains("choices") && parsed["choices"].is_array() &&
+          !parsed["choices"].empty()) {
+        const json& message = parsed["choices"][0].value("message", json::object());
+        if (message.contains("content") && message["content"].is_string()) out.content = message["content"];
+      }
+      co_return out;
+    };
+
+    subtitle::TranslateOptions options;
+    options.source_lang = spec.source_lang;
+    options.target_lang = spec.target_lang;
+    options.max_tokens_per_batch = d.config.max_tokens_per_batch;
+
+    End end = End::kDone;
+    std::string error;
+    int error_status = 500;
+    for (std::size_t k = progress.next_batch; k < batches.size(); ++k) {
+      if (stopping.load()) {
+        end = End::kStopped;
+        break;
+      }
+      if (cancel_flag.load()) {
+        end = End::kCancelled;
+        break;
+      }
+      const auto cues = std::span<const subtitle::Cue>(doc->cues).subspan(batches[k].first, batches[k].count);
+      subtitle::Context context = progress.context;  // kept unchanged if this batch is discarded
+      auto batch = co_await subtitle::translate_batch(cues, context, options, call);
+      // A stop or cancel during the batch may have cut its calls short: its
+      // result is discarded (a resumed job redoes the batch).
+      if (stopping.load()) {
+        end = End::kStopped;
+        break;
+      }
+      if (cancel_flag.load()) {
+        end = End::kCancelled;
+        break;
+      }
+      if (!batch) {
+        end = End::kFailed;
+        error = batch.error().message;
+        error_status = batch.error().code == ErrorCode::kPaymentRequired ? 402 : 500;
+        break;
+      }
+      if (batch->lines.size() != cues.size()) {
+        end = End::kFailed;
+        error = "the translation of a batch lost lines";
+        break;
+      }
+      for (std::size_t i = 0; i < batch->lines.size(); ++i) progress.lines.push_back(std::move(batch->lines[i]));
+      for (std::size_t i : batch->kept_source) {
+        progress.kept_source.push_back(static_cast<std::int64_t>(batches[k].first + i));
+      }
+      progress.prompt_tokens += batch->prompt_tokens;
+      progress.completion_tokens += batch->completion_tokens;
+      progress.model_calls = call_number;
+      progress.context = std::move(context);
+      progress.next_batch = k + 1;
+      progress_to_state(progress, state);
+      const std::int64_t done = cues_done(batches, progress.next_batch);
+      auto saved = co_await d.pool.run([&] { return d.store.save_progress(id, done, total, state); });
+      if (saved && !*saved) {  // no longer running: cancelled through another instance
+        end = End::kCancelled;
+        break;
+      }
+      if (!saved) d.log.warn("saving subtitle job progress failed", {{"job_id", id}, {"error", saved.error().message}});
+      watches.notify(id);
+    }
+    progress.model_calls = call_number;
+
+    switch (end) {
+      case End::kStopped:
+        d.log.info("subtitle job paused by shutdown; it resumes at the next start", {{"job_id", id}});
+        co_return;
+      case End::kCancelled:
+        co_await finish_cancelled(job, progress, reservation, instance);
+        co_return;
+      case End::kFailed:
+        co_await finish_failed(job, progress, reservation, error, error_status, instance);
+        co_return;
+      case End::kDone:
+        break;
+    }
+
+    subtitle::OutputOptions out_options;
+    out_options.format = spec.output_format;
+    out_options.bilingual = spec.bilingual;
+    out_options.target_first = spec.target_first;
+    out_options.max_line_chars = spec.max_line_chars;
+    out_options.target_lang = spec.target_lang;
+    const std::string ext(subtitle::file_extension(spec.output_format));
+    auto written = co_await d.pool.run([&]() -> Result<std::string> {
+      const std::string text = subtitle::render_translation(*doc, progress.lines, out_options);
+      return write_result_file(d.results_dir, ext, text);
+    });
+    if (!written) {
+      co_await finish_failed(job, progress, reservation, written.error().message, 500, instance);
+      co_return;
+    }
+    const std::string path = *written;
+    progress_to_state(progress, state);
+    auto finished = co_await d.pool.run([&]() -> Result<std::int64_t> {
+      auto charged = charge(reservation, progress.base(), id);
+      if (!charged) return charged;
+      auto ok = d.store.finish(id, path, *charged, state);
+      if (ok && !*ok) {
+        // Cancelled at the very end: the work was done and is paid for, but
+        // the owner asked not to have it.
+        std::error_code ec;
+        fs::remove(path, ec);
+        (void)d.store.mark_cancelled(id, *charged);
+      } else if (!ok) {
+        return std::unexpected(ok.error());
+      }
+      record_usage(job, progress, *charged, 200, instance);
+      return charged;
+    });
+    if (!finished) {
+      d.log.error("finishing subtitle job failed", {{"job_id", id}, {"error", finished.error().message}});
+    } else {
+      d.log.info("subtitle job done", {{"job_id", id}, {"cues", total}, {"model_calls", progress.model_calls},
+                                       {"kept_source", progress.kept_source.size()}, {"tokens", *finished}});
+    }
+    watches.notify(id);
+  }
+
+  awaitable<void> finish_cancelled(const jobs::Job& job, const Progress& progress,
+                                   const billing::Reservation& reservation, const std::string& instance) {
+    auto r = co_await d.pool.run([&]() -> Result<std::int64_t> {
+      auto charged = charge(reservation, progress.base(), job.id);
+      if (!charged) return charged;
+      LLMD_TRY(d.store.mark_cancelled(job.id, *charged));
+      record_usage(job, progress, *charged, 499, instance);
+      return charged;
+    });
+    if (!r) d.log.error("cancelling subtitle job failed", {{"job_id", job.id}, {"error", r.error().message}});
+    else d.log.info("subtitle job cancelled", {{"job_id", job.id}, {"tokens", *r}});
+    watches.notify(job.id);
+  }
+
+  awaitable<void> finish_failed(const jobs::Job& job, const Progress& progress,
+                                const billing::Reservation& reservation, const std::string& message, int status,
+                                const std::string& instance) {
+    auto r = co_await d.pool.run([&]() -> Result<std::int64_t> {
+      auto charged = charge(reservation, progress.base(), job.id);
+      const std::int64_t paid = charged ? *charged : 0;
+      LLMD_TRY(d.store.mark_failed(job.id, message, paid));
+      record_usage(job, progress, paid, status, instance);
+      return paid;
+    });
+    if (!r) d.log.error("failing subtitle job failed", {{"job_id", job.id}, {"error", r.error().message}});
+    else d.log.warn("subtitle job failed", {{"job_id", job.id}, {"error", message}, {"tokens", *r}});
+    watches.notify(job.id);
+  }
+
+  // The owner's heartbeat on the jobs this instance runs or holds queued.
+  static awaitable<void> heartbeat_loop(std::shared_ptr<Impl> self) {
+    net::steady_timer timer(co_await net::this_coro::executor);
+    while (!self->stopping.load()) {
+      timer.expires_after(kHeartbeat);
+      boost::system::error_code ec;
+      co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+      if (self->stopping.load()) break;
+      std::vector<std::string> ids;
+      {
+        std::lock_guard lock(self->mutex);
+        for (const auto& [id, flag] : self->active) ids.push_back(id);
+        for (const auto& q : self->queue) ids.push_back(q.id);
+      }
+      co_await self->d.pool.run([&] {
+        for (const auto& id : ids) (void)self->d.store.heartbeat(id);
+      });
+    }
+  }
+};
+
+SubtitleJobs::SubtitleJobs(SubtitleJobsDeps deps) : impl_(std::make_shared<Impl>(std::move(deps))) {}
+
+SubtitleJobs::~SubtitleJobs() { stop(); }
+
+JobWatchBoard& SubtitleJobs::watches() { return impl_->watches; }
+
+void SubtitleJobs::start() {
+  Impl& s = *impl_;
+  s.client = std::make_shared<http::HttpClient>(s.d.executor());
+  // Runs before the server accepts requests, so no job submitted by this
+  // run can be mistaken for one to resume.
+  auto unfinished = s.d.store.unfinished(kKind);
+  if (!unfinished) {
+    s.d.log.error("cannot list unfinished subtitle jobs", {{"error", unfinished.error().message}});
+  } else {
+    int resumed = 0;
+    for (auto& job : *unfinished) {
+      const bool mine = job.state.value("instance", std::string()) == s.d.instance_id;
+      const bool stale = job.updated_at < now_seconds() - kStaleSeconds;
+      if (!mine && !stale) continue;  // another live instance runs it
+      if (job.status != jobs::Status::kQueued) {
+        json state = job.state;
+        state["instance"] = s.d.instance_id;
+        auto taken = s.d.store.take_over(job.id, job.updated_at, state);
+        if (!taken || !*taken) continue;
+      }
+      s.enqueue({job.id, true});
+      ++resumed;
+    }
+    if (resumed > 0) s.d.log.info("resuming subtitle jobs", {{"count", resumed}});
+  }
+  net::co_spawn(net::make_strand(s.d.executor()), Impl::heartbeat_loop(impl_), net::detached);
+}
+
+void SubtitleJobs::stop() {
+  impl_->stopping.store(true);
+}
+
+std::int64_t SubtitleJobs::estimate(const subtitle::Document& doc) const {
+  const auto batches = impl_->plan(doc.cues);
+  return impl_->price(impl_->estimate_batches(doc.cues, batches, 0, subtitle::Context{}));
+}
+
+awaitable<Result<jobs::Job>> SubtitleJobs::submit(std::int64_t user_id, const subtitle::Document& doc,
+                                                  const SubtitleJobSpec& spec, const std::string& request_id) {
+  Impl& s = *impl_;
+  if (doc.cues.empty()) co_return fail(ErrorCode::kUnprocessable, "the subtitles contain no cues", "no_cues");
+  if (doc.cues.size() > static_cast<std::size_t>(s.d.config.max_cues)) {
+    co_return fail(ErrorCode::kUnprocessable,
+                   "too many cues: " + std::to_string(doc.cues.size()) + " (at most " +
+                       std::to_string(s.d.config.max_cues) + ")",
+                   "too_many_cues");
+  }
+  if (s.d.model.empty()) {
+    co_return fail(ErrorCode::kUnavailable,
+                   "subtitle translation needs a model (tasks.subtitle.model or models.default_model)",
+                   "model_unavailable");
+  }
+  const std::int64_t worst = estimate(doc);
+  json input = json::object();
+  input["spec"] = spec_to_json(spec);
+  input["document"] = document_to_json(doc);
+  const std::int64_t total = static_cast<std::int64_t>(doc.cues.size());
+  auto created = co_await s.d.pool.run([&]() -> Result<jobs::Job> {
+    auto reservation = s.d.accounts.reserve(user_id, worst, request_id);
+    if (!reservation) return std::unexpected(reservation.error());
+    json state = json::object();
+    state["instance"] = s.d.instance_id;
+    state["reservation"] = reservation_json(*reservation);
+    auto job = s.d.store.create(user_id, kKind, input, state, total, reservation->id);
+    if (!job) (void)s.d.accounts.release(*reservation);  // no job, no hold
+    return job;
+  });
+  if (!created) co_return std::unexpected(created.error());
+  s.d.log.info("subtitle job accepted", {{"job_id", created->id}, {"request_id", request_id}, {"cues", total},
+                                         {"reserved", worst}, {"source", spec.source}});
+  s.enqueue({created->id, false});
+  co_return created;
+}
+
+awaitable<Result<jobs::Job>> SubtitleJobs::cancel(const std::string& id, std::int64_t user_id) {
+  Impl& s = *impl_;
+  auto result = co_await s.d.pool.run([&]() -> Result<jobs::Job> {
+    auto before = s.d.store.request_cancel(id, user_id);
+    if (!before) return std::unexpected(before.error());
+    if (*before == jobs::Status::kQueued) {
+      // Nobody runs it: release its reservation here.
+      auto job = s.d.store.get(id, user_id);
+      if (job) {
+        auto r = reservation_from_state(job->state, user_id, id);
+        if (r.id != 0) (void)s.d.accounts.release(r);
+      }
+    }
+    return s.d.store.get(id, user_id);
+  });
+  if (!result) co_return std::unexpected(result.error());
+  {
+    std::lock_guard lock(s.mutex);
+    if (auto it = s.active.find(id); it != s.active.end()) it->second->store(true);
+  }
+  s.watches.notify(id);
+  co_return result;
+}
+
+// ---- views ------------------------------------------------------------------
+
+json job_json(const jobs::Job& job) {
+  const std::int64_t total = job.progress_total;
+  const std::int64_t done = std::min(job.progress_done, total);
+  const double percent = total > 0 ? std::floor(1000.0 * static_cast<double>(done) / static_cast<double>(total)) / 10.0 : 0.0;
+  json out = {{"job_id", job.id},
+              {"kind", job.kind},
+              {"status", std::string(jobs::status_name(job.status))},
+              {"progress", {{"done", done}, {"total", total}, {"percent", percent}}},
+              {"created_at", job.created_at},
+              {"updated_at", job.updated_at}};
+  if (job.status == jobs::Status::kDone) {
+    json kept = json::array();
+    if (auto it = job.state.find("kept_source"); it != job.state.end() && it->is_array()) kept = *it;
+    out["result"] = {{"download_url", "/api/v1/jobs/" + job.id + "/result"},
+                     {"cues", total},
+                     {"kept_source", kept},
+                     {"tokens_consumed", job.tokens_charged}};
+  } else if (job.status == jobs::Status::kCancelled || job.status == jobs::Status::kFailed) {
+    out["tokens_consumed"] = job.tokens_charged;
+  }
+  if (!job.error.empty()) out["error"] = job.error;
+  return out;
+}
+
+std::string result_file_name(const jobs::Job& job) {
+  const SubtitleJobSpec spec = spec_from_json(job.input.value("spec", json::object()));
+  // Only [A-Za-z0-9._-] survive: the name goes into a header.
+  auto safe = [](const std::string& s, std::size_t max) {
+    std::string out;
+    for (char c : s) {
+      if (out.size() >= max) break;
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                      c == '_' || c == '.';
+      out += ok ? c : '_';
+    }
+    while (!out.empty() && (out.front() == '.' || out.front() == '_')) out.erase(out.begin());
+    return out;
+  };
+  std::string stem = fs::path(spec.source_name).stem().string();
+  stem = safe(stem, 80);
+  if (stem.empty()) stem = "subtitles-" + job.id.substr(0, 8);
+  std::string lang = safe(spec.target_lang, 16);
+  return stem + (lang.empty() ? "" : "." + lang) + std::string(subtitle::file_extension(spec.output_format));
+}
+
+}  // namespace llmd::app

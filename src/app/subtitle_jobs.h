@@ -1,0 +1,118 @@
+// Subtitle translation jobs (SPEC §4.4, §5, §6 Subtitle): accepted with a
+// reservation of their worst-case cost, run on a bounded set of coroutines on
+// the server's executor, translated batch by batch through the model
+// gateway, with progress and resume state persisted after every batch.
+//
+// Billing: submit() reserves price("subtitle", sum of estimate_batch_tokens)
+// before the job exists (kPaymentRequired otherwise: no job). The end of a
+// job settles ceil(base x 3.0) + 50 with base = prompt + completion tokens of
+// all its model calls (capped at the reservation) and releases the rest; a
+// cancelled or failed job pays for the calls it made. One usage record per
+// job (request id = job id).
+//
+// Resume: at start(), this instance's unfinished jobs (and those of an
+// instance whose heartbeat stopped) continue from their last finished
+// batch. Their old reservation is gone by then (Accounts::release_abandoned
+// at startup releases what this instance left), so a resumed job releases
+// it explicitly (a no-op when already released) and reserves again:
+// price(base used so far + estimate of the remaining batches). When that no
+// longer fits, the job fails and pays for what it used, as far as the
+// balance goes.
+//
+// Thread-safety: all public members may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include "app/config.h"
+#include "app/job_watch.h"
+#include "billing/accounts.h"
+#include "core/error.h"
+#include "http/worker_pool.h"
+#include "models/manager.h"
+#include "observe/log.h"
+#include "tasks/jobs/job_store.h"
+#include "tasks/subtitle/subtitle.h"
+
+namespace llmd::app {
+
+// What to produce from a source document (stored with the job).
+struct SubtitleJobSpec {
+  std::string source_lang = "auto";
+  std::string target_lang;
+  subtitle::Format output_format = subtitle::Format::kSrt;
+  bool bilingual = false;
+  bool target_first = true;
+  int max_line_chars = 0;       // 0 = the target language's default
+  std::string source;           // "content" | "upload" | "video" | "speech": where the cues came from
+  std::string source_name;      // original file name, for the download name (may be empty)
+};
+
+struct SubtitleJobsDeps {
+  jobs::JobStore& store;
+  billing::Accounts& accounts;
+  const billing::Pricing& pricing;
+  http::WorkerPool& pool;
+  models::Manager& models;
+  observe::Logger log;
+  std::string model;            // tasks.subtitle.model or models.default_model
+  SubtitleTaskConfig config;
+  std::string results_dir;      // <server.data_dir>/results
+  std::string instance_id;      // this backend process (as in reservations)
+  std::function<boost::asio::any_io_executor()> executor;
+};
+
+class SubtitleJobs {
+ public:
+  explicit SubtitleJobs(SubtitleJobsDeps deps);
+  ~SubtitleJobs();
+  SubtitleJobs(const SubtitleJobs&) = delete;
+  SubtitleJobs& operator=(const SubtitleJobs&) = delete;
+
+  // Resumes unfinished jobs (see above) and starts the heartbeat. Call once,
+  // after the server's executor exists.
+  void start();
+  // Stops taking up batches: running jobs stop at their next call or batch
+  // boundary and stay "running" in the database for the next start.
+  void stop();
+
+  // The worst-case charge of translating `doc` (what submit() reserves).
+  std::int64_t estimate(const subtitle::Document& doc) const;
+
+  // Reserves, creates the job (queued) and schedules it. Errors:
+  // kPaymentRequired (nothing created), kUnprocessable (no cues, too many),
+  // database errors.
+  boost::asio::awaitable<Result<jobs::Job>> submit(std::int64_t user_id, const subtitle::Document& doc,
+                                                   const SubtitleJobSpec& spec, const std::string& request_id);
+
+  // The owner cancels: a queued job ends at once (reservation released), a
+  // running one at its next model call or batch boundary. Returns the job
+  // as it is now. kNotFound for another user's job.
+  boost::asio::awaitable<Result<jobs::Job>> cancel(const std::string& id, std::int64_t user_id);
+
+  // Progress wake-ups for listeners (SSE).
+  JobWatchBoard& watches();
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+// The API view of a job: {job_id, kind, status, progress:{done,total,percent},
+// result?:{download_url, cues, kept_source, tokens_consumed}, error?, created_at, updated_at}.
+nlohmann::json job_json(const jobs::Job& job);
+
+// The download file name of a finished job: "<safe stem>.<target lang>.<ext>".
+std::string result_file_name(const jobs::Job& job);
+
+}  // namespace llmd::app
