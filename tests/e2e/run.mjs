@@ -1,0 +1,453 @@
+// End-to-end test of the web UI: a real `llmd serve` (temporary data dir,
+// random port, a real runner on the generated tiny model) driven by Debian's
+// Chromium through playwright-core.
+//
+//   node tests/e2e/run.mjs --llmd build/debug/bin/llmd --web web --out build/debug/e2e-artifacts
+//
+// Prints one line per step and "N passed, M failed"; exits non-zero on any
+// failure, including a missing browser or UI build (never skips).
+import { spawn, execFileSync } from 'node:child_process'
+import { createRequire } from 'node:module'
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+
+const args = Object.fromEntries(
+  process.argv
+    .slice(2)
+    .reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+)
+const llmd = path.resolve(args.llmd ?? 'build/debug/bin/llmd')
+const webDir = path.resolve(args.web ?? 'web')
+const outDir = path.resolve(args.out ?? 'build/e2e-artifacts')
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium'
+const adminPassword = 'e2e-admin-password'
+
+const results = []
+let browser
+let server
+let tmp
+
+// However the script ends (a signal, a closed stdout), the server goes too.
+process.on('exit', () => {
+  if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGKILL')
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true })
+})
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => process.exit(1))
+
+function fatal(msg) {
+  console.error(`e2e: ${msg}`)
+  console.log('0 passed, 1 failed')
+  process.exit(1)
+}
+
+for (const [what, p] of [
+  ['llmd binary', llmd],
+  ['Chromium (Debian package chromium)', chromiumPath],
+  ['the built UI (web/dist/index.html; run ./setup.sh build or npm run build in web/)', path.join(webDir, 'dist/index.html')],
+  ['playwright-core (npm ci in web/)', path.join(webDir, 'node_modules/playwright-core/package.json')],
+]) {
+  if (!fs.existsSync(p)) fatal(`missing ${what}: ${p}`)
+}
+const require = createRequire(path.join(webDir, 'package.json'))
+const { chromium } = require('playwright-core')
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+    s.on('error', reject)
+  })
+}
+
+async function waitForHealth(base, ms) {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    try {
+      const r = await fetch(`${base}/health`)
+      if (r.ok) return
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  throw new Error('llmd serve did not become healthy')
+}
+
+async function startServer() {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'llmd-e2e-'))
+  const models = path.join(tmp, 'models')
+  fs.mkdirSync(models)
+  execFileSync(llmd, ['dev', 'make-test-model', '--arch', 'qwen2', '--seed', '7', '--out', path.join(models, 'tiny.gguf')], {
+    stdio: 'ignore',
+  })
+  const port = await freePort()
+  const runnerBase = await freePort()
+  const yaml = `server:
+  host: 127.0.0.1
+  port: ${port}
+  threads: 2
+  data_dir: ${tmp}/data
+  web_dir: ${path.join(webDir, 'dist')}
+database: "sqlite:${tmp}/data/llmd.db"
+logging: { level: info, format: json }
+limits: { ip_rpm: 100000, user_rpm: 100000 }
+auth: { bcrypt_cost: 10, initial_tokens: 100000 }
+models:
+  dir: ${models}
+  port_range: "${runnerBase}-${runnerBase + 20}"
+  default_model: tiny
+`
+  fs.writeFileSync(path.join(tmp, 'llmd.yaml'), yaml)
+  const log = fs.openSync(path.join(outDir, 'serve.log'), 'w')
+  server = spawn(llmd, ['serve', '-c', path.join(tmp, 'llmd.yaml')], {
+    cwd: tmp,
+    env: { ...process.env, LLMD_ADMIN_PASSWORD: adminPassword },
+    stdio: ['ignore', log, log],
+  })
+  const base = `http://127.0.0.1:${port}`
+  await waitForHealth(base, 60_000)
+  return base
+}
+
+async function step(name, fn) {
+  const started = Date.now()
+  try {
+    await fn()
+    results.push([name, true])
+    console.log(`ok   ${name} (${Date.now() - started} ms)`)
+  } catch (e) {
+    results.push([name, false])
+    console.log(`FAIL ${name}: ${e?.message ?? e}`)
+  }
+}
+
+function check(cond, msg) {
+  if (!cond) throw new Error(msg)
+}
+
+async function shot(page, name) {
+  await page.waitForTimeout(300) // let charts and transitions settle
+  await page.screenshot({ path: path.join(outDir, `${name}.png`), fullPage: true })
+}
+
+// The text field of an Element Plus input (its data-testid lands on the native element or its wrapper).
+function inputOf(page, id) {
+  const t = `[data-testid="${id}"]`
+  return page.locator(`input${t}, textarea${t}, ${t} input, ${t} textarea`).first()
+}
+
+async function login(page, base, username, password) {
+  await page.goto(`${base}/login`)
+  await inputOf(page, 'username').fill(username)
+  await inputOf(page, 'password').fill(password)
+  await page.getByTestId('auth-submit').click()
+  await page.getByTestId('dashboard').waitFor()
+}
+
+async function logout(page) {
+  await page.getByTestId('user-menu').click()
+  await page.getByTestId('logout').click()
+  await page.waitForURL(/\/login/)
+}
+
+async function balanceShown(page) {
+  const text = await page.getByTestId('balance').innerText()
+  return Number(text.replace(/[^0-9]/g, ''))
+}
+
+async function main() {
+  fs.mkdirSync(outDir, { recursive: true })
+  const base = await startServer()
+  browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] })
+  const context = await browser.newContext({ viewport: { width: 1366, height: 850 }, locale: 'en-US' })
+  const page = await context.newPage()
+  const consoleErrors = []
+  page.on('pageerror', (e) => consoleErrors.push(String(e)))
+  const network = fs.createWriteStream(path.join(outDir, 'network.log'))
+  const stamp = () => new Date().toISOString().slice(11, 23)
+  page.on('request', (r) => network.write(`${stamp()} >> ${r.method()} ${r.url()}\n`))
+  page.on('requestfinished', (r) => network.write(`${stamp()} << ${r.url()}\n`))
+  page.on('requestfailed', (r) => network.write(`${stamp()} !! ${r.url()} ${r.failure()?.errorText}\n`))
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(m.text())
+  })
+  const user = `e2e_${Date.now().toString(36)}`
+  const password = 'e2e-password-1'
+
+  await step('anonymous visit goes to the login page, keeping the target', async () => {
+    await page.goto(`${base}/chat`)
+    await page.waitForURL(/\/login\?redirect=(%2F|\/)chat/)
+    await page.getByTestId('auth-submit').waitFor()
+    await shot(page, '01-login')
+  })
+
+  await step('register validates input and shows API errors', async () => {
+    await page.locator('#tab-register').click()
+    await inputOf(page, 'username').fill('ab')
+    await inputOf(page, 'password').fill('short')
+    await inputOf(page, 'email').fill('not-an-email')
+    await page.getByTestId('auth-submit').click()
+    await page.waitForFunction(() => document.querySelectorAll('.el-form-item__error').length === 3, null, {
+      timeout: 5000,
+    })
+    // A duplicate of the bootstrap admin: the server's 409 message is shown.
+    await inputOf(page, 'username').fill('admin')
+    await inputOf(page, 'password').fill(password)
+    await inputOf(page, 'email').fill('admin2@example.com')
+    await page.getByTestId('auth-submit').click()
+    await page.getByTestId('auth-error').waitFor()
+    await shot(page, '02-register-error')
+  })
+
+  await step('register', async () => {
+    await inputOf(page, 'username').fill(user)
+    await inputOf(page, 'password').fill(password)
+    await inputOf(page, 'email').fill(`${user}@example.com`)
+    await page.getByTestId('auth-submit').click()
+    await page.waitForURL(/\/chat$/) // back to the page first asked for
+    check((await balanceShown(page)) === 100000, 'new user balance should be 100000')
+    await logout(page)
+  })
+
+  await step('login and dashboard', async () => {
+    await login(page, base, user, password)
+    await page.getByTestId('dash-balance').waitFor()
+    await shot(page, '03-dashboard-empty')
+  })
+
+  await step('admin pages are hidden and guarded for users', async () => {
+    check((await page.getByTestId('nav-/admin/users').count()) === 0, 'admin nav visible to a user')
+    await page.goto(`${base}/admin/users`)
+    await page.getByTestId('dashboard').waitFor()
+    check(!page.url().includes('/admin'), 'non-admin reached an admin page')
+  })
+
+  let balanceAfterChat = 0
+  await step('chat streams a reply and shows its cost', async () => {
+    await page.goto(`${base}/chat`)
+    await page.getByTestId('model-status').waitFor()
+    await inputOf(page, 'max-tokens').fill('48') // keep the sanitizer build's worker quick
+    await inputOf(page, 'chat-input').fill('Hello, who are you?')
+    await page.getByTestId('chat-send').click()
+    // The stop button is there while the reply streams.
+    await page.getByTestId('chat-stop').waitFor({ timeout: 10_000 })
+    const reply = page.getByTestId('assistant-message').last()
+    await reply.getByTestId('reply-cost').waitFor({ timeout: 180_000 })
+    await shot(page, '04-chat')
+    // The tiny model's words are noise (often only newlines, which Markdown
+    // renders as nothing): check the streamed text itself, as the page kept it.
+    const raw = await page.evaluate(() => {
+      const list = JSON.parse(localStorage.getItem('llmd.conversations') ?? '[]')
+      const msgs = list[0]?.messages ?? []
+      return msgs[msgs.length - 1]?.content ?? ''
+    })
+    check(raw.length > 0, 'empty reply')
+    const shown = (await reply.innerText()).trim()
+    check(shown.length > 0, 'nothing shown for the reply')
+    const cost = Number((await reply.getByTestId('reply-cost').innerText()).replace(/[^0-9]/g, ''))
+    check(cost > 0, 'reply cost should be positive')
+    balanceAfterChat = await balanceShown(page)
+    check(balanceAfterChat === 100000 - cost, `balance ${balanceAfterChat} != 100000 - ${cost}`)
+    await shot(page, '04-chat')
+  })
+
+  await step('chat history survives a reload', async () => {
+    await page.reload()
+    await page.getByTestId('assistant-message').first().waitFor()
+    check((await page.getByTestId('user-message').first().innerText()).includes('Hello, who are you?'), 'history lost')
+  })
+
+  await step('convert JSON to YAML', async () => {
+    await page.goto(`${base}/convert`)
+    await page.getByTestId('convert-run').click()
+    await page.getByTestId('convert-meta').waitFor()
+    const out = await inputOf(page, 'convert-output').inputValue()
+    check(/name: llmd/.test(out) && /port: 8080/.test(out), `unexpected YAML: ${out}`)
+    check((await page.getByTestId('convert-meta').innerText()).includes('parser'), 'method not shown')
+    await shot(page, '05-convert')
+  })
+
+  await step('convert shows the parser error with line and column', async () => {
+    await inputOf(page, 'convert-input').fill('{\n  "a": 1,\n  "b": ]\n}')
+    await page.getByTestId('convert-run').click()
+    const err = page.getByTestId('convert-error')
+    await err.waitFor()
+    check(/line 3/i.test(await err.innerText()), `no line number in: ${await err.innerText()}`)
+    await shot(page, '06-convert-error')
+  })
+
+  await step('homework 2+3×4 = 14 is graded correct', async () => {
+    await page.goto(`${base}/homework`)
+    await inputOf(page, 'hw-question').fill('2+3×4')
+    await inputOf(page, 'hw-answer').fill('14')
+    await page.getByTestId('hw-submit').click()
+    const verdict = page.getByTestId('hw-verdict').or(page.getByTestId('hw-error'))
+    await verdict.first().waitFor({ timeout: 180_000 })
+    if (await page.getByTestId('hw-error').isVisible()) {
+      throw new Error(`homework API: ${await page.getByTestId('hw-error').innerText()}`)
+    }
+    check((await page.getByTestId('hw-verdict').getAttribute('data-correct')) === 'true', 'not graded correct')
+    await shot(page, '07-homework')
+  })
+
+  await step('subtitle job on an SRT completes with a progress bar', async () => {
+    const srt = path.join(tmp, 'sample.srt')
+    const cues = []
+    for (let i = 1; i <= 6; i++) {
+      cues.push(`${i}\n00:00:0${i},000 --> 00:00:0${i},900\nLine number ${i} of the test.\n`)
+    }
+    fs.writeFileSync(srt, cues.join('\n'))
+    await page.goto(`${base}/subtitles`)
+    await page.locator('.el-upload input[type=file]').setInputFiles(srt)
+    await page.getByTestId('sub-start').click()
+    const job = page.getByTestId('job').first()
+    await job.waitFor({ timeout: 20_000 }).catch(async () => {
+      const err = page.getByTestId('sub-error')
+      throw new Error((await err.count()) ? `subtitle API: ${await err.innerText()}` : 'no job appeared')
+    })
+    await job.getByTestId('job-progress').waitFor()
+    await page.locator('[data-testid=job][data-status=done], [data-testid=job][data-status=failed]').first().waitFor({
+      timeout: 240_000,
+    })
+    const status = await job.getAttribute('data-status')
+    check(status === 'done', `job ended ${status}`)
+    const bar = job.getByTestId('job-progress').locator('[role=progressbar]').or(job.locator('[role=progressbar]'))
+    check((await bar.first().getAttribute('aria-valuenow')) === '100', 'progress bar not at 100%')
+    await job.getByTestId('job-download').waitFor()
+    await shot(page, '08-subtitles')
+  })
+
+  await step('API key create (shown once) and revoke', async () => {
+    await page.goto(`${base}/keys`)
+    await inputOf(page, 'key-name').fill('e2e key')
+    await page.getByTestId('key-create').click()
+    const key = (await page.getByTestId('new-key').innerText()).trim()
+    check(key.startsWith('sk-'), `unexpected key ${key}`)
+    // The key works against the OpenAI-compatible API.
+    const models = await fetch(`${base}/v1/models`, { headers: { Authorization: `Bearer ${key}` } })
+    check(models.status === 200, `key rejected: ${models.status}`)
+    await page.getByTestId('key-table').getByText('e2e key').waitFor()
+    await shot(page, '09-keys')
+    await page.getByTestId('key-revoke').first().click()
+    await page.locator('.el-message-box .el-button--primary').click()
+    await page.getByTestId('key-table').getByText('e2e key').waitFor({ state: 'detached' })
+    const after = await fetch(`${base}/v1/models`, { headers: { Authorization: `Bearer ${key}` } })
+    check(after.status === 401, `revoked key still accepted: ${after.status}`)
+  })
+
+  await step('an expired session goes back to login and returns to the page', async () => {
+    await page.evaluate(() => localStorage.setItem('llmd.token', 'not-a-valid-token'))
+    await page.goto(`${base}/keys`)
+    await page.waitForURL(/\/login\?redirect=(%2F|\/)keys/, { timeout: 15_000 })
+    await page.getByText(/expired|过期/).first().waitFor()
+    await inputOf(page, 'username').fill(user)
+    await inputOf(page, 'password').fill(password)
+    await page.getByTestId('auth-submit').click()
+    await page.waitForURL(/\/keys$/)
+  })
+
+  let userBalance = 0
+  await step('admin grants tokens and the user balance updates', async () => {
+    userBalance = await balanceShown(page)
+    await logout(page)
+    await login(page, base, 'admin', adminPassword)
+    await page.goto(`${base}/admin/users`)
+    await inputOf(page, 'user-search').fill(user)
+    await page.getByTestId('user-search-btn').click()
+    const row = page.getByTestId('users-table').locator('tr', { hasText: user })
+    await row.waitFor()
+    await page.waitForFunction(
+      () => document.querySelectorAll('[data-testid=users-table] tbody tr').length === 1,
+      null,
+      { timeout: 10_000 },
+    )
+    await row.getByTestId('user-grant').click()
+    await inputOf(page, 'grant-amount').fill('500')
+    await inputOf(page, 'grant-reason').fill('e2e bonus')
+    await page.getByTestId('grant-save').click()
+    const expected = (userBalance + 500).toLocaleString('en-US')
+    await row.getByTestId('user-tokens').getByText(expected).waitFor()
+    await shot(page, '10-admin-users')
+    await page.goto(`${base}/admin/models`)
+    await page.getByTestId('models-table').getByText('tiny').waitFor()
+    await shot(page, '11-admin-models')
+    await page.goto(`${base}/admin/usage`)
+    await page.getByTestId('usage-table').locator('tbody tr').first().waitFor()
+    await shot(page, '12-admin-usage')
+    await page.goto(`${base}/`)
+    await page.getByTestId('recent-calls').waitFor()
+    await shot(page, '13-dashboard-admin')
+    await logout(page)
+    await login(page, base, user, password)
+    const now = await balanceShown(page)
+    check(now === userBalance + 500, `user balance ${now}, expected ${userBalance + 500}`)
+    await page.getByTestId('recent-calls').waitFor()
+    await shot(page, '14-dashboard-user')
+  })
+
+  await step('phone width: menu in a drawer, pages usable', async () => {
+    await page.setViewportSize({ width: 390, height: 844 })
+    await page.goto(`${base}/chat`)
+    await page.getByTestId('menu-toggle').click()
+    await page.getByTestId('drawer-/convert').click()
+    await page.getByTestId('convert').waitFor()
+    await shot(page, '15-phone-convert')
+    await page.goto(`${base}/chat`)
+    await page.getByTestId('chat-input').waitFor()
+    await shot(page, '16-phone-chat')
+    await page.setViewportSize({ width: 1366, height: 850 })
+  })
+
+  await step('Chinese is the default language', async () => {
+    const zh = await browser.newContext({ viewport: { width: 1366, height: 850 } })
+    const p = await zh.newPage()
+    await p.goto(`${base}/login`)
+    await p.getByText('登录').first().waitFor()
+    await p.screenshot({ path: path.join(outDir, '17-login-zh.png') })
+    await zh.close()
+  })
+
+  await step('logout', async () => {
+    await logout(page)
+    await page.goto(`${base}/keys`)
+    await page.waitForURL(/\/login/)
+  })
+
+  await step('no uncaught page errors', async () => {
+    const relevant = consoleErrors.filter((e) => !/401|Unauthorized|409|Conflict|400|Bad Request/.test(e))
+    check(relevant.length === 0, relevant.join(' | '))
+  })
+}
+
+try {
+  await main()
+} catch (e) {
+  results.push(['setup', false])
+  console.log(`FAIL setup: ${e?.stack ?? e}`)
+} finally {
+  await browser?.close().catch(() => {})
+  if (server) {
+    server.kill('SIGTERM')
+    await new Promise((r) => {
+      const t = setTimeout(() => {
+        server.kill('SIGKILL')
+        r()
+      }, 15_000)
+      server.on('exit', () => {
+        clearTimeout(t)
+        r()
+      })
+    })
+  }
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true })
+}
+const passed = results.filter(([, ok]) => ok).length
+const failed = results.length - passed
+console.log(`screenshots and serve.log in ${outDir}`)
+console.log(`${passed} passed, ${failed} failed`)
+process.exit(failed === 0 && passed > 0 ? 0 : 1)

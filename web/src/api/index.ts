@@ -1,0 +1,123 @@
+import type { AxiosInstance } from 'axios'
+import type {
+  ApiKey,
+  ConvertResult,
+  HomeworkResult,
+  Job,
+  Model,
+  Session,
+  Upload,
+  UsageRecord,
+  User,
+} from './types'
+
+export interface UsageQuery {
+  user_id?: number
+  model?: string
+  task?: string
+  since?: number
+  until?: number
+  limit?: number
+  offset?: number
+}
+
+function clean(q: object): Record<string, string | number> {
+  const out: Record<string, string | number> = {}
+  for (const [k, v] of Object.entries(q)) {
+    if (v !== undefined && v !== null && v !== '') out[k] = v as string | number
+  }
+  return out
+}
+
+/** Typed calls of the public HTTP API (SPEC §4). */
+export function makeApi(http: AxiosInstance) {
+  return {
+    register: (username: string, password: string, email: string) =>
+      http.post<Session>('/api/v1/auth/register', { username, password, email }).then((r) => r.data),
+    login: (username: string, password: string) =>
+      http.post<Session>('/api/v1/auth/login', { username, password }).then((r) => r.data),
+    profile: () => http.get<{ user: User }>('/api/v1/auth/profile').then((r) => r.data.user),
+    myUsage: (q: UsageQuery = {}) =>
+      http
+        .get<{ records: UsageRecord[]; total: number }>('/api/v1/auth/usage', { params: clean(q) })
+        .then((r) => r.data),
+    keys: () => http.get<{ keys: ApiKey[] }>('/api/v1/auth/keys').then((r) => r.data.keys),
+    createKey: (name: string) => http.post<ApiKey>('/api/v1/auth/keys', { name }).then((r) => r.data),
+    deleteKey: (id: number) => http.delete(`/api/v1/auth/keys/${id}`).then(() => undefined),
+
+    models: () => http.get<{ models: Model[] }>('/api/v1/models').then((r) => r.data.models),
+    model: (name: string) =>
+      http.get<Model>(`/api/v1/models/${encodeURIComponent(name)}`).then((r) => r.data),
+    startModel: (name: string) =>
+      http.post<Model>(`/api/v1/models/${encodeURIComponent(name)}/start`).then((r) => r.data),
+    stopModel: (name: string) =>
+      http.post<Model>(`/api/v1/models/${encodeURIComponent(name)}/stop`).then((r) => r.data),
+
+    formats: () => http.get<Record<string, unknown>>('/api/v1/tasks/formats').then((r) => r.data),
+    convert: (
+      source_format: string,
+      target_format: string,
+      content: string,
+      options?: Record<string, unknown>,
+    ) =>
+      http
+        .post<ConvertResult>('/api/v1/tasks/convert', { source_format, target_format, content, options })
+        .then((r) => r.data),
+    homework: (body: {
+      subject: string
+      question: string
+      answer: string
+      grade_level: string
+      reference_answer?: string
+    }) => http.post<HomeworkResult>('/api/v1/tasks/homework', body).then((r) => r.data),
+
+    upload: (file: File, onProgress?: (percent: number) => void) => {
+      const form = new FormData()
+      form.append('file', file)
+      return http
+        .post<Upload>('/api/v1/uploads', form, {
+          onUploadProgress: (e) => onProgress?.(e.total ? Math.round((e.loaded / e.total) * 100) : 0),
+        })
+        .then((r) => r.data)
+    },
+    subtitle: (body: {
+      content?: string
+      upload_id?: string
+      source_lang: string
+      target_lang: string
+      output_format: string
+      bilingual: boolean
+    }) => http.post<{ job_id: string }>('/api/v1/tasks/subtitle', body).then((r) => r.data),
+    jobs: () =>
+      http
+        .get<{ jobs: Job[] } | Job[]>('/api/v1/jobs')
+        .then((r) => (Array.isArray(r.data) ? r.data : r.data.jobs)),
+    job: (id: string) => http.get<Job>(`/api/v1/jobs/${encodeURIComponent(id)}`).then((r) => r.data),
+    jobResult: (id: string) =>
+      http
+        .get<Blob>(`/api/v1/jobs/${encodeURIComponent(id)}/result`, { responseType: 'blob' })
+        .then((r) => ({ blob: r.data, disposition: String(r.headers['content-disposition'] ?? '') })),
+    deleteJob: (id: string) => http.delete(`/api/v1/jobs/${encodeURIComponent(id)}`).then(() => undefined),
+
+    adminUsers: (search: string, limit: number, offset: number) =>
+      http
+        .get<{ users: User[]; total: number }>('/api/v1/admin/users', {
+          params: clean({ search, limit, offset }),
+        })
+        .then((r) => r.data),
+    adminTokens: (id: number, amount: number, reason: string) =>
+      http
+        .post<{ user: User }>(`/api/v1/admin/users/${id}/tokens`, { amount, reason })
+        .then((r) => r.data.user),
+    adminRole: (id: number, role: string) =>
+      http.post<{ user: User }>(`/api/v1/admin/users/${id}/role`, { role }).then((r) => r.data.user),
+    adminDisable: (id: number, disabled: boolean) =>
+      http.post<{ user: User }>(`/api/v1/admin/users/${id}/disable`, { disabled }).then((r) => r.data.user),
+    adminUsage: (q: UsageQuery) =>
+      http
+        .get<{ records: UsageRecord[]; total: number }>('/api/v1/admin/usage', { params: clean(q) })
+        .then((r) => r.data),
+  }
+}
+
+export type Api = ReturnType<typeof makeApi>

@@ -1,0 +1,85 @@
+import { defineStore } from 'pinia'
+import { computed, ref } from 'vue'
+import type { Api } from '@/api'
+import type { User } from '@/api/types'
+
+const kTokenKey = 'llmd.token'
+const kUserKey = 'llmd.user'
+
+function readUser(storage: Storage): User | null {
+  try {
+    const raw = storage.getItem(kUserKey)
+    return raw ? (JSON.parse(raw) as User) : null
+  } catch {
+    return null
+  }
+}
+
+/** The signed-in session: token and user, kept in localStorage across reloads. */
+export const useAuthStore = defineStore('auth', () => {
+  const storage = globalThis.localStorage
+  const token = ref<string | null>(storage?.getItem(kTokenKey) ?? null)
+  const user = ref<User | null>(storage ? readUser(storage) : null)
+  const expired = ref(false)
+
+  const loggedIn = computed(() => !!token.value)
+  const isAdmin = computed(() => user.value?.role === 'admin')
+  const balance = computed(() => user.value?.tokens ?? 0)
+
+  function setSession(t: string, u: User): void {
+    token.value = t
+    user.value = u
+    expired.value = false
+    storage?.setItem(kTokenKey, t)
+    storage?.setItem(kUserKey, JSON.stringify(u))
+  }
+
+  function setUser(u: User): void {
+    user.value = u
+    storage?.setItem(kUserKey, JSON.stringify(u))
+  }
+
+  /** Applies a balance the server reported after a paid call. */
+  function setBalance(remaining: number | null | undefined): void {
+    if (user.value && typeof remaining === 'number') setUser({ ...user.value, tokens: remaining })
+  }
+
+  function logout(sessionExpired = false): void {
+    token.value = null
+    user.value = null
+    expired.value = sessionExpired
+    storage?.removeItem(kTokenKey)
+    storage?.removeItem(kUserKey)
+  }
+
+  async function login(api: Api, username: string, password: string): Promise<void> {
+    const s = await api.login(username, password)
+    setSession(s.token, s.user)
+  }
+
+  async function register(api: Api, username: string, password: string, email: string): Promise<void> {
+    const s = await api.register(username, password, email)
+    setSession(s.token, s.user)
+  }
+
+  async function refresh(api: Api): Promise<void> {
+    if (!token.value) return
+    setUser(await api.profile())
+  }
+
+  return {
+    token,
+    user,
+    expired,
+    loggedIn,
+    isAdmin,
+    balance,
+    setSession,
+    setUser,
+    setBalance,
+    logout,
+    login,
+    register,
+    refresh,
+  }
+})
