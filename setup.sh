@@ -20,11 +20,15 @@ BUILD_PACKAGES=(
   libboost1.81-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libcli11-dev
   libsqlite3-dev libssl-dev libpugixml-dev libtomlplusplus-dev
   libmariadb-dev libhiredis-dev libcurl4-openssl-dev
+  libuchardet-dev
+  libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
 )
 # Only needed for the test suite and benchmarks.
 TEST_PACKAGES=(
   googletest libgtest-dev libgmock-dev wrk python3 python3-yaml
   mariadb-server redis-server
+  ffmpeg
+  chromium fonts-wqy-microhei
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -64,6 +68,21 @@ ensure_engine() {
   fi
 }
 
+# The web UI (web/dist, served by `llmd serve`): `npm ci` only when
+# node_modules is missing or package-lock.json changed since the last one.
+build_web() {
+  ensure_node
+  local lock_sum stamp=web/node_modules/.llmd-lock-sha256
+  lock_sum="$(sha256sum web/package-lock.json | cut -d' ' -f1)"
+  if [[ ! -d web/node_modules || "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]]; then
+    log "installing web UI dependencies (npm ci)"
+    (cd web && npm ci --no-audit --no-fund --loglevel=error)
+    printf '%s\n' "$lock_sum" >"$stamp"
+  fi
+  log "building the web UI"
+  (cd web && npm run --silent build >/dev/null)
+}
+
 # Node packages the test suite drives llmd with (the official OpenAI client).
 ensure_test_clients() {
   ensure_node
@@ -91,6 +110,7 @@ build_release() {
   ensure_packages "${BUILD_PACKAGES[@]}"
   ensure_engine
   configure_and_build build/release -DCMAKE_BUILD_TYPE=Release -DLLMD_BUILD_TESTS=OFF -DLLMD_BUILD_BENCH=ON
+  build_web
 }
 
 cmd="${1:-}"
@@ -107,6 +127,7 @@ case "$cmd" in
   test)
     ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
     ensure_engine
+    build_web
     ensure_test_clients
     configure_and_build build/debug -DCMAKE_BUILD_TYPE=Debug -DLLMD_SANITIZE=ON -DLLMD_BUILD_BENCH=OFF
     log "running tests"

@@ -1,4 +1,4 @@
-// /api/v1/admin/* (SPEC §4.5): users, token grants, roles, usage records.
+// /api/v1/admin/* (SPEC §4.5): users, token grants, roles (usage records: usage_routes.cpp).
 #include <nlohmann/json.hpp>
 
 #include "app/account_routes.h"
@@ -15,19 +15,6 @@ using http::Response;
 
 Response error(const RequestContext& ctx, const Error& e) { return http::error_response(e, ctx.request_id); }
 
-// Query integer with bounds; absent -> fallback.
-Result<std::int64_t> query_int(const RequestContext& ctx, const char* name, std::int64_t fallback, std::int64_t min,
-                               std::int64_t max) {
-  auto v = ctx.request.query_param(name);
-  if (!v || v->empty()) return fallback;
-  auto n = text::parse_int(*v);
-  if (!n || *n < min || *n > max) {
-    return fail(ErrorCode::kInvalidArgument,
-                std::string(name) + " must be an integer in " + std::to_string(min) + ".." + std::to_string(max),
-                "invalid_query");
-  }
-  return *n;
-}
 
 // Applies `change` to user `id`, then returns the user as the API shows it.
 // Blocking: call on the worker pool.
@@ -52,8 +39,8 @@ void add_admin_routes(http::Router& router, AccountDeps d) {
     auto who = require_admin(ctx);
     if (!who) co_return error(ctx, who.error());
     const std::string search = ctx.request.query_param("search").value_or("");
-    auto limit = query_int(ctx, "limit", 50, 1, 500);
-    auto offset = query_int(ctx, "offset", 0, 0, 1'000'000'000);
+    auto limit = http::query_int(ctx.request, "limit", 50, 1, 500);
+    auto offset = http::query_int(ctx.request, "offset", 0, 0, 1'000'000'000);
     if (!limit) co_return error(ctx, limit.error());
     if (!offset) co_return error(ctx, offset.error());
     if (search.size() > 200 || !text::is_valid_utf8(search)) {
@@ -137,47 +124,6 @@ void add_admin_routes(http::Router& router, AccountDeps d) {
         [&] { return change_user(d.auth.users(), *id, [&] { return d.auth.users().set_disabled(*id, disabled); }); });
     if (!result) co_return error(ctx, result.error());
     co_return Response::json(200, {{"user", *result}});
-  });
-
-  router.get("/api/v1/admin/usage", [d](RequestContext& ctx) -> awaitable<Response> {
-    auto who = require_admin(ctx);
-    if (!who) co_return error(ctx, who.error());
-    billing::UsageFilter f;
-    auto user = query_int(ctx, "user_id", 0, 0, INT64_MAX);
-    auto since = query_int(ctx, "since", 0, 0, INT64_MAX);
-    auto until = query_int(ctx, "until", 0, 0, INT64_MAX);
-    auto limit = query_int(ctx, "limit", 50, 1, 1000);
-    auto offset = query_int(ctx, "offset", 0, 0, 1'000'000'000);
-    for (const auto* r : {&user, &since, &until, &limit, &offset}) {
-      if (!*r) co_return error(ctx, r->error());
-    }
-    if (*user > 0) f.user_id = *user;
-    f.model = ctx.request.query_param("model").value_or("");
-    f.task = ctx.request.query_param("task").value_or("");
-    f.since = *since;
-    f.until = *until;
-    f.limit = static_cast<int>(*limit);
-    f.offset = static_cast<int>(*offset);
-    auto rows = co_await d.pool.run([&] { return d.accounts.usage(f); });
-    if (!rows) co_return error(ctx, rows.error());
-    nlohmann::json list = nlohmann::json::array();
-    for (const auto& r : rows->first) {
-      const auto& u = r.record;
-      list.push_back({{"id", r.id},
-                      {"request_id", u.request_id},
-                      {"user_id", u.user_id},
-                      {"route", u.route},
-                      {"task", u.task},
-                      {"model", u.model},
-                      {"instance", u.instance},
-                      {"prompt_tokens", u.prompt_tokens},
-                      {"completion_tokens", u.completion_tokens},
-                      {"charged", u.charged},
-                      {"status", u.status},
-                      {"latency_ms", u.latency_ms},
-                      {"created_at", r.created_at}});
-    }
-    co_return Response::json(200, {{"records", list}, {"total", rows->second}});
   });
 }
 

@@ -9,9 +9,15 @@
 
 #include "app/account_routes.h"
 #include "app/convert_routes.h"
+#include "app/homework_routes.h"
 #include "app/model_billing.h"
 #include "app/ops_routes.h"
 #include "app/state_files.h"
+#include "app/static_routes.h"
+#include "app/subtitle_jobs.h"
+#include "app/subtitle_routes.h"
+#include "app/upload_routes.h"
+#include "app/usage_routes.h"
 #include "app/version.h"
 #include "auth/jwt.h"
 #include "auth/limiter.h"
@@ -89,6 +95,8 @@ struct Backend::Impl {
   std::unique_ptr<auth::RateLimiter> rate_limiter;
   std::unique_ptr<auth::AuthService> auth;
   std::unique_ptr<billing::Accounts> accounts;
+  std::unique_ptr<jobs::JobStore> job_store;
+  std::unique_ptr<UploadStore> uploads;
   billing::Pricing pricing;
   // The server (and its I/O context) is declared before what talks through
   // it, so the model manager and the routes (with their pooled upstream
@@ -96,6 +104,7 @@ struct Backend::Impl {
   std::unique_ptr<http::Server> server;
   std::unique_ptr<models::Manager> models;
   std::shared_ptr<http::Router> router;
+  std::unique_ptr<SubtitleJobs> subtitle_jobs;  // its running jobs keep their own state alive
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
   Impl(Config c, observe::Logger l) : config(std::move(c)), log(std::move(l)) {}
@@ -187,6 +196,7 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
   const AccountDeps account_deps{*s.auth, *s.accounts, *s.pool, s.log};
   add_account_routes(*s.router, account_deps);
   add_admin_routes(*s.router, account_deps);
+  add_usage_routes(*s.router, account_deps);
   auto manager = models::create_manager(s.config, s.log, s.metrics);
   if (!manager) return fail(manager.error());
   s.models = std::move(*manager);
@@ -199,6 +209,59 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
   }
   add_convert_routes(*s.router, ConvertDeps{*s.accounts, s.pricing, *s.pool, s.log, *s.models, repair_model,
                                             [&s] { return s.server->executor(); }});
+
+  // Homework grading: tasks.homework.model, else the default model; the
+  // prompt templates are built in, overridable from tasks.homework.prompts_dir.
+  {
+    std::string homework_model = s.config.models.default_model;
+    std::string prompts_dir;
+    if (auto t = s.config.tasks.find("homework"); t != s.config.tasks.end()) {
+      if (!t->second.model.empty()) homework_model = t->second.model;
+      prompts_dir = t->second.prompts_dir;
+    }
+    auto prompts = homework::PromptSet::load(prompts_dir);
+    if (!prompts) return std::unexpected(prompts.error());
+    add_homework_routes(*s.router, HomeworkDeps{*s.accounts, s.pricing, *s.pool, s.log, *s.models, homework_model,
+                                                std::make_shared<const homework::PromptSet>(std::move(*prompts)),
+                                                [&s] { return s.server->executor(); }});
+  }
+
+  // Uploads: bodies of POST /api/v1/uploads are spooled to disk by the
+  // server (opts.body_policy below), then stored under uploads.dir.
+  s.uploads = std::make_unique<UploadStore>(*s.database, s.config.uploads.dir);
+  if (const auto partial = s.uploads->remove_partial_files(); partial > 0) {
+    s.log.warn("removed partial upload files left by a previous run", {{"count", static_cast<std::int64_t>(partial)}});
+  }
+  add_upload_routes(*s.router, UploadDeps{*s.uploads, *s.pool, s.log});
+
+  // Subtitle jobs (runner, billing, resume) and their routes.
+  std::string subtitle_model = s.config.models.default_model;
+  if (auto t = s.config.tasks.find("subtitle"); t != s.config.tasks.end() && !t->second.model.empty()) {
+    subtitle_model = t->second.model;
+  }
+  s.job_store = std::make_unique<jobs::JobStore>(*s.database);
+  s.subtitle_jobs = std::make_unique<SubtitleJobs>(SubtitleJobsDeps{
+      *s.job_store, *s.accounts, s.pricing, *s.pool, *s.models, s.log, subtitle_model, s.config.subtitle,
+      (std::filesystem::path(s.config.server.data_dir) / "results").string(), *instance_id,
+      [&s] { return s.server->executor(); }});
+  add_subtitle_routes(*s.router, SubtitleRoutesDeps{*s.subtitle_jobs, *s.job_store, *s.pool, s.log,
+                                                    s.config.uploads.media_roots,
+                                                    [&s](const std::string& id, std::int64_t user_id)
+                                                        -> Result<UploadedFile> {
+                                                      auto rec = s.uploads->get(id, user_id);
+                                                      if (!rec) return std::unexpected(rec.error());
+                                                      return UploadedFile{rec->path, rec->original_name};
+                                                    },
+                                                    s.config.asr});
+
+  // The web UI: the router's fallback, so every API route above wins.
+  const auto web_dir = find_web_dir(s.config.server.web_dir);
+  add_static_routes(*s.router, web_dir, *s.pool);
+  if (web_dir) {
+    s.log.info("serving the web UI", {{"web_dir", web_dir->string()}});
+  } else {
+    s.log.warn("web UI not found (build web/ or set server.web_dir); / shows a note");
+  }
 
   std::vector<http::Middleware> middlewares{
       http::request_id_middleware(),
@@ -219,9 +282,14 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
   opts.header_timeout = std::chrono::seconds(s.config.server.header_timeout_seconds);
   opts.idle_timeout = std::chrono::seconds(s.config.server.idle_timeout_seconds);
   opts.shutdown_grace = std::chrono::seconds(s.config.server.shutdown_grace_seconds);
+  opts.body_policy = upload_body_policy(s.uploads->spool_dir(), s.config.uploads.max_bytes);
   s.server = std::make_unique<http::Server>(opts, http::make_pipeline(s.router, std::move(middlewares)), s.log);
-  s.server->on_shutdown([&s] { s.models->shutdown(); });
+  s.server->on_shutdown([&s] {
+    s.subtitle_jobs->stop();
+    s.models->shutdown();
+  });
   LLMD_TRY(s.server->listen());
+  s.subtitle_jobs->start();  // resumes unfinished jobs; they run once the server runs
   s.log.info("listening", {{"host", opts.host},
                            {"port", s.server->port()},
                            {"io_threads", opts.io_threads},

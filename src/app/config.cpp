@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -333,14 +334,35 @@ Result<void> parse_tasks(const YAML::Node& root, Config& c, std::vector<std::str
     if (!kv.second.IsMap()) {
       return fail(ErrorCode::kInvalidArgument, "tasks." + name + ": expected a mapping", "bad_config");
     }
-    warn_unknown(kv.second, "tasks." + name, {"model", "multiplier", "fixed"}, warnings);
+    std::set<std::string> keys = {"model", "multiplier", "fixed"};
+    if (name == "subtitle") {
+      keys.insert({"concurrency", "batch_min", "batch_max", "max_tokens_per_batch", "max_cues"});
+    }
+    if (name == "homework") keys.insert("prompts_dir");
+    warn_unknown(kv.second, "tasks." + name, keys, warnings);
     Reader r(kv.second, "tasks." + name);
+    if (name == "subtitle") {
+      auto& s = c.subtitle;
+      LLMD_TRY(r.integer("concurrency", s.concurrency, 1, 64));
+      LLMD_TRY(r.integer("batch_min", s.batch_min, 1, 200));
+      LLMD_TRY(r.integer("batch_max", s.batch_max, 1, 200));
+      LLMD_TRY(r.integer("max_tokens_per_batch", s.max_tokens_per_batch, 0, 1'000'000));
+      LLMD_TRY(r.integer("max_cues", s.max_cues, 1, 1'000'000));
+      if (s.batch_min > s.batch_max) return r.bad("batch_min", "must not exceed batch_max");
+    }
     TaskConfig t;
     LLMD_TRY(r.string("model", t.model));
     LLMD_TRY(r.number("multiplier", t.multiplier, 0.0, 1000.0));
     std::int64_t fixed = -1;
     LLMD_TRY(r.integer("fixed", fixed, 0, 1'000'000'000));
     if (fixed >= 0) t.fixed = fixed;
+    if (name == "homework") {
+      LLMD_TRY(r.string("prompts_dir", t.prompts_dir));
+      std::error_code ec;
+      if (!t.prompts_dir.empty() && !std::filesystem::is_directory(t.prompts_dir, ec)) {
+        return r.bad("prompts_dir", "not a directory");
+      }
+    }
     c.tasks[name] = t;
   }
   return {};

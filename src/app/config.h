@@ -34,7 +34,7 @@ struct ServerConfig {
   int idle_timeout_seconds = 60;        // keep-alive idle limit and body read limit
   int shutdown_grace_seconds = 10;      // in-flight requests may finish this long
   std::string data_dir = "data";        // JWT secret and other generated state
-  std::string web_dir;                  // built web UI; empty = <exe>/../web/dist guesses
+  std::string web_dir;                  // built web UI; empty = <exe>/../share/llmd/web, the build tree, ./web/dist
   TlsConfig tls;
 };
 
@@ -98,6 +98,16 @@ struct TaskConfig {
   std::string model;                    // empty = models.default_model
   std::optional<double> multiplier;     // pricing override: base x multiplier + fixed
   std::optional<std::int64_t> fixed;
+  std::string prompts_dir;              // homework only: prompt template overrides (<family>.v1.txt); empty = built-in
+};
+
+// tasks.subtitle keys besides model/multiplier/fixed: the job runner.
+struct SubtitleTaskConfig {
+  int concurrency = 2;            // subtitle jobs translated at once by one instance
+  int batch_min = 10;             // cues per model call (split at the largest time gaps)
+  int batch_max = 30;
+  int max_tokens_per_batch = 0;   // completion tokens per call; 0 = estimated from the batch's text
+  int max_cues = 20000;           // larger inputs are refused (422)
 };
 
 struct LoggingConfig {
@@ -127,6 +137,7 @@ struct Config {
   std::vector<UpstreamEntry> upstreams;
   BalancerConfig balancer;
   std::map<std::string, TaskConfig> tasks;  // chat, convert, homework, subtitle
+  SubtitleTaskConfig subtitle;              // tasks.subtitle runner keys
   LoggingConfig logging;
   UploadsConfig uploads;
   AsrConfig asr;

@@ -75,4 +75,17 @@ Result<std::int64_t> int_field(const nlohmann::json& obj, const char* name, bool
   return v;
 }
 
+Result<std::int64_t> query_int(const Request& request, const char* name, std::int64_t fallback, std::int64_t min,
+                               std::int64_t max) {
+  auto v = request.query_param(name);
+  if (!v || v->empty()) return fallback;
+  auto n = text::parse_int(*v);
+  if (!n || *n < min || *n > max) {
+    return fail(ErrorCode::kInvalidArgument,
+                std::string(name) + " must be an integer in " + std::to_string(min) + ".." + std::to_string(max),
+                "invalid_query");
+  }
+  return *n;
+}
+
 }  // namespace llmd::http

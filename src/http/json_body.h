@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "http/message.h"
 
 namespace llmd::http {
 
@@ -22,5 +23,10 @@ Result<std::string> string_field(const nlohmann::json& obj, const char* name, bo
                                  std::string fallback = {});
 Result<std::int64_t> int_field(const nlohmann::json& obj, const char* name, bool required, std::int64_t fallback,
                                std::int64_t min, std::int64_t max);
+
+// An integer query parameter in [min, max]; absent or empty gives the
+// fallback. Errors: kInvalidArgument (reason invalid_query) naming it.
+Result<std::int64_t> query_int(const Request& request, const char* name, std::int64_t fallback, std::int64_t min,
+                               std::int64_t max);
 
 }  // namespace llmd::http

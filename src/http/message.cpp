@@ -20,6 +20,12 @@ int hex_value(char c) {
 
 }  // namespace
 
+SpooledBody::~SpooledBody() {
+  if (released_) return;
+  std::error_code ec;
+  std::filesystem::remove(path_, ec);
+}
+
 void Headers::set(std::string_view name, std::string value) {
   std::erase_if(fields_, [&](const auto& f) { return iequals(f.first, name); });
   fields_.emplace_back(std::string(name), std::move(value));

@@ -2,7 +2,10 @@
 // types: modules above http/ see only these.
 #pragma once
 
+#include <cstdint>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,6 +30,29 @@ class Headers {
   std::vector<std::pair<std::string, std::string>> fields_;
 };
 
+// A request body the server received into a temporary file instead of
+// memory (see ServerOptions::body_policy). The file is removed when the last
+// owner lets go, unless a handler took it with release() (e.g. after renaming
+// it into place). Not thread-safe; lives with its request.
+class SpooledBody {
+ public:
+  SpooledBody(std::filesystem::path path, std::uint64_t size) : path_(std::move(path)), size_(size) {}
+  ~SpooledBody();
+  SpooledBody(const SpooledBody&) = delete;
+  SpooledBody& operator=(const SpooledBody&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::uint64_t size() const { return size_; }
+  void set_size(std::uint64_t size) { size_ = size; }
+  // The caller now owns the file at path(): it is no longer removed.
+  void release() { released_ = true; }
+
+ private:
+  std::filesystem::path path_;
+  std::uint64_t size_ = 0;
+  bool released_ = false;
+};
+
 struct Request {
   std::string method;   // "GET", "POST", ...
   std::string target;   // as sent: path plus query
@@ -34,6 +60,8 @@ struct Request {
   std::string query;    // raw query string without '?'
   Headers headers;
   std::string body;
+  // Set instead of `body` when the body policy spooled it to a file.
+  std::shared_ptr<SpooledBody> body_file;
   std::string remote_ip;
   bool keep_alive = true;
 

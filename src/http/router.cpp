@@ -95,6 +95,10 @@ RouteMatch Router::match(std::string_view method, std::string_view path) const {
     if (std::ranges::find(result.allowed, "GET") != result.allowed.end()) result.allowed.push_back("HEAD");
     std::ranges::sort(result.allowed);
     result.kind = RouteMatch::Kind::kMethodNotAllowed;
+  } else if (fallback_) {
+    result.kind = RouteMatch::Kind::kFound;
+    result.handler = &fallback_;
+    result.pattern = fallback_pattern_;
   }
   return result;
 }

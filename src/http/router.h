@@ -31,6 +31,13 @@ class Router {
   void get(std::string pattern, Handler h) { add("GET", std::move(pattern), std::move(h)); }
   void post(std::string pattern, Handler h) { add("POST", std::move(pattern), std::move(h)); }
   void del(std::string pattern, Handler h) { add("DELETE", std::move(pattern), std::move(h)); }
+  // Handles every request that no route's path matches (any method); its
+  // RouteMatch has `pattern` as the metrics label. Paths that match a route
+  // with another method still get 405. Used for the web UI's static files.
+  void fallback(std::string pattern, Handler h) {
+    fallback_pattern_ = std::move(pattern);
+    fallback_ = std::move(h);
+  }
 
   // Finds the route for a decoded path. HEAD falls back to GET. When routes
   // match the path but not the method, kMethodNotAllowed lists the methods.
@@ -51,6 +58,8 @@ class Router {
   static bool match_segments(const Route& r, const std::vector<std::string_view>& parts,
                              std::map<std::string, std::string>& params);
   std::vector<Route> routes_;
+  std::string fallback_pattern_;
+  Handler fallback_;
 };
 
 }  // namespace llmd::http

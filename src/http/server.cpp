@@ -13,9 +13,11 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/http/file_body.hpp>
 
 #include <array>
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <random>
@@ -113,7 +115,8 @@ class ChunkedStream final : public ResponseStream {
   bool failed_ = false;
 };
 
-Request to_request(bhttp::request<bhttp::string_body>&& msg, const std::string& remote_ip) {
+// The request without its body (read later, into memory or a file).
+Request request_head(const bhttp::request_header<>& msg, bool keep_alive, const std::string& remote_ip) {
   Request req;
   req.method = std::string(msg.method_string());
   req.target = std::string(msg.target());
@@ -122,10 +125,15 @@ Request to_request(bhttp::request<bhttp::string_body>&& msg, const std::string& 
   req.path = percent_decode(raw_path).value_or(raw_path);
   if (q != std::string::npos) req.query = req.target.substr(q + 1);
   for (const auto& f : msg) req.headers.add(std::string(f.name_string()), std::string(f.value()));
-  req.body = std::move(msg.body());
   req.remote_ip = remote_ip;
-  req.keep_alive = msg.keep_alive();
+  req.keep_alive = keep_alive;
   return req;
+}
+
+bool is_disconnect(const beast::error_code& ec) {
+  return ec == beast::error::timeout || ec == net::error::eof || ec == bhttp::error::end_of_stream ||
+         ec == net::error::connection_reset || ec == bhttp::error::partial_message ||
+         ec == net::error::operation_aborted;
 }
 
 }  // namespace
@@ -159,11 +167,15 @@ struct Server::Impl {
   net::awaitable<bool> write_error(Connection& conn, const Error& error, bool keep_alive);
   net::awaitable<void> drain_before_close(Connection& conn);
   net::awaitable<Response> call_handler(RequestContext& ctx);
-  Error too_large(boost::optional<std::uint64_t> declared) const {
+  // Reads the body into a temporary file per `plan`. nullptr when the
+  // connection cannot continue (an error answer was already written).
+  net::awaitable<std::shared_ptr<SpooledBody>> spool_body(Connection& conn, beast::flat_buffer& buffer,
+                                                          bhttp::request_parser<bhttp::string_body>& parser,
+                                                          const SpoolPlan& plan);
+  Error too_large(boost::optional<std::uint64_t> declared, std::uint64_t limit) const {
     return Error(ErrorCode::kTooLarge, (declared ? "request body of " + std::to_string(*declared) + " bytes"
                                                  : std::string("request body")) +
-                                           " exceeds the limit of " + std::to_string(options.max_body_bytes) +
-                                           " bytes");
+                                           " exceeds the limit of " + std::to_string(limit) + " bytes");
   }
   void begin_shutdown();
   void drain_check(std::chrono::steady_clock::time_point deadline);
@@ -237,6 +249,65 @@ net::awaitable<void> Server::Impl::drain_before_close(Connection& conn) {
   }
 }
 
+net::awaitable<std::shared_ptr<SpooledBody>> Server::Impl::spool_body(
+    Connection& conn, beast::flat_buffer& buffer, bhttp::request_parser<bhttp::string_body>& parser,
+    const SpoolPlan& plan) {
+  if (auto len = parser.content_length(); len && *len > plan.max_bytes) {
+    co_await write_error(conn, too_large(len, plan.max_bytes), false);
+    co_await drain_before_close(conn);
+    co_return nullptr;
+  }
+  std::error_code fs_ec;
+  std::filesystem::create_directories(plan.dir, fs_ec);
+  bhttp::request_parser<bhttp::file_body> file_parser{std::move(parser)};
+  file_parser.body_limit(plan.max_bytes);
+  const auto path = plan.dir / (".incoming-" + random_request_id() + random_request_id() + ".part");
+  beast::error_code ec;
+  file_parser.get().body().open(path.c_str(), beast::file_mode::write_new, ec);
+  if (ec) {
+    log.error("cannot create a temporary file for a request body", {{"error", ec.message()}});
+    co_await write_error(conn, Error(ErrorCode::kUnavailable, "cannot store the request body now", "storage_unavailable"),
+                         false);
+    co_await drain_before_close(conn);
+    co_return nullptr;
+  }
+  // Owns the file from here: every early return below removes it.
+  auto spooled = std::make_shared<SpooledBody>(path, 0);
+  if (auto expect = file_parser.get()[bhttp::field::expect]; beast::iequals(expect, "100-continue")) {
+    bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
+    conn.stream.expires_after(options.idle_timeout);
+    auto [wec, n] = co_await bhttp::async_write(conn.stream, cont, kNoThrow);
+    (void)n;
+    if (wec) co_return nullptr;
+  }
+  // Read piece by piece so the timeout limits silence, not the whole upload.
+  while (!file_parser.is_done()) {
+    conn.stream.expires_after(options.idle_timeout);
+    auto [rec, n] = co_await bhttp::async_read_some(conn.stream, buffer, file_parser, kNoThrow);
+    (void)n;
+    if (rec == bhttp::error::body_limit) {
+      co_await write_error(conn, too_large(boost::none, plan.max_bytes), false);
+      co_await drain_before_close(conn);
+      co_return nullptr;
+    }
+    if (is_disconnect(rec)) co_return nullptr;
+    if (rec) {
+      co_await write_error(conn, Error(ErrorCode::kInvalidArgument, "malformed HTTP request body", "bad_request"),
+                           false);
+      co_return nullptr;
+    }
+  }
+  file_parser.get().body().file().close(ec);
+  if (ec) {
+    co_await write_error(conn, Error(ErrorCode::kUnavailable, "cannot store the request body now", "storage_unavailable"),
+                         false);
+    co_return nullptr;
+  }
+  const auto received = std::filesystem::file_size(path, fs_ec);
+  spooled->set_size(fs_ec ? 0 : received);
+  co_return spooled;
+}
+
 // Reads and answers one request. Returns true when the connection may be
 // reused for another.
 net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffer& buffer,
@@ -262,44 +333,60 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
   }
   conn.idle = false;
 
-  // Refuse an oversized body before reading it.
-  if (auto len = parser.content_length(); len && *len > options.max_body_bytes) {
-    co_await write_error(conn, too_large(len), false);
-    co_await drain_before_close(conn);
-    co_return false;
-  }
-  parser.body_limit(options.max_body_bytes);
-  if (auto expect = parser.get()[bhttp::field::expect]; beast::iequals(expect, "100-continue")) {
-    bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
-    conn.stream.expires_after(options.idle_timeout);
-    auto [ec, n] = co_await bhttp::async_write(conn.stream, cont, kNoThrow);
-    (void)n;
-    if (ec) co_return false;
-  }
-  conn.stream.expires_after(options.idle_timeout);
-  {
-    auto [ec, n] = co_await bhttp::async_read(conn.stream, buffer, parser, kNoThrow);
-    (void)n;
-    if (ec == bhttp::error::body_limit) {
-      co_await write_error(conn, too_large(boost::none), false);
+  // Taken from the head now: a spooled body moves the parser away.
+  const unsigned version = parser.get().version();
+  const bool is_head = parser.get().method() == bhttp::verb::head;
+  Request request = request_head(parser.get(), parser.get().keep_alive(), remote_ip);
+  std::optional<SpoolPlan> spool;
+  if (options.body_policy) {
+    auto decided = options.body_policy(request);
+    if (!decided) {
+      // Refused from the head alone: the body is never read.
+      co_await write_error(conn, decided.error(), false);
       co_await drain_before_close(conn);
       co_return false;
     }
-    if (ec == beast::error::timeout || ec == net::error::eof || ec == bhttp::error::end_of_stream ||
-        ec == net::error::connection_reset || ec == bhttp::error::partial_message) {
-      co_return false;
-    }
-    if (ec) {
-      co_await write_error(conn, Error(ErrorCode::kInvalidArgument, "malformed HTTP request body", "bad_request"),
-                           false);
-      co_return false;
-    }
+    spool = std::move(*decided);
   }
 
-  auto msg = parser.release();
-  const unsigned version = msg.version();
-  const bool is_head = msg.method() == bhttp::verb::head;
-  Request request = to_request(std::move(msg), remote_ip);
+  if (spool) {
+    auto file = co_await spool_body(conn, buffer, parser, *spool);
+    if (!file) co_return false;
+    request.body_file = std::move(file);
+  } else {
+    // Refuse an oversized body before reading it.
+    if (auto len = parser.content_length(); len && *len > options.max_body_bytes) {
+      co_await write_error(conn, too_large(len, options.max_body_bytes), false);
+      co_await drain_before_close(conn);
+      co_return false;
+    }
+    parser.body_limit(options.max_body_bytes);
+    if (auto expect = parser.get()[bhttp::field::expect]; beast::iequals(expect, "100-continue")) {
+      bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
+      conn.stream.expires_after(options.idle_timeout);
+      auto [ec, n] = co_await bhttp::async_write(conn.stream, cont, kNoThrow);
+      (void)n;
+      if (ec) co_return false;
+    }
+    conn.stream.expires_after(options.idle_timeout);
+    {
+      auto [ec, n] = co_await bhttp::async_read(conn.stream, buffer, parser, kNoThrow);
+      (void)n;
+      if (ec == bhttp::error::body_limit) {
+        co_await write_error(conn, too_large(boost::none, options.max_body_bytes), false);
+        co_await drain_before_close(conn);
+        co_return false;
+      }
+      if (is_disconnect(ec)) co_return false;
+      if (ec) {
+        co_await write_error(conn, Error(ErrorCode::kInvalidArgument, "malformed HTTP request body", "bad_request"),
+                             false);
+        co_return false;
+      }
+    }
+    request.body = std::move(parser.get().body());
+  }
+
   const bool keep_alive = request.keep_alive && !stopping;
   Headers extra_headers;
   ChunkedStream chunked(conn.stream, options.idle_timeout, keep_alive, extra_headers);

@@ -2,12 +2,15 @@
 // and pipelining-safe (requests on a connection are answered in order),
 // header/idle timeouts, request bodies bounded by max_body_bytes (413 from
 // Content-Length before the body is read; chunked bodies counted as they
-// arrive), graceful shutdown on SIGINT/SIGTERM or stop().
+// arrive) or, for requests the body policy picks, streamed to a temporary
+// file with their own limit, graceful shutdown on SIGINT/SIGTERM or stop().
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -18,6 +21,23 @@
 
 namespace llmd::http {
 
+// Where one request's body goes: streamed into a temporary file in `dir`
+// (created if missing), at most `max_bytes`; see ServerOptions::body_policy.
+struct SpoolPlan {
+  std::filesystem::path dir;
+  std::uint64_t max_bytes = 0;
+};
+
+// Decides from a request's head (method, target, path, headers; body not yet
+// read) how its body is received: nullopt = in memory up to max_body_bytes;
+// a SpoolPlan = into a temporary file (Request::body_file, removed when the
+// request ends unless released; 413 from Content-Length before reading,
+// chunked bodies counted; a client that disconnects leaves no file); an
+// error = answered at once without reading the body, then the connection is
+// closed (e.g. 401 for an upload without credentials). Called on an I/O
+// thread: must not block.
+using BodyPolicy = std::function<Result<std::optional<SpoolPlan>>(const Request& head)>;
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                  // 0 = any free port (see Server::port())
@@ -27,6 +47,7 @@ struct ServerOptions {
   std::chrono::seconds idle_timeout{60};
   std::chrono::seconds shutdown_grace{10};
   bool handle_signals = true;       // SIGINT/SIGTERM start a graceful shutdown
+  BodyPolicy body_policy;           // empty = every body in memory
 };
 
 class Server {

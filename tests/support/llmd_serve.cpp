@@ -5,8 +5,12 @@ namespace llmd::testing {
 LlmdServe::LlmdServe(const std::string& binary, const std::string& extra_yaml, const std::string& server_yaml,
                      const std::map<std::string, std::string>& env)
     : port_(free_port()) {
+  // No web UI unless the test gives one: a built web/dist must not turn
+  // other tests' 404s into index.html.
+  const std::string web_dir =
+      server_yaml.find("web_dir:") == std::string::npos ? "  web_dir: " + (dir_ / "no-web-ui").string() + "\n" : "";
   std::string yaml = "server:\n  host: 127.0.0.1\n  port: " + std::to_string(port_) + "\n  threads: 2\n" +
-                     "  data_dir: " + (dir_ / "data").string() + "\n" + server_yaml +
+                     "  data_dir: " + (dir_ / "data").string() + "\n" + web_dir + server_yaml +
                      "database: \"sqlite:" + (dir_ / "data/llmd.db").string() + "\"\n" +
                      "logging: { level: info, format: json }\n" + extra_yaml;
   write_file(dir_ / "llmd.yaml", yaml);

@@ -151,6 +151,31 @@ TEST_F(ConfigTest, DatabaseUrlSchemeIsChecked) {
   EXPECT_EQ(r.error().message.rfind("database:", 0), 0u);
 }
 
+TEST_F(ConfigTest, SubtitleJobKeysAreReadAndValidated) {
+  auto defaults = load("");
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->config.subtitle.concurrency, 2);
+  auto r = load("tasks: { subtitle: { model: m, concurrency: 3, batch_min: 5, batch_max: 12, max_tokens_per_batch: 256, "
+                "max_cues: 900 } }");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(r->warnings.empty()) << r->warnings.front();
+  EXPECT_EQ(r->config.tasks.at("subtitle").model, "m");
+  EXPECT_EQ(r->config.subtitle.concurrency, 3);
+  EXPECT_EQ(r->config.subtitle.batch_min, 5);
+  EXPECT_EQ(r->config.subtitle.batch_max, 12);
+  EXPECT_EQ(r->config.subtitle.max_tokens_per_batch, 256);
+  EXPECT_EQ(r->config.subtitle.max_cues, 900);
+  auto zero = load("tasks: { subtitle: { concurrency: 0 } }");
+  ASSERT_FALSE(zero);
+  EXPECT_EQ(zero.error().message.rfind("tasks.subtitle.concurrency:", 0), 0u) << zero.error().message;
+  auto inverted = load("tasks: { subtitle: { batch_min: 30, batch_max: 10 } }");
+  ASSERT_FALSE(inverted);
+  EXPECT_NE(inverted.error().message.find("tasks.subtitle.batch_min"), std::string::npos);
+  auto elsewhere = load("tasks: { convert: { concurrency: 3 } }");  // a subtitle key on another task
+  ASSERT_TRUE(elsewhere);
+  EXPECT_FALSE(elsewhere->warnings.empty());
+}
+
 TEST_F(ConfigTest, ExampleFileInRepositoryLoadsWithoutWarnings) {
   auto r = load_config_file(std::string(LLMD_SOURCE_DIR) + "/llmd.example.yaml", lookup);
   ASSERT_TRUE(r) << r.error().message;

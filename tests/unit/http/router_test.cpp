@@ -70,5 +70,25 @@ TEST(Router, UnknownPathIsNotFound) {
   EXPECT_EQ(r.match("GET", "/healthz").kind, RouteMatch::Kind::kNotFound);
 }
 
+TEST(Router, FallbackTakesUnmatchedPathsOnlyAndKeeps405) {
+  Router r;
+  r.get("/health", noop());
+  r.post("/api/v1/auth/login", noop());
+  r.fallback("static", noop());
+  const auto unmatched = r.match("GET", "/chat/42");
+  ASSERT_EQ(unmatched.kind, RouteMatch::Kind::kFound);
+  EXPECT_EQ(unmatched.pattern, "static");
+  EXPECT_EQ(r.match("POST", "/anything").pattern, "static");
+  EXPECT_EQ(r.match("GET", "/health").pattern, "/health");
+  // A path that exists for another method is still a 405, not the fallback.
+  EXPECT_EQ(r.match("GET", "/api/v1/auth/login").kind, RouteMatch::Kind::kMethodNotAllowed);
+}
+
+TEST(Router, WithoutFallbackUnmatchedIsNotFound) {
+  Router r;
+  r.get("/health", noop());
+  EXPECT_EQ(r.match("GET", "/chat").kind, RouteMatch::Kind::kNotFound);
+}
+
 }  // namespace
 }  // namespace llmd::http
