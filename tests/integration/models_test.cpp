@@ -359,5 +359,68 @@ TEST_F(UpstreamTest, WeightedRoundRobinDeadUpstreamSkippedRetriedAndRejoins) {
   EXPECT_NEAR(seen["upstream:small"], 10, 3);
 }
 
+// A streamed reply held open on a raw connection: the instance that serves
+// it (from the response head) stays busy until the stream is closed.
+class OpenStream {
+ public:
+  OpenStream(int port, const std::string& body, const std::string& token) : conn_(port) {
+    conn_.send("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               "Authorization: Bearer " + token + "\r\nContent-Length: " + std::to_string(body.size()) +
+               "\r\n\r\n" + body);
+  }
+  // The X-Llmd-Instance header of the response head ("" when none arrived).
+  std::string instance() {
+    auto head = conn_.read_head(60s);
+    return head && head->status == 200 ? head->header("x-llmd-instance") : "";
+  }
+
+ private:
+  RawConnection conn_;
+};
+
+// Least connections: while a slow stream keeps one upstream busy, every
+// short request goes to the idle one (round robin would alternate), and the
+// next slow stream lands on the idle one too, so slow streams spread evenly.
+TEST_F(UpstreamTest, LeastConnectionsSendsWorkToTheIdleInstanceWhileAStreamIsSlow) {
+  const int p1 = free_port(), p2 = free_port();
+  auto r1 = runner(p1);
+  auto r2 = runner(p2);
+  const std::string yaml = models_yaml(models_dir(dir_, {})) +
+                           "upstreams:\n  - { name: a, url: \"http://127.0.0.1:" + std::to_string(p1) +
+                           "\", model: remote }\n  - { name: b, url: \"http://127.0.0.1:" + std::to_string(p2) +
+                           "\", model: remote }\n"
+                           "balancer: { strategy: least_connections, health_interval: 1, fail_threshold: 50, cooldown: 1 }\n";
+  LlmdServe serve(kBinary, yaml);
+  ASSERT_TRUE(serve.started()) << serve.log();
+  // Slow on purpose: a long schema-constrained string from a random model.
+  const std::string slow =
+      json{{"model", "remote"},
+           {"messages", {{{"role", "user"}, {"content", "write"}}}},
+           {"max_tokens", 200},
+           {"stream", true},
+           {"response_format",
+            {{"type", "json_schema"},
+             {"json_schema",
+              {{"name", "t"},
+               {"schema",
+                {{"type", "object"},
+                 {"properties", {{"text", {{"type", "string"}, {"minLength", 150}, {"maxLength", 190}}}}},
+                 {"required", {"text"}}}}}}}}}
+          .dump();
+  const std::string token = admin_token(serve.port());
+  OpenStream first(serve.port(), slow, token);
+  const std::string busy = first.instance();
+  ASSERT_FALSE(busy.empty());
+  int failures = 0;
+  auto seen = spread(serve.port(), 6, failures);
+  EXPECT_EQ(failures, 0);
+  EXPECT_FALSE(seen.contains(busy)) << "short requests went to the busy instance " << busy;
+  EXPECT_EQ(seen.size(), 1u);
+  OpenStream second(serve.port(), slow, token);
+  const std::string other = second.instance();
+  EXPECT_FALSE(other.empty());
+  EXPECT_NE(other, busy);
+}
+
 }  // namespace
 }  // namespace llmd::testing

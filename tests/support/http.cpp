@@ -67,7 +67,7 @@ bool RawConnection::closed_by_peer(std::chrono::milliseconds timeout) {
   return false;
 }
 
-std::optional<HttpReply> RawConnection::read_reply(std::chrono::milliseconds timeout) {
+std::optional<HttpReply> RawConnection::read_head(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::size_t head_end;
   while ((head_end = buffer_.find("\r\n\r\n")) == std::string::npos) {
@@ -93,6 +93,14 @@ std::optional<HttpReply> RawConnection::read_reply(std::chrono::milliseconds tim
     }
     pos = next;
   }
+  return reply;
+}
+
+std::optional<HttpReply> RawConnection::read_reply(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto head = read_head(timeout);
+  if (!head) return std::nullopt;
+  HttpReply& reply = *head;
   if (reply.status == 100) return read_reply(timeout);
   if (reply.header("transfer-encoding") == "chunked") {
     while (true) {

@@ -29,6 +29,9 @@ class RawConnection {
 
   bool ok() const { return fd_ >= 0; }
   bool send(const std::string& bytes);
+  // Reads the status line and headers of a response, leaving its body unread
+  // (e.g. to hold a stream open).
+  std::optional<HttpReply> read_head(std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // Reads one response (status line, headers, Content-Length or chunked body).
   std::optional<HttpReply> read_reply(std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // True when the peer closed the connection within `timeout`.
