@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <span>
 
 #include <boost/asio/co_spawn.hpp>
@@ -455,13 +456,15 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     End end = End::kDone;
     std::string error;
     int error_status = 500;
+    // A shutdown (stop, resumable) wins over a cancel; either ends the loop.
+    const auto interruption = [&]() -> std::optional<End> {
+      if (stopping.load()) return End::kStopped;
+      if (cancel_flag.load()) return End::kCancelled;
+      return std::nullopt;
+    };
     for (std::size_t k = progress.next_batch; k < batches.size(); ++k) {
-      if (stopping.load()) {
-        end = End::kStopped;
-        break;
-      }
-      if (cancel_flag.load()) {
-        end = End::kCancelled;
+      if (const auto why = interruption()) {
+        end = *why;
         break;
       }
       const auto cues = std::span<const subtitle::Cue>(doc->cues).subspan(batches[k].first, batches[k].count);
@@ -469,12 +472,8 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
       auto batch = co_await subtitle::translate_batch(cues, context, options, call);
       // A stop or cancel during the batch may have cut its calls short: its
       // result is discarded (a resumed job redoes the batch).
-      if (stopping.load()) {
-        end = End::kStopped;
-        break;
-      }
-      if (cancel_flag.load()) {
-        end = End::kCancelled;
+      if (const auto why = interruption()) {
+        end = *why;
         break;
       }
       if (!batch) {

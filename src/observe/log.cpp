@@ -55,15 +55,29 @@ bool parse_log_level(std::string_view s, LogLevel& out) {
 std::string format_log_line(LogFormat format, LogLevel level, std::string_view msg,
                             const nlohmann::json& fields) {
   if (format == LogFormat::kJson) {
-    nlohmann::ordered_json line = nlohmann::ordered_json::object();  // ts, level, msg first
-    line["ts"] = now_iso8601();
-    line["level"] = level_name(level);
-    line["msg"] = msg;
+    // Written field by field (no intermediate document): ts, level, msg
+    // first, then the fields in their (sorted) order. Invalid UTF-8 is
+    // replaced rather than thrown on: logs must never fail.
+    constexpr auto kReplace = nlohmann::json::error_handler_t::replace;
+    std::string out;
+    out.reserve(256);
+    out += R"({"ts":")";
+    out += now_iso8601();
+    out += R"(","level":")";
+    out += level_name(level);
+    out += R"(","msg":)";
+    out += nlohmann::json(msg).dump(-1, ' ', false, kReplace);
     if (fields.is_object()) {
-      for (const auto& [k, v] : fields.items()) line[k] = v;
+      for (const auto& [k, v] : fields.items()) {
+        if (k == "ts" || k == "level" || k == "msg") continue;  // never duplicate the fixed keys
+        out += ',';
+        out += nlohmann::json(k).dump(-1, ' ', false, kReplace);
+        out += ':';
+        out += v.dump(-1, ' ', false, kReplace);
+      }
     }
-    // Replace invalid UTF-8 rather than throw: logs must never fail.
-    return line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    out += '}';
+    return out;
   }
   std::string out = now_iso8601();
   out += ' ';

@@ -83,6 +83,18 @@ TEST(Log, InvalidUtf8InFieldsDoesNotBreakTheLine) {
   EXPECT_EQ(j["path"], "\xEF\xBF\xBD/a");  // replaced by U+FFFD
 }
 
+TEST(Log, FieldsCannotShadowTheFixedKeysAndMessagesAreEscaped) {
+  const std::string line = format_log_line(LogFormat::kJson, LogLevel::kInfo, "say \"hi\"\n\xff",
+                                           {{"msg", "forged"}, {"level", "error"}, {"user", "a\"b"}});
+  const auto j = nlohmann::ordered_json::parse(line, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(j.is_discarded()) << line;
+  EXPECT_EQ(j.size(), 4u) << line;
+  EXPECT_EQ(j["msg"], "say \"hi\"\n\xEF\xBF\xBD");
+  EXPECT_EQ(j["level"], "info");
+  EXPECT_EQ(j["user"], "a\"b");
+  EXPECT_EQ(line.find('\n'), std::string::npos);  // one line, always
+}
+
 TEST(Log, TextFormatIsKeyValue) {
   const std::string line = format_log_line(LogFormat::kText, LogLevel::kError, "boom", {{"code", 7}});
   EXPECT_NE(line.find(" error boom code=7"), std::string::npos) << line;
