@@ -71,6 +71,8 @@ Result<Sampler> Sampler::create(const Model& model, const SamplingParams& p) {
   return s;
 }
 
+constexpr std::size_t kRankHorizon = 16384;
+
 llama_token Sampler::sample(llama_context* ctx, int32_t idx) {
   if (!grammar_) return llama_sampler_sample(chain_.get(), ctx, idx);
 
@@ -84,10 +86,14 @@ llama_token Sampler::sample(llama_context* ctx, int32_t idx) {
   // Chunks of the candidates in descending logit order; the valid ones are
   // compacted to the front. Once `need_` are valid, no later (lower-logit)
   // candidate could pass the chain's top-k/greedy stage.
+  // Past the rank horizon, once something valid was found, stop looking:
+  // tokens ranked that low carry no probability worth the scan of a large
+  // vocabulary (with a 151k vocabulary the full scan is most of the cost of
+  // a constrained token wherever the grammar allows only a few tokens).
   std::size_t n_valid = 0;
   std::size_t done = 0;
   std::size_t chunk = 256;
-  while (done < n && n_valid < need_) {
+  while (done < n && n_valid < need_ && !(n_valid > 0 && done >= kRankHorizon)) {
     const std::size_t end = std::min(n, done + chunk);
     if (end < n) {
       std::partial_sort(candidates_.begin() + static_cast<std::ptrdiff_t>(done),

@@ -39,9 +39,13 @@ Result<LlamaSamplerPtr> make_sampler(const Model& model, const SamplingParams& p
 // about a microsecond, and a 151k-token vocabulary made that ~90 ms per
 // token; sample() checks candidates in descending logit order, in growing
 // chunks, only until the rest of the chain provably cannot look further
-// (1 valid token for greedy, top_k for top-k sampling). The result is the
-// same token the full "grammar first" chain picks; only top_k = 0 with a
-// temperature still needs the whole vocabulary checked.
+// (1 valid token for greedy, top_k for top-k sampling) — or, once at least
+// one valid token was found, until the first 16k candidates by logit were
+// checked: a token ranked below that has no probability worth a scan of
+// the whole vocabulary. Greedy picks exactly the token the full "grammar
+// first" chain picks; top-k sampling can differ from it only in tokens
+// ranked beyond 16k. Only a grammar that allows nothing among the first
+// 16k candidates still costs a check of the whole vocabulary.
 // Not thread-safe: owned by one slot on the engine thread.
 class Sampler {
  public:
