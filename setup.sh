@@ -72,6 +72,14 @@ ensure_engine() {
 # node_modules is missing or package-lock.json changed since the last one.
 build_web() {
   ensure_node
+  # Vite needs Node.js >= 20 (Debian 12's own nodejs is 18): without it the
+  # UI is not built and `llmd serve` says so at `/`; the API is unaffected.
+  local node_major
+  node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+  if ((node_major < 20)); then
+    log "web UI not built: Node.js >= 20 is needed, found $(node --version 2>/dev/null || echo none) (see README, Troubleshooting)"
+    return 0
+  fi
   local lock_sum stamp=web/node_modules/.llmd-lock-sha256
   lock_sum="$(sha256sum web/package-lock.json | cut -d' ' -f1)"
   if [[ ! -d web/node_modules || "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]]; then
