@@ -160,8 +160,9 @@ std::string ass_from_text(std::string_view text) {
         }
       }
       out += c;
-    } else if (c == '\n') {
+    } else if (c == '\n' || c == '\r') {  // CR, LF and CRLF are one line break each
       out += "\\N";
+      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
     } else if (text.substr(i, 2) == "\u00A0") {
       out += "\\h";
       ++i;

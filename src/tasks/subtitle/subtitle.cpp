@@ -175,8 +175,20 @@ Result<void> check_order(std::int64_t start_ms, std::int64_t end_ms, std::size_t
   return {};
 }
 
-std::string wrap_text(std::string_view text, int max_chars) {
-  if (max_chars <= 0) return std::string(text);
+std::string wrap_text(std::string_view raw, int max_chars) {
+  // Any CR (alone or before LF) is a line break: a stray CR written out
+  // would read back as a line end, and "\r\r" as a blank line ending the cue.
+  std::string normalised;
+  normalised.reserve(raw.size());
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] != '\r') {
+      normalised += raw[i];
+    } else if (i + 1 >= raw.size() || raw[i + 1] != '\n') {
+      normalised += '\n';
+    }
+  }
+  const std::string_view text = normalised;
+  if (max_chars <= 0) return normalised;
   std::string out;
   std::size_t pos = 0;
   while (true) {

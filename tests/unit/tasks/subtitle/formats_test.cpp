@@ -202,6 +202,25 @@ TEST(SubtitleWriter, DropsBlankLinesInsideCueText) {
   EXPECT_EQ(write(doc, Format::kSrt), "1\n00:00:00,000 --> 00:00:01,000\none\ntwo\n\n");
 }
 
+// Model output may hold carriage returns: each is a line break, never a
+// blank line that would end the cue and shift the rest (seen in a real run:
+// a translated line "x\r\r..." broke the VTT that was written).
+TEST(SubtitleWriter, CarriageReturnsInTextNeverSplitACue) {
+  Document doc;
+  doc.cues.push_back(cue_at(0, 1000, "a\r\rb\r\nc\r"));
+  doc.cues.push_back(cue_at(1000, 2000, "next"));
+  for (const Format f : {Format::kSrt, Format::kVtt, Format::kAss}) {
+    const std::string written = write(doc, f);
+    EXPECT_EQ(written.find('\r'), std::string::npos) << format_name(f);
+    auto back = parse(written, f);
+    ASSERT_TRUE(back) << format_name(f) << ": " << back.error().message << "\n" << written;
+    ASSERT_EQ(back->cues.size(), 2u) << format_name(f) << "\n" << written;
+    // SRT and VTT cannot hold a blank line inside a cue, ASS can (\N\N).
+    EXPECT_EQ(back->cues[0].text, f == Format::kAss ? "a\n\nb\nc\n" : "a\nb\nc") << format_name(f);
+    EXPECT_EQ(back->cues[1].text, "next") << format_name(f);
+  }
+}
+
 // Every file under golden/errors fails with exactly the message listed in
 // golden/errors/expected.txt ("file: code: message").
 TEST(SubtitleValidation, EachErrorNamesLineAndCue) {
