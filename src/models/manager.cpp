@@ -143,8 +143,12 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
 
   // --- supervisor (runs on `io`) ---------------------------------------
 
+  // A weak reference: a handler still queued when the I/O thread stops must
+  // not keep the core (which owns the I/O context) alive — that cycle leaked.
   void poke() {
-    net::post(io, [self = shared_from_this()] { self->reconcile(); });
+    net::post(io, [weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->reconcile();
+    });
   }
 
   // Adds models whose files appeared in models.dir (e.g. `llmd models pull`
@@ -666,6 +670,10 @@ void Manager::shutdown() {
   c.work.reset();
   c.io.stop();
   if (c.thread.joinable()) c.thread.join();
+  // Handlers queued before the stop (e.g. a probe coroutine not started
+  // yet) hold the core; run them once so they finish and let it go.
+  c.io.restart();
+  c.io.poll();
 }
 
 std::vector<ModelStatus> Manager::list() const {
