@@ -439,27 +439,22 @@ std::vector<GbnfMatcher::Stack> GbnfMatcher::step(const std::vector<Stack>& stac
   return out;
 }
 
-bool GbnfMatcher::accepts_prefix(std::string_view text) const {
+std::vector<GbnfMatcher::Stack> GbnfMatcher::consume(std::string_view text) const {
   std::vector<Stack> stacks = initial_stacks();
   for (std::size_t i = 0; i < text.size();) {
     const auto cp = decode_utf8(text, i);
-    if (!cp) return false;
+    if (!cp) return {};
     stacks = step(stacks, cp->first);
-    if (stacks.empty()) return false;
+    if (stacks.empty()) return {};
     i += cp->second;
   }
-  return true;
+  return stacks;
 }
 
+bool GbnfMatcher::accepts_prefix(std::string_view text) const { return !consume(text).empty(); }
+
 bool GbnfMatcher::accepts(std::string_view text) const {
-  std::vector<Stack> stacks = initial_stacks();
-  for (std::size_t i = 0; i < text.size();) {
-    const auto cp = decode_utf8(text, i);
-    if (!cp) return false;
-    stacks = step(stacks, cp->first);
-    if (stacks.empty()) return false;
-    i += cp->second;
-  }
+  const std::vector<Stack> stacks = consume(text);
   return std::any_of(stacks.begin(), stacks.end(), [](const Stack& s) { return s.empty(); });
 }
 

@@ -42,6 +42,8 @@ class GbnfMatcher {
   GbnfMatcher() = default;
   std::vector<Stack> initial_stacks() const;
   std::vector<Stack> step(const std::vector<Stack>& stacks, std::uint32_t code_point) const;
+  // The parse stacks after `text` (invalid UTF-8 or a rejected character: none).
+  std::vector<Stack> consume(std::string_view text) const;
   void advance(const Stack& stack, std::vector<Stack>& out) const;
 
   std::vector<std::vector<Element>> rules_;
