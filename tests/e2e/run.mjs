@@ -379,8 +379,12 @@ async function main() {
     await page.goto(`${base}/admin/usage`)
     await page.getByTestId('usage-table').locator('tbody tr').first().waitFor()
     await shot(page, '12-admin-usage')
+    // The admin made no model calls: once the usage answer is in, the
+    // dashboard shows its empty state (the table shows only while loading).
+    const usageLoaded = page.waitForResponse((r) => r.url().includes('/api/v1/auth/usage'))
     await page.goto(`${base}/`)
-    await page.getByTestId('recent-calls').waitFor()
+    await usageLoaded
+    await page.getByTestId('dashboard-empty').or(page.getByTestId('recent-calls')).waitFor()
     await shot(page, '13-dashboard-admin')
     await logout(page)
     await login(page, base, user, password)
