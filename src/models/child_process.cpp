@@ -27,13 +27,22 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::spawn(const std::vector<std:
   args.push_back(nullptr);
   const pid_t parent = ::getpid();
 
+  // Until execv the child runs the parent's signal handlers (Asio's in serve
+  // writes into a pipe the parent reads: a SIGTERM aimed at the new worker
+  // would shut serve down). So every signal stays blocked across fork, the
+  // child resets each disposition to the default, and only then unblocks: a
+  // signal that arrived meanwhile then takes its default action in the child.
+  sigset_t all, before;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &before);
   const pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(fds[0]);
-    ::close(fds[1]);
-    return fail(ErrorCode::kInternal, "cannot fork", "spawn_failed");
-  }
   if (pid == 0) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    for (int sig = 1; sig < NSIG; ++sig) {
+      if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
+    }
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);  // the parent died before prctl
     const int devnull = ::open("/dev/null", O_RDONLY);
@@ -45,6 +54,12 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::spawn(const std::vector<std:
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::execv(args[0], args.data());
     ::_exit(127);
+  }
+  ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return fail(ErrorCode::kInternal, "cannot fork", "spawn_failed");
   }
   ::close(fds[1]);
   std::unique_ptr<ChildProcess> child(new ChildProcess());

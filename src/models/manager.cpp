@@ -226,10 +226,13 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
             const auto lines = inst.worker ? inst.worker->last_lines() : std::vector<std::string>{};
             inst.worker.reset();  // kills and reaps
             inst.state = State::kFailed;
+            // The worker's output stays in the operator's log: it can hold
+            // other users' request ids, so no API answer repeats it.
             inst.error = "worker did not become ready within " +
-                         std::to_string(options.ready_timeout.count() / 1000) + " s; last output: " + join_lines(lines, 5);
+                         std::to_string(options.ready_timeout.count() / 1000) + " s (see the server log)";
             m.last_error = inst.error;
-            deps.log.error("worker not ready", {{"model", m.cat.name}, {"instance", inst.id}, {"reason", inst.error}});
+            deps.log.error("worker not ready", {{"model", m.cat.name}, {"instance", inst.id}, {"reason", inst.error},
+                                                {"last_output", join_lines(lines, 5)}});
           } else if (!inst.probing) {
             launch_probe(m, inst, now);
           }
@@ -261,7 +264,9 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     inst.worker.reset();
     m.balancer.remove(inst.id);
     if (inst.state == State::kStopping) return;  // expected; erased by reconcile_model
-    const std::string why = "worker exited with code " + std::to_string(code) + "; last output: " + join_lines(lines, 5);
+    // The last output goes to the log only (see kStarting above).
+    const std::string why = "worker exited with code " + std::to_string(code) + " (see the server log)";
+    const std::string last_output = join_lines(lines, 5);
     m.last_error = why;
     if (m.wanted && inst.restarts < options.max_restarts) {
       const auto delay = options.restart_backoff * (1 << std::min(inst.restarts, 10));
@@ -270,12 +275,13 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
       inst.deadline = now + delay;
       inst.error = why;
       deps.log.warn("worker crashed; restarting", {{"model", m.cat.name}, {"instance", inst.id}, {"exit_code", code},
-                                                   {"attempt", inst.restarts}, {"delay_ms", delay.count()}});
+                                                   {"attempt", inst.restarts}, {"delay_ms", delay.count()},
+                                                   {"last_output", last_output}});
     } else {
       inst.state = State::kFailed;
       inst.error = why;
       deps.log.error("worker crashed; giving up", {{"model", m.cat.name}, {"instance", inst.id}, {"exit_code", code},
-                                                   {"reason", why}});
+                                                   {"reason", why}, {"last_output", last_output}});
     }
   }
 
