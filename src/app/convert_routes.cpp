@@ -143,12 +143,12 @@ struct Repairer {
     const std::int64_t charge = base > 0 ? d.pricing.charge("convert", base, d.repair_model) : 0;
     const int status = written ? 200 : (reply.ok ? http::status_for(written.error().code) : reply.response.status);
     const std::string route = ctx.route;
-    auto settled = co_await d.pool.run([&]() -> Result<std::int64_t> {
-      auto left = d.accounts.settle(*reservation, {charge, "convert (repair)", request_id, "convert", d.repair_model});
+    auto settled = co_await d.pool.run([&]() -> Result<billing::Settled> {
+      auto s = d.accounts.settle(*reservation, {charge, "convert (repair)", request_id, "convert", d.repair_model});
       (void)d.accounts.record_usage({request_id, user_id, route, "convert", d.repair_model, reply.instance,
-                                     reply.usage.prompt_tokens, reply.usage.completion_tokens,
-                                     left ? std::min(charge, reservation->amount) : 0, status, 0});
-      return left;
+                                     reply.usage.prompt_tokens, reply.usage.completion_tokens, s ? s->charged : 0,
+                                     status, 0});
+      return s;
     });
     if (!reply.ok) co_return reply.response;  // the gateway's error reply (503/504 ...)
     if (!written) co_return error(ctx, written.error());
@@ -156,8 +156,8 @@ struct Repairer {
     co_return Response::json(200, {{"success", true},
                                    {"converted_content", *written},
                                    {"method", "model"},
-                                   {"tokens_consumed", std::min(charge, reservation->amount)},
-                                   {"remaining_tokens", *settled}});
+                                   {"tokens_consumed", settled->charged},
+                                   {"remaining_tokens", settled->available}});
   }
 };
 

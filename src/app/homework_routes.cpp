@@ -206,12 +206,11 @@ struct ModelGrader {
     const std::string route = ctx.route;
     const auto elapsed_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - ctx.started).count();
-    auto settled = co_await d.pool.run([&]() -> Result<std::int64_t> {
-      auto left = d.accounts.settle(*reservation, {charge, "homework", request_id, "homework", d.model});
+    auto settled = co_await d.pool.run([&]() -> Result<billing::Settled> {
+      auto s = d.accounts.settle(*reservation, {charge, "homework", request_id, "homework", d.model});
       (void)d.accounts.record_usage({request_id, user_id, route, "homework", d.model, instance, used.prompt_tokens,
-                                     used.completion_tokens, left ? std::min(charge, reservation->amount) : 0, status,
-                                     elapsed_ms});
-      return left;
+                                     used.completion_tokens, s ? s->charged : 0, status, elapsed_ms});
+      return s;
     });
     if (!grade) {
       if (call_error) co_return *call_error;  // the gateway's error reply (503 + Retry-After, 504 ...)
@@ -219,7 +218,7 @@ struct ModelGrader {
                                                       "model_reply_invalid")));
     }
     if (!settled) co_return error(ctx, settled.error());
-    json out = grade_json(*grade, graded_by, std::min(charge, reservation->amount), *settled);
+    json out = grade_json(*grade, graded_by, settled->charged, settled->available);
     if (req.return_prompt) out["prompt"] = {{"system", prompt.system}, {"user", prompt.user}, {"version", prompt.version}};
     co_return Response::json(200, out);
   }

@@ -47,19 +47,25 @@ class BillingHooks final : public models::CallHooks {
     const std::int64_t charge = base > 0 ? pricing_.charge(task, base, outcome.model) : 0;
     const std::string request_id = ctx.request_id;
     const std::string route = ctx.route.empty() ? call.route : ctx.route;
-    auto result = co_await pool_.run([&]() -> Result<std::int64_t> {
-      auto left = accounts_.settle(reservation, {charge, task, request_id, task, outcome.model});
-      const std::int64_t charged = left ? std::min(charge, reservation.amount) : 0;
+    auto result = co_await pool_.run([&]() -> Result<billing::Settled> {
+      auto settled = accounts_.settle(reservation, {charge, task, request_id, task, outcome.model});
       (void)accounts_.record_usage({request_id, reservation.user_id, route, task, outcome.model, outcome.instance,
-                                    outcome.usage.prompt_tokens, outcome.usage.completion_tokens, charged,
-                                    outcome.status, outcome.latency.count()});
-      return left;
+                                    outcome.usage.prompt_tokens, outcome.usage.completion_tokens,
+                                    settled ? settled->charged : 0, outcome.status, outcome.latency.count()});
+      return settled;
     });
     if (!result) {
       log_.error("settling a model call failed", {{"request_id", request_id}, {"error", result.error().message}});
       co_return models::Settlement{0, std::nullopt};
     }
-    co_return models::Settlement{std::min(charge, reservation.amount), *result};
+    if (result->charged < charge) {
+      // Only when the worker produced more than was reserved and the balance
+      // could not cover the rest: never silent.
+      log_.warn("model call charged less than its usage",
+                {{"request_id", request_id}, {"charge", charge}, {"charged", result->charged},
+                 {"reserved", reservation.amount}});
+    }
+    co_return models::Settlement{result->charged, result->available};
   }
 
   awaitable<Result<void>> require_admin(http::RequestContext& ctx) override {

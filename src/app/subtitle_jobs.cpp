@@ -310,16 +310,16 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     self->finished_one();
   }
 
-  // Charges `base` for a job: settles its reservation (capped at it), or,
+  // Charges `base` for a job: settles its reservation, or,
   // when the reservation is gone (released by a restart or a stale sweep),
   // spends directly as much of the charge as the balance allows.
   Result<std::int64_t> charge(const billing::Reservation& r, std::int64_t base, const std::string& job_id) {
     const std::int64_t amount = price(base);
     const billing::Charge c{amount, "subtitle", job_id, kKind, d.model};
     if (r.id != 0) {
-      auto left = d.accounts.settle(r, c);
-      if (left) return std::min(amount, r.amount);
-      if (left.error().code != ErrorCode::kConflict) return std::unexpected(left.error());
+      auto settled = d.accounts.settle(r, c);
+      if (settled) return settled->charged;
+      if (settled.error().code != ErrorCode::kConflict) return std::unexpected(settled.error());
     }
     if (amount == 0) return 0;
     auto b = d.accounts.balance(r.user_id);

@@ -65,18 +65,22 @@ Result<Reservation> Accounts::reserve(std::int64_t user_id, std::int64_t amount,
   });
 }
 
-Result<std::int64_t> Accounts::settle(const Reservation& r, const Charge& charge) {
-  const std::int64_t amount = std::clamp<std::int64_t>(charge.amount, 0, r.amount);
-  return db_.transaction<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
+Result<Settled> Accounts::settle(const Reservation& r, const Charge& charge) {
+  return db_.transaction<Settled>([&](Connection& c) -> Result<Settled> {
     auto done = c.exec("UPDATE reservations SET state = 'settled' WHERE id = ? AND state = 'pending'",
                        std::vector<Value>{r.id});
     if (!done) return std::unexpected(done.error());
     if (done->affected_rows != 1) return fail(ErrorCode::kConflict, "reservation already closed", "reservation_closed");
     LLMD_TRY(c.exec("UPDATE users SET reserved = reserved - ? WHERE id = ?", std::vector<Value>{r.amount, r.user_id}));
+    // The reservation is released: what is available now includes it, and
+    // the row is locked by the update above until the transaction ends.
+    auto before = read_balance(c, r.user_id);
+    if (!before) return std::unexpected(before.error());
+    const std::int64_t amount = std::clamp<std::int64_t>(charge.amount, 0, std::max<std::int64_t>(before->available(), 0));
     if (amount > 0) LLMD_TRY(write_ledger(c, r.user_id, -amount, charge));
     auto b = read_balance(c, r.user_id);
     if (!b) return std::unexpected(b.error());
-    return b->available();
+    return Settled{amount, b->available()};
   });
 }
 

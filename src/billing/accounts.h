@@ -48,6 +48,12 @@ struct Charge {
   std::string model;
 };
 
+// What a settlement took, and the user's available balance afterwards.
+struct Settled {
+  std::int64_t charged = 0;
+  std::int64_t available = 0;
+};
+
 struct UsageRecord {
   std::string request_id;
   std::int64_t user_id = 0;
@@ -96,10 +102,12 @@ class Accounts {
   // fit; kNotFound for an unknown user.
   Result<Reservation> reserve(std::int64_t user_id, std::int64_t amount, const std::string& request_id);
 
-  // Charges min(charge.amount, reservation.amount), releases the reservation.
-  // Returns the user's available balance afterwards. Settling twice is an
-  // error (kConflict) and changes nothing.
-  Result<std::int64_t> settle(const Reservation& reservation, const Charge& charge);
+  // Releases the reservation and charges charge.amount: out of the
+  // reservation first, any excess out of the user's free balance, as much of
+  // it as there is (the balance never goes negative; `charged` then says how
+  // much less was taken). Settling twice is an error (kConflict) and changes
+  // nothing.
+  Result<Settled> settle(const Reservation& reservation, const Charge& charge);
 
   // Releases the reservation without charging (the call failed).
   Result<void> release(const Reservation& reservation);

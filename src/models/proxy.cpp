@@ -36,6 +36,20 @@ bool read_usage(const json& reply, CallUsage& out) {
   return true;
 }
 
+bool read_progress(const json& chunk, CallUsage& out) {
+  if (!chunk.is_object()) return false;
+  auto it = chunk.find("timings");
+  if (it == chunk.end() || !it->is_object()) return false;
+  const auto count = [&](const char* key) {
+    auto v = it->find(key);
+    return v != it->end() && v->is_number_integer() ? v->get<std::int64_t>() : std::int64_t{0};
+  };
+  if (!it->contains("predicted_n")) return false;
+  out.prompt_tokens = count("cache_n") + count("prompt_n");
+  out.completion_tokens = count("predicted_n");
+  return true;
+}
+
 http::ClientRequest Proxy::make_request(const http::RequestContext& ctx, const Lease& lease, const std::string& path,
                                         const std::string& body) const {
   http::ClientRequest req;
@@ -112,17 +126,18 @@ net::awaitable<ProxyResult> Proxy::call(http::RequestContext& ctx, const std::st
 
 net::awaitable<ProxyResult> Proxy::stream_through(http::RequestContext& ctx, const std::string& model,
                                                   const std::string& path, const std::string& body,
-                                                  bool forward_usage_chunk) {
-  co_return co_await stream(ctx, model, path, body, forward_usage_chunk, nullptr);
+                                                  bool forward_usage_chunk, bool forward_timings) {
+  co_return co_await stream(ctx, model, path, body, forward_usage_chunk, forward_timings, nullptr);
 }
 
 net::awaitable<ProxyResult> Proxy::stream_events(http::RequestContext& ctx, const std::string& model,
                                                  const std::string& path, const std::string& body, OnEvent on_event) {
-  co_return co_await stream(ctx, model, path, body, false, &on_event);
+  co_return co_await stream(ctx, model, path, body, false, false, &on_event);
 }
 
 net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::string& model, const std::string& path,
-                                          const std::string& body, bool forward_usage_chunk, const OnEvent* on_event) {
+                                          const std::string& body, bool forward_usage_chunk, bool forward_timings,
+                                          const OnEvent* on_event) {
   ProxyResult out;
   std::vector<std::string> exclude;
   std::optional<Error> last;
@@ -137,6 +152,8 @@ net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::
     bool retry_status = false;
     bool client_gone = false;
     bool got_usage = false;
+    bool got_progress = false;
+    CallUsage progress;
     std::int64_t content_events = 0;
     std::string error_body;
     std::string error_type = "application/json";
@@ -184,6 +201,13 @@ net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::
           const bool has_choices = chunk.is_object() && chunk.contains("choices") && chunk["choices"].is_array() &&
                                    !chunk["choices"].empty();
           if (has_choices) ++content_events;
+          if (read_progress(chunk, progress)) {
+            got_progress = true;
+            if (!forward_timings && !on_event) {
+              chunk.erase("timings");
+              block = "data: " + chunk.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+            }
+          }
           if (read_usage(chunk, out.usage)) {
             got_usage = true;
             forward = has_choices || forward_usage_chunk;
@@ -209,7 +233,11 @@ net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::
     };
 
     auto r = co_await client_.stream(make_request(ctx, *lease, path, body), on_head, on_chunk);
-    if (!got_usage) out.usage.completion_tokens = content_events;  // cut short: estimate one token per chunk
+    if (!got_usage) {
+      // Cut short: what the worker reported so far (the prompt was
+      // evaluated before the first chunk), else one token per chunk.
+      out.usage = got_progress ? progress : CallUsage{0, content_events};
+    }
     if (retry_status) {
       lease->finish(false);
       last = Error(ErrorCode::kUnavailable, "worker answered " + std::to_string(status), "upstream_error");
@@ -234,11 +262,13 @@ net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::
         co_await ctx.stream.end();
         out.response = http::Response::already_streamed(200);
       }
+      out.outcome_status = 502;
       co_return out;
     }
     if (client_gone) {
       lease->finish(true, out.usage.completion_tokens);  // not the worker's fault
       out.response = http::Response::already_streamed(200);
+      out.outcome_status = kClientClosedRequest;
       co_return out;
     }
     if (status != 200) {

@@ -28,8 +28,23 @@ struct ProxyResult {
   bool ok = false;        // the worker answered 200 and the reply was complete
   bool started = false;   // bytes went to the client
   std::string instance;   // the instance that served (last tried)
-  CallUsage usage;        // from the worker (estimated from chunks when cut short)
+  // From the worker's reply; for a stream cut short (client gone, worker
+  // died), the usage so far from its per-chunk timings (timings_per_token):
+  // the whole prompt plus the tokens generated.
+  CallUsage usage;
+  // The status the usage record shows when it differs from response.status:
+  // a stream that began with 200 and ended with the client gone (499) or the
+  // worker failing mid-reply (502).
+  int outcome_status = 0;
+  int status_for_usage() const { return outcome_status != 0 ? outcome_status : response.status; }
 };
+
+// Status recorded for a stream the client closed before it ended (nginx's).
+inline constexpr int kClientClosedRequest = 499;
+
+// Reads llama-server's per-chunk "timings" {cache_n, prompt_n, predicted_n}
+// into `out` (prompt = cache_n + prompt_n). False when the chunk has none.
+bool read_progress(const nlohmann::json& chunk, CallUsage& out);
 
 // Splits a byte stream into server-sent events ("\n\n" or "\r\n\r\n" separated).
 class SseSplitter {
@@ -75,11 +90,14 @@ class Proxy {
   // Non-streamed call: POST `path` with `body`; the worker's reply is returned as it is.
   boost::asio::awaitable<ProxyResult> call(http::RequestContext& ctx, const std::string& model, const std::string& path,
                                            const std::string& body);
-  // Streamed call relayed byte-exactly (event by event). The worker's usage
-  // chunk (empty choices) is forwarded only when `forward_usage_chunk`.
+  // Streamed call relayed event by event. The worker's usage chunk (empty
+  // choices) is forwarded only when `forward_usage_chunk`; the per-chunk
+  // "timings" (ask the worker for them with timings_per_token in `body`, so
+  // a stream cut short is billed exactly) only when `forward_timings`.
+  // Events are forwarded byte-exactly unless timings are removed.
   boost::asio::awaitable<ProxyResult> stream_through(http::RequestContext& ctx, const std::string& model,
                                                      const std::string& path, const std::string& body,
-                                                     bool forward_usage_chunk);
+                                                     bool forward_usage_chunk, bool forward_timings);
   // Streamed call whose events (parsed JSON data, "[DONE]" excluded) go to
   // `on_event`, which writes to the client itself; false = client gone.
   using OnEvent = std::function<boost::asio::awaitable<bool>(const nlohmann::json&)>;
@@ -89,7 +107,8 @@ class Proxy {
  private:
   boost::asio::awaitable<ProxyResult> stream(http::RequestContext& ctx, const std::string& model,
                                              const std::string& path, const std::string& body,
-                                             bool forward_usage_chunk, const OnEvent* on_event);
+                                             bool forward_usage_chunk, bool forward_timings,
+                                             const OnEvent* on_event);
   http::ClientRequest make_request(const http::RequestContext& ctx, const Lease& lease, const std::string& path,
                                    const std::string& body) const;
 

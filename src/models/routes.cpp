@@ -118,8 +118,9 @@ struct Routes {
   }
 
   net::awaitable<ProxyResult> forward(http::RequestContext& ctx, bool stream, const std::string& model,
-                                      const std::string& path, const std::string& body, bool wants_usage) {
-    if (stream) co_return co_await proxy().stream_through(ctx, model, path, body, wants_usage);
+                                      const std::string& path, const std::string& body, bool wants_usage,
+                                      bool wants_timings) {
+    if (stream) co_return co_await proxy().stream_through(ctx, model, path, body, wants_usage, wants_timings);
     co_return co_await proxy().call(ctx, model, path, body);
   }
 
@@ -147,13 +148,20 @@ struct Routes {
     const bool client_wants_usage = call.stream && body.contains("stream_options") &&
                                     body["stream_options"].is_object() &&
                                     body["stream_options"].value("include_usage", false);
-    if (call.stream) body["stream_options"]["include_usage"] = true;
+    // And for the usage so far in every chunk, so a stream cut short is
+    // billed for its whole prompt and every token generated.
+    const bool client_wants_timings = call.stream && body.value("timings_per_token", false);
+    if (call.stream) {
+      body["stream_options"]["include_usage"] = true;
+      body["timings_per_token"] = true;
+    }
     const std::string upstream_body = body.dump();
     // Initialised from one co_await (not assigned later): g++ 12 lost members
     // of a ProxyResult assigned from a co_await into an existing variable.
-    ProxyResult r = co_await forward(ctx, call.stream, *model, path, upstream_body, client_wants_usage);
+    ProxyResult r =
+        co_await forward(ctx, call.stream, *model, path, upstream_body, client_wants_usage, client_wants_timings);
     http::Response resp = r.response;
-    CallOutcome outcome{*model, r.instance, r.usage, resp.status, r.ok,
+    CallOutcome outcome{*model, r.instance, r.usage, r.status_for_usage(), r.ok,
                         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)};
     co_await deps.hooks->settle(ctx, call, outcome);
     co_return resp;
@@ -229,6 +237,7 @@ struct Routes {
     }
 
     body["stream_options"] = {{"include_usage", true}};
+    body["timings_per_token"] = true;  // the usage so far, should the stream be cut short
     http::SseWriter sse(ctx);
     bool opened = false;
     auto r = co_await proxy().stream_events(ctx, name, "/v1/chat/completions", body.dump(),
@@ -250,7 +259,7 @@ struct Routes {
                                               piece["delta"] = delta["content"];
                                               co_return co_await sse.send(piece.dump());
                                             });
-    CallOutcome outcome{name, r.instance, r.usage, r.ok ? 200 : r.response.status, r.ok, elapsed()};
+    CallOutcome outcome{name, r.instance, r.usage, r.ok ? 200 : r.status_for_usage(), r.ok, elapsed()};
     const Settlement s = co_await deps.hooks->settle(ctx, call, outcome);
     if (!opened) co_return r.response;  // nothing sent yet: a normal error reply
     json last = json::object();

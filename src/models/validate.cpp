@@ -1,5 +1,8 @@
 #include "models/validate.h"
 
+#include <optional>
+#include <string_view>
+
 namespace llmd::models {
 namespace {
 
@@ -41,6 +44,25 @@ Result<void> text_or_list(const nlohmann::json& v, const char* key, bool allow_t
 
 }  // namespace
 
+Result<void> normalise_generation_limit(nlohmann::json& body, const GatewayLimits& limits) {
+  // max_completion_tokens is OpenAI's newer name, n_predict llama-server's
+  // (-1 there: no limit of its own). The smallest one given is the limit.
+  std::optional<std::int64_t> limit;
+  for (const char* key : {"max_tokens", "max_completion_tokens", "n_predict"}) {
+    const bool is_n_predict = std::string_view(key) == "n_predict";
+    LLMD_TRY(integer_in(body, key, is_n_predict ? -1 : 1, limits.max_tokens));
+    auto it = body.find(key);
+    if (it == body.end() || it->is_null()) continue;
+    const auto n = it->get<std::int64_t>();
+    if (n == 0) return bad(std::string(key) + " must not be 0");
+    if (n > 0) limit = limit ? std::min(*limit, n) : n;
+  }
+  body.erase("max_completion_tokens");
+  body.erase("n_predict");
+  body["max_tokens"] = limit.value_or(limits.default_max_tokens);
+  return {};
+}
+
 Result<std::string> validate_openai_request(ApiKind kind, nlohmann::json& body, const GatewayLimits& limits,
                                             const std::string& default_model) {
   if (!body.is_object()) return bad("the body must be a JSON object");
@@ -77,17 +99,7 @@ Result<std::string> validate_openai_request(ApiKind kind, nlohmann::json& body, 
     LLMD_TRY(text_or_list(*it, "prompt", true));
   }
 
-  // max_tokens (max_completion_tokens is the newer OpenAI name).
-  for (const char* key : {"max_tokens", "max_completion_tokens", "n_predict"}) {
-    LLMD_TRY(integer_in(body, key, 1, limits.max_tokens));
-  }
-  if (!body.contains("max_tokens") || body["max_tokens"].is_null()) {
-    if (body.contains("max_completion_tokens") && body["max_completion_tokens"].is_number_integer()) {
-      body["max_tokens"] = body["max_completion_tokens"];
-    } else {
-      body["max_tokens"] = limits.default_max_tokens;
-    }
-  }
+  LLMD_TRY(normalise_generation_limit(body, limits));
   LLMD_TRY(number_in(body, "temperature", 0.0, 2.0));
   LLMD_TRY(number_in(body, "top_p", 0.0, 1.0));
   LLMD_TRY(number_in(body, "min_p", 0.0, 1.0));
@@ -99,8 +111,11 @@ Result<std::string> validate_openai_request(ApiKind kind, nlohmann::json& body, 
   if (body.contains("seed") && !body["seed"].is_null() && !body["seed"].is_number_integer()) {
     return bad("seed must be an integer");
   }
-  if (body.contains("stream") && !body["stream"].is_boolean() && !body["stream"].is_null()) {
-    return bad("stream must be a boolean");
+  for (const char* key : {"stream", "timings_per_token"}) {
+    if (body.contains(key) && !body[key].is_boolean() && !body[key].is_null()) {
+      return bad(std::string(key) + " must be a boolean");
+    }
+    if (body.contains(key) && body[key].is_null()) body.erase(key);  // null = absent
   }
   if (auto it = body.find("stop"); it != body.end() && !it->is_null()) {
     if (it->is_array()) {

@@ -22,7 +22,13 @@ struct GatewayLimits {
 
 enum class ApiKind { kChat, kCompletion, kEmbedding };
 
-// Checks `body` in place and fills defaults (max_tokens). Returns the
+// The one generation limit the gateway reserves by and the worker obeys:
+// max_tokens, max_completion_tokens and n_predict (-1: none of its own) are
+// checked, the smallest given becomes `max_tokens` (the default when none is
+// given) and the aliases are removed from `body`. Errors: kInvalidArgument.
+Result<void> normalise_generation_limit(nlohmann::json& body, const GatewayLimits& limits);
+
+// Checks `body` in place and fills defaults (max_tokens, see above). Returns the
 // resolved model name (body "model", or `default_model` when absent/empty).
 Result<std::string> validate_openai_request(ApiKind kind, nlohmann::json& body, const GatewayLimits& limits,
                                             const std::string& default_model);

@@ -1,5 +1,7 @@
 #include "runner/completion_channel.h"
 
+#include <utility>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -24,6 +26,7 @@ GenerateCallbacks CompletionChannel::callbacks(bool stream_text) {
       return true;
     };
   }
+  if (stream_text) cb.on_progress = [self](const Usage& so_far) { self->push_progress(so_far); };
   cb.on_done = [self](Result<Completion> r) { self->push_done(std::move(r)); };
   return cb;
 }
@@ -34,6 +37,18 @@ void CompletionChannel::push_text(std::string_view text) {
     text_ += text;
   }
   wake();
+}
+
+void CompletionChannel::push_progress(const Usage& so_far) {
+  bool first = false;
+  {
+    std::lock_guard lock(mu_);
+    progress_ = so_far;
+    first = !std::exchange(progress_seen_, true);
+  }
+  // Later progress rides along with the next text; the first one wakes the
+  // reader so the prompt's size is known before any text can be sent.
+  if (first) wake();
 }
 
 void CompletionChannel::push_done(Result<Completion> result) {
@@ -65,9 +80,10 @@ net::awaitable<CompletionChannel::Event> CompletionChannel::next(std::chrono::mi
   while (true) {
     {
       std::lock_guard lock(mu_);
-      if (!text_.empty() || done_) {
+      if (!text_.empty() || done_ || progress_) {
         Event ev;
         ev.text.swap(text_);
+        ev.progress = std::exchange(progress_, std::nullopt);
         if (done_) {
           ev.done = std::move(done_);
           done_.reset();

@@ -42,6 +42,7 @@ class CompletionChannel : public std::enable_shared_from_this<CompletionChannel>
   struct Event {
     std::string text;                        // text produced since the last event
     std::optional<Result<Completion>> done;  // set once, with the final result
+    std::optional<Usage> progress;           // usage so far, when it changed since the last event
     bool timed_out = false;                  // nothing arrived within the timeout
   };
 
@@ -52,6 +53,7 @@ class CompletionChannel : public std::enable_shared_from_this<CompletionChannel>
  private:
   explicit CompletionChannel(boost::asio::any_io_executor executor);
   void push_text(std::string_view text);
+  void push_progress(const Usage& so_far);
   void push_done(Result<Completion> result);
   void wake();
 
@@ -61,6 +63,8 @@ class CompletionChannel : public std::enable_shared_from_this<CompletionChannel>
   std::mutex mu_;
   std::string text_;                         // GUARDED_BY(mu_)
   std::optional<Result<Completion>> done_;   // GUARDED_BY(mu_)
+  std::optional<Usage> progress_;            // GUARDED_BY(mu_): not yet taken by next()
+  bool progress_seen_ = false;               // GUARDED_BY(mu_): the first progress woke next()
   bool wake_posted_ = false;                 // GUARDED_BY(mu_): a wake-up is queued
 };
 

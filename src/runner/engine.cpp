@@ -90,6 +90,14 @@ struct Engine::Impl {
 namespace {
 
 // Callbacks are user code: an exception must never unwind the engine thread.
+void call_on_progress(Task& t, const Usage& so_far) {
+  if (!t.callbacks.on_progress) return;
+  try {
+    t.callbacks.on_progress(so_far);
+  } catch (...) {
+  }
+}
+
 bool call_on_text(Task& t, std::string_view text) {
   if (!t.callbacks.on_text || text.empty()) return true;
   try {
@@ -334,6 +342,7 @@ void Engine::Impl::sample_and_emit(Slot& s) {
   ++s.n_decoded;
   shared->completion_tokens_total.fetch_add(1);
   if (!s.t_first_token) s.t_first_token = Clock::now();
+  call_on_progress(t, Usage{static_cast<int>(t.request.prompt_tokens.size()), s.n_cached, s.n_decoded});
 
   if (model->is_eog(token) && !t.request.ignore_eos) return finish(s, FinishReason::kStop);
   const std::string out = s.stream->push(model->token_to_piece(token));

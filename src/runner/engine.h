@@ -89,6 +89,11 @@ struct GenerateCallbacks {
   // UTF-8 sequences, never part of a stop string; never empty). Return false
   // to cancel the request. Runs on the engine thread: must not block.
   std::function<bool(std::string_view)> on_text;
+  // Receives the usage so far (prompt size, cached part, tokens sampled)
+  // after every sampled token, the first time right after the prompt is
+  // evaluated, whether or not text could be sent yet. Optional. Runs on the
+  // engine thread: must not block.
+  std::function<void(const Usage&)> on_progress;
   // Called exactly once with the final result (text = everything sent
   // through on_text), or with an error (e.g. kUnavailable when the engine
   // shuts down first). Runs on the engine thread: must not block.

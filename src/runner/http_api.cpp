@@ -89,11 +89,16 @@ std::string stream_error(const Error& e, const RequestContext& ctx) {
 // Streams a submitted generation as server-sent events. Cancels the engine
 // request the moment the client is gone.
 net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& svc, ApiKind kind,
-                                           const ResponseMeta& meta, bool include_usage,
+                                           const ResponseMeta& meta, bool include_usage, bool timings_per_token,
                                            CompletionChannel& channel, RequestHandle handle) {
   http::SseWriter sse(ctx);
   const bool openai = kind != ApiKind::kLlamaCompletion;
   const bool usage_null = openai && include_usage;
+  std::optional<Usage> so_far;
+  auto with_timings = [&](Json chunk) {
+    if (timings_per_token && so_far) chunk["timings"] = progress_timings_json(*so_far);
+    return chunk;
+  };
   bool alive = co_await sse.open();
   if (alive && kind == ApiKind::kChat) {
     alive = co_await sse.send(dump(chat_chunk_json(meta, "", true, std::nullopt, usage_null)));
@@ -104,7 +109,12 @@ net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& s
       alive = co_await sse.comment("keep-alive");
       continue;
     }
-    if (!ev.text.empty()) alive = co_await sse.send(dump(text_chunk(kind, meta, ev.text, usage_null)));
+    if (ev.progress) so_far = ev.progress;
+    if (!ev.text.empty() || (timings_per_token && ev.progress && !ev.done)) {
+      // With timings_per_token the first event after the prompt is evaluated
+      // goes out even before any text can: the prompt's size is then known.
+      alive = co_await sse.send(dump(with_timings(text_chunk(kind, meta, ev.text, usage_null))));
+    }
     if (!alive || !ev.done) continue;
     if (!*ev.done) {
       co_await sse.send(stream_error(ev.done->error(), ctx));
@@ -112,10 +122,11 @@ net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& s
     }
     const Completion& c = **ev.done;
     svc.observe_completion(c);
+    so_far = c.usage;
     if (kind == ApiKind::kChat) {
-      alive = co_await sse.send(dump(chat_chunk_json(meta, "", false, c.finish, usage_null)));
+      alive = co_await sse.send(dump(with_timings(chat_chunk_json(meta, "", false, c.finish, usage_null))));
     } else if (kind == ApiKind::kTextCompletion) {
-      alive = co_await sse.send(dump(text_chunk_json(meta, "", c.finish, usage_null)));
+      alive = co_await sse.send(dump(with_timings(text_chunk_json(meta, "", c.finish, usage_null))));
     } else {
       // llama-server's last event carries the totals, not the text again.
       Json last = llama_completion_json(meta, c);
@@ -156,8 +167,8 @@ net::awaitable<Response> serve_generation(RequestContext& ctx, RunnerService& sv
   if (!handle) co_return error_reply(handle.error(), ctx);
 
   if (stream) {
-    co_return co_await stream_generation(ctx, svc, kind, meta, parsed->include_usage, *channel,
-                                         std::move(*handle));
+    co_return co_await stream_generation(ctx, svc, kind, meta, parsed->include_usage, parsed->timings_per_token,
+                                         *channel, std::move(*handle));
   }
   while (true) {
     auto ev = co_await channel->next(std::chrono::hours(24));

@@ -216,6 +216,11 @@ Result<void> parse_common(const Json& body, int n_ctx_slot, std::initializer_lis
   LLMD_FIELD(f.integer("seed", -1, UINT32_MAX), seed);
   if (seed && *seed >= 0) s.seed = static_cast<uint32_t>(*seed);
 
+  // Every length key given limits the generation: the smallest one wins,
+  // whatever order they come in (a gateway that reserves by one of them
+  // must never see the runner generate more because of another).
+  std::optional<int> limit;
+  bool unlimited = false;  // n_predict -1: until the end, as llama-server does
   for (const char* key : max_keys) {
     std::optional<int64_t> n;
     // -1 means "until the end" in llama-server's n_predict; OpenAI needs >= 1.
@@ -228,7 +233,16 @@ Result<void> parse_common(const Json& body, int n_ctx_slot, std::initializer_lis
                  "context_length_exceeded");
     }
     if (*n == 0) return bad(std::string(key) + " must not be 0");
-    out.request.max_tokens = static_cast<int>(*n);
+    if (*n < 0) {
+      unlimited = true;
+      continue;
+    }
+    limit = limit ? std::min(*limit, static_cast<int>(*n)) : static_cast<int>(*n);
+  }
+  if (limit) {
+    out.request.max_tokens = *limit;
+  } else if (unlimited) {
+    out.request.max_tokens = -1;
   }
 
   auto stop = parse_stop(f.get("stop"));
@@ -238,6 +252,7 @@ Result<void> parse_common(const Json& body, int n_ctx_slot, std::initializer_lis
   LLMD_FIELD(f.boolean("cache_prompt"), out.request.cache_prompt);
   LLMD_FIELD(f.boolean("ignore_eos"), out.request.ignore_eos);
   LLMD_FIELD(f.boolean("stream"), out.stream);
+  LLMD_FIELD(f.boolean("timings_per_token"), out.timings_per_token);
   if (const Json* so = f.get("stream_options")) {
     if (!so->is_object()) return bad("stream_options must be an object");
     LLMD_FIELD(Fields(*so).boolean("include_usage"), out.include_usage);
@@ -482,6 +497,12 @@ Json usage_json(const Usage& u) {
 }
 
 Json timings_json(const Completion& c) { return timings_from(c); }
+
+Json progress_timings_json(const Usage& so_far) {
+  return Json{{"cache_n", so_far.cached_prompt_tokens},
+              {"prompt_n", so_far.prompt_tokens - so_far.cached_prompt_tokens},
+              {"predicted_n", so_far.completion_tokens}};
+}
 
 Json chat_completion_json(const ResponseMeta& meta, const Completion& c) {
   return Json{{"id", meta.id},

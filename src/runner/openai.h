@@ -39,6 +39,10 @@ struct ParsedGenerate {
   std::vector<ChatMessage> messages;  // kChat only
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  // llama-server's timings_per_token: every streamed chunk carries
+  // "timings" {cache_n, prompt_n, predicted_n} (the usage so far), so a
+  // gateway can bill a stream that is cut short exactly.
+  bool timings_per_token = false;
   std::string model;           // the model name the client asked for (informational)
 };
 
@@ -88,6 +92,10 @@ std::string_view openai_finish_reason(FinishReason reason);
 Json usage_json(const Usage& usage);
 // llama-server's timings object (prompt_n, prompt_ms, predicted_per_second, ...).
 Json timings_json(const Completion& c);
+
+// The timings of a stream still running (timings_per_token): what llama-server
+// reports as cache_n, prompt_n (evaluated, cache excluded) and predicted_n.
+Json progress_timings_json(const Usage& so_far);
 
 // Non-streamed bodies.
 Json chat_completion_json(const ResponseMeta& meta, const Completion& c);

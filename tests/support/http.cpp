@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <utility>
 
 namespace llmd::testing {
 
@@ -51,6 +52,11 @@ bool RawConnection::fill(std::chrono::steady_clock::time_point deadline) {
   if (n <= 0) return false;
   buffer_.append(buf, static_cast<std::size_t>(n));
   return true;
+}
+
+std::optional<std::string> RawConnection::read_some(std::chrono::milliseconds timeout) {
+  if (buffer_.empty() && !fill(std::chrono::steady_clock::now() + timeout)) return std::nullopt;
+  return std::exchange(buffer_, {});
 }
 
 bool RawConnection::closed_by_peer(std::chrono::milliseconds timeout) {

@@ -34,6 +34,10 @@ class RawConnection {
   std::optional<HttpReply> read_head(std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // Reads one response (status line, headers, Content-Length or chunked body).
   std::optional<HttpReply> read_reply(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // The raw bytes received so far and not yet read (e.g. a streamed body after
+  // read_head), waiting up to `timeout` for some; nullopt when the peer closed
+  // or nothing came.
+  std::optional<std::string> read_some(std::chrono::milliseconds timeout);
   // True when the peer closed the connection within `timeout`.
   bool closed_by_peer(std::chrono::milliseconds timeout);
   // Sends one request and reads its reply (keep-alive).

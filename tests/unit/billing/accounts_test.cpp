@@ -60,18 +60,35 @@ TEST_P(AccountsTest, ReserveSettleChargesActualAndReleasesTheRest) {
   auto r = accounts_->reserve(user_, 60, "req-1");
   ASSERT_TRUE(r);
   EXPECT_EQ(accounts_->balance(user_)->available(), 40);
-  auto left = accounts_->settle(*r, {25, "chat", "req-1", "chat", "m"});
-  ASSERT_TRUE(left);
-  EXPECT_EQ(*left, 75);
+  auto settled = accounts_->settle(*r, {25, "chat", "req-1", "chat", "m"});
+  ASSERT_TRUE(settled);
+  EXPECT_EQ(settled->charged, 25);
+  EXPECT_EQ(settled->available, 75);
   EXPECT_EQ(accounts_->balance(user_)->balance, 75);
   EXPECT_EQ(accounts_->balance(user_)->reserved, 0);
   expect_invariants();
 }
 
-TEST_P(AccountsTest, SettleNeverChargesMoreThanReserved) {
+TEST_P(AccountsTest, SettleChargesAnExcessOverTheReservationFromTheFreeBalance) {
   auto r = accounts_->reserve(user_, 30, "req");
   ASSERT_TRUE(r);
-  EXPECT_EQ(accounts_->settle(*r, {500, "chat", "req", "chat", ""}).value(), 70);
+  auto settled = accounts_->settle(*r, {45, "chat", "req", "chat", ""});
+  ASSERT_TRUE(settled);
+  EXPECT_EQ(settled->charged, 45);
+  EXPECT_EQ(settled->available, 55);
+  expect_invariants();
+}
+
+TEST_P(AccountsTest, SettleNeverDrivesTheBalanceBelowZero) {
+  auto other = accounts_->reserve(user_, 20, "other");  // held by another call in flight
+  ASSERT_TRUE(other);
+  auto r = accounts_->reserve(user_, 30, "req");
+  ASSERT_TRUE(r);
+  auto settled = accounts_->settle(*r, {500, "chat", "req", "chat", ""});
+  ASSERT_TRUE(settled);
+  EXPECT_EQ(settled->charged, 80);  // all but what the other call holds
+  EXPECT_EQ(settled->available, 0);
+  EXPECT_EQ(accounts_->balance(user_)->balance, 20);
   expect_invariants();
 }
 

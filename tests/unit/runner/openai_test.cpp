@@ -96,6 +96,28 @@ TEST(OpenAiParse, RawGrammarsAreVettedBeforeLlamaCppSeesThem) {
       Json{{"prompt", "x"}, {"grammar", "root ::= [0-9]"}, {"json_schema", {{"type", "integer"}}}}, 512));
 }
 
+// One generation limit whatever the order of the aliases (issue 13, item 2):
+// the smallest length given wins, so no alias can outrun another.
+TEST(OpenAiParse, TheSmallestLengthAliasIsTheLimit) {
+  const Json chat_messages = Json::array({Json{{"role", "user"}, {"content", "hi"}}});
+  for (const Json& lengths : {Json{{"max_tokens", 1}, {"n_predict", 300}}, Json{{"n_predict", 300}, {"max_tokens", 1}},
+                              Json{{"max_completion_tokens", 1}, {"n_predict", 300}},
+                              Json{{"n_predict", 1}, {"max_tokens", 300}}, Json{{"max_tokens", 1}, {"n_predict", -1}}}) {
+    Json chat{{"messages", chat_messages}};
+    chat.update(lengths);
+    auto c = parse_chat_request(chat, 512);
+    ASSERT_TRUE(c) << lengths.dump();
+    EXPECT_EQ(c->request.max_tokens, 1) << lengths.dump();
+    Json text{{"prompt", "x"}};
+    text.update(lengths);
+    text.erase("max_completion_tokens");
+    auto t = parse_llama_completion_request(text, 512);
+    ASSERT_TRUE(t) << text.dump();
+    const bool has_one = text.value("max_tokens", 0) == 1 || text.value("n_predict", 0) == 1;
+    EXPECT_EQ(t->request.max_tokens, has_one ? 1 : 300) << text.dump();
+  }
+}
+
 TEST(OpenAiParse, PromptsAreTextOrTokenIds) {
   auto text = parse_llama_completion_request(Json{{"prompt", "hello"}, {"n_predict", -1}}, 512);
   ASSERT_TRUE(text);
