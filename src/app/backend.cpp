@@ -283,6 +283,21 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
   opts.idle_timeout = std::chrono::seconds(s.config.server.idle_timeout_seconds);
   opts.shutdown_grace = std::chrono::seconds(s.config.server.shutdown_grace_seconds);
   opts.body_policy = upload_body_policy(s.uploads->spool_dir(), s.config.uploads.max_bytes);
+  // Client addresses and connection limits (validated when the config loaded).
+  if (auto trusted = http::NetworkList::parse(s.config.server.trusted_proxies); trusted) {
+    opts.trusted_proxies = std::move(*trusted);
+  } else {
+    return fail(ErrorCode::kInvalidArgument, "server.trusted_proxies: " + trusted.error().message, "bad_config");
+  }
+  if (auto allowed = http::NetworkList::parse(s.config.server.allowed_networks); allowed) {
+    opts.allowed_networks = std::move(*allowed);
+  } else {
+    return fail(ErrorCode::kInvalidArgument, "server.allowed_networks: " + allowed.error().message, "bad_config");
+  }
+  opts.max_connections = static_cast<std::size_t>(s.config.server.max_connections);
+  opts.max_connections_per_ip = static_cast<std::size_t>(s.config.server.max_connections_per_ip);
+  opts.min_body_rate = static_cast<std::uint64_t>(s.config.server.min_body_rate_bytes);
+  opts.body_grace = std::chrono::seconds(s.config.server.body_grace_seconds);
   s.server = std::make_unique<http::Server>(opts, http::make_pipeline(s.router, std::move(middlewares)), s.log);
   s.server->on_shutdown([&s] {
     s.subtitle_jobs->stop();

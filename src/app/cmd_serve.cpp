@@ -1,5 +1,7 @@
 #include <CLI/CLI.hpp>
 
+#include <sys/resource.h>
+
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -9,6 +11,19 @@
 #include "app/config.h"
 
 namespace llmd::app {
+namespace {
+
+// Raises the open-file soft limit to the hard limit (as Go and nginx do):
+// every connection needs a descriptor, often two or three (an upstream
+// socket, a spooled body), and the connection cap is derived from it.
+void raise_open_file_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
+  lim.rlim_cur = lim.rlim_max;
+  (void)::setrlimit(RLIMIT_NOFILE, &lim);
+}
+
+}  // namespace
 
 void add_serve_command(CLI::App& root, CommandRunner& run) {
   auto* cmd = root.add_subcommand("serve", "Run the backend: HTTP API, web UI, model manager, load balancer");
@@ -32,6 +47,7 @@ void add_serve_command(CLI::App& root, CommandRunner& run) {
         return 2;
       }
       for (const auto& w : loaded->warnings) log->warn(w);
+      raise_open_file_limit();
       auto backend = Backend::create(std::move(config), *log);
       if (!backend) {
         log->error("cannot start", {{"error", backend.error().message}});

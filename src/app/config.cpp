@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/text.h"
+#include "http/client_address.h"
 
 namespace llmd::app {
 namespace {
@@ -30,7 +31,9 @@ const std::vector<SectionSpec>& sections() {
       {"server",
        {{"host"}, {"port"}, {"threads"}, {"worker_threads"}, {"cors_origins", true},
         {"allowed_hosts", true}, {"max_body_bytes"}, {"header_timeout_seconds"},
-        {"idle_timeout_seconds"}, {"shutdown_grace_seconds"}, {"data_dir"}, {"web_dir"}, {"tls"}}},
+        {"idle_timeout_seconds"}, {"shutdown_grace_seconds"}, {"data_dir"}, {"web_dir"}, {"tls"},
+        {"trusted_proxies", true}, {"allowed_networks", true}, {"max_connections"}, {"max_connections_per_ip"},
+        {"min_body_rate_bytes"}, {"body_grace_seconds"}}},
       {"auth", {{"jwt_secret"}, {"jwt_ttl"}, {"register_open"}, {"initial_tokens"}, {"bcrypt_cost"}}},
       {"limits", {{"user_rpm"}, {"ip_rpm"}, {"login_attempts"}, {"login_window_seconds"}}},
       {"models",
@@ -243,6 +246,16 @@ Result<void> parse_server(const YAML::Node& root, Config& c, std::vector<std::st
     LLMD_TRY(t.string("key", s.tls.key));
     if (s.tls.cert.empty() != s.tls.key.empty()) return t.bad("cert", "cert and key must be set together");
   }
+  LLMD_TRY(r.strings("trusted_proxies", s.trusted_proxies));
+  LLMD_TRY(r.strings("allowed_networks", s.allowed_networks));
+  for (const char* key : {"trusted_proxies", "allowed_networks"}) {
+    const auto& list = std::string_view(key) == "trusted_proxies" ? s.trusted_proxies : s.allowed_networks;
+    if (auto parsed = http::NetworkList::parse(list); !parsed) return r.bad(key, parsed.error().message);
+  }
+  LLMD_TRY(r.integer("max_connections", s.max_connections, 0, 1000000));
+  LLMD_TRY(r.integer("max_connections_per_ip", s.max_connections_per_ip, 0, 1000000));
+  LLMD_TRY(r.integer("min_body_rate_bytes", s.min_body_rate_bytes, 0, 1 << 30));
+  LLMD_TRY(r.integer("body_grace_seconds", s.body_grace_seconds, 0, 86400));
   return {};
 }
 

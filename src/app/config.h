@@ -36,6 +36,13 @@ struct ServerConfig {
   std::string data_dir = "data";        // JWT secret and other generated state
   std::string web_dir;                  // built web UI; empty = <exe>/../share/llmd/web, the build tree, ./web/dist
   TlsConfig tls;
+  // Client addresses and connection limits (issue 13; see http::ServerOptions).
+  std::vector<std::string> trusted_proxies;   // CIDRs whose X-Forwarded-For is believed; empty = none
+  std::vector<std::string> allowed_networks;  // CIDRs of clients served; empty = all
+  int max_connections = 0;              // open connections in all; 0 = from the descriptor limit
+  int max_connections_per_ip = 0;       // per client address; 0 = max_connections / 8 (4..64)
+  int min_body_rate_bytes = 1024;       // average request-body rate after the grace; 0 = off
+  int body_grace_seconds = 10;
 };
 
 struct AuthConfig {

@@ -62,7 +62,13 @@ struct Request {
   std::string body;
   // Set instead of `body` when the body policy spooled it to a file.
   std::shared_ptr<SpooledBody> body_file;
+  // The real client's address: the TCP peer, or when the peer is a trusted
+  // proxy (ServerOptions::trusted_proxies) the client it names in
+  // X-Forwarded-For. What logs, rate limits and throttles key on.
   std::string remote_ip;
+  // The TCP peer itself (equal to remote_ip unless a trusted proxy forwarded
+  // the request).
+  std::string peer_ip;
   bool keep_alive = true;
 
   // Value of a query parameter (percent-decoded), if present.

@@ -41,6 +41,19 @@ std::string_view host_without_port(std::string_view host) {
 
 }  // namespace
 
+std::string_view method_label(std::string_view method) {
+  static constexpr std::string_view kKnown[] = {"GET",     "HEAD",    "POST",  "PUT",  "PATCH",
+                                                "DELETE",  "OPTIONS", "TRACE", "CONNECT"};
+  for (const auto known : kKnown) {
+    if (method == known) return known;
+  }
+  return "other";
+}
+
+std::string status_label(int status) {
+  return status >= 100 && status <= 599 ? std::to_string(status) : std::string("other");
+}
+
 Handler make_pipeline(std::shared_ptr<const Router> router, std::vector<Middleware> middlewares) {
   // The innermost step: the route's handler or a routing error.
   Next terminal = [](RequestContext& ctx) -> boost::asio::awaitable<Response> {
@@ -122,10 +135,13 @@ Middleware metrics_middleware(observe::Registry& registry) {
       ~Done() { g.dec(); }
     } done{in_flight};
     Response r = co_await next(ctx);
+    // Every label comes from a bounded set: route patterns (never raw
+    // paths), known methods (anything else is "other") and status codes.
     const std::string route = ctx.route.empty() ? "unmatched" : ctx.route;
+    const std::string method(method_label(ctx.request.method));
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
-    requests.with({route, ctx.request.method, std::to_string(r.status)}).inc();
-    duration.with({route, ctx.request.method}).observe(secs);
+    requests.with({route, method, status_label(r.status)}).inc();
+    duration.with({route, method}).observe(secs);
     co_return r;
   };
 }

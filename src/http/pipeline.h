@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "http/context.h"
@@ -28,8 +29,17 @@ Middleware request_id_middleware();
 Middleware access_log_middleware(observe::Logger log);
 
 // llmd_http_requests_total{route,method,status}, llmd_http_request_duration_seconds{route,method},
-// llmd_http_in_flight. Unmatched paths are labelled route="unmatched".
+// llmd_http_in_flight. Labels come only from bounded sets whatever the client
+// sends: route patterns (unmatched paths are route="unmatched"), method_label()
+// and status_label().
 Middleware metrics_middleware(observe::Registry& registry);
+
+// The metrics label of a request method: the method itself when it is one of
+// the standard HTTP methods (GET HEAD POST PUT PATCH DELETE OPTIONS TRACE
+// CONNECT, case-sensitive as methods are), else "other".
+std::string_view method_label(std::string_view method);
+// The metrics label of a status: "100".."599", else "other".
+std::string status_label(int status);
 
 // CORS for the listed origins ("*" allows any). Answers preflight OPTIONS
 // requests itself with 204.

@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include <sys/resource.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -15,12 +17,15 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/http/file_body.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -54,17 +59,23 @@ std::string random_request_id() {
 // State of one connection shared with the server for shutdown: the server
 // may ask an idle connection to close (always on the connection's strand).
 struct Connection {
-  explicit Connection(tcp::socket socket) : stream(std::move(socket)) {}
+  Connection(tcp::socket socket, IpAddress peer_address) : stream(std::move(socket)), peer(peer_address) {}
   beast::tcp_stream stream;
-  bool idle = true;  // waiting for the next request; only touched on the strand
+  const IpAddress peer;  // the TCP peer, canonical (IPv4-mapped shown as IPv4)
+  bool idle = true;      // waiting for the next request; only touched on the strand
 };
 
-// Streams a chunked response directly onto the connection.
+// Streams a response of unknown length directly onto the connection:
+// chunked to HTTP/1.1 clients; to HTTP/1.0 clients (which know no chunked
+// encoding) raw, ended by closing the connection; to a HEAD request only the
+// head (write() then answers false so the producer stops at once).
 class ChunkedStream final : public ResponseStream {
  public:
   ChunkedStream(beast::tcp_stream& stream, std::chrono::seconds write_timeout, bool keep_alive,
-                const Headers& extra_headers)
-      : stream_(stream), write_timeout_(write_timeout), keep_alive_(keep_alive), extra_headers_(extra_headers) {}
+                const Headers& extra_headers, unsigned version, bool head_only)
+      : stream_(stream), write_timeout_(write_timeout), keep_alive_(keep_alive && version >= 11),
+        extra_headers_(extra_headers), chunked_(version >= 11), close_delimited_(version < 11 && !head_only),
+        head_only_(head_only) {}
 
   net::awaitable<bool> begin(int status, const Headers& headers) override {
     if (started_) co_return !failed_;
@@ -74,28 +85,36 @@ class ChunkedStream final : public ResponseStream {
     for (const auto& [k, v] : headers.fields()) res.set(k, v);
     res.set(bhttp::field::server, "llmd");
     res.keep_alive(keep_alive_);
-    res.chunked(true);
+    if (chunked_) res.chunked(true);
     bhttp::response_serializer<bhttp::empty_body> sr{res};
     stream_.expires_after(write_timeout_);
     auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, kNoThrow);
     (void)n;
     failed_ = static_cast<bool>(ec);
+    if (head_only_) ended_ = true;  // a HEAD response ends with its head
     co_return !failed_;
   }
 
   net::awaitable<bool> write(std::string_view data) override {
-    if (!started_ || failed_) co_return false;
+    if (!started_ || failed_ || head_only_) co_return false;
     if (data.empty()) co_return true;
     stream_.expires_after(write_timeout_);
-    auto [ec, n] = co_await net::async_write(stream_, bhttp::make_chunk(net::buffer(data)), kNoThrow);
-    (void)n;
-    failed_ = static_cast<bool>(ec);
+    if (close_delimited_) {
+      auto [ec, n] = co_await net::async_write(stream_, net::buffer(data), kNoThrow);
+      (void)n;
+      failed_ = static_cast<bool>(ec);
+    } else {
+      auto [ec, n] = co_await net::async_write(stream_, bhttp::make_chunk(net::buffer(data)), kNoThrow);
+      (void)n;
+      failed_ = static_cast<bool>(ec);
+    }
     co_return !failed_;
   }
 
   net::awaitable<void> end() override {
     if (!started_ || failed_ || ended_) co_return;
     ended_ = true;
+    if (close_delimited_) co_return;  // the connection's close ends the body
     stream_.expires_after(write_timeout_);
     auto [ec, n] = co_await net::async_write(stream_, bhttp::make_chunk_last(), kNoThrow);
     (void)n;
@@ -103,31 +122,154 @@ class ChunkedStream final : public ResponseStream {
   }
 
   bool started() const { return started_; }
-  bool usable_after() const { return started_ && ended_ && !failed_; }
+  // Whether the connection may carry another request after this response.
+  bool usable_after() const { return started_ && ended_ && !failed_ && !close_delimited_ && keep_alive_; }
 
  private:
   beast::tcp_stream& stream_;
   std::chrono::seconds write_timeout_;
   bool keep_alive_;
   const Headers& extra_headers_;  // added by middleware (request id, CORS)
+  bool chunked_;                   // HTTP/1.1 client: the body goes in chunks
+  bool close_delimited_;           // HTTP/1.0 client: no chunks, close at the end
+  bool head_only_;                 // HEAD: the head and nothing else
   bool started_ = false;
   bool ended_ = false;
   bool failed_ = false;
 };
 
+// An error the server answers itself at the protocol level. `status` may be
+// one no ErrorCode maps to (431, 501); the body is still the standard JSON
+// error built by error_response().
+struct ProtocolError {
+  int status;
+  std::string reason;
+  std::string message;
+};
+
+bool iequal(std::string_view a, std::string_view b) { return beast::iequals(a, b); }
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Checks how the request's body is delimited (RFC 9112 §6): at most one
+// Content-Length or Transfer-Encoding, and a Transfer-Encoding only when
+// it is exactly "chunked" — anything whose final coding is not chunked
+// (e.g. "xchunked", "gzip") leaves the body length undeterminable (400); a
+// coding before chunked ("gzip, chunked") is one we do not implement (501).
+// Also refuses more than one Host field (RFC 9112 §3.2: 400).
+std::optional<ProtocolError> framing_error(const bhttp::request_header<>& msg) {
+  int hosts = 0;
+  bool has_content_length = false;
+  std::vector<std::string_view> codings;
+  for (const auto& f : msg) {
+    if (f.name() == bhttp::field::host) ++hosts;
+    if (f.name() == bhttp::field::content_length) has_content_length = true;
+    if (f.name() != bhttp::field::transfer_encoding) continue;
+    std::string_view list = f.value();
+    while (true) {
+      const auto comma = list.find(',');
+      const auto token = trim_ows(list.substr(0, comma));
+      if (!token.empty()) codings.push_back(token);
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  if (hosts > 1) return ProtocolError{400, "bad_request", "more than one Host header"};
+  const bool has_transfer_encoding = msg.find(bhttp::field::transfer_encoding) != msg.end();
+  if (!has_transfer_encoding) return std::nullopt;
+  if (codings.empty() || !iequal(codings.back(), "chunked") ||
+      std::count_if(codings.begin(), codings.end(), [](std::string_view c) { return iequal(c, "chunked"); }) > 1) {
+    return ProtocolError{400, "bad_request", "unsupported Transfer-Encoding: the body length cannot be determined"};
+  }
+  if (codings.size() > 1) {
+    return ProtocolError{501, "not_implemented", "unsupported transfer coding; only chunked is accepted"};
+  }
+  if (has_content_length) {
+    return ProtocolError{400, "bad_request", "both Content-Length and Transfer-Encoding"};
+  }
+  if (msg.version() < 11) {
+    return ProtocolError{400, "bad_request", "Transfer-Encoding in an HTTP/1.0 request"};
+  }
+  return std::nullopt;
+}
+
+// A request target split into what the server routes on. Origin-form
+// ("/path?query") is the usual; absolute-form ("http://host/path?query",
+// what clients send to proxies) must be accepted too (RFC 9112 §3.2.2): its
+// authority then replaces the Host header. Anything else (authority-form,
+// "*", junk) is refused.
+struct Target {
+  std::string origin;     // "/path?query"
+  std::string authority;  // from an absolute-form target; empty otherwise
+};
+
+std::optional<Target> parse_target(std::string_view target) {
+  if (target.starts_with('/')) return Target{std::string(target), {}};
+  for (const std::string_view scheme : {"http://", "https://"}) {
+    if (target.size() < scheme.size() || !iequal(target.substr(0, scheme.size()), scheme)) continue;
+    const std::string_view rest = target.substr(scheme.size());
+    const auto end = rest.find_first_of("/?#");
+    const std::string_view authority = rest.substr(0, end);
+    // No empty host, and no userinfo ("user@host": deprecated, and a way to
+    // disguise the host).
+    if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
+    std::string origin(end == std::string_view::npos ? std::string_view{} : rest.substr(end));
+    if (origin.starts_with('#')) origin.clear();
+    if (!origin.starts_with('/')) origin.insert(0, "/");
+    return Target{std::move(origin), std::string(authority)};
+  }
+  return std::nullopt;
+}
+
 // The request without its body (read later, into memory or a file).
-Request request_head(const bhttp::request_header<>& msg, bool keep_alive, const std::string& remote_ip) {
+Request request_head(const bhttp::request_header<>& msg, const Target& target, bool keep_alive,
+                     const IpAddress& client, const IpAddress& peer) {
   Request req;
   req.method = std::string(msg.method_string());
-  req.target = std::string(msg.target());
+  req.target = target.origin;
   const auto q = req.target.find('?');
   const std::string raw_path = req.target.substr(0, q);
   req.path = percent_decode(raw_path).value_or(raw_path);
   if (q != std::string::npos) req.query = req.target.substr(q + 1);
   for (const auto& f : msg) req.headers.add(std::string(f.name_string()), std::string(f.value()));
-  req.remote_ip = remote_ip;
+  if (!target.authority.empty()) req.headers.set("Host", target.authority);
+  req.remote_ip = client.to_string();
+  req.peer_ip = peer.to_string();
   req.keep_alive = keep_alive;
   return req;
+}
+
+// Every X-Forwarded-For field of the head, in order.
+std::vector<std::string_view> forwarded_for(const bhttp::request_header<>& msg) {
+  std::vector<std::string_view> out;
+  for (const auto& f : msg) {
+    if (beast::iequals(f.name_string(), "X-Forwarded-For")) out.push_back(f.value());
+  }
+  return out;
+}
+
+// Refuses an accepted socket at once, without a coroutine or a read: what
+// the client already sent is discarded, a short JSON error written if the
+// socket takes it, and the socket closed. Never blocks.
+void refuse_connection(tcp::socket& socket, const Error& error) {
+  beast::error_code ec;
+  socket.non_blocking(true, ec);
+  std::array<char, 4096> scratch;
+  for (int i = 0; i < 16; ++i) {
+    socket.read_some(net::buffer(scratch), ec);
+    if (ec) break;
+  }
+  Response r = error_response(error, random_request_id());
+  std::string bytes = "HTTP/1.1 " + std::to_string(r.status) + (r.status == 429 ? " Too Many Requests" : " Service Unavailable") +
+                      "\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nServer: llmd\r\n"
+                      "Content-Length: " + std::to_string(r.body.size()) + "\r\n\r\n" + r.body;
+  socket.write_some(net::buffer(bytes), ec);
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+  socket.close(ec);
 }
 
 bool is_disconnect(const beast::error_code& ec) {
@@ -141,7 +283,12 @@ bool is_disconnect(const beast::error_code& ec) {
 struct Server::Impl {
   Impl(ServerOptions o, Handler h, observe::Logger l)
       : options(std::move(o)), io(options.io_threads > 0 ? options.io_threads : 1), handler(std::move(h)),
-        log(std::move(l)), acceptor(io), signals(io), drain_timer(io) {}
+        log(std::move(l)), acceptor(io), signals(io), drain_timer(io) {
+    max_connections = options.max_connections > 0 ? options.max_connections : default_max_connections();
+    max_connections_per_ip = options.max_connections_per_ip > 0
+                                 ? options.max_connections_per_ip
+                                 : std::clamp<std::size_t>(max_connections / 8, 4, 64);
+  }
 
   ServerOptions options;
   // Declared before the handler: the handler may own sockets on this context
@@ -160,11 +307,27 @@ struct Server::Impl {
   // Live connections and the strand each runs on. Guarded by connections_mutex.
   std::map<std::uint64_t, std::pair<net::strand<net::io_context::executor_type>, std::weak_ptr<Connection>>> connections;
   std::uint64_t next_connection_id = 0;  // guarded by connections_mutex
+  // Open connections per TCP peer address (entries at 0 are removed).
+  // Guarded by connections_mutex.
+  std::map<IpAddress, std::size_t> connections_per_ip;
+  std::size_t max_connections = 0;         // resolved from options at construction
+  std::size_t max_connections_per_ip = 0;
+
+  // Registers a new connection, or says why it is refused (over a cap).
+  std::optional<Error> admit(const std::shared_ptr<Connection>& conn,
+                             const net::strand<net::io_context::executor_type>& strand, std::uint64_t& id);
+  void forget(std::uint64_t id, const IpAddress& peer);
+  // Sets the stream's expiry while reading a body: idle_timeout from now,
+  // or sooner when the body falls behind min_body_rate (see ServerOptions).
+  void expire_for_body(Connection& conn, std::chrono::steady_clock::time_point body_start,
+                       std::uint64_t received) const;
 
   net::awaitable<void> accept_loop();
   net::awaitable<void> session(std::shared_ptr<Connection> conn, std::uint64_t id);
-  net::awaitable<bool> serve_one(Connection& conn, beast::flat_buffer& buffer, const std::string& remote_ip);
+  net::awaitable<bool> serve_one(Connection& conn, beast::flat_buffer& buffer);
   net::awaitable<bool> write_error(Connection& conn, const Error& error, bool keep_alive);
+  // Answers a ProtocolError and closes (after a lingering drain).
+  net::awaitable<void> refuse(Connection& conn, const ProtocolError& error);
   net::awaitable<void> drain_before_close(Connection& conn);
   net::awaitable<Response> call_handler(RequestContext& ctx);
   // Reads the body into a temporary file per `plan`. nullptr when the
@@ -181,29 +344,94 @@ struct Server::Impl {
   void drain_check(std::chrono::steady_clock::time_point deadline);
 };
 
+std::optional<Error> Server::Impl::admit(const std::shared_ptr<Connection>& conn,
+                                         const net::strand<net::io_context::executor_type>& strand,
+                                         std::uint64_t& id) {
+  std::lock_guard lock(connections_mutex);
+  if (connections.size() >= max_connections) {
+    return Error(ErrorCode::kUnavailable, "the server has too many open connections; retry shortly",
+                 "too_many_connections");
+  }
+  auto& per_ip = connections_per_ip[conn->peer];  // max_connections_per_ip >= 1: never left at 0
+  if (per_ip >= max_connections_per_ip && !options.trusted_proxies.contains(conn->peer)) {
+    return Error(ErrorCode::kRateLimited, "too many open connections from your address", "too_many_connections");
+  }
+  ++per_ip;
+  id = next_connection_id++;
+  connections.emplace(id, std::make_pair(strand, std::weak_ptr<Connection>(conn)));
+  return std::nullopt;
+}
+
+void Server::Impl::forget(std::uint64_t id, const IpAddress& peer) {
+  std::lock_guard lock(connections_mutex);
+  connections.erase(id);
+  if (auto it = connections_per_ip.find(peer); it != connections_per_ip.end() && --it->second == 0) {
+    connections_per_ip.erase(it);
+  }
+}
+
 net::awaitable<void> Server::Impl::accept_loop() {
+  // While accept fails (out of descriptors: EMFILE/ENFILE, or out of
+  // memory) wait, doubling from 10 ms to 1 s, and log once per episode:
+  // the pending connection stays in the backlog until descriptors free up.
+  std::chrono::milliseconds backoff{0};
+  std::uint64_t failures = 0;
   while (!stopping) {
     auto strand = net::make_strand(io);
     auto [ec, socket] = co_await acceptor.async_accept(strand, kNoThrow);
     if (ec) {
       if (stopping || ec == net::error::operation_aborted) co_return;
-      // Out of fds or similar: back off briefly instead of spinning.
-      log.warn("accept failed", {{"error", ec.message()}});
-      net::steady_timer t(io, std::chrono::milliseconds(50));
+      if (failures++ == 0) log.warn("accept failed; backing off until it succeeds", {{"error", ec.message()}});
+      backoff = std::clamp(backoff * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+      net::steady_timer t(io, backoff);
       co_await t.async_wait(kNoThrow);
       continue;
     }
-    socket.set_option(tcp::no_delay(true), ec);
-    auto conn = std::make_shared<Connection>(std::move(socket));
-    std::uint64_t id;
-    {
-      std::lock_guard lock(connections_mutex);
-      id = next_connection_id++;
-      connections.emplace(id, std::make_pair(strand, std::weak_ptr<Connection>(conn)));
+    if (failures > 0) {
+      log.info("accept works again", {{"failed_attempts", failures}});
+      failures = 0;
+      backoff = std::chrono::milliseconds(0);
+    }
+    beast::error_code pec;
+    const auto endpoint = socket.remote_endpoint(pec);
+    if (pec) continue;  // already gone; the socket closes here
+    socket.set_option(tcp::no_delay(true), pec);
+    auto conn = std::make_shared<Connection>(std::move(socket), canonical_address(endpoint.address()));
+    std::uint64_t id = 0;
+    if (auto refused = admit(conn, strand, id)) {
+      refuse_connection(conn->stream.socket(), *refused);
+      continue;
     }
     ++open_connections;
     net::co_spawn(strand, session(std::move(conn), id), net::detached);
   }
+}
+
+void Server::Impl::expire_for_body(Connection& conn, std::chrono::steady_clock::time_point body_start,
+                                   std::uint64_t received) const {
+  auto deadline = std::chrono::steady_clock::now() + options.idle_timeout;
+  if (options.min_body_rate > 0) {
+    const auto earned = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(static_cast<double>(received) / static_cast<double>(options.min_body_rate)));
+    deadline = std::min(deadline, body_start + options.body_grace + earned);
+  }
+  conn.stream.expires_at(deadline);
+}
+
+net::awaitable<void> Server::Impl::refuse(Connection& conn, const ProtocolError& error) {
+  const std::string request_id = random_request_id();
+  Response r = error_response(Error(ErrorCode::kInvalidArgument, error.message, error.reason), request_id);
+  bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(error.status), 11};
+  for (const auto& [k, v] : r.headers.fields()) res.insert(k, v);
+  res.set("X-Request-ID", request_id);
+  res.set(bhttp::field::server, "llmd");
+  res.keep_alive(false);
+  res.body() = std::move(r.body);
+  res.prepare_payload();
+  conn.stream.expires_after(options.idle_timeout);
+  auto [ec, n] = co_await bhttp::async_write(conn.stream, res, kNoThrow);
+  (void)n;
+  if (!ec) co_await drain_before_close(conn);
 }
 
 net::awaitable<bool> Server::Impl::write_error(Connection& conn, const Error& error, bool keep_alive) {
@@ -280,11 +508,14 @@ net::awaitable<std::shared_ptr<SpooledBody>> Server::Impl::spool_body(
     (void)n;
     if (wec) co_return nullptr;
   }
-  // Read piece by piece so the timeout limits silence, not the whole upload.
+  // Read piece by piece: the timeout limits silence and a too-slow average
+  // rate (expire_for_body), not the size of the upload.
+  const auto body_start = std::chrono::steady_clock::now();
+  std::uint64_t read_so_far = 0;
   while (!file_parser.is_done()) {
-    conn.stream.expires_after(options.idle_timeout);
+    expire_for_body(conn, body_start, read_so_far);
     auto [rec, n] = co_await bhttp::async_read_some(conn.stream, buffer, file_parser, kNoThrow);
-    (void)n;
+    read_so_far += n;
     if (rec == bhttp::error::body_limit) {
       co_await write_error(conn, too_large(boost::none, plan.max_bytes), false);
       co_await drain_before_close(conn);
@@ -310,8 +541,7 @@ net::awaitable<std::shared_ptr<SpooledBody>> Server::Impl::spool_body(
 
 // Reads and answers one request. Returns true when the connection may be
 // reused for another.
-net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffer& buffer,
-                                             const std::string& remote_ip) {
+net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffer& buffer) {
   bhttp::request_parser<bhttp::string_body> parser;
   parser.header_limit(64 * 1024);
   // No limit while reading the head (Beast would fail the head itself);
@@ -326,6 +556,12 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
         ec == net::error::eof || ec == net::error::connection_reset) {
       co_return false;
     }
+    if (ec == bhttp::error::header_limit) {
+      // Named, not a temporary in the co_await: g++ 12 destroys those twice.
+      const ProtocolError too_large_head{431, "header_too_large", "request header fields too large"};
+      co_await refuse(conn, too_large_head);
+      co_return false;
+    }
     if (ec) {
       co_await write_error(conn, Error(ErrorCode::kInvalidArgument, "malformed HTTP request", "bad_request"), false);
       co_return false;
@@ -333,10 +569,30 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
   }
   conn.idle = false;
 
+  // Who is asking, before anything else happens for them.
+  const std::vector<std::string_view> forwarded = forwarded_for(parser.get());
+  const IpAddress client = client_address(conn.peer, forwarded, options.trusted_proxies);
+  if (!options.allowed_networks.empty() && !options.allowed_networks.contains(client)) {
+    const ProtocolError not_allowed{403, "client_not_allowed", "this server does not accept requests from your address"};
+    co_await refuse(conn, not_allowed);
+    co_return false;
+  }
+
+  if (auto bad = framing_error(parser.get())) {
+    co_await refuse(conn, *bad);
+    co_return false;
+  }
+  const auto target = parse_target(parser.get().target());
+  if (!target) {
+    const ProtocolError bad_target{400, "bad_request", "the request target must be an absolute path or an http(s) URL"};
+    co_await refuse(conn, bad_target);
+    co_return false;
+  }
+
   // Taken from the head now: a spooled body moves the parser away.
   const unsigned version = parser.get().version();
   const bool is_head = parser.get().method() == bhttp::verb::head;
-  Request request = request_head(parser.get(), parser.get().keep_alive(), remote_ip);
+  Request request = request_head(parser.get(), *target, parser.get().keep_alive(), client, conn.peer);
   std::optional<SpoolPlan> spool;
   if (options.body_policy) {
     auto decided = options.body_policy(request);
@@ -368,10 +624,12 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
       (void)n;
       if (ec) co_return false;
     }
-    conn.stream.expires_after(options.idle_timeout);
-    {
-      auto [ec, n] = co_await bhttp::async_read(conn.stream, buffer, parser, kNoThrow);
-      (void)n;
+    const auto body_start = std::chrono::steady_clock::now();
+    std::uint64_t received = 0;
+    while (!parser.is_done()) {
+      expire_for_body(conn, body_start, received);
+      auto [ec, n] = co_await bhttp::async_read_some(conn.stream, buffer, parser, kNoThrow);
+      received += n;
       if (ec == bhttp::error::body_limit) {
         co_await write_error(conn, too_large(boost::none, options.max_body_bytes), false);
         co_await drain_before_close(conn);
@@ -389,7 +647,7 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
 
   const bool keep_alive = request.keep_alive && !stopping;
   Headers extra_headers;
-  ChunkedStream chunked(conn.stream, options.idle_timeout, keep_alive, extra_headers);
+  ChunkedStream chunked(conn.stream, options.idle_timeout, keep_alive, extra_headers, version, is_head);
   RequestContext ctx{request, chunked, extra_headers};
 
   // Initialised from the co_await, never assigned from one: g++ 12 has been
@@ -419,12 +677,6 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
 
 net::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> conn, std::uint64_t id) {
   beast::flat_buffer buffer;
-  std::string remote_ip;
-  {
-    beast::error_code ec;
-    auto ep = conn->stream.socket().remote_endpoint(ec);
-    if (!ec) remote_ip = ep.address().to_string();
-  }
   bool first = true;
   while (!stopping) {
     conn->idle = true;
@@ -437,15 +689,12 @@ net::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> conn, std
       buffer.commit(n);
     }
     first = false;
-    if (!co_await serve_one(*conn, buffer, remote_ip)) break;
+    if (!co_await serve_one(*conn, buffer)) break;
   }
   beast::error_code ec;
   conn->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   conn->stream.close();
-  {
-    std::lock_guard lock(connections_mutex);
-    connections.erase(id);
-  }
+  forget(id, conn->peer);
   --open_connections;
 }
 
@@ -476,6 +725,13 @@ void Server::Impl::drain_check(std::chrono::steady_clock::time_point deadline) {
   }
   drain_timer.expires_after(std::chrono::milliseconds(20));
   drain_timer.async_wait([this, deadline](const boost::system::error_code&) { drain_check(deadline); });
+}
+
+std::size_t default_max_connections() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return 10000;
+  const auto soft = static_cast<std::size_t>(lim.rlim_cur);
+  return std::clamp<std::size_t>(soft > 64 ? (soft - 64) / 3 : 0, 16, 10000);
 }
 
 Server::Server(ServerOptions options, Handler handler, observe::Logger log)

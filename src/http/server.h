@@ -16,6 +16,7 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include "core/error.h"
+#include "http/client_address.h"
 #include "http/context.h"
 #include "observe/log.h"
 
@@ -48,7 +49,34 @@ struct ServerOptions {
   std::chrono::seconds shutdown_grace{10};
   bool handle_signals = true;       // SIGINT/SIGTERM start a graceful shutdown
   BodyPolicy body_policy;           // empty = every body in memory
+
+  // Peers whose X-Forwarded-For is believed (see client_address()); the
+  // result is Request::remote_ip. Empty = the TCP peer is always the client.
+  NetworkList trusted_proxies;
+  // Clients (by Request::remote_ip) allowed to use the server; others get a
+  // 403 right after their request head, before the body is read or anything
+  // runs. Empty = everyone.
+  NetworkList allowed_networks;
+
+  // Open connections at most, all clients together (0 = derived from the
+  // process's file-descriptor limit, see default_max_connections()), and per
+  // TCP peer address (0 = max_connections / 8, clamped to 4..64; trusted
+  // proxies count only towards the global cap). A connection over either cap
+  // is answered 503 / 429 at once and closed, without reading from it.
+  std::size_t max_connections = 0;
+  std::size_t max_connections_per_ip = 0;
+  // A request body must arrive at min_body_rate bytes/s on average, counted
+  // after body_grace (so received >= rate x (elapsed - grace)); a slower one
+  // is cut (the connection is closed). 0 = only idle_timeout applies.
+  std::uint64_t min_body_rate = 1024;
+  std::chrono::seconds body_grace{10};
 };
+
+// A global connection cap that leaves room for the descriptors each request
+// may need besides its socket (an upstream socket, a spooled file) and for
+// the database and runners: (RLIMIT_NOFILE soft limit - 64) / 3, clamped to
+// 16..10000.
+std::size_t default_max_connections();
 
 class Server {
  public:

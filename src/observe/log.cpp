@@ -38,6 +38,47 @@ std::string now_iso8601() {
   return buf;
 }
 
+// Appends `s` to `out` with every control character escaped, so a string
+// field can never end the line, start a fake one or reach a terminal as an
+// escape sequence: C0 controls, DEL and the C1 controls (U+0080..U+009F,
+// which some terminals obey like ESC) become \n \r \t or \xHH / \u00HH,
+// and a backslash is doubled so an escape in the output is never ambiguous.
+// With `quote` the value is wrapped in double quotes (inner ones escaped)
+// when it is empty or has a space, '=' or '"', so one field cannot pose as
+// several (logfmt's convention).
+void append_escaped(std::string& out, std::string_view s, bool quote) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const bool quoted = quote && (s.empty() || s.find_first_of(" =\"") != std::string_view::npos);
+  if (quoted) out += '"';
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"' && quoted) {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(s[i + 1]) <= 0x9f) {
+      const auto c1 = static_cast<unsigned char>(s[++i]);
+      out += "\\u00";
+      out += kHex[c1 >> 4];
+      out += kHex[c1 & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (quoted) out += '"';
+}
+
 }  // namespace
 
 bool parse_log_level(std::string_view s, LogLevel& out) {
@@ -83,14 +124,20 @@ std::string format_log_line(LogFormat format, LogLevel level, std::string_view m
   out += ' ';
   out += level_name(level);
   out += ' ';
-  out += msg;
+  // Text format: every string that may come from a client (the message,
+  // field names and values) is escaped; one call is always one line.
+  append_escaped(out, msg, /*quote=*/false);
   if (fields.is_object()) {
     for (const auto& [k, v] : fields.items()) {
       out += ' ';
-      out += k;
+      append_escaped(out, k, /*quote=*/false);
       out += '=';
-      out += v.is_string() ? v.get<std::string>()
-                           : v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      if (v.is_string()) {
+        append_escaped(out, v.get_ref<const std::string&>(), /*quote=*/true);
+      } else {
+        // JSON already escapes control characters inside strings.
+        out += v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      }
     }
   }
   return out;

@@ -13,8 +13,20 @@
 
 namespace llmd::testing {
 
-RawConnection::RawConnection(int port) {
+RawConnection::RawConnection(int port) : RawConnection(port, "") {}
+
+RawConnection::RawConnection(int port, const std::string& source_ip) {
   fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (!source_ip.empty()) {
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    if (::inet_pton(AF_INET, source_ip.c_str(), &src.sin_addr) != 1 ||
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+      return;
+    }
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -71,6 +83,11 @@ bool RawConnection::closed_by_peer(std::chrono::milliseconds timeout) {
     }
   }
   return false;
+}
+
+std::optional<std::string> RawConnection::read_until_close(std::chrono::milliseconds timeout) {
+  if (!closed_by_peer(timeout)) return std::nullopt;
+  return std::exchange(buffer_, std::string());
 }
 
 std::optional<HttpReply> RawConnection::read_head(std::chrono::milliseconds timeout) {

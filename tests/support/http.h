@@ -23,6 +23,9 @@ struct HttpReply {
 class RawConnection {
  public:
   explicit RawConnection(int port);
+  // Connects from `source_ip` (e.g. "127.0.0.2": any 127/8 address works on
+  // loopback), to test per-address rules.
+  RawConnection(int port, const std::string& source_ip);
   ~RawConnection();
   RawConnection(const RawConnection&) = delete;
   RawConnection& operator=(const RawConnection&) = delete;
@@ -40,6 +43,9 @@ class RawConnection {
   std::optional<std::string> read_some(std::chrono::milliseconds timeout);
   // True when the peer closed the connection within `timeout`.
   bool closed_by_peer(std::chrono::milliseconds timeout);
+  // Everything the peer sends until it closes (or `timeout` passes), with
+  // what was already buffered; nullopt when it did not close in time.
+  std::optional<std::string> read_until_close(std::chrono::milliseconds timeout);
   // Sends one request and reads its reply (keep-alive).
   std::optional<HttpReply> request(const std::string& method, const std::string& path, const std::string& body = "",
                                    const std::map<std::string, std::string>& headers = {});

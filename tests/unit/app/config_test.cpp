@@ -176,6 +176,19 @@ TEST_F(ConfigTest, SubtitleJobKeysAreReadAndValidated) {
   EXPECT_FALSE(elsewhere->warnings.empty());
 }
 
+TEST_F(ConfigTest, NetworkListsAreValidatedAsCidrs) {
+  auto ok = load("server: { trusted_proxies: [127.0.0.1/32, \"::1\"], allowed_networks: [10.0.0.0/8, \"fd00::/8\"] }");
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->config.server.trusted_proxies, (std::vector<std::string>{"127.0.0.1/32", "::1"}));
+  EXPECT_EQ(ok->config.server.allowed_networks.size(), 2u);
+  auto bad = load("server: { allowed_networks: [10.0.0.0/33] }");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message.rfind("server.allowed_networks:", 0), 0u) << bad.error().message;
+  auto junk = load("server: { trusted_proxies: [proxy.example] }");
+  ASSERT_FALSE(junk);
+  EXPECT_EQ(junk.error().message.rfind("server.trusted_proxies:", 0), 0u) << junk.error().message;
+}
+
 TEST_F(ConfigTest, ExampleFileInRepositoryLoadsWithoutWarnings) {
   auto r = load_config_file(std::string(LLMD_SOURCE_DIR) + "/llmd.example.yaml", lookup);
   ASSERT_TRUE(r) << r.error().message;

@@ -15,6 +15,7 @@
 #include "http/server.h"
 #include "http/sse.h"
 #include "http/worker_pool.h"
+#include "support/http.h"
 
 namespace llmd::http {
 namespace {
@@ -177,6 +178,40 @@ TEST_F(ServerClientTest, BlockingWorkRunsOffTheIoThread) {
   auto r = fetch(get(url_ + "/thread"));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->body, "separate");
+}
+
+// Issue 13 item 16: HEAD on a streamed endpoint sends the head only; the
+// connection then carries the next request (a body would be read as the
+// next response's status line).
+TEST_F(ServerClientTest, HeadOnAStreamedEndpointSendsNoBody) {
+  testing::RawConnection c(server_->port());
+  ASSERT_TRUE(c.send("HEAD /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  auto head = c.read_head(std::chrono::seconds(10));
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->header("content-type"), "text/event-stream; charset=utf-8");
+  ASSERT_TRUE(c.send("GET /thread HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  auto next = c.read_reply(std::chrono::seconds(10));
+  ASSERT_TRUE(next) << "no second reply";
+  EXPECT_EQ(next->status, 200);
+  EXPECT_EQ(next->body, "separate");
+}
+
+// Issue 13 item 16: an HTTP/1.0 client knows no chunked encoding; a streamed
+// reply reaches it raw and ends with the connection.
+TEST_F(ServerClientTest, Http10ClientGetsAStreamCloseDelimited) {
+  testing::RawConnection c(server_->port());
+  ASSERT_TRUE(c.send("GET /events HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"));
+  const auto all = c.read_until_close(std::chrono::seconds(10));
+  ASSERT_TRUE(all) << "the connection must close to end the body";
+  const auto head_end = all->find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos) << *all;
+  const std::string head = all->substr(0, head_end);
+  EXPECT_EQ(head.find("chunked"), std::string::npos) << head;
+  EXPECT_EQ(head.find("Content-Length"), std::string::npos) << head;
+  std::string expected;
+  for (int i = 0; i < 5; ++i) expected += format_sse_event("{\"i\":" + std::to_string(i) + "}");
+  EXPECT_EQ(all->substr(head_end + 4), expected);
 }
 
 TEST(HttpUrl, ParsesHostPortAndTarget) {

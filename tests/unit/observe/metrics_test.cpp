@@ -100,5 +100,42 @@ TEST(Log, TextFormatIsKeyValue) {
   EXPECT_NE(line.find(" error boom code=7"), std::string::npos) << line;
 }
 
+// Issue 13 item 13: a client-controlled string (a path with %0a, a header)
+// must never end the text line, forge another one or reach a terminal raw.
+TEST(Log, TextFormatEscapesControlCharactersSoNoLineCanBeForged) {
+  const std::string forged = "/x\n2026-01-01T00:00:00.000Z error admin login ok\r\x1b[31mred\x1b[0m";
+  const std::string line = format_log_line(
+      LogFormat::kText, LogLevel::kInfo, "request\nfake",
+      {{"path", forged}, {"nul", std::string("a\0b", 3)}, {"c0", "\x01\x07\x7f\t"},
+       {"c1", "\xc2\x9b" "31m\xc2\x85"}, {"key\nx", "v"}});
+  for (const char c : line) {
+    const auto u = static_cast<unsigned char>(c);
+    EXPECT_FALSE(u < 0x20 || u == 0x7f) << "raw control byte " << int(u) << " in: " << line;
+  }
+  EXPECT_EQ(line.find("\xc2\x9b"), std::string::npos) << line;  // C1 CSI
+  EXPECT_EQ(line.find("\xc2\x85"), std::string::npos) << line;  // C1 NEL
+  EXPECT_NE(line.find(" info request\\nfake "), std::string::npos) << line;
+  EXPECT_NE(line.find("path=\"/x\\n2026-01-01T00:00:00.000Z error admin login ok\\r\\x1b[31mred\\x1b[0m\""),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("nul=a\\x00b"), std::string::npos) << line;
+  EXPECT_NE(line.find("c0=\\x01\\x07\\x7f\\t"), std::string::npos) << line;
+  EXPECT_NE(line.find("c1=\\u009b31m\\u0085"), std::string::npos) << line;
+  EXPECT_NE(line.find("key\\nx=v"), std::string::npos) << line;
+}
+
+TEST(Log, TextFormatQuotesValuesThatWouldPoseAsMoreFields) {
+  const std::string line = format_log_line(LogFormat::kText, LogLevel::kInfo, "request",
+                                           {{"path", "/a status=200 user=\"admin\""}, {"empty", ""}, {"back", "a\\b"}});
+  EXPECT_NE(line.find(R"(path="/a status=200 user=\"admin\"")"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"(empty="")"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"(back=a\\b)"), std::string::npos) << line;
+}
+
+TEST(Log, TextFormatKeepsPrintableUnicode) {
+  const std::string line = format_log_line(LogFormat::kText, LogLevel::kInfo, "上传", {{"name", "文件.srt"}});
+  EXPECT_NE(line.find(" info 上传 name=文件.srt"), std::string::npos) << line;
+}
+
 }  // namespace
 }  // namespace llmd::observe
