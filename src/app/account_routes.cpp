@@ -47,12 +47,28 @@ Result<auth::Principal> require_admin(const RequestContext& ctx) {
   return who;
 }
 
-http::Middleware auth_middleware(auth::AuthService& auth, http::WorkerPool& pool) {
-  return [&auth, &pool](RequestContext& ctx, const http::Next& next) -> awaitable<Response> {
+http::Middleware auth_middleware(auth::AuthService& auth, http::WorkerPool& pool, auth::RateLimiter& limiter,
+                                 LimitsConfig limits) {
+  return [&auth, &pool, &limiter, limits](RequestContext& ctx, const http::Next& next) -> awaitable<Response> {
     const auto header = ctx.request.headers.get("Authorization");
     if (header && is_api_path(ctx.request.path)) {
       const std::string value(*header);
-      auto who = co_await pool.run([&] { return auth.authenticate(value); });
+      const std::string& ip = ctx.request.remote_ip;
+      auto who = co_await pool.run([&]() -> Result<auth::Principal> {
+        auto r = auth.authenticate(value);
+        if (r || r.error().code != ErrorCode::kUnauthenticated) return r;
+        // A failure never reaches the rate-limit middleware: charge the
+        // address here, so guessing keys or tokens meets a 429.
+        auto wait = limiter.take("authfail:" + ip, limits.auth_failures_per_minute);
+        if (auto general = limiter.take("ip:" + ip, limits.ip_rpm); general && (!wait || *general > *wait)) {
+          wait = general;
+        }
+        if (wait) {
+          return fail(Error(ErrorCode::kRateLimited, "too many failed authentications; slow down", "rate_limited")
+                          .with_retry_after(*wait));
+        }
+        return r;
+      });
       if (!who) co_return error(ctx, who.error());
       ctx.attributes["principal"] = *who;
     }
@@ -102,7 +118,10 @@ void add_account_routes(http::Router& router, AccountDeps d) {
     for (const auto* f : {&username, &password, &email}) {
       if (!*f) co_return error(ctx, f->error());
     }
-    auto session = co_await d.pool.run([&] { return d.auth.register_user(*username, *password, *email); });
+    const std::string ip = ctx.request.remote_ip;
+    http::WorkerPool& bcrypt_pool = d.password_pool ? *d.password_pool : d.pool;
+    auto session =
+        co_await bcrypt_pool.run([&] { return d.auth.register_user(*username, *password, *email, ip); });
     if (!session) co_return error(ctx, session.error());
     d.log.info("user registered", {{"request_id", ctx.request_id}, {"user_id", session->user.id}});
     co_return Response::json(201, {{"token", session->token}, {"user", user_json(session->user)}});
@@ -116,7 +135,8 @@ void add_account_routes(http::Router& router, AccountDeps d) {
     if (!username) co_return error(ctx, username.error());
     if (!password) co_return error(ctx, password.error());
     const std::string ip = ctx.request.remote_ip;
-    auto session = co_await d.pool.run([&] { return d.auth.login(*username, *password, ip); });
+    http::WorkerPool& bcrypt_pool = d.password_pool ? *d.password_pool : d.pool;
+    auto session = co_await bcrypt_pool.run([&] { return d.auth.login(*username, *password, ip); });
     if (!session) {
       if (session.error().code == ErrorCode::kUnauthenticated) {
         d.log.warn("login failed", {{"request_id", ctx.request_id}, {"remote", ip}});

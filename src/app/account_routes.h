@@ -19,12 +19,18 @@ struct AccountDeps {
   billing::Accounts& accounts;
   http::WorkerPool& pool;
   observe::Logger log;
+  // bcrypt's own pool (login, registration), so password hashing never
+  // queues token checks and database calls; nullptr = `pool`.
+  http::WorkerPool* password_pool = nullptr;
 };
 
 // On /api/ and /v1/ paths with an Authorization header: authenticates it
 // (401 when invalid) and stores the Principal in ctx.attributes["principal"].
+// Each failure counts against the client address: limits.auth_failures_per_minute
+// failures and its ip_rpm budget; past either, the answer is 429 + Retry-After.
 // Requests without credentials pass on; handlers decide with require_user().
-http::Middleware auth_middleware(auth::AuthService& auth, http::WorkerPool& pool);
+http::Middleware auth_middleware(auth::AuthService& auth, http::WorkerPool& pool, auth::RateLimiter& limiter,
+                                 LimitsConfig limits);
 
 // Token buckets for /api/ and /v1/ routes: per principal (user or API key)
 // and per client IP. 429 + Retry-After when exceeded.

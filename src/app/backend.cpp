@@ -90,6 +90,7 @@ struct Backend::Impl {
   observe::Registry metrics;
   std::unique_ptr<store::Database> database;
   std::unique_ptr<http::WorkerPool> pool;
+  std::unique_ptr<http::WorkerPool> password_pool;  // bcrypt only (login, registration)
   std::unique_ptr<auth::UserStore> users;
   std::unique_ptr<auth::LoginThrottle> login_throttle;
   std::unique_ptr<auth::RateLimiter> rate_limiter;
@@ -156,8 +157,9 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
   auto instance_id = load_or_create_instance_id(s.config.server.data_dir);
   if (!instance_id) return std::unexpected(instance_id.error());
   s.users = std::make_unique<auth::UserStore>(*s.database);
-  s.login_throttle = std::make_unique<auth::LoginThrottle>(s.config.limits.login_attempts,
-                                                           std::chrono::seconds(s.config.limits.login_window_seconds));
+  s.login_throttle = std::make_unique<auth::LoginThrottle>(auth::LoginThrottleOptions{
+      s.config.limits.login_attempts, s.config.limits.login_attempts * 5, s.config.limits.login_account_attempts,
+      std::chrono::seconds(s.config.limits.login_window_seconds)});
   if (s.config.redis.empty()) {
     s.rate_limiter = std::make_unique<auth::MemoryRateLimiter>();
   } else {
@@ -171,9 +173,11 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
   }
   s.auth = std::make_unique<auth::AuthService>(
       *s.users,
-      auth::AuthOptions{secret, s.config.auth.jwt_ttl, s.config.auth.register_open, s.config.auth.initial_tokens,
-                        s.config.auth.bcrypt_cost},
-      *s.login_throttle);
+      auth::AuthOptions{secret, s.config.auth.jwt_ttl, s.config.auth.register_open,
+                        s.config.auth.register_initial_tokens >= 0 ? s.config.auth.register_initial_tokens
+                                                                   : s.config.auth.initial_tokens,
+                        s.config.auth.bcrypt_cost, s.config.auth.register_per_ip_per_hour},
+      *s.login_throttle, *s.rate_limiter);
   s.accounts = std::make_unique<billing::Accounts>(*s.database, *instance_id);
   for (const auto& [task, t] : s.config.tasks) {
     billing::PriceRule rule = s.pricing.rule(task);
@@ -193,7 +197,10 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
 
   s.router = std::make_shared<http::Router>();
   add_ops_routes(*s.router, OpsDeps{*s.database, *s.pool, s.metrics, s.started});
-  const AccountDeps account_deps{*s.auth, *s.accounts, *s.pool, s.log};
+  const int password_threads =
+      s.config.auth.password_threads > 0 ? s.config.auth.password_threads : std::max(2, cores() / 2);
+  s.password_pool = std::make_unique<http::WorkerPool>(static_cast<std::size_t>(password_threads));
+  const AccountDeps account_deps{*s.auth, *s.accounts, *s.pool, s.log, s.password_pool.get()};
   add_account_routes(*s.router, account_deps);
   add_admin_routes(*s.router, account_deps);
   add_usage_routes(*s.router, account_deps);
@@ -270,7 +277,7 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
       http::security_headers_middleware(),
       http::host_check_middleware(s.config.server.allowed_hosts),
       http::cors_middleware(s.config.server.cors_origins),
-      auth_middleware(*s.auth, *s.pool),
+      auth_middleware(*s.auth, *s.pool, *s.rate_limiter, s.config.limits),
       rate_limit_middleware(*s.rate_limiter, s.config.limits, *s.pool),
   };
 

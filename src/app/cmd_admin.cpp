@@ -37,6 +37,7 @@ struct AdminContext {
   std::unique_ptr<store::Database> db;
   std::unique_ptr<auth::UserStore> users;
   std::unique_ptr<auth::LoginThrottle> throttle;
+  std::unique_ptr<auth::MemoryRateLimiter> limiter;
   std::unique_ptr<auth::AuthService> auth;
   std::unique_ptr<billing::Accounts> accounts;
 };
@@ -57,12 +58,13 @@ Result<AdminContext> open_context(const std::string& config_path) {
   if (auto v = c.db->migrate(); !v) return std::unexpected(v.error());
   c.users = std::make_unique<auth::UserStore>(*c.db);
   c.throttle = std::make_unique<auth::LoginThrottle>(1000, std::chrono::seconds(1));
+  c.limiter = std::make_unique<auth::MemoryRateLimiter>();
   // The CLI never issues tokens; the secret only has to satisfy the service.
   c.auth = std::make_unique<auth::AuthService>(
       *c.users,
       auth::AuthOptions{auth::generate_secret(), c.config.auth.jwt_ttl, true, c.config.auth.initial_tokens,
-                        c.config.auth.bcrypt_cost},
-      *c.throttle);
+                        c.config.auth.bcrypt_cost, 0},
+      *c.throttle, *c.limiter);
   c.accounts = std::make_unique<billing::Accounts>(*c.db, "admin-cli");
   return c;
 }

@@ -32,10 +32,12 @@ const std::vector<SectionSpec>& sections() {
        {{"host"}, {"port"}, {"threads"}, {"worker_threads"}, {"cors_origins", true},
         {"allowed_hosts", true}, {"max_body_bytes"}, {"header_timeout_seconds"},
         {"idle_timeout_seconds"}, {"shutdown_grace_seconds"}, {"data_dir"}, {"web_dir"}, {"tls"},
-        {"trusted_proxies", true}, {"allowed_networks", true}, {"max_connections"}, {"max_connections_per_ip"},
-        {"min_body_rate_bytes"}, {"body_grace_seconds"}}},
-      {"auth", {{"jwt_secret"}, {"jwt_ttl"}, {"register_open"}, {"initial_tokens"}, {"bcrypt_cost"}}},
-      {"limits", {{"user_rpm"}, {"ip_rpm"}, {"login_attempts"}, {"login_window_seconds"}}},
+         {"trusted_proxies", true}, {"allowed_networks", true}, {"max_connections"}, {"max_connections_per_ip"},
+         {"min_body_rate_bytes"}, {"body_grace_seconds"}}},
+       {"auth", {{"jwt_secret"}, {"jwt_ttl"}, {"register_open"}, {"initial_tokens"}, {"bcrypt_cost"},
+                 {"register_initial_tokens"}, {"register_per_ip_per_hour"}, {"password_threads"}}},
+       {"limits", {{"user_rpm"}, {"ip_rpm"}, {"login_attempts"}, {"login_window_seconds"},
+                   {"login_account_attempts"}, {"auth_failures_per_minute"}}},
       {"models",
        {{"dir"}, {"port_range"}, {"idle_unload_seconds"}, {"max_loaded"}, {"default_model"}, {"allow_private_redirects"}, {"list"}}},
       {"balancer", {{"strategy"}, {"health_interval"}, {"fail_threshold"}, {"cooldown"}}},
@@ -392,6 +394,10 @@ Result<void> parse_rest(const YAML::Node& root, Config& c, std::vector<std::stri
     LLMD_TRY(r.boolean("register_open", c.auth.register_open));
     LLMD_TRY(r.integer("initial_tokens", c.auth.initial_tokens, 0, 1'000'000'000'000LL));
     LLMD_TRY(r.integer("bcrypt_cost", c.auth.bcrypt_cost, 10, 31));
+    // issue 13 (auth hardening)
+    LLMD_TRY(r.integer("register_initial_tokens", c.auth.register_initial_tokens, 0, 1'000'000'000'000LL));
+    LLMD_TRY(r.integer("register_per_ip_per_hour", c.auth.register_per_ip_per_hour, 0, 1'000'000));
+    LLMD_TRY(r.integer("password_threads", c.auth.password_threads, 0, 256));
     if (!c.auth.jwt_secret.empty() && c.auth.jwt_secret.size() < 32) {
       return r.bad("jwt_secret", "must be at least 32 bytes");
     }
@@ -405,6 +411,9 @@ Result<void> parse_rest(const YAML::Node& root, Config& c, std::vector<std::stri
     LLMD_TRY(r.integer("ip_rpm", c.limits.ip_rpm, 0, 1'000'000));
     LLMD_TRY(r.integer("login_attempts", c.limits.login_attempts, 1, 1'000'000));
     LLMD_TRY(r.integer("login_window_seconds", c.limits.login_window_seconds, 1, 86400));
+    // issue 13 (auth hardening)
+    LLMD_TRY(r.integer("login_account_attempts", c.limits.login_account_attempts, 1, 1'000'000));
+    LLMD_TRY(r.integer("auth_failures_per_minute", c.limits.auth_failures_per_minute, 0, 1'000'000));
   }
   {
     auto node = section_node(root, "balancer");

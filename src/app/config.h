@@ -51,6 +51,10 @@ struct AuthConfig {
   bool register_open = true;
   std::int64_t initial_tokens = 1000;
   int bcrypt_cost = 12;
+  // issue 13 (auth hardening)
+  std::int64_t register_initial_tokens = -1;  // balance of a self-registered account; unset (-1) = initial_tokens
+  int register_per_ip_per_hour = 20;          // registration attempts per client address per hour; 0 = unlimited
+  int password_threads = 0;                   // bcrypt's own pool; 0 = max(2, cores / 2)
 };
 
 struct LimitsConfig {
@@ -58,6 +62,9 @@ struct LimitsConfig {
   int ip_rpm = 300;                     // requests per minute per client IP
   int login_attempts = 10;              // failed logins per window before 429
   int login_window_seconds = 300;
+  // issue 13 (auth hardening)
+  int login_account_attempts = 50;      // failed logins on one account (all addresses) per window before it slows
+  int auth_failures_per_minute = 30;    // 401s (bad keys / tokens) per client address per minute before 429; 0 = off
 };
 
 struct ModelEntry {

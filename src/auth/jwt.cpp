@@ -82,6 +82,7 @@ Result<std::string> base64url_decode(std::string_view text) {
 std::string sign_jwt(const JwtClaims& c, std::string_view secret) {
   nlohmann::json payload = {{"iss", kJwtIssuer}, {"sub", c.subject}, {"iat", c.issued_at}, {"exp", c.expires_at}};
   if (c.not_before != 0) payload["nbf"] = c.not_before;
+  if (c.epoch != 0) payload["llmd_epoch"] = c.epoch;
   const std::string signing_input = base64url_encode(kHeader.dump()) + "." + base64url_encode(payload.dump());
   return signing_input + "." + base64url_encode(hmac_sha256(secret, signing_input));
 }
@@ -135,7 +136,7 @@ Result<JwtClaims> verify_jwt(std::string_view token, std::string_view secret, st
   c.subject = payload["sub"].get<std::string>();
   if (!text::parse_int(c.subject)) return std::unexpected(invalid());
   if (!int_claim("iat", true, c.issued_at) || !int_claim("exp", true, c.expires_at) ||
-      !int_claim("nbf", false, c.not_before)) {
+      !int_claim("nbf", false, c.not_before) || !int_claim("llmd_epoch", false, c.epoch)) {
     return std::unexpected(invalid());
   }
   if (now >= c.expires_at + leeway_s) {

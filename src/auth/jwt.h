@@ -20,6 +20,7 @@ struct JwtClaims {
   std::int64_t issued_at = 0;
   std::int64_t expires_at = 0;
   std::int64_t not_before = 0;  // 0 = not set
+  std::int64_t epoch = 0;       // the user's token epoch at issue ("llmd_epoch"; absent = 0)
 };
 
 // Signs the claims (with iss = "llmd").

@@ -15,10 +15,15 @@ namespace llmd::auth {
 class RateLimiter {
  public:
   virtual ~RateLimiter() = default;
-  // Takes one request for `key` under a limit of `per_minute` (burst = the
-  // same). Returns nullopt when allowed, else the seconds until a retry can
-  // succeed. per_minute <= 0 means unlimited. Thread-safe.
-  virtual std::optional<int> take(const std::string& key, int per_minute) = 0;
+  // Takes one request for `key` under a limit of `limit` per `period` (burst
+  // = limit, refilled continuously). Returns nullopt when allowed, else the
+  // seconds until a retry can succeed. limit <= 0 means unlimited.
+  // Thread-safe.
+  virtual std::optional<int> take(const std::string& key, int limit, std::chrono::seconds period) = 0;
+  // take() with a period of one minute.
+  std::optional<int> take(const std::string& key, int per_minute) {
+    return take(key, per_minute, std::chrono::seconds(60));
+  }
   // True when take() may wait on the network (Redis): callers on an I/O
   // thread must then run it on the worker pool.
   virtual bool blocks() const { return false; }
@@ -26,7 +31,8 @@ class RateLimiter {
 
 class MemoryRateLimiter final : public RateLimiter {
  public:
-  std::optional<int> take(const std::string& key, int per_minute) override;
+  using RateLimiter::take;
+  std::optional<int> take(const std::string& key, int limit, std::chrono::seconds period) override;
 
  private:
   struct Bucket {
@@ -38,26 +44,50 @@ class MemoryRateLimiter final : public RateLimiter {
   std::size_t takes_since_sweep_ = 0;                // guarded by mutex_
 };
 
-// Counts failed logins per username and per client IP within a window.
+struct LoginThrottleOptions {
+  int pair_failures = 10;      // failures of one (account, address) pair per window before that pair waits
+  int address_failures = 50;   // failures from one address, all accounts together, before that address waits
+  int account_failures = 50;   // failures on one account, all addresses together, before the account slows down
+  std::chrono::seconds window{300};
+};
+
+// Counts failed logins per (account, address) pair, per address and per
+// account, each within a window. It never locks an account out: over the
+// per-account cap, an address that has already failed on the account may
+// try once per window / pair_failures, and an address that has not failed
+// on it (the owner elsewhere) is not held back at all. Names are compared
+// case-insensitively. Memory follows the addresses and names seen within a
+// window. Thread-safe.
 class LoginThrottle {
  public:
-  LoginThrottle(int max_failures, std::chrono::seconds window) : max_failures_(max_failures), window_(window) {}
-  // Seconds to wait when either the name or the IP is over the limit.
+  explicit LoginThrottle(LoginThrottleOptions options) : options_(options) {}
+  LoginThrottle(int max_failures, std::chrono::seconds window)
+      : LoginThrottle(LoginThrottleOptions{max_failures, max_failures * 5, max_failures * 5, window}) {}
+  // Seconds `ip` must wait before trying `username` again, or nullopt.
   std::optional<int> blocked(const std::string& username, const std::string& ip);
   void failed(const std::string& username, const std::string& ip);
-  void succeeded(const std::string& username);
+  // Clears the pair's failures (not the account's: an attack elsewhere goes on).
+  void succeeded(const std::string& username, const std::string& ip);
 
  private:
+  using Clock = std::chrono::steady_clock;
   struct Count {
     int failures = 0;
-    std::chrono::steady_clock::time_point window_start;
+    Clock::time_point window_start;
+    Clock::time_point last_failure;
   };
-  std::optional<int> check(Count& c, std::chrono::steady_clock::time_point now) const;
-  int max_failures_;
-  std::chrono::seconds window_;
+  // The entry when its window is still open, else nullptr.
+  const Count* live(const std::unordered_map<std::string, Count>& map, const std::string& key,
+                    Clock::time_point now) const;
+  int seconds_until(Clock::time_point t, Clock::time_point now) const;
+  void sweep(Clock::time_point now);
+
+  LoginThrottleOptions options_;
   std::mutex mutex_;
-  std::unordered_map<std::string, Count> by_name_;  // guarded by mutex_
-  std::unordered_map<std::string, Count> by_ip_;    // guarded by mutex_
+  std::unordered_map<std::string, Count> by_pair_;     // guarded by mutex_; key: lower(name) + '\n' + ip
+  std::unordered_map<std::string, Count> by_address_;  // guarded by mutex_
+  std::unordered_map<std::string, Count> by_account_;  // guarded by mutex_; key: lower(name)
+  std::size_t failures_since_sweep_ = 0;               // guarded by mutex_
 };
 
 }  // namespace llmd::auth

@@ -1,15 +1,17 @@
 #include "auth/redis_limiter.h"
 
+#include <algorithm>
+
 namespace llmd::auth {
 namespace {
 
-// KEYS[1] = bucket; ARGV[1] = per_minute. Returns 0 when a token was taken,
+// KEYS[1] = bucket; ARGV[1] = limit; ARGV[2] = period (ms). Returns 0 when a token was taken,
 // else the whole seconds until one will be there. Fields: tokens (float),
 // ts (Redis time of the last refill, ms).
 constexpr const char *kTokenBucket = R"lua(
 if redis.replicate_commands then redis.replicate_commands() end
 local cap = tonumber(ARGV[1])
-local rate = cap / 60000.0
+local rate = cap / tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -54,19 +56,20 @@ RedisRateLimiter::open(const std::string &url, Warn warn) {
   return std::make_unique<RedisRateLimiter>(std::move(client), std::move(warn));
 }
 
-std::optional<int> RedisRateLimiter::take(const std::string &key,
-                                          int per_minute) {
-  if (per_minute <= 0)
+std::optional<int> RedisRateLimiter::take(const std::string &key, int limit,
+                                          std::chrono::seconds period) {
+  if (limit <= 0)
     return std::nullopt;
+  const auto period_ms = std::max<std::int64_t>(1, period.count()) * 1000;
   auto reply = client_->eval(kTokenBucket, {prefix_ + key},
-                             {std::to_string(per_minute)});
+                             {std::to_string(limit), std::to_string(period_ms)});
   if (!reply || reply->kind != store::redis::Reply::Kind::kInteger) {
     warn_throttled(
         reply
             ? "redis rate limiter: unexpected reply; using per-instance limits"
             : "redis rate limiter: " + reply.error().message +
                   "; using per-instance limits");
-    return fallback_.take(key, per_minute);
+    return fallback_.take(key, limit, period);
   }
   if (reply->integer <= 0)
     return std::nullopt;

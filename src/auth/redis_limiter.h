@@ -1,7 +1,7 @@
 // RateLimiter shared by every llmd instance through Redis.
 //
 // Algorithm: the same token bucket as MemoryRateLimiter (capacity and burst
-// = per_minute, refilled continuously at per_minute/60 per second), kept in
+// = limit, refilled continuously at limit/period), kept in
 // a Redis hash per key and updated by one Lua script, so take() is atomic
 // across instances. Time is Redis's own clock (TIME), so the instances'
 // clocks need not agree. A bucket expires once it would be full again, so
@@ -41,7 +41,9 @@ public:
   static Result<std::unique_ptr<RedisRateLimiter>> open(const std::string &url,
                                                         Warn warn);
 
-  std::optional<int> take(const std::string &key, int per_minute) override;
+  using RateLimiter::take;
+  std::optional<int> take(const std::string &key, int limit,
+                          std::chrono::seconds period) override;
   bool blocks() const override { return true; }
 
 private:

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <ctime>
 
 #include "auth/jwt.h"
@@ -92,14 +93,15 @@ std::string generate_secret() {
   return base64url_encode(std::string_view(reinterpret_cast<const char*>(b), sizeof b));
 }
 
-AuthService::AuthService(UserStore& users, AuthOptions options, LoginThrottle& throttle)
-    : users_(users), options_(std::move(options)), throttle_(throttle) {
+AuthService::AuthService(UserStore& users, AuthOptions options, LoginThrottle& throttle, RateLimiter& limiter)
+    : users_(users), options_(std::move(options)), throttle_(throttle), limiter_(limiter) {
   decoy_hash_ = hash_password(generate_secret().substr(0, 20), options_.bcrypt_cost).value_or("");
 }
 
-std::string AuthService::issue_token(std::int64_t user_id) const {
+std::string AuthService::issue_token(const User& user) const {
   const std::int64_t now = now_seconds();
-  return sign_jwt(JwtClaims{std::to_string(user_id), now, now + options_.jwt_ttl_seconds, 0}, options_.jwt_secret);
+  return sign_jwt(JwtClaims{std::to_string(user.id), now, now + options_.jwt_ttl_seconds, 0, user.token_epoch},
+                  options_.jwt_secret);
 }
 
 Result<User> AuthService::create_user(const std::string& username, const std::string& password,
@@ -115,13 +117,22 @@ Result<User> AuthService::create_user(const std::string& username, const std::st
 }
 
 Result<Session> AuthService::register_user(const std::string& username, const std::string& password,
-                                           const std::string& email) {
+                                           const std::string& email, const std::string& client_ip) {
   if (!options_.register_open) {
     return fail(ErrorCode::kPermissionDenied, "registration is closed; ask an administrator", "registration_closed");
   }
+  // Malformed fields cost nothing; every attempt that would run bcrypt counts.
+  LLMD_TRY(check_username(username));
+  LLMD_TRY(check_password(password));
+  LLMD_TRY(check_email(email));
+  if (auto wait = limiter_.take("register:" + client_ip, options_.register_per_ip_per_hour, std::chrono::hours(1))) {
+    return fail(Error(ErrorCode::kRateLimited, "too many registrations from this address; try again later",
+                      "too_many_registrations")
+                    .with_retry_after(*wait));
+  }
   auto user = create_user(username, password, email, "user", options_.initial_tokens);
   if (!user) return std::unexpected(user.error());
-  return Session{issue_token(user->id), std::move(*user)};
+  return Session{issue_token(*user), std::move(*user)};
 }
 
 Result<Session> AuthService::login(const std::string& username, const std::string& password,
@@ -138,8 +149,8 @@ Result<Session> AuthService::login(const std::string& username, const std::strin
     throttle_.failed(username, client_ip);
     return std::unexpected(bad_credentials());
   }
-  throttle_.succeeded(username);
-  return Session{issue_token(user->id), std::move(*user)};
+  throttle_.succeeded(username, client_ip);
+  return Session{issue_token(*user), std::move(*user)};
 }
 
 Result<Principal> AuthService::authenticate(const std::string& authorization_header) {
@@ -167,6 +178,7 @@ Result<Principal> AuthService::authenticate(const std::string& authorization_hea
       if (user.error().code == ErrorCode::kNotFound) return std::unexpected(unauthenticated("invalid token"));
       return std::unexpected(user.error());
     }
+    if (claims->epoch != user->token_epoch) return std::unexpected(unauthenticated("token revoked; log in again"));
   }
   if (user->disabled) return std::unexpected(unauthenticated("account disabled"));
   return Principal{user->id, user->username, user->role, key_id};

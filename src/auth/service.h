@@ -27,8 +27,9 @@ struct AuthOptions {
   std::string jwt_secret;  // >= 32 bytes
   int jwt_ttl_seconds = 86400;
   bool register_open = true;
-  std::int64_t initial_tokens = 1000;
+  std::int64_t initial_tokens = 1000;  // balance of a self-registered user
   int bcrypt_cost = 12;
+  int register_per_ip_per_hour = 20;   // registration attempts per client address per hour; 0 = unlimited
 };
 
 struct Session {
@@ -43,20 +44,24 @@ struct NewApiKey {
 
 class AuthService {
  public:
-  AuthService(UserStore& users, AuthOptions options, LoginThrottle& throttle);
+  // `limiter` counts registrations per client address (may block: Redis).
+  AuthService(UserStore& users, AuthOptions options, LoginThrottle& throttle, RateLimiter& limiter);
 
   // Validates (username 3-32 of [A-Za-z0-9_.-], password 8-72 bytes, email),
   // creates the user with initial tokens and returns a session.
   // Errors: kInvalidArgument naming the field, kConflict username_taken,
-  // kPermissionDenied when registration is closed.
-  Result<Session> register_user(const std::string& username, const std::string& password, const std::string& email);
+  // kPermissionDenied when registration is closed, kRateLimited (with a
+  // retry-after) past register_per_ip_per_hour attempts from `client_ip`.
+  Result<Session> register_user(const std::string& username, const std::string& password, const std::string& email,
+                                const std::string& client_ip);
 
   // Same kUnauthenticated error (and comparable time) for an unknown user, a
   // wrong password and a disabled account; kRateLimited when throttled.
   Result<Session> login(const std::string& username, const std::string& password, const std::string& client_ip);
 
   // Accepts "Bearer <jwt>" or "Bearer sk-...". Looks the user up every time,
-  // so disabling a user or deleting a key takes effect at once.
+  // so disabling a user or deleting a key takes effect at once; a JWT issued
+  // under an older token epoch (before a disable) is refused.
   Result<Principal> authenticate(const std::string& authorization_header);
 
   Result<NewApiKey> create_key(const Principal& who, const std::string& name);
@@ -66,7 +71,8 @@ class AuthService {
   Result<User> create_user(const std::string& username, const std::string& password, const std::string& email,
                            const std::string& role, std::int64_t initial_tokens);
 
-  std::string issue_token(std::int64_t user_id) const;
+  // A JWT for `user` under its current token epoch.
+  std::string issue_token(const User& user) const;
 
   UserStore& users() { return users_; }
 
@@ -74,6 +80,7 @@ class AuthService {
   UserStore& users_;
   AuthOptions options_;
   LoginThrottle& throttle_;
+  RateLimiter& limiter_;
   std::string decoy_hash_;  // verified against for unknown users (timing)
 };
 

@@ -10,13 +10,13 @@ using store::Row;
 using store::Value;
 
 constexpr const char* kUserColumns =
-    "id, username, email, role, disabled, balance, reserved, created_at, password_hash";
+    "id, username, email, role, disabled, balance, reserved, created_at, password_hash, token_epoch";
 
 std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 User user_from(const Row& r) {
   return User{r.integer(0), r.text(1),    r.text(2),    r.text(3), r.integer(4) != 0,
-              r.integer(5), r.integer(6), r.integer(7), r.text(8)};
+              r.integer(5), r.integer(6), r.integer(7), r.text(8), r.integer(9)};
 }
 
 ApiKeyInfo key_from(const Row& r) {
@@ -30,6 +30,32 @@ Result<User> one_user(Connection& c, const std::string& where, const Value& v) {
   if (!rows) return std::unexpected(rows.error());
   if (rows->empty()) return fail(ErrorCode::kNotFound, "no such user", "user_not_found");
   return user_from(rows->front());
+}
+
+// Fails with kConflict (last_admin) when user `id` is an active administrator
+// and no other is. Call inside a write transaction, before the change: on
+// MySQL the administrators' rows stay locked (FOR UPDATE) until it commits,
+// so a concurrent check waits and then sees the change; SQLite's write
+// transaction (BEGIN IMMEDIATE) already excludes every other writer.
+Result<void> keep_an_active_admin(Connection& c, std::int64_t id) {
+  const bool mysql = c.dialect() == store::Dialect::kMysql;
+  auto rows = c.query(std::string("SELECT id FROM users WHERE role = 'admin' AND disabled = 0 ORDER BY id") +
+                      (mysql ? " FOR UPDATE" : ""));
+  if (!rows) return std::unexpected(rows.error());
+  bool target_is_active_admin = false;
+  std::size_t others = 0;
+  for (const auto& r : *rows) {
+    if (r.integer(0) == id) {
+      target_is_active_admin = true;
+    } else {
+      ++others;
+    }
+  }
+  if (target_is_active_admin && others == 0) {
+    return fail(ErrorCode::kConflict, "the last active administrator cannot be demoted, disabled or deleted",
+                "last_admin");
+  }
+  return {};
 }
 
 }  // namespace
@@ -106,25 +132,24 @@ Result<std::int64_t> UserStore::count(const std::string& search) {
 }
 
 Result<void> UserStore::set_role(std::int64_t id, const std::string& role) {
-  return db_.with_connection<void>([&](Connection& c) -> Result<void> {
-    auto r = c.exec("UPDATE users SET role = ? WHERE id = ?", std::vector<Value>{role, id});
-    if (!r) return std::unexpected(r.error());
-    if (r->affected_rows == 0) {
-      auto exists = one_user(c, "id = ?", id);  // MySQL reports 0 rows for "no change"
-      if (!exists) return std::unexpected(exists.error());
-    }
+  return db_.transaction<void>([&](Connection& c) -> Result<void> {
+    if (role != "admin") LLMD_TRY(keep_an_active_admin(c, id));
+    auto exists = one_user(c, "id = ?", id);
+    if (!exists) return std::unexpected(exists.error());
+    LLMD_TRY(c.exec("UPDATE users SET role = ? WHERE id = ?", std::vector<Value>{role, id}));
     return {};
   });
 }
 
 Result<void> UserStore::set_disabled(std::int64_t id, bool disabled) {
-  return db_.with_connection<void>([&](Connection& c) -> Result<void> {
-    auto r = c.exec("UPDATE users SET disabled = ? WHERE id = ?", std::vector<Value>{std::int64_t{disabled}, id});
-    if (!r) return std::unexpected(r.error());
-    if (r->affected_rows == 0) {
-      auto exists = one_user(c, "id = ?", id);
-      if (!exists) return std::unexpected(exists.error());
-    }
+  return db_.transaction<void>([&](Connection& c) -> Result<void> {
+    if (disabled) LLMD_TRY(keep_an_active_admin(c, id));
+    auto exists = one_user(c, "id = ?", id);
+    if (!exists) return std::unexpected(exists.error());
+    // Disabling moves the token epoch on: JWTs issued before stay dead after a re-enable.
+    LLMD_TRY(c.exec(disabled ? "UPDATE users SET disabled = 1, token_epoch = token_epoch + 1 WHERE id = ?"
+                             : "UPDATE users SET disabled = 0 WHERE id = ?",
+                    std::vector<Value>{id}));
     return {};
   });
 }

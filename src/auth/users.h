@@ -22,6 +22,7 @@ struct User {
   std::int64_t reserved = 0;
   std::int64_t created_at = 0;
   std::string password_hash;  // never leaves the auth module in a response
+  std::int64_t token_epoch = 0;  // JWTs issued under an older epoch are refused
 
   std::int64_t available_tokens() const { return balance - reserved; }
 };
@@ -57,7 +58,14 @@ class UserStore {
   // Users whose name or email contains `search` (wildcards in it are literal).
   Result<std::vector<User>> list(const std::string& search, int limit, int offset);
   Result<std::int64_t> count(const std::string& search);
+  // Changes the role. Demoting the last active (enabled) administrator fails
+  // with kConflict, reason last_admin: the check and the change are one
+  // transaction that locks the administrators' rows, so two demotions racing
+  // (on one instance or several sharing MySQL) cannot both pass.
   Result<void> set_role(std::int64_t id, const std::string& role);
+  // Disables or enables the user. Disabling bumps the user's token epoch, so
+  // its JWTs stay invalid after a later re-enable. Disabling the last active
+  // administrator fails as set_role does.
   Result<void> set_disabled(std::int64_t id, bool disabled);
   Result<void> set_password_hash(std::int64_t id, const std::string& hash);
   Result<bool> any_admin();

@@ -203,6 +203,12 @@ CREATE TABLE IF NOT EXISTS uploads (
   FOREIGN KEY (user_id) REFERENCES users(id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 )"},
+
+      // A per-user token epoch: every JWT carries the epoch it was issued
+      // under and is refused once the user's epoch has moved on (disabling an
+      // account bumps it, so re-enabling does not revive old tokens).
+      {4, "user token epoch", "ALTER TABLE users ADD COLUMN token_epoch INTEGER NOT NULL DEFAULT 0;",
+       "ALTER TABLE users ADD COLUMN IF NOT EXISTS token_epoch BIGINT NOT NULL DEFAULT 0;"},
   };
   return kMigrations;
 }

@@ -4,6 +4,10 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -153,6 +157,20 @@ class SqliteDatabase final : public PooledDatabase {
   }
 };
 
+// The database holds password hashes and emails: it is created 0600, and an
+// existing file (with its -wal/-shm) readable by others is narrowed to 0600.
+// SQLite gives the -wal and -shm files it creates the database file's mode.
+Result<void> restrict_to_owner(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return fail(ErrorCode::kUnavailable, "cannot open database file", "database_unavailable");
+  ::close(fd);
+  for (const std::string& p : {path, path + "-wal", path + "-shm"}) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) == 0 && (st.st_mode & 077) != 0) ::chmod(p.c_str(), st.st_mode & 0700);
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Database>> open_sqlite(const std::string& path, int pool_size) {
@@ -162,6 +180,7 @@ Result<std::unique_ptr<Database>> open_sqlite(const std::string& path, int pool_
   std::error_code ec;
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  LLMD_TRY(restrict_to_owner(path));
   auto db = std::make_unique<SqliteDatabase>(path, pool_size);
   if (auto r = db->init(path); !r) return std::unexpected(r.error());
   return std::unique_ptr<Database>(std::move(db));

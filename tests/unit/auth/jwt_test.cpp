@@ -39,6 +39,18 @@ TEST(Jwt, SignedTokenVerifies) {
   EXPECT_EQ(c->expires_at, kNow + 3600);
 }
 
+TEST(Jwt, TheTokenEpochRoundTripsAndDefaultsToZero) {
+  auto with_epoch = verify_jwt(sign_jwt(JwtClaims{"7", kNow, kNow + 60, 0, 3}, kSecret), kSecret, kNow);
+  ASSERT_TRUE(with_epoch);
+  EXPECT_EQ(with_epoch->epoch, 3);
+  auto without = verify_jwt(sign_jwt(JwtClaims{"7", kNow, kNow + 60, 0}, kSecret), kSecret, kNow);
+  ASSERT_TRUE(without);
+  EXPECT_EQ(without->epoch, 0);
+  auto payload = good_payload();
+  payload["llmd_epoch"] = "1";
+  EXPECT_FALSE(verify_jwt(forge({{"alg", "HS256"}}, payload, kSecret), kSecret, kNow)) << "must be an integer";
+}
+
 TEST(Jwt, AlgNoneIsRejected) {
   const auto t = forge({{"alg", "none"}, {"typ", "JWT"}}, good_payload(), kSecret, /*sign=*/false);
   EXPECT_FALSE(verify_jwt(t, kSecret, kNow));

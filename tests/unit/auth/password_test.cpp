@@ -69,16 +69,63 @@ TEST(RateLimiter, AllowsBurstThenRefusesWithRetryAfter) {
   EXPECT_FALSE(limiter.take("k", 0));      // 0 = unlimited
 }
 
-TEST(LoginThrottle, BlocksANameAfterTooManyFailures) {
+TEST(LoginThrottle, BlocksThePairAfterTooManyFailures) {
   LoginThrottle t(3, std::chrono::seconds(60));
   for (int i = 0; i < 3; ++i) {
     EXPECT_FALSE(t.blocked("Alice", "10.0.0.1"));
     t.failed("Alice", "10.0.0.1");
   }
-  EXPECT_TRUE(t.blocked("alice", "10.0.0.2"));  // by name, case-insensitive
-  EXPECT_FALSE(t.blocked("bob", "10.0.0.1"));   // the IP has more room
-  t.succeeded("alice");
+  auto wait = t.blocked("alice", "10.0.0.1");  // case-insensitive
+  ASSERT_TRUE(wait);
+  EXPECT_GE(*wait, 1);
+  EXPECT_LE(*wait, 60);
+  EXPECT_FALSE(t.blocked("bob", "10.0.0.1"));  // the address has more room
+  t.succeeded("alice", "10.0.0.1");
   EXPECT_FALSE(t.blocked("alice", "10.0.0.1"));
+}
+
+// Issue 13 item 11: 10 wrong passwords from an attacker's address used to
+// lock the name out everywhere for the whole window.
+TEST(LoginThrottle, AnAttackersFailuresDoNotBlockTheOwnerElsewhere) {
+  LoginThrottle t(LoginThrottleOptions{10, 50, 50, std::chrono::seconds(300)});
+  for (int i = 0; i < 10; ++i) t.failed("admin", "203.0.113.7");
+  EXPECT_TRUE(t.blocked("admin", "203.0.113.7"));
+  EXPECT_FALSE(t.blocked("admin", "198.51.100.1")) << "the owner's own address is not blocked";
+}
+
+TEST(LoginThrottle, ManyAddressesSlowTheAccountButNeverLockACleanAddress) {
+  LoginThrottle t(LoginThrottleOptions{10, 50, 50, std::chrono::seconds(300)});
+  // A distributed guesser: 60 addresses, one failure each (over the account cap of 50).
+  for (int i = 0; i < 60; ++i) {
+    const std::string ip = "10.1.0." + std::to_string(i);
+    ASSERT_FALSE(t.blocked("admin", ip)) << i;
+    t.failed("admin", ip);
+  }
+  // Each guessing address now waits window / pair_failures (30 s) per try instead of getting 10 quick ones...
+  auto wait = t.blocked("admin", "10.1.0.3");
+  ASSERT_TRUE(wait);
+  EXPECT_GE(*wait, 25);
+  EXPECT_LE(*wait, 30);
+  // ...while an address that never failed on the account (the owner) goes straight through.
+  EXPECT_FALSE(t.blocked("admin", "192.0.2.10"));
+  // Other accounts are untouched.
+  EXPECT_FALSE(t.blocked("alice", "10.1.0.3"));
+}
+
+TEST(LoginThrottle, OneAddressGuessingManyNamesIsCappedAsAnAddress) {
+  LoginThrottle t(LoginThrottleOptions{10, 50, 50, std::chrono::seconds(300)});
+  for (int i = 0; i < 50; ++i) t.failed("user" + std::to_string(i), "10.2.0.1");
+  EXPECT_TRUE(t.blocked("someone-else", "10.2.0.1"));
+  EXPECT_FALSE(t.blocked("someone-else", "10.2.0.2"));
+}
+
+TEST(RateLimiter, APeriodOtherThanAMinute) {
+  MemoryRateLimiter limiter;
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(limiter.take("r", 3, std::chrono::hours(1))) << i;
+  auto wait = limiter.take("r", 3, std::chrono::hours(1));
+  ASSERT_TRUE(wait);
+  EXPECT_GT(*wait, 60) << "3 per hour refills one every 20 minutes";
+  EXPECT_LE(*wait, 1200);
 }
 
 }  // namespace
