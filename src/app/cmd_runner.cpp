@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <thread>
 
@@ -16,6 +17,7 @@
 
 #include "app/commands.h"
 #include "app/version.h"
+#include "core/error.h"
 #include "http/pipeline.h"
 #include "http/server.h"
 #include "http/worker_pool.h"
@@ -33,9 +35,24 @@ struct RunnerFlags {
   int http_threads = 2;
   uint64_t max_body_bytes = 8 * 1024 * 1024;
   std::string api_key;
+  std::string api_key_file;
   std::string pooling;
   std::string log_level = "info";
 };
+
+// The first line of `path` without surrounding blanks (llama-server's
+// --api-key-file format, first key only). Errors: kInvalidArgument
+// (unreadable or no key in it).
+Result<std::string> read_api_key_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return fail(ErrorCode::kInvalidArgument, "cannot read " + path, "bad_api_key_file");
+  std::string line;
+  std::getline(in, line);
+  const auto first = line.find_first_not_of(" \t\r");
+  const auto last = line.find_last_not_of(" \t\r");
+  if (first == std::string::npos) return fail(ErrorCode::kInvalidArgument, path + " holds no key", "bad_api_key_file");
+  return line.substr(first, last - first + 1);
+}
 
 int run_runner(RunnerFlags f) {
   observe::LogLevel level;
@@ -46,8 +63,16 @@ int run_runner(RunnerFlags f) {
   if (f.pooling == "mean") f.config.engine.pooling = LLAMA_POOLING_TYPE_MEAN;
   if (f.pooling == "cls") f.config.engine.pooling = LLAMA_POOLING_TYPE_CLS;
   if (f.pooling == "last") f.config.engine.pooling = LLAMA_POOLING_TYPE_LAST;
+  if (f.api_key.empty() && !f.api_key_file.empty()) {
+    // A file (what `llmd serve` uses) or the environment keeps the key out of `ps` output.
+    auto key = read_api_key_file(f.api_key_file);
+    if (!key) {
+      std::fprintf(stderr, "llmd: --api-key-file: %s\n", key.error().message.c_str());
+      return 2;
+    }
+    f.api_key = std::move(*key);
+  }
   if (f.api_key.empty()) {
-    // The environment keeps the key out of `ps` output.
     if (const char* k = std::getenv("LLMD_RUNNER_API_KEY")) f.api_key = k;
   }
   f.config.build_info = "llmd " + std::string(kVersion);
@@ -129,6 +154,7 @@ void add_runner_command(CLI::App& root, CommandRunner& run) {
   cmd->add_option("--queue", c.engine.queue_max, "Requests that may wait for a slot; more get 503")
       ->check(CLI::Range(0, 100000))->capture_default_str();
   cmd->add_option("--api-key", f->api_key, "Require Authorization: Bearer KEY (or set LLMD_RUNNER_API_KEY)");
+  cmd->add_option("--api-key-file", f->api_key_file, "Read the key for --api-key from the first line of this file");
   cmd->add_option("-a,--alias", c.alias, "Model name in responses (default: the file name)");
   cmd->add_option("--chat-template", c.chat_template, "Chat template override: a built-in name (chatml, llama3, ...)");
   cmd->add_flag("--embeddings", c.engine.embeddings, "Serve /v1/embeddings instead of completions");

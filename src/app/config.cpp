@@ -39,7 +39,8 @@ const std::vector<SectionSpec>& sections() {
        {"limits", {{"user_rpm"}, {"ip_rpm"}, {"login_attempts"}, {"login_window_seconds"},
                    {"login_account_attempts"}, {"auth_failures_per_minute"}}},
       {"models",
-       {{"dir"}, {"port_range"}, {"idle_unload_seconds"}, {"max_loaded"}, {"default_model"}, {"allow_private_redirects"}, {"list"}}},
+       {{"dir"}, {"port_range"}, {"idle_unload_seconds"}, {"max_loaded"}, {"default_model"}, {"allow_private_redirects"}, {"list"},
+        {"cpu_cores"}}},
       {"balancer", {{"strategy"}, {"health_interval"}, {"fail_threshold"}, {"cooldown"}}},
       {"logging", {{"level"}, {"format"}, {"file"}}},
       {"uploads", {{"dir"}, {"max_bytes"}, {"media_roots", true}}},
@@ -275,6 +276,7 @@ Result<void> parse_models(const YAML::Node& root, Config& c, std::vector<std::st
   LLMD_TRY(r.integer("max_loaded", m.max_loaded, 1, 64));
   LLMD_TRY(r.string("default_model", m.default_model));
   LLMD_TRY(r.boolean("allow_private_redirects", m.allow_private_redirects));
+  LLMD_TRY(r.integer("cpu_cores", m.cpu_cores, 0, 4096));
   auto list = (*node)["list"];
   if (list && !list.IsNull()) {
     if (!list.IsSequence()) return r.bad("list", "expected a list of models");
@@ -292,7 +294,10 @@ Result<void> parse_models(const YAML::Node& root, Config& c, std::vector<std::st
       LLMD_TRY(e.string("file", me.file));
       LLMD_TRY(e.string("description", me.description));
       LLMD_TRY(e.integer("ctx", me.ctx, 64, 1 << 22));
-      LLMD_TRY(e.integer("threads", me.threads, 0, 1024));
+      // "auto" (the default) is 0: the manager gives the worker a share of the cores.
+      if (const auto t = list[i]["threads"]; !(t && t.IsScalar() && text::to_lower(text::trim(t.Scalar())) == "auto")) {
+        LLMD_TRY(e.integer("threads", me.threads, 0, 1024));
+      }
       LLMD_TRY(e.integer("parallel", me.parallel, 1, 256));
       LLMD_TRY(e.integer("gpu_layers", me.gpu_layers, -1, 100000));
       LLMD_TRY(e.integer("replicas", me.replicas, 1, 64));

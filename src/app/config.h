@@ -72,7 +72,7 @@ struct ModelEntry {
   std::string file;
   std::string description;
   int ctx = 4096;
-  int threads = 0;
+  int threads = 0;                      // 0 = auto ("threads: auto"): a share of the cores, see models/manager.h
   int parallel = 4;
   int gpu_layers = 0;
   int replicas = 1;
@@ -90,6 +90,9 @@ struct ModelsConfig {
   int max_loaded = 2;
   std::string default_model;
   bool allow_private_redirects = false;  // `models pull`: may a redirect lead to a LAN/loopback address?
+  // Cores that `threads: auto` workers share; 0 = this machine's physical
+  // cores (affinity mask and cgroup quota respected).
+  int cpu_cores = 0;
   std::vector<ModelEntry> list;
 };
 

@@ -1,6 +1,7 @@
 #include "models/manager.h"
 
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
@@ -24,6 +26,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include <nlohmann/json.hpp>
+#include <openssl/rand.h>
 
 #include "http/client.h"
 #include "models/balancer.h"
@@ -64,6 +67,7 @@ struct Instance {
   int restarts = 0;
   int probe_failures = 0;
   bool probing = false;
+  int threads = 0;                        // of the running local worker
   std::string error;
 };
 
@@ -97,6 +101,27 @@ bool port_is_free(const std::string& host, int port) {
   return ok;
 }
 
+// Every layer on a GPU: the worker's CPU threads only feed it.
+bool fully_offloaded(const CatalogModel& m) {
+  const int layers = m.entry.gpu_layers;
+  return layers < 0 || (layers > 0 && m.gguf && m.gguf->n_layer > 0 && layers >= m.gguf->n_layer);
+}
+
+// A fresh key for one worker spawn (192 random bits, hex).
+Result<std::string> random_worker_key() {
+  unsigned char bytes[24];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) {
+    return fail(ErrorCode::kInternal, "no randomness available for a worker key", "spawn_failed");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string key = "llmd-worker-";
+  for (unsigned char b : bytes) {
+    key += kHex[b >> 4];
+    key += kHex[b & 0xf];
+  }
+  return key;
+}
+
 std::string join_lines(const std::vector<std::string>& lines, std::size_t last) {
   std::string out;
   const std::size_t from = lines.size() > last ? lines.size() - last : 0;
@@ -115,6 +140,8 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
   Strategy strategy = Strategy::kLeastConnections;
   HealthPolicy policy;
   std::chrono::milliseconds health_interval{5000};
+
+  int cpu_cores = 1;  // shared by `threads: auto` workers (models.cpu_cores or the physical cores)
 
   net::io_context io;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
@@ -296,6 +323,29 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     return 0;
   }
 
+  // CPU workers that may run at once: the replicas of the max_loaded
+  // startable CPU models with the most replicas. Mutex held.
+  int cpu_worker_slots() const {
+    std::vector<int> replicas;
+    for (const auto& [n, m] : models) {
+      if (m->startable() && !fully_offloaded(m->cat)) replicas.push_back(std::max(1, m->cat.entry.replicas));
+    }
+    std::sort(replicas.begin(), replicas.end(), std::greater<>());
+    const std::size_t loaded = options.models.max_loaded > 0
+                                   ? std::min(replicas.size(), static_cast<std::size_t>(options.models.max_loaded))
+                                   : replicas.size();
+    int slots = 0;
+    for (std::size_t i = 0; i < loaded; ++i) slots += replicas[i];
+    return std::max(1, slots);
+  }
+
+  // The threads of a new worker of `m`: the configured count, else auto.
+  int worker_threads(const ModelState& m) const {
+    if (m.cat.entry.threads > 0) return m.cat.entry.threads;
+    if (fully_offloaded(m.cat)) return 1;
+    return auto_threads(cpu_cores, cpu_worker_slots());
+  }
+
   void spawn(ModelState& m, Instance& inst, Clock::time_point now) {
     inst.port = pick_port(options.host);
     if (inst.port == 0) {
@@ -312,6 +362,16 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     spec.entry = m.cat.entry;
     spec.host = options.host;
     spec.port = inst.port;
+    spec.entry.threads = worker_threads(m);
+    auto key = random_worker_key();
+    if (!key) {
+      inst.state = State::kFailed;
+      inst.error = key.error().message;
+      m.last_error = inst.error;
+      deps.log.error("cannot start worker", {{"model", m.cat.name}, {"reason", inst.error}});
+      return;
+    }
+    spec.api_key = std::move(*key);
     auto w = deps.factory->spawn(spec);
     if (!w) {
       inst.state = State::kFailed;
@@ -322,6 +382,8 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     }
     spawns.fetch_add(1);
     inst.worker = std::move(*w);
+    inst.api_key = std::move(spec.api_key);
+    inst.threads = spec.entry.threads;
     inst.url = "http://" + options.host + ":" + std::to_string(inst.port);
     inst.state = State::kStarting;
     inst.serial = ++serial;
@@ -329,7 +391,7 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     inst.deadline = now + options.ready_timeout;
     inst.probe_failures = 0;
     deps.log.info("worker started", {{"model", m.cat.name}, {"instance", inst.id}, {"port", inst.port},
-                                     {"pid", inst.worker->pid()}});
+                                     {"pid", inst.worker->pid()}, {"threads", inst.threads}});
   }
 
   void launch_probe(ModelState& m, Instance& inst, Clock::time_point now) {
@@ -344,10 +406,10 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     req.url = url + "/health";
     req.connect_timeout = std::chrono::milliseconds(1000);
     req.timeout = std::chrono::milliseconds(3000);
+    if (!key.empty()) req.headers.set("Authorization", "Bearer " + key);
     auto r = co_await client->request(req);
     if (r && r->status == 404) {  // an OpenAI-compatible endpoint without /health
       req.url = url + "/v1/models";
-      if (!key.empty()) req.headers.set("Authorization", "Bearer " + key);
       auto models_reply = co_await client->request(req);  // a new variable: see routes.cpp on g++ 12
       co_return models_reply && models_reply->status == 200;
     }
@@ -487,6 +549,7 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
       is.remote = inst.remote;
       is.restarts = inst.restarts;
       is.error = inst.error;
+      is.threads = inst.remote ? 0 : inst.threads;
       is.health = inst.state == State::kRunning || inst.remote ? "healthy" : "down";
       for (const auto& v : views) {
         if (v.id != inst.id) continue;
@@ -590,6 +653,7 @@ Result<std::unique_ptr<Manager>> Manager::create(ManagerOptions options, Manager
   core->policy.cooldown = std::chrono::seconds(options.balancer.cooldown);
   core->health_interval = options.health_interval.count() > 0 ? options.health_interval
                                                                : std::chrono::milliseconds(options.balancer.health_interval * 1000);
+  core->cpu_cores = options.models.cpu_cores > 0 ? options.models.cpu_cores : physical_cpu_cores();
   core->options = std::move(options);
   core->deps = std::move(deps);
   core->client = std::make_unique<http::HttpClient>(core->io.get_executor());
@@ -788,6 +852,39 @@ const std::string& Manager::default_model() const { return core_->options.models
 std::uint64_t Manager::spawn_count() const { return core_->spawns.load(); }
 
 void Manager::rescan() { core_->rescan(); }
+
+int physical_cpu_cores() {
+  std::set<std::pair<long, long>> cores;  // (package, core), or (-1, cpu) when unknown
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) {
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (!CPU_ISSET(cpu, &set)) continue;
+      const std::string topo = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+      long package = -1, core = -1;
+      std::ifstream(topo + "physical_package_id") >> package;
+      std::ifstream(topo + "core_id") >> core;
+      if (package >= 0 && core >= 0) cores.emplace(package, core);
+      else cores.emplace(-1, cpu);
+    }
+  }
+  int n = !cores.empty() ? static_cast<int>(cores.size()) : static_cast<int>(std::thread::hardware_concurrency());
+  // A container's CPU quota ("200000 100000" = 2 CPUs; "max 100000" = none).
+  std::ifstream quota_file("/sys/fs/cgroup/cpu.max");
+  std::string quota;
+  long period = 0;
+  if (quota_file >> quota >> period && quota != "max" && period > 0) {
+    try {
+      const long q = std::stol(quota);
+      if (q > 0) n = std::min<long>(n, (q + period - 1) / period);
+    } catch (const std::exception&) {
+      // Unparsable: no cap.
+    }
+  }
+  return std::max(1, n);
+}
+
+int auto_threads(int cores, int cpu_workers) { return std::max(1, cores / std::max(1, cpu_workers)); }
 
 std::optional<std::uint64_t> read_mem_available() {
   std::ifstream in("/proc/meminfo");

@@ -2,7 +2,9 @@
 // which instances, and which instance serves the next request.
 //
 // Local workers are child processes started through a WorkerFactory on a free
-// port of models.port_range, probed until /health answers, restarted with
+// port of models.port_range, each with a fresh random API key (so nobody on
+// the host can call a worker around the gateway's billing), with `threads:
+// auto` resolved by auto_threads(), probed until /health answers, restarted with
 // exponential backoff when they die, stopped when idle, evicted (least
 // recently used) when max_loaded is reached. Upstreams are remote instances
 // checked every balancer.health_interval. Requests get an instance through
@@ -64,6 +66,7 @@ struct InstanceStatus {
   int restarts = 0;
   bool remote = false;
   std::string error;
+  int threads = 0;       // generation threads the local worker was started with (0: remote)
 };
 
 struct ModelStatus {
@@ -93,7 +96,9 @@ class Lease {
   const std::string& model() const { return model_; }
   const std::string& instance_id() const { return instance_; }
   const std::string& base_url() const { return url_; }   // "http://host:port"
-  const std::string& api_key() const { return api_key_; }  // "" for local workers
+  // The key the instance requires as Authorization: Bearer: the upstream's
+  // configured key, or the random key of this spawn of a local worker.
+  const std::string& api_key() const { return api_key_; }
   bool remote() const { return remote_; }
 
   // Reports the outcome: ok=false for connection errors and 5xx (counts
@@ -156,6 +161,21 @@ class Manager {
   Manager() = default;
   std::shared_ptr<Lease::Core> core_;
 };
+
+// The physical cores this process may use: distinct (package, core) pairs
+// among the CPUs of its affinity mask, capped by a cgroup v2 CPU quota
+// (/sys/fs/cgroup/cpu.max); std::thread::hardware_concurrency() when the
+// topology is unreadable. At least 1.
+int physical_cpu_cores();
+
+// The thread count of a `threads: auto` CPU worker: the cores divided evenly
+// among the CPU workers that may run at once (`cpu_workers`: the replicas of
+// the max_loaded CPU models with the most replicas), at least 1. A worker's
+// thread count cannot change while it runs, so the share is fixed by what
+// *may* run rather than what runs now: the workers' threads never add up to
+// more than the cores (ggml's spinning threads collapse when they do).
+// Workers with every layer on a GPU get 1 thread and do not count.
+int auto_threads(int cores, int cpu_workers);
 
 // Reads MemAvailable from /proc/meminfo (bytes); nullopt when unreadable.
 std::optional<std::uint64_t> read_mem_available();

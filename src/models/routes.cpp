@@ -25,16 +25,25 @@ class OpenHooks final : public CallHooks {
   net::awaitable<Result<void>> require_user(http::RequestContext&) override { co_return Result<void>{}; }
 };
 
-json instance_json(const InstanceStatus& i) {
-  json j = {{"id", i.id},           {"url", i.url},     {"status", i.status}, {"health", i.health},
-            {"in_flight", i.in_flight}, {"port", i.port}, {"remote", i.remote}, {"restarts", i.restarts}};
-  if (!i.error.empty()) j["error"] = i.error;
+// Who reads a model listing: where an instance listens (url, port, threads,
+// its worker's output in `error`) is for administrators only.
+enum class Audience { kUser, kAdmin };
+
+json instance_json(const InstanceStatus& i, Audience audience) {
+  json j = {{"id", i.id},           {"status", i.status}, {"health", i.health},
+            {"in_flight", i.in_flight}, {"remote", i.remote}, {"restarts", i.restarts}};
+  if (audience == Audience::kAdmin) {
+    j["url"] = i.url;
+    j["port"] = i.port;
+    if (!i.remote) j["threads"] = i.threads;
+    if (!i.error.empty()) j["error"] = i.error;
+  }
   return j;
 }
 
-json model_json(const ModelStatus& m, bool detail) {
+json model_json(const ModelStatus& m, bool detail, Audience audience = Audience::kAdmin) {
   json inst = json::array();
-  for (const auto& i : m.instances) inst.push_back(instance_json(i));
+  for (const auto& i : m.instances) inst.push_back(instance_json(i, audience));
   json j = {{"name", m.name},
             {"description", m.description},
             {"status", m.status},
@@ -76,18 +85,26 @@ struct Routes {
 
   Proxy proxy() { return Proxy(deps.manager, client(), deps.log, deps.acquire_timeout, deps.upstream_timeout); }
 
+  // The caller of a listing, already known to be a user.
+  net::awaitable<Audience> audience(http::RequestContext& ctx) {
+    const Result<void> admin = co_await deps.hooks->require_admin(ctx);
+    co_return admin ? Audience::kAdmin : Audience::kUser;
+  }
+
   net::awaitable<http::Response> list(http::RequestContext& ctx) {
     if (auto a = co_await deps.hooks->require_user(ctx); !a) co_return error(ctx, a.error());
+    const Audience who = co_await audience(ctx);
     json arr = json::array();
-    for (const auto& m : deps.manager.list()) arr.push_back(model_json(m, false));
+    for (const auto& m : deps.manager.list()) arr.push_back(model_json(m, false, who));
     co_return http::Response::json(200, {{"models", arr}});
   }
 
   net::awaitable<http::Response> detail(http::RequestContext& ctx) {
     if (auto a = co_await deps.hooks->require_user(ctx); !a) co_return error(ctx, a.error());
+    const Audience who = co_await audience(ctx);
     auto m = deps.manager.get(ctx.param("name"));
     if (!m) co_return error(ctx, m.error());
-    co_return http::Response::json(200, model_json(*m, true));
+    co_return http::Response::json(200, model_json(*m, true, who));
   }
 
   net::awaitable<http::Response> start(http::RequestContext& ctx) {

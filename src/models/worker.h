@@ -26,6 +26,9 @@ struct WorkerSpec {
   app::ModelEntry entry;         // ctx, threads, parallel, gpu_layers, chat_template, command
   std::string host = "127.0.0.1";
   int port = 0;
+  // The key the worker must require (Authorization: Bearer), "" = none. The
+  // factory hands it over out of the command line (a 0600 file), never in argv.
+  std::string api_key;
 };
 
 class Worker {
@@ -54,12 +57,18 @@ class WorkerFactory {
 
 // Starts `llmd runner` (`runner_binary runner --model ... --port ...`) or the
 // model's `command` template, whose placeholders {model} {port} {host} {ctx}
-// {threads} {parallel} {gpu_layers} {name} are substituted after splitting
-// on whitespace (no shell). Output lines go to `log` tagged with the model.
+// {threads} {parallel} {gpu_layers} {name} {api_key_file} are substituted
+// after splitting on whitespace (no shell). A non-empty spec.api_key is
+// written to a 0600 file in a private 0700 directory that lives as long as
+// the worker: `llmd runner` gets `--api-key-file FILE`, a command template
+// gets it where it says {api_key_file} (llama-server: `--api-key-file
+// {api_key_file}`). Output lines go to `log` tagged with the model.
 std::shared_ptr<WorkerFactory> make_process_worker_factory(std::string runner_binary, observe::Logger log);
 
-// Splits a command template and substitutes its placeholders (exposed for tests).
-Result<std::vector<std::string>> expand_command(const std::string& command, const WorkerSpec& spec);
+// Splits a command template and substitutes its placeholders (exposed for
+// tests); {api_key_file} becomes `api_key_file`.
+Result<std::vector<std::string>> expand_command(const std::string& command, const WorkerSpec& spec,
+                                                const std::string& api_key_file = "");
 
 // Readiness/health probe of an instance at `base_url` ("http://host:port").
 // True when it is ready to serve.

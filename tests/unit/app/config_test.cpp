@@ -195,5 +195,19 @@ TEST_F(ConfigTest, ExampleFileInRepositoryLoadsWithoutWarnings) {
   EXPECT_TRUE(r->warnings.empty()) << r->warnings.front();
 }
 
+// Issue 13, item 7.
+TEST_F(ConfigTest, ModelThreadsAcceptAutoAndCpuCoresDefaultsToDetection) {
+  auto r = load("models:\n  cpu_cores: 6\n  list:\n    - { name: a, file: a.gguf, threads: auto }\n"
+                "    - { name: b, file: b.gguf, threads: 3 }\n    - { name: c, file: c.gguf }\n");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(r->warnings.empty());
+  EXPECT_EQ(r->config.models.cpu_cores, 6);
+  EXPECT_EQ(r->config.models.list[0].threads, 0);  // auto
+  EXPECT_EQ(r->config.models.list[1].threads, 3);
+  EXPECT_EQ(r->config.models.list[2].threads, 0);
+  EXPECT_EQ(load("")->config.models.cpu_cores, 0);
+  EXPECT_FALSE(load("models: { list: [ { name: a, file: a.gguf, threads: many } ] }"));
+}
+
 }  // namespace
 }  // namespace llmd::app

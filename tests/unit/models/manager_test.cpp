@@ -337,6 +337,148 @@ TEST_F(ManagerTest, ShutdownStopsEveryWorker) {
   for (auto& [port, s] : factory->by_port) EXPECT_GE(s->exit_code.load(), 0);
 }
 
+// --- threads: auto -------------------------------------------------------
+
+// The thread count the factory was asked for by the last spawn of `name`.
+int spawned_threads(FakeFactory& f, const std::string& name) {
+  std::lock_guard lock(f.mutex);
+  for (auto it = f.specs.rbegin(); it != f.specs.rend(); ++it) {
+    if (it->model == name) return it->entry.threads;
+  }
+  return -1;
+}
+
+ManagerOptions cores_and_max_loaded(int cores, int max_loaded) {
+  ManagerOptions o;
+  o.models.cpu_cores = cores;
+  o.models.max_loaded = max_loaded;
+  return o;
+}
+
+TEST_F(ManagerTest, AutoThreadsSplitTheCoresAmongTheModelsThatMayRunAtOnce) {
+  auto m = make({model("a"), model("b"), model("c")}, cores_and_max_loaded(8, 2));
+  ASSERT_TRUE(acquire(*m, "a"));
+  ASSERT_TRUE(acquire(*m, "b"));
+  EXPECT_EQ(spawned_threads(*factory, "a"), 4);
+  EXPECT_EQ(spawned_threads(*factory, "b"), 4);
+  EXPECT_EQ(m->get("a")->instances[0].threads, 4);
+}
+
+TEST_F(ManagerTest, AutoThreadsOnTwoCoresGiveTwoModelsOneEach) {
+  // The machine: two cores, max_loaded 2 — not two threads each.
+  auto m = make({model("a"), model("b")}, cores_and_max_loaded(2, 2));
+  ASSERT_TRUE(acquire(*m, "a"));
+  ASSERT_TRUE(acquire(*m, "b"));
+  EXPECT_EQ(spawned_threads(*factory, "a") + spawned_threads(*factory, "b"), 2);
+}
+
+TEST_F(ManagerTest, AutoThreadsGiveTheOnlyModelEveryCore) {
+  auto m = make({model("a")}, cores_and_max_loaded(8, 2));
+  ASSERT_TRUE(acquire(*m, "a"));
+  EXPECT_EQ(spawned_threads(*factory, "a"), 8);
+}
+
+TEST_F(ManagerTest, AutoThreadsNeverDropBelowOne) {
+  auto m = make({model("a"), model("b"), model("c")}, cores_and_max_loaded(1, 3));
+  ASSERT_TRUE(acquire(*m, "a"));
+  EXPECT_EQ(spawned_threads(*factory, "a"), 1);
+}
+
+TEST_F(ManagerTest, AutoThreadsCountEachReplicaAsAWorker) {
+  auto a = model("a");
+  a.entry.replicas = 2;
+  auto m = make({a, model("b"), model("c")}, cores_and_max_loaded(12, 2));
+  ASSERT_TRUE(acquire(*m, "a"));
+  ASSERT_TRUE(acquire(*m, "b"));
+  // At most a's two replicas and one other worker run at once: 12 / 3.
+  std::lock_guard lock(factory->mutex);
+  ASSERT_EQ(factory->specs.size(), 3u);
+  int total = 0;
+  for (const auto& spec : factory->specs) {
+    EXPECT_EQ(spec.entry.threads, 4) << spec.instance_id;
+    total += spec.entry.threads;
+  }
+  EXPECT_LE(total, 12);
+}
+
+TEST_F(ManagerTest, ConfiguredThreadsAreKept) {
+  auto a = model("a");
+  a.entry.threads = 3;
+  auto m = make({a, model("b")}, cores_and_max_loaded(8, 2));
+  ASSERT_TRUE(acquire(*m, "a"));
+  EXPECT_EQ(spawned_threads(*factory, "a"), 3);
+}
+
+TEST_F(ManagerTest, FullyOffloadedModelsGetOneThreadAndLeaveTheCoresToCpuModels) {
+  auto gpu = model("gpu");
+  gpu.entry.gpu_layers = -1;
+  auto m = make({gpu, model("cpu")}, cores_and_max_loaded(8, 2));
+  ASSERT_TRUE(acquire(*m, "gpu"));
+  ASSERT_TRUE(acquire(*m, "cpu"));
+  EXPECT_EQ(spawned_threads(*factory, "gpu"), 1);
+  EXPECT_EQ(spawned_threads(*factory, "cpu"), 8);
+}
+
+TEST_F(ManagerTest, AutoThreadsKeepTheShareAfterAnEviction) {
+  // A worker cannot change its threads while it runs, so the share is the
+  // same whichever models are loaded: restarting b after evicting it gives it
+  // the same count, and the running ones never add up to more than the cores.
+  auto m = make({model("a"), model("b"), model("c")}, cores_and_max_loaded(6, 2));
+  ASSERT_TRUE(acquire(*m, "a"));
+  ASSERT_TRUE(acquire(*m, "b"));
+  std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(acquire(*m, "a"));  // b is now the least recently used
+  ASSERT_TRUE(acquire(*m, "c"));  // evicts b
+  ASSERT_TRUE(wait_status(*m, "b", "available"));
+  int running = 0;
+  for (const auto& s : m->list()) {
+    for (const auto& i : s.instances) {
+      if (i.status == "running") running += i.threads;
+    }
+  }
+  EXPECT_EQ(running, 6);
+  EXPECT_EQ(spawned_threads(*factory, "c"), 3);
+}
+
+TEST(AutoThreads, DividesEvenlyAndNeverBelowOne) {
+  EXPECT_EQ(auto_threads(16, 2), 8);
+  EXPECT_EQ(auto_threads(16, 3), 5);
+  EXPECT_EQ(auto_threads(2, 2), 1);
+  EXPECT_EQ(auto_threads(1, 4), 1);
+  EXPECT_EQ(auto_threads(4, 0), 4);
+  for (int cores = 1; cores <= 64; ++cores) {
+    for (int workers = 1; workers <= cores; ++workers) EXPECT_LE(auto_threads(cores, workers) * workers, cores);
+  }
+}
+
+TEST(AutoThreads, PhysicalCoresAreAtLeastOneAndAtMostTheLogicalOnes) {
+  const int n = physical_cpu_cores();
+  EXPECT_GE(n, 1);
+  EXPECT_LE(static_cast<unsigned>(n), std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// --- worker keys ----------------------------------------------------------
+
+TEST_F(ManagerTest, EachSpawnGetsAFreshKeyAndLeasesCarryIt) {
+  factory->behaviour = FakeFactory::Behaviour::kReady;
+  auto m = make({model("a"), model("b")});
+  auto la = acquire(*m, "a");
+  ASSERT_TRUE(la);
+  auto lb = acquire(*m, "b");
+  ASSERT_TRUE(lb);
+  std::string key_a, key_b;
+  {
+    std::lock_guard lock(factory->mutex);
+    ASSERT_EQ(factory->specs.size(), 2u);
+    key_a = factory->specs[0].api_key;
+    key_b = factory->specs[1].api_key;
+  }
+  EXPECT_GE(key_a.size(), 32u);
+  EXPECT_NE(key_a, key_b);
+  EXPECT_EQ(la->api_key(), key_a);
+  EXPECT_EQ(lb->api_key(), key_b);
+}
+
 TEST(CommandTemplate, SubstitutesPlaceholdersWithoutShell) {
   WorkerSpec spec;
   spec.model = "m";
@@ -348,6 +490,14 @@ TEST(CommandTemplate, SubstitutesPlaceholdersWithoutShell) {
   EXPECT_EQ(*argv, (std::vector<std::string>{"/usr/bin/llama-server", "-m", "/x/m.gguf", "--port", "8099", "-c",
                                              "512", "--alias", "m"}));
   EXPECT_FALSE(expand_command("llama-server {model}", spec));
+}
+
+TEST(CommandTemplate, ApiKeyFileAndThreadsAreSubstituted) {
+  WorkerSpec spec;
+  spec.entry.threads = 3;
+  auto argv = expand_command("/usr/bin/llama-server -t {threads} --api-key-file {api_key_file}", spec, "/k/w.key");
+  ASSERT_TRUE(argv);
+  EXPECT_EQ(*argv, (std::vector<std::string>{"/usr/bin/llama-server", "-t", "3", "--api-key-file", "/k/w.key"}));
 }
 
 TEST(MemoryEstimate, AddsKvCacheToFileSize) {
