@@ -50,8 +50,15 @@ TEST_F(AdminCliTest, UserAddGrantRoleDisableList) {
   EXPECT_EQ(list()[0]["tokens"], 150);
   EXPECT_EQ(admin("set-role bob admin").first, 0);
   EXPECT_EQ(list()[0]["role"], "admin");
+  // bob is now the only active administrator: never disabled (issue 13).
+  EXPECT_EQ(admin("disable bob").first, 1);
+  EXPECT_EQ(list()[0]["disabled"], false);
+  ASSERT_EQ(admin("user-add carol --email carol@school.cn --password-stdin", "carol-password-1").first, 0);
+  ASSERT_EQ(admin("set-role carol admin").first, 0);
   EXPECT_EQ(admin("disable bob").first, 0);
-  EXPECT_EQ(list()[0]["disabled"], true);
+  for (const auto& u : list()) {
+    if (u["username"] == "bob") EXPECT_EQ(u["disabled"], true);
+  }
 }
 
 TEST_F(AdminCliTest, ErrorsAndBadFlags) {
