@@ -47,6 +47,24 @@ Result<auth::Principal> require_admin(const RequestContext& ctx) {
   return who;
 }
 
+Result<auth::Principal> authenticate_counting_failures(auth::AuthService& auth, auth::RateLimiter& limiter,
+                                                       const LimitsConfig& limits, const std::string& credentials,
+                                                       const std::string& ip) {
+  auto who = auth.authenticate(credentials);
+  if (who || who.error().code != ErrorCode::kUnauthenticated) return who;
+  // A failure never reaches the rate-limit middleware: charge the address
+  // here, so guessing keys or tokens meets a 429.
+  auto wait = limiter.take("authfail:" + ip, limits.auth_failures_per_minute);
+  if (auto general = limiter.take("ip:" + ip, limits.ip_rpm); general && (!wait || *general > *wait)) {
+    wait = general;
+  }
+  if (wait) {
+    return fail(Error(ErrorCode::kRateLimited, "too many failed authentications; slow down", "rate_limited")
+                    .with_retry_after(*wait));
+  }
+  return who;
+}
+
 http::Middleware auth_middleware(auth::AuthService& auth, http::WorkerPool& pool, auth::RateLimiter& limiter,
                                  LimitsConfig limits) {
   return [&auth, &pool, &limiter, limits](RequestContext& ctx, const http::Next& next) -> awaitable<Response> {
@@ -54,21 +72,7 @@ http::Middleware auth_middleware(auth::AuthService& auth, http::WorkerPool& pool
     if (header && is_api_path(ctx.request.path)) {
       const std::string value(*header);
       const std::string& ip = ctx.request.remote_ip;
-      auto who = co_await pool.run([&]() -> Result<auth::Principal> {
-        auto r = auth.authenticate(value);
-        if (r || r.error().code != ErrorCode::kUnauthenticated) return r;
-        // A failure never reaches the rate-limit middleware: charge the
-        // address here, so guessing keys or tokens meets a 429.
-        auto wait = limiter.take("authfail:" + ip, limits.auth_failures_per_minute);
-        if (auto general = limiter.take("ip:" + ip, limits.ip_rpm); general && (!wait || *general > *wait)) {
-          wait = general;
-        }
-        if (wait) {
-          return fail(Error(ErrorCode::kRateLimited, "too many failed authentications; slow down", "rate_limited")
-                          .with_retry_after(*wait));
-        }
-        return r;
-      });
+      auto who = co_await pool.run([&] { return authenticate_counting_failures(auth, limiter, limits, value, ip); });
       if (!who) co_return error(ctx, who.error());
       ctx.attributes["principal"] = *who;
     }

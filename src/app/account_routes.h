@@ -24,6 +24,14 @@ struct AccountDeps {
   http::WorkerPool* password_pool = nullptr;
 };
 
+// Authenticates an Authorization header value (blocking: a database lookup
+// for API keys; call it on the worker pool). A kUnauthenticated failure
+// counts against `ip`: past limits.auth_failures_per_minute failures or its
+// ip_rpm budget the answer becomes kRateLimited with a retry-after.
+Result<auth::Principal> authenticate_counting_failures(auth::AuthService& auth, auth::RateLimiter& limiter,
+                                                       const LimitsConfig& limits, const std::string& credentials,
+                                                       const std::string& ip);
+
 // On /api/ and /v1/ paths with an Authorization header: authenticates it
 // (401 when invalid) and stores the Principal in ctx.attributes["principal"].
 // Each failure counts against the client address: limits.auth_failures_per_minute

@@ -235,7 +235,7 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
 
   // Uploads: bodies of POST /api/v1/uploads are spooled to disk by the
   // server (opts.body_policy below), then stored under uploads.dir.
-  s.uploads = std::make_unique<UploadStore>(*s.database, s.config.uploads.dir);
+  s.uploads = std::make_unique<UploadStore>(*s.database, s.config.uploads.dir, s.config.uploads.quota_bytes_per_user);
   if (const auto partial = s.uploads->remove_partial_files(); partial > 0) {
     s.log.warn("removed partial upload files left by a previous run", {{"count", static_cast<std::int64_t>(partial)}});
   }
@@ -289,7 +289,8 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
   opts.header_timeout = std::chrono::seconds(s.config.server.header_timeout_seconds);
   opts.idle_timeout = std::chrono::seconds(s.config.server.idle_timeout_seconds);
   opts.shutdown_grace = std::chrono::seconds(s.config.server.shutdown_grace_seconds);
-  opts.body_policy = upload_body_policy(s.uploads->spool_dir(), s.config.uploads.max_bytes);
+  opts.body_policy = upload_body_policy(UploadPolicyDeps{*s.uploads, *s.auth, *s.rate_limiter, s.config.limits, *s.pool,
+                                                        s.config.server.allowed_hosts, s.config.uploads.max_bytes});
   // Client addresses and connection limits (validated when the config loaded).
   if (auto trusted = http::NetworkList::parse(s.config.server.trusted_proxies); trusted) {
     opts.trusted_proxies = std::move(*trusted);

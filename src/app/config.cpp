@@ -43,7 +43,7 @@ const std::vector<SectionSpec>& sections() {
         {"cpu_cores"}}},
       {"balancer", {{"strategy"}, {"health_interval"}, {"fail_threshold"}, {"cooldown"}}},
       {"logging", {{"level"}, {"format"}, {"file"}}},
-      {"uploads", {{"dir"}, {"max_bytes"}, {"media_roots", true}}},
+      {"uploads", {{"dir"}, {"max_bytes"}, {"quota_bytes_per_user"}, {"media_roots", true}}},
       {"asr", {{"url"}, {"api_key"}}},
   };
   return kSections;
@@ -447,6 +447,7 @@ Result<void> parse_rest(const YAML::Node& root, Config& c, std::vector<std::stri
     Reader r(*node, "uploads");
     LLMD_TRY(r.string("dir", c.uploads.dir));
     LLMD_TRY(r.integer("max_bytes", c.uploads.max_bytes, 1, 1LL << 50));
+    LLMD_TRY(r.integer("quota_bytes_per_user", c.uploads.quota_bytes_per_user, 0, 1LL << 50));
     LLMD_TRY(r.strings("media_roots", c.uploads.media_roots));
   }
   {

@@ -136,6 +136,8 @@ struct LoggingConfig {
 struct UploadsConfig {
   std::string dir = "data/uploads";
   std::uint64_t max_bytes = 2ULL * 1024 * 1024 * 1024;
+  // What one user's uploads may take on disk together; 0 = no limit.
+  std::uint64_t quota_bytes_per_user = 5ULL * 1024 * 1024 * 1024;
   std::vector<std::string> media_roots = {"data/uploads"};
 };
 

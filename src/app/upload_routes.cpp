@@ -1,9 +1,14 @@
 #include "app/upload_routes.h"
 
+#include <algorithm>
+#include <limits>
+
 #include <nlohmann/json.hpp>
 
 #include "app/account_routes.h"
+#include "core/text.h"
 #include "http/errors.h"
+#include "http/pipeline.h"
 
 namespace llmd::app {
 namespace {
@@ -13,6 +18,9 @@ using http::RequestContext;
 using http::Response;
 
 constexpr const char* kUploadsPath = "/api/v1/uploads";
+// Room left in a body for the multipart boundaries and part headers around
+// the file (and a small `name` field) beyond the file itself.
+constexpr std::uint64_t kMultipartFraming = 64 * 1024;
 
 Response error(const RequestContext& ctx, const Error& e) { return http::error_response(e, ctx.request_id); }
 
@@ -29,16 +37,35 @@ nlohmann::json upload_json(const UploadRecord& r) {
 
 }  // namespace
 
-http::BodyPolicy upload_body_policy(std::filesystem::path spool_dir, std::uint64_t max_bytes) {
-  return [dir = std::move(spool_dir), max_bytes](const http::Request& head) -> Result<std::optional<http::SpoolPlan>> {
-    if (head.method != "POST" || head.path != kUploadsPath) return std::nullopt;
-    // Credentials are checked properly by the auth middleware once the body
-    // is in; this only keeps anonymous clients from filling the disk.
-    if (!head.headers.has("Authorization")) {
-      return fail(ErrorCode::kUnauthenticated, "authentication required (Authorization: Bearer <token or API key>)",
-                  "unauthenticated");
+http::BodyPolicy upload_body_policy(UploadPolicyDeps deps) {
+  auto d = std::make_shared<UploadPolicyDeps>(std::move(deps));
+  return [d](const http::Request& head) -> awaitable<Result<std::optional<http::SpoolPlan>>> {
+    if (head.method != "POST" || head.path != kUploadsPath) co_return std::nullopt;
+    // Everything the auth and host middleware would refuse later is refused
+    // here, from the head: no byte of a body nobody may store is written.
+    if (auto host = http::check_host(d->allowed_hosts, head.headers); !host) co_return std::unexpected(host.error());
+    const auto header = head.headers.get("Authorization");
+    if (!header) {
+      co_return fail(ErrorCode::kUnauthenticated, "authentication required (Authorization: Bearer <token or API key>)",
+                     "unauthenticated");
     }
-    return http::SpoolPlan{dir, max_bytes};
+    const std::string credentials(*header);
+    const std::string ip = head.remote_ip;
+    auto room = co_await d->pool.run([&]() -> Result<std::uint64_t> {
+      auto who = authenticate_counting_failures(d->auth, d->limiter, d->limits, credentials, ip);
+      if (!who) return std::unexpected(who.error());
+      return d->uploads.room_left(who->user_id);
+    });
+    if (!room) co_return std::unexpected(room.error());
+    // The body carries multipart framing around the file; the stored size
+    // is checked exactly (and atomically) when the upload is saved.
+    const std::uint64_t allowance =
+        *room > std::numeric_limits<std::uint64_t>::max() - kMultipartFraming ? *room : *room + kMultipartFraming;
+    const auto declared = text::parse_int(head.headers.get("Content-Length").value_or(""));
+    if (*room == 0 || (declared && *declared > 0 && static_cast<std::uint64_t>(*declared) > allowance)) {
+      co_return std::unexpected(UploadStore::quota_error(d->uploads.quota_bytes()));
+    }
+    co_return http::SpoolPlan{d->uploads.spool_dir(), std::min(d->max_bytes, allowance)};
   };
 }
 
@@ -56,6 +83,7 @@ void add_upload_routes(http::Router& router, UploadDeps deps) {
     const std::int64_t user_id = who->user_id;
     auto saved = co_await d->pool.run([&] { return d->uploads.save_multipart(user_id, body->path(), content_type); });
     if (!saved) co_return error(ctx, saved.error());
+    body->release();  // it became the stored file
     d->log.info(
         "upload stored",
         {{"request_id", ctx.request_id}, {"user_id", user_id}, {"upload_id", saved->id}, {"size", saved->size}});

@@ -1,12 +1,14 @@
 #include "app/upload_store.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <random>
 
@@ -70,34 +72,42 @@ std::string sanitize_content_type(std::string_view t) {
   return out.empty() ? "application/octet-stream" : out;
 }
 
-// The file being written: removed on destruction unless committed.
-class PendingFile {
+// The stored file, written over the multipart body it is read from, from
+// the body's first byte: every byte written lies behind what the parser has
+// already read (part headers come first), so the body turns into the stored
+// file without a second copy on disk. commit() truncates it to the file's
+// size and renames it into place. Until then the body's owner keeps it (and
+// removes it); after a commit, discard() makes this remove it instead.
+class InPlaceFile {
  public:
-  explicit PendingFile(fs::path path) : path_(std::move(path)) {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+  explicit InPlaceFile(fs::path body) : path_(std::move(body)) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
   }
-  ~PendingFile() {
+  ~InPlaceFile() {
     if (fd_ >= 0) ::close(fd_);
-    if (!committed_) {
+    if (discarded_) {
       std::error_code ec;
       fs::remove(path_, ec);
     }
   }
-  PendingFile(const PendingFile&) = delete;
-  PendingFile& operator=(const PendingFile&) = delete;
+  InPlaceFile(const InPlaceFile&) = delete;
+  InPlaceFile& operator=(const InPlaceFile&) = delete;
 
   bool ok() const { return fd_ >= 0; }
   Result<void> write(std::string_view data) {
     while (!data.empty()) {
-      const ssize_t n = ::write(fd_, data.data(), data.size());
+      const ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(written_));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return storage_error("write failed");
       data.remove_prefix(static_cast<std::size_t>(n));
+      written_ += static_cast<std::uint64_t>(n);
     }
     return {};
   }
-  // fsync, close, rename into place, fsync the directory.
+  // Truncate to what was written, fsync, close, rename into place, fsync the directory.
   Result<void> commit(const fs::path& final_path) {
+    if (::ftruncate(fd_, static_cast<off_t>(written_)) != 0) return storage_error("truncate failed");
+    (void)::fchmod(fd_, 0640);
     if (::fsync(fd_) != 0) return storage_error("fsync failed");
     const int fd = fd_;
     fd_ = -1;
@@ -112,13 +122,15 @@ class PendingFile {
     committed_ = true;
     return {};
   }
-  // Undoes commit() (the database refused the row).
-  void discard() { committed_ = false; }
+  // Undoes commit() (the database refused the row): the stored file goes.
+  void discard() { discarded_ = committed_; }
 
  private:
   fs::path path_;
   int fd_ = -1;
+  std::uint64_t written_ = 0;
   bool committed_ = false;
+  bool discarded_ = false;
 };
 
 struct EvpDeleter {
@@ -168,7 +180,8 @@ std::string sanitize_file_name(std::string_view name) {
   return trimmed;
 }
 
-UploadStore::UploadStore(store::Database& db, std::filesystem::path dir) : db_(db) {
+UploadStore::UploadStore(store::Database& db, std::filesystem::path dir, std::uint64_t quota_bytes_per_user)
+    : db_(db), quota_(quota_bytes_per_user) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   dir_ = fs::absolute(dir, ec);
@@ -190,7 +203,7 @@ Result<UploadRecord> UploadStore::save_multipart(std::int64_t user_id, const std
 
   enum class Target { kNone, kFile, kName };
   Target target = Target::kNone;
-  std::unique_ptr<PendingFile> file;
+  std::unique_ptr<InPlaceFile> file;
   std::string part_filename, part_type, name_field;
   bool has_name_field = false;
   std::int64_t size = 0;
@@ -198,8 +211,8 @@ Result<UploadRecord> UploadStore::save_multipart(std::int64_t user_id, const std
   auto on_part = [&](const http::PartHead& head) -> Result<void> {
     if (head.name == "file") {
       if (file) return fail(ErrorCode::kInvalidArgument, "only one `file` part is accepted", "invalid_multipart");
-      file = std::make_unique<PendingFile>(dir_ / (".upload-" + random_hex(16) + ".part"));
-      if (!file->ok()) return storage_error("cannot create a file");
+      file = std::make_unique<InPlaceFile>(body);
+      if (!file->ok()) return storage_error("cannot open the request body for writing");
       part_filename = head.filename.value_or("");
       part_type = head.content_type;
       target = Target::kFile;
@@ -253,19 +266,42 @@ Result<UploadRecord> UploadStore::save_multipart(std::int64_t user_id, const std
   rec.path = final_path.string();
   LLMD_TRY(file->commit(final_path));
 
+  // The quota holds atomically: the row goes in only if the owner's uploads
+  // still leave room for it (two parallel uploads cannot both take the last of it).
+  const auto quota = quota_ == 0 ? std::numeric_limits<std::int64_t>::max() : static_cast<std::int64_t>(quota_);
   auto inserted = db_.with_connection<store::ExecResult>([&](store::Connection& c) {
-    const store::Value params[] = {rec.id,           rec.user_id, rec.path,   rec.original_name,
-                                   rec.content_type, rec.size,    rec.sha256, rec.created_at};
+    const store::Value params[] = {rec.id,     rec.user_id, rec.path, rec.original_name, rec.content_type,
+                                   rec.size,   rec.sha256,  rec.created_at, rec.user_id, quota - rec.size};
     return c.exec(
         "INSERT INTO uploads (id, user_id, path, original_name, content_type, size, sha256, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "SELECT ?, ?, ?, ?, ?, ?, ?, ? FROM (SELECT COALESCE(SUM(size), 0) AS used FROM uploads WHERE user_id = ?) q "
+        "WHERE q.used <= ?",
         params);
   });
-  if (!inserted) {
+  if (!inserted || inserted->affected_rows == 0) {
     file->discard();  // removes the committed file when `file` goes
-    return std::unexpected(inserted.error());
+    if (!inserted) return std::unexpected(inserted.error());
+    return std::unexpected(quota_error(quota_));
   }
   return rec;
+}
+
+Error UploadStore::quota_error(std::uint64_t quota_bytes) {
+  return Error(ErrorCode::kTooLarge,
+               "this upload would exceed your storage quota of " + std::to_string(quota_bytes) +
+                   " bytes; delete some uploads first",
+               "upload_quota_exceeded");
+}
+
+Result<std::uint64_t> UploadStore::room_left(std::int64_t user_id) {
+  if (quota_ == 0) return std::numeric_limits<std::uint64_t>::max();
+  auto rows = db_.with_connection<std::vector<store::Row>>([&](store::Connection& c) {
+    const store::Value params[] = {user_id};
+    return c.query("SELECT COALESCE(SUM(size), 0) FROM uploads WHERE user_id = ?", params);
+  });
+  if (!rows) return std::unexpected(rows.error());
+  const std::int64_t used = rows->empty() ? 0 : rows->front().integer(0);
+  return used >= static_cast<std::int64_t>(quota_) ? 0 : quota_ - static_cast<std::uint64_t>(used);
 }
 
 std::size_t UploadStore::remove_partial_files() {

@@ -1,6 +1,9 @@
 // Uploaded files (SPEC §4.4 uploads): a multipart body spooled by the server
 // becomes one file in uploads.dir under a random name (sha256 computed while
-// writing, fsync, atomic rename) and one `uploads` row. The client's file
+// writing, fsync, atomic rename) and one `uploads` row. The file part is
+// extracted in place (the body file becomes the stored file), so an upload
+// never takes twice its size on disk. Each user's uploads together stay
+// within the store's quota (uploads.quota_bytes_per_user). The client's file
 // name is kept only as metadata. Every lookup is by id AND owner: another
 // user's upload id is indistinguishable from a missing one (kNotFound).
 //
@@ -32,17 +35,28 @@ struct UploadRecord {
 
 class UploadStore {
  public:
-  // `dir` is created when missing (and made absolute).
-  UploadStore(store::Database& db, std::filesystem::path dir);
+  // `dir` is created when missing (and made absolute). quota_bytes_per_user:
+  // what one user's uploads may take together; 0 = no limit.
+  UploadStore(store::Database& db, std::filesystem::path dir, std::uint64_t quota_bytes_per_user = 0);
 
   // Stores the `file` part of the multipart/form-data body in `body` (a
-  // file; read streaming) for `user_id`. A `name` field, when present,
+  // file on the same file system as dir(), e.g. in spool_dir(); read
+  // streaming and rewritten in place: on success it has become the stored
+  // file, moved not copied; on failure its content is undefined and its
+  // owner removes it) for `user_id`. A `name` field, when present,
   // overrides the part's filename as the original name; other fields are
   // ignored. Errors: kUnsupportedFormat (not multipart/form-data),
   // kInvalidArgument "invalid_multipart" / "missing_file" (nothing written),
+  // kTooLarge "upload_quota_exceeded" (past the quota: nothing stored),
   // kUnavailable when the disk or database fails.
   Result<UploadRecord> save_multipart(std::int64_t user_id, const std::filesystem::path& body,
                                       std::string_view content_type);
+
+  // How many more bytes `user_id` may store (max when there is no quota).
+  Result<std::uint64_t> room_left(std::int64_t user_id);
+  std::uint64_t quota_bytes() const { return quota_; }
+  // The error for an upload past the quota (413 "upload_quota_exceeded").
+  static Error quota_error(std::uint64_t quota_bytes);
 
   // The caller's uploads, newest first.
   Result<std::vector<UploadRecord>> list(std::int64_t user_id);
@@ -67,6 +81,7 @@ class UploadStore {
  private:
   store::Database& db_;
   std::filesystem::path dir_;
+  std::uint64_t quota_ = 0;
 };
 
 // A client-supplied file name made safe to store and show: the last path

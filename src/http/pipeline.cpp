@@ -181,14 +181,19 @@ Middleware security_headers_middleware() {
   };
 }
 
+Result<void> check_host(const std::vector<std::string>& allowed, const Headers& headers) {
+  if (allowed.empty()) return {};
+  const std::string host = text::to_lower(host_without_port(headers.get("Host").value_or("")));
+  if (std::ranges::find(allowed, host) == allowed.end()) {
+    return fail(ErrorCode::kPermissionDenied, "host not allowed", "host_not_allowed");
+  }
+  return {};
+}
+
 Middleware host_check_middleware(std::vector<std::string> allowed) {
   return [allowed = std::move(allowed)](RequestContext& ctx, const Next& next) -> boost::asio::awaitable<Response> {
-    if (!allowed.empty()) {
-      const std::string host = text::to_lower(host_without_port(ctx.request.headers.get("Host").value_or("")));
-      if (std::ranges::find(allowed, host) == allowed.end()) {
-        co_return error_response(Error(ErrorCode::kPermissionDenied, "host not allowed", "host_not_allowed"),
-                                 ctx.request_id);
-      }
+    if (auto host = check_host(allowed, ctx.request.headers); !host) {
+      co_return error_response(host.error(), ctx.request_id);
     }
     co_return co_await next(ctx);
   };

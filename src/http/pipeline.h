@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/error.h"
 #include "http/context.h"
 #include "http/router.h"
 #include "observe/log.h"
@@ -53,5 +54,7 @@ Middleware security_headers_middleware();
 // Rejects requests whose Host header is not in `allowed` (DNS-rebinding
 // defence); an empty list allows any host.
 Middleware host_check_middleware(std::vector<std::string> allowed);
+// The same rule for a request head alone (kPermissionDenied "host_not_allowed").
+Result<void> check_host(const std::vector<std::string>& allowed, const Headers& headers);
 
 }  // namespace llmd::http

@@ -595,7 +595,7 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
   Request request = request_head(parser.get(), *target, parser.get().keep_alive(), client, conn.peer);
   std::optional<SpoolPlan> spool;
   if (options.body_policy) {
-    auto decided = options.body_policy(request);
+    auto decided = co_await options.body_policy(request);
     if (!decided) {
       // Refused from the head alone: the body is never read.
       co_await write_error(conn, decided.error(), false);

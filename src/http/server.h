@@ -14,6 +14,7 @@
 #include <string>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 
 #include "core/error.h"
 #include "http/client_address.h"
@@ -35,9 +36,10 @@ struct SpoolPlan {
 // request ends unless released; 413 from Content-Length before reading,
 // chunked bodies counted; a client that disconnects leaves no file); an
 // error = answered at once without reading the body, then the connection is
-// closed (e.g. 401 for an upload without credentials). Called on an I/O
-// thread: must not block.
-using BodyPolicy = std::function<Result<std::optional<SpoolPlan>>(const Request& head)>;
+// closed (e.g. 401 for an upload whose credentials do not check out). A
+// coroutine on the connection's I/O thread: blocking work (a database
+// lookup) goes to a worker pool. The policy object outlives every call.
+using BodyPolicy = std::function<boost::asio::awaitable<Result<std::optional<SpoolPlan>>>(const Request& head)>;
 
 struct ServerOptions {
   std::string host = "127.0.0.1";

@@ -280,5 +280,118 @@ TEST_F(UploadsTest, ClientDisconnectMidBodyLeavesNoTempFile) {
   EXPECT_EQ(r->status, 201);
 }
 
+// Issue 13 items 8 and 17: an upload is judged from its head, before its
+// body is read, and one user's uploads stay within a quota.
+class UploadHeadChecksTest : public ::testing::Test {
+ protected:
+  static constexpr std::uint64_t kQuota = 100 * 1024;
+
+  void SetUp() override {
+    serve_ = std::make_unique<LlmdServe>(
+        kBinary,
+        "auth: { bcrypt_cost: 10 }\n"
+        "limits: { user_rpm: 0, ip_rpm: 0, auth_failures_per_minute: 5 }\n"
+        "uploads: { dir: " +
+            (root_.path() / "uploads").string() + ", max_bytes: 1073741824, quota_bytes_per_user: " +
+            std::to_string(kQuota) + " }\n",
+        "  allowed_hosts: [127.0.0.1, localhost]\n");
+    ASSERT_TRUE(serve_->started()) << serve_->log();
+  }
+  int port() const { return serve_->port(); }
+  std::string token() {
+    auto r = http_request(port(), "POST", "/api/v1/auth/register",
+                          json{{"username", "quota"}, {"password", "password-quota"}, {"email", "q@x.org"}}.dump());
+    EXPECT_TRUE(r);
+    EXPECT_EQ(r->status, 201) << r->body;
+    return json::parse(r->body)["token"];
+  }
+  // Sends only the head of a big upload (and a first piece of its body) and
+  // waits briefly for the answer: it must come without the rest of the body.
+  std::optional<HttpReply> head_only(const std::string& authorization, std::uint64_t declared,
+                                     const std::string& host = "localhost") {
+    RawConnection c(port());
+    std::string head = "POST /api/v1/uploads HTTP/1.1\r\nHost: " + host +
+                       "\r\nContent-Type: multipart/form-data; boundary=" + kBoundary +
+                       "\r\nContent-Length: " + std::to_string(declared) + "\r\n";
+    if (!authorization.empty()) head += "Authorization: " + authorization + "\r\n";
+    if (!c.send(head + "\r\n" + form("big.bin", std::string(4096, 'x')).substr(0, 4096))) return std::nullopt;
+    return c.read_reply(std::chrono::seconds(5));
+  }
+  std::size_t spooled_bytes() const {
+    std::uint64_t total = 0;
+    for (const auto& f : files_under(root_.path() / "uploads")) total += fs::file_size(f);
+    return total;
+  }
+
+  TempDir root_;
+  std::unique_ptr<LlmdServe> serve_;
+};
+
+TEST_F(UploadHeadChecksTest, BadCredentialsAreRefusedBeforeTheBodyIsRead) {
+  // 300 MiB declared, a bad token: the 401 comes at once, nothing is spooled.
+  auto r = head_only("Bearer not-a-valid-token", 300ULL * 1024 * 1024);
+  ASSERT_TRUE(r) << "no answer before the body: the body is being read first";
+  EXPECT_EQ(r->status, 401) << r->body;
+  auto key = head_only("Bearer sk-0123456789abcdef0123456789abcdef", 300ULL * 1024 * 1024);
+  ASSERT_TRUE(key);
+  EXPECT_EQ(key->status, 401) << key->body;
+  EXPECT_EQ(spooled_bytes(), 0u);
+}
+
+TEST_F(UploadHeadChecksTest, ForeignHostIsRefusedBeforeTheBodyIsRead) {
+  const std::string t = token();
+  auto r = head_only("Bearer " + t, 300ULL * 1024 * 1024, "evil.example");
+  ASSERT_TRUE(r) << "no answer before the body: the body is being read first";
+  EXPECT_EQ(r->status, 403) << r->body;
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "host_not_allowed") << r->body;
+  EXPECT_EQ(spooled_bytes(), 0u);
+}
+
+TEST_F(UploadHeadChecksTest, FailedUploadCredentialsCountAgainstTheAddress) {
+  int refused = 0, limited = 0;
+  for (int i = 0; i < 8; ++i) {
+    auto r = head_only("Bearer sk-guess" + std::to_string(i), 10 * 1024 * 1024);
+    ASSERT_TRUE(r);
+    refused += r->status == 401;
+    limited += r->status == 429;
+  }
+  EXPECT_EQ(refused, 5) << "auth_failures_per_minute is 5";
+  EXPECT_EQ(limited, 3);
+}
+
+TEST_F(UploadHeadChecksTest, QuotaIsCheckedFromTheHeadAndExactlyAtSave) {
+  const std::string t = token();
+  const std::map<std::string, std::string> h{
+      {"Content-Type", std::string("multipart/form-data; boundary=") + kBoundary},
+      {"Authorization", "Bearer " + t}};
+  auto first = http_request(port(), "POST", "/api/v1/uploads", form("a.bin", std::string(60 * 1024, 'a')), h);
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 201) << first->body;
+
+  // Declared far past what is left: refused from the head.
+  auto declared = head_only("Bearer " + t, 10ULL * 1024 * 1024);
+  ASSERT_TRUE(declared) << "no answer before the body: the body is being read first";
+  EXPECT_EQ(declared->status, 413) << declared->body;
+  EXPECT_EQ(json::parse(declared->body)["error"]["code"], "upload_quota_exceeded");
+
+  // Small enough to be read (within the framing allowance) but past the quota: refused at save.
+  auto second = http_request(port(), "POST", "/api/v1/uploads", form("b.bin", std::string(50 * 1024, 'b')), h);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->status, 413) << second->body;
+  EXPECT_EQ(json::parse(second->body)["error"]["code"], "upload_quota_exceeded");
+
+  // What fits still goes in, exactly up to the quota.
+  auto fits = http_request(port(), "POST", "/api/v1/uploads", form("c.bin", std::string(40 * 1024, 'c')), h);
+  ASSERT_TRUE(fits);
+  EXPECT_EQ(fits->status, 201) << fits->body;
+  auto list = http_request(port(), "GET", "/api/v1/uploads", "", h);
+  ASSERT_TRUE(list);
+  std::uint64_t total = 0;
+  const json listed = json::parse(list->body);
+  for (const auto& u : listed["uploads"]) total += u["size"].get<std::uint64_t>();
+  EXPECT_EQ(total, kQuota);
+  EXPECT_EQ(spooled_bytes(), kQuota) << "refused bodies leave nothing behind";
+}
+
 }  // namespace
 }  // namespace llmd::testing

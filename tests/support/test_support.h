@@ -1,6 +1,7 @@
 // Helpers for tests: temporary directories and free loopback ports.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -26,5 +27,8 @@ int free_port();
 // Reads a whole file; empty string when it does not exist.
 std::string read_file(const std::filesystem::path& p);
 void write_file(const std::filesystem::path& p, const std::string& content);
+// The file's inode number (0 when it does not exist): the same number before
+// and after an operation means the file was moved, not copied.
+std::uint64_t inode_of(const std::filesystem::path& p);
 
 }  // namespace llmd::testing

@@ -59,7 +59,7 @@ upstreams:
 balancer: { strategy: least_connections, health_interval: 5, fail_threshold: 3, cooldown: 30 }
 tasks:    { convert: { model: qwen2-7b-instruct }, homework: { model: qwen2-7b-instruct } }
 logging:  { level: info, format: json }
-uploads:  { dir: data/uploads, max_bytes: 2147483648, media_roots: [data/uploads] }
+uploads:  { dir: data/uploads, max_bytes: 2147483648, quota_bytes_per_user: 1073741824, media_roots: [data/uploads] }
 )");
   ASSERT_TRUE(r) << r.error().message;
   const Config& c = r->config;
@@ -71,6 +71,7 @@ uploads:  { dir: data/uploads, max_bytes: 2147483648, media_roots: [data/uploads
   EXPECT_EQ(c.upstreams[0].weight, 3);
   EXPECT_EQ(c.tasks.at("convert").model, "qwen2-7b-instruct");
   EXPECT_EQ(c.uploads.max_bytes, 2147483648ULL);
+  EXPECT_EQ(c.uploads.quota_bytes_per_user, 1073741824ULL);
   EXPECT_TRUE(r->warnings.empty()) << r->warnings.front();
 }
 

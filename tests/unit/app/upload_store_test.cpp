@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "http/multipart.h"
 #include "support/test_support.h"
 
@@ -102,6 +106,88 @@ TEST_F(UploadStoreTest, RefusedFormsLeaveNothing) {
   auto list = store_->list(user_id_);
   ASSERT_TRUE(list);
   EXPECT_TRUE(list->empty());
+}
+
+TEST_F(UploadStoreTest, TheBodyBecomesTheStoredFileWithoutASecondCopy) {
+  // 5 MiB of varied bytes (many read buffers: the in-place rewrite trails the
+  // reader all the way) with a field before and after the file part.
+  std::string content(5 * 1024 * 1024 + 17, '\0');
+  std::uint32_t x = 2463534242u;
+  for (auto& c : content) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    c = static_cast<char>(x);
+  }
+  http::MultipartBuilder form;
+  form.add_field("before", std::string(3000, 'b'));
+  form.add_file("file", "big.bin", "application/octet-stream", content);
+  form.add_field("name", "renamed.bin");
+  const auto type = form.content_type();
+  const auto body = body_file(form.finish());
+  const auto body_inode = testing::inode_of(body);
+  ASSERT_NE(body_inode, 0u);
+
+  auto saved = store_->save_multipart(user_id_, body, type);
+  ASSERT_TRUE(saved) << saved.error().message;
+  EXPECT_EQ(saved->original_name, "renamed.bin");
+  EXPECT_EQ(saved->size, static_cast<std::int64_t>(content.size()));
+  EXPECT_EQ(testing::read_file(saved->path), content);
+  // Moved, not copied: the stored file is the body's inode, and the body's name is gone.
+  EXPECT_EQ(testing::inode_of(saved->path), body_inode);
+  EXPECT_FALSE(fs::exists(body));
+  EXPECT_EQ(stored_files(), 1u);
+}
+
+TEST_F(UploadStoreTest, QuotaCountsEveryUploadOfTheUserAndRefusesWhatWouldPassIt) {
+  store_ = std::make_unique<UploadStore>(*db_, dir_ / "uploads", 1000);
+  auto form_of = [](std::size_t n) {
+    http::MultipartBuilder form;
+    form.add_file("file", "f.bin", "application/octet-stream", std::string(n, 'q'));
+    return std::pair{form.content_type(), form.finish()};
+  };
+  ASSERT_EQ(store_->room_left(user_id_).value(), 1000u);
+  auto [t1, b1] = form_of(600);
+  ASSERT_TRUE(store_->save_multipart(user_id_, body_file(b1), t1));
+  EXPECT_EQ(store_->room_left(user_id_).value(), 400u);
+  auto [t2, b2] = form_of(401);
+  auto over = store_->save_multipart(user_id_, body_file(b2), t2);
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().code, ErrorCode::kTooLarge);
+  EXPECT_EQ(over.error().reason, "upload_quota_exceeded");
+  EXPECT_EQ(stored_files(), 1u) << "a refused upload leaves no file";
+  auto [t3, b3] = form_of(400);
+  ASSERT_TRUE(store_->save_multipart(user_id_, body_file(b3), t3)) << "exactly up to the quota is allowed";
+  EXPECT_EQ(store_->room_left(user_id_).value(), 0u);
+}
+
+TEST_F(UploadStoreTest, ParallelUploadsCannotTogetherPassTheQuota) {
+  store_ = std::make_unique<UploadStore>(*db_, dir_ / "uploads", 1000);
+  std::vector<std::pair<std::string, fs::path>> bodies;
+  for (int i = 0; i < 8; ++i) {
+    http::MultipartBuilder form;
+    form.add_file("file", "f.bin", "application/octet-stream", std::string(300, 'p'));
+    const auto type = form.content_type();
+    bodies.emplace_back(type, body_file(form.finish()));
+  }
+  std::atomic<int> ok{0}, over{0};
+  std::vector<std::thread> threads;
+  for (const auto& [type, body] : bodies) {
+    threads.emplace_back([&, type, body] {
+      auto r = store_->save_multipart(user_id_, body, type);
+      if (r) ++ok;
+      else if (r.error().reason == "upload_quota_exceeded") ++over;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 3);
+  EXPECT_EQ(over.load(), 5);
+  EXPECT_EQ(stored_files(), 3u);
+  auto list = store_->list(user_id_);
+  ASSERT_TRUE(list);
+  std::int64_t total = 0;
+  for (const auto& r : *list) total += r.size;
+  EXPECT_EQ(total, 900);
 }
 
 TEST_F(UploadStoreTest, PartialFilesFromACrashAreRemoved) {

@@ -78,12 +78,12 @@ class SpoolTest : public ::testing::Test {
     opts.shutdown_grace = std::chrono::seconds(2);
     opts.max_body_bytes = 64 * 1024;
     opts.idle_timeout = std::chrono::seconds(5);
-    opts.body_policy = [this](const Request& head) -> Result<std::optional<SpoolPlan>> {
-      if (head.method != "POST" || (head.path != "/upload" && head.path != "/keep")) return std::nullopt;
+    opts.body_policy = [this](const Request& head) -> net::awaitable<Result<std::optional<SpoolPlan>>> {
+      if (head.method != "POST" || (head.path != "/upload" && head.path != "/keep")) co_return std::nullopt;
       if (!head.headers.has("Authorization")) {
-        return fail(ErrorCode::kUnauthenticated, "uploads need credentials", "unauthenticated");
+        co_return fail(ErrorCode::kUnauthenticated, "uploads need credentials", "unauthenticated");
       }
-      return SpoolPlan{spool_dir_, kSpoolLimit};
+      co_return SpoolPlan{spool_dir_, kSpoolLimit};
     };
     server_ = std::make_unique<Server>(opts, make_pipeline(router, {request_id_middleware()}), observe::Logger::null());
     ASSERT_TRUE(server_->listen());
