@@ -92,7 +92,8 @@ struct Routes {
   }
 
   net::awaitable<http::Response> list(http::RequestContext& ctx) {
-    if (auto a = co_await deps.hooks->require_user(ctx); !a) co_return error(ctx, a.error());
+    const Result<void> allowed = co_await deps.hooks->require_user(ctx);
+    if (!allowed) co_return error(ctx, allowed.error());
     const Audience who = co_await audience(ctx);
     json arr = json::array();
     for (const auto& m : deps.manager.list()) arr.push_back(model_json(m, false, who));
@@ -100,7 +101,8 @@ struct Routes {
   }
 
   net::awaitable<http::Response> detail(http::RequestContext& ctx) {
-    if (auto a = co_await deps.hooks->require_user(ctx); !a) co_return error(ctx, a.error());
+    const Result<void> allowed = co_await deps.hooks->require_user(ctx);
+    if (!allowed) co_return error(ctx, allowed.error());
     const Audience who = co_await audience(ctx);
     auto m = deps.manager.get(ctx.param("name"));
     if (!m) co_return error(ctx, m.error());
@@ -108,7 +110,8 @@ struct Routes {
   }
 
   net::awaitable<http::Response> start(http::RequestContext& ctx) {
-    if (auto a = co_await deps.hooks->require_admin(ctx); !a) co_return error(ctx, a.error());
+    const Result<void> allowed = co_await deps.hooks->require_admin(ctx);
+    if (!allowed) co_return error(ctx, allowed.error());
     auto before = deps.manager.get(ctx.param("name"));
     if (!before) co_return error(ctx, before.error());
     if (before->status == "running") co_return http::Response::json(200, model_json(*before, true));
@@ -118,14 +121,16 @@ struct Routes {
   }
 
   net::awaitable<http::Response> stop(http::RequestContext& ctx) {
-    if (auto a = co_await deps.hooks->require_admin(ctx); !a) co_return error(ctx, a.error());
+    const Result<void> allowed = co_await deps.hooks->require_admin(ctx);
+    if (!allowed) co_return error(ctx, allowed.error());
     auto m = deps.manager.stop(ctx.param("name"));
     if (!m) co_return error(ctx, m.error());
     co_return http::Response::json(202, model_json(*m, true));
   }
 
   net::awaitable<http::Response> openai_models(http::RequestContext& ctx) {
-    if (auto a = co_await deps.hooks->require_user(ctx); !a) co_return error(ctx, a.error());
+    const Result<void> allowed = co_await deps.hooks->require_user(ctx);
+    if (!allowed) co_return error(ctx, allowed.error());
     json data = json::array();
     for (const auto& m : deps.manager.list()) {
       if (m.status == "error") continue;

@@ -84,7 +84,7 @@ TEST(WorkerHardening, EvictionUnderParallelChatsNeverShutsServeDown) {
                           json{{"username", "student"}, {"password", "password-123"}, {"email", "s@example.com"}}.dump());
   ASSERT_TRUE(reg && reg->status == 201);
   const std::string user = json::parse(reg->body)["token"];
-  for (int round = 0; round < 3 && serve.process().running(); ++round) {
+  for (int round = 0; round < 2 && serve.process().running(); ++round) {
     std::vector<std::thread> callers;
     for (int i = 0; i < 18; ++i) {
       callers.emplace_back([&, i] {

@@ -30,13 +30,14 @@ export interface ApiKey {
   key?: string
 }
 
+// url and port are shown to administrators only.
 export interface Instance {
   id: string
-  url: string
+  url?: string
   status: string
   health?: string
   in_flight: number
-  port: number
+  port?: number
   remote?: boolean
   restarts?: number
   error?: string
