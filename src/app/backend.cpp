@@ -1,5 +1,6 @@
 #include "app/backend.h"
 
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -83,7 +84,9 @@ Result<observe::Logger> make_logger(const LoggingConfig& logging) {
 }
 
 // Declaration order is destruction order in reverse: the server goes first,
-// then the pool (joining its threads), then the database.
+// then the database. The pools are stopped and destroyed before anything
+// (stop_pools()): their jobs use the objects below and resume coroutines on
+// the server's I/O context.
 struct Backend::Impl {
   Config config;
   observe::Logger log;
@@ -91,6 +94,9 @@ struct Backend::Impl {
   std::unique_ptr<store::Database> database;
   std::unique_ptr<http::WorkerPool> pool;
   std::unique_ptr<http::WorkerPool> password_pool;  // bcrypt only (login, registration)
+  // CPU-heavy task work (conversions), apart from `pool` so that it never
+  // delays the database calls of light requests; cancellable at shutdown.
+  std::unique_ptr<http::WorkerPool> task_pool;
   std::unique_ptr<auth::UserStore> users;
   std::unique_ptr<auth::LoginThrottle> login_throttle;
   std::unique_ptr<auth::RateLimiter> rate_limiter;
@@ -109,6 +115,23 @@ struct Backend::Impl {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
   Impl(Config c, observe::Logger l) : config(std::move(c)), log(std::move(l)) {}
+  ~Impl() { stop_pools(); }
+
+  // Called once the server's run() has returned (its I/O threads are done,
+  // its context still exists): cancels running conversions, drops queued
+  // jobs, waits for the running ones (database calls are short; conversions
+  // give up at their next value) and destroys the pools, so no job outlives
+  // what it touches and no completion is posted to a destroyed context. A
+  // request cut off here holds at most a reservation, which the next start
+  // releases. Idempotent.
+  void stop_pools() {
+    const std::array<std::unique_ptr<http::WorkerPool>*, 3> pools = {&task_pool, &password_pool, &pool};
+    for (auto* p : pools)
+      if (*p) (*p)->stop();
+    for (auto* p : pools)
+      if (*p) (*p)->join();
+    for (auto* p : pools) p->reset();
+  }
 };
 
 Backend::Backend() = default;
@@ -133,6 +156,8 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
 
   const int workers = s.config.server.worker_threads > 0 ? s.config.server.worker_threads : std::max(4, 2 * cores());
   s.pool = std::make_unique<http::WorkerPool>(static_cast<std::size_t>(workers));
+  const int task_threads = s.config.server.task_threads > 0 ? s.config.server.task_threads : cores();
+  s.task_pool = std::make_unique<http::WorkerPool>(static_cast<std::size_t>(task_threads));
 
   auto db = store::Database::open(s.config.database, std::min(workers, 8));
   if (!db) return fail(db.error().code, "database: " + db.error().message, db.error().reason);
@@ -214,8 +239,9 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
   if (auto t = s.config.tasks.find("convert"); t != s.config.tasks.end() && !t->second.model.empty()) {
     repair_model = t->second.model;
   }
-  add_convert_routes(*s.router, ConvertDeps{*s.accounts, s.pricing, *s.pool, s.log, *s.models, repair_model,
-                                            [&s] { return s.server->executor(); }});
+  add_convert_routes(*s.router, ConvertDeps{*s.accounts, s.pricing, *s.pool, *s.task_pool,
+                                            static_cast<std::size_t>(s.config.limits.convert_concurrent_per_user),
+                                            s.log, *s.models, repair_model, [&s] { return s.server->executor(); }});
 
   // Homework grading: tasks.homework.model, else the default model; the
   // prompt templates are built in, overridable from tasks.homework.prompts_dir.
@@ -317,12 +343,16 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
                            {"port", s.server->port()},
                            {"io_threads", opts.io_threads},
                            {"worker_threads", workers},
+                           {"task_threads", task_threads},
                            {"version", std::string(kVersion)}});
   return backend;
 }
 
 int Backend::port() const { return impl_->server->port(); }
-void Backend::run() { impl_->server->run(); }
+void Backend::run() {
+  impl_->server->run();
+  impl_->stop_pools();
+}
 void Backend::stop() { impl_->server->stop(); }
 
 }  // namespace llmd::app

@@ -29,7 +29,7 @@ struct SectionSpec {
 const std::vector<SectionSpec>& sections() {
   static const std::vector<SectionSpec> kSections = {
       {"server",
-       {{"host"}, {"port"}, {"threads"}, {"worker_threads"}, {"cors_origins", true},
+       {{"host"}, {"port"}, {"threads"}, {"worker_threads"}, {"task_threads"}, {"cors_origins", true},
         {"allowed_hosts", true}, {"max_body_bytes"}, {"header_timeout_seconds"},
         {"idle_timeout_seconds"}, {"shutdown_grace_seconds"}, {"data_dir"}, {"web_dir"}, {"tls"},
          {"trusted_proxies", true}, {"allowed_networks", true}, {"max_connections"}, {"max_connections_per_ip"},
@@ -37,7 +37,7 @@ const std::vector<SectionSpec>& sections() {
        {"auth", {{"jwt_secret"}, {"jwt_ttl"}, {"register_open"}, {"initial_tokens"}, {"bcrypt_cost"},
                  {"register_initial_tokens"}, {"register_per_ip_per_hour"}, {"password_threads"}}},
        {"limits", {{"user_rpm"}, {"ip_rpm"}, {"login_attempts"}, {"login_window_seconds"},
-                   {"login_account_attempts"}, {"auth_failures_per_minute"}}},
+                   {"login_account_attempts"}, {"auth_failures_per_minute"}, {"convert_concurrent_per_user"}}},
       {"models",
        {{"dir"}, {"port_range"}, {"idle_unload_seconds"}, {"max_loaded"}, {"default_model"}, {"allow_private_redirects"}, {"list"},
         {"cpu_cores"}}},
@@ -233,6 +233,7 @@ Result<void> parse_server(const YAML::Node& root, Config& c, std::vector<std::st
   LLMD_TRY(r.integer("port", s.port, 1, 65535));
   LLMD_TRY(r.integer("threads", s.threads, 0, 256));
   LLMD_TRY(r.integer("worker_threads", s.worker_threads, 0, 1024));
+  LLMD_TRY(r.integer("task_threads", s.task_threads, 0, 1024));
   LLMD_TRY(r.strings("cors_origins", s.cors_origins));
   LLMD_TRY(r.strings("allowed_hosts", s.allowed_hosts));
   LLMD_TRY(r.integer("max_body_bytes", s.max_body_bytes, 1024, 1LL << 40));
@@ -419,6 +420,7 @@ Result<void> parse_rest(const YAML::Node& root, Config& c, std::vector<std::stri
     // issue 13 (auth hardening)
     LLMD_TRY(r.integer("login_account_attempts", c.limits.login_account_attempts, 1, 1'000'000));
     LLMD_TRY(r.integer("auth_failures_per_minute", c.limits.auth_failures_per_minute, 0, 1'000'000));
+    LLMD_TRY(r.integer("convert_concurrent_per_user", c.limits.convert_concurrent_per_user, 1, 1'000));
   }
   {
     auto node = section_node(root, "balancer");

@@ -27,6 +27,7 @@ struct ServerConfig {
   int port = 8080;
   int threads = 0;                      // I/O threads; 0 = number of cores
   int worker_threads = 0;               // blocking-work pool; 0 = max(4, 2 x cores)
+  int task_threads = 0;                 // CPU-heavy task work (conversions), apart from it; 0 = number of cores
   std::vector<std::string> cors_origins;
   std::vector<std::string> allowed_hosts;  // Host header allow-list; empty = any
   std::uint64_t max_body_bytes = 10 * 1024 * 1024;
@@ -65,6 +66,8 @@ struct LimitsConfig {
   // issue 13 (auth hardening)
   int login_account_attempts = 50;      // failed logins on one account (all addresses) per window before it slows
   int auth_failures_per_minute = 30;    // 401s (bad keys / tokens) per client address per minute before 429; 0 = off
+  // issue 13 (task hardening)
+  int convert_concurrent_per_user = 2;  // large conversions one user may run at once; more -> 429
 };
 
 struct ModelEntry {

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/model_billing.h"
+#include "app/user_slots.h"
 #include "http/client.h"
 #include "http/errors.h"
 #include "http/json_body.h"
@@ -68,6 +69,10 @@ Result<ConvertRequest> parse_request(const nlohmann::json& body) {
 }
 
 constexpr std::int64_t kRepairMaxTokens = 2048;
+
+// Input from this size on counts as a large conversion, capped per user;
+// smaller ones take milliseconds.
+constexpr std::size_t kHeavyInputBytes = 64 * 1024;
 
 // The chat request that asks the model to recover the data as JSON. The
 // input is quoted data; the reply is forced to a JSON object by the runner's
@@ -169,44 +174,95 @@ void add_convert_routes(http::Router& router, ConvertDeps d) {
   });
 
   auto client = std::make_shared<std::shared_ptr<http::HttpClient>>();
-  router.post("/api/v1/tasks/convert", [d, client](RequestContext& ctx) mutable -> awaitable<Response> {
+  auto heavy_slots = UserSlots::create(d.heavy_per_user);
+  router.post("/api/v1/tasks/convert", [d, client, heavy_slots](RequestContext& ctx) mutable -> awaitable<Response> {
     Repairer repair{d, *client};
     auto who = require_user(ctx);
     if (!who) co_return error(ctx, who.error());
-    auto body = http::parse_json_object(ctx.request.body);
-    if (!body) co_return error(ctx, body.error());
-    auto req = parse_request(*body);
+    // One user's large conversions cannot fill the conversion pool. Checked
+    // before the body is even parsed: the body's size bounds the content's.
+    const bool heavy = ctx.request.body.size() >= kHeavyInputBytes;
+    std::optional<UserSlots::Slot> slot =
+        heavy ? heavy_slots->try_acquire(who->user_id) : std::optional<UserSlots::Slot>();
+    if (heavy && !slot) {
+      Error busy(ErrorCode::kRateLimited,
+                 "you already have " + std::to_string(heavy_slots->per_user()) +
+                     " large conversions running; retry when one has finished",
+                 "rate_limited");
+      busy.retry_after_s = 1;
+      co_return error(ctx, busy);
+    }
+    // Parsing megabytes of JSON is CPU work too: off the I/O threads, which
+    // every other request (and the shutdown signal) needs.
+    const auto parse = [&]() -> Result<ConvertRequest> {
+      auto body = http::parse_json_object(ctx.request.body);
+      if (!body) return std::unexpected(body.error());
+      return parse_request(*body);
+    };
+    Result<ConvertRequest> req = std::unexpected(Error(ErrorCode::kInternal, "not parsed"));
+    if (heavy) {
+      auto parsed = co_await d.task_pool.run(parse);
+      req = std::move(parsed);
+    } else {
+      req = parse();
+    }
     if (!req) co_return error(ctx, req.error());
 
-    // Convert first (CPU work, on the pool), then charge atomically; a call
-    // that cannot be paid returns 402 and no content.
-    auto converted = co_await d.pool.run([&] { return convert::convert(req->content, req->from, req->to, req->options); });
+    // Affordability before any work: the charge is at least the price of the
+    // input alone (SPEC §5, output bytes >= 0), so that much is reserved
+    // first and a caller who cannot pay it gets 402 without a conversion.
+    const std::int64_t least = d.pricing.charge("convert", billing::parser_base(req->content.size(), 0));
+    const auto elapsed_ms = [&] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - ctx.started)
+          .count();
+    };
+    auto held = co_await d.pool.run([&]() -> Result<billing::Reservation> {
+      auto r = d.accounts.reserve(who->user_id, least, ctx.request_id);
+      if (!r && r.error().code == ErrorCode::kPaymentRequired) {
+        (void)d.accounts.record_usage({ctx.request_id, who->user_id, ctx.route, "convert", "", "", 0, 0, 0,
+                                       http::status_for(r.error().code), elapsed_ms()});
+      }
+      return r;
+    });
+    if (!held) co_return error(ctx, held.error());
+
+    // The CPU work, on its own pool; it gives up when the service stops.
+    req->options.limits.cancel = d.task_pool.stop_token();
+    auto converted =
+        co_await d.task_pool.run([&] { return convert::convert(req->content, req->from, req->to, req->options); });
     if (!converted) {
+      auto released = co_await d.pool.run([&] { return d.accounts.release(*held); });
+      (void)released;
+      slot.reset();
       if (req->repair && converted.error().code == ErrorCode::kInvalidArgument) {
         co_return co_await repair(ctx, *who, *req, converted.error());
       }
       co_return error(ctx, converted.error());
     }
+
+    // The exact charge, in full or not at all (402 and no content).
     const std::int64_t base = billing::parser_base(req->content.size(), converted->size());
     const std::int64_t charge = d.pricing.charge("convert", base);
-    const auto elapsed_ms = [&] {
-      return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - ctx.started)
-          .count();
-    };
-    auto remaining = co_await d.pool.run([&]() -> Result<std::int64_t> {
-      auto left = d.accounts.spend(who->user_id, {charge, "convert", ctx.request_id, "convert", ""});
+    auto settled = co_await d.pool.run([&]() -> Result<billing::Settled> {
+      auto s = d.accounts.settle_in_full(*held, {charge, "convert", ctx.request_id, "convert", ""});
       billing::UsageRecord usage{ctx.request_id, who->user_id, ctx.route, "convert", "", "", 0, 0,
-                                 left ? charge : 0, left ? 200 : http::status_for(left.error().code),
+                                 s ? charge : 0, s ? 200 : http::status_for(s.error().code),
                                  elapsed_ms()};
       (void)d.accounts.record_usage(usage);  // best effort: the charge is already in the ledger
-      return left;
+      return s;
     });
-    if (!remaining) co_return error(ctx, remaining.error());
-    co_return Response::json(200, {{"success", true},
-                                   {"converted_content", *converted},
-                                   {"method", "parser"},
-                                   {"tokens_consumed", charge},
-                                   {"remaining_tokens", *remaining}});
+    if (!settled) co_return error(ctx, settled.error());
+    const std::int64_t remaining = settled->available;
+    const auto reply = [&] {
+      return Response::json(200, {{"success", true},
+                                  {"converted_content", *converted},
+                                  {"method", "parser"},
+                                  {"tokens_consumed", charge},
+                                  {"remaining_tokens", remaining}});
+    };
+    if (!heavy) co_return reply();
+    auto response = co_await d.task_pool.run(reply);  // megabytes to escape: not on an I/O thread
+    co_return response;
   });
 }
 

@@ -84,6 +84,33 @@ Result<Settled> Accounts::settle(const Reservation& r, const Charge& charge) {
   });
 }
 
+Result<Settled> Accounts::settle_in_full(const Reservation& r, const Charge& charge) {
+  if (charge.amount < 0) return fail(ErrorCode::kInvalidArgument, "negative charge");
+  // Either outcome commits: a refusal must still release the reservation.
+  auto outcome = db_.transaction<std::pair<bool, Settled>>([&](Connection& c) -> Result<std::pair<bool, Settled>> {
+    auto done = c.exec("UPDATE reservations SET state = 'settled' WHERE id = ? AND state = 'pending'",
+                       std::vector<Value>{r.id});
+    if (!done) return std::unexpected(done.error());
+    if (done->affected_rows != 1) return fail(ErrorCode::kConflict, "reservation already closed", "reservation_closed");
+    LLMD_TRY(c.exec("UPDATE users SET reserved = reserved - ? WHERE id = ?", std::vector<Value>{r.amount, r.user_id}));
+    // As in settle(): the update above holds the user row locked until the
+    // transaction ends, so this read cannot be overtaken by another writer.
+    auto before = read_balance(c, r.user_id);
+    if (!before) return std::unexpected(before.error());
+    if (before->available() < charge.amount) {
+      LLMD_TRY(c.exec("UPDATE reservations SET state = 'released' WHERE id = ?", std::vector<Value>{r.id}));
+      return std::pair{false, Settled{0, before->available()}};
+    }
+    if (charge.amount > 0) LLMD_TRY(write_ledger(c, r.user_id, -charge.amount, charge));
+    auto b = read_balance(c, r.user_id);
+    if (!b) return std::unexpected(b.error());
+    return std::pair{true, Settled{charge.amount, b->available()}};
+  });
+  if (!outcome) return std::unexpected(outcome.error());
+  if (!outcome->first) return std::unexpected(insufficient(charge.amount, outcome->second.available));
+  return outcome->second;
+}
+
 Result<void> Accounts::release(const Reservation& r) {
   return db_.transaction<void>([&](Connection& c) -> Result<void> {
     auto done = c.exec("UPDATE reservations SET state = 'released' WHERE id = ? AND state = 'pending'",

@@ -109,6 +109,14 @@ class Accounts {
   // nothing.
   Result<Settled> settle(const Reservation& reservation, const Charge& charge);
 
+  // Like settle(), but all or nothing: charges charge.amount in full when
+  // the available balance (this reservation included) can pay it; otherwise
+  // releases the reservation, charges nothing and fails with
+  // kPaymentRequired (insufficient_tokens, details needed/available). For a
+  // call whose exact price is known only afterwards and that must not be
+  // given away (the parser path of convert reserves its lower bound first).
+  Result<Settled> settle_in_full(const Reservation& reservation, const Charge& charge);
+
   // Releases the reservation without charging (the call failed).
   Result<void> release(const Reservation& reservation);
 

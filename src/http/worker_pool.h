@@ -1,11 +1,18 @@
 // A bounded pool of threads for blocking work (database calls, bcrypt, big
 // conversions, FFmpeg). I/O threads never block: they `co_await pool.run(f)`,
 // which runs f on a pool thread and resumes the caller on its own executor.
+//
+// Shutdown: stop() asks running jobs to give up (through stop_token(), which
+// long jobs check) and drops queued ones; join() then waits only for the
+// running jobs. A dropped job's awaiting coroutine is destroyed through its
+// executor, so stop, join and destroy a pool while the I/O context that its
+// callers run on still exists.
 #pragma once
 
 #include <cstddef>
 #include <exception>
 #include <optional>
+#include <stop_token>
 #include <type_traits>
 #include <utility>
 
@@ -84,11 +91,23 @@ class WorkerPool {
   }
 
   std::size_t threads() const { return threads_; }
-  void stop() { pool_.stop(); }
+
+  // Requested by stop(); long jobs check it and return early (e.g. as
+  // convert::Limits::cancel).
+  std::stop_token stop_token() const { return stop_.get_token(); }
+  // Requests stop of running jobs and drops the queued ones. Thread-safe.
+  void stop() {
+    stop_.request_stop();
+    pool_.stop();
+  }
+  // Waits for the pool's threads: after stop(), for the jobs that were
+  // running; otherwise for every queued job too.
+  void join() { pool_.join(); }
 
  private:
   boost::asio::thread_pool pool_;
   std::size_t threads_;
+  std::stop_source stop_;
 };
 
 }  // namespace llmd::http

@@ -44,11 +44,12 @@ constexpr std::array<std::string_view, 17> kConventions = {
     "TOML has no null and only 64-bit integers: such documents are rejected; a non-object top level is wrapped as "
     "{root: ...}; TOML dates and times become strings.",
     "Input must be UTF-8 (a leading BOM is skipped); invalid UTF-8 is rejected.",
-    "Duplicate keys in JSON, YAML, TOML or a CSV header are rejected.",
+    "Duplicate keys in JSON, YAML, TOML or a CSV header, and duplicate attributes of an XML element, are rejected.",
     "Floating-point numbers are written in the shortest form that reads back to the same value; NaN and infinity "
     "are rejected by JSON and kept by YAML and TOML.",
     "Errors name the format, line and column.",
-    "Limits: input bytes (413), nesting depth and number of values after alias expansion (422).",
+    "Limits: input bytes and CSV/TSV columns (413), nesting depth and number of values after alias expansion "
+    "(422).",
 };
 
 Result<void> check_options(const ConvertOptions& o) {
@@ -167,7 +168,8 @@ nlohmann::json formats_description() {
       {"limits",
        {{"max_input_bytes", defaults.max_input_bytes},
         {"max_depth", defaults.max_depth},
-        {"max_nodes", defaults.max_nodes}}},
+        {"max_nodes", defaults.max_nodes},
+        {"max_columns", defaults.max_columns}}},
   };
 }
 

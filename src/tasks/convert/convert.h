@@ -8,11 +8,13 @@
 // input; they report it as an Error:
 //   kInvalidArgument (reason "parse_error", "invalid_utf8") - input does not parse;
 //                    the message names the format, line and column.
-//   kTooLarge        (reason "input_too_large")   - input over limits.max_input_bytes.
+//   kTooLarge        (reason "input_too_large")   - input over limits.max_input_bytes;
+//                    (reason "column_limit")      - a CSV/TSV header over limits.max_columns.
 //   kUnprocessable   (reason "depth_limit", "node_limit", "alias_cycle", "xml_entities_forbidden",
 //                     "unrepresentable", "duplicate_key", "csv_shape")
 //                    - well-formed but over a limit or not expressible in the target.
 //   kUnsupportedFormat (reason "unsupported_format") - unknown format name.
+//   kUnavailable     (reason "cancelled")         - limits.cancel was requested while it ran.
 #pragma once
 
 #include <string>

@@ -9,6 +9,7 @@
 // the union of all rows' keys in first-seen order; missing cells are empty;
 // records end with CRLF.
 #include <unordered_map>
+#include <unordered_set>
 
 #include "tasks/convert/detail.h"
 
@@ -114,13 +115,19 @@ Result<Value> read_csv(std::string_view in, char delimiter, const ConvertOptions
     if (reader.error()) return fail(std::move(*reader.error()));
     return Value(Array());
   }
+  if (header.size() > o.limits.max_columns)
+    return fail(input_error(ErrorCode::kTooLarge, "column_limit", fmt, 1, 1,
+                            "the header has " + std::to_string(header.size()) + " columns, over the limit of " +
+                                std::to_string(o.limits.max_columns)));
+  // Hashed, so a wide header costs time linear in its size.
+  std::unordered_set<std::string_view> seen;
+  seen.reserve(header.size());
   std::size_t max_segments = 1;
-  for (std::size_t i = 0; i < header.size(); ++i) {
-    for (std::size_t j = 0; j < i; ++j)
-      if (header[i] == header[j])
-        return fail(input_error(ErrorCode::kUnprocessable, "duplicate_key", fmt, 1, 1,
-                                "column \"" + header[i] + "\" appears twice in the header"));
-    max_segments = std::max<std::size_t>(max_segments, 1 + std::count(header[i].begin(), header[i].end(), '.'));
+  for (const auto& column : header) {
+    if (!seen.insert(column).second)
+      return fail(input_error(ErrorCode::kUnprocessable, "duplicate_key", fmt, 1, 1,
+                              "column \"" + column + "\" appears twice in the header"));
+    max_segments = std::max<std::size_t>(max_segments, 1 + std::count(column.begin(), column.end(), '.'));
   }
   if (static_cast<int>(max_segments) + 1 > o.limits.max_depth)
     return fail(input_error(ErrorCode::kUnprocessable, "depth_limit", fmt, 1, 1,
@@ -139,7 +146,7 @@ Result<Value> read_csv(std::string_view in, char delimiter, const ConvertOptions
                                   std::to_string(header.size())));
     }
     if (!budget.add_nodes(header.size() + 2))
-      return fail(input_error(ErrorCode::kUnprocessable, "node_limit", fmt, reader.record_line(), 1,
+      return fail(input_error(budget.nodes_code(), budget.nodes_reason(), fmt, reader.record_line(), 1,
                               budget.nodes_message()));
     cells.clear();
     for (auto& f : fields) cells.push_back(o.infer_types ? infer_scalar(f) : Value(std::move(f)));
@@ -150,7 +157,7 @@ Result<Value> read_csv(std::string_view in, char delimiter, const ConvertOptions
   return Value(std::move(rows));
 }
 
-Result<std::string> write_csv(const Value& v, char delimiter, const ConvertOptions&) {
+Result<std::string> write_csv(const Value& v, char delimiter, const ConvertOptions& o) {
   std::string_view fmt = format_of(delimiter);
   std::vector<const Value*> rows;
   if (v.is_object()) {
@@ -167,6 +174,7 @@ Result<std::string> write_csv(const Value& v, char delimiter, const ConvertOptio
   table.reserve(rows.size());
   FlatRow flat;
   for (std::size_t r = 0; r < rows.size(); ++r) {
+    if (cancelled(o.limits)) return fail(cancelled_error());
     if (!rows[r]->is_object())
       return fail(unrepresentable(fmt, "row " + std::to_string(r + 1) + " is " +
                                            std::string(kind_name(rows[r]->kind())) + ", not an object"));
@@ -191,6 +199,7 @@ Result<std::string> write_csv(const Value& v, char delimiter, const ConvertOptio
   out += "\r\n";
   std::vector<const Value*> line(header.size());
   for (const auto& cells : table) {
+    if (cancelled(o.limits)) return fail(cancelled_error());
     std::fill(line.begin(), line.end(), nullptr);
     for (const auto& [c, value] : cells) line[c] = value;
     for (std::size_t c = 0; c < header.size(); ++c) {

@@ -32,10 +32,12 @@ Error unrepresentable(std::string_view format, std::string_view what);
 class Budget {
  public:
   explicit Budget(const Limits& limits) : limits_(limits) {}
-  // Adds `n` values; false once the total passes limits.max_nodes.
+  // Adds `n` values; false once the total passes limits.max_nodes or the
+  // work is cancelled (limits.cancel). nodes_code(), nodes_reason() and
+  // nodes_message() then describe which.
   bool add_nodes(std::size_t n = 1) {
     nodes_ += n;
-    return nodes_ <= limits_.max_nodes;
+    return nodes_ <= limits_.max_nodes && !limits_.cancel.stop_requested();
   }
   // Enters one container level; false once depth passes limits.max_depth.
   bool enter() { return ++depth_ <= limits_.max_depth; }
@@ -44,6 +46,8 @@ class Budget {
   std::size_t nodes() const { return nodes_; }
   const Limits& limits() const { return limits_; }
   std::string depth_message() const;
+  ErrorCode nodes_code() const;
+  std::string_view nodes_reason() const;
   std::string nodes_message() const;
 
  private:
@@ -51,6 +55,11 @@ class Budget {
   std::size_t nodes_ = 0;
   int depth_ = 0;
 };
+
+// True once `limits.cancel` is requested; writers check it per container.
+inline bool cancelled(const Limits& limits) { return limits.cancel.stop_requested(); }
+// kUnavailable/cancelled: the conversion was stopped before it finished.
+Error cancelled_error();
 
 // Number of values in `v` (v itself included).
 std::size_t count_nodes(const Value& v);

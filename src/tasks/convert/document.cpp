@@ -13,7 +13,7 @@ constexpr std::size_t kIndexThreshold = 16;
 
 template <typename Json>
 Result<Value> json_to_value(const Json& j, const Limits& limits, detail::Budget& budget) {
-  if (!budget.add_nodes()) return fail(ErrorCode::kUnprocessable, budget.nodes_message(), "node_limit");
+  if (!budget.add_nodes()) return fail(budget.nodes_code(), budget.nodes_message(), std::string(budget.nodes_reason()));
   switch (j.type()) {
     case nlohmann::json::value_t::null:
     case nlohmann::json::value_t::discarded:
@@ -68,7 +68,7 @@ Result<Value> json_to_value(const Json& j, const Limits& limits, detail::Budget&
 }
 
 Result<void> check(const Value& v, detail::Budget& budget) {
-  if (!budget.add_nodes()) return fail(ErrorCode::kUnprocessable, budget.nodes_message(), "node_limit");
+  if (!budget.add_nodes()) return fail(budget.nodes_code(), budget.nodes_message(), std::string(budget.nodes_reason()));
   if (v.is_scalar()) return {};
   if (!budget.enter()) return fail(ErrorCode::kUnprocessable, budget.depth_message(), "depth_limit");
   if (v.is_array()) {

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -132,6 +133,11 @@ struct Limits {
   std::size_t max_input_bytes = 32u << 20;  // larger input -> kTooLarge
   int max_depth = 128;                      // nested arrays/objects -> kUnprocessable
   std::size_t max_nodes = 4'000'000;        // values after alias expansion -> kUnprocessable
+  std::size_t max_columns = 10'000;         // CSV/TSV header columns -> kTooLarge ("column_limit")
+  // Cooperative cancellation (e.g. at shutdown): once stop is requested,
+  // reading and writing give up at the next value they visit with
+  // kUnavailable, reason "cancelled". Default: never requested.
+  std::stop_token cancel;
 };
 
 // Builds a Value from parsed JSON. ordered_json keeps key order; plain

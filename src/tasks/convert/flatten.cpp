@@ -1,5 +1,6 @@
 // Nested values <-> CSV columns with dotted keys ("b.x", "t.1", "t.2").
 #include <algorithm>
+#include <unordered_map>
 
 #include "tasks/convert/detail.h"
 
@@ -99,26 +100,34 @@ Result<Unflattener> Unflattener::make(const std::vector<std::string>& header) {
   using Kind = Node::Kind;
   Unflattener u;
   u.root_.kind = Kind::kObject;
+  // The parts so far, each as "<length>:<part>" (unambiguous whatever a part
+  // holds) -> index of that node in its parent's children. Scanning the
+  // parent's children for every column made a wide header quadratic.
+  std::unordered_map<std::string, std::size_t> child_index;
+  child_index.reserve(header.size());
+  std::string path;
   for (std::size_t column = 0; column < header.size(); ++column) {
     auto parts = split_path(header[column]);
     Node* node = &u.root_;
+    path.clear();
     for (std::size_t i = 0; i < parts.size(); ++i) {
       bool last = i + 1 == parts.size();
-      auto it = std::find_if(node->children.begin(), node->children.end(),
-                             [&](const auto& c) { return c.first == parts[i]; });
-      if (it != node->children.end() && (last || it->second.kind == Kind::kLeaf)) {
+      path += std::to_string(parts[i].size());
+      path += ':';
+      path += parts[i];
+      auto [it, added] = child_index.try_emplace(path, node->children.size());
+      if (!added && (last || node->children[it->second].second.kind == Kind::kLeaf)) {
         return fail(ErrorCode::kUnprocessable,
                     "CSV header column \"" + header[column] + "\" conflicts with an earlier column",
                     "csv_shape");
       }
-      if (it == node->children.end()) {
+      if (added) {
         Node child;
         child.kind = last ? Kind::kLeaf : Kind::kObject;
         child.column = column;
         node->children.emplace_back(parts[i], std::move(child));
-        it = std::prev(node->children.end());
       }
-      node = &it->second;
+      node = &node->children[it->second].second;
     }
   }
   settle(u.root_, true);

@@ -64,7 +64,7 @@ class Builder : public nlohmann::json_sax<Json> {
   }
 
   bool open(Value container) {
-    if (!budget_.add_nodes()) return stop(ErrorCode::kUnprocessable, "node_limit", budget_.nodes_message());
+    if (!budget_.add_nodes()) return stop(budget_.nodes_code(), budget_.nodes_reason(), budget_.nodes_message());
     if (!budget_.enter()) return stop(ErrorCode::kUnprocessable, "depth_limit", budget_.depth_message());
     stack_.push_back(std::move(container));
     return true;
@@ -78,7 +78,7 @@ class Builder : public nlohmann::json_sax<Json> {
   }
 
   bool add(Value v) {
-    if (!budget_.add_nodes()) return stop(ErrorCode::kUnprocessable, "node_limit", budget_.nodes_message());
+    if (!budget_.add_nodes()) return stop(budget_.nodes_code(), budget_.nodes_reason(), budget_.nodes_message());
     return place(std::move(v));
   }
 
@@ -134,6 +134,7 @@ class Writer {
         }
         out_ += '[';
         for (std::size_t i = 0; i < a.size(); ++i) {
+          if (cancelled(o_.limits)) return fail(cancelled_error());
           if (i) out_ += ',';
           newline(level + 1);
           if (auto r = value(a[i], level + 1); !r) return r;
@@ -151,6 +152,7 @@ class Writer {
         out_ += '{';
         bool first = true;
         for (const auto& [k, item] : o) {
+          if (cancelled(o_.limits)) return fail(cancelled_error());
           if (!first) out_ += ',';
           first = false;
           newline(level + 1);

@@ -45,9 +45,21 @@ std::string Budget::depth_message() const {
   return "nesting deeper than the limit of " + std::to_string(limits_.max_depth) + " levels";
 }
 
+// Over the node limit wins over cancellation: it is the input's fault.
+ErrorCode Budget::nodes_code() const {
+  return nodes_ > limits_.max_nodes ? ErrorCode::kUnprocessable : ErrorCode::kUnavailable;
+}
+
+std::string_view Budget::nodes_reason() const { return nodes_ > limits_.max_nodes ? "node_limit" : "cancelled"; }
+
 std::string Budget::nodes_message() const {
+  if (nodes_ <= limits_.max_nodes && cancelled(limits_)) return cancelled_error().message;
   return "document has more than the limit of " + std::to_string(limits_.max_nodes) +
          " values (after expanding aliases)";
+}
+
+Error cancelled_error() {
+  return Error(ErrorCode::kUnavailable, "the conversion was cancelled (the service is shutting down)", "cancelled");
 }
 
 std::size_t count_nodes(const Value& v) {

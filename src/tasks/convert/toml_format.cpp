@@ -23,10 +23,10 @@ class Reader {
   explicit Reader(const Limits& limits) : budget_(limits) {}
 
   Result<Value> node(const toml::node& n) {
-    if (!budget_.add_nodes()) return fail_at(n, "node_limit", budget_.nodes_message());
+    if (!budget_.add_nodes()) return fail_at(n, budget_.nodes_code(), budget_.nodes_reason(), budget_.nodes_message());
     switch (n.type()) {
       case toml::node_type::table: {
-        if (!budget_.enter()) return fail_at(n, "depth_limit", budget_.depth_message());
+        if (!budget_.enter()) return fail_at(n, ErrorCode::kUnprocessable, "depth_limit", budget_.depth_message());
         const auto& t = *n.as_table();
         std::vector<std::pair<const toml::key*, const toml::node*>> members;
         members.reserve(t.size());
@@ -47,7 +47,7 @@ class Reader {
         return Value(std::move(o));
       }
       case toml::node_type::array: {
-        if (!budget_.enter()) return fail_at(n, "depth_limit", budget_.depth_message());
+        if (!budget_.enter()) return fail_at(n, ErrorCode::kUnprocessable, "depth_limit", budget_.depth_message());
         Array a;
         a.reserve(n.as_array()->size());
         for (const auto& item : *n.as_array()) {
@@ -77,9 +77,10 @@ class Reader {
     return Value(os.str());
   }
 
-  std::unexpected<Error> fail_at(const toml::node& n, std::string_view reason, const std::string& what) const {
+  std::unexpected<Error> fail_at(const toml::node& n, ErrorCode code, std::string_view reason,
+                                 const std::string& what) const {
     const auto& at = n.source().begin;
-    return fail(input_error(ErrorCode::kUnprocessable, reason, "TOML", at.line, at.column, what));
+    return fail(input_error(code, reason, "TOML", at.line, at.column, what));
   }
 
   Budget budget_;
@@ -110,9 +111,10 @@ bool is_section(const Value& v) { return (v.is_object() && !v.as_object().empty(
 
 class Writer {
  public:
-  explicit Writer(std::string& out) : out_(out) {}
+  Writer(std::string& out, const Limits& limits) : out_(out), limits_(limits) {}
 
   Result<void> table_body(const Object& o, std::vector<std::string_view>& path) {
+    if (cancelled(limits_)) return fail(cancelled_error());
     // Everything up to the last plain value is written inline, in order.
     std::size_t inline_count = 0;
     std::size_t i = 0;
@@ -175,6 +177,7 @@ class Writer {
   }
 
   Result<void> inline_value(const Value& v, std::vector<std::string_view>& path) {
+    if (cancelled(limits_)) return fail(cancelled_error());
     switch (v.kind()) {
       case Value::Kind::kNull:
         return fail(unrepresentable("TOML", "TOML has no null (at " + path_text(path) + ")"));
@@ -221,6 +224,7 @@ class Writer {
   }
 
   std::string& out_;
+  const Limits& limits_;
 };
 
 }  // namespace
@@ -240,7 +244,7 @@ Result<Value> read_toml(std::string_view in, const ConvertOptions& o) {
 
 Result<std::string> write_toml(const Value& v, const ConvertOptions& o) {
   std::string out;
-  Writer writer(out);
+  Writer writer(out, o.limits);
   std::vector<std::string_view> path;
   Result<void> r;
   if (v.is_object()) {

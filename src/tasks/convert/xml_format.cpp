@@ -26,7 +26,7 @@ class Reader {
   }
 
   Result<Value> element(const pugi::xml_node& node) {
-    if (!budget_.add_nodes()) return fail_at(node, ErrorCode::kUnprocessable, "node_limit", budget_.nodes_message());
+    if (!budget_.add_nodes()) return fail_at(node, budget_.nodes_code(), budget_.nodes_reason(), budget_.nodes_message());
     bool has_children = false;
     for (auto child : node.children()) {
       if (child.type() == pugi::node_element) {
@@ -42,8 +42,12 @@ class Reader {
     if (!budget_.enter()) return fail_at(node, ErrorCode::kUnprocessable, "depth_limit", budget_.depth_message());
     Object o;
     for (auto attr : node.attributes()) {
-      if (!budget_.add_nodes()) return fail_at(node, ErrorCode::kUnprocessable, "node_limit", budget_.nodes_message());
-      o.insert(std::string("@") + attr.name(), scalar(attr.value()));
+      if (!budget_.add_nodes()) return fail_at(node, budget_.nodes_code(), budget_.nodes_reason(), budget_.nodes_message());
+      // pugixml does not check Unique Att Spec; a repeated attribute is not
+      // well-formed XML and is refused like a duplicate JSON key.
+      if (!o.insert(std::string("@") + attr.name(), scalar(attr.value())))
+        return fail_at(node, ErrorCode::kUnprocessable, "duplicate_key",
+                       "duplicate attribute \"" + std::string(attr.name()) + "\" on element <" + node.name() + ">");
     }
     for (auto child : node.children()) {
       switch (child.type()) {
@@ -132,6 +136,7 @@ class Writer {
   explicit Writer(const ConvertOptions& o) : o_(o) {}
 
   Result<void> element(pugi::xml_node parent, const std::string& name, const Value& v) {
+    if (cancelled(o_.limits)) return fail(cancelled_error());
     if (!is_xml_name(name))
       return fail(unrepresentable("XML", "\"" + name + "\" is not a valid XML element name"));
     if (v.is_array()) {

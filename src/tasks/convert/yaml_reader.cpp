@@ -150,6 +150,10 @@ class Counter : public YAML::EventHandler {
                            static_cast<std::size_t>(mark.column + 1), Budget(limits_).nodes_message());
       throw Abort{};
     }
+    if (cancelled(limits_)) {
+      error_ = cancelled_error();
+      throw Abort{};
+    }
   }
 
   void leaf(const YAML::Mark& mark, YAML::anchor_t anchor, std::size_t n) {
@@ -254,7 +258,7 @@ class Handler : public YAML::EventHandler {
   }
 
   void charge(std::size_t nodes, int height, const YAML::Mark& mark) {
-    if (!budget_.add_nodes(nodes)) stop(ErrorCode::kUnprocessable, "node_limit", mark, budget_.nodes_message());
+    if (!budget_.add_nodes(nodes)) stop(budget_.nodes_code(), budget_.nodes_reason(), mark, budget_.nodes_message());
     if (budget_.depth() + height > budget_.limits().max_depth)
       stop(ErrorCode::kUnprocessable, "depth_limit", mark, budget_.depth_message());
   }

@@ -57,7 +57,8 @@ void append_string(std::string& out, std::string_view s) {
 
 class Writer {
  public:
-  Writer(const ConvertOptions& o, std::string& out) : indent_(static_cast<std::size_t>(o.indent)), out_(out) {}
+  Writer(const ConvertOptions& o, std::string& out)
+      : indent_(static_cast<std::size_t>(o.indent)), limits_(o.limits), out_(out) {}
 
   void top(const Value& v) {
     if (v.is_object() && !v.as_object().empty()) object(v.as_object(), 0, false);
@@ -73,6 +74,7 @@ class Writer {
   void object(const Object& o, std::size_t col, bool continue_line) {
     bool first = true;
     for (const auto& [k, v] : o) {
+      if (cancelled(limits_)) return;  // write_yaml() reports it
       if (!(first && continue_line)) out_.append(col, ' ');
       first = false;
       append_string(out_, k);
@@ -94,6 +96,7 @@ class Writer {
   void array(const Array& a, std::size_t col, bool continue_line) {
     bool first = true;
     for (const auto& v : a) {
+      if (cancelled(limits_)) return;  // write_yaml() reports it
       if (!(first && continue_line)) out_.append(col, ' ');
       first = false;
       out_ += "- ";
@@ -128,6 +131,7 @@ class Writer {
   }
 
   std::size_t indent_;
+  const Limits& limits_;
   std::string& out_;
 };
 
@@ -136,6 +140,7 @@ class Writer {
 Result<std::string> write_yaml(const Value& v, const ConvertOptions& o) {
   std::string out;
   Writer(o, out).top(v);
+  if (cancelled(o.limits)) return fail(cancelled_error());
   return out;
 }
 
