@@ -7,6 +7,8 @@
 #include <openssl/ssl.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -173,6 +175,42 @@ TEST_F(HardeningTls, EveryResponseOverTlsCarriesHsts) {
   EXPECT_EQ(bad->header("strict-transport-security"), "max-age=31536000");
 }
 
+TEST_F(HardeningTls, FramingAndLimitsHoldOverTls) {
+  // Pipelined requests in one TLS write are answered in order.
+  auto c = connect_tls(port(), ca());
+  ASSERT_TRUE(c->send("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  auto first = c->read_reply(10s);
+  auto second = c->read_reply(10s);
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->status, 200);
+  EXPECT_EQ(second->status, 404);
+
+  // A chunked request body is assembled.
+  const std::string body =
+      json{{"username", "tls-chunked"}, {"password", "tls-chunked-password"}, {"email", "c@t.io"}}.dump();
+  const auto half = body.size() / 2;
+  char sizes[64];
+  std::snprintf(sizes, sizeof sizes, "%zx", half);
+  std::string chunked = std::string(sizes) + "\r\n" + body.substr(0, half) + "\r\n";
+  std::snprintf(sizes, sizeof sizes, "%zx", body.size() - half);
+  chunked += std::string(sizes) + "\r\n" + body.substr(half) + "\r\n0\r\n\r\n";
+  ASSERT_TRUE(c->send("POST /api/v1/auth/register HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n" + chunked));
+  auto registered = c->read_reply(10s);
+  ASSERT_TRUE(registered);
+  EXPECT_EQ(registered->status, 201) << registered->body;
+
+  // A body over max_body_bytes is refused from its Content-Length, unsent.
+  auto big = connect_tls(port(), ca());
+  ASSERT_TRUE(big->send("POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        "Content-Length: 20000000\r\n\r\n"));
+  auto refused = big->read_reply(10s);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 413);
+  EXPECT_EQ(refused->header("strict-transport-security"), "max-age=31536000");
+  EXPECT_TRUE(big->closed_by_peer(5s));
+}
+
 TEST_F(HardeningTls, Tls10And11AreRefused) {
   for (const int version : {TLS1_VERSION, TLS1_1_VERSION}) {
     RawConnection c(port());
@@ -312,6 +350,21 @@ TEST(HardeningTlsReload, BrokenReplacementKeepsTheOldCertificateAndServing) {
   ASSERT_TRUE(wait_for_log(serve, pki.ca_file(), "does not match the certificate", mismatches, 10s)) << serve.log();
   EXPECT_EQ(served_common_name(serve.port(), pki.ca_file()), "llmd-two");
   EXPECT_TRUE(serve.process().running());
+}
+
+// ---- shutdown ----
+
+TEST(HardeningTlsShutdown, SigtermClosesIdleTlsConnectionsAndExitsZero) {
+  TempDir dir;
+  TestPki pki(dir.path());
+  const auto files = pki.issue("server", "llmd-one", 100);
+  LlmdServe serve(kBinary, "limits: { ip_rpm: 0, user_rpm: 0 }\n", tls_yaml(files), {}, pki.ca_file());
+  ASSERT_TRUE(serve.started()) << serve.log();
+  auto idle = connect_tls(serve.port(), pki.ca_file());
+  ASSERT_EQ(status_of(idle->request("GET", "/health")), 200);  // keep-alive, now idle
+  serve.process().signal(SIGTERM);
+  EXPECT_TRUE(idle->closed_by_peer(5s)) << "an idle TLS connection held the shutdown";
+  EXPECT_EQ(serve.process().wait(10s), 0) << serve.log();
 }
 
 // ---- startup ----
