@@ -527,6 +527,8 @@ TEST_F(HardeningTlsModel, OfficialOpenAiNodeClientWorksOverHttps) {
                 {"NODE_EXTRA_CA_CERTS", pki_->ca_file().string()}});
   const auto code = node.wait(240s);
   EXPECT_EQ(code, 0) << node.log() << "\n--- serve log ---\n" << serve_->log();
+  // All three client tests ran (a script that skipped them would also exit 0).
+  EXPECT_NE(node.log().find("pass 3"), std::string::npos) << node.log();
 }
 
 }  // namespace
