@@ -30,6 +30,7 @@
 #include "models/routes.h"
 #include "models/setup.h"
 #include "http/server.h"
+#include "http/tls.h"
 #include "http/worker_pool.h"
 #include "observe/metrics.h"
 #include "store/database.h"
@@ -138,14 +139,20 @@ Backend::Backend() = default;
 Backend::~Backend() = default;
 
 Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger log) {
-  if (!config.server.tls.cert.empty()) {
-    return fail(ErrorCode::kInvalidArgument,
-                "server.tls: TLS termination is not built in yet; put a reverse proxy (nginx, caddy) in front",
-                "bad_config");
-  }
   std::unique_ptr<Backend> backend(new Backend());
   backend->impl_ = std::make_unique<Impl>(std::move(config), std::move(log));
   Impl& s = *backend->impl_;
+
+  // HTTPS first, before anything is created: a missing, unreadable or
+  // mismatched cert/key is a config error at startup (later, a bad
+  // replacement file only logs; see http/tls.h).
+  std::shared_ptr<http::TlsCertificates> tls_certificates;
+  if (const auto& tls = s.config.server.tls; !tls.cert.empty()) {
+    auto certs = http::TlsCertificates::load(http::TlsFiles{tls.cert, tls.key},
+                                             std::chrono::seconds(tls.reload_check_seconds), s.log);
+    if (!certs) return std::unexpected(certs.error());
+    tls_certificates = std::move(*certs);
+  }
 
   std::error_code ec;
   std::filesystem::create_directories(s.config.server.data_dir, ec);
@@ -332,6 +339,11 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
   opts.max_connections_per_ip = static_cast<std::size_t>(s.config.server.max_connections_per_ip);
   opts.min_body_rate = static_cast<std::uint64_t>(s.config.server.min_body_rate_bytes);
   opts.body_grace = std::chrono::seconds(s.config.server.body_grace_seconds);
+  if (const auto& tls = s.config.server.tls; tls_certificates) {
+    opts.tls = std::move(tls_certificates);
+    opts.plain_http = tls.plain_http == "redirect" ? http::PlainHttpOnTls::kRedirect : http::PlainHttpOnTls::kRefuse;
+    opts.hsts_max_age = std::chrono::seconds(tls.hsts_max_age_seconds);
+  }
   s.server = std::make_unique<http::Server>(opts, http::make_pipeline(s.router, std::move(middlewares)), s.log);
   s.server->on_shutdown([&s] {
     s.subtitle_jobs->stop();
@@ -341,6 +353,7 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
   s.subtitle_jobs->start();  // resumes unfinished jobs; they run once the server runs
   s.log.info("listening", {{"host", opts.host},
                            {"port", s.server->port()},
+                           {"scheme", opts.tls ? "https" : "http"},
                            {"io_threads", opts.io_threads},
                            {"worker_threads", workers},
                            {"task_threads", task_threads},

@@ -244,10 +244,14 @@ Result<void> parse_server(const YAML::Node& root, Config& c, std::vector<std::st
   LLMD_TRY(r.string("web_dir", s.web_dir));
   if (auto tls = (*node)["tls"]; tls && !tls.IsNull()) {
     if (!tls.IsMap()) return r.bad("tls", "expected a mapping with cert and key");
-    warn_unknown(tls, "server.tls", {"cert", "key"}, warnings);
+    warn_unknown(tls, "server.tls", {"cert", "key", "plain_http", "hsts_max_age_seconds", "reload_check_seconds"},
+                 warnings);
     Reader t(tls, "server.tls");
     LLMD_TRY(t.string("cert", s.tls.cert));
     LLMD_TRY(t.string("key", s.tls.key));
+    LLMD_TRY(t.one_of("plain_http", s.tls.plain_http, {"refuse", "redirect"}));
+    LLMD_TRY(t.integer("hsts_max_age_seconds", s.tls.hsts_max_age_seconds, 0, 2 * 31536000));
+    LLMD_TRY(t.integer("reload_check_seconds", s.tls.reload_check_seconds, 1, 3600));
     if (s.tls.cert.empty() != s.tls.key.empty()) return t.bad("cert", "cert and key must be set together");
   }
   LLMD_TRY(r.strings("trusted_proxies", s.trusted_proxies));

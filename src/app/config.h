@@ -17,9 +17,13 @@
 
 namespace llmd::app {
 
+// HTTPS served by llmd itself (see http/tls.h for the protocol policy).
 struct TlsConfig {
-  std::string cert;  // PEM file; TLS is on when both cert and key are set
-  std::string key;
+  std::string cert;  // PEM chain file (server certificate first); TLS is on when cert and key are set
+  std::string key;   // PEM private key file, unencrypted
+  std::string plain_http = "refuse";        // plain HTTP on the HTTPS port: refuse (400) | redirect (308 for GET/HEAD)
+  int hsts_max_age_seconds = 31536000;      // Strict-Transport-Security max-age; 0 = no header
+  int reload_check_seconds = 5;             // how often at most new connections look for changed cert/key files
 };
 
 struct ServerConfig {

@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -20,6 +21,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -31,7 +33,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "http/conn_stream.h"
 #include "http/errors.h"
+#include "http/tls.h"
 
 namespace llmd::http {
 
@@ -60,9 +64,12 @@ std::string random_request_id() {
 // may ask an idle connection to close (always on the connection's strand).
 struct Connection {
   Connection(tcp::socket socket, IpAddress peer_address) : stream(std::move(socket)), peer(peer_address) {}
-  beast::tcp_stream stream;
+  ConnStream stream;     // TCP, or TLS over it on an HTTPS listener
   const IpAddress peer;  // the TCP peer, canonical (IPv4-mapped shown as IPv4)
   bool idle = true;      // waiting for the next request; only touched on the strand
+  // On an HTTPS listener, a client that spoke plain HTTP: its one request is
+  // answered per ServerOptions::plain_http, then the connection closes.
+  bool plain_on_tls_port = false;
 };
 
 // Streams a response of unknown length directly onto the connection:
@@ -71,7 +78,7 @@ struct Connection {
 // head (write() then answers false so the producer stops at once).
 class ChunkedStream final : public ResponseStream {
  public:
-  ChunkedStream(beast::tcp_stream& stream, std::chrono::seconds write_timeout, bool keep_alive,
+  ChunkedStream(ConnStream& stream, std::chrono::seconds write_timeout, bool keep_alive,
                 const Headers& extra_headers, unsigned version, bool head_only)
       : stream_(stream), write_timeout_(write_timeout), keep_alive_(keep_alive && version >= 11),
         extra_headers_(extra_headers), chunked_(version >= 11), close_delimited_(version < 11 && !head_only),
@@ -126,7 +133,7 @@ class ChunkedStream final : public ResponseStream {
   bool usable_after() const { return started_ && ended_ && !failed_ && !close_delimited_ && keep_alive_; }
 
  private:
-  beast::tcp_stream& stream_;
+  ConnStream& stream_;
   std::chrono::seconds write_timeout_;
   bool keep_alive_;
   const Headers& extra_headers_;  // added by middleware (request id, CORS)
@@ -254,14 +261,19 @@ std::vector<std::string_view> forwarded_for(const bhttp::request_header<>& msg) 
 
 // Refuses an accepted socket at once, without a coroutine or a read: what
 // the client already sent is discarded, a short JSON error written if the
-// socket takes it, and the socket closed. Never blocks.
-void refuse_connection(tcp::socket& socket, const Error& error) {
+// socket takes it (not on an HTTPS listener: a TLS client could not read
+// plain HTTP), and the socket closed. Never blocks.
+void refuse_connection(tcp::socket& socket, const Error& error, bool answer) {
   beast::error_code ec;
   socket.non_blocking(true, ec);
   std::array<char, 4096> scratch;
   for (int i = 0; i < 16; ++i) {
     socket.read_some(net::buffer(scratch), ec);
     if (ec) break;
+  }
+  if (!answer) {
+    socket.close(ec);
+    return;
   }
   Response r = error_response(error, random_request_id());
   std::string bytes = "HTTP/1.1 " + std::to_string(r.status) + (r.status == 429 ? " Too Many Requests" : " Service Unavailable") +
@@ -275,7 +287,7 @@ void refuse_connection(tcp::socket& socket, const Error& error) {
 bool is_disconnect(const beast::error_code& ec) {
   return ec == beast::error::timeout || ec == net::error::eof || ec == bhttp::error::end_of_stream ||
          ec == net::error::connection_reset || ec == bhttp::error::partial_message ||
-         ec == net::error::operation_aborted;
+         ec == net::error::operation_aborted || ec == net::ssl::error::stream_truncated;
 }
 
 }  // namespace
@@ -342,6 +354,19 @@ struct Server::Impl {
   }
   void begin_shutdown();
   void drain_check(std::chrono::steady_clock::time_point deadline);
+
+  // HTTPS listener: reads the connection's first bytes and, when they start
+  // a TLS handshake, completes it (all within header_timeout); otherwise
+  // marks the connection plain_on_tls_port. False when the connection is
+  // over (silence, disconnect, failed handshake).
+  net::awaitable<bool> start_tls(Connection& conn, beast::flat_buffer& buffer);
+  // Answers a plain HTTP request on the HTTPS listener (ServerOptions::plain_http).
+  net::awaitable<void> answer_plain_http(Connection& conn, const bhttp::request_header<>& head);
+  // The Strict-Transport-Security value for responses on `conn`; empty when none.
+  std::string hsts(const Connection& conn) const {
+    if (!conn.stream.is_tls() || options.hsts_max_age.count() <= 0) return {};
+    return "max-age=" + std::to_string(options.hsts_max_age.count());
+  }
 };
 
 std::optional<Error> Server::Impl::admit(const std::shared_ptr<Connection>& conn,
@@ -399,7 +424,7 @@ net::awaitable<void> Server::Impl::accept_loop() {
     auto conn = std::make_shared<Connection>(std::move(socket), canonical_address(endpoint.address()));
     std::uint64_t id = 0;
     if (auto refused = admit(conn, strand, id)) {
-      refuse_connection(conn->stream.socket(), *refused);
+      refuse_connection(conn->stream.socket(), *refused, options.tls == nullptr);
       continue;
     }
     ++open_connections;
@@ -425,6 +450,7 @@ net::awaitable<void> Server::Impl::refuse(Connection& conn, const ProtocolError&
   for (const auto& [k, v] : r.headers.fields()) res.insert(k, v);
   res.set("X-Request-ID", request_id);
   res.set(bhttp::field::server, "llmd");
+  if (const auto sts = hsts(conn); !sts.empty()) res.set(bhttp::field::strict_transport_security, sts);
   res.keep_alive(false);
   res.body() = std::move(r.body);
   res.prepare_payload();
@@ -441,6 +467,7 @@ net::awaitable<bool> Server::Impl::write_error(Connection& conn, const Error& er
   for (const auto& [k, v] : r.headers.fields()) res.insert(k, v);
   res.set("X-Request-ID", request_id);
   res.set(bhttp::field::server, "llmd");
+  if (const auto sts = hsts(conn); !sts.empty()) res.set(bhttp::field::strict_transport_security, sts);
   res.keep_alive(keep_alive);
   res.body() = std::move(r.body);
   res.prepare_payload();
@@ -463,7 +490,11 @@ net::awaitable<Response> Server::Impl::call_handler(RequestContext& ctx) {
 // would reset the connection and could destroy our answer in flight. Half-
 // close, then read and discard for a moment (a "lingering close", as nginx
 // does) so the client gets to read the 413.
+// Over TLS, close_notify goes first and what is drained is discarded
+// undecrypted.
 net::awaitable<void> Server::Impl::drain_before_close(Connection& conn) {
+  conn.stream.expires_after(std::chrono::seconds(2));
+  co_await conn.stream.end_tls();
   beast::error_code ec;
   conn.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   static constexpr std::size_t kMaxDrain = 64 * 1024 * 1024;
@@ -471,7 +502,7 @@ net::awaitable<void> Server::Impl::drain_before_close(Connection& conn) {
   std::size_t drained = 0;
   conn.stream.expires_after(std::chrono::seconds(2));
   while (drained < kMaxDrain) {
-    auto [rec, n] = co_await conn.stream.async_read_some(net::buffer(scratch), kNoThrow);
+    auto [rec, n] = co_await conn.stream.tcp().async_read_some(net::buffer(scratch), kNoThrow);
     if (rec || n == 0) break;
     drained += n;
   }
@@ -553,7 +584,7 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
     auto [ec, n] = co_await bhttp::async_read_header(conn.stream, buffer, parser, kNoThrow);
     (void)n;
     if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout || ec == net::error::operation_aborted ||
-        ec == net::error::eof || ec == net::error::connection_reset) {
+        ec == net::error::eof || ec == net::error::connection_reset || ec == net::ssl::error::stream_truncated) {
       co_return false;
     }
     if (ec == bhttp::error::header_limit) {
@@ -568,6 +599,11 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
     }
   }
   conn.idle = false;
+
+  if (conn.plain_on_tls_port) {
+    co_await answer_plain_http(conn, parser.get());
+    co_return false;
+  }
 
   // Who is asking, before anything else happens for them.
   const std::vector<std::string_view> forwarded = forwarded_for(parser.get());
@@ -647,6 +683,7 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
 
   const bool keep_alive = request.keep_alive && !stopping;
   Headers extra_headers;
+  if (auto sts = hsts(conn); !sts.empty()) extra_headers.set("Strict-Transport-Security", std::move(sts));
   ChunkedStream chunked(conn.stream, options.idle_timeout, keep_alive, extra_headers, version, is_head);
   RequestContext ctx{request, chunked, extra_headers};
 
@@ -675,10 +712,75 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
   co_return !ec && keep_alive;
 }
 
+net::awaitable<bool> Server::Impl::start_tls(Connection& conn, beast::flat_buffer& buffer) {
+  conn.stream.expires_after(options.header_timeout);
+  auto [ec, n] = co_await conn.stream.tcp().async_read_some(buffer.prepare(8192), kNoThrow);
+  if (ec || n == 0) co_return false;
+  buffer.commit(n);
+  // A TLS connection opens with a handshake record (content type 22); an
+  // HTTP request with a method name.
+  constexpr unsigned char kTlsHandshakeRecord = 0x16;
+  if (static_cast<const unsigned char*>(buffer.data().data())[0] != kTlsHandshakeRecord) {
+    conn.plain_on_tls_port = true;
+    co_return true;
+  }
+  auto& tls = conn.stream.start_tls(options.tls->current());
+  // Still under the deadline set above: the first bytes and the whole
+  // handshake share header_timeout.
+  auto [hec, used] = co_await tls.async_handshake(net::ssl::stream_base::server, buffer.data(), kNoThrow);
+  if (hec) {
+    log.debug("TLS handshake failed", {{"client", conn.peer.to_string()}, {"error", hec.message()}});
+    co_return false;
+  }
+  buffer.consume(used);
+  co_return true;
+}
+
+namespace {
+
+// A Host value safe to put into a Location header: a name, IPv4 or
+// bracketed IPv6 address with an optional port, nothing else.
+bool plausible_authority(std::string_view a) {
+  if (a.empty() || a.size() > 255) return false;
+  return std::all_of(a.begin(), a.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']';
+  });
+}
+
+}  // namespace
+
+net::awaitable<void> Server::Impl::answer_plain_http(Connection& conn, const bhttp::request_header<>& head) {
+  const auto target = parse_target(head.target());
+  const std::string authority = target && !target->authority.empty() ? target->authority
+                                                                     : std::string(head[bhttp::field::host]);
+  const bool known_host = head.count(bhttp::field::host) <= 1 && plausible_authority(authority);
+  const bool safe_method = head.method() == bhttp::verb::get || head.method() == bhttp::verb::head;
+  log.debug("plain HTTP request on the HTTPS listener", {{"client", conn.peer.to_string()}});
+  if (options.plain_http == PlainHttpOnTls::kRedirect && known_host && target && safe_method) {
+    // 308 keeps the method; the same host and port, which speak HTTPS.
+    bhttp::response<bhttp::empty_body> res{bhttp::status::permanent_redirect, 11};
+    res.set(bhttp::field::location, "https://" + authority + target->origin);
+    res.set(bhttp::field::server, "llmd");
+    res.content_length(0);
+    res.keep_alive(false);
+    conn.stream.expires_after(options.idle_timeout);
+    auto [ec, n] = co_await bhttp::async_write(conn.stream, res, kNoThrow);
+    (void)n;
+    if (!ec) co_await drain_before_close(conn);
+    co_return;
+  }
+  const ProtocolError https_required{
+      400, "https_required",
+      known_host ? "this port speaks HTTPS: use https://" + authority + "/" : "this port speaks HTTPS: use an https:// URL"};
+  co_await refuse(conn, https_required);
+}
+
 net::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> conn, std::uint64_t id) {
   beast::flat_buffer buffer;
   bool first = true;
-  while (!stopping) {
+  bool open = true;
+  if (options.tls) open = co_await start_tls(*conn, buffer);
+  while (open && !stopping) {
     conn->idle = true;
     if (buffer.size() == 0) {
       // Wait for the first byte of the next request; an idle keep-alive
@@ -691,6 +793,8 @@ net::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> conn, std
     first = false;
     if (!co_await serve_one(*conn, buffer)) break;
   }
+  conn->stream.expires_after(std::chrono::seconds(2));
+  co_await conn->stream.end_tls();
   beast::error_code ec;
   conn->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   conn->stream.close();

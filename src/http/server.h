@@ -4,6 +4,7 @@
 // Content-Length before the body is read; chunked bodies counted as they
 // arrive) or, for requests the body policy picks, streamed to a temporary
 // file with their own limit, graceful shutdown on SIGINT/SIGTERM or stop().
+// With ServerOptions::tls the same server speaks HTTPS (HTTP/1.1 over TLS).
 #pragma once
 
 #include <chrono>
@@ -22,6 +23,14 @@
 #include "observe/log.h"
 
 namespace llmd::http {
+
+class TlsCertificates;  // http/tls.h
+
+// What the HTTPS listener answers a client that speaks plain HTTP to it.
+enum class PlainHttpOnTls {
+  kRefuse,    // 400 with the JSON error code "https_required"
+  kRedirect,  // GET/HEAD: 308 to https://<Host><target>; other methods refused as above
+};
 
 // Where one request's body goes: streamed into a temporary file in `dir`
 // (created if missing), at most `max_bytes`; see ServerOptions::body_policy.
@@ -72,6 +81,18 @@ struct ServerOptions {
   // is cut (the connection is closed). 0 = only idle_timeout applies.
   std::uint64_t min_body_rate = 1024;
   std::chrono::seconds body_grace{10};
+
+  // HTTPS: when set, every connection is TLS (the certificate new
+  // connections get comes from tls->current()). The first bytes and the
+  // handshake must arrive within header_timeout; a connection counts towards
+  // the connection caps from accept, handshake included (one over a cap is
+  // closed without an answer: a TLS client cannot read plain HTTP). A client whose first
+  // byte is not a TLS handshake record is answered per plain_http, in plain
+  // HTTP, and closed. Every response over TLS carries
+  // Strict-Transport-Security: max-age=<hsts_max_age> (0 = none).
+  std::shared_ptr<TlsCertificates> tls;
+  PlainHttpOnTls plain_http = PlainHttpOnTls::kRefuse;
+  std::chrono::seconds hsts_max_age{31536000};
 };
 
 // A global connection cap that leaves room for the descriptors each request

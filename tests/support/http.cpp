@@ -7,11 +7,111 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
 #include <algorithm>
 #include <cctype>
+#include <csignal>
 #include <utility>
 
 namespace llmd::testing {
+
+struct RawConnection::Tls {
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx{nullptr, SSL_CTX_free};
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl{nullptr, SSL_free};
+};
+
+namespace {
+
+std::string last_ssl_error() {
+  const unsigned long code = ERR_peek_last_error();
+  ERR_clear_error();
+  if (code == 0) return "no OpenSSL error queued";
+  char text[256];
+  ERR_error_string_n(code, text, sizeof text);
+  return text;
+}
+
+}  // namespace
+
+bool RawConnection::start_tls(const TlsClientOptions& options) {
+  if (fd_ < 0) {
+    tls_error_ = "not connected";
+    return false;
+  }
+  // OpenSSL writes with write(2): a server that closes must fail the call,
+  // not kill the test process with SIGPIPE.
+  static const bool sigpipe_ignored = [] {
+    std::signal(SIGPIPE, SIG_IGN);
+    return true;
+  }();
+  (void)sigpipe_ignored;
+  auto tls = std::make_unique<Tls>();
+  tls->ctx.reset(SSL_CTX_new(TLS_client_method()));
+  SSL_CTX* ctx = tls->ctx.get();
+  // Offer exactly what the test asks for, whatever the system's openssl.cnf
+  // says (Debian's refuses TLS < 1.2 on the client side too).
+  SSL_CTX_set_security_level(ctx, 0);
+  SSL_CTX_set_min_proto_version(ctx, options.min_version);
+  SSL_CTX_set_max_proto_version(ctx, options.max_version);
+  const std::string ciphers = options.tls12_ciphers.empty() ? "DEFAULT:@SECLEVEL=0" : options.tls12_ciphers + ":@SECLEVEL=0";
+  if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1) {
+    tls_error_ = "bad cipher list: " + last_ssl_error();
+    return false;
+  }
+  if (!options.ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx, options.ca_file.c_str(), nullptr) != 1) {
+      tls_error_ = "cannot load CA: " + last_ssl_error();
+      return false;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  }
+  tls->ssl.reset(SSL_new(ctx));
+  SSL* ssl = tls->ssl.get();
+  SSL_set_tlsext_host_name(ssl, "localhost");
+  if (!options.ca_file.empty()) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), "127.0.0.1");
+  SSL_set_fd(ssl, fd_);
+  // The handshake blocks: bound it so a server that never answers fails the test.
+  timeval tv{10, 0};
+  setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const int r = SSL_connect(ssl);
+  if (r != 1) {
+    tls_error_ = last_ssl_error();
+    if (SSL_get_verify_result(ssl) != X509_V_OK) {
+      tls_error_ += std::string(" (verify: ") + X509_verify_cert_error_string(SSL_get_verify_result(ssl)) + ")";
+    }
+    return false;
+  }
+  tls_ = std::move(tls);
+  return true;
+}
+
+std::string RawConnection::peer_common_name() const {
+  if (!tls_) return {};
+  X509* cert = SSL_get0_peer_certificate(tls_->ssl.get());
+  if (!cert) return {};
+  char cn[256] = {};
+  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) < 0) return {};
+  return cn;
+}
+
+long RawConnection::peer_serial() const {
+  if (!tls_) return -1;
+  X509* cert = SSL_get0_peer_certificate(tls_->ssl.get());
+  return cert ? ASN1_INTEGER_get(X509_get0_serialNumber(cert)) : -1;
+}
+
+std::string RawConnection::tls_version() const { return tls_ ? SSL_get_version(tls_->ssl.get()) : ""; }
+std::string RawConnection::tls_cipher() const { return tls_ ? SSL_get_cipher_name(tls_->ssl.get()) : ""; }
+
+long RawConnection::receive(char* buf, std::size_t size) {
+  if (!tls_) return ::recv(fd_, buf, size, 0);
+  const int n = SSL_read(tls_->ssl.get(), buf, static_cast<int>(size));
+  return n > 0 ? n : (SSL_get_error(tls_->ssl.get(), n) == SSL_ERROR_ZERO_RETURN ? 0 : -1);
+}
 
 RawConnection::RawConnection(int port) : RawConnection(port, "") {}
 
@@ -41,13 +141,15 @@ RawConnection::RawConnection(int port, const std::string& source_ip) {
 }
 
 RawConnection::~RawConnection() {
+  tls_.reset();
   if (fd_ >= 0) ::close(fd_);
 }
 
 bool RawConnection::send(const std::string& bytes) {
   std::size_t off = 0;
   while (off < bytes.size()) {
-    const ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    const ssize_t n = tls_ ? SSL_write(tls_->ssl.get(), bytes.data() + off, static_cast<int>(bytes.size() - off))
+                           : ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
     if (n <= 0) return false;
     off += static_cast<std::size_t>(n);
   }
@@ -58,9 +160,10 @@ bool RawConnection::fill(std::chrono::steady_clock::time_point deadline) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
   if (left.count() <= 0) return false;
   pollfd p{fd_, POLLIN, 0};
-  if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+  const bool buffered = tls_ && SSL_pending(tls_->ssl.get()) > 0;
+  if (!buffered && ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
   char buf[16384];
-  const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+  const long n = receive(buf, sizeof buf);
   if (n <= 0) return false;
   buffer_.append(buf, static_cast<std::size_t>(n));
   return true;
@@ -75,9 +178,9 @@ bool RawConnection::closed_by_peer(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 20) > 0) {
+    if ((tls_ && SSL_pending(tls_->ssl.get()) > 0) || ::poll(&p, 1, 20) > 0) {
       char buf[4096];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      const long n = receive(buf, sizeof buf);
       if (n <= 0) return true;
       buffer_.append(buf, static_cast<std::size_t>(n));
     }
@@ -162,6 +265,16 @@ std::optional<HttpReply> RawConnection::request(const std::string& method, const
   req += "\r\n" + body;
   if (!send(req)) return std::nullopt;
   return read_reply();
+}
+
+std::optional<HttpReply> https_request(int port, const std::filesystem::path& ca_file, const std::string& method,
+                                       const std::string& path, const std::string& body,
+                                       const std::map<std::string, std::string>& headers) {
+  RawConnection c(port);
+  if (!c.ok() || !c.start_tls(verified_by(ca_file))) return std::nullopt;
+  auto h = headers;
+  h["Connection"] = "close";
+  return c.request(method, path, body, h);
 }
 
 std::optional<HttpReply> http_request(int port, const std::string& method, const std::string& path,

@@ -1,9 +1,27 @@
 #include "support/llmd_serve.h"
 
+#include <chrono>
+#include <thread>
+
+#include "support/http.h"
+
 namespace llmd::testing {
 
+namespace {
+
+bool wait_for_https(int port, const std::filesystem::path& ca, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (auto r = https_request(port, ca, "GET", "/health"); r && r->status == 200) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+}  // namespace
+
 LlmdServe::LlmdServe(const std::string& binary, const std::string& extra_yaml, const std::string& server_yaml,
-                     const std::map<std::string, std::string>& env)
+                     const std::map<std::string, std::string>& env, const std::filesystem::path& https_ca)
     : port_(free_port()) {
   // No web UI unless the test gives one: a built web/dist must not turn
   // other tests' 404s into index.html.
@@ -19,7 +37,8 @@ LlmdServe::LlmdServe(const std::string& binary, const std::string& extra_yaml, c
   process_ = std::make_unique<Process>(
       std::vector<std::string>{binary, "serve", "-c", (dir_ / "llmd.yaml").string()}, dir_.path(),
       dir_ / "serve.log", full_env);
-  started_ = wait_for_http(port_, "/health", 200, std::chrono::seconds(30));
+  started_ = https_ca.empty() ? wait_for_http(port_, "/health", 200, std::chrono::seconds(30))
+                              : wait_for_https(port_, https_ca, std::chrono::seconds(30));
 }
 
 }  // namespace llmd::testing

@@ -2,6 +2,7 @@
 // directory and a config made of `extra_yaml`; stops it on destruction.
 #pragma once
 
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -20,8 +21,11 @@ class LlmdServe {
   // `extra_yaml` is appended to a config that sets host, port, database and
   // logging; it may add keys to other sections (not `server:` — use
   // `server_yaml` for keys inside the server section).
+  // `https_ca`: the server is configured for HTTPS (server_yaml has
+  // server.tls); readiness is then GET /health over TLS verified against
+  // this CA.
   LlmdServe(const std::string& binary, const std::string& extra_yaml = "", const std::string& server_yaml = "",
-            const std::map<std::string, std::string>& env = {});
+            const std::map<std::string, std::string>& env = {}, const std::filesystem::path& https_ca = {});
 
   int port() const { return port_; }
   Process& process() { return *process_; }

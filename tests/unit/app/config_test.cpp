@@ -24,6 +24,42 @@ class ConfigTest : public ::testing::Test {
   Result<LoadedConfig> load(const std::string& yaml) { return load_config_text(yaml, lookup); }
 };
 
+TEST_F(ConfigTest, TlsKeysAreReadWithTheirDefaults) {
+  auto r = load("server:\n  tls: { cert: /etc/llmd/chain.pem, key: /etc/llmd/key.pem }\n");
+  ASSERT_TRUE(r) << r.error().message;
+  const TlsConfig& t = r->config.server.tls;
+  EXPECT_EQ(t.cert, "/etc/llmd/chain.pem");
+  EXPECT_EQ(t.key, "/etc/llmd/key.pem");
+  EXPECT_EQ(t.plain_http, "refuse");
+  EXPECT_EQ(t.hsts_max_age_seconds, 31536000);
+  EXPECT_EQ(t.reload_check_seconds, 5);
+  EXPECT_TRUE(r->warnings.empty());
+
+  r = load("server:\n  tls: { cert: c, key: k, plain_http: redirect, hsts_max_age_seconds: 0, reload_check_seconds: 2, "
+           "ciphers: x }\n");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->config.server.tls.plain_http, "redirect");
+  EXPECT_EQ(r->config.server.tls.hsts_max_age_seconds, 0);
+  EXPECT_EQ(r->config.server.tls.reload_check_seconds, 2);
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_NE(r->warnings[0].find("server.tls.ciphers"), std::string::npos);
+}
+
+TEST_F(ConfigTest, BadTlsValuesNameTheKey) {
+  auto r = load("server:\n  tls: { cert: c, key: k, plain_http: allow }\n");
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().message.starts_with("server.tls.plain_http: expected one of redirect|refuse")) << r.error().message;
+  r = load("server:\n  tls: { cert: c, key: k, hsts_max_age_seconds: -1 }\n");
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().message.starts_with("server.tls.hsts_max_age_seconds:")) << r.error().message;
+  r = load("server:\n  tls: { cert: c, key: k, reload_check_seconds: 0 }\n");
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().message.starts_with("server.tls.reload_check_seconds:")) << r.error().message;
+  r = load("server:\n  tls: { cert: c }\n");
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().message.starts_with("server.tls.cert:")) << r.error().message;
+}
+
 TEST_F(ConfigTest, EmptyConfigGivesEmbeddedDefaults) {
   auto r = load("");
   ASSERT_TRUE(r) << r.error().message;
