@@ -40,6 +40,19 @@ Result<void> write_ledger(Connection& c, std::int64_t user_id, std::int64_t delt
   return {};
 }
 
+// Marks a pending reservation settled and gives its amount back to the
+// user: the balance returned includes it, and the user row stays locked by
+// the update until the transaction ends, so no other writer overtakes the
+// caller's charge. kConflict "reservation_closed" when it was not pending.
+Result<Balance> close_reservation(Connection& c, const Reservation& r) {
+  auto done =
+      c.exec("UPDATE reservations SET state = 'settled' WHERE id = ? AND state = 'pending'", std::vector<Value>{r.id});
+  if (!done) return std::unexpected(done.error());
+  if (done->affected_rows != 1) return fail(ErrorCode::kConflict, "reservation already closed", "reservation_closed");
+  LLMD_TRY(c.exec("UPDATE users SET reserved = reserved - ? WHERE id = ?", std::vector<Value>{r.amount, r.user_id}));
+  return read_balance(c, r.user_id);
+}
+
 }  // namespace
 
 Accounts::Accounts(store::Database& db, std::string instance_id) : db_(db), instance_id_(std::move(instance_id)) {}
@@ -67,14 +80,7 @@ Result<Reservation> Accounts::reserve(std::int64_t user_id, std::int64_t amount,
 
 Result<Settled> Accounts::settle(const Reservation& r, const Charge& charge) {
   return db_.transaction<Settled>([&](Connection& c) -> Result<Settled> {
-    auto done = c.exec("UPDATE reservations SET state = 'settled' WHERE id = ? AND state = 'pending'",
-                       std::vector<Value>{r.id});
-    if (!done) return std::unexpected(done.error());
-    if (done->affected_rows != 1) return fail(ErrorCode::kConflict, "reservation already closed", "reservation_closed");
-    LLMD_TRY(c.exec("UPDATE users SET reserved = reserved - ? WHERE id = ?", std::vector<Value>{r.amount, r.user_id}));
-    // The reservation is released: what is available now includes it, and
-    // the row is locked by the update above until the transaction ends.
-    auto before = read_balance(c, r.user_id);
+    auto before = close_reservation(c, r);
     if (!before) return std::unexpected(before.error());
     const std::int64_t amount = std::clamp<std::int64_t>(charge.amount, 0, std::max<std::int64_t>(before->available(), 0));
     if (amount > 0) LLMD_TRY(write_ledger(c, r.user_id, -amount, charge));
@@ -88,14 +94,7 @@ Result<Settled> Accounts::settle_in_full(const Reservation& r, const Charge& cha
   if (charge.amount < 0) return fail(ErrorCode::kInvalidArgument, "negative charge");
   // Either outcome commits: a refusal must still release the reservation.
   auto outcome = db_.transaction<std::pair<bool, Settled>>([&](Connection& c) -> Result<std::pair<bool, Settled>> {
-    auto done = c.exec("UPDATE reservations SET state = 'settled' WHERE id = ? AND state = 'pending'",
-                       std::vector<Value>{r.id});
-    if (!done) return std::unexpected(done.error());
-    if (done->affected_rows != 1) return fail(ErrorCode::kConflict, "reservation already closed", "reservation_closed");
-    LLMD_TRY(c.exec("UPDATE users SET reserved = reserved - ? WHERE id = ?", std::vector<Value>{r.amount, r.user_id}));
-    // As in settle(): the update above holds the user row locked until the
-    // transaction ends, so this read cannot be overtaken by another writer.
-    auto before = read_balance(c, r.user_id);
+    auto before = close_reservation(c, r);
     if (!before) return std::unexpected(before.error());
     if (before->available() < charge.amount) {
       LLMD_TRY(c.exec("UPDATE reservations SET state = 'released' WHERE id = ?", std::vector<Value>{r.id}));
