@@ -9,6 +9,9 @@
 # -DLLMD_SYSTEM_LLAMA=ON uses an installed llama.cpp instead (find_package(llama), else pkg-config).
 #
 # Provides: llmd::llama (INTERFACE: headers + libllama, libggml, libggml-base),
+#           llmd::llama_common (INTERFACE: llama.cpp's common layer — chat templates and their Jinja
+#             engine, tool-call/reasoning parsers, JSON-schema grammars — the prebuilt
+#             libllama-common.so of the same release with its headers),
 #           llmd_llama_runtime (custom target copying the runtime libraries into bin/),
 #           LLMD_LLAMA_VOCAB_DIR (vocab-only GGUFs used by the test-model generator).
 
@@ -19,6 +22,9 @@ set(LLMD_LLAMA_VOCAB_DIR "${LLMD_ENGINE_DIR}/llama/vocab" CACHE PATH "Directory 
 
 add_library(llmd_llama INTERFACE)
 add_library(llmd::llama ALIAS llmd_llama)
+add_library(llmd_llama_common INTERFACE)
+add_library(llmd::llama_common ALIAS llmd_llama_common)
+target_link_libraries(llmd_llama_common INTERFACE llmd_llama)
 add_custom_target(llmd_llama_runtime)
 
 if(LLMD_SYSTEM_LLAMA)
@@ -39,6 +45,10 @@ if(LLMD_SYSTEM_LLAMA)
     find_library(LLMD_GGML_BASE_LIB ggml-base REQUIRED)
     target_link_libraries(llmd_llama INTERFACE ${LLMD_GGML_LIB} ${LLMD_GGML_BASE_LIB})
   endif()
+  find_library(LLMD_LLAMA_COMMON_LIB llama-common REQUIRED)
+  find_path(LLMD_LLAMA_COMMON_INCLUDE chat.h PATH_SUFFIXES llama/common common REQUIRED)
+  target_link_libraries(llmd_llama_common INTERFACE ${LLMD_LLAMA_COMMON_LIB})
+  target_include_directories(llmd_llama_common SYSTEM INTERFACE "${LLMD_LLAMA_COMMON_INCLUDE}")
   message(STATUS "llama.cpp: system installation")
   return()
 endif()
@@ -46,35 +56,45 @@ endif()
 set(LLMD_LLAMA_LIB_DIR "${LLMD_ENGINE_DIR}/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64"
     CACHE PATH "Directory of the prebuilt llama.cpp shared libraries")
 set(LLMD_LLAMA_INCLUDE_DIR "${LLMD_ENGINE_DIR}/llama/include" CACHE PATH "llama.cpp headers")
+set(LLMD_LLAMA_COMMON_INCLUDE_DIR "${LLMD_ENGINE_DIR}/llama/common" CACHE PATH "llama.cpp common-layer headers")
+set(LLMD_LLAMA_TEMPLATES_DIR "${LLMD_ENGINE_DIR}/llama/templates" CACHE PATH "llama.cpp's real model chat templates")
 
 set(_llmd_llama_libs
   "${LLMD_LLAMA_LIB_DIR}/libllama.v0.4.0.so"
   "${LLMD_LLAMA_LIB_DIR}/libggml.v0.4.0.so"
-  "${LLMD_LLAMA_LIB_DIR}/libggml-base.so")
-foreach(_f IN LISTS _llmd_llama_libs ITEMS "${LLMD_LLAMA_INCLUDE_DIR}/llama.h" "${LLMD_LLAMA_INCLUDE_DIR}/gguf.h")
+  "${LLMD_LLAMA_LIB_DIR}/libggml-base.so"
+  "${LLMD_LLAMA_LIB_DIR}/libllama-common.so")
+foreach(_f IN LISTS _llmd_llama_libs ITEMS "${LLMD_LLAMA_INCLUDE_DIR}/llama.h" "${LLMD_LLAMA_INCLUDE_DIR}/gguf.h"
+                                           "${LLMD_LLAMA_COMMON_INCLUDE_DIR}/chat.h")
   if(NOT EXISTS "${_f}")
     message(FATAL_ERROR "llama.cpp engine not installed (${_f} missing): run engine/install.sh "
                         "(or ./setup.sh), or configure with -DLLMD_SYSTEM_LLAMA=ON")
   endif()
 endforeach()
 
-foreach(_name IN ITEMS llama ggml ggml-base)
+foreach(_name IN ITEMS llama ggml ggml-base llama-common)
   list(POP_FRONT _llmd_llama_libs _path)
   add_library(llmd_llama_${_name} SHARED IMPORTED GLOBAL)
   get_filename_component(_soname "${_path}" NAME)
   set_target_properties(llmd_llama_${_name} PROPERTIES
     IMPORTED_LOCATION "${_path}"
     IMPORTED_SONAME "${_soname}")
-  target_link_libraries(llmd_llama INTERFACE llmd_llama_${_name})
+  if(_name STREQUAL "llama-common")
+    target_link_libraries(llmd_llama_common INTERFACE llmd_llama_${_name})
+  else()
+    target_link_libraries(llmd_llama INTERFACE llmd_llama_${_name})
+  endif()
 endforeach()
 # SYSTEM: warnings in llama.cpp's headers are not ours to fix.
 target_include_directories(llmd_llama SYSTEM INTERFACE "${LLMD_LLAMA_INCLUDE_DIR}")
+target_include_directories(llmd_llama_common SYSTEM INTERFACE "${LLMD_LLAMA_COMMON_INCLUDE_DIR}")
 
 # Runtime libraries: the three above plus the CPU backend variants loaded at run time.
 file(GLOB _llmd_llama_runtime_files CONFIGURE_DEPENDS
   "${LLMD_LLAMA_LIB_DIR}/libllama.v0.4.0.so"
   "${LLMD_LLAMA_LIB_DIR}/libggml.v0.4.0.so"
   "${LLMD_LLAMA_LIB_DIR}/libggml-base.so"
+  "${LLMD_LLAMA_LIB_DIR}/libllama-common.so"
   "${LLMD_LLAMA_LIB_DIR}/libggml-cpu-*.so")
 set(_llmd_runtime_dir "${PROJECT_BINARY_DIR}/bin")
 set(_llmd_runtime_outputs "")

@@ -185,6 +185,7 @@ Result<void> write_f16_model(const TestModelOptions& o, const ArchInfo& a,
   gguf_set_val_str(g.get(), "general.name", ("llmd-test-" + s.arch).c_str());
   gguf_set_val_u32(g.get(), "general.file_type", LLAMA_FTYPE_MOSTLY_F16);
   gguf_set_val_u64(g.get(), "general.llmd.seed", o.seed);
+  if (!o.chat_template.empty()) gguf_set_val_str(g.get(), "tokenizer.chat_template", o.chat_template.c_str());
   gguf_set_val_u32(g.get(), key("context_length").c_str(), static_cast<uint32_t>(s.n_ctx_train));
   gguf_set_val_u32(g.get(), key("embedding_length").c_str(), static_cast<uint32_t>(s.n_embd));
   gguf_set_val_u32(g.get(), key("block_count").c_str(), static_cast<uint32_t>(s.n_layer));
@@ -247,6 +248,11 @@ TestModelShape qwen2_5_0_5b_shape() {
 std::filesystem::path default_vocab_dir() {
   if (const char* env = std::getenv("LLMD_VOCAB_DIR"); env != nullptr && *env != '\0') return env;
   return LLMD_DEFAULT_VOCAB_DIR;
+}
+
+std::filesystem::path default_templates_dir() {
+  if (const char* env = std::getenv("LLMD_TEMPLATES_DIR"); env != nullptr && *env != '\0') return env;
+  return default_vocab_dir().parent_path() / "templates";
 }
 
 Result<void> make_test_model(const TestModelOptions& o) {

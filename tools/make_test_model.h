@@ -40,11 +40,19 @@ struct TestModelOptions {
   // temporary beside `out` and quantized with llama_model_quantize.
   std::string quantize;
   int threads = 0;  // quantization threads; 0 = hardware concurrency
+  // tokenizer.chat_template to embed (Jinja text or a llama.cpp built-in
+  // name); empty: the vocab file's own.
+  std::string chat_template;
 };
 
 // Directory of ggml-vocab-*.gguf: $LLMD_VOCAB_DIR if set, else the
 // engine/llama/vocab directory this build was configured with.
 std::filesystem::path default_vocab_dir();
+
+// Directory of the real model chat templates of the llama.cpp release
+// (engine/llama/templates, *.jinja): $LLMD_TEMPLATES_DIR if set, else the
+// directory beside default_vocab_dir().
+std::filesystem::path default_templates_dir();
 
 // Writes the model. Errors: kInvalidArgument (unknown arch, inconsistent
 // shape, unknown quantization), kNotFound (vocab file missing), kInternal

@@ -2,12 +2,34 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 
 #include "app/commands.h"
 #include "tools/make_test_model.h"
 
 namespace llmd::app {
+namespace {
+
+// The template text make-test-model embeds: a file's content, a bundled
+// template by name, a built-in name as is, or nothing (the vocab's own).
+Result<std::string> test_model_template(const std::string& file, const std::string& name) {
+  if (!file.empty()) {
+    std::ifstream in(file, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) return fail(ErrorCode::kInvalidArgument, "cannot read " + file);
+    return text;
+  }
+  if (name.empty()) return std::string();
+  const auto bundled = tools::default_templates_dir() / (name + ".jinja");
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(bundled, ec)) return test_model_template(bundled.string(), "");
+  return name;
+}
+
+}  // namespace
 
 void add_dev_command(CLI::App& root, CommandRunner& run) {
   auto* dev = root.add_subcommand("dev", "Developer tools");
@@ -37,8 +59,16 @@ void add_dev_command(CLI::App& root, CommandRunner& run) {
   make->add_option("--quantize", o->quantize, "Quantize with llama_model_quantize, e.g. Q4_K_M, Q8_0");
   make->add_option("--threads", o->threads, "Quantization threads (0 = all cores)");
   make->add_option("--vocab-dir", *vocab_dir, "Directory of ggml-vocab-*.gguf (default: engine/llama/vocab)");
+  auto template_file = std::make_shared<std::string>();
+  auto template_name = std::make_shared<std::string>();
+  make->add_option("--chat-template-file", *template_file, "Embed this Jinja chat template")
+      ->check(CLI::ExistingFile);
+  make->add_option("--chat-template", *template_name,
+                   "Embed a template: the name of one in engine/llama/templates (e.g. Qwen-Qwen3-0.6B) or a "
+                   "llama.cpp built-in name (chatml, llama3, ...)");
 
-  make->callback([&run, o, shape_name, vocab_dir, out, layers, embd, heads, kv_heads, ff, ctx] {
+  make->callback([&run, o, shape_name, vocab_dir, out, layers, embd, heads, kv_heads, ff, ctx, template_file,
+                  template_name] {
     if (*shape_name == "qwen2.5-0.5b") {
       // The preset, then any explicit shape flag on top of it.
       const tools::TestModelShape given = o->shape;
@@ -52,7 +82,13 @@ void add_dev_command(CLI::App& root, CommandRunner& run) {
     }
     o->out = *out;
     o->vocab_dir = *vocab_dir;
-    run = [o]() -> int {
+    run = [o, template_file, template_name]() -> int {
+      if (auto t = test_model_template(*template_file, *template_name); !t) {
+        std::fprintf(stderr, "llmd: %s\n", t.error().message.c_str());
+        return 2;
+      } else {
+        o->chat_template = std::move(*t);
+      }
       auto r = tools::make_test_model(*o);
       if (!r) {
         std::fprintf(stderr, "llmd: %s\n", r.error().message.c_str());

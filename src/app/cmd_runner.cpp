@@ -9,7 +9,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <thread>
 
@@ -76,6 +78,14 @@ int run_runner(RunnerFlags f) {
     if (const char* k = std::getenv("LLMD_RUNNER_API_KEY")) f.api_key = k;
   }
   f.config.build_info = "llmd " + std::string(kVersion);
+  if (!f.config.chat_template.empty()) {
+    // --chat-template FILE: the template's text (a name is used as is).
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(f.config.chat_template, ec)) {
+      std::ifstream in(f.config.chat_template, std::ios::binary);
+      f.config.chat_template.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+  }
 
   observe::Logger log(level, observe::LogFormat::kJson);
   observe::Registry metrics;
@@ -156,7 +166,7 @@ void add_runner_command(CLI::App& root, CommandRunner& run) {
   cmd->add_option("--api-key", f->api_key, "Require Authorization: Bearer KEY (or set LLMD_RUNNER_API_KEY)");
   cmd->add_option("--api-key-file", f->api_key_file, "Read the key for --api-key from the first line of this file");
   cmd->add_option("-a,--alias", c.alias, "Model name in responses (default: the file name)");
-  cmd->add_option("--chat-template", c.chat_template, "Chat template override: a built-in name (chatml, llama3, ...)");
+  cmd->add_option("--chat-template", c.chat_template, "Chat template override: a Jinja template file, or a llama.cpp built-in name (chatml, llama3, ...)");
   cmd->add_flag("--embeddings", c.engine.embeddings, "Serve /v1/embeddings instead of completions");
   cmd->add_option("--pooling", f->pooling, "Embedding pooling (default: the model's)")
       ->check(CLI::IsMember({"mean", "cls", "last"}));

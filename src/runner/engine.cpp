@@ -345,7 +345,9 @@ void Engine::Impl::sample_and_emit(Slot& s) {
   call_on_progress(t, Usage{static_cast<int>(t.request.prompt_tokens.size()), s.n_cached, s.n_decoded});
 
   if (model->is_eog(token) && !t.request.ignore_eos) return finish(s, FinishReason::kStop);
-  const std::string out = s.stream->push(model->token_to_piece(token));
+  const auto& keep = t.request.preserved_tokens;
+  const bool special = std::find(keep.begin(), keep.end(), token) != keep.end();
+  const std::string out = s.stream->push(model->token_to_piece(token, special));
   if (!call_on_text(t, out)) {
     t.cancelled.store(true);
     return finish(s, FinishReason::kCancelled);
@@ -496,8 +498,9 @@ Result<RequestHandle> Engine::submit(GenerateRequest request, GenerateCallbacks 
       return fail(ErrorCode::kInvalidArgument, "stop strings must be 1..1024 bytes");
     }
   }
-  auto sampler = Sampler::create(*model_, request.sampling);
+  auto sampler = Sampler::create(*model_, request.sampling, n_ctx_slot_);
   if (!sampler) return fail(sampler.error());
+  sampler->accept_context(prompt);
 
   auto task = std::make_shared<Task>();
   task->request = std::move(request);

@@ -61,6 +61,9 @@ struct GenerateRequest {
   std::vector<std::string> stop;  // stop strings; not included in the output
   bool cache_prompt = true;       // reuse a slot's cached prefix of this prompt
   bool ignore_eos = false;        // keep generating past end-of-generation (benchmarks)
+  // Special tokens written into the text (tool-call and thinking markers a
+  // chat parser reads back); other special tokens are not rendered.
+  std::vector<llama_token> preserved_tokens;
 };
 
 struct Usage {

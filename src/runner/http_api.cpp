@@ -8,7 +8,6 @@
 
 #include "http/errors.h"
 #include "http/sse.h"
-#include "runner/chat_template.h"
 #include "runner/completion_channel.h"
 #include "runner/openai.h"
 
@@ -31,40 +30,89 @@ Response error_reply(const Error& e, const RequestContext& ctx) { return http::e
 
 int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 
-// Formats a chat request's messages into the prompt with the model's (or the
-// configured) template. The template may already start with BOS; then the
-// tokenizer must not add a second one.
+// The tokens of the template's generation prompt, as llama.cpp feeds them to
+// a tool-call grammar (a leading space token the tokenizer adds is skipped).
+std::vector<llama_token> generation_prompt_tokens(const Model& model, const std::string& text) {
+  auto tokens = model.tokenize(text, /*add_special=*/false, /*parse_special=*/true);
+  if (!tokens || tokens->empty()) return {};
+  std::vector<llama_token> out = std::move(*tokens);
+  const std::string first = model.token_to_piece(out.front(), true);
+  if (!first.empty() && std::isspace(static_cast<unsigned char>(first[0])) != 0 && !text.empty() &&
+      std::isspace(static_cast<unsigned char>(text[0])) == 0) {
+    out.erase(out.begin());
+  }
+  return out;
+}
+
+// Renders a chat request with the model's (or the configured) template and
+// sets what the engine needs: prompt, grammar (the template layer's for tools,
+// else the caller's), stops and the markers the parser reads back. The
+// template may already start with BOS; then the tokenizer must not add a second.
 Result<void> format_chat_prompt(const RunnerService& svc, ParsedGenerate& p) {
-  auto prompt = apply_chat_template(svc.model(), p.messages, svc.config().chat_template);
-  if (!prompt) return fail(prompt.error());
-  p.request.prompt = std::move(*prompt);
-  const llama_vocab* vocab = svc.model().vocab();
+  // A caller's grammar (json_schema, response_format) applies from the first
+  // token: a thinking model is asked not to think, so its answer is the JSON.
+  if (!p.chat.grammar.empty()) {
+    p.chat.enable_thinking = false;
+    p.chat.template_kwargs["enable_thinking"] = "false";
+  }
+  auto rendered = svc.templates().apply(p.chat);
+  if (!rendered) return fail(rendered.error());
+  const Model& model = svc.model();
+  GenerateRequest& r = p.request;
+  r.prompt = rendered->prompt;
+  if (!rendered->grammar.empty()) {
+    r.sampling.grammar = rendered->grammar;
+    r.sampling.grammar_lazy = rendered->grammar_lazy;
+    r.sampling.grammar_trigger_patterns = rendered->trigger_patterns;
+    r.sampling.grammar_trigger_tokens = rendered->trigger_tokens;
+    if (!rendered->grammar_lazy) r.sampling.grammar_prefill = generation_prompt_tokens(model, rendered->generation_prompt);
+  } else {
+    r.sampling.grammar = p.chat.grammar;
+  }
+  r.preserved_tokens = rendered->preserved_tokens;
+  for (const auto& stop : rendered->additional_stops) {
+    if (std::find(r.stop.begin(), r.stop.end(), stop) == r.stop.end()) r.stop.push_back(stop);
+  }
+  const llama_vocab* vocab = model.vocab();
   const llama_token bos = llama_vocab_bos(vocab);
   if (bos != LLAMA_TOKEN_NULL && llama_vocab_get_add_bos(vocab)) {
-    const std::string piece = svc.model().token_to_piece(bos, /*render_special=*/true);
-    if (!piece.empty() && p.request.prompt.starts_with(piece)) p.request.add_special = false;
+    const std::string piece = model.token_to_piece(bos, /*render_special=*/true);
+    if (!piece.empty() && r.prompt.starts_with(piece)) r.add_special = false;
   }
+  p.rendered = std::move(*rendered);
   return {};
+}
+
+// logit_bias given as text: the bias applies to every token of the text.
+void resolve_text_logit_bias(const Model& model, ParsedGenerate& p) {
+  for (const auto& [text, bias] : p.logit_bias_text) {
+    auto tokens = model.tokenize(text, /*add_special=*/false, /*parse_special=*/false);
+    if (!tokens) continue;
+    for (const llama_token t : *tokens) p.request.sampling.logit_bias.emplace_back(t, bias);
+  }
 }
 
 Result<ParsedGenerate> parse_for(ApiKind kind, const Json& body, const RunnerService& svc) {
   const int n_ctx = svc.engine().n_ctx_slot();
+  Result<ParsedGenerate> p = fail(ErrorCode::kInternal, "unknown endpoint");
   switch (kind) {
-    case ApiKind::kChat: {
-      auto p = parse_chat_request(body, n_ctx);
-      if (!p) return p;
-      LLMD_TRY(format_chat_prompt(svc, *p));
-      return p;
-    }
-    case ApiKind::kTextCompletion: return parse_text_completion_request(body, n_ctx);
-    case ApiKind::kLlamaCompletion: return parse_llama_completion_request(body, n_ctx);
+    case ApiKind::kChat: p = parse_chat_request(body, n_ctx); break;
+    case ApiKind::kTextCompletion: p = parse_text_completion_request(body, n_ctx); break;
+    case ApiKind::kLlamaCompletion: p = parse_llama_completion_request(body, n_ctx); break;
   }
-  return fail(ErrorCode::kInternal, "unknown endpoint");
+  if (!p) return p;
+  resolve_text_logit_bias(svc.model(), *p);
+  if (kind == ApiKind::kChat) LLMD_TRY(format_chat_prompt(svc, *p));
+  return p;
 }
 
-Json final_body(ApiKind kind, const ResponseMeta& meta, const Completion& c) {
-  switch (kind) {
-    case ApiKind::kChat: return chat_completion_json(meta, c);
+Json final_body(const ParsedGenerate& p, const ResponseMeta& meta, const Completion& c) {
+  switch (p.kind) {
+    case ApiKind::kChat: {
+      ChatOutputParser parser(p.rendered);
+      parser.feed(c.text);
+      return chat_completion_json(meta, c, parser.finish());
+    }
     case ApiKind::kTextCompletion: return text_completion_json(meta, c);
     case ApiKind::kLlamaCompletion: return llama_completion_json(meta, c);
   }
@@ -73,7 +121,7 @@ Json final_body(ApiKind kind, const ResponseMeta& meta, const Completion& c) {
 
 Json text_chunk(ApiKind kind, const ResponseMeta& meta, std::string_view text, bool usage_null) {
   switch (kind) {
-    case ApiKind::kChat: return chat_chunk_json(meta, text, false, std::nullopt, usage_null);
+    case ApiKind::kChat: return chat_chunk_json(meta, Json::object(), std::nullopt, usage_null);
     case ApiKind::kTextCompletion: return text_chunk_json(meta, text, std::nullopt, usage_null);
     case ApiKind::kLlamaCompletion: return llama_chunk_json(text);
   }
@@ -86,23 +134,35 @@ std::string stream_error(const Error& e, const RequestContext& ctx) {
                     {{"code", std::string(e.reason_or_default())}, {"message", e.message}, {"request_id", ctx.request_id}}}});
 }
 
-// Streams a submitted generation as server-sent events. Cancels the engine
+// Streams a submitted generation as server-sent events. A chat stream goes
+// through the template's parser: content, reasoning and tool-call pieces
+// become OpenAI deltas as soon as they are unambiguous. Cancels the engine
 // request the moment the client is gone.
-net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& svc, ApiKind kind,
-                                           const ResponseMeta& meta, bool include_usage, bool timings_per_token,
-                                           CompletionChannel& channel, RequestHandle handle) {
+net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& svc, const ParsedGenerate& p,
+                                           const ResponseMeta& meta, CompletionChannel& channel,
+                                           RequestHandle handle) {
   http::SseWriter sse(ctx);
+  const ApiKind kind = p.kind;
   const bool openai = kind != ApiKind::kLlamaCompletion;
-  const bool usage_null = openai && include_usage;
+  const bool usage_null = openai && p.include_usage;
+  std::optional<ChatOutputParser> parser;
+  if (kind == ApiKind::kChat) parser.emplace(p.rendered);
   std::optional<Usage> so_far;
   auto with_timings = [&](Json chunk) {
-    if (timings_per_token && so_far) chunk["timings"] = progress_timings_json(*so_far);
+    if (p.timings_per_token && so_far) chunk["timings"] = progress_timings_json(*so_far);
     return chunk;
   };
+  auto delta_events = [&](const std::vector<ChatDelta>& deltas) {
+    std::vector<std::string> events;
+    for (const auto& d : deltas) {
+      events.push_back(dump(with_timings(chat_chunk_json(meta, delta_json(d), std::nullopt, usage_null))));
+    }
+    return events;
+  };
+  const std::string first_chunk =
+      dump(chat_chunk_json(meta, Json{{"role", "assistant"}, {"content", ""}}, std::nullopt, usage_null));
   bool alive = co_await sse.open();
-  if (alive && kind == ApiKind::kChat) {
-    alive = co_await sse.send(dump(chat_chunk_json(meta, "", true, std::nullopt, usage_null)));
-  }
+  if (alive && kind == ApiKind::kChat) alive = co_await sse.send(first_chunk);
   while (alive) {
     auto ev = co_await channel.next(kStreamHeartbeat);
     if (ev.timed_out) {
@@ -110,9 +170,19 @@ net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& s
       continue;
     }
     if (ev.progress) so_far = ev.progress;
-    if (!ev.text.empty() || (timings_per_token && ev.progress && !ev.done)) {
-      // With timings_per_token the first event after the prompt is evaluated
-      // goes out even before any text can: the prompt's size is then known.
+    // With timings_per_token the first event after the prompt is evaluated
+    // goes out even before any text can: the prompt's size is then known.
+    const bool progress_only = p.timings_per_token && ev.progress && !ev.done;
+    if (parser) {
+      const auto events = delta_events(ev.text.empty() ? std::vector<ChatDelta>{} : parser->feed(ev.text));
+      for (const auto& e : events) {
+        alive = co_await sse.send(e);
+        if (!alive) break;
+      }
+      if (events.empty() && progress_only) {
+        alive = co_await sse.send(dump(with_timings(text_chunk(kind, meta, "", usage_null))));
+      }
+    } else if (!ev.text.empty() || progress_only) {
       alive = co_await sse.send(dump(with_timings(text_chunk(kind, meta, ev.text, usage_null))));
     }
     if (!alive || !ev.done) continue;
@@ -124,7 +194,16 @@ net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& s
     svc.observe_completion(c);
     so_far = c.usage;
     if (kind == ApiKind::kChat) {
-      alive = co_await sse.send(dump(with_timings(chat_chunk_json(meta, "", false, c.finish, usage_null))));
+      std::vector<ChatDelta> rest;
+      const ChatReply reply = parser->finish(&rest);
+      for (const auto& e : delta_events(rest)) {
+        alive = co_await sse.send(e);
+        if (!alive) break;
+      }
+      if (alive) {
+        alive = co_await sse.send(dump(with_timings(
+            chat_chunk_json(meta, Json::object(), openai_finish_reason(c.finish, reply), usage_null))));
+      }
     } else if (kind == ApiKind::kTextCompletion) {
       alive = co_await sse.send(dump(with_timings(text_chunk_json(meta, "", c.finish, usage_null))));
     } else {
@@ -133,7 +212,7 @@ net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& s
       last["content"] = "";
       alive = co_await sse.send(dump(last));
     }
-    if (alive && openai && include_usage) {
+    if (alive && openai && p.include_usage) {
       alive = co_await sse.send(dump(usage_chunk_json(
           meta, kind == ApiKind::kChat ? "chat.completion.chunk" : "text_completion", c.usage)));
     }
@@ -150,32 +229,32 @@ net::awaitable<Response> serve_generation(RequestContext& ctx, RunnerService& sv
                                           ApiKind kind) {
   auto body = parse_json_body(ctx.request.body);
   if (!body) co_return error_reply(body.error(), ctx);
-  auto parsed = parse_for(kind, *body, svc);
+  // Rendering a template and compiling a grammar are CPU work: off the I/O thread.
+  auto parsed = co_await pool.run([&body, &kind, &svc] { return parse_for(kind, *body, svc); });
   if (!parsed) co_return error_reply(parsed.error(), ctx);
 
   ResponseMeta meta;
   meta.id = make_response_id(kind == ApiKind::kChat ? "chatcmpl-" : "cmpl-");
   meta.created = unix_now();
   meta.model = svc.alias();
+  meta.system_fingerprint = svc.fingerprint();
   const bool stream = parsed->stream;
 
   auto channel = CompletionChannel::create(co_await net::this_coro::executor);
+  GenerateRequest request = parsed->request;
   // Tokenizing a long prompt and compiling a grammar are CPU work: off the I/O thread.
-  auto handle = co_await pool.run([&svc, &parsed, &channel, stream] {
-    return svc.engine().submit(std::move(parsed->request), channel->callbacks(stream));
+  auto handle = co_await pool.run([&svc, &request, &channel, stream] {
+    return svc.engine().submit(std::move(request), channel->callbacks(stream));
   });
   if (!handle) co_return error_reply(handle.error(), ctx);
 
-  if (stream) {
-    co_return co_await stream_generation(ctx, svc, kind, meta, parsed->include_usage, parsed->timings_per_token,
-                                         *channel, std::move(*handle));
-  }
+  if (stream) co_return co_await stream_generation(ctx, svc, *parsed, meta, *channel, std::move(*handle));
   while (true) {
     auto ev = co_await channel->next(std::chrono::hours(24));
     if (!ev.done) continue;
     if (!*ev.done) co_return error_reply(ev.done->error(), ctx);
     svc.observe_completion(**ev.done);
-    co_return json_reply(200, final_body(kind, meta, **ev.done));
+    co_return json_reply(200, final_body(*parsed, meta, **ev.done));
   }
 }
 
@@ -211,7 +290,8 @@ Json props_json(const RunnerService& svc) {
               {"model_alias", svc.alias()},
               {"n_ctx", svc.engine().n_ctx_slot()},
               {"total_slots", opts.n_parallel},
-              {"chat_template", effective_chat_template(svc.model(), svc.config().chat_template)},
+              {"chat_template", svc.templates().source()},
+              {"chat_template_caps", svc.templates().capabilities()},
               {"embeddings", opts.embeddings},
               {"build_info", svc.config().build_info},
               {"is_loading", false},
@@ -282,8 +362,17 @@ Result<void> RunnerService::load() {
   if (!model) return fail(model.error());
   auto engine = Engine::create(*model, config_.engine);
   if (!engine) return fail(engine.error());
+  auto templates = ChatTemplates::create(**model, config_.chat_template);
+  if (!templates) {
+    // A template llama.cpp's Jinja engine cannot parse: serve with ChatML
+    // rather than not at all, and say so.
+    log_.warn("the chat template does not parse; using ChatML", {{"error", templates.error().message}});
+    templates = ChatTemplates::create(**model, "chatml");
+    if (!templates) return fail(templates.error());
+  }
   model_ = std::move(*model);
   engine_ = std::move(*engine);
+  templates_.emplace(std::move(*templates));
   loaded_at_ = unix_now();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   metrics_.gauge("llmd_runner_model_load_seconds", "Time the model took to load").with({}).set(seconds);
@@ -295,6 +384,11 @@ Result<void> RunnerService::load() {
                              {"threads", engine_->options().n_threads},
                              {"load_seconds", seconds}});
   return {};
+}
+
+std::string RunnerService::fingerprint() const {
+  std::string fp = "fp_" + std::to_string(std::hash<std::string>{}(config_.build_info + '\n' + config_.model_path));
+  return fp;
 }
 
 void RunnerService::observe_completion(const Completion& c) {
@@ -376,9 +470,9 @@ void add_runner_routes(http::Router& router, RunnerService& svc, http::WorkerPoo
     if (!body) co_return error_reply(body.error(), ctx);
     auto parsed = parse_chat_request(*body, svc.engine().n_ctx_slot());
     if (!parsed) co_return error_reply(parsed.error(), ctx);
-    auto prompt = apply_chat_template(svc.model(), parsed->messages, svc.config().chat_template);
-    if (!prompt) co_return error_reply(prompt.error(), ctx);
-    co_return json_reply(200, Json{{"prompt", *prompt}});
+    auto rendered = svc.templates().apply(parsed->chat);
+    if (!rendered) co_return error_reply(rendered.error(), ctx);
+    co_return json_reply(200, Json{{"prompt", rendered->prompt}});
   });
 }
 

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "core/error.h"
@@ -21,6 +22,7 @@
 #include "http/worker_pool.h"
 #include "observe/log.h"
 #include "observe/metrics.h"
+#include "runner/chat.h"
 #include "runner/engine.h"
 #include "runner/model.h"
 
@@ -29,7 +31,9 @@ namespace llmd::runner {
 struct RunnerConfig {
   std::string model_path;
   std::string alias;          // name in /v1/models and responses; default: the file's stem
-  std::string chat_template;  // override (built-in name or template text); empty: the model's own
+  // Override: a llama.cpp built-in name (chatml, llama3, ...) or Jinja
+  // template text; empty: the model's own.
+  std::string chat_template;
   std::string build_info;     // e.g. "llmd 0.1.0", shown in /props
   ModelOptions model;
   EngineOptions engine;
@@ -54,9 +58,13 @@ class RunnerService {
   // Preconditions: ready().
   const Model& model() const { return *model_; }
   Engine& engine() const { return *engine_; }
+  // The chat template layer (the model's template, or the configured override).
+  const ChatTemplates& templates() const { return *templates_; }
   const RunnerConfig& config() const { return config_; }
   const std::string& alias() const { return config_.alias; }
   int64_t loaded_at() const { return loaded_at_; }  // Unix seconds
+  // OpenAI's system_fingerprint: the build and the model file.
+  std::string fingerprint() const;
 
   // Records a finished generation in the metrics (tokens/s, time to first token).
   void observe_completion(const Completion& c);
@@ -71,6 +79,7 @@ class RunnerService {
   observe::Logger log_;
   std::shared_ptr<Model> model_;    // set by load() before ready_
   std::unique_ptr<Engine> engine_;  // set by load() before ready_
+  std::optional<ChatTemplates> templates_;  // set by load() before ready_
   std::atomic<bool> ready_{false};
   int64_t loaded_at_ = 0;
   observe::Gauge* tokens_per_second_ = nullptr;

@@ -175,20 +175,6 @@ Result<void> refuse_unsupported(const Fields& f) {
     auto n = f.integer(key, 1, 1);
     if (!n) return bad(std::string(key) + " must be 1 (one choice per request)", "unsupported_parameter");
   }
-  for (const char* key : {"presence_penalty", "frequency_penalty", "repeat_penalty"}) {
-    const Json* v = f.get(key);
-    if (v == nullptr) continue;
-    const double neutral = std::strcmp(key, "repeat_penalty") == 0 ? 1.0 : 0.0;
-    if (!v->is_number() || v->get<double>() != neutral) {
-      return bad(std::string(key) + " is not supported by this runner", "unsupported_parameter");
-    }
-  }
-  for (const char* key : {"tools", "functions", "logit_bias"}) {
-    const Json* v = f.get(key);
-    if (v != nullptr && !v->empty()) {
-      return bad(std::string(key) + " is not supported by this runner", "unsupported_parameter");
-    }
-  }
   if (const Json* v = f.get("suffix"); v != nullptr && !(v->is_string() && v->get<std::string>().empty())) {
     return bad("suffix is not supported by this runner", "unsupported_parameter");
   }
@@ -197,6 +183,81 @@ Result<void> refuse_unsupported(const Fields& f) {
   } else if (echo->value_or(false)) {
     return bad("echo is not supported by this runner", "unsupported_parameter");
   }
+  return {};
+}
+
+// logit_bias: OpenAI's {"<token id>": bias} or llama-server's
+// [[token id or text, bias or false]]; false bans the token(s). Text entries
+// are tokenized later (they need the model).
+Result<void> parse_logit_bias(const Json* v, ParsedGenerate& out) {
+  if (v == nullptr) return {};
+  auto bias_of = [](const Json& b) -> Result<float> {
+    if (b.is_boolean() && !b.get<bool>()) return -INFINITY;
+    if (!b.is_number()) return bad("logit_bias values must be numbers (or false to ban)");
+    const double d = b.get<double>();
+    if (!std::isfinite(d) || d < -100 || d > 100) return bad("logit_bias values must be in [-100, 100]");
+    // OpenAI: -100 bans the token in practice.
+    return d <= -100 ? -INFINITY : static_cast<float>(d);
+  };
+  auto add = [&](const Json& key, const Json& b) -> Result<void> {
+    auto bias = bias_of(b);
+    if (!bias) return fail(bias.error());
+    if (key.is_number_integer()) {
+      const int64_t id = key.get<int64_t>();
+      if (id < 0 || id > INT32_MAX) return bad("invalid token id " + std::to_string(id) + " in logit_bias");
+      out.request.sampling.logit_bias.emplace_back(static_cast<llama_token>(id), *bias);
+    } else if (key.is_string()) {
+      out.logit_bias_text.emplace_back(key.get<std::string>(), *bias);
+    } else {
+      return bad("logit_bias keys must be token ids or strings");
+    }
+    return {};
+  };
+  if (v->is_object()) {
+    if (v->size() > 1024) return bad("logit_bias accepts at most 1024 entries");
+    for (const auto& [key, b] : v->items()) {
+      char* end = nullptr;
+      const long long id = std::strtoll(key.c_str(), &end, 10);
+      const bool numeric = !key.empty() && end != nullptr && *end == '\0';
+      LLMD_TRY(add(numeric ? Json(id) : Json(key), b));
+    }
+    return {};
+  }
+  if (v->is_array()) {
+    if (v->size() > 1024) return bad("logit_bias accepts at most 1024 entries");
+    for (const auto& e : *v) {
+      if (!e.is_array() || e.size() != 2) return bad("logit_bias entries must be [token, bias] pairs");
+      LLMD_TRY(add(e[0], e[1]));
+    }
+    return {};
+  }
+  return bad("logit_bias must be an object or an array of [token, bias] pairs");
+}
+
+// Penalties, DRY, XTC, typical, mirostat (llama-server's names and ranges).
+Result<void> parse_sampling_extras(const Fields& f, SamplingParams& s) {
+  LLMD_FIELD(f.number("typical_p", 0, 1), s.typical_p);
+  LLMD_FIELD(f.number("repeat_penalty", 0.01, 100), s.repeat_penalty);
+  LLMD_FIELD(f.number("frequency_penalty", -2, 2), s.frequency_penalty);
+  LLMD_FIELD(f.number("presence_penalty", -2, 2), s.presence_penalty);
+  LLMD_FIELD(f.integer("repeat_last_n", -1, 1 << 22), s.repeat_last_n);
+  LLMD_FIELD(f.number("dry_multiplier", 0, 100), s.dry_multiplier);
+  LLMD_FIELD(f.number("dry_base", 1, 100), s.dry_base);
+  LLMD_FIELD(f.integer("dry_allowed_length", 0, 1 << 20), s.dry_allowed_length);
+  LLMD_FIELD(f.integer("dry_penalty_last_n", -1, 1 << 22), s.dry_penalty_last_n);
+  if (const Json* b = f.get("dry_sequence_breakers")) {
+    if (!b->is_array() || b->size() > 64) return bad("dry_sequence_breakers must be an array of at most 64 strings");
+    s.dry_sequence_breakers.clear();
+    for (const auto& e : *b) {
+      if (!e.is_string() || e.get<std::string>().empty()) return bad("dry_sequence_breakers must be non-empty strings");
+      s.dry_sequence_breakers.push_back(e.get<std::string>());
+    }
+  }
+  LLMD_FIELD(f.number("xtc_probability", 0, 1), s.xtc_probability);
+  LLMD_FIELD(f.number("xtc_threshold", 0, 1), s.xtc_threshold);
+  LLMD_FIELD(f.integer("mirostat", 0, 2), s.mirostat);
+  LLMD_FIELD(f.number("mirostat_tau", 0, 100), s.mirostat_tau);
+  LLMD_FIELD(f.number("mirostat_eta", 0, 1), s.mirostat_eta);
   return {};
 }
 
@@ -211,6 +272,8 @@ Result<void> parse_common(const Json& body, int n_ctx_slot, std::initializer_lis
   LLMD_FIELD(f.number("top_p", 0, 1), s.top_p);
   LLMD_FIELD(f.number("min_p", 0, 1), s.min_p);
   LLMD_FIELD(f.integer("top_k", 0, 1'000'000), s.top_k);
+  LLMD_TRY(parse_sampling_extras(f, s));
+  LLMD_TRY(parse_logit_bias(f.get("logit_bias"), out));
   // seed: -1 (llama-server's "random") or a 32-bit value.
   std::optional<int64_t> seed;
   LLMD_FIELD(f.integer("seed", -1, UINT32_MAX), seed);
@@ -286,12 +349,11 @@ Result<void> parse_common(const Json& body, int n_ctx_slot, std::initializer_lis
   return {};
 }
 
-Result<std::string> message_content(const Json& content, std::size_t index) {
+// Checks a message's content: null, a string, or text parts.
+Result<void> check_message_content(const Json& content, std::size_t index) {
   const std::string where = "messages[" + std::to_string(index) + "].content";
-  if (content.is_null()) return std::string();
-  if (content.is_string()) return content.get<std::string>();
+  if (content.is_null() || content.is_string()) return {};
   if (!content.is_array()) return bad(where + " must be a string or an array of parts");
-  std::string text;
   for (const auto& part : content) {
     if (!part.is_object()) return bad(where + " parts must be objects");
     auto type = part.find("type");
@@ -300,9 +362,138 @@ Result<std::string> message_content(const Json& content, std::size_t index) {
     }
     auto t = part.find("text");
     if (t == part.end() || !t->is_string()) return bad(where + ": a text part needs a string text");
-    text += t->get<std::string>();
   }
-  return text;
+  return {};
+}
+
+Result<void> parse_messages(const Json& body, ChatInput& chat) {
+  auto msgs = body.find("messages");
+  if (msgs == body.end() || !msgs->is_array() || msgs->empty()) {
+    return bad("messages must be a non-empty array");
+  }
+  if (msgs->size() > kMaxMessages) return bad("at most " + std::to_string(kMaxMessages) + " messages");
+  for (std::size_t i = 0; i < msgs->size(); ++i) {
+    const Json& m = (*msgs)[i];
+    const std::string at = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object()) return bad(at + " must be an object");
+    auto role = m.find("role");
+    if (role == m.end() || !role->is_string()) return bad(at + ".role must be a string");
+    const std::string r = role->get<std::string>();
+    if (r != "system" && r != "user" && r != "assistant" && r != "developer" && r != "tool" && r != "function") {
+      return bad(at + ".role must be system, user, assistant, developer or tool");
+    }
+    auto content = m.find("content");
+    LLMD_TRY(check_message_content(content == m.end() ? Json() : *content, i));
+    if (auto calls = m.find("tool_calls"); calls != m.end() && !calls->is_null() && !calls->is_array()) {
+      return bad(at + ".tool_calls must be an array");
+    }
+    Json copy = m;
+    if (r == "function") copy["role"] = "tool";  // legacy function result
+    chat.messages.push_back(std::move(copy));
+  }
+  return {};
+}
+
+// tools (or legacy functions) and tool_choice (or legacy function_call).
+Result<void> parse_tools(const Fields& f, ChatInput& chat) {
+  Json tools = Json::array();
+  if (const Json* t = f.get("tools")) {
+    if (!t->is_array()) return bad("tools must be an array");
+    for (const auto& tool : *t) {
+      if (!tool.is_object() || tool.value("type", "") != "function") {
+        return bad("tools entries must be {\"type\": \"function\", \"function\": {...}}", "unsupported_parameter");
+      }
+      auto fn = tool.find("function");
+      if (fn == tool.end() || !fn->is_object() || !fn->contains("name") || !(*fn)["name"].is_string()) {
+        return bad("tools[].function.name must be a string");
+      }
+      tools.push_back(tool);
+    }
+  } else if (const Json* fns = f.get("functions")) {
+    if (!fns->is_array()) return bad("functions must be an array");
+    for (const auto& fn : *fns) {
+      if (!fn.is_object() || !fn.contains("name") || !fn["name"].is_string()) {
+        return bad("functions[].name must be a string");
+      }
+      tools.push_back(Json{{"type", "function"}, {"function", fn}});
+    }
+  }
+  const Json* choice = f.get("tool_choice");
+  if (choice == nullptr) choice = f.get("function_call");
+  std::string named;
+  if (choice != nullptr) {
+    if (choice->is_string()) {
+      const auto c = choice->get<std::string>();
+      if (c == "auto") chat.tool_choice = ToolChoice::kAuto;
+      else if (c == "none") chat.tool_choice = ToolChoice::kNone;
+      else if (c == "required") chat.tool_choice = ToolChoice::kRequired;
+      else return bad("tool_choice must be auto, none, required or {\"type\":\"function\",\"function\":{\"name\":...}}");
+    } else if (choice->is_object()) {
+      const Json* fn = choice->contains("function") ? &(*choice)["function"] : choice;  // function_call: {name}
+      if (!fn->is_object() || !fn->contains("name") || !(*fn)["name"].is_string()) {
+        return bad("tool_choice.function.name must be a string");
+      }
+      named = (*fn)["name"].get<std::string>();
+      chat.tool_choice = ToolChoice::kRequired;
+    } else {
+      return bad("tool_choice must be a string or an object");
+    }
+  }
+  if (!named.empty()) {
+    // A named choice: only that function is offered, and a call is forced.
+    Json only = Json::array();
+    for (const auto& t : tools) {
+      if (t["function"]["name"] == named) only.push_back(t);
+    }
+    if (only.empty()) return bad("tool_choice names " + named + ", which is not among the tools");
+    tools = std::move(only);
+  }
+  if (chat.tool_choice == ToolChoice::kRequired && tools.empty()) {
+    return bad("tool_choice requires tools");
+  }
+  if (!tools.empty()) chat.tools = std::move(tools);
+  LLMD_FIELD(f.boolean("parallel_tool_calls"), chat.parallel_tool_calls);
+  return {};
+}
+
+// chat_template_kwargs, enable_thinking, reasoning_effort, thinking budgets.
+Result<void> parse_template_switches(const Fields& f, ParsedGenerate& out) {
+  ChatInput& chat = out.chat;
+  if (const Json* kw = f.get("chat_template_kwargs")) {
+    if (!kw->is_object()) return bad("chat_template_kwargs must be an object");
+    for (const auto& [key, value] : kw->items()) chat.template_kwargs[key] = value.dump();
+  }
+  if (auto it = chat.template_kwargs.find("enable_thinking"); it != chat.template_kwargs.end()) {
+    if (it->second != "true" && it->second != "false") {
+      return bad("chat_template_kwargs.enable_thinking must be a boolean");
+    }
+    chat.enable_thinking = it->second == "true";
+  }
+  std::optional<bool> thinking;
+  LLMD_FIELD(f.boolean("enable_thinking"), thinking);
+  if (thinking) {
+    chat.enable_thinking = *thinking;
+    chat.template_kwargs["enable_thinking"] = *thinking ? "true" : "false";
+  }
+  std::optional<std::string> effort;
+  LLMD_FIELD(f.string("reasoning_effort"), effort);
+  if (effort) {
+    if (*effort != "none" && *effort != "minimal" && *effort != "low" && *effort != "medium" && *effort != "high") {
+      return bad("reasoning_effort must be none, minimal, low, medium or high");
+    }
+    if (*effort == "none") {
+      chat.enable_thinking = false;
+      chat.template_kwargs["enable_thinking"] = "false";
+    } else {
+      chat.template_kwargs["reasoning_effort"] = Json(*effort).dump();
+    }
+  }
+  for (const char* key : {"reasoning_budget_tokens", "thinking_budget_tokens"}) {
+    std::optional<int64_t> budget;
+    LLMD_FIELD(f.integer(key, -1, INT32_MAX), budget);
+    if (budget && *budget >= 0) out.reasoning_budget = static_cast<int>(*budget);
+  }
+  return {};
 }
 
 Result<void> parse_prompt(const Json& body, ParsedGenerate& out) {
@@ -380,27 +571,21 @@ Result<Json> parse_json_body(std::string_view body) {
 Result<ParsedGenerate> parse_chat_request(const Json& body, int n_ctx_slot) {
   ParsedGenerate out;
   out.kind = ApiKind::kChat;
-  auto msgs = body.find("messages");
-  if (msgs == body.end() || !msgs->is_array() || msgs->empty()) {
-    return bad("messages must be a non-empty array");
-  }
-  if (msgs->size() > kMaxMessages) return bad("at most " + std::to_string(kMaxMessages) + " messages");
-  for (std::size_t i = 0; i < msgs->size(); ++i) {
-    const Json& m = (*msgs)[i];
-    if (!m.is_object()) return bad("messages[" + std::to_string(i) + "] must be an object");
-    auto role = m.find("role");
-    if (role == m.end() || !role->is_string()) return bad("messages[" + std::to_string(i) + "].role must be a string");
-    const std::string r = role->get<std::string>();
-    if (r != "system" && r != "user" && r != "assistant" && r != "developer" && r != "tool") {
-      return bad("messages[" + std::to_string(i) + "].role must be system, user, assistant, developer or tool");
-    }
-    auto content_it = m.find("content");
-    auto content = message_content(content_it == m.end() ? Json() : *content_it, i);
-    if (!content) return fail(content.error());
-    // "developer" is OpenAI's newer name for the system role.
-    out.messages.push_back(ChatMessage{r == "developer" ? "system" : r, std::move(*content)});
-  }
+  LLMD_TRY(parse_messages(body, out.chat));
+  const Fields f(body);
+  LLMD_TRY(parse_tools(f, out.chat));
+  LLMD_TRY(parse_template_switches(f, out));
+  std::optional<bool> add_generation_prompt;
+  LLMD_FIELD(f.boolean("add_generation_prompt"), add_generation_prompt);
+  if (add_generation_prompt) out.chat.add_generation_prompt = *add_generation_prompt;
   LLMD_TRY(parse_common(body, n_ctx_slot, {"max_tokens", "max_completion_tokens", "n_predict"}, out));
+  // The reply constraint goes to the template layer (it decides where the
+  // grammar starts); tools bring their own grammar and cannot take another.
+  out.chat.grammar = std::move(out.request.sampling.grammar);
+  out.request.sampling.grammar.clear();
+  if (!out.chat.grammar.empty() && out.chat.tools.is_array() && out.chat.tool_choice != ToolChoice::kNone) {
+    return bad("grammar, json_schema or response_format cannot be combined with tools");
+  }
   return out;
 }
 
@@ -489,6 +674,11 @@ std::string_view openai_finish_reason(FinishReason reason) {
   return reason == FinishReason::kLength ? "length" : "stop";
 }
 
+std::string_view openai_finish_reason(FinishReason reason, const ChatReply& reply) {
+  if (reason == FinishReason::kStop && !reply.tool_calls.empty()) return "tool_calls";
+  return openai_finish_reason(reason);
+}
+
 Json usage_json(const Usage& u) {
   return Json{{"prompt_tokens", u.prompt_tokens},
               {"completion_tokens", u.completion_tokens},
@@ -504,15 +694,16 @@ Json progress_timings_json(const Usage& so_far) {
               {"predicted_n", so_far.completion_tokens}};
 }
 
-Json chat_completion_json(const ResponseMeta& meta, const Completion& c) {
+Json chat_completion_json(const ResponseMeta& meta, const Completion& c, const ChatReply& reply) {
   return Json{{"id", meta.id},
               {"object", "chat.completion"},
               {"created", meta.created},
               {"model", meta.model},
+              {"system_fingerprint", meta.system_fingerprint},
               {"choices", Json::array({Json{{"index", 0},
-                                            {"message", {{"role", "assistant"}, {"content", c.text}}},
+                                            {"message", reply_message_json(reply)},
                                             {"logprobs", nullptr},
-                                            {"finish_reason", openai_finish_reason(c.finish)}}})},
+                                            {"finish_reason", openai_finish_reason(c.finish, reply)}}})},
               {"usage", usage_json(c.usage)},
               {"timings", timings_from(c)}};
 }
@@ -543,19 +734,17 @@ Json llama_completion_json(const ResponseMeta& meta, const Completion& c) {
               {"timings", timings_from(c)}};
 }
 
-Json chat_chunk_json(const ResponseMeta& meta, std::string_view text, bool with_role,
-                     std::optional<FinishReason> finish, bool usage_null) {
-  Json delta = Json::object();
-  if (with_role) delta["role"] = "assistant";
-  if (!text.empty() || with_role) delta["content"] = std::string(text);
+Json chat_chunk_json(const ResponseMeta& meta, Json delta, std::optional<std::string_view> finish,
+                     bool usage_null) {
   Json j{{"id", meta.id},
          {"object", "chat.completion.chunk"},
          {"created", meta.created},
          {"model", meta.model},
+         {"system_fingerprint", meta.system_fingerprint},
          {"choices", Json::array({Json{{"index", 0},
                                        {"delta", std::move(delta)},
                                        {"logprobs", nullptr},
-                                       {"finish_reason", finish ? Json(openai_finish_reason(*finish)) : Json()}}})}};
+                                       {"finish_reason", finish ? Json(std::string(*finish)) : Json()}}})}};
   if (usage_null) j["usage"] = nullptr;
   return j;
 }

@@ -19,7 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "runner/chat_template.h"
+#include "runner/chat.h"
 #include "runner/engine.h"
 
 namespace llmd::runner {
@@ -34,9 +34,14 @@ enum class ApiKind { kChat, kTextCompletion, kLlamaCompletion };
 struct ParsedGenerate {
   ApiKind kind = ApiKind::kChat;
   // Prompt (text or tokens), sampling, max_tokens, stop. For kChat the prompt
-  // is empty: the caller formats `messages` with the model's template.
+  // is empty: the caller renders `chat` with the model's template.
   GenerateRequest request;
-  std::vector<ChatMessage> messages;  // kChat only
+  ChatInput chat;  // kChat only: messages, tools, template switches, reply constraint
+  ChatPrompt rendered;  // kChat only, once rendered: what the output parser needs
+  // Reasoning-token budget (reasoning_budget_tokens / thinking_budget_tokens); none: unlimited.
+  std::optional<int> reasoning_budget;
+  // logit_bias entries given as text: every token of the text gets the bias.
+  std::vector<std::pair<std::string, float>> logit_bias_text;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   // llama-server's timings_per_token: every streamed chunk carries
@@ -81,6 +86,8 @@ struct ResponseMeta {
   std::string id;       // "chatcmpl-..." / "cmpl-..."
   int64_t created = 0;  // Unix seconds
   std::string model;
+  // Identifies the runner build and model (OpenAI's system_fingerprint).
+  std::string system_fingerprint;
 };
 
 // A fresh response id with `prefix` ("chatcmpl-"). Thread-safe.
@@ -88,6 +95,8 @@ std::string make_response_id(std::string_view prefix);
 
 // "stop" or "length" (a cancelled request never gets a response body).
 std::string_view openai_finish_reason(FinishReason reason);
+// As above, "tool_calls" when the reply called a tool and was not cut short.
+std::string_view openai_finish_reason(FinishReason reason, const ChatReply& reply);
 
 Json usage_json(const Usage& usage);
 // llama-server's timings object (prompt_n, prompt_ms, predicted_per_second, ...).
@@ -97,15 +106,16 @@ Json timings_json(const Completion& c);
 // reports as cache_n, prompt_n (evaluated, cache excluded) and predicted_n.
 Json progress_timings_json(const Usage& so_far);
 
-// Non-streamed bodies.
-Json chat_completion_json(const ResponseMeta& meta, const Completion& c);
+// Non-streamed bodies. A chat reply carries the parsed message (content,
+// reasoning_content, tool_calls); finish_reason "tool_calls" when it called one.
+Json chat_completion_json(const ResponseMeta& meta, const Completion& c, const ChatReply& reply);
 Json text_completion_json(const ResponseMeta& meta, const Completion& c);
 Json llama_completion_json(const ResponseMeta& meta, const Completion& c);
 
 // Streamed chunks. `finish` set on the last content chunk; `usage_null` adds
 // "usage": null as OpenAI does when include_usage is on.
-Json chat_chunk_json(const ResponseMeta& meta, std::string_view text, bool with_role,
-                     std::optional<FinishReason> finish, bool usage_null);
+Json chat_chunk_json(const ResponseMeta& meta, Json delta, std::optional<std::string_view> finish,
+                     bool usage_null);
 Json text_chunk_json(const ResponseMeta& meta, std::string_view text,
                      std::optional<FinishReason> finish, bool usage_null);
 // The final include_usage chunk: empty choices, usage filled.

@@ -10,7 +10,7 @@
 #include <set>
 #include <thread>
 
-#include "runner/chat_template.h"
+#include "runner/chat.h"
 #include "unit/runner/test_models.h"
 
 namespace llmd::runner {
@@ -299,10 +299,13 @@ TEST(Engine, ShutdownCompletesPendingRequestsWithUnavailable) {
 TEST(Engine, ChatTemplatedPromptGeneratesAndReportsStats) {
   auto e = make_engine({.n_parallel = 2});
   ASSERT_TRUE(e);
-  const std::vector<ChatMessage> msgs{{"user", "你好"}};
-  auto prompt = apply_chat_template(e->model(), msgs);
+  auto templates = ChatTemplates::create(e->model());
+  ASSERT_TRUE(templates);
+  ChatInput input;
+  input.messages.push_back({{"role", "user"}, {"content", "你好"}});
+  auto prompt = templates->apply(input);
   ASSERT_TRUE(prompt);
-  auto r = e->generate(greedy(*prompt, 5));
+  auto r = e->generate(greedy(prompt->prompt, 5));
   ASSERT_TRUE(r);
   const auto s = e->stats();
   EXPECT_EQ(s.slots_total, 2);

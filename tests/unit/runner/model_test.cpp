@@ -4,7 +4,6 @@
 
 #include <fstream>
 
-#include "runner/chat_template.h"
 #include "support/test_support.h"
 #include "tools/make_test_model.h"
 #include "unit/runner/test_models.h"
@@ -102,38 +101,6 @@ TEST(Model, DetokenizeRejectsInvalidTokenIds) {
   EXPECT_EQ(m->detokenize(bad).error().code, ErrorCode::kInvalidArgument);
   const std::vector<llama_token> big{999999};
   EXPECT_EQ(m->detokenize(big).error().code, ErrorCode::kInvalidArgument);
-}
-
-TEST(ChatTemplate, Qwen2ModelTemplateRendersChatML) {
-  auto m = qwen2_model();
-  ASSERT_TRUE(m);
-  const std::vector<ChatMessage> msgs{{"system", "Be brief."}, {"user", "你好"}};
-  auto out = apply_chat_template(*m, msgs);
-  ASSERT_TRUE(out) << out.error().message;
-  EXPECT_EQ(*out,
-            "<|im_start|>system\nBe brief.<|im_end|>\n"
-            "<|im_start|>user\n你好<|im_end|>\n"
-            "<|im_start|>assistant\n");
-}
-
-TEST(ChatTemplate, ModelWithoutTemplateFallsBackToChatML) {
-  auto m = Model::load(testing::llama_model_path(), {.vocab_only = true});
-  ASSERT_TRUE(m);
-  const std::vector<ChatMessage> msgs{{"user", "hi"}};
-  EXPECT_EQ(apply_chat_template(**m, msgs).value(), "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
-}
-
-TEST(ChatTemplate, OverrideByNameAndUnknownTemplateIsAnError) {
-  auto m = qwen2_model();
-  ASSERT_TRUE(m);
-  const std::vector<ChatMessage> msgs{{"user", "hi"}};
-  auto llama3 = apply_chat_template(*m, msgs, "llama3");
-  ASSERT_TRUE(llama3);
-  EXPECT_NE(llama3->find("<|start_header_id|>user<|end_header_id|>"), std::string::npos);
-  auto bad = apply_chat_template(*m, msgs, "no-such-template");
-  ASSERT_FALSE(bad);
-  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
-  EXPECT_FALSE(apply_chat_template(*m, {}));
 }
 
 // ---- bad files

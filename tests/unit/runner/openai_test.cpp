@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace llmd::runner {
 namespace {
 
@@ -32,19 +34,82 @@ TEST(OpenAiParse, ChatRequestMapsSamplingFieldsAndStop) {
   EXPECT_EQ(r->request.stop, std::vector<std::string>{"END"});
   EXPECT_TRUE(r->stream);
   EXPECT_TRUE(r->include_usage);
-  ASSERT_EQ(r->messages.size(), 1u);
-  EXPECT_EQ(r->messages[0].content, "hi");
+  ASSERT_EQ(r->chat.messages.size(), 1u);
+  EXPECT_EQ(r->chat.messages[0]["content"], "hi");
 }
 
-TEST(OpenAiParse, TextPartsAreJoinedAndDeveloperIsSystem) {
+TEST(OpenAiParse, MessagesKeepTheirOpenAiShapeForTheTemplate) {
   Json body{{"messages", Json::array({Json{{"role", "developer"}, {"content", "rules"}},
                                       Json{{"role", "user"},
                                            {"content", Json::array({Json{{"type", "text"}, {"text", "a"}},
-                                                                    Json{{"type", "text"}, {"text", "b"}}})}}})}};
+                                                                    Json{{"type", "text"}, {"text", "b"}}})}},
+                                      Json{{"role", "function"}, {"name", "f"}, {"content", "42"}}})}};
   auto r = parse_chat_request(body, 512);
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->messages[0].role, "system");
-  EXPECT_EQ(r->messages[1].content, "ab");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->chat.messages[0]["role"], "developer");  // the template layer maps it
+  EXPECT_EQ(r->chat.messages[1]["content"].size(), 2u);
+  EXPECT_EQ(r->chat.messages[2]["role"], "tool");  // a legacy function result
+  Json image{{"messages", Json::array({Json{{"role", "user"},
+                                            {"content", Json::array({Json{{"type", "image_url"}}})}}})}};
+  EXPECT_EQ(parse_chat_request(image, 512).error().reason, "unsupported_parameter");
+}
+
+Json weather_tool(std::string name = "get_weather") {
+  return Json{{"type", "function"},
+              {"function",
+               {{"name", name},
+                {"parameters", {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}}}}}};
+}
+
+TEST(OpenAiParse, ToolsToolChoiceAndLegacyFunctions) {
+  auto r = parse_chat_request(chat_body({{"tools", Json::array({weather_tool(), weather_tool("other")})},
+                                         {"tool_choice", "required"}, {"parallel_tool_calls", false}}),
+                              512);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->chat.tools.size(), 2u);
+  EXPECT_EQ(r->chat.tool_choice, ToolChoice::kRequired);
+  EXPECT_EQ(r->chat.parallel_tool_calls, false);
+  // A named choice offers only that function, and forces a call.
+  auto named = parse_chat_request(
+      chat_body({{"tools", Json::array({weather_tool(), weather_tool("other")})},
+                 {"tool_choice", {{"type", "function"}, {"function", {{"name", "other"}}}}}}),
+      512);
+  ASSERT_TRUE(named) << named.error().message;
+  ASSERT_EQ(named->chat.tools.size(), 1u);
+  EXPECT_EQ(named->chat.tools[0]["function"]["name"], "other");
+  EXPECT_EQ(named->chat.tool_choice, ToolChoice::kRequired);
+  EXPECT_NE(chat_error({{"tools", Json::array({weather_tool()})},
+                        {"tool_choice", {{"type", "function"}, {"function", {{"name", "nope"}}}}}})
+                .message.find("nope"),
+            std::string::npos);
+  // Legacy functions + function_call map to tools + tool_choice.
+  auto legacy = parse_chat_request(chat_body({{"functions", Json::array({weather_tool()["function"]})},
+                                              {"function_call", {{"name", "get_weather"}}}}),
+                                   512);
+  ASSERT_TRUE(legacy) << legacy.error().message;
+  EXPECT_EQ(legacy->chat.tools[0]["type"], "function");
+  EXPECT_EQ(legacy->chat.tool_choice, ToolChoice::kRequired);
+  EXPECT_FALSE(parse_chat_request(chat_body({{"tools", Json::array({Json{{"type", "function"}}})}}), 512));
+  EXPECT_FALSE(parse_chat_request(chat_body({{"tool_choice", "sometimes"}}), 512));
+  EXPECT_FALSE(parse_chat_request(chat_body({{"tool_choice", "required"}}), 512));
+  // Tools bring their own grammar: a second constraint is refused.
+  EXPECT_FALSE(parse_chat_request(
+      chat_body({{"tools", Json::array({weather_tool()})}, {"response_format", {{"type", "json_object"}}}}), 512));
+}
+
+TEST(OpenAiParse, ThinkingSwitchesReachTheTemplate) {
+  auto off = parse_chat_request(chat_body({{"chat_template_kwargs", {{"enable_thinking", false}}}}), 512);
+  ASSERT_TRUE(off);
+  EXPECT_FALSE(off->chat.enable_thinking);
+  EXPECT_EQ(off->chat.template_kwargs.at("enable_thinking"), "false");
+  auto effort = parse_chat_request(chat_body({{"reasoning_effort", "high"}}), 512);
+  ASSERT_TRUE(effort);
+  EXPECT_EQ(effort->chat.template_kwargs.at("reasoning_effort"), "\"high\"");
+  auto none = parse_chat_request(chat_body({{"reasoning_effort", "none"}}), 512);
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->chat.enable_thinking);
+  EXPECT_FALSE(parse_chat_request(chat_body({{"reasoning_effort", "extreme"}}), 512));
+  EXPECT_FALSE(parse_chat_request(chat_body({{"chat_template_kwargs", {{"enable_thinking", "yes"}}}}), 512));
 }
 
 TEST(OpenAiParse, WrongTypesAndRangesNameTheField) {
@@ -59,10 +124,45 @@ TEST(OpenAiParse, WrongTypesAndRangesNameTheField) {
   EXPECT_NE(chat_error({{"stop", ""}}).message.find("stop"), std::string::npos);
 }
 
+TEST(OpenAiParse, PenaltiesDryXtcMirostatAndLogitBiasAreMapped) {
+  auto r = parse_chat_request(chat_body({{"presence_penalty", 0.5}, {"frequency_penalty", -0.5},
+                                         {"repeat_penalty", 1.3}, {"repeat_last_n", 32}, {"typical_p", 0.9},
+                                         {"dry_multiplier", 0.8}, {"dry_sequence_breakers", Json::array({"\n"})},
+                                         {"xtc_probability", 0.5}, {"xtc_threshold", 0.2}, {"mirostat", 2},
+                                         {"mirostat_tau", 4}, {"logit_bias", {{"15", -100}, {"7", 3}}}}),
+                              512);
+  ASSERT_TRUE(r) << r.error().message;
+  const auto& s = r->request.sampling;
+  EXPECT_FLOAT_EQ(s.presence_penalty, 0.5f);
+  EXPECT_FLOAT_EQ(s.frequency_penalty, -0.5f);
+  EXPECT_FLOAT_EQ(s.repeat_penalty, 1.3f);
+  EXPECT_EQ(s.repeat_last_n, 32);
+  EXPECT_FLOAT_EQ(s.typical_p, 0.9f);
+  EXPECT_FLOAT_EQ(s.dry_multiplier, 0.8f);
+  EXPECT_EQ(s.dry_sequence_breakers, std::vector<std::string>{"\n"});
+  EXPECT_FLOAT_EQ(s.xtc_probability, 0.5f);
+  EXPECT_EQ(s.mirostat, 2);
+  ASSERT_EQ(s.logit_bias.size(), 2u);
+  // -100 bans (OpenAI's documented meaning), other values add to the logit.
+  EXPECT_TRUE(std::isinf(s.logit_bias[0].second) && s.logit_bias[0].second < 0);
+  EXPECT_EQ(s.logit_bias[1], (std::pair<llama_token, float>{7, 3.0f}));
+  // llama-server's array form, with text entries resolved later against the vocabulary.
+  auto arr = parse_chat_request(chat_body({{"logit_bias", Json::array({Json::array({"Hello", false}),
+                                                                        Json::array({5, 2})})}}),
+                                512);
+  ASSERT_TRUE(arr) << arr.error().message;
+  ASSERT_EQ(arr->logit_bias_text.size(), 1u);
+  EXPECT_EQ(arr->logit_bias_text[0].first, "Hello");
+  for (const Json& extra : {Json{{"presence_penalty", 3}}, Json{{"repeat_penalty", 0}}, Json{{"mirostat", 3}},
+                            Json{{"logit_bias", {{"1", 101}}}}, Json{{"logit_bias", "x"}},
+                            Json{{"typical_p", 2}}, Json{{"xtc_probability", -1}}}) {
+    const Error e = chat_error(extra);
+    EXPECT_NE(e.message.find(extra.begin().key()), std::string::npos) << extra.dump() << " " << e.message;
+  }
+}
+
 TEST(OpenAiParse, UnsupportedFeaturesAreRefusedNotIgnored) {
-  for (const Json& extra : {Json{{"n_probs", 3}}, Json{{"logprobs", true}}, Json{{"n", 2}},
-                            Json{{"tools", Json::array({Json{{"type", "function"}}})}},
-                            Json{{"presence_penalty", 0.5}}, Json{{"logit_bias", {{"1", 5}}}}}) {
+  for (const Json& extra : {Json{{"n_probs", 3}}, Json{{"logprobs", true}}, Json{{"n", 2}}}) {
     EXPECT_EQ(chat_error(extra).reason, "unsupported_parameter") << extra.dump();
   }
   // Their neutral values are fine (clients send them by default).
@@ -70,16 +170,18 @@ TEST(OpenAiParse, UnsupportedFeaturesAreRefusedNotIgnored) {
 }
 
 TEST(OpenAiParse, ResponseFormatBecomesAGrammar) {
+  // A chat request's constraint goes to the template layer (ChatInput::grammar).
   auto obj = parse_chat_request(chat_body({{"response_format", {{"type", "json_object"}}}}), 512);
   ASSERT_TRUE(obj);
-  EXPECT_FALSE(obj->request.sampling.grammar.empty());
+  EXPECT_FALSE(obj->chat.grammar.empty());
+  EXPECT_TRUE(obj->request.sampling.grammar.empty());
   auto schema = parse_chat_request(
       chat_body({{"response_format",
                   {{"type", "json_schema"},
                    {"json_schema", {{"name", "x"}, {"schema", {{"type", "object"}, {"properties", {{"a", {{"type", "integer"}}}}}}}}}}}}),
       512);
   ASSERT_TRUE(schema) << schema.error().message;
-  EXPECT_NE(schema->request.sampling.grammar.find("root"), std::string::npos);
+  EXPECT_NE(schema->chat.grammar.find("root"), std::string::npos);
   EXPECT_TRUE(parse_chat_request(chat_body({{"response_format", {{"type", "text"}}}}), 512));
   EXPECT_FALSE(parse_chat_request(chat_body({{"response_format", {{"type", "json_schema"}}}}), 512));
 }
@@ -148,15 +250,25 @@ TEST(OpenAiShape, ChatCompletionAndChunks) {
   c.usage.prompt_tokens = 5;
   c.usage.completion_tokens = 3;
   const ResponseMeta meta{"chatcmpl-x", 1700000000, "tiny"};
-  const Json j = chat_completion_json(meta, c);
+  const Json j = chat_completion_json(meta, c, ChatReply{.content = "hello"});
   EXPECT_EQ(j["object"], "chat.completion");
   EXPECT_EQ(j["choices"][0]["message"]["content"], "hello");
+  EXPECT_FALSE(j["choices"][0]["message"].contains("tool_calls"));
   EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
   EXPECT_EQ(j["usage"]["total_tokens"], 8);
-  const Json first = chat_chunk_json(meta, "", true, std::nullopt, true);
+  // A reply that called a tool: content null, tool_calls, finish_reason tool_calls.
+  c.finish = FinishReason::kStop;
+  const ChatReply called{.reasoning_content = "think", .tool_calls = {{"call_1", "f", "{\"a\":1}"}}};
+  const Json t = chat_completion_json(meta, c, called);
+  EXPECT_TRUE(t["choices"][0]["message"]["content"].is_null());
+  EXPECT_EQ(t["choices"][0]["message"]["reasoning_content"], "think");
+  EXPECT_EQ(t["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
+  EXPECT_EQ(t["choices"][0]["message"]["tool_calls"][0]["type"], "function");
+  EXPECT_EQ(t["choices"][0]["finish_reason"], "tool_calls");
+  const Json first = chat_chunk_json(meta, Json{{"role", "assistant"}}, std::nullopt, true);
   EXPECT_EQ(first["choices"][0]["delta"]["role"], "assistant");
   EXPECT_TRUE(first["usage"].is_null());
-  const Json last = chat_chunk_json(meta, "", false, FinishReason::kStop, false);
+  const Json last = chat_chunk_json(meta, Json::object(), "stop", false);
   EXPECT_EQ(last["choices"][0]["finish_reason"], "stop");
   EXPECT_FALSE(last.contains("usage"));
   EXPECT_TRUE(usage_chunk_json(meta, "chat.completion.chunk", c.usage)["choices"].empty());
