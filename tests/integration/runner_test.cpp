@@ -9,16 +9,19 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "grammar/json_schema.h"
 #include "support/http.h"
 #include "support/process.h"
+#include "support/test_model.h"
 #include "support/test_support.h"
 
 namespace llmd::testing {
@@ -383,6 +386,13 @@ TEST_F(RunnerTest, InvalidParametersAre400AndTheRunnerKeepsServing) {
       {chat("x", 4, {{"n_probs", 5}}), "n_probs"},
       {chat("x", 4, {{"logprobs", true}}), "logprobs"},
       {chat("x", 4, {{"n", 3}}), "n"},
+      {chat("x", 4, {{"presence_penalty", 5}}), "presence_penalty"},
+      {chat("x", 4, {{"repeat_penalty", -1}}), "repeat_penalty"},
+      {chat("x", 4, {{"mirostat", 7}}), "mirostat"},
+      {chat("x", 4, {{"dry_multiplier", "lots"}}), "dry_multiplier"},
+      {chat("x", 4, {{"logit_bias", "x"}}), "logit_bias"},
+      {chat("x", 4, {{"tool_choice", "required"}}), "tool_choice"},
+      {chat("x", 4, {{"reasoning_effort", "max"}}), "reasoning_effort"},
       {chat("x", 4, {{"stop", 5}}), "stop"},
       {chat("x", 4, {{"stream", "yes"}}), "stream"},
       {chat("x", 4, {{"response_format", {{"type", "xml"}}}}), "response_format"},
@@ -457,6 +467,213 @@ TEST_F(RunnerTest, CurlOpenAIChatRequestWorks) {
   ASSERT_FALSE(j.is_discarded()) << out;
   EXPECT_EQ(j["object"], "chat.completion");
   EXPECT_TRUE(j["choices"][0]["message"]["content"].is_string());
+}
+
+// ---------------------------------------------------------------- sampling parameters
+
+// Token ids of `text` in the runner's vocabulary.
+std::vector<int> token_ids(int port, const std::string& text) {
+  std::vector<int> ids;
+  const json reply = body_json(post(port, "/tokenize", {{"content", text}}));
+  for (const auto& t : reply["tokens"]) ids.push_back(t.get<int>());
+  return ids;
+}
+
+TEST_F(RunnerTest, LogitBiasOfMinus100BansATokenAndPlus100ForcesIt) {
+  // Ban the greedy first token, then the next favourite, ...: each ban moves
+  // the greedy choice to a token not banned yet.
+  json ban = json::object();
+  std::set<int> banned;
+  for (int round = 0; round < 4; ++round) {
+    auto r = body_json(post(port(), "/v1/completions",
+                            {{"prompt", "tell me"}, {"max_tokens", 1}, {"temperature", 0}, {"logit_bias", ban}}));
+    const std::string piece = r["choices"][0]["text"];
+    const auto ids = token_ids(port(), piece);
+    ASSERT_EQ(ids.size(), 1u) << piece;
+    EXPECT_EQ(banned.count(ids[0]), 0u) << "banned token " << ids[0] << " was emitted";
+    banned.insert(ids[0]);
+    ban[std::to_string(ids[0])] = -100;
+  }
+  // llama-server's text form: every token of "{" pushed up, so it is all the model writes.
+  auto forced = body_json(post(port(), "/v1/chat/completions", chat("tell me", 5, {{"logit_bias", json::array({json::array({"{", 100})})}})));
+  EXPECT_EQ(forced["choices"][0]["message"]["content"], "{{{{{");
+}
+
+TEST_F(RunnerTest, PenaltiesChangeARepetitiveGreedyOutput) {
+  auto distinct = [&](const std::string& text) {
+    auto ids = token_ids(port(), text);
+    std::sort(ids.begin(), ids.end());
+    return std::unique(ids.begin(), ids.end()) - ids.begin();
+  };
+  const std::string plain = body_json(post(port(), "/v1/chat/completions", chat("again", 40)))["choices"][0]["message"]["content"];
+  // (A presence penalty of 2, OpenAI's maximum, is smaller than the random
+  // model's lead for its favourite token: it runs below, with the others.)
+  for (const json& extra : {json{{"frequency_penalty", 2}}, json{{"repeat_penalty", 3}, {"repeat_last_n", -1}},
+                            json{{"dry_multiplier", 5}, {"dry_allowed_length", 1},
+                                 {"dry_sequence_breakers", json::array({"@"})}}}) {
+    const std::string penalised =
+        body_json(post(port(), "/v1/chat/completions", chat("again", 40, extra)))["choices"][0]["message"]["content"];
+    EXPECT_NE(penalised, plain) << extra.dump();
+    EXPECT_GE(distinct(penalised), distinct(plain)) << extra.dump() << "\n" << plain << "\n" << penalised;
+  }
+  // The other samplers run (sampled, seeded: reproducible).
+  for (const json& extra : {json{{"presence_penalty", 2}}, json{{"typical_p", 0.5}},
+                            json{{"xtc_probability", 1}, {"xtc_threshold", 0.01}},
+                            json{{"mirostat", 1}}, json{{"mirostat", 2}, {"mirostat_tau", 3}}}) {
+    json body = chat("again", 10, extra);
+    body["temperature"] = 0.8;
+    body["seed"] = 11;
+    auto a = post(port(), "/v1/chat/completions", body);
+    auto b = post(port(), "/v1/chat/completions", body);
+    ASSERT_EQ(a->status, 200) << extra.dump() << a->body;
+    EXPECT_EQ(body_json(a)["choices"][0]["message"]["content"], body_json(b)["choices"][0]["message"]["content"])
+        << extra.dump();
+  }
+}
+
+// ---------------------------------------------------------------- real templates: tools and reasoning
+
+json weather_tools() {
+  return json::array({{{"type", "function"},
+                       {"function",
+                        {{"name", "get_weather"},
+                         {"description", "Current weather in a city"},
+                         {"parameters",
+                          {{"type", "object"},
+                           {"properties", {{"city", {{"type", "string"}, {"enum", {"Paris", "London"}}}}}},
+                           {"required", {"city"}}}}}}}});
+}
+
+// The Llama 3.1 template writes a call as a JSON object; the grammar lets the
+// model write text first, so the random-weight model is nudged to "{" and the
+// grammar does the rest.
+json forced_call(bool stream) {
+  json b{{"messages", json::array({{{"role", "user"}, {"content", "Weather in Paris?"}}})},
+         {"tools", weather_tools()},
+         {"tool_choice", "required"},
+         {"parallel_tool_calls", false},
+         {"logit_bias", json::array({json::array({"{", 100})})},
+         {"max_tokens", 200},
+         {"temperature", 0},
+         {"stream", stream}};
+  return b;
+}
+
+class ToolRunnerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    runner_ = new Runner(templated_test_model(kBinary, "meta-llama-Llama-3.1-8B-Instruct"),
+                         {"--ctx", "1024", "--parallel", "2", "--alias", "tools"});
+  }
+  static void TearDownTestSuite() {
+    delete runner_;
+    runner_ = nullptr;
+  }
+  void SetUp() override { ASSERT_TRUE(runner_->ready()) << runner_->log(); }
+  static int port() { return runner_->port(); }
+  static Runner* runner_;
+};
+Runner* ToolRunnerTest::runner_ = nullptr;
+
+TEST_F(ToolRunnerTest, PropsShowTheTemplateAndItsCapabilities) {
+  const json p = body_json(http_request(port(), "GET", "/props"));
+  EXPECT_NE(p["chat_template"].get<std::string>().find("<|start_header_id|>"), std::string::npos);
+  EXPECT_TRUE(p["chat_template_caps"]["supports_tools"].get<bool>());
+  EXPECT_TRUE(p["chat_template_caps"]["supports_tool_calls"].get<bool>());
+}
+
+TEST_F(ToolRunnerTest, ForcedToolCallIsParsedIntoToolCallsMatchingTheSchema) {
+  auto r = post(port(), "/v1/chat/completions", forced_call(false));
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json choice = body_json(r)["choices"][0];
+  EXPECT_EQ(choice["finish_reason"], "tool_calls") << r->body;
+  EXPECT_TRUE(choice["message"]["content"].is_null()) << r->body;
+  ASSERT_EQ(choice["message"]["tool_calls"].size(), 1u) << r->body;
+  const json call = choice["message"]["tool_calls"][0];
+  EXPECT_EQ(call["type"], "function");
+  EXPECT_TRUE(call["id"].get<std::string>().starts_with("call_"));
+  EXPECT_EQ(call["function"]["name"], "get_weather");
+  const json args = json::parse(call["function"]["arguments"].get<std::string>());
+  ASSERT_TRUE(args.is_object()) << call.dump();
+  EXPECT_TRUE(args["city"] == "Paris" || args["city"] == "London") << call.dump();
+}
+
+TEST_F(ToolRunnerTest, StreamedToolCallDeltasAssembleToTheSameCall) {
+  const json whole = body_json(post(port(), "/v1/chat/completions", forced_call(false)))["choices"][0]["message"];
+  auto r = post(port(), "/v1/chat/completions", forced_call(true));
+  ASSERT_TRUE(r && r->status == 200);
+  std::string id;
+  std::string name;
+  std::string arguments;
+  std::string finish;
+  std::string content;
+  for (const auto& data : sse_data(r->body)) {
+    if (data == "[DONE]") break;
+    const json chunk = json::parse(data);
+    const json& c = chunk["choices"][0];
+    if (!c["finish_reason"].is_null()) finish = c["finish_reason"];
+    if (c["delta"].contains("content") && c["delta"]["content"].is_string()) content += c["delta"]["content"];
+    if (!c["delta"].contains("tool_calls")) continue;
+    const json& d = c["delta"]["tool_calls"][0];
+    EXPECT_EQ(d["index"], 0);
+    if (d.contains("id")) id += d["id"].get<std::string>();
+    if (d["function"].contains("name")) name += d["function"]["name"].get<std::string>();
+    arguments += d["function"]["arguments"].get<std::string>();
+  }
+  EXPECT_EQ(finish, "tool_calls");
+  EXPECT_EQ(content, "");
+  EXPECT_TRUE(id.starts_with("call_"));
+  EXPECT_EQ(name, "get_weather");
+  EXPECT_EQ(json::parse(arguments), json::parse(whole["tool_calls"][0]["function"]["arguments"].get<std::string>()));
+}
+
+TEST_F(ToolRunnerTest, ToolResultGoesBackAndRendersInTheNextTurn) {
+  const json call = body_json(post(port(), "/v1/chat/completions", forced_call(false)))["choices"][0]["message"];
+  ASSERT_TRUE(call.contains("tool_calls")) << call.dump();
+  json next{{"messages", json::array({{{"role", "user"}, {"content", "Weather in Paris?"}},
+                                      call,
+                                      {{"role", "tool"},
+                                       {"tool_call_id", call["tool_calls"][0]["id"]},
+                                       {"content", "{\"temperature_c\": 21, \"sky\": \"sunny\"}"}}})},
+            {"tools", weather_tools()},
+            {"max_tokens", 6},
+            {"temperature", 0}};
+  auto prompt = body_json(post(port(), "/apply-template", next))["prompt"].get<std::string>();
+  EXPECT_NE(prompt.find("ipython"), std::string::npos) << prompt;  // Llama 3.1's tool-result role
+  EXPECT_NE(prompt.find("sunny"), std::string::npos) << prompt;
+  auto r = post(port(), "/v1/chat/completions", next);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  // A named tool_choice forces that function.
+  json named = forced_call(false);
+  named["tool_choice"] = {{"type", "function"}, {"function", {{"name", "get_weather"}}}};
+  const json n = body_json(post(port(), "/v1/chat/completions", named));
+  EXPECT_EQ(n["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather") << n.dump();
+}
+
+TEST(RunnerTemplates, ThinkingArrivesInReasoningContentNeverInContent) {
+  // DeepSeek-R1's template opens the thinking block in the generation prompt:
+  // whatever the model writes next is its reasoning.
+  Runner runner(templated_test_model(kBinary, "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B"),
+                {"--ctx", "512", "--parallel", "1"});
+  ASSERT_TRUE(runner.ready()) << runner.log();
+  const json whole = body_json(post(runner.port(), "/v1/chat/completions", chat("2+2?", 10)));
+  const json& message = whole["choices"][0]["message"];
+  EXPECT_FALSE(message["reasoning_content"].get<std::string>().empty()) << whole.dump();
+  EXPECT_EQ(message["content"], "") << whole.dump();
+  auto r = post(runner.port(), "/v1/chat/completions", chat("2+2?", 10, {{"stream", true}}));
+  ASSERT_TRUE(r && r->status == 200);
+  std::string reasoning;
+  for (const auto& data : sse_data(r->body)) {
+    if (data == "[DONE]") break;
+    const json d = json::parse(data)["choices"][0]["delta"];
+    if (d.contains("content")) EXPECT_EQ(d["content"], "") << data;
+    if (d.contains("reasoning_content")) reasoning += d["reasoning_content"].get<std::string>();
+  }
+  EXPECT_EQ(reasoning, message["reasoning_content"]);
+  // /props says the template thinks.
+  EXPECT_TRUE(body_json(http_request(runner.port(), "GET", "/props"))["chat_template_caps"]["supports_thinking"].get<bool>());
 }
 
 // Grammar checks cost per vocabulary entry: the 32k-token SentencePiece model

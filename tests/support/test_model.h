@@ -13,4 +13,9 @@ namespace llmd::testing {
 // file and renames it into place).
 std::filesystem::path tiny_test_model(const std::string& binary);
 
+// The same tiny model with one of llama.cpp's real chat templates embedded
+// (`chat_template`: a name in engine/llama/templates, e.g.
+// "meta-llama-Llama-3.1-8B-Instruct"), cached the same way.
+std::filesystem::path templated_test_model(const std::string& binary, const std::string& chat_template);
+
 }  // namespace llmd::testing
