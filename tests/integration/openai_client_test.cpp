@@ -30,6 +30,8 @@ TEST(OpenAiNodeClient, OfficialClientWorksUnchanged) {
   const fs::path models = dir / "models";
   fs::create_directories(models);
   fs::create_symlink(tiny_test_model(kBinary), models / "tiny.gguf");
+  // Tool calls: the same tiny model with Llama 3.1's real chat template.
+  fs::create_symlink(templated_test_model(kBinary, "meta-llama-Llama-3.1-8B-Instruct"), models / "tools.gguf");
 
   const int embed_port = free_port();
   Process embed({kBinary, "runner", "--model", tiny_test_model(kBinary).string(), "--port", std::to_string(embed_port),
@@ -44,6 +46,7 @@ TEST(OpenAiNodeClient, OfficialClientWorksUnchanged) {
                   "models:\n  dir: " + models.string() + "\n  port_range: \"" + std::to_string(base) + "-" +
                       std::to_string(base + 10) +
                       "\"\n  list:\n    - { name: tiny, file: tiny.gguf, ctx: 512, parallel: 2, threads: 1 }\n"
+                      "    - { name: tools, file: tools.gguf, ctx: 1024, parallel: 1, threads: 1 }\n"
                       "upstreams:\n  - { name: embed, url: \"http://127.0.0.1:" + std::to_string(embed_port) +
                       "\", model: tiny-embed }\n");
   ASSERT_TRUE(serve.started()) << serve.log();
@@ -61,6 +64,7 @@ TEST(OpenAiNodeClient, OfficialClientWorksUnchanged) {
                {{"LLMD_BASE_URL", "http://127.0.0.1:" + std::to_string(serve.port()) + "/v1"},
                 {"LLMD_API_KEY", json::parse(key->body)["key"].get<std::string>()},
                 {"LLMD_MODEL", "tiny"},
+                {"LLMD_TOOL_MODEL", "tools"},
                 {"LLMD_EMBED_MODEL", "tiny-embed"}});
   const auto code = node.wait(240s);
   EXPECT_EQ(code, 0) << node.log() << "\n--- serve log ---\n" << serve.log();

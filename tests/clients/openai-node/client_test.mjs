@@ -4,6 +4,7 @@
 //   LLMD_API_KEY   an sk-... key of a user with tokens
 //   LLMD_MODEL     a chat model served by a real runner
 //   LLMD_EMBED_MODEL  a model served by a runner started with --embeddings
+//   LLMD_TOOL_MODEL   a chat model with Llama 3.1's real chat template (tool calls)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -12,7 +13,9 @@ const baseURL = process.env.LLMD_BASE_URL;
 const apiKey = process.env.LLMD_API_KEY;
 const model = process.env.LLMD_MODEL;
 const embedModel = process.env.LLMD_EMBED_MODEL;
-assert.ok(baseURL && apiKey && model && embedModel, 'LLMD_BASE_URL, LLMD_API_KEY, LLMD_MODEL, LLMD_EMBED_MODEL must be set');
+const toolModel = process.env.LLMD_TOOL_MODEL;
+assert.ok(baseURL && apiKey && model && embedModel && toolModel,
+  'LLMD_BASE_URL, LLMD_API_KEY, LLMD_MODEL, LLMD_EMBED_MODEL, LLMD_TOOL_MODEL must be set');
 
 const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 60_000 });
 
@@ -193,4 +196,82 @@ test('errors arrive as the client library error classes', async () => {
   );
   const wrongKey = new OpenAI({ baseURL, apiKey: 'sk-not-a-real-key', maxRetries: 0 });
   await assert.rejects(wrongKey.models.list(), (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
+});
+
+const weatherTool = {
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    description: 'Current weather in a city',
+    parameters: {
+      type: 'object',
+      properties: { city: { type: 'string', enum: ['Paris', 'London'] } },
+      required: ['city'],
+    },
+  },
+};
+// Llama 3.1 writes a call as a JSON object. The grammar of tool_choice
+// "required" lets a model write some text first, so the random-weight test
+// model is nudged to "{" (token 90 of its Qwen2 vocabulary); the grammar
+// does the rest.
+const question = { role: 'user', content: 'Weather in Paris?' };
+const forcedCall = {
+  model: toolModel,
+  messages: [question],
+  tools: [weatherTool],
+  tool_choice: 'required',
+  parallel_tool_calls: false,
+  logit_bias: { 90: 100 },
+  max_tokens: 200,
+  temperature: 0,
+};
+
+function assertWeatherCall(call) {
+  assert.equal(call.type, 'function');
+  assert.match(call.id, /^call_/);
+  assert.equal(call.function.name, 'get_weather');
+  assert.ok(['Paris', 'London'].includes(JSON.parse(call.function.arguments).city), call.function.arguments);
+}
+
+test('a forced tool call arrives as message.tool_calls with finish_reason tool_calls', async () => {
+  const r = await client.chat.completions.create(forcedCall);
+  const choice = r.choices[0];
+  assert.equal(choice.finish_reason, 'tool_calls');
+  assert.equal(choice.message.content, null);
+  assert.equal(choice.message.tool_calls.length, 1);
+  assertWeatherCall(choice.message.tool_calls[0]);
+  assert.ok(r.usage.completion_tokens > 0);
+});
+
+test('the stream helper assembles the call from deltas, and the tool result goes back', async () => {
+  const stream = client.chat.completions.stream(forcedCall);
+  const done = [];
+  stream.on('tool_calls.function.arguments.done', (e) => done.push(e));
+  const final = await stream.finalChatCompletion();
+  const message = final.choices[0].message;
+  assert.equal(final.choices[0].finish_reason, 'tool_calls');
+  assert.equal(message.tool_calls.length, 1);
+  assertWeatherCall(message.tool_calls[0]);
+  assert.equal(done.length, 1);
+  assert.equal(done[0].name, 'get_weather');
+  assert.deepEqual(done[0].parsed_arguments ?? JSON.parse(done[0].arguments), JSON.parse(message.tool_calls[0].function.arguments));
+
+  // The application runs the tool and sends its result back.
+  const next = await client.chat.completions.create({
+    model: toolModel,
+    messages: [
+      question,
+      message,
+      { role: 'tool', tool_call_id: message.tool_calls[0].id, content: JSON.stringify({ temperature_c: 21, sky: 'sunny' }) },
+    ],
+    tools: [weatherTool],
+    tool_choice: 'none',
+    max_tokens: 5,
+    temperature: 0,
+  });
+  assert.equal(next.choices[0].message.role, 'assistant');
+  assert.equal(typeof next.choices[0].message.content, 'string');
+  assert.notEqual(next.choices[0].finish_reason, 'tool_calls');
+  assert.equal(next.choices[0].message.tool_calls, undefined);
+  assert.ok(next.usage.prompt_tokens > 0);
 });
