@@ -27,6 +27,13 @@ GenerateCallbacks CompletionChannel::callbacks(bool stream_text) {
     };
   }
   if (stream_text) cb.on_progress = [self](const Usage& so_far) { self->push_progress(so_far); };
+  if (stream_text) {
+    // Probabilities ride along with the next text; they never wake the reader.
+    cb.on_token_prob = [self](const TokenProb& prob) {
+      std::lock_guard lock(self->mu_);
+      self->probs_.push_back(prob);
+    };
+  }
   cb.on_done = [self](Result<Completion> r) { self->push_done(std::move(r)); };
   return cb;
 }
@@ -83,6 +90,7 @@ net::awaitable<CompletionChannel::Event> CompletionChannel::next(std::chrono::mi
       if (!text_.empty() || done_ || progress_) {
         Event ev;
         ev.text.swap(text_);
+        ev.probs.swap(probs_);
         ev.progress = std::exchange(progress_, std::nullopt);
         if (done_) {
           ev.done = std::move(done_);

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -43,6 +44,7 @@ class CompletionChannel : public std::enable_shared_from_this<CompletionChannel>
     std::string text;                        // text produced since the last event
     std::optional<Result<Completion>> done;  // set once, with the final result
     std::optional<Usage> progress;           // usage so far, when it changed since the last event
+    std::vector<TokenProb> probs;            // probabilities of the tokens sampled since the last event
     bool timed_out = false;                  // nothing arrived within the timeout
   };
 
@@ -64,6 +66,7 @@ class CompletionChannel : public std::enable_shared_from_this<CompletionChannel>
   std::string text_;                         // GUARDED_BY(mu_)
   std::optional<Result<Completion>> done_;   // GUARDED_BY(mu_)
   std::optional<Usage> progress_;            // GUARDED_BY(mu_): not yet taken by next()
+  std::vector<TokenProb> probs_;             // GUARDED_BY(mu_): not yet taken by next()
   bool progress_seen_ = false;               // GUARDED_BY(mu_): the first progress woke next()
   bool wake_posted_ = false;                 // GUARDED_BY(mu_): a wake-up is queued
 };

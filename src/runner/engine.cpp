@@ -98,6 +98,35 @@ void call_on_progress(Task& t, const Usage& so_far) {
   }
 }
 
+void call_on_token_prob(Task& t, const TokenProb& prob) {
+  if (!t.callbacks.on_token_prob) return;
+  try {
+    t.callbacks.on_token_prob(prob);
+  } catch (...) {
+  }
+}
+
+// The log-probability of `token` under the logits row, and the `n` likeliest tokens.
+TokenProb token_prob(const float* logits, int n_vocab, llama_token token, int n) {
+  float max = logits[0];
+  for (int i = 1; i < n_vocab; ++i) max = std::max(max, logits[i]);
+  double sum = 0;
+  for (int i = 0; i < n_vocab; ++i) sum += std::exp(static_cast<double>(logits[i] - max));
+  const float log_z = max + static_cast<float>(std::log(sum));
+  TokenProb p;
+  p.token = token;
+  p.logprob = logits[token] - log_z;
+  if (n > 0) {
+    std::vector<llama_token> ids(static_cast<std::size_t>(n_vocab));
+    for (int i = 0; i < n_vocab; ++i) ids[static_cast<std::size_t>(i)] = i;
+    const auto k = static_cast<std::ptrdiff_t>(std::min(n, n_vocab));
+    std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                      [logits](llama_token a, llama_token b) { return logits[a] > logits[b]; });
+    for (std::ptrdiff_t i = 0; i < k; ++i) p.top.emplace_back(ids[static_cast<std::size_t>(i)], logits[ids[static_cast<std::size_t>(i)]] - log_z);
+  }
+  return p;
+}
+
 bool call_on_text(Task& t, std::string_view text) {
   if (!t.callbacks.on_text || text.empty()) return true;
   try {
@@ -233,6 +262,7 @@ void Engine::Impl::assign(Slot& slot, std::shared_ptr<Task> task) {
   slot.n_decoded = 0;
   slot.last_used = ++use_counter;
   slot.stream.emplace(task->request.stop);
+  slot.probs.clear();
   slot.t_assigned = Clock::now();
   slot.t_first_token.reset();
   slot.phase = Slot::Phase::kPrefill;
@@ -249,6 +279,7 @@ void Engine::Impl::finish(Slot& slot, FinishReason reason) {
   c.text = slot.stream->text();
   c.finish = reason;
   c.slot = slot.id;
+  c.probs = std::move(slot.probs);
   c.usage.prompt_tokens = static_cast<int>(t.request.prompt_tokens.size());
   c.usage.cached_prompt_tokens = slot.n_cached;
   c.usage.completion_tokens = slot.n_decoded;
@@ -337,6 +368,12 @@ void Engine::Impl::step() {
 void Engine::Impl::sample_and_emit(Slot& s) {
   Task& t = *s.task;
   const llama_token token = t.sampler->sample(ctx.get(), s.i_batch);
+  const bool ends = model->is_eog(token) && !t.request.ignore_eos;
+  if (t.request.n_probs >= 0 && !ends) {
+    s.probs.push_back(token_prob(llama_get_logits_ith(ctx.get(), s.i_batch), model->info().n_vocab, token,
+                                 t.request.n_probs));
+    call_on_token_prob(t, s.probs.back());
+  }
   s.i_batch = -1;
   s.phase = Slot::Phase::kGenerate;
   ++s.n_decoded;
@@ -344,7 +381,7 @@ void Engine::Impl::sample_and_emit(Slot& s) {
   if (!s.t_first_token) s.t_first_token = Clock::now();
   call_on_progress(t, Usage{static_cast<int>(t.request.prompt_tokens.size()), s.n_cached, s.n_decoded});
 
-  if (model->is_eog(token) && !t.request.ignore_eos) return finish(s, FinishReason::kStop);
+  if (ends) return finish(s, FinishReason::kStop);
   const auto& keep = t.request.preserved_tokens;
   const bool special = std::find(keep.begin(), keep.end(), token) != keep.end();
   const std::string out = s.stream->push(model->token_to_piece(token, special));

@@ -64,6 +64,17 @@ struct GenerateRequest {
   // Special tokens written into the text (tool-call and thinking markers a
   // chat parser reads back); other special tokens are not rendered.
   std::vector<llama_token> preserved_tokens;
+  // -1: no probabilities. N >= 0: every sampled token's log-probability (the
+  // model's own distribution, before sampling settings) and the N likeliest
+  // alternatives (OpenAI's logprobs/top_logprobs, llama-server's n_probs).
+  int n_probs = -1;
+};
+
+// One sampled token's log-probability and its likeliest alternatives.
+struct TokenProb {
+  llama_token token = 0;
+  float logprob = 0;
+  std::vector<std::pair<llama_token, float>> top;  // most likely first
 };
 
 struct Usage {
@@ -85,6 +96,7 @@ struct Completion {
   Usage usage;
   Timings timings;
   int slot = -1;  // slot that served the request
+  std::vector<TokenProb> probs;  // one per sampled token when n_probs >= 0 (end of generation excluded)
 };
 
 struct GenerateCallbacks {
@@ -97,6 +109,9 @@ struct GenerateCallbacks {
   // evaluated, whether or not text could be sent yet. Optional. Runs on the
   // engine thread: must not block.
   std::function<void(const Usage&)> on_progress;
+  // Receives each sampled token's probabilities (n_probs >= 0), before the
+  // token's text. Optional. Runs on the engine thread: must not block.
+  std::function<void(const TokenProb&)> on_token_prob;
   // Called exactly once with the final result (text = everything sent
   // through on_text), or with an error (e.g. kUnavailable when the engine
   // shuts down first). Runs on the engine thread: must not block.

@@ -70,6 +70,18 @@ Result<void> format_chat_prompt(const RunnerService& svc, ParsedGenerate& p) {
     r.sampling.grammar = p.chat.grammar;
   }
   r.preserved_tokens = rendered->preserved_tokens;
+  if (p.reasoning_budget && !rendered->thinking_end_tags.empty() && !rendered->thinking_start_tag.empty()) {
+    auto tokens = [&model](const std::string& text) {
+      return model.tokenize(text, /*add_special=*/false, /*parse_special=*/true).value_or(std::vector<llama_token>{});
+    };
+    r.sampling.reasoning_budget = *p.reasoning_budget;
+    r.sampling.reasoning_start = tokens(rendered->thinking_start_tag);
+    for (const auto& tag : rendered->thinking_end_tags) r.sampling.reasoning_end.push_back(tokens(tag));
+    r.sampling.reasoning_forced = tokens(rendered->thinking_end_tags.front());
+    std::string opening = rendered->generation_prompt;
+    while (!opening.empty() && std::isspace(static_cast<unsigned char>(opening.back())) != 0) opening.pop_back();
+    r.sampling.reasoning_open = opening.ends_with(rendered->thinking_start_tag);
+  }
   for (const auto& stop : rendered->additional_stops) {
     if (std::find(r.stop.begin(), r.stop.end(), stop) == r.stop.end()) r.stop.push_back(stop);
   }
@@ -106,15 +118,30 @@ Result<ParsedGenerate> parse_for(ApiKind kind, const Json& body, const RunnerSer
   return p;
 }
 
-Json final_body(const ParsedGenerate& p, const ResponseMeta& meta, const Completion& c) {
+PieceOf piece_of(const RunnerService& svc) {
+  return [&svc](llama_token t) { return svc.model().token_to_piece(t, /*render_special=*/true); };
+}
+
+Json final_body(const RunnerService& svc, const ParsedGenerate& p, const ResponseMeta& meta, const Completion& c) {
+  const bool probs = p.request.n_probs >= 0;
   switch (p.kind) {
     case ApiKind::kChat: {
       ChatOutputParser parser(p.rendered);
       parser.feed(c.text);
-      return chat_completion_json(meta, c, parser.finish());
+      Json j = chat_completion_json(meta, c, parser.finish());
+      if (probs) j["choices"][0]["logprobs"] = chat_logprobs_json(c.probs, piece_of(svc));
+      return j;
     }
-    case ApiKind::kTextCompletion: return text_completion_json(meta, c);
-    case ApiKind::kLlamaCompletion: return llama_completion_json(meta, c);
+    case ApiKind::kTextCompletion: {
+      Json j = text_completion_json(meta, c);
+      if (probs) j["choices"][0]["logprobs"] = text_logprobs_json(c.probs, piece_of(svc), 0);
+      return j;
+    }
+    case ApiKind::kLlamaCompletion: {
+      Json j = llama_completion_json(meta, c);
+      if (probs) j["completion_probabilities"] = llama_probs_json(c.probs, piece_of(svc));
+      return j;
+    }
   }
   return Json::object();
 }
@@ -148,6 +175,7 @@ net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& s
   std::optional<ChatOutputParser> parser;
   if (kind == ApiKind::kChat) parser.emplace(p.rendered);
   std::optional<Usage> so_far;
+  std::size_t text_sent = 0;  // bytes of text streamed so far (legacy logprobs' text_offset)
   auto with_timings = [&](Json chunk) {
     if (p.timings_per_token && so_far) chunk["timings"] = progress_timings_json(*so_far);
     return chunk;
@@ -173,8 +201,23 @@ net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& s
     // With timings_per_token the first event after the prompt is evaluated
     // goes out even before any text can: the prompt's size is then known.
     const bool progress_only = p.timings_per_token && ev.progress && !ev.done;
+    // Token probabilities ride on the first chunk sent for this event.
+    std::optional<Json> probs;
+    if (p.request.n_probs >= 0 && !ev.probs.empty()) {
+      probs = kind == ApiKind::kChat ? chat_logprobs_json(ev.probs, piece_of(svc))
+              : kind == ApiKind::kTextCompletion ? text_logprobs_json(ev.probs, piece_of(svc), text_sent)
+                                                 : llama_probs_json(ev.probs, piece_of(svc));
+    }
+    text_sent += ev.text.size();
     if (parser) {
-      const auto events = delta_events(ev.text.empty() ? std::vector<ChatDelta>{} : parser->feed(ev.text));
+      auto events = delta_events(ev.text.empty() ? std::vector<ChatDelta>{} : parser->feed(ev.text));
+      if (probs) {
+        // Reasoning or tool-call markup may hold text back: the probabilities still go out now.
+        if (events.empty()) events.push_back(dump(with_timings(text_chunk(kind, meta, "", usage_null))));
+        Json first = Json::parse(events.front());
+        first["choices"][0]["logprobs"] = *probs;
+        events.front() = dump(first);
+      }
       for (const auto& e : events) {
         alive = co_await sse.send(e);
         if (!alive) break;
@@ -182,8 +225,11 @@ net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& s
       if (events.empty() && progress_only) {
         alive = co_await sse.send(dump(with_timings(text_chunk(kind, meta, "", usage_null))));
       }
-    } else if (!ev.text.empty() || progress_only) {
-      alive = co_await sse.send(dump(with_timings(text_chunk(kind, meta, ev.text, usage_null))));
+    } else if (!ev.text.empty() || progress_only || probs) {
+      Json chunk = with_timings(text_chunk(kind, meta, ev.text, usage_null));
+      if (probs && kind == ApiKind::kTextCompletion) chunk["choices"][0]["logprobs"] = *probs;
+      if (probs && kind == ApiKind::kLlamaCompletion) chunk["completion_probabilities"] = *probs;
+      alive = co_await sse.send(dump(chunk));
     }
     if (!alive || !ev.done) continue;
     if (!*ev.done) {
@@ -254,7 +300,7 @@ net::awaitable<Response> serve_generation(RequestContext& ctx, RunnerService& sv
     if (!ev.done) continue;
     if (!*ev.done) co_return error_reply(ev.done->error(), ctx);
     svc.observe_completion(**ev.done);
-    co_return json_reply(200, final_body(*parsed, meta, **ev.done));
+    co_return json_reply(200, final_body(svc, *parsed, meta, **ev.done));
   }
 }
 
@@ -280,6 +326,21 @@ net::awaitable<Response> serve_embeddings(RequestContext& ctx, RunnerService& sv
     vectors.push_back(std::move(*v));
   }
   co_return json_reply(200, embeddings_json(svc.alias(), vectors, req->base64, prompt_tokens));
+}
+
+Json models_json(const RunnerService& svc) {
+  const auto& info = svc.model().info();
+  return Json{{"object", "list"},
+              {"data", Json::array({Json{{"id", svc.alias()},
+                                         {"object", "model"},
+                                         {"created", svc.loaded_at()},
+                                         {"owned_by", "llmd"},
+                                         {"capabilities", svc.templates().capabilities()},
+                                         {"meta",
+                                          {{"n_ctx_train", info.n_ctx_train},
+                                           {"n_params", info.n_params},
+                                           {"n_vocab", info.n_vocab},
+                                           {"size", info.size_bytes}}}}})}};
 }
 
 Json props_json(const RunnerService& svc) {
@@ -414,25 +475,22 @@ void add_runner_routes(http::Router& router, RunnerService& svc, http::WorkerPoo
   router.get("/props", [&svc](RequestContext&) -> net::awaitable<Response> {
     co_return json_reply(200, props_json(svc));
   });
-  router.get("/v1/models", [&svc](RequestContext&) -> net::awaitable<Response> {
-    const auto& info = svc.model().info();
-    co_return json_reply(200, Json{{"object", "list"},
-                                   {"data", Json::array({Json{{"id", svc.alias()},
-                                                              {"object", "model"},
-                                                              {"created", svc.loaded_at()},
-                                                              {"owned_by", "llmd"},
-                                                              {"meta",
-                                                               {{"n_ctx_train", info.n_ctx_train},
-                                                                {"n_params", info.n_params},
-                                                                {"n_vocab", info.n_vocab},
-                                                                {"size", info.size_bytes}}}}})}});
-  });
-  router.post("/v1/chat/completions", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
-    co_return co_await serve_generation(ctx, svc, pool, ApiKind::kChat);
-  });
-  router.post("/v1/completions", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
-    co_return co_await serve_generation(ctx, svc, pool, ApiKind::kTextCompletion);
-  });
+  // llama-server answers its OpenAI routes with and without the /v1 prefix.
+  for (const char* path : {"/v1/models", "/models"}) {
+    router.get(path, [&svc](RequestContext&) -> net::awaitable<Response> {
+      co_return json_reply(200, models_json(svc));
+    });
+  }
+  for (const char* path : {"/v1/chat/completions", "/chat/completions"}) {
+    router.post(path, [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
+      co_return co_await serve_generation(ctx, svc, pool, ApiKind::kChat);
+    });
+  }
+  for (const char* path : {"/v1/completions", "/completions"}) {
+    router.post(path, [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
+      co_return co_await serve_generation(ctx, svc, pool, ApiKind::kTextCompletion);
+    });
+  }
   router.post("/completion", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
     co_return co_await serve_generation(ctx, svc, pool, ApiKind::kLlamaCompletion);
   });
@@ -489,8 +547,13 @@ http::Middleware loading_middleware(const RunnerService& svc) {
 http::Middleware api_key_middleware(std::string key) {
   return [key = std::move(key)](RequestContext& ctx, const http::Next& next) -> net::awaitable<Response> {
     if (ctx.request.path == "/health") co_return co_await next(ctx);
-    const std::string expected = "Bearer " + key;
-    const std::string_view got = ctx.request.headers.get("Authorization").value_or("");
+    // Authorization: Bearer KEY, or x-api-key: KEY (Anthropic-style clients).
+    std::string expected = "Bearer " + key;
+    std::string_view got = ctx.request.headers.get("Authorization").value_or("");
+    if (got.empty()) {
+      got = ctx.request.headers.get("x-api-key").value_or("");
+      expected = key;
+    }
     // Constant time in the key's length: no early exit on the first mismatch.
     unsigned char diff = got.size() == expected.size() ? 0 : 1;
     for (std::size_t i = 0; i < expected.size(); ++i) {

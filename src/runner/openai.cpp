@@ -165,12 +165,6 @@ Result<std::string> response_format_grammar(const Json& rf) {
 
 // Rejects features that would change the answer if silently ignored.
 Result<void> refuse_unsupported(const Fields& f) {
-  for (const char* key : {"n_probs", "logprobs", "top_logprobs"}) {
-    const Json* v = f.get(key);
-    if (v == nullptr) continue;
-    if ((v->is_boolean() && !v->get<bool>()) || (v->is_number() && v->get<double>() == 0)) continue;
-    return bad(std::string(key) + " is not supported by this runner", "unsupported_parameter");
-  }
   for (const char* key : {"n", "best_of"}) {
     auto n = f.integer(key, 1, 1);
     if (!n) return bad(std::string(key) + " must be 1 (one choice per request)", "unsupported_parameter");
@@ -183,6 +177,26 @@ Result<void> refuse_unsupported(const Fields& f) {
   } else if (echo->value_or(false)) {
     return bad("echo is not supported by this runner", "unsupported_parameter");
   }
+  return {};
+}
+
+constexpr int kMaxTopLogprobs = 20;
+
+// Token probabilities, by each dialect's names: chat logprobs + top_logprobs,
+// legacy completions logprobs (a count), llama-server n_probs.
+Result<void> parse_probs(const Fields& f, ApiKind kind, int& n_probs) {
+  if (kind == ApiKind::kChat) {
+    std::optional<bool> on;
+    std::optional<int64_t> top;
+    LLMD_FIELD(f.boolean("logprobs"), on);
+    LLMD_FIELD(f.integer("top_logprobs", 0, kMaxTopLogprobs), top);
+    if (top && !on.value_or(false)) return bad("top_logprobs requires logprobs: true");
+    if (on.value_or(false)) n_probs = static_cast<int>(top.value_or(0));
+    return {};
+  }
+  std::optional<int64_t> n;
+  LLMD_FIELD(f.integer(kind == ApiKind::kTextCompletion ? "logprobs" : "n_probs", 0, kMaxTopLogprobs), n);
+  if (n && (kind == ApiKind::kTextCompletion || *n > 0)) n_probs = static_cast<int>(*n);
   return {};
 }
 
@@ -273,6 +287,7 @@ Result<void> parse_common(const Json& body, int n_ctx_slot, std::initializer_lis
   LLMD_FIELD(f.number("min_p", 0, 1), s.min_p);
   LLMD_FIELD(f.integer("top_k", 0, 1'000'000), s.top_k);
   LLMD_TRY(parse_sampling_extras(f, s));
+  LLMD_TRY(parse_probs(f, out.kind, out.request.n_probs));
   LLMD_TRY(parse_logit_bias(f.get("logit_bias"), out));
   // seed: -1 (llama-server's "random") or a 32-bit value.
   std::optional<int64_t> seed;
@@ -692,6 +707,66 @@ Json progress_timings_json(const Usage& so_far) {
   return Json{{"cache_n", so_far.cached_prompt_tokens},
               {"prompt_n", so_far.prompt_tokens - so_far.cached_prompt_tokens},
               {"predicted_n", so_far.completion_tokens}};
+}
+
+namespace {
+
+Json bytes_of(const std::string& piece) {
+  Json bytes = Json::array();
+  for (unsigned char ch : piece) bytes.push_back(static_cast<int>(ch));
+  return bytes;
+}
+
+}  // namespace
+
+Json chat_logprobs_json(std::span<const TokenProb> probs, const PieceOf& piece) {
+  Json content = Json::array();
+  for (const auto& p : probs) {
+    const std::string text = piece(p.token);
+    Json top = Json::array();
+    for (const auto& [id, lp] : p.top) {
+      const std::string t = piece(id);
+      top.push_back(Json{{"token", t}, {"logprob", lp}, {"bytes", bytes_of(t)}});
+    }
+    content.push_back(Json{{"token", text}, {"logprob", p.logprob}, {"bytes", bytes_of(text)}, {"top_logprobs", top}});
+  }
+  return Json{{"content", std::move(content)}, {"refusal", nullptr}};
+}
+
+Json text_logprobs_json(std::span<const TokenProb> probs, const PieceOf& piece, std::size_t text_offset) {
+  Json tokens = Json::array();
+  Json token_logprobs = Json::array();
+  Json top_logprobs = Json::array();
+  Json offsets = Json::array();
+  for (const auto& p : probs) {
+    const std::string text = piece(p.token);
+    tokens.push_back(text);
+    token_logprobs.push_back(p.logprob);
+    Json top = Json::object();
+    for (const auto& [id, lp] : p.top) top[piece(id)] = lp;
+    top_logprobs.push_back(std::move(top));
+    offsets.push_back(text_offset);
+    text_offset += text.size();
+  }
+  return Json{{"tokens", std::move(tokens)},
+              {"token_logprobs", std::move(token_logprobs)},
+              {"top_logprobs", std::move(top_logprobs)},
+              {"text_offset", std::move(offsets)}};
+}
+
+Json llama_probs_json(std::span<const TokenProb> probs, const PieceOf& piece) {
+  Json out = Json::array();
+  for (const auto& p : probs) {
+    const std::string text = piece(p.token);
+    Json top = Json::array();
+    for (const auto& [id, lp] : p.top) {
+      const std::string t = piece(id);
+      top.push_back(Json{{"id", id}, {"token", t}, {"logprob", lp}, {"bytes", bytes_of(t)}});
+    }
+    out.push_back(Json{{"id", p.token}, {"token", text}, {"logprob", p.logprob}, {"bytes", bytes_of(text)},
+                       {"top_logprobs", std::move(top)}});
+  }
+  return out;
 }
 
 Json chat_completion_json(const ResponseMeta& meta, const Completion& c, const ChatReply& reply) {

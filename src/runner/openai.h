@@ -4,13 +4,15 @@
 // validation rules are testable on their own.
 //
 // Parsing validates every field it knows (type, range, NaN/inf) and refuses
-// features the runner does not implement (n > 1, logprobs, tools, ...) with
+// features the runner does not implement (n > 1, echo, suffix) with
 // kInvalidArgument naming the field, instead of silently ignoring them.
 // Unknown fields are ignored, as OpenAI clients send extras freely.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -106,7 +108,16 @@ Json timings_json(const Completion& c);
 // reports as cache_n, prompt_n (evaluated, cache excluded) and predicted_n.
 Json progress_timings_json(const Usage& so_far);
 
-// Non-streamed bodies. A chat reply carries the parsed message (content,
+// Token probabilities in each dialect's shape; `piece` gives a token's text.
+using PieceOf = std::function<std::string(llama_token)>;
+// Chat: {"content": [{token, logprob, bytes, top_logprobs: [...]}], "refusal": null}.
+Json chat_logprobs_json(std::span<const TokenProb> probs, const PieceOf& piece);
+// Legacy completions: {tokens, token_logprobs, top_logprobs: [{text: logprob}], text_offset}.
+Json text_logprobs_json(std::span<const TokenProb> probs, const PieceOf& piece, std::size_t text_offset);
+// llama-server: completion_probabilities [{id, token, logprob, bytes, top_logprobs}].
+Json llama_probs_json(std::span<const TokenProb> probs, const PieceOf& piece);
+
+// Non-streamed bodies (logprobs: null; the caller sets them when asked). A chat reply carries the parsed message (content,
 // reasoning_content, tool_calls); finish_reason "tool_calls" when it called one.
 Json chat_completion_json(const ResponseMeta& meta, const Completion& c, const ChatReply& reply);
 Json text_completion_json(const ResponseMeta& meta, const Completion& c);

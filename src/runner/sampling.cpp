@@ -1,5 +1,7 @@
 #include "runner/sampling.h"
 
+#include <reasoning-budget.h>
+
 #include <algorithm>
 #include <cmath>
 #include <exception>
@@ -63,7 +65,15 @@ llama_sampler_chain_params chain_params() {
 
 int32_t window(int last_n, int n_ctx) { return last_n < 0 ? n_ctx : last_n; }
 
-// The logit adjustments: bias, then penalties, then DRY. Null when none is on.
+// The thinking budget, or null.
+LlamaSamplerPtr make_budget(const Model& model, const SamplingParams& p) {
+  if (p.reasoning_budget < 0 || p.reasoning_start.empty() || p.reasoning_end.empty()) return nullptr;
+  return LlamaSamplerPtr{common_reasoning_budget_init(
+      model.vocab(), {p.reasoning_start}, p.reasoning_end, p.reasoning_forced, p.reasoning_budget,
+      p.reasoning_open ? REASONING_BUDGET_COUNTING : REASONING_BUDGET_IDLE)};
+}
+
+// The logit adjustments: bias, penalties, DRY. Null when none is on.
 LlamaSamplerPtr make_adjustments(const Model& model, const SamplingParams& p, int n_ctx) {
   LlamaSamplerPtr chain{llama_sampler_chain_init(chain_params())};
   const int32_t n_vocab = model.info().n_vocab;
@@ -129,6 +139,7 @@ Result<Sampler> Sampler::create(const Model& model, const SamplingParams& p, int
   if (auto v = validate(p); !v) return fail(v.error());
   Sampler s;
   s.adjust_ = make_adjustments(model, p, n_ctx);
+  s.budget_ = make_budget(model, p);
   s.chain_ = make_chain(model, p);
   s.n_vocab_ = model.info().n_vocab;
   if (!p.grammar.empty()) {
@@ -164,7 +175,7 @@ void Sampler::accept_context(std::span<const llama_token> tokens) {
 constexpr std::size_t kRankHorizon = 16384;
 
 llama_token Sampler::sample(llama_context* ctx, int32_t idx) {
-  if (!grammar_ && !adjust_) return llama_sampler_sample(chain_.get(), ctx, idx);
+  if (!grammar_ && !adjust_ && !budget_) return llama_sampler_sample(chain_.get(), ctx, idx);
 
   const float* logits = llama_get_logits_ith(ctx, idx);
   const std::size_t n = static_cast<std::size_t>(n_vocab_);
@@ -172,16 +183,16 @@ llama_token Sampler::sample(llama_context* ctx, int32_t idx) {
   for (std::size_t i = 0; i < n; ++i) {
     candidates_[i] = llama_token_data{static_cast<llama_token>(i), logits[i], 0.0f};
   }
-  if (adjust_) {
+  for (llama_sampler* stage : {budget_.get(), adjust_.get()}) {
+    if (stage == nullptr) continue;
     llama_token_data_array all{candidates_.data(), n, -1, false};
-    llama_sampler_apply(adjust_.get(), &all);
+    llama_sampler_apply(stage, &all);
   }
   if (!grammar_) {
     llama_token_data_array all{candidates_.data(), n, -1, false};
     llama_sampler_apply(chain_.get(), &all);
     const llama_token token = all.selected >= 0 ? all.data[all.selected].id : fallback_;
-    llama_sampler_accept(adjust_.get(), token);
-    llama_sampler_accept(chain_.get(), token);
+    accept_sampled(token);
     return token;
   }
   const auto by_logit = [](const llama_token_data& a, const llama_token_data& b) { return a.logit > b.logit; };
@@ -218,9 +229,14 @@ llama_token Sampler::sample(llama_context* ctx, int32_t idx) {
     }
   }
   llama_sampler_accept(grammar_.get(), token);
+  accept_sampled(token);
+  return token;
+}
+
+void Sampler::accept_sampled(llama_token token) {
+  if (budget_) llama_sampler_accept(budget_.get(), token);
   if (adjust_) llama_sampler_accept(adjust_.get(), token);
   llama_sampler_accept(chain_.get(), token);
-  return token;
 }
 
 }  // namespace llmd::runner

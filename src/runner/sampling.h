@@ -53,6 +53,16 @@ struct SamplingParams {
   // Tokens the grammar accepts before the first sample: the chat template's
   // generation prompt, which its tool-call grammars start with.
   std::vector<llama_token> grammar_prefill;
+  // A budget for thinking tokens (-1: none): once `reasoning_budget` tokens
+  // followed `reasoning_start`, `reasoning_forced` (the end tag) is forced.
+  // llama.cpp's reasoning-budget sampler. `reasoning_open`: the prompt
+  // already opened the block (the template's generation prompt ends with the
+  // start tag), so counting starts at the first sampled token.
+  int reasoning_budget = -1;
+  bool reasoning_open = false;
+  std::vector<llama_token> reasoning_start;
+  std::vector<std::vector<llama_token>> reasoning_end;
+  std::vector<llama_token> reasoning_forced;
 };
 
 // Checks ranges: temperature in [0, 100], top_p, min_p, typical_p and
@@ -88,10 +98,12 @@ class Sampler {
   void accept_context(std::span<const llama_token> tokens);
 
  private:
+  void accept_sampled(llama_token token);
   Sampler() = default;
   // logit bias → penalties → DRY: adjusts logits over the whole vocabulary,
   // before the grammar looks at them; null when none is set.
   LlamaSamplerPtr adjust_;
+  LlamaSamplerPtr budget_;   // thinking budget; sees sampled tokens only
   LlamaSamplerPtr chain_;    // top_k → ... → dist, or greedy; no grammar
   LlamaSamplerPtr grammar_;  // null when unconstrained
   std::size_t need_ = 1;     // valid candidates the chain can use at most

@@ -72,6 +72,7 @@ struct Slot {
   int n_decoded = 0;                   // tokens sampled for the current request
   uint64_t last_used = 0;              // for least-recently-used slot choice
   std::optional<TextStream> stream;
+  std::vector<TokenProb> probs;  // of the tokens sampled so far (n_probs >= 0)
   Clock::time_point t_assigned;
   std::optional<Clock::time_point> t_first_token;
 

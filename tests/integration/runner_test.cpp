@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -214,6 +215,15 @@ TEST_F(RunnerTest, Qwen2ChatTemplateIsChatML) {
   EXPECT_EQ(p["model_alias"], "tiny");
 }
 
+TEST_F(RunnerTest, UnprefixedOpenAiRoutesAndXApiKeyAsLlamaServerHasThem) {
+  EXPECT_EQ(body_json(http_request(port(), "GET", "/models"))["data"][0]["id"], "tiny");
+  const json a = body_json(post(port(), "/chat/completions", chat("hi", 4)));
+  const json b = body_json(post(port(), "/v1/chat/completions", chat("hi", 4)));
+  EXPECT_EQ(a["choices"][0]["message"], b["choices"][0]["message"]);
+  EXPECT_EQ(post(port(), "/completions", {{"prompt", "x"}, {"max_tokens", 2}})->status, 200);
+  EXPECT_FALSE(b["system_fingerprint"].get<std::string>().empty());
+}
+
 TEST_F(RunnerTest, ModelsListsTheAlias) {
   auto r = http_request(port(), "GET", "/v1/models");
   ASSERT_EQ(r->status, 200);
@@ -383,8 +393,8 @@ TEST_F(RunnerTest, InvalidParametersAre400AndTheRunnerKeepsServing) {
       {chat("x", 100000), "context"},
       {chat("x", 4, {{"max_tokens", 1e30}}), "max_tokens"},
       {chat("x", 4, {{"seed", "abc"}}), "seed"},
-      {chat("x", 4, {{"n_probs", 5}}), "n_probs"},
-      {chat("x", 4, {{"logprobs", true}}), "logprobs"},
+      {chat("x", 4, {{"top_logprobs", 3}}), "top_logprobs"},
+      {chat("x", 4, {{"logprobs", true}, {"top_logprobs", 50}}), "top_logprobs"},
       {chat("x", 4, {{"n", 3}}), "n"},
       {chat("x", 4, {{"presence_penalty", 5}}), "presence_penalty"},
       {chat("x", 4, {{"repeat_penalty", -1}}), "repeat_penalty"},
@@ -497,6 +507,53 @@ TEST_F(RunnerTest, LogitBiasOfMinus100BansATokenAndPlus100ForcesIt) {
   // llama-server's text form: every token of "{" pushed up, so it is all the model writes.
   auto forced = body_json(post(port(), "/v1/chat/completions", chat("tell me", 5, {{"logit_bias", json::array({json::array({"{", 100})})}})));
   EXPECT_EQ(forced["choices"][0]["message"]["content"], "{{{{{");
+}
+
+TEST_F(RunnerTest, LogprobsHaveTheOpenAiShapesAndAreProbabilities) {
+  auto r = body_json(post(port(), "/v1/chat/completions",
+                          chat("tell me", 6, {{"logprobs", true}, {"top_logprobs", 3}})));
+  const json& choice = r["choices"][0];
+  const json& content = choice["logprobs"]["content"];
+  ASSERT_EQ(content.size(), r["usage"]["completion_tokens"].get<std::size_t>()) << r.dump();
+  std::string text;
+  for (const auto& t : content) {
+    text += t["token"].get<std::string>();
+    const double lp = t["logprob"];
+    EXPECT_LE(lp, 0.0);
+    ASSERT_EQ(t["top_logprobs"].size(), 3u);
+    double mass = 0;
+    for (const auto& alt : t["top_logprobs"]) mass += std::exp(alt["logprob"].get<double>());
+    EXPECT_LE(mass, 1.0 + 1e-4);
+    // Greedy: the chosen token is the likeliest one.
+    EXPECT_EQ(t["top_logprobs"][0]["token"], t["token"]);
+    EXPECT_NEAR(t["top_logprobs"][0]["logprob"].get<double>(), lp, 1e-5);
+    EXPECT_EQ(t["bytes"].size(), t["token"].get<std::string>().size());
+  }
+  EXPECT_EQ(text, choice["message"]["content"]);
+
+  // Streamed: the chunks' logprobs cover the same tokens.
+  auto s = post(port(), "/v1/chat/completions", chat("tell me", 6, {{"logprobs", true}, {"stream", true}}));
+  std::string streamed;
+  for (const auto& data : sse_data(s->body)) {
+    if (data == "[DONE]") break;
+    const json c = json::parse(data)["choices"][0];
+    if (c["logprobs"].is_object()) {
+      for (const auto& t : c["logprobs"]["content"]) streamed += t["token"].get<std::string>();
+    }
+  }
+  EXPECT_EQ(streamed, text);
+
+  // Legacy completions: logprobs is a count; llama-server: n_probs.
+  auto legacy = body_json(post(port(), "/v1/completions",
+                               {{"prompt", "tell me"}, {"max_tokens", 4}, {"temperature", 0}, {"logprobs", 2}}));
+  const json& lp = legacy["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), 4u) << legacy.dump();
+  EXPECT_EQ(lp["token_logprobs"].size(), 4u);
+  EXPECT_EQ(lp["top_logprobs"][0].size(), 2u);
+  EXPECT_EQ(lp["text_offset"][1].get<std::size_t>(), lp["tokens"][0].get<std::string>().size());
+  auto llama = body_json(post(port(), "/completion", {{"prompt", "tell me"}, {"n_predict", 3}, {"temperature", 0}, {"n_probs", 2}}));
+  ASSERT_EQ(llama["completion_probabilities"].size(), 3u) << llama.dump();
+  EXPECT_EQ(llama["completion_probabilities"][0]["top_logprobs"].size(), 2u);
 }
 
 TEST_F(RunnerTest, PenaltiesChangeARepetitiveGreedyOutput) {
@@ -674,6 +731,15 @@ TEST(RunnerTemplates, ThinkingArrivesInReasoningContentNeverInContent) {
   EXPECT_EQ(reasoning, message["reasoning_content"]);
   // /props says the template thinks.
   EXPECT_TRUE(body_json(http_request(runner.port(), "GET", "/props"))["chat_template_caps"]["supports_thinking"].get<bool>());
+
+  // A thinking budget: after 3 tokens the end tag is forced, and the answer follows.
+  const json budget = body_json(post(runner.port(), "/v1/chat/completions",
+                                     chat("2+2?", 24, {{"reasoning_budget_tokens", 3}})));
+  const json& limited = budget["choices"][0]["message"];
+  const auto n_reasoning = token_ids(runner.port(), limited["reasoning_content"].get<std::string>()).size();
+  EXPECT_GE(n_reasoning, 1u) << budget.dump();
+  EXPECT_LE(n_reasoning, 5u) << budget.dump();
+  EXPECT_FALSE(limited["content"].get<std::string>().empty()) << budget.dump();
 }
 
 // Grammar checks cost per vocabulary entry: the 32k-token SentencePiece model
@@ -843,6 +909,9 @@ TEST(RunnerLifecycle, ApiKeyIsRequiredEverywhereButHealth) {
   EXPECT_EQ(post(r.port(), "/v1/chat/completions", chat("hi", 2), {{"Authorization", "Bearer s3cret-key-x"}})->status, 401);
   EXPECT_EQ(http_request(r.port(), "GET", "/v1/models", "", {{"Authorization", "Bearer s3cret-key"}})->status, 200);
   EXPECT_EQ(post(r.port(), "/v1/chat/completions", chat("hi", 2), {{"Authorization", "Bearer s3cret-key"}})->status, 200);
+  // x-api-key (Anthropic-style clients) carries the same key.
+  EXPECT_EQ(http_request(r.port(), "GET", "/v1/models", "", {{"x-api-key", "s3cret-key"}})->status, 200);
+  EXPECT_EQ(http_request(r.port(), "GET", "/v1/models", "", {{"x-api-key", "s3cret"}})->status, 401);
 }
 
 TEST(RunnerLifecycle, EmbeddingsModeReturnsNormalisedVectors) {

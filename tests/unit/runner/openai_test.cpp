@@ -162,11 +162,22 @@ TEST(OpenAiParse, PenaltiesDryXtcMirostatAndLogitBiasAreMapped) {
 }
 
 TEST(OpenAiParse, UnsupportedFeaturesAreRefusedNotIgnored) {
-  for (const Json& extra : {Json{{"n_probs", 3}}, Json{{"logprobs", true}}, Json{{"n", 2}}}) {
+  for (const Json& extra : {Json{{"n", 2}}, Json{{"best_of", 3}}, Json{{"echo", true}}}) {
     EXPECT_EQ(chat_error(extra).reason, "unsupported_parameter") << extra.dump();
   }
   // Their neutral values are fine (clients send them by default).
   EXPECT_TRUE(parse_chat_request(chat_body({{"logprobs", false}, {"n", 1}, {"presence_penalty", 0}}), 512));
+}
+
+TEST(OpenAiParse, LogprobsByEachDialectsNames) {
+  EXPECT_EQ(parse_chat_request(chat_body(), 512)->request.n_probs, -1);
+  EXPECT_EQ(parse_chat_request(chat_body({{"logprobs", true}}), 512)->request.n_probs, 0);
+  EXPECT_EQ(parse_chat_request(chat_body({{"logprobs", true}, {"top_logprobs", 5}}), 512)->request.n_probs, 5);
+  EXPECT_NE(chat_error({{"top_logprobs", 5}}).message.find("top_logprobs"), std::string::npos);
+  EXPECT_NE(chat_error({{"logprobs", true}, {"top_logprobs", 21}}).message.find("top_logprobs"), std::string::npos);
+  EXPECT_EQ(parse_text_completion_request(Json{{"prompt", "x"}, {"logprobs", 2}}, 512)->request.n_probs, 2);
+  EXPECT_EQ(parse_llama_completion_request(Json{{"prompt", "x"}, {"n_probs", 3}}, 512)->request.n_probs, 3);
+  EXPECT_EQ(parse_llama_completion_request(Json{{"prompt", "x"}, {"n_probs", 0}}, 512)->request.n_probs, -1);
 }
 
 TEST(OpenAiParse, ResponseFormatBecomesAGrammar) {
