@@ -19,9 +19,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "http/client.h"
-#include "http/context.h"
-#include "models/proxy.h"
+#include "billing/meter.h"
 #include "tasks/subtitle/translate.h"
 
 namespace llmd::app {
@@ -185,32 +183,20 @@ Result<std::string> write_result_file(const std::string& dir, const std::string&
   return final_path.string();
 }
 
-// A response stream nobody reads: model calls made for a job (not for a
-// client connection) go through the gateway with this.
-class NoClientStream final : public http::ResponseStream {
- public:
-  awaitable<bool> begin(int, const http::Headers&) override { co_return false; }
-  awaitable<bool> write(std::string_view) override { co_return false; }
-  awaitable<void> end() override { co_return; }
-};
-
-// The request context of a job's model calls (request id = job id + call number).
-struct JobCallContext {
-  http::Request request;
-  NoClientStream stream;
-  http::Headers headers;
-  http::RequestContext ctx{request, stream, headers};
-};
-
-ErrorCode code_for_status(int status) {
-  switch (status) {
-    case 400: return ErrorCode::kInvalidArgument;
-    case 402: return ErrorCode::kPaymentRequired;
-    case 404: return ErrorCode::kNotFound;
-    case 429: return ErrorCode::kRateLimited;
-    case 504: return ErrorCode::kDeadlineExceeded;
-    default: return ErrorCode::kUnavailable;
+// The error a failed model call ends a batch with: the gateway's code where
+// the translator tells it apart (payment, not found, rate limit, timeout,
+// a refused request), otherwise "unavailable".
+Error batch_call_error(const inference::CallFailure& f) {
+  ErrorCode code = ErrorCode::kUnavailable;
+  switch (f.error.code) {
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kPaymentRequired:
+    case ErrorCode::kNotFound:
+    case ErrorCode::kRateLimited:
+    case ErrorCode::kDeadlineExceeded: code = f.error.code; break;
+    default: break;
   }
+  return Error(code, f.error.message, "model_error");
 }
 
 }  // namespace
@@ -233,7 +219,6 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
   std::deque<Pending> queue;                                        // guarded by mutex
   int running = 0;                                                  // guarded by mutex
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> active;  // job id -> cancel flag; guarded by mutex
-  std::shared_ptr<http::HttpClient> client;                         // set once in start()
 
   std::int64_t price(std::int64_t base) const {
     return base > 0 ? d.pricing.charge(kKind, base, d.model) : 0;
@@ -310,36 +295,17 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     self->finished_one();
   }
 
-  // Charges `base` for a job: settles its reservation, or,
-  // when the reservation is gone (released by a restart or a stale sweep),
-  // spends directly as much of the charge as the balance allows.
-  Result<std::int64_t> charge(const billing::Reservation& r, std::int64_t base, const std::string& job_id) {
-    const std::int64_t amount = price(base);
-    const billing::Charge c{amount, "subtitle", job_id, kKind, d.model};
-    if (r.id != 0) {
-      auto settled = d.accounts.settle(r, c);
-      if (settled) return settled->charged;
-      if (settled.error().code != ErrorCode::kConflict) return std::unexpected(settled.error());
-    }
-    if (amount == 0) return 0;
-    auto b = d.accounts.balance(r.user_id);
-    if (!b) return std::unexpected(b.error());
-    std::int64_t capped = std::min(amount, b->available());
-    if (r.amount > 0) capped = std::min(capped, r.amount);
-    if (capped <= 0) return 0;
-    billing::Charge direct = c;
-    direct.amount = capped;
-    auto spent = d.accounts.spend(r.user_id, direct);
-    if (!spent) return std::unexpected(spent.error());
-    return capped;
-  }
-
-  void record_usage(const jobs::Job& job, const Progress& p, std::int64_t charged, int status,
-                    const std::string& instance) {
+  // Charges a job for the tokens its calls used and writes its usage record
+  // (request id = job id): settles its reservation, or, when the reservation
+  // is gone (released by a restart or a stale sweep), spends directly as much
+  // of the charge as the balance allows. Returns the amount charged.
+  Result<std::int64_t> settle_job(const jobs::Job& job, const Progress& p, const billing::Reservation& r, int status,
+                                  const std::string& instance) {
+    auto meter = billing::MeteredCall::adopt(d.accounts, d.pricing, {job.user_id, job.id, kKind, d.model, 0, ""}, r);
     const std::int64_t latency_ms = (now_seconds() - p.started_at) * 1000;
-    auto r = d.accounts.record_usage({job.id, job.user_id, kRoute, kKind, d.model, instance, p.prompt_tokens,
-                                      p.completion_tokens, charged, status, latency_ms});
-    if (!r) d.log.warn("recording subtitle job usage failed", {{"job_id", job.id}, {"error", r.error().message}});
+    auto settled = meter.settle({p.prompt_tokens, p.completion_tokens, status, instance, kRoute, latency_ms});
+    if (!settled) return std::unexpected(settled.error());
+    return settled->charged;
   }
 
   enum class End { kDone, kFailed, kCancelled, kStopped };
@@ -408,44 +374,27 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
 
     // The model calls of this job go through the gateway (balancer, retry
     // on another instance) like a client's would.
-    models::Proxy proxy(d.models, *client, d.log, std::chrono::seconds(120), std::chrono::seconds(300));
-    JobCallContext call_ctx;
-    call_ctx.ctx.route = kRoute;
     std::string instance;
     std::int64_t call_number = progress.model_calls;
-    const std::string model = d.model;
     subtitle::ModelCall call = [&](const json& chat) -> awaitable<Result<subtitle::ModelReply>> {
       if (cancel_flag.load() || stopping.load()) {
         co_return fail(ErrorCode::kUnavailable, "the job is stopping", "cancelled");
       }
-      json body = chat;
-      body["model"] = model;
+      inference::ChatRequest request = inference::chat_request_from_json(chat);
+      request.model = d.model;
       if (d.log.enabled(observe::LogLevel::kDebug)) {
-        const json format = body.value("response_format", json::object());
-        d.log.debug("subtitle batch call", {{"job_id", id}, {"response_format", format}});
+        d.log.debug("subtitle batch call", {{"job_id", id}, {"response_format", request.response_format.is_null()
+                                                                                  ? json::object()
+                                                                                  : request.response_format}});
       }
-      const std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
-      call_ctx.ctx.request_id = id + "-" + std::to_string(++call_number);
-      models::ProxyResult reply = co_await proxy.call(call_ctx.ctx, model, "/v1/chat/completions", text);
-      instance = reply.instance;
-      if (!reply.ok) {
-        const json err = json::parse(reply.response.body, nullptr, false);
-        std::string message = "the model call failed (" + std::to_string(reply.response.status) + ")";
-        if (err.is_object() && err.contains("error") && err["error"].is_object()) {
-          message = err["error"].value("message", message);
-        }
-        co_return fail(code_for_status(reply.response.status), message, "model_error");
+      const inference::CallTag tag{id + "-" + std::to_string(++call_number)};
+      inference::CallResult<inference::ChatReply> reply = co_await d.models.chat(request, tag);
+      if (!reply) {
+        instance = reply.error().instance;
+        co_return std::unexpected(batch_call_error(reply.error()));
       }
-      const json parsed = json::parse(reply.response.body, nullptr, false);
-      subtitle::ModelReply out;
-      out.prompt_tokens = reply.usage.prompt_tokens;
-      out.completion_tokens = reply.usage.completion_tokens;
-      if (parsed.is_object() && parsed.contains("choices") && parsed["choices"].is_array() &&
-          !parsed["choices"].empty()) {
-        const json& message = parsed["choices"][0].value("message", json::object());
-        if (message.contains("content") && message["content"].is_string()) out.content = message["content"];
-      }
-      co_return out;
+      instance = reply->instance;
+      co_return subtitle::ModelReply{reply->content, reply->usage.prompt_tokens, reply->usage.completion_tokens};
     };
 
     subtitle::TranslateOptions options;
@@ -540,7 +489,7 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     const std::string path = *written;
     progress_to_state(progress, state);
     auto finished = co_await d.pool.run([&]() -> Result<std::int64_t> {
-      auto charged = charge(reservation, progress.base(), id);
+      auto charged = settle_job(job, progress, reservation, 200, instance);
       if (!charged) return charged;
       auto ok = d.store.finish(id, path, *charged, state);
       if (ok && !*ok) {
@@ -552,7 +501,6 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
       } else if (!ok) {
         return std::unexpected(ok.error());
       }
-      record_usage(job, progress, *charged, 200, instance);
       return charged;
     });
     if (!finished) {
@@ -567,10 +515,9 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
   awaitable<void> finish_cancelled(const jobs::Job& job, const Progress& progress,
                                    const billing::Reservation& reservation, const std::string& instance) {
     auto r = co_await d.pool.run([&]() -> Result<std::int64_t> {
-      auto charged = charge(reservation, progress.base(), job.id);
+      auto charged = settle_job(job, progress, reservation, 499, instance);
       if (!charged) return charged;
       LLMD_TRY(d.store.mark_cancelled(job.id, *charged));
-      record_usage(job, progress, *charged, 499, instance);
       return charged;
     });
     if (!r) d.log.error("cancelling subtitle job failed", {{"job_id", job.id}, {"error", r.error().message}});
@@ -582,10 +529,9 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
                                 const billing::Reservation& reservation, const std::string& message, int status,
                                 const std::string& instance) {
     auto r = co_await d.pool.run([&]() -> Result<std::int64_t> {
-      auto charged = charge(reservation, progress.base(), job.id);
+      auto charged = settle_job(job, progress, reservation, status, instance);
       const std::int64_t paid = charged ? *charged : 0;
       LLMD_TRY(d.store.mark_failed(job.id, message, paid));
-      record_usage(job, progress, paid, status, instance);
       return paid;
     });
     if (!r) d.log.error("failing subtitle job failed", {{"job_id", job.id}, {"error", r.error().message}});
@@ -622,7 +568,6 @@ JobWatchBoard& SubtitleJobs::watches() { return impl_->watches; }
 
 void SubtitleJobs::start() {
   Impl& s = *impl_;
-  s.client = std::make_shared<http::HttpClient>(s.d.executor());
   // Runs before the server accepts requests, so no job submitted by this
   // run can be mistaken for one to resume.
   auto unfinished = s.d.store.unfinished(kKind);
