@@ -55,6 +55,11 @@ Result<void> MeteredCall::release() {
   return accounts_->release(held_);
 }
 
+Reservation MeteredCall::keep() && {
+  state_ = State::kClosed;
+  return held_;
+}
+
 Result<Settled> MeteredCall::settle(const MeterOutcome& outcome) {
   if (state_ != State::kOpen) {
     return fail(ErrorCode::kConflict, "this call was already settled", "already_settled");

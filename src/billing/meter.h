@@ -75,6 +75,11 @@ class MeteredCall {
   // Idempotent.
   Result<void> release();
 
+  // Hands the reservation over, unsettled, to an owner that persists it (a
+  // subtitle job stores it with the job): the call is closed without
+  // releasing anything. Settle or release it later through adopt().
+  Reservation keep() &&;
+
   const Reservation& reservation() const { return held_; }
   bool open() const { return state_ == State::kOpen; }
 

@@ -132,6 +132,21 @@ TEST_F(MeteredCallTest, SettleAfterReleaseIsRefused) {
   EXPECT_EQ(available(), 1000);
 }
 
+TEST_F(MeteredCallTest, KeptReservationOutlivesTheCallAndIsSettledLaterThroughAdopt) {
+  Reservation kept;
+  {
+    auto call = MeteredCall::open(*accounts_, pricing_, {user_, "job-1", "subtitle", "tiny", 100, ""});
+    ASSERT_TRUE(call);
+    kept = std::move(*call).keep();
+  }
+  EXPECT_EQ(reserved(), 350);  // 100 x 3.0 + 50, still held
+  auto later = MeteredCall::adopt(*accounts_, pricing_, {user_, "job-1", "subtitle", "tiny", 0, ""}, kept);
+  auto settled = later.settle({10, 10, 200, "", "", 0});
+  ASSERT_TRUE(settled);
+  EXPECT_EQ(settled->charged, 110);
+  EXPECT_EQ(reserved(), 0);
+}
+
 TEST_F(MeteredCallTest, AdoptedReservationThatIsGoneIsChargedFromTheBalanceCappedAtItsAmount) {
   auto held = accounts_->reserve(user_, 150, "job-1");
   ASSERT_TRUE(held);
