@@ -26,7 +26,9 @@
 #include "auth/service.h"
 #include "auth/users.h"
 #include "billing/accounts.h"
+#include "http/client.h"
 #include "http/pipeline.h"
+#include "inference/gateway_client.h"
 #include "models/routes.h"
 #include "models/setup.h"
 #include "http/server.h"
@@ -84,10 +86,24 @@ Result<observe::Logger> make_logger(const LoggingConfig& logging) {
   }
 }
 
+namespace {
+
+// The model of a task: tasks.<task>.model, else models.default_model
+// (empty: the task has no model).
+std::string task_model(const Config& config, const std::string& task) {
+  if (auto t = config.tasks.find(task); t != config.tasks.end() && !t->second.model.empty()) return t->second.model;
+  return config.models.default_model;
+}
+
+}  // namespace
+
 // Declaration order is destruction order in reverse: the server goes first,
 // then the database. The pools are stopped and destroyed before anything
 // (stop_pools()): their jobs use the objects below and resume coroutines on
 // the server's I/O context.
+//
+// Built in stages, each using only what the ones before it made:
+// storage -> accounts -> io (the server) -> clients -> routes and services.
 struct Backend::Impl {
   Config config;
   observe::Logger log;
@@ -106,17 +122,30 @@ struct Backend::Impl {
   std::unique_ptr<jobs::JobStore> job_store;
   std::unique_ptr<UploadStore> uploads;
   billing::Pricing pricing;
+  std::string instance_id;  // this backend process (in reservations and jobs)
   // The server (and its I/O context) is declared before what talks through
-  // it, so the model manager and the routes (with their pooled upstream
-  // sockets) are destroyed while the I/O context still exists.
+  // it, so the model manager, the model client (with its pooled upstream
+  // sockets) and the routes are destroyed while the I/O context still exists.
   std::unique_ptr<http::Server> server;
   std::unique_ptr<models::Manager> models;
-  std::shared_ptr<http::Router> router;
+  std::unique_ptr<http::HttpClient> model_http;           // the tasks' upstream connections
+  std::unique_ptr<inference::ModelClient> model_client;  // the tasks' model calls (homework, convert, subtitle)
+  // The routes refer to everything above; the server holds it from
+  // make_server() on and the later stages fill it before it runs.
+  std::shared_ptr<http::Router> router = std::make_shared<http::Router>();
   std::unique_ptr<SubtitleJobs> subtitle_jobs;  // its running jobs keep their own state alive
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  int workers = 0;
+  int task_threads = 0;
 
   Impl(Config c, observe::Logger l) : config(std::move(c)), log(std::move(l)) {}
   ~Impl() { stop_pools(); }
+
+  Result<void> open_storage();
+  Result<void> open_accounts();
+  Result<void> make_server(std::shared_ptr<http::TlsCertificates> tls_certificates);
+  Result<void> make_clients();
+  Result<void> add_routes();
 
   // Called once the server's run() has returned (its I/O threads are done,
   // its context still exists): cancels running conversions, drops queued
@@ -134,6 +163,206 @@ struct Backend::Impl {
     for (auto* p : pools) p->reset();
   }
 };
+
+// The data directory, the pools and the database (migrated).
+Result<void> Backend::Impl::open_storage() {
+  std::error_code ec;
+  std::filesystem::create_directories(config.server.data_dir, ec);
+  if (ec) {
+    return fail(ErrorCode::kUnavailable, "server.data_dir: cannot create directory " + config.server.data_dir,
+                "data_dir");
+  }
+  workers = config.server.worker_threads > 0 ? config.server.worker_threads : std::max(4, 2 * cores());
+  pool = std::make_unique<http::WorkerPool>(static_cast<std::size_t>(workers));
+  task_threads = config.server.task_threads > 0 ? config.server.task_threads : cores();
+  task_pool = std::make_unique<http::WorkerPool>(static_cast<std::size_t>(task_threads));
+  const int password_threads =
+      config.auth.password_threads > 0 ? config.auth.password_threads : std::max(2, cores() / 2);
+  password_pool = std::make_unique<http::WorkerPool>(static_cast<std::size_t>(password_threads));
+
+  auto db = store::Database::open(config.database, std::min(workers, 8));
+  if (!db) return fail(db.error().code, "database: " + db.error().message, db.error().reason);
+  database = std::move(*db);
+  auto version = database->migrate();
+  if (!version) return fail(version.error().code, "database: " + version.error().message, version.error().reason);
+  log.info("database ready", {{"schema_version", *version},
+                              {"backend", database->dialect() == store::Dialect::kSqlite ? "sqlite" : "mysql"}});
+  metrics.gauge("llmd_build_info", "Build information", {"version"}).with({std::string(kVersion)}).set(1);
+  return {};
+}
+
+// Users, authentication, rate limits, billing and pricing; the bootstrap
+// admin; reservations a previous run left behind released; uploads.
+Result<void> Backend::Impl::open_accounts() {
+  std::string secret = config.auth.jwt_secret;
+  if (secret.empty()) {
+    auto generated = load_or_create_jwt_secret(config.server.data_dir);
+    if (!generated) return std::unexpected(generated.error());
+    secret = *generated;
+  }
+  if (secret.size() < auth::kMinJwtSecretBytes) {
+    return fail(ErrorCode::kInvalidArgument, "auth.jwt_secret: must be at least 32 bytes", "bad_config");
+  }
+  auto id = load_or_create_instance_id(config.server.data_dir);
+  if (!id) return std::unexpected(id.error());
+  instance_id = *id;
+  users = std::make_unique<auth::UserStore>(*database);
+  login_throttle = std::make_unique<auth::LoginThrottle>(auth::LoginThrottleOptions{
+      config.limits.login_attempts, config.limits.login_attempts * 5, config.limits.login_account_attempts,
+      std::chrono::seconds(config.limits.login_window_seconds)});
+  if (config.redis.empty()) {
+    rate_limiter = std::make_unique<auth::MemoryRateLimiter>();
+  } else {
+    // Shared by all instances; while Redis is unreachable it falls back to
+    // per-instance limits and warns, rather than failing requests.
+    const observe::Logger* logger = &log;
+    auto redis = auth::RedisRateLimiter::open(config.redis, [logger](const std::string& m) { logger->warn(m); });
+    if (!redis) return std::unexpected(redis.error());
+    rate_limiter = std::move(*redis);
+    log.info("rate limits shared through redis");
+  }
+  auth = std::make_unique<auth::AuthService>(
+      *users,
+      auth::AuthOptions{secret, config.auth.jwt_ttl, config.auth.register_open,
+                        config.auth.register_initial_tokens >= 0 ? config.auth.register_initial_tokens
+                                                                 : config.auth.initial_tokens,
+                        config.auth.bcrypt_cost, config.auth.register_per_ip_per_hour},
+      *login_throttle, *rate_limiter);
+  accounts = std::make_unique<billing::Accounts>(*database, instance_id);
+  for (const auto& [task, t] : config.tasks) {
+    billing::PriceRule rule = pricing.rule(task);
+    if (t.multiplier) rule.multiplier = *t.multiplier;
+    if (t.fixed) rule.fixed = *t.fixed;
+    pricing.set(task, rule);
+  }
+  for (const auto& m : config.models.list) {
+    if (m.price_multiplier != 1.0) pricing.set_model_multiplier(m.name, m.price_multiplier);
+  }
+  LLMD_TRY(ensure_admin(*auth, config.auth.initial_tokens, log));
+  if (auto released = accounts->release_abandoned(); !released) {
+    return std::unexpected(released.error());
+  } else if (*released > 0) {
+    log.warn("released token reservations left by a previous run", {{"count", *released}});
+  }
+
+  // Uploads: bodies of POST /api/v1/uploads are spooled to disk by the
+  // server (opts.body_policy), then stored under uploads.dir.
+  uploads = std::make_unique<UploadStore>(*database, config.uploads.dir, config.uploads.quota_bytes_per_user);
+  if (const auto partial = uploads->remove_partial_files(); partial > 0) {
+    log.warn("removed partial upload files left by a previous run", {{"count", static_cast<std::int64_t>(partial)}});
+  }
+  job_store = std::make_unique<jobs::JobStore>(*database);
+  return {};
+}
+
+// The HTTP server and its I/O context (not yet listening), serving `router`,
+// which the later stages fill.
+Result<void> Backend::Impl::make_server(std::shared_ptr<http::TlsCertificates> tls_certificates) {
+  std::vector<http::Middleware> middlewares{
+      http::request_id_middleware(),
+      http::access_log_middleware(log),
+      http::metrics_middleware(metrics),
+      http::security_headers_middleware(),
+      http::host_check_middleware(config.server.allowed_hosts),
+      http::cors_middleware(config.server.cors_origins),
+      auth_middleware(*auth, *pool, *rate_limiter, config.limits),
+      rate_limit_middleware(*rate_limiter, config.limits, *pool),
+  };
+
+  http::ServerOptions opts;
+  opts.host = config.server.host;
+  opts.port = config.server.port;
+  opts.io_threads = config.server.threads > 0 ? config.server.threads : cores();
+  opts.max_body_bytes = config.server.max_body_bytes;
+  opts.header_timeout = std::chrono::seconds(config.server.header_timeout_seconds);
+  opts.idle_timeout = std::chrono::seconds(config.server.idle_timeout_seconds);
+  opts.shutdown_grace = std::chrono::seconds(config.server.shutdown_grace_seconds);
+  opts.body_policy = upload_body_policy(UploadPolicyDeps{*uploads, *auth, *rate_limiter, config.limits, *pool,
+                                                        config.server.allowed_hosts, config.uploads.max_bytes});
+  // Client addresses and connection limits (validated when the config loaded).
+  if (auto trusted = http::NetworkList::parse(config.server.trusted_proxies); trusted) {
+    opts.trusted_proxies = std::move(*trusted);
+  } else {
+    return fail(ErrorCode::kInvalidArgument, "server.trusted_proxies: " + trusted.error().message, "bad_config");
+  }
+  if (auto allowed = http::NetworkList::parse(config.server.allowed_networks); allowed) {
+    opts.allowed_networks = std::move(*allowed);
+  } else {
+    return fail(ErrorCode::kInvalidArgument, "server.allowed_networks: " + allowed.error().message, "bad_config");
+  }
+  opts.max_connections = static_cast<std::size_t>(config.server.max_connections);
+  opts.max_connections_per_ip = static_cast<std::size_t>(config.server.max_connections_per_ip);
+  opts.min_body_rate = static_cast<std::uint64_t>(config.server.min_body_rate_bytes);
+  opts.body_grace = std::chrono::seconds(config.server.body_grace_seconds);
+  if (const auto& tls = config.server.tls; tls_certificates) {
+    opts.tls = std::move(tls_certificates);
+    opts.plain_http = tls.plain_http == "redirect" ? http::PlainHttpOnTls::kRedirect : http::PlainHttpOnTls::kRefuse;
+    opts.hsts_max_age = std::chrono::seconds(tls.hsts_max_age_seconds);
+  }
+  server = std::make_unique<http::Server>(opts, http::make_pipeline(router, std::move(middlewares)), log);
+  return {};
+}
+
+// The model manager and the tasks' model client, created once here (never
+// lazily from a request: two I/O threads would race to create it).
+Result<void> Backend::Impl::make_clients() {
+  auto manager = models::create_manager(config, log, metrics);
+  if (!manager) return fail(manager.error());
+  models = std::move(*manager);
+  model_http = std::make_unique<http::HttpClient>(server->executor());
+  model_client = inference::make_gateway_client(*models, *model_http, log);
+  return {};
+}
+
+// Every route, and the services behind them; the web UI last (the fallback).
+Result<void> Backend::Impl::add_routes() {
+  add_ops_routes(*router, OpsDeps{*database, *pool, metrics, started});
+  const AccountDeps account_deps{*auth, *accounts, *pool, log, password_pool.get()};
+  add_account_routes(*router, account_deps);
+  add_admin_routes(*router, account_deps);
+  add_usage_routes(*router, account_deps);
+  models::ModelRoutesDeps model_deps(*models, log, [this] { return server->executor(); });
+  model_deps.hooks = make_billing_hooks(*accounts, pricing, *pool, log);
+  models::add_model_routes(*router, std::move(model_deps));
+  add_convert_routes(*router, ConvertDeps{*accounts, pricing, *pool, *task_pool,
+                                          static_cast<std::size_t>(config.limits.convert_concurrent_per_user), log,
+                                          *model_client, task_model(config, "convert")});
+
+  // Homework grading: the prompt templates are built in, overridable from
+  // tasks.homework.prompts_dir.
+  std::string prompts_dir;
+  if (auto t = config.tasks.find("homework"); t != config.tasks.end()) prompts_dir = t->second.prompts_dir;
+  auto prompts = homework::PromptSet::load(prompts_dir);
+  if (!prompts) return std::unexpected(prompts.error());
+  add_homework_routes(*router, HomeworkDeps{*accounts, pricing, *pool, log, *model_client, task_model(config, "homework"),
+                                            std::make_shared<const homework::PromptSet>(std::move(*prompts))});
+
+  add_upload_routes(*router, UploadDeps{*uploads, *pool, log});
+
+  // Subtitle jobs (runner, billing, resume) and their routes.
+  subtitle_jobs = std::make_unique<SubtitleJobs>(SubtitleJobsDeps{
+      *job_store, *accounts, pricing, *pool, *model_client, log, task_model(config, "subtitle"), config.subtitle,
+      (std::filesystem::path(config.server.data_dir) / "results").string(), instance_id,
+      [this] { return server->executor(); }});
+  add_subtitle_routes(*router, SubtitleRoutesDeps{*subtitle_jobs, *job_store, *pool, log, config.uploads.media_roots,
+                                                  [this](const std::string& id, std::int64_t user_id)
+                                                      -> Result<UploadedFile> {
+                                                    auto rec = uploads->get(id, user_id);
+                                                    if (!rec) return std::unexpected(rec.error());
+                                                    return UploadedFile{rec->path, rec->original_name};
+                                                  },
+                                                  config.asr});
+
+  // The web UI: the router's fallback, so every API route above wins.
+  const auto web_dir = find_web_dir(config.server.web_dir);
+  add_static_routes(*router, web_dir, *pool);
+  if (web_dir) {
+    log.info("serving the web UI", {{"web_dir", web_dir->string()}});
+  } else {
+    log.warn("web UI not found (build web/ or set server.web_dir); / shows a note");
+  }
+  return {};
+}
 
 Backend::Backend() = default;
 Backend::~Backend() = default;
@@ -153,210 +382,24 @@ Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger 
     if (!certs) return std::unexpected(certs.error());
     tls_certificates = std::move(*certs);
   }
+  LLMD_TRY(s.open_storage());
+  LLMD_TRY(s.open_accounts());
+  LLMD_TRY(s.make_server(std::move(tls_certificates)));
+  LLMD_TRY(s.make_clients());
+  LLMD_TRY(s.add_routes());
 
-  std::error_code ec;
-  std::filesystem::create_directories(s.config.server.data_dir, ec);
-  if (ec) {
-    return fail(ErrorCode::kUnavailable, "server.data_dir: cannot create directory " + s.config.server.data_dir,
-                "data_dir");
-  }
-
-  const int workers = s.config.server.worker_threads > 0 ? s.config.server.worker_threads : std::max(4, 2 * cores());
-  s.pool = std::make_unique<http::WorkerPool>(static_cast<std::size_t>(workers));
-  const int task_threads = s.config.server.task_threads > 0 ? s.config.server.task_threads : cores();
-  s.task_pool = std::make_unique<http::WorkerPool>(static_cast<std::size_t>(task_threads));
-
-  auto db = store::Database::open(s.config.database, std::min(workers, 8));
-  if (!db) return fail(db.error().code, "database: " + db.error().message, db.error().reason);
-  s.database = std::move(*db);
-  auto version = s.database->migrate();
-  if (!version) return fail(version.error().code, "database: " + version.error().message, version.error().reason);
-  s.log.info("database ready", {{"schema_version", *version},
-                                {"backend", s.database->dialect() == store::Dialect::kSqlite ? "sqlite" : "mysql"}});
-
-  s.metrics.gauge("llmd_build_info", "Build information", {"version"}).with({std::string(kVersion)}).set(1);
-
-  // Accounts and billing.
-  std::string secret = s.config.auth.jwt_secret;
-  if (secret.empty()) {
-    auto generated = load_or_create_jwt_secret(s.config.server.data_dir);
-    if (!generated) return std::unexpected(generated.error());
-    secret = *generated;
-  }
-  if (secret.size() < auth::kMinJwtSecretBytes) {
-    return fail(ErrorCode::kInvalidArgument, "auth.jwt_secret: must be at least 32 bytes", "bad_config");
-  }
-  auto instance_id = load_or_create_instance_id(s.config.server.data_dir);
-  if (!instance_id) return std::unexpected(instance_id.error());
-  s.users = std::make_unique<auth::UserStore>(*s.database);
-  s.login_throttle = std::make_unique<auth::LoginThrottle>(auth::LoginThrottleOptions{
-      s.config.limits.login_attempts, s.config.limits.login_attempts * 5, s.config.limits.login_account_attempts,
-      std::chrono::seconds(s.config.limits.login_window_seconds)});
-  if (s.config.redis.empty()) {
-    s.rate_limiter = std::make_unique<auth::MemoryRateLimiter>();
-  } else {
-    // Shared by all instances; while Redis is unreachable it falls back to
-    // per-instance limits and warns, rather than failing requests.
-    const observe::Logger* log = &s.log;
-    auto redis = auth::RedisRateLimiter::open(s.config.redis, [log](const std::string& m) { log->warn(m); });
-    if (!redis) return std::unexpected(redis.error());
-    s.rate_limiter = std::move(*redis);
-    s.log.info("rate limits shared through redis");
-  }
-  s.auth = std::make_unique<auth::AuthService>(
-      *s.users,
-      auth::AuthOptions{secret, s.config.auth.jwt_ttl, s.config.auth.register_open,
-                        s.config.auth.register_initial_tokens >= 0 ? s.config.auth.register_initial_tokens
-                                                                   : s.config.auth.initial_tokens,
-                        s.config.auth.bcrypt_cost, s.config.auth.register_per_ip_per_hour},
-      *s.login_throttle, *s.rate_limiter);
-  s.accounts = std::make_unique<billing::Accounts>(*s.database, *instance_id);
-  for (const auto& [task, t] : s.config.tasks) {
-    billing::PriceRule rule = s.pricing.rule(task);
-    if (t.multiplier) rule.multiplier = *t.multiplier;
-    if (t.fixed) rule.fixed = *t.fixed;
-    s.pricing.set(task, rule);
-  }
-  for (const auto& m : s.config.models.list) {
-    if (m.price_multiplier != 1.0) s.pricing.set_model_multiplier(m.name, m.price_multiplier);
-  }
-  LLMD_TRY(ensure_admin(*s.auth, s.config.auth.initial_tokens, s.log));
-  if (auto released = s.accounts->release_abandoned(); !released) {
-    return std::unexpected(released.error());
-  } else if (*released > 0) {
-    s.log.warn("released token reservations left by a previous run", {{"count", *released}});
-  }
-
-  s.router = std::make_shared<http::Router>();
-  add_ops_routes(*s.router, OpsDeps{*s.database, *s.pool, s.metrics, s.started});
-  const int password_threads =
-      s.config.auth.password_threads > 0 ? s.config.auth.password_threads : std::max(2, cores() / 2);
-  s.password_pool = std::make_unique<http::WorkerPool>(static_cast<std::size_t>(password_threads));
-  const AccountDeps account_deps{*s.auth, *s.accounts, *s.pool, s.log, s.password_pool.get()};
-  add_account_routes(*s.router, account_deps);
-  add_admin_routes(*s.router, account_deps);
-  add_usage_routes(*s.router, account_deps);
-  auto manager = models::create_manager(s.config, s.log, s.metrics);
-  if (!manager) return fail(manager.error());
-  s.models = std::move(*manager);
-  models::ModelRoutesDeps model_deps(*s.models, s.log, [&s] { return s.server->executor(); });
-  model_deps.hooks = make_billing_hooks(*s.accounts, s.pricing, *s.pool, s.log);
-  models::add_model_routes(*s.router, std::move(model_deps));
-  std::string repair_model = s.config.models.default_model;
-  if (auto t = s.config.tasks.find("convert"); t != s.config.tasks.end() && !t->second.model.empty()) {
-    repair_model = t->second.model;
-  }
-  add_convert_routes(*s.router, ConvertDeps{*s.accounts, s.pricing, *s.pool, *s.task_pool,
-                                            static_cast<std::size_t>(s.config.limits.convert_concurrent_per_user),
-                                            s.log, *s.models, repair_model, [&s] { return s.server->executor(); }});
-
-  // Homework grading: tasks.homework.model, else the default model; the
-  // prompt templates are built in, overridable from tasks.homework.prompts_dir.
-  {
-    std::string homework_model = s.config.models.default_model;
-    std::string prompts_dir;
-    if (auto t = s.config.tasks.find("homework"); t != s.config.tasks.end()) {
-      if (!t->second.model.empty()) homework_model = t->second.model;
-      prompts_dir = t->second.prompts_dir;
-    }
-    auto prompts = homework::PromptSet::load(prompts_dir);
-    if (!prompts) return std::unexpected(prompts.error());
-    add_homework_routes(*s.router, HomeworkDeps{*s.accounts, s.pricing, *s.pool, s.log, *s.models, homework_model,
-                                                std::make_shared<const homework::PromptSet>(std::move(*prompts)),
-                                                [&s] { return s.server->executor(); }});
-  }
-
-  // Uploads: bodies of POST /api/v1/uploads are spooled to disk by the
-  // server (opts.body_policy below), then stored under uploads.dir.
-  s.uploads = std::make_unique<UploadStore>(*s.database, s.config.uploads.dir, s.config.uploads.quota_bytes_per_user);
-  if (const auto partial = s.uploads->remove_partial_files(); partial > 0) {
-    s.log.warn("removed partial upload files left by a previous run", {{"count", static_cast<std::int64_t>(partial)}});
-  }
-  add_upload_routes(*s.router, UploadDeps{*s.uploads, *s.pool, s.log});
-
-  // Subtitle jobs (runner, billing, resume) and their routes.
-  std::string subtitle_model = s.config.models.default_model;
-  if (auto t = s.config.tasks.find("subtitle"); t != s.config.tasks.end() && !t->second.model.empty()) {
-    subtitle_model = t->second.model;
-  }
-  s.job_store = std::make_unique<jobs::JobStore>(*s.database);
-  s.subtitle_jobs = std::make_unique<SubtitleJobs>(SubtitleJobsDeps{
-      *s.job_store, *s.accounts, s.pricing, *s.pool, *s.models, s.log, subtitle_model, s.config.subtitle,
-      (std::filesystem::path(s.config.server.data_dir) / "results").string(), *instance_id,
-      [&s] { return s.server->executor(); }});
-  add_subtitle_routes(*s.router, SubtitleRoutesDeps{*s.subtitle_jobs, *s.job_store, *s.pool, s.log,
-                                                    s.config.uploads.media_roots,
-                                                    [&s](const std::string& id, std::int64_t user_id)
-                                                        -> Result<UploadedFile> {
-                                                      auto rec = s.uploads->get(id, user_id);
-                                                      if (!rec) return std::unexpected(rec.error());
-                                                      return UploadedFile{rec->path, rec->original_name};
-                                                    },
-                                                    s.config.asr});
-
-  // The web UI: the router's fallback, so every API route above wins.
-  const auto web_dir = find_web_dir(s.config.server.web_dir);
-  add_static_routes(*s.router, web_dir, *s.pool);
-  if (web_dir) {
-    s.log.info("serving the web UI", {{"web_dir", web_dir->string()}});
-  } else {
-    s.log.warn("web UI not found (build web/ or set server.web_dir); / shows a note");
-  }
-
-  std::vector<http::Middleware> middlewares{
-      http::request_id_middleware(),
-      http::access_log_middleware(s.log),
-      http::metrics_middleware(s.metrics),
-      http::security_headers_middleware(),
-      http::host_check_middleware(s.config.server.allowed_hosts),
-      http::cors_middleware(s.config.server.cors_origins),
-      auth_middleware(*s.auth, *s.pool, *s.rate_limiter, s.config.limits),
-      rate_limit_middleware(*s.rate_limiter, s.config.limits, *s.pool),
-  };
-
-  http::ServerOptions opts;
-  opts.host = s.config.server.host;
-  opts.port = s.config.server.port;
-  opts.io_threads = s.config.server.threads > 0 ? s.config.server.threads : cores();
-  opts.max_body_bytes = s.config.server.max_body_bytes;
-  opts.header_timeout = std::chrono::seconds(s.config.server.header_timeout_seconds);
-  opts.idle_timeout = std::chrono::seconds(s.config.server.idle_timeout_seconds);
-  opts.shutdown_grace = std::chrono::seconds(s.config.server.shutdown_grace_seconds);
-  opts.body_policy = upload_body_policy(UploadPolicyDeps{*s.uploads, *s.auth, *s.rate_limiter, s.config.limits, *s.pool,
-                                                        s.config.server.allowed_hosts, s.config.uploads.max_bytes});
-  // Client addresses and connection limits (validated when the config loaded).
-  if (auto trusted = http::NetworkList::parse(s.config.server.trusted_proxies); trusted) {
-    opts.trusted_proxies = std::move(*trusted);
-  } else {
-    return fail(ErrorCode::kInvalidArgument, "server.trusted_proxies: " + trusted.error().message, "bad_config");
-  }
-  if (auto allowed = http::NetworkList::parse(s.config.server.allowed_networks); allowed) {
-    opts.allowed_networks = std::move(*allowed);
-  } else {
-    return fail(ErrorCode::kInvalidArgument, "server.allowed_networks: " + allowed.error().message, "bad_config");
-  }
-  opts.max_connections = static_cast<std::size_t>(s.config.server.max_connections);
-  opts.max_connections_per_ip = static_cast<std::size_t>(s.config.server.max_connections_per_ip);
-  opts.min_body_rate = static_cast<std::uint64_t>(s.config.server.min_body_rate_bytes);
-  opts.body_grace = std::chrono::seconds(s.config.server.body_grace_seconds);
-  if (const auto& tls = s.config.server.tls; tls_certificates) {
-    opts.tls = std::move(tls_certificates);
-    opts.plain_http = tls.plain_http == "redirect" ? http::PlainHttpOnTls::kRedirect : http::PlainHttpOnTls::kRefuse;
-    opts.hsts_max_age = std::chrono::seconds(tls.hsts_max_age_seconds);
-  }
-  s.server = std::make_unique<http::Server>(opts, http::make_pipeline(s.router, std::move(middlewares)), s.log);
   s.server->on_shutdown([&s] {
     s.subtitle_jobs->stop();
     s.models->shutdown();
   });
   LLMD_TRY(s.server->listen());
   s.subtitle_jobs->start();  // resumes unfinished jobs; they run once the server runs
-  s.log.info("listening", {{"host", opts.host},
+  s.log.info("listening", {{"host", s.config.server.host},
                            {"port", s.server->port()},
-                           {"scheme", opts.tls ? "https" : "http"},
-                           {"io_threads", opts.io_threads},
-                           {"worker_threads", workers},
-                           {"task_threads", task_threads},
+                           {"scheme", s.config.server.tls.cert.empty() ? "http" : "https"},
+                           {"io_threads", s.config.server.threads > 0 ? s.config.server.threads : cores()},
+                           {"worker_threads", s.workers},
+                           {"task_threads", s.task_threads},
                            {"version", std::string(kVersion)}});
   return backend;
 }

@@ -7,14 +7,11 @@
 // one user runs at most `heavy_per_user` large ones at once (more -> 429).
 #pragma once
 
-#include <functional>
 #include <string>
-
-#include <boost/asio/any_io_executor.hpp>
 
 #include "app/account_routes.h"
 #include "billing/accounts.h"
-#include "models/manager.h"
+#include "inference/model_client.h"
 
 namespace llmd::app {
 
@@ -27,9 +24,8 @@ struct ConvertDeps {
   observe::Logger log;
   // The repair path (options.repair): the model that recovers data from
   // input the parsers refuse. Empty model = repair unavailable (503).
-  models::Manager& models;
+  inference::ModelClient& models;
   std::string repair_model;
-  std::function<boost::asio::any_io_executor()> executor;
 };
 
 void add_convert_routes(http::Router& router, ConvertDeps deps);

@@ -4,12 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/model_billing.h"
+#include "app/homework_grading.h"
 #include "core/text.h"
-#include "http/client.h"
 #include "http/errors.h"
 #include "http/json_body.h"
-#include "models/proxy.h"
 #include "tasks/homework/arithmetic.h"
 #include "tasks/homework/grader.h"
 
@@ -31,11 +29,8 @@ Response error(const RequestContext& ctx, const Error& e) { return http::error_r
 
 struct HomeworkRequest {
   homework::PromptInput prompt;
-  int samples = 1;
-  std::int64_t seed = kDefaultSeed;
-  std::int64_t max_tokens = kDefaultMaxTokens;
+  GradeOptions options{1, kDefaultSeed, kDefaultMaxTokens, false};
   bool return_prompt = false;
-  bool brief = false;
 };
 
 Result<std::string> bounded_text(const json& body, const char* name, bool required, std::size_t max_bytes) {
@@ -83,52 +78,24 @@ Result<HomeworkRequest> parse_request(const json& body) {
       if (k == "samples") {
         auto n = http::int_field(*it, "samples", false, 1, 1, homework::kMaxSamples);
         if (!n) return fail(ErrorCode::kInvalidArgument, "options.samples must be an integer 1..5", "invalid_field");
-        r.samples = static_cast<int>(*n);
+        r.options.samples = static_cast<int>(*n);
       } else if (k == "seed") {
         auto n = http::int_field(*it, "seed", false, kDefaultSeed, 0, 4'000'000'000LL);
         if (!n) return fail(ErrorCode::kInvalidArgument, "options.seed must be an integer 0..4000000000", "invalid_field");
-        r.seed = *n;
+        r.options.seed = *n;
       } else if (k == "max_tokens") {
         auto n = http::int_field(*it, "max_tokens", false, kDefaultMaxTokens, 64, 4096);
         if (!n) return fail(ErrorCode::kInvalidArgument, "options.max_tokens must be an integer 64..4096", "invalid_field");
-        r.max_tokens = *n;
+        r.options.max_tokens = *n;
       } else if (k == "return_prompt" || k == "brief") {
         if (!v.is_boolean()) return fail(ErrorCode::kInvalidArgument, "options." + k + " must be a boolean", "invalid_field");
-        (k == "brief" ? r.brief : r.return_prompt) = v.get<bool>();
+        (k == "brief" ? r.options.brief : r.return_prompt) = v.get<bool>();
       } else {
         return fail(ErrorCode::kInvalidArgument, "unknown option \"" + k + "\"", "invalid_field");
       }
     }
   }
   return r;
-}
-
-// The chat request of one sample: the rendered prompt, the reply forced to
-// the grade schema, a seed per sample (and some temperature when sampling
-// several, so the samples can differ).
-std::string chat_request(const std::string& model, const homework::RenderedPrompt& p, const HomeworkRequest& req,
-                         int sample) {
-  json schema = homework::grade_schema(req.brief);
-  json body = {{"model", model},
-               {"temperature", req.samples > 1 ? 0.7 : 0.2},
-               {"max_tokens", req.max_tokens},
-               {"seed", req.seed + sample},
-               {"response_format",
-                {{"type", "json_schema"},
-                 {"json_schema", {{"name", "homework_grade"}, {"strict", true}, {"schema", std::move(schema)}}}}},
-               {"messages", {{{"role", "system"}, {"content", p.system}}, {{"role", "user"}, {"content", p.user}}}}};
-  return body.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-// The reply text of a chat completion, or empty when there is none.
-std::string reply_content(const std::string& reply_body) {
-  const auto reply = json::parse(reply_body, nullptr, false);
-  if (!reply.is_object() || !reply.contains("choices") || !reply["choices"].is_array() || reply["choices"].empty()) {
-    return {};
-  }
-  const auto& message = reply["choices"][0]["message"];
-  if (!message.is_object() || !message.contains("content") || !message["content"].is_string()) return {};
-  return message["content"].get<std::string>();
 }
 
 json grade_json(const homework::Grade& g, const std::string& graded_by, std::int64_t consumed, std::int64_t remaining) {
@@ -150,86 +117,10 @@ json grade_json(const homework::Grade& g, const std::string& graded_by, std::int
   return out;
 }
 
-// The model path: reserve the worst case of all samples, call the model
-// once per sample, settle what the samples used (SPEC §5: base x 2.0 + 20).
-struct ModelGrader {
-  HomeworkDeps& d;
-  std::shared_ptr<http::HttpClient>& client;
-
-  awaitable<Response> operator()(RequestContext& ctx, const auth::Principal& who, const HomeworkRequest& req,
-                                 const homework::Check& check) {
-    if (!client) client = std::make_shared<http::HttpClient>(d.executor());
-    models::Proxy proxy(d.models, *client, d.log, std::chrono::seconds(120), std::chrono::seconds(300));
-    const homework::RenderedPrompt prompt = d.prompts->render(req.prompt);
-    const std::string first_body = chat_request(d.model, prompt, req, 0);
-    const std::int64_t per_sample = worst_case_prompt_tokens(first_body.size()) + req.max_tokens;
-    const std::int64_t worst = d.pricing.charge("homework", per_sample * req.samples, d.model);
-    const std::int64_t user_id = who.user_id;
-    const std::string request_id = ctx.request_id;
-    auto reservation = co_await d.pool.run([&] { return d.accounts.reserve(user_id, worst, request_id); });
-    if (!reservation) co_return error(ctx, reservation.error());
-
-    std::vector<homework::ModelGrade> grades;
-    models::CallUsage used;
-    std::string instance;
-    std::optional<Response> call_error;
-    std::optional<Error> reply_error;
-    for (int i = 0; i < req.samples; ++i) {
-      const std::string body = i == 0 ? first_body : chat_request(d.model, prompt, req, i);
-      models::ProxyResult reply = co_await proxy.call(ctx, d.model, "/v1/chat/completions", body);
-      used.prompt_tokens += reply.usage.prompt_tokens;
-      used.completion_tokens += reply.usage.completion_tokens;
-      instance = reply.instance;
-      if (!reply.ok) {
-        call_error = reply.response;
-        break;
-      }
-      auto grade = homework::parse_model_grade(reply_content(reply.response.body));
-      if (grade) {
-        grades.push_back(std::move(*grade));
-      } else {
-        reply_error = grade.error();
-      }
-    }
-
-    const std::int64_t base = used.prompt_tokens + used.completion_tokens;
-    const std::int64_t charge = base > 0 ? d.pricing.charge("homework", base, d.model) : 0;
-    std::optional<homework::Grade> grade;
-    std::string graded_by = "model";
-    if (!grades.empty()) {
-      grade = homework::combine(grades, check, req.prompt.language);
-    } else if (auto by_check = homework::grade_by_check(check, req.prompt.language)) {
-      grade = std::move(by_check);  // the model's replies were unusable; the exact check still decides
-      graded_by = "exact_check";
-    }
-    const int status = grade ? 200 : call_error ? call_error->status : 422;
-    const std::string route = ctx.route;
-    const auto elapsed_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - ctx.started).count();
-    auto settled = co_await d.pool.run([&]() -> Result<billing::Settled> {
-      auto s = d.accounts.settle(*reservation, {charge, "homework", request_id, "homework", d.model});
-      (void)d.accounts.record_usage({request_id, user_id, route, "homework", d.model, instance, used.prompt_tokens,
-                                     used.completion_tokens, s ? s->charged : 0, status, elapsed_ms});
-      return s;
-    });
-    if (!grade) {
-      if (call_error) co_return *call_error;  // the gateway's error reply (503 + Retry-After, 504 ...)
-      co_return error(ctx, reply_error.value_or(Error(ErrorCode::kUnprocessable, "the model gave no grade",
-                                                      "model_reply_invalid")));
-    }
-    if (!settled) co_return error(ctx, settled.error());
-    json out = grade_json(*grade, graded_by, settled->charged, settled->available);
-    if (req.return_prompt) out["prompt"] = {{"system", prompt.system}, {"user", prompt.user}, {"version", prompt.version}};
-    co_return Response::json(200, out);
-  }
-};
-
 }  // namespace
 
 void add_homework_routes(http::Router& router, HomeworkDeps d) {
-  auto client = std::make_shared<std::shared_ptr<http::HttpClient>>();
-  router.post("/api/v1/tasks/homework", [d, client](RequestContext& ctx) mutable -> awaitable<Response> {
-    ModelGrader model_grader{d, *client};
+  router.post("/api/v1/tasks/homework", [d](RequestContext& ctx) -> awaitable<Response> {
     auto who = require_user(ctx);
     if (!who) co_return error(ctx, who.error());
     auto body = http::parse_json_object(ctx.request.body);
@@ -246,7 +137,20 @@ void add_homework_routes(http::Router& router, HomeworkDeps d) {
                                   balance->available());
       co_return Response::json(200, out);
     }
-    if (!d.model.empty()) co_return co_await model_grader(ctx, *who, *req, check);
+    if (!d.model.empty()) {
+      // The model path: reserve the worst case of all samples, one call per
+      // sample, settle what they used (SPEC §5: base x 2.0 + 20).
+      const HomeworkGraderDeps grader{d.models, d.accounts, d.pricing, d.pool, d.model, d.prompts};
+      const Caller caller{user_id, ctx.request_id, ctx.route, ctx.started};
+      auto graded = co_await grade_with_model(grader, caller, req->prompt, req->options, check);
+      if (!graded) co_return error(ctx, graded.error());
+      json out = grade_json(graded->grade, graded->graded_by, graded->tokens_consumed, graded->remaining_tokens);
+      if (req->return_prompt) {
+        const homework::RenderedPrompt& prompt = graded->prompt;
+        out["prompt"] = {{"system", prompt.system}, {"user", prompt.user}, {"version", prompt.version}};
+      }
+      co_return Response::json(200, out);
+    }
 
     auto by_check = homework::grade_by_check(check, req->prompt.language);
     if (!by_check) {

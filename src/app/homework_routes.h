@@ -10,15 +10,12 @@
 // model_unavailable. An empty answer scores 0 with no model call and no charge.
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <string>
 
-#include <boost/asio/any_io_executor.hpp>
-
 #include "app/account_routes.h"
 #include "billing/accounts.h"
-#include "models/manager.h"
+#include "inference/model_client.h"
 #include "tasks/homework/prompt.h"
 
 namespace llmd::app {
@@ -28,10 +25,9 @@ struct HomeworkDeps {
   const billing::Pricing& pricing;
   http::WorkerPool& pool;
   observe::Logger log;
-  models::Manager& models;
+  inference::ModelClient& models;
   std::string model;  // empty = no model: exact checks only
   std::shared_ptr<const homework::PromptSet> prompts;
-  std::function<boost::asio::any_io_executor()> executor;
 };
 
 void add_homework_routes(http::Router& router, HomeworkDeps deps);

@@ -5,13 +5,15 @@
 #include <nlohmann/json.hpp>
 
 #include "app/account_routes.h"
+#include "billing/meter.h"
 
 namespace llmd::app {
 namespace {
 
 using boost::asio::awaitable;
 
-constexpr const char* kReservationKey = "reservation";
+// The open MeteredCall between admit() and settle() (a shared_ptr: std::any copies).
+constexpr const char* kMeterKey = "metered_call";
 
 // "/v1/..." calls are priced as "v1", everything else as "chat".
 std::string task_of(const models::CallInfo& call) { return call.route.starts_with("/v1/") ? "v1" : "chat"; }
@@ -25,35 +27,28 @@ class BillingHooks final : public models::CallHooks {
   awaitable<Result<void>> admit(http::RequestContext& ctx, const models::CallInfo& call) override {
     auto who = app::require_user(ctx);
     if (!who) co_return std::unexpected(who.error());
-    const std::int64_t worst =
-        pricing_.charge(task_of(call), worst_case_prompt_tokens(call.prompt_bytes) + call.max_tokens, call.model);
-    const std::int64_t user_id = who->user_id;
-    const std::string request_id = ctx.request_id;
-    auto reservation = co_await pool_.run([&] { return accounts_.reserve(user_id, worst, request_id); });
-    if (!reservation) co_return std::unexpected(reservation.error());
-    ctx.attributes[kReservationKey] = *reservation;
+    const std::string task = task_of(call);
+    const billing::MeterOpen what{who->user_id, ctx.request_id, task, call.model,
+                                  worst_case_prompt_tokens(call.prompt_bytes) + call.max_tokens, ""};
+    auto opened = co_await pool_.run([&] { return billing::MeteredCall::open(accounts_, pricing_, what); });
+    if (!opened) co_return std::unexpected(opened.error());
+    ctx.attributes[kMeterKey] = std::make_shared<billing::MeteredCall>(std::move(*opened));
     co_return Result<void>{};
   }
 
   awaitable<models::Settlement> settle(http::RequestContext& ctx, const models::CallInfo& call,
                                        const models::CallOutcome& outcome) override {
-    auto it = ctx.attributes.find(kReservationKey);
+    auto it = ctx.attributes.find(kMeterKey);
     if (it == ctx.attributes.end()) co_return models::Settlement{};
-    const auto reservation = std::any_cast<billing::Reservation>(it->second);
+    const auto meter = std::any_cast<std::shared_ptr<billing::MeteredCall>>(it->second);
     ctx.attributes.erase(it);
-    const std::string task = task_of(call);
-    const std::int64_t base = outcome.usage.prompt_tokens + outcome.usage.completion_tokens;
     // A call that produced nothing (worker unreachable, refused) costs nothing.
-    const std::int64_t charge = base > 0 ? pricing_.charge(task, base, outcome.model) : 0;
+    const std::int64_t charge = meter->price(outcome.usage.prompt_tokens + outcome.usage.completion_tokens);
     const std::string request_id = ctx.request_id;
-    const std::string route = ctx.route.empty() ? call.route : ctx.route;
-    auto result = co_await pool_.run([&]() -> Result<billing::Settled> {
-      auto settled = accounts_.settle(reservation, {charge, task, request_id, task, outcome.model});
-      (void)accounts_.record_usage({request_id, reservation.user_id, route, task, outcome.model, outcome.instance,
-                                    outcome.usage.prompt_tokens, outcome.usage.completion_tokens,
-                                    settled ? settled->charged : 0, outcome.status, outcome.latency.count()});
-      return settled;
-    });
+    const billing::MeterOutcome used{outcome.usage.prompt_tokens, outcome.usage.completion_tokens, outcome.status,
+                                     outcome.instance, ctx.route.empty() ? call.route : ctx.route,
+                                     outcome.latency.count()};
+    auto result = co_await pool_.run([&] { return meter->settle(used); });
     if (!result) {
       log_.error("settling a model call failed", {{"request_id", request_id}, {"error", result.error().message}});
       co_return models::Settlement{0, std::nullopt};
@@ -63,7 +58,7 @@ class BillingHooks final : public models::CallHooks {
       // could not cover the rest: never silent.
       log_.warn("model call charged less than its usage",
                 {{"request_id", request_id}, {"charge", charge}, {"charged", result->charged},
-                 {"reserved", reservation.amount}});
+                 {"reserved", meter->reservation().amount}});
     }
     co_return models::Settlement{result->charged, result->available};
   }

@@ -1,6 +1,7 @@
 // Accounts and billing for the model routes (chat, /v1/*): the CallHooks of
-// the models module, implemented with auth (who is calling) and billing
-// (reserve the worst case, settle the actual charge, write a usage record).
+// the models module, implemented with auth (who is calling) and a
+// billing::MeteredCall per call (opened at admit with the worst case,
+// settled with the worker's usage).
 #pragma once
 
 #include <memory>

@@ -19,9 +19,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "http/client.h"
-#include "http/context.h"
-#include "models/proxy.h"
+#include "billing/meter.h"
 #include "tasks/subtitle/translate.h"
 
 namespace llmd::app {
@@ -185,32 +183,20 @@ Result<std::string> write_result_file(const std::string& dir, const std::string&
   return final_path.string();
 }
 
-// A response stream nobody reads: model calls made for a job (not for a
-// client connection) go through the gateway with this.
-class NoClientStream final : public http::ResponseStream {
- public:
-  awaitable<bool> begin(int, const http::Headers&) override { co_return false; }
-  awaitable<bool> write(std::string_view) override { co_return false; }
-  awaitable<void> end() override { co_return; }
-};
-
-// The request context of a job's model calls (request id = job id + call number).
-struct JobCallContext {
-  http::Request request;
-  NoClientStream stream;
-  http::Headers headers;
-  http::RequestContext ctx{request, stream, headers};
-};
-
-ErrorCode code_for_status(int status) {
-  switch (status) {
-    case 400: return ErrorCode::kInvalidArgument;
-    case 402: return ErrorCode::kPaymentRequired;
-    case 404: return ErrorCode::kNotFound;
-    case 429: return ErrorCode::kRateLimited;
-    case 504: return ErrorCode::kDeadlineExceeded;
-    default: return ErrorCode::kUnavailable;
+// The error a failed model call ends a batch with: the gateway's code where
+// the translator tells it apart (payment, not found, rate limit, timeout,
+// a refused request), otherwise "unavailable".
+Error batch_call_error(const inference::CallFailure& f) {
+  ErrorCode code = ErrorCode::kUnavailable;
+  switch (f.error.code) {
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kPaymentRequired:
+    case ErrorCode::kNotFound:
+    case ErrorCode::kRateLimited:
+    case ErrorCode::kDeadlineExceeded: code = f.error.code; break;
+    default: break;
   }
+  return Error(code, f.error.message, "model_error");
 }
 
 }  // namespace
@@ -233,7 +219,6 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
   std::deque<Pending> queue;                                        // guarded by mutex
   int running = 0;                                                  // guarded by mutex
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> active;  // job id -> cancel flag; guarded by mutex
-  std::shared_ptr<http::HttpClient> client;                         // set once in start()
 
   std::int64_t price(std::int64_t base) const {
     return base > 0 ? d.pricing.charge(kKind, base, d.model) : 0;
@@ -310,239 +295,258 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     self->finished_one();
   }
 
-  // Charges `base` for a job: settles its reservation, or,
-  // when the reservation is gone (released by a restart or a stale sweep),
-  // spends directly as much of the charge as the balance allows.
-  Result<std::int64_t> charge(const billing::Reservation& r, std::int64_t base, const std::string& job_id) {
-    const std::int64_t amount = price(base);
-    const billing::Charge c{amount, "subtitle", job_id, kKind, d.model};
-    if (r.id != 0) {
-      auto settled = d.accounts.settle(r, c);
-      if (settled) return settled->charged;
-      if (settled.error().code != ErrorCode::kConflict) return std::unexpected(settled.error());
-    }
-    if (amount == 0) return 0;
-    auto b = d.accounts.balance(r.user_id);
-    if (!b) return std::unexpected(b.error());
-    std::int64_t capped = std::min(amount, b->available());
-    if (r.amount > 0) capped = std::min(capped, r.amount);
-    if (capped <= 0) return 0;
-    billing::Charge direct = c;
-    direct.amount = capped;
-    auto spent = d.accounts.spend(r.user_id, direct);
-    if (!spent) return std::unexpected(spent.error());
-    return capped;
-  }
-
-  void record_usage(const jobs::Job& job, const Progress& p, std::int64_t charged, int status,
-                    const std::string& instance) {
+  // Charges a job for the tokens its calls used and writes its usage record
+  // (request id = job id): settles its reservation, or, when the reservation
+  // is gone (released by a restart or a stale sweep), spends directly as much
+  // of the charge as the balance allows. Returns the amount charged.
+  Result<std::int64_t> settle_job(const jobs::Job& job, const Progress& p, const billing::Reservation& r, int status,
+                                  const std::string& instance) {
+    auto meter = billing::MeteredCall::adopt(d.accounts, d.pricing, {job.user_id, job.id, kKind, d.model, 0, ""}, r);
     const std::int64_t latency_ms = (now_seconds() - p.started_at) * 1000;
-    auto r = d.accounts.record_usage({job.id, job.user_id, kRoute, kKind, d.model, instance, p.prompt_tokens,
-                                      p.completion_tokens, charged, status, latency_ms});
-    if (!r) d.log.warn("recording subtitle job usage failed", {{"job_id", job.id}, {"error", r.error().message}});
+    auto settled = meter.settle({p.prompt_tokens, p.completion_tokens, status, instance, kRoute, latency_ms});
+    if (!settled) return std::unexpected(settled.error());
+    return settled->charged;
   }
 
   enum class End { kDone, kFailed, kCancelled, kStopped };
 
+  // One run of a job: what was loaded, and where it stands.
+  struct JobRun {
+    std::string id;
+    jobs::Job job;
+    json state;
+    Progress progress;
+    billing::Reservation reservation;
+    Result<subtitle::Document> doc;
+    SubtitleJobSpec spec;
+    std::vector<subtitle::Batch> batches;
+    std::int64_t total = 0;     // cues
+    std::string instance;       // of the last model call
+    std::int64_t call_number = 0;
+  };
+
+  // How the batches ended.
+  struct Ending {
+    End end = End::kDone;
+    std::string error;
+    int status = 500;
+  };
+
   awaitable<void> run_job(const Pending& p, std::atomic<bool>& cancel_flag) {
-    const std::string id = p.id;
+    std::optional<JobRun> loaded = co_await load(p.id);
+    if (!loaded) co_return;
+    JobRun& run = *loaded;
+    if (p.resumed) {
+      const bool renewed = co_await renew_reservation(run);
+      if (!renewed) co_return;
+    }
+    if (run.job.status == jobs::Status::kCancelling) {
+      co_await finish_cancelled(run.job, run.progress, run.reservation, "");
+      co_return;
+    }
+    if (!run.doc) {
+      co_await finish_failed(run.job, run.progress, run.reservation, run.doc.error().message, 500, "");
+      co_return;
+    }
+    const Ending ending = co_await translate_batches(run, cancel_flag);
+    switch (ending.end) {
+      case End::kStopped:
+        d.log.info("subtitle job paused by shutdown; it resumes at the next start", {{"job_id", run.id}});
+        co_return;
+      case End::kCancelled:
+        co_await finish_cancelled(run.job, run.progress, run.reservation, run.instance);
+        co_return;
+      case End::kFailed:
+        co_await finish_failed(run.job, run.progress, run.reservation, ending.error, ending.status, run.instance);
+        co_return;
+      case End::kDone:
+        break;
+    }
+    co_await finish_done(run);
+  }
+
+  // Loads the job and claims it when queued; nothing when it is finished,
+  // cannot be loaded, or another instance has it.
+  awaitable<std::optional<JobRun>> load(const std::string& id) {
     auto loaded = co_await d.pool.run([&] { return d.store.get_any(id); });
     if (!loaded) {
       d.log.error("cannot load subtitle job", {{"job_id", id}, {"error", loaded.error().message}});
-      co_return;
+      co_return std::nullopt;
     }
-    jobs::Job& job = *loaded;
-    if (jobs::is_terminal(job.status)) co_return;
-    json state = job.state;
-    state["instance"] = d.instance_id;
+    JobRun run;
+    run.id = id;
+    run.job = std::move(*loaded);
+    jobs::Job& job = run.job;
+    if (jobs::is_terminal(job.status)) co_return std::nullopt;
+    run.state = job.state;
+    run.state["instance"] = d.instance_id;
     if (job.status == jobs::Status::kQueued) {
-      if (!state.contains("started_at")) state["started_at"] = now_seconds();
-      auto claimed = co_await d.pool.run([&] { return d.store.claim(id, state); });
-      if (!claimed || !*claimed) co_return;  // cancelled meanwhile, or another instance has it
+      if (!run.state.contains("started_at")) run.state["started_at"] = now_seconds();
+      auto claimed = co_await d.pool.run([&] { return d.store.claim(id, run.state); });
+      if (!claimed || !*claimed) co_return std::nullopt;  // cancelled meanwhile, or another instance has it
       job.status = jobs::Status::kRunning;
     }
-    Progress progress = progress_from_state(state);
-    billing::Reservation reservation = reservation_from_state(state, job.user_id, id);
+    run.progress = progress_from_state(run.state);
+    run.reservation = reservation_from_state(run.state, job.user_id, id);
+    run.doc = document_from_json(job.input.value("document", json::object()));
+    run.spec = spec_from_json(job.input.value("spec", json::object()));
+    if (run.doc) run.batches = plan(run.doc->cues);
+    if (run.progress.next_batch > run.batches.size() ||
+        run.progress.lines.size() != static_cast<std::size_t>(cues_done(run.batches, run.progress.next_batch))) {
+      run.progress = Progress{};  // the state does not fit the input: start over rather than misalign
+      run.progress.started_at = now_seconds();
+    }
+    run.total = run.doc ? static_cast<std::int64_t>(run.doc->cues.size()) : 0;
+    run.call_number = run.progress.model_calls;
+    co_return run;
+  }
 
-    auto doc = document_from_json(job.input.value("document", json::object()));
-    const SubtitleJobSpec spec = spec_from_json(job.input.value("spec", json::object()));
-    std::vector<subtitle::Batch> batches;
-    if (doc) batches = plan(doc->cues);
-    if (progress.next_batch > batches.size() ||
-        progress.lines.size() != static_cast<std::size_t>(cues_done(batches, progress.next_batch))) {
-      progress = Progress{};  // the state does not fit the input: start over rather than misalign
-      progress.started_at = now_seconds();
+  // A resumed job: the reservation of the previous run was released at
+  // startup (or is stale): release it for sure, then hold what the rest may
+  // cost. False when that failed (the job has then failed).
+  awaitable<bool> renew_reservation(JobRun& run) {
+    const jobs::Job& job = run.job;
+    auto renewed = co_await d.pool.run([&]() -> Result<billing::Reservation> {
+      const billing::MeterOpen held{job.user_id, run.id, kKind, d.model, 0, ""};
+      (void)billing::MeteredCall::adopt(d.accounts, d.pricing, held, run.reservation).release();
+      if (job.status == jobs::Status::kCancelling || !run.doc) return billing::Reservation{0, job.user_id, 0, run.id};
+      billing::MeterOpen rest = held;
+      rest.worst_base_tokens = run.progress.base() + estimate_batches(run.doc->cues, run.batches,
+                                                                      run.progress.next_batch, run.progress.context);
+      auto meter = billing::MeteredCall::open(d.accounts, d.pricing, rest);
+      if (!meter) return std::unexpected(meter.error());
+      return std::move(*meter).keep();  // the job holds it from now on
+    });
+    if (!renewed) {
+      const std::string message = renewed.error().code == ErrorCode::kPaymentRequired
+                                      ? "not enough tokens to resume the job: " + renewed.error().message
+                                      : "the job could not be resumed";
+      co_await finish_failed(job, run.progress, billing::Reservation{0, job.user_id, 0, run.id}, message, 402, "");
+      co_return false;
     }
-    const std::int64_t total = doc ? static_cast<std::int64_t>(doc->cues.size()) : 0;
+    run.reservation = *renewed;
+    run.state["reservation"] = reservation_json(run.reservation);
+    (void)co_await d.pool.run([&] { return d.store.set_reservation(run.id, run.reservation.id, run.state); });
+    d.log.info("subtitle job resumed", {{"job_id", run.id}, {"batch", run.progress.next_batch},
+                                        {"batches", run.batches.size()}, {"reserved", run.reservation.amount}});
+    co_return true;
+  }
 
-    if (p.resumed) {
-      // The reservation of the previous run was released at startup (or is
-      // stale): release it for sure, then hold what the rest may cost.
-      auto renewed = co_await d.pool.run([&]() -> Result<billing::Reservation> {
-        if (reservation.id != 0) (void)d.accounts.release(reservation);
-        if (job.status == jobs::Status::kCancelling || !doc) return billing::Reservation{0, job.user_id, 0, id};
-        const std::int64_t rest = estimate_batches(doc->cues, batches, progress.next_batch, progress.context);
-        return d.accounts.reserve(job.user_id, price(progress.base() + rest), id);
-      });
-      if (!renewed) {
-        const std::string message = renewed.error().code == ErrorCode::kPaymentRequired
-                                        ? "not enough tokens to resume the job: " + renewed.error().message
-                                        : "the job could not be resumed";
-        co_await finish_failed(job, progress, billing::Reservation{0, job.user_id, 0, id}, message, 402, "");
-        co_return;
-      }
-      reservation = *renewed;
-      state["reservation"] = reservation_json(reservation);
-      (void)co_await d.pool.run([&] { return d.store.set_reservation(id, reservation.id, state); });
-      d.log.info("subtitle job resumed", {{"job_id", id}, {"batch", progress.next_batch},
-                                          {"batches", batches.size()}, {"reserved", reservation.amount}});
-    }
-    if (job.status == jobs::Status::kCancelling) {
-      co_await finish_cancelled(job, progress, reservation, "");
-      co_return;
-    }
-    if (!doc) {
-      co_await finish_failed(job, progress, reservation, doc.error().message, 500, "");
-      co_return;
-    }
-
-    // The model calls of this job go through the gateway (balancer, retry
-    // on another instance) like a client's would.
-    models::Proxy proxy(d.models, *client, d.log, std::chrono::seconds(120), std::chrono::seconds(300));
-    JobCallContext call_ctx;
-    call_ctx.ctx.route = kRoute;
-    std::string instance;
-    std::int64_t call_number = progress.model_calls;
-    const std::string model = d.model;
-    subtitle::ModelCall call = [&](const json& chat) -> awaitable<Result<subtitle::ModelReply>> {
+  // The batches' model calls go through the gateway (balancer, retry on
+  // another instance) like a client's would; a stopping or cancelled job
+  // makes no more calls.
+  subtitle::ModelCall model_call(JobRun& run, std::atomic<bool>& cancel_flag) {
+    return [this, &run, &cancel_flag](const json& chat) -> awaitable<Result<subtitle::ModelReply>> {
       if (cancel_flag.load() || stopping.load()) {
         co_return fail(ErrorCode::kUnavailable, "the job is stopping", "cancelled");
       }
-      json body = chat;
-      body["model"] = model;
+      inference::ChatRequest request = inference::chat_request_from_json(chat);
+      request.model = d.model;
       if (d.log.enabled(observe::LogLevel::kDebug)) {
-        const json format = body.value("response_format", json::object());
-        d.log.debug("subtitle batch call", {{"job_id", id}, {"response_format", format}});
+        const json format = request.response_format.is_null() ? json::object() : request.response_format;
+        d.log.debug("subtitle batch call", {{"job_id", run.id}, {"response_format", format}});
       }
-      const std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
-      call_ctx.ctx.request_id = id + "-" + std::to_string(++call_number);
-      models::ProxyResult reply = co_await proxy.call(call_ctx.ctx, model, "/v1/chat/completions", text);
-      instance = reply.instance;
-      if (!reply.ok) {
-        const json err = json::parse(reply.response.body, nullptr, false);
-        std::string message = "the model call failed (" + std::to_string(reply.response.status) + ")";
-        if (err.is_object() && err.contains("error") && err["error"].is_object()) {
-          message = err["error"].value("message", message);
-        }
-        co_return fail(code_for_status(reply.response.status), message, "model_error");
+      const inference::CallTag tag{run.id + "-" + std::to_string(++run.call_number)};
+      inference::CallResult<inference::ChatReply> reply = co_await d.models.chat(request, tag);
+      if (!reply) {
+        run.instance = reply.error().instance;
+        co_return std::unexpected(batch_call_error(reply.error()));
       }
-      const json parsed = json::parse(reply.response.body, nullptr, false);
-      subtitle::ModelReply out;
-      out.prompt_tokens = reply.usage.prompt_tokens;
-      out.completion_tokens = reply.usage.completion_tokens;
-      if (parsed.is_object() && parsed.contains("choices") && parsed["choices"].is_array() &&
-          !parsed["choices"].empty()) {
-        const json& message = parsed["choices"][0].value("message", json::object());
-        if (message.contains("content") && message["content"].is_string()) out.content = message["content"];
-      }
-      co_return out;
+      run.instance = reply->instance;
+      co_return subtitle::ModelReply{reply->content, reply->usage.prompt_tokens, reply->usage.completion_tokens};
     };
+  }
 
+  // Translates the batches from progress.next_batch on, saving the progress
+  // after each, until the end, a failure, a cancel or a shutdown.
+  awaitable<Ending> translate_batches(JobRun& run, std::atomic<bool>& cancel_flag) {
+    const subtitle::ModelCall call = model_call(run, cancel_flag);
     subtitle::TranslateOptions options;
-    options.source_lang = spec.source_lang;
-    options.target_lang = spec.target_lang;
+    options.source_lang = run.spec.source_lang;
+    options.target_lang = run.spec.target_lang;
     options.max_tokens_per_batch = d.config.max_tokens_per_batch;
 
-    End end = End::kDone;
-    std::string error;
-    int error_status = 500;
+    Ending out;
+    Progress& progress = run.progress;
     // A shutdown (stop, resumable) wins over a cancel; either ends the loop.
     const auto interruption = [&]() -> std::optional<End> {
       if (stopping.load()) return End::kStopped;
       if (cancel_flag.load()) return End::kCancelled;
       return std::nullopt;
     };
-    for (std::size_t k = progress.next_batch; k < batches.size(); ++k) {
+    for (std::size_t k = progress.next_batch; k < run.batches.size(); ++k) {
       if (const auto why = interruption()) {
-        end = *why;
+        out.end = *why;
         break;
       }
-      const auto cues = std::span<const subtitle::Cue>(doc->cues).subspan(batches[k].first, batches[k].count);
+      const auto cues = std::span<const subtitle::Cue>(run.doc->cues).subspan(run.batches[k].first, run.batches[k].count);
       subtitle::Context context = progress.context;  // kept unchanged if this batch is discarded
       auto batch = co_await subtitle::translate_batch(cues, context, options, call);
       // A stop or cancel during the batch may have cut its calls short: its
       // result is discarded (a resumed job redoes the batch).
       if (const auto why = interruption()) {
-        end = *why;
+        out.end = *why;
         break;
       }
       if (!batch) {
-        end = End::kFailed;
-        error = batch.error().message;
-        error_status = batch.error().code == ErrorCode::kPaymentRequired ? 402 : 500;
+        out = Ending{End::kFailed, batch.error().message,
+                     batch.error().code == ErrorCode::kPaymentRequired ? 402 : 500};
         break;
       }
       if (batch->lines.size() != cues.size()) {
-        end = End::kFailed;
-        error = "the translation of a batch lost lines";
+        out = Ending{End::kFailed, "the translation of a batch lost lines", 500};
         break;
       }
       for (std::size_t i = 0; i < batch->lines.size(); ++i) progress.lines.push_back(std::move(batch->lines[i]));
       for (std::size_t i : batch->kept_source) {
-        progress.kept_source.push_back(static_cast<std::int64_t>(batches[k].first + i));
+        progress.kept_source.push_back(static_cast<std::int64_t>(run.batches[k].first + i));
       }
       progress.prompt_tokens += batch->prompt_tokens;
       progress.completion_tokens += batch->completion_tokens;
-      progress.model_calls = call_number;
+      progress.model_calls = run.call_number;
       progress.context = std::move(context);
       progress.next_batch = k + 1;
-      progress_to_state(progress, state);
-      const std::int64_t done = cues_done(batches, progress.next_batch);
-      auto saved = co_await d.pool.run([&] { return d.store.save_progress(id, done, total, state); });
+      progress_to_state(progress, run.state);
+      const std::int64_t done = cues_done(run.batches, progress.next_batch);
+      auto saved = co_await d.pool.run([&] { return d.store.save_progress(run.id, done, run.total, run.state); });
       if (saved && !*saved) {  // no longer running: cancelled through another instance
-        end = End::kCancelled;
+        out.end = End::kCancelled;
         break;
       }
-      if (!saved) d.log.warn("saving subtitle job progress failed", {{"job_id", id}, {"error", saved.error().message}});
-      watches.notify(id);
+      if (!saved) {
+        d.log.warn("saving subtitle job progress failed", {{"job_id", run.id}, {"error", saved.error().message}});
+      }
+      watches.notify(run.id);
     }
-    progress.model_calls = call_number;
+    progress.model_calls = run.call_number;
+    co_return out;
+  }
 
-    switch (end) {
-      case End::kStopped:
-        d.log.info("subtitle job paused by shutdown; it resumes at the next start", {{"job_id", id}});
-        co_return;
-      case End::kCancelled:
-        co_await finish_cancelled(job, progress, reservation, instance);
-        co_return;
-      case End::kFailed:
-        co_await finish_failed(job, progress, reservation, error, error_status, instance);
-        co_return;
-      case End::kDone:
-        break;
-    }
-
+  // All batches done: writes the result file, charges, marks the job done.
+  awaitable<void> finish_done(JobRun& run) {
+    const std::string& id = run.id;
+    const Progress& progress = run.progress;
     subtitle::OutputOptions out_options;
-    out_options.format = spec.output_format;
-    out_options.bilingual = spec.bilingual;
-    out_options.target_first = spec.target_first;
-    out_options.max_line_chars = spec.max_line_chars;
-    out_options.target_lang = spec.target_lang;
-    const std::string ext(subtitle::file_extension(spec.output_format));
+    out_options.format = run.spec.output_format;
+    out_options.bilingual = run.spec.bilingual;
+    out_options.target_first = run.spec.target_first;
+    out_options.max_line_chars = run.spec.max_line_chars;
+    out_options.target_lang = run.spec.target_lang;
+    const std::string ext(subtitle::file_extension(run.spec.output_format));
     auto written = co_await d.pool.run([&]() -> Result<std::string> {
-      const std::string text = subtitle::render_translation(*doc, progress.lines, out_options);
+      const std::string text = subtitle::render_translation(*run.doc, progress.lines, out_options);
       return write_result_file(d.results_dir, ext, text);
     });
     if (!written) {
-      co_await finish_failed(job, progress, reservation, written.error().message, 500, instance);
+      co_await finish_failed(run.job, progress, run.reservation, written.error().message, 500, run.instance);
       co_return;
     }
     const std::string path = *written;
-    progress_to_state(progress, state);
+    progress_to_state(progress, run.state);
     auto finished = co_await d.pool.run([&]() -> Result<std::int64_t> {
-      auto charged = charge(reservation, progress.base(), id);
+      auto charged = settle_job(run.job, progress, run.reservation, 200, run.instance);
       if (!charged) return charged;
-      auto ok = d.store.finish(id, path, *charged, state);
+      auto ok = d.store.finish(id, path, *charged, run.state);
       if (ok && !*ok) {
         // Cancelled at the very end: the work was done and is paid for, but
         // the owner asked not to have it.
@@ -552,13 +556,12 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
       } else if (!ok) {
         return std::unexpected(ok.error());
       }
-      record_usage(job, progress, *charged, 200, instance);
       return charged;
     });
     if (!finished) {
       d.log.error("finishing subtitle job failed", {{"job_id", id}, {"error", finished.error().message}});
     } else {
-      d.log.info("subtitle job done", {{"job_id", id}, {"cues", total}, {"model_calls", progress.model_calls},
+      d.log.info("subtitle job done", {{"job_id", id}, {"cues", run.total}, {"model_calls", progress.model_calls},
                                        {"kept_source", progress.kept_source.size()}, {"tokens", *finished}});
     }
     watches.notify(id);
@@ -567,10 +570,9 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
   awaitable<void> finish_cancelled(const jobs::Job& job, const Progress& progress,
                                    const billing::Reservation& reservation, const std::string& instance) {
     auto r = co_await d.pool.run([&]() -> Result<std::int64_t> {
-      auto charged = charge(reservation, progress.base(), job.id);
+      auto charged = settle_job(job, progress, reservation, 499, instance);
       if (!charged) return charged;
       LLMD_TRY(d.store.mark_cancelled(job.id, *charged));
-      record_usage(job, progress, *charged, 499, instance);
       return charged;
     });
     if (!r) d.log.error("cancelling subtitle job failed", {{"job_id", job.id}, {"error", r.error().message}});
@@ -582,10 +584,9 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
                                 const billing::Reservation& reservation, const std::string& message, int status,
                                 const std::string& instance) {
     auto r = co_await d.pool.run([&]() -> Result<std::int64_t> {
-      auto charged = charge(reservation, progress.base(), job.id);
+      auto charged = settle_job(job, progress, reservation, status, instance);
       const std::int64_t paid = charged ? *charged : 0;
       LLMD_TRY(d.store.mark_failed(job.id, message, paid));
-      record_usage(job, progress, paid, status, instance);
       return paid;
     });
     if (!r) d.log.error("failing subtitle job failed", {{"job_id", job.id}, {"error", r.error().message}});
@@ -622,7 +623,6 @@ JobWatchBoard& SubtitleJobs::watches() { return impl_->watches; }
 
 void SubtitleJobs::start() {
   Impl& s = *impl_;
-  s.client = std::make_shared<http::HttpClient>(s.d.executor());
   // Runs before the server accepts requests, so no job submitted by this
   // run can be mistaken for one to resume.
   auto unfinished = s.d.store.unfinished(kKind);
@@ -677,14 +677,18 @@ awaitable<Result<jobs::Job>> SubtitleJobs::submit(std::int64_t user_id, const su
   input["spec"] = spec_to_json(spec);
   input["document"] = document_to_json(doc);
   const std::int64_t total = static_cast<std::int64_t>(doc.cues.size());
+  const auto batches = s.plan(doc.cues);
+  const billing::MeterOpen what{user_id, request_id, kKind, s.d.model,
+                                s.estimate_batches(doc.cues, batches, 0, subtitle::Context{}), ""};
   auto created = co_await s.d.pool.run([&]() -> Result<jobs::Job> {
-    auto reservation = s.d.accounts.reserve(user_id, worst, request_id);
-    if (!reservation) return std::unexpected(reservation.error());
+    auto meter = billing::MeteredCall::open(s.d.accounts, s.d.pricing, what);
+    if (!meter) return std::unexpected(meter.error());
     json state = json::object();
     state["instance"] = s.d.instance_id;
-    state["reservation"] = reservation_json(*reservation);
-    auto job = s.d.store.create(user_id, kKind, input, state, total, reservation->id);
-    if (!job) (void)s.d.accounts.release(*reservation);  // no job, no hold
+    state["reservation"] = reservation_json(meter->reservation());
+    auto job = s.d.store.create(user_id, kKind, input, state, total, meter->reservation().id);
+    if (!job) return job;  // no job, no hold: the meter releases it
+    (void)std::move(*meter).keep();  // the job holds it from now on
     return job;
   });
   if (!created) co_return std::unexpected(created.error());
@@ -703,8 +707,9 @@ awaitable<Result<jobs::Job>> SubtitleJobs::cancel(const std::string& id, std::in
       // Nobody runs it: release its reservation here.
       auto job = s.d.store.get(id, user_id);
       if (job) {
-        auto r = reservation_from_state(job->state, user_id, id);
-        if (r.id != 0) (void)s.d.accounts.release(r);
+        const auto r = reservation_from_state(job->state, user_id, id);
+        (void)billing::MeteredCall::adopt(s.d.accounts, s.d.pricing, {user_id, id, kKind, s.d.model, 0, ""}, r)
+            .release();
       }
     }
     return s.d.store.get(id, user_id);

@@ -38,7 +38,7 @@
 #include "billing/accounts.h"
 #include "core/error.h"
 #include "http/worker_pool.h"
-#include "models/manager.h"
+#include "inference/model_client.h"
 #include "observe/log.h"
 #include "tasks/jobs/job_store.h"
 #include "tasks/subtitle/subtitle.h"
@@ -62,7 +62,7 @@ struct SubtitleJobsDeps {
   billing::Accounts& accounts;
   const billing::Pricing& pricing;
   http::WorkerPool& pool;
-  models::Manager& models;
+  inference::ModelClient& models;  // the batches' chat calls
   observe::Logger log;
   std::string model;            // tasks.subtitle.model or models.default_model
   SubtitleTaskConfig config;

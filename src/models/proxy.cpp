@@ -1,6 +1,7 @@
 #include "models/proxy.h"
 
 #include "http/errors.h"
+#include "models/refusal.h"
 
 namespace llmd::models {
 
@@ -50,7 +51,7 @@ bool read_progress(const json& chunk, CallUsage& out) {
   return true;
 }
 
-http::ClientRequest Proxy::make_request(const http::RequestContext& ctx, const Lease& lease, const std::string& path,
+http::ClientRequest Proxy::make_request(const std::string& request_id, const Lease& lease, const std::string& path,
                                         const std::string& body) const {
   http::ClientRequest req;
   req.method = "POST";
@@ -58,25 +59,25 @@ http::ClientRequest Proxy::make_request(const http::RequestContext& ctx, const L
   req.body = body;
   req.timeout = upstream_timeout_;
   req.headers.set("Content-Type", "application/json");
-  req.headers.set("X-Request-ID", ctx.request_id);
+  req.headers.set("X-Request-ID", request_id);
   if (!lease.api_key().empty()) req.headers.set("Authorization", "Bearer " + lease.api_key());
   return req;
 }
 
-namespace {
-http::Response upstream_failure(const http::RequestContext& ctx, const Error& e) {
+Error Proxy::shown_error(const Error& e, bool shutting_down_as_is) {
+  const Refusal why = refusal_of(e);
+  if (is_manager_refusal(why) && (why != Refusal::kShuttingDown || shutting_down_as_is)) return e;
   Error out = e;
   if (out.code != ErrorCode::kDeadlineExceeded) {
     out = Error(ErrorCode::kUnavailable, "the model worker failed: " + e.message, e.reason_or_default().data());
     out.retry_after_s = 2;
   }
-  return http::error_response(out, ctx.request_id);
+  return out;
 }
-}  // namespace
 
-net::awaitable<ProxyResult> Proxy::call(http::RequestContext& ctx, const std::string& model, const std::string& path,
-                                        const std::string& body) {
-  ProxyResult out;
+net::awaitable<Exchange> Proxy::send(const std::string& request_id, const std::string& model, const std::string& path,
+                                     const std::string& body) {
+  Exchange out;
   std::vector<std::string> exclude;
   std::optional<Error> last;
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -86,13 +87,14 @@ net::awaitable<ProxyResult> Proxy::call(http::RequestContext& ctx, const std::st
       break;
     }
     out.instance = lease->instance_id();
-    auto r = co_await client_.request(make_request(ctx, *lease, path, body));
+    const http::ClientRequest request = make_request(request_id, *lease, path, body);
+    auto r = co_await client_.request(request);
     if (!r) {
       lease->finish(false);
       last = r.error();
       log_.warn("worker call failed", {{"model", model}, {"instance", out.instance}, {"reason", r.error().message},
-                                       {"request_id", ctx.request_id}});
-      if (r.error().reason == "upstream_unreachable" && attempt == 0) {
+                                       {"request_id", request_id}});
+      if (refusal_of(r.error()) == Refusal::kUnreachable && attempt == 0) {
         exclude.push_back(out.instance);
         continue;
       }
@@ -107,20 +109,29 @@ net::awaitable<ProxyResult> Proxy::call(http::RequestContext& ctx, const std::st
     const json reply = json::parse(r->body, nullptr, false);
     read_usage(reply, out.usage);
     lease->finish(r->status < 500, out.usage.completion_tokens);
-    out.response.status = r->status;
-    out.response.body = std::move(r->body);
-    out.response.headers.set("Content-Type",
-                             std::string(r->headers.get("Content-Type").value_or("application/json")));
-    out.response.headers.set("X-Llmd-Instance", out.instance);
-    out.ok = r->status == 200;
+    out.reply = std::move(*r);
     co_return out;
   }
-  out.response = upstream_failure(ctx, last.value_or(Error(ErrorCode::kUnavailable, "no instance", "upstream_error")));
-  if (last && last->reason == "model_not_found") out.response = http::error_response(*last, ctx.request_id);
-  if (last && (last->reason == "model_starting" || last->reason == "model_error" || last->reason == "max_loaded" ||
-               last->reason == "insufficient_memory" || last->reason == "no_healthy_instance")) {
-    out.response = http::error_response(*last, ctx.request_id);
+  out.error = last.value_or(Error(ErrorCode::kUnavailable, "no instance", "upstream_error"));
+  co_return out;
+}
+
+net::awaitable<ProxyResult> Proxy::call(http::RequestContext& ctx, const std::string& model, const std::string& path,
+                                        const std::string& body) {
+  Exchange sent = co_await send(ctx.request_id, model, path, body);
+  ProxyResult out;
+  out.instance = sent.instance;
+  out.usage = sent.usage;
+  if (!sent.reply) {
+    out.response = http::error_response(shown_error(*sent.error, false), ctx.request_id);
+    co_return out;
   }
+  http::ClientResponse& r = *sent.reply;
+  out.response.status = r.status;
+  out.response.body = std::move(r.body);
+  out.response.headers.set("Content-Type", std::string(r.headers.get("Content-Type").value_or("application/json")));
+  out.response.headers.set("X-Llmd-Instance", out.instance);
+  out.ok = r.status == 200;
   co_return out;
 }
 
@@ -144,7 +155,7 @@ net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto lease = co_await manager_.acquire(model, acquire_timeout_, exclude);
     if (!lease) {
-      if (!last || lease.error().reason != "no_healthy_instance") last = lease.error();
+      if (!last || refusal_of(lease.error()) != Refusal::kNoHealthyInstance) last = lease.error();
       break;
     }
     out.instance = lease->instance_id();
@@ -232,7 +243,7 @@ net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::
       co_return true;
     };
 
-    auto r = co_await client_.stream(make_request(ctx, *lease, path, body), on_head, on_chunk);
+    auto r = co_await client_.stream(make_request(ctx.request_id, *lease, path, body), on_head, on_chunk);
     if (!got_usage) {
       // Cut short: what the worker reported so far (the prompt was
       // evaluated before the first chunk), else one token per chunk.
@@ -249,7 +260,7 @@ net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::
       last = r.error();
       log_.warn("worker stream failed", {{"model", model}, {"instance", out.instance}, {"reason", r.error().message},
                                          {"request_id", ctx.request_id}, {"started", out.started}});
-      if (!out.started && r.error().reason == "upstream_unreachable" && attempt == 0) {
+      if (!out.started && refusal_of(r.error()) == Refusal::kUnreachable && attempt == 0) {
         exclude.push_back(out.instance);
         continue;
       }
@@ -288,10 +299,7 @@ net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::
     co_return out;
   }
   const Error e = last.value_or(Error(ErrorCode::kUnavailable, "no instance", "upstream_error"));
-  const bool manager_error = e.reason == "model_not_found" || e.reason == "model_starting" || e.reason == "model_error" ||
-                             e.reason == "max_loaded" || e.reason == "insufficient_memory" ||
-                             e.reason == "no_healthy_instance" || e.reason == "shutting_down";
-  out.response = manager_error ? http::error_response(e, ctx.request_id) : upstream_failure(ctx, e);
+  out.response = http::error_response(shown_error(e, true), ctx.request_id);
   co_return out;
 }
 

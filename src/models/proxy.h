@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -37,6 +38,15 @@ struct ProxyResult {
   // worker failing mid-reply (502).
   int outcome_status = 0;
   int status_for_usage() const { return outcome_status != 0 ? outcome_status : response.status; }
+};
+
+// A whole (non-streamed) call made for no client connection: the worker's
+// last reply (any status), or the gateway's error when there is none.
+struct Exchange {
+  std::optional<http::ClientResponse> reply;
+  std::optional<Error> error;  // set exactly when reply is not
+  std::string instance;        // the instance last tried ("" when none was reached)
+  CallUsage usage;             // from the reply
 };
 
 // Status recorded for a stream the client closed before it ended (nginx's).
@@ -87,7 +97,17 @@ class Proxy {
       : manager_(manager), client_(client), log_(std::move(log)), acquire_timeout_(acquire_timeout),
         upstream_timeout_(upstream_timeout) {}
 
-  // Non-streamed call: POST `path` with `body`; the worker's reply is returned as it is.
+  // Non-streamed call for no client: POST `path` with `body` (X-Request-ID
+  // `request_id`), retried once on another instance when the first is
+  // unreachable or answers 5xx.
+  boost::asio::awaitable<Exchange> send(const std::string& request_id, const std::string& model,
+                                        const std::string& path, const std::string& body);
+  // The error a caller is shown for a failed exchange: the manager's refusal
+  // as it is (shutting_down too when `shutting_down_as_is`), otherwise a
+  // retryable 503 "the model worker failed" (a timeout stays a 504).
+  static Error shown_error(const Error& e, bool shutting_down_as_is);
+
+  // Non-streamed call: send(); the worker's reply is returned as it is.
   boost::asio::awaitable<ProxyResult> call(http::RequestContext& ctx, const std::string& model, const std::string& path,
                                            const std::string& body);
   // Streamed call relayed event by event. The worker's usage chunk (empty
@@ -109,7 +129,7 @@ class Proxy {
                                              const std::string& path, const std::string& body,
                                              bool forward_usage_chunk, bool forward_timings,
                                              const OnEvent* on_event);
-  http::ClientRequest make_request(const http::RequestContext& ctx, const Lease& lease, const std::string& path,
+  http::ClientRequest make_request(const std::string& request_id, const Lease& lease, const std::string& path,
                                    const std::string& body) const;
 
   Manager& manager_;

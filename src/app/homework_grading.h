@@ -1,0 +1,64 @@
+// Homework grading by a model (SPEC §6 Homework, §5 pricing), without HTTP:
+// one chat call per sample through the typed model client, the replies
+// combined with the exact arithmetic check (which wins), the whole request
+// metered as one call (worst case of all samples reserved first, base x 2.0
+// + 20 settled on what the samples used).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "app/task_caller.h"
+#include "billing/accounts.h"
+#include "core/error.h"
+#include "http/worker_pool.h"
+#include "inference/model_client.h"
+#include "tasks/homework/arithmetic.h"
+#include "tasks/homework/grader.h"
+#include "tasks/homework/prompt.h"
+
+namespace llmd::app {
+
+struct GradeOptions {
+  int samples = 1;          // 1..homework::kMaxSamples; more than one: some temperature, median score
+  std::int64_t seed = 42;   // sample i uses seed + i
+  std::int64_t max_tokens = 1024;
+  bool brief = false;       // the short schema (same shape, short texts)
+};
+
+struct GradeOutcome {
+  homework::Grade grade;
+  std::string graded_by;  // "model", or "exact_check" when no model reply was usable
+  std::int64_t tokens_consumed = 0;
+  std::int64_t remaining_tokens = 0;
+  homework::RenderedPrompt prompt;
+};
+
+struct HomeworkGraderDeps {
+  inference::ModelClient& models;
+  billing::Accounts& accounts;
+  const billing::Pricing& pricing;
+  http::WorkerPool& pool;  // database calls
+  std::string model;
+  std::shared_ptr<const homework::PromptSet> prompts;
+};
+
+// Grades `input` with the model. Errors: those of the reservation
+// (kPaymentRequired: nothing was called), the gateway's refusal when no
+// sample produced a grade and the exact check cannot decide either,
+// kUnprocessable (model_reply_invalid) for replies that were not grades.
+// Whatever the samples used is charged, also when grading failed.
+boost::asio::awaitable<Result<GradeOutcome>> grade_with_model(const HomeworkGraderDeps& d, const Caller& caller,
+                                                              const homework::PromptInput& input,
+                                                              const GradeOptions& options,
+                                                              const homework::Check& check);
+
+// The chat request of sample `sample`: the rendered prompt, the reply forced
+// to homework::grade_schema(), seed + sample.
+inference::ChatRequest sample_request(const std::string& model, const homework::RenderedPrompt& prompt,
+                                      const GradeOptions& options, int sample);
+
+}  // namespace llmd::app

@@ -1,0 +1,111 @@
+#include "billing/meter.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace llmd::billing {
+
+Result<MeteredCall> MeteredCall::open(Accounts& accounts, const Pricing& pricing, MeterOpen what) {
+  MeteredCall call(accounts, pricing, std::move(what), Reservation{}, false);
+  auto held = accounts.reserve(call.what_.user_id, call.price(call.what_.worst_base_tokens), call.what_.request_id);
+  if (!held) {
+    call.state_ = State::kClosed;  // nothing to release
+    return std::unexpected(held.error());
+  }
+  call.held_ = *held;
+  return call;
+}
+
+MeteredCall MeteredCall::adopt(Accounts& accounts, const Pricing& pricing, MeterOpen what, Reservation held) {
+  return MeteredCall(accounts, pricing, std::move(what), std::move(held), true);
+}
+
+MeteredCall::MeteredCall(Accounts& accounts, const Pricing& pricing, MeterOpen what, Reservation held, bool adopted)
+    : accounts_(&accounts), pricing_(&pricing), what_(std::move(what)), held_(std::move(held)), adopted_(adopted) {
+  if (what_.reason.empty()) what_.reason = what_.task;
+}
+
+MeteredCall::MeteredCall(MeteredCall&& other) noexcept
+    : accounts_(other.accounts_), pricing_(other.pricing_), what_(std::move(other.what_)),
+      held_(std::move(other.held_)), adopted_(other.adopted_), state_(std::exchange(other.state_, State::kClosed)) {}
+
+MeteredCall& MeteredCall::operator=(MeteredCall&& other) noexcept {
+  if (this != &other) {
+    (void)release();
+    accounts_ = other.accounts_;
+    pricing_ = other.pricing_;
+    what_ = std::move(other.what_);
+    held_ = std::move(other.held_);
+    adopted_ = other.adopted_;
+    state_ = std::exchange(other.state_, State::kClosed);
+  }
+  return *this;
+}
+
+MeteredCall::~MeteredCall() { (void)release(); }
+
+std::int64_t MeteredCall::price(std::int64_t base_tokens) const {
+  return base_tokens > 0 ? pricing_->charge(what_.task, base_tokens, what_.model) : 0;
+}
+
+Result<void> MeteredCall::release() {
+  if (state_ != State::kOpen) return {};
+  state_ = State::kClosed;
+  if (held_.id == 0) return {};
+  return accounts_->release(held_);
+}
+
+Reservation MeteredCall::keep() && {
+  state_ = State::kClosed;
+  return held_;
+}
+
+Result<Settled> MeteredCall::settle(const MeterOutcome& outcome) {
+  if (state_ != State::kOpen) {
+    return fail(ErrorCode::kConflict, "this call was already settled", "already_settled");
+  }
+  state_ = State::kClosed;
+  const Charge charge{price(outcome.prompt_tokens + outcome.completion_tokens), what_.reason, what_.request_id,
+                      what_.task, what_.model};
+  Result<Settled> settled = std::unexpected(Error(ErrorCode::kInternal, "not settled"));
+  if (adopted_) {
+    auto charged = charge_adopted(charge);
+    if (charged) {
+      auto left = accounts_->balance(held_.user_id);
+      settled = Settled{*charged, left ? left->available() : 0};
+    } else {
+      settled = std::unexpected(charged.error());
+    }
+  } else {
+    settled = accounts_->settle(held_, charge);
+  }
+  // Best effort: the charge (if any) is already in the ledger.
+  (void)accounts_->record_usage({what_.request_id, what_.user_id, outcome.route, what_.task, what_.model,
+                                 outcome.instance, outcome.prompt_tokens, outcome.completion_tokens,
+                                 settled ? settled->charged : 0, outcome.status, outcome.latency_ms});
+  return settled;
+}
+
+// Settles the adopted reservation, or, when it is gone (released by a
+// restart or a stale sweep), spends directly as much of the charge as the
+// balance allows, capped at the reservation's amount.
+Result<std::int64_t> MeteredCall::charge_adopted(const Charge& charge) {
+  if (held_.id != 0) {
+    auto settled = accounts_->settle(held_, charge);
+    if (settled) return settled->charged;
+    if (settled.error().code != ErrorCode::kConflict) return std::unexpected(settled.error());
+  }
+  if (charge.amount == 0) return 0;
+  auto b = accounts_->balance(held_.user_id);
+  if (!b) return std::unexpected(b.error());
+  std::int64_t capped = std::min(charge.amount, b->available());
+  if (held_.amount > 0) capped = std::min(capped, held_.amount);
+  if (capped <= 0) return 0;
+  Charge direct = charge;
+  direct.amount = capped;
+  auto spent = accounts_->spend(held_.user_id, direct);
+  if (!spent) return std::unexpected(spent.error());
+  return capped;
+}
+
+}  // namespace llmd::billing

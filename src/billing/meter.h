@@ -1,0 +1,99 @@
+// One metered model call (or a run of them billed as one): the only place
+// that does reserve -> settle -> usage record (SPEC §5).
+//
+//   auto call = MeteredCall::open(accounts, pricing,
+//                                 {user_id, request_id, "homework", model, worst_base_tokens});
+//   if (!call) return call.error();              // kPaymentRequired: nothing reserved
+//   ... call the model ...
+//   auto settled = call->settle({usage, status, instance, route, latency});
+//
+// open() reserves the task's price of the worst case; settle() charges the
+// task's price of the tokens used (nothing when nothing was used), releases
+// the rest of the reservation and writes one usage record. A MeteredCall that
+// is destroyed without having been settled releases its reservation (a call
+// cut short by an exception or a shutdown pays nothing). Every member blocks
+// on the database: call them on the worker pool. Not thread-safe; movable.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "billing/accounts.h"
+#include "core/error.h"
+
+namespace llmd::billing {
+
+// What is metered: who pays, for which task and model, and its worst case.
+struct MeterOpen {
+  std::int64_t user_id = 0;
+  std::string request_id;
+  std::string task;                 // the price rule: chat | v1 | convert | homework | subtitle
+  std::string model;
+  std::int64_t worst_base_tokens = 0;  // prompt + completion tokens at most, before pricing
+  std::string reason;               // the ledger row's reason; empty = the task
+};
+
+// What the call used and how it ended (the usage record).
+struct MeterOutcome {
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+  int status = 200;
+  std::string instance;
+  std::string route;
+  std::int64_t latency_ms = 0;
+};
+
+class MeteredCall {
+ public:
+  // Reserves pricing.charge(task, worst_base_tokens, model). Errors: those of
+  // Accounts::reserve (kPaymentRequired with needed/available, kNotFound).
+  static Result<MeteredCall> open(Accounts& accounts, const Pricing& pricing, MeterOpen what);
+
+  // Takes over a reservation made earlier and persisted (a job's), which a
+  // restart or a stale sweep may have released meanwhile: settle() then
+  // charges directly as much of the price as the balance allows, capped at
+  // the reservation's amount.
+  static MeteredCall adopt(Accounts& accounts, const Pricing& pricing, MeterOpen what, Reservation held);
+
+  MeteredCall(MeteredCall&& other) noexcept;
+  MeteredCall& operator=(MeteredCall&& other) noexcept;
+  MeteredCall(const MeteredCall&) = delete;
+  MeteredCall& operator=(const MeteredCall&) = delete;
+  // Releases the reservation when the call was never settled nor released.
+  ~MeteredCall();
+
+  // The price of `base_tokens` for this call's task and model (0 for 0).
+  std::int64_t price(std::int64_t base_tokens) const;
+
+  // Charges price(prompt + completion tokens), releases the rest and writes
+  // the usage record (also when the charge failed: it then shows 0). The
+  // charge is capped as Accounts::settle caps it. Errors: kConflict when
+  // already settled or released (nothing changes, no record), database errors.
+  Result<Settled> settle(const MeterOutcome& outcome);
+
+  // Releases the reservation without charging or recording anything.
+  // Idempotent.
+  Result<void> release();
+
+  // Hands the reservation over, unsettled, to an owner that persists it (a
+  // subtitle job stores it with the job): the call is closed without
+  // releasing anything. Settle or release it later through adopt().
+  Reservation keep() &&;
+
+  const Reservation& reservation() const { return held_; }
+  bool open() const { return state_ == State::kOpen; }
+
+ private:
+  enum class State { kOpen, kClosed };
+  MeteredCall(Accounts& accounts, const Pricing& pricing, MeterOpen what, Reservation held, bool adopted);
+  Result<std::int64_t> charge_adopted(const Charge& charge);
+
+  Accounts* accounts_;
+  const Pricing* pricing_;
+  MeterOpen what_;
+  Reservation held_;
+  bool adopted_ = false;
+  State state_ = State::kOpen;
+};
+
+}  // namespace llmd::billing

@@ -1,0 +1,103 @@
+// The typed model client: what the tasks (homework, convert repair, subtitle
+// jobs) use to ask a model, through the gateway (balancer, one retry on
+// another instance) but without HTTP in sight. The byte-exact /v1 relay for
+// API clients is models::Proxy's business, not this.
+//
+//   inference::ChatRequest req;
+//   req.model = "tiny";
+//   req.messages = {{"system", "..."}, {"user", "..."}};
+//   auto reply = co_await client.chat(req, {request_id});
+//   if (!reply) log(reply.error().error.message);   // reply.error().refusal says why
+//   else use(reply->content, reply->usage);
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "models/refusal.h"
+
+namespace llmd::inference {
+
+struct ChatMessage {
+  std::string role;  // system | user | assistant
+  std::string content;
+};
+
+// One chat completion (OpenAI's request, the fields the tasks use).
+struct ChatRequest {
+  std::string model;
+  std::vector<ChatMessage> messages;
+  std::optional<double> temperature;
+  std::optional<std::int64_t> max_tokens;
+  std::optional<std::int64_t> seed;
+  nlohmann::json response_format;  // null = free text; {"type":"json_object"} or a json_schema
+  nlohmann::json extra;            // any other request fields (an object), passed on as they are
+};
+
+// Who a call is made for: the request id the worker's log shows.
+struct CallTag {
+  std::string request_id;
+};
+
+struct Usage {
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+  std::int64_t total() const { return prompt_tokens + completion_tokens; }
+};
+
+struct ToolCall {
+  std::string id;
+  std::string name;
+  std::string arguments;  // JSON text, as the model wrote it
+};
+
+struct ChatReply {
+  std::string content;  // choices[0].message.content; "" when there is none
+  std::string reasoning_content;
+  std::vector<ToolCall> tool_calls;
+  std::string finish_reason;
+  Usage usage;
+  std::string instance;  // the instance that answered
+};
+
+// Why the gateway or the worker refused or failed a call.
+using models::Refusal;
+
+// A failed call: the error to show the caller (code, reason, message,
+// retry_after: as the gateway renders it), why, and what was used anyway.
+struct CallFailure {
+  Error error;
+  Refusal refusal = Refusal::kWorkerFailed;
+  std::string instance;  // the instance last tried ("" when none was reached)
+  Usage usage;
+};
+
+template <typename T>
+using CallResult = std::expected<T, CallFailure>;
+
+class ModelClient {
+ public:
+  virtual ~ModelClient() = default;
+  // One chat completion, not streamed. Thread-safe; the request and tag are
+  // taken by reference and must outlive the co_await (they do when awaited
+  // at once).
+  virtual boost::asio::awaitable<CallResult<ChatReply>> chat(const ChatRequest& request, const CallTag& tag) = 0;
+};
+
+// The request as the worker's JSON body (what the prompt's worst case is
+// estimated from). Integral temperatures are written as integers.
+std::string chat_body(const ChatRequest& request);
+// A request from an OpenAI chat body (the subtitle translator builds those).
+ChatRequest chat_request_from_json(const nlohmann::json& body);
+// The reply of a chat completion body (content, reasoning, tool calls,
+// usage); fields that are missing stay empty.
+ChatReply chat_reply_from_json(const nlohmann::json& body);
+
+}  // namespace llmd::inference

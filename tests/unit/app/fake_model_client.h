@@ -1,0 +1,50 @@
+// A ModelClient for unit tests: answers from a script, remembers what it was
+// asked, and a helper to run a task's coroutine to its end.
+#pragma once
+
+#include <algorithm>
+#include <future>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "inference/model_client.h"
+
+namespace llmd::testing {
+
+class FakeModelClient final : public inference::ModelClient {
+ public:
+  // The replies, in order; the last one repeats.
+  std::vector<inference::CallResult<inference::ChatReply>> replies;
+  std::vector<inference::ChatRequest> requests;
+  std::vector<std::string> request_ids;
+
+  boost::asio::awaitable<inference::CallResult<inference::ChatReply>> chat(const inference::ChatRequest& request,
+                                                                           const inference::CallTag& tag) override {
+    requests.push_back(request);
+    request_ids.push_back(tag.request_id);
+    co_return replies.at(std::min(requests.size(), replies.size()) - 1);
+  }
+
+  // A reply with `content` that used `prompt` + `completion` tokens.
+  static inference::ChatReply reply(std::string content, std::int64_t prompt, std::int64_t completion) {
+    inference::ChatReply r;
+    r.content = std::move(content);
+    r.usage = {prompt, completion};
+    r.instance = "fake-1";
+    return r;
+  }
+};
+
+// Runs `task` on a fresh I/O context (pool jobs resume on it) to its end.
+template <typename T>
+T run_to_end(boost::asio::awaitable<T> task) {
+  boost::asio::io_context io;
+  auto result = boost::asio::co_spawn(io, std::move(task), boost::asio::use_future);
+  io.run();
+  return result.get();
+}
+
+}  // namespace llmd::testing

@@ -1,0 +1,174 @@
+#include "billing/meter.h"
+
+#include <gtest/gtest.h>
+
+#include "auth/users.h"
+#include "support/backends.h"
+#include "support/test_support.h"
+
+namespace llmd::billing {
+namespace {
+
+// The meter against the real SQLite store: what it reserves, charges,
+// releases and records.
+class MeteredCallTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto db = store::Database::open(testing::fresh_database_url(testing::Backend::kSqlite, dir_), 4);
+    ASSERT_TRUE(db) << db.error().message;
+    db_ = std::move(*db);
+    ASSERT_TRUE(db_->migrate());
+    users_ = std::make_unique<auth::UserStore>(*db_);
+    accounts_ = std::make_unique<Accounts>(*db_, "test-instance");
+    user_ = users_->create("alice", "a@b.cn", "$2b$10$x", "user", 1000).value().id;
+  }
+
+  MeterOpen homework(std::int64_t worst_base) const { return {user_, "req-1", "homework", "tiny", worst_base, ""}; }
+  std::int64_t available() { return accounts_->balance(user_).value().available(); }
+  std::int64_t reserved() { return accounts_->balance(user_).value().reserved; }
+  std::vector<UsageRow> usage() { return accounts_->usage({}).value().first; }
+
+  testing::TempDir dir_;
+  std::unique_ptr<store::Database> db_;
+  std::unique_ptr<auth::UserStore> users_;
+  std::unique_ptr<Accounts> accounts_;
+  Pricing pricing_;
+  std::int64_t user_ = 0;
+};
+
+TEST_F(MeteredCallTest, OpenReservesTheTaskPriceOfTheWorstCase) {
+  auto call = MeteredCall::open(*accounts_, pricing_, homework(100));  // 100 x 2.0 + 20
+  ASSERT_TRUE(call) << call.error().message;
+  EXPECT_EQ(call->reservation().amount, 220);
+  EXPECT_EQ(reserved(), 220);
+  EXPECT_EQ(available(), 780);
+}
+
+TEST_F(MeteredCallTest, OpenThatDoesNotFitReservesNothing) {
+  auto call = MeteredCall::open(*accounts_, pricing_, homework(1000));
+  ASSERT_FALSE(call);
+  EXPECT_EQ(call.error().code, ErrorCode::kPaymentRequired);
+  EXPECT_EQ(reserved(), 0);
+  EXPECT_EQ(available(), 1000);
+}
+
+TEST_F(MeteredCallTest, SettleChargesThePriceOfTheUsageAndWritesOneUsageRecord) {
+  auto call = MeteredCall::open(*accounts_, pricing_, homework(100));
+  ASSERT_TRUE(call);
+  auto settled = call->settle({30, 10, 200, "tiny-1", "/api/v1/tasks/homework", 12});
+  ASSERT_TRUE(settled) << settled.error().message;
+  EXPECT_EQ(settled->charged, 100);  // (30 + 10) x 2.0 + 20
+  EXPECT_EQ(settled->available, 900);
+  EXPECT_EQ(reserved(), 0);
+  const auto rows = usage();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].record.request_id, "req-1");
+  EXPECT_EQ(rows[0].record.task, "homework");
+  EXPECT_EQ(rows[0].record.model, "tiny");
+  EXPECT_EQ(rows[0].record.instance, "tiny-1");
+  EXPECT_EQ(rows[0].record.route, "/api/v1/tasks/homework");
+  EXPECT_EQ(rows[0].record.prompt_tokens, 30);
+  EXPECT_EQ(rows[0].record.completion_tokens, 10);
+  EXPECT_EQ(rows[0].record.charged, 100);
+  EXPECT_EQ(rows[0].record.status, 200);
+}
+
+TEST_F(MeteredCallTest, SettleWithoutUsageChargesNothingButRecordsTheFailure) {
+  auto call = MeteredCall::open(*accounts_, pricing_, homework(100));
+  ASSERT_TRUE(call);
+  auto settled = call->settle({0, 0, 503, "", "/api/v1/tasks/homework", 0});
+  ASSERT_TRUE(settled);
+  EXPECT_EQ(settled->charged, 0);
+  EXPECT_EQ(available(), 1000);
+  const auto rows = usage();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].record.status, 503);
+  EXPECT_EQ(rows[0].record.charged, 0);
+}
+
+TEST_F(MeteredCallTest, DoubleSettleIsRefusedAndChangesNothing) {
+  auto call = MeteredCall::open(*accounts_, pricing_, homework(100));
+  ASSERT_TRUE(call);
+  ASSERT_TRUE(call->settle({30, 10, 200, "", "", 0}));
+  auto again = call->settle({30, 10, 200, "", "", 0});
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(available(), 900);
+  EXPECT_EQ(usage().size(), 1u);
+}
+
+TEST_F(MeteredCallTest, ReleasedOnDestructionWhenNeverSettled) {
+  {
+    auto call = MeteredCall::open(*accounts_, pricing_, homework(100));
+    ASSERT_TRUE(call);
+    EXPECT_EQ(reserved(), 220);
+  }
+  EXPECT_EQ(reserved(), 0);
+  EXPECT_EQ(available(), 1000);
+  EXPECT_TRUE(usage().empty());
+}
+
+TEST_F(MeteredCallTest, MovedFromCallReleasesNothingTwice) {
+  std::optional<MeteredCall> kept;
+  {
+    auto call = MeteredCall::open(*accounts_, pricing_, homework(100));
+    ASSERT_TRUE(call);
+    kept.emplace(std::move(*call));
+  }
+  EXPECT_EQ(reserved(), 220);  // the moved-from one released nothing
+  ASSERT_TRUE(kept->settle({30, 10, 200, "", "", 0}));
+  kept.reset();
+  EXPECT_EQ(available(), 900);
+}
+
+TEST_F(MeteredCallTest, SettleAfterReleaseIsRefused) {
+  auto call = MeteredCall::open(*accounts_, pricing_, homework(100));
+  ASSERT_TRUE(call);
+  ASSERT_TRUE(call->release());
+  EXPECT_EQ(reserved(), 0);
+  auto settled = call->settle({30, 10, 200, "", "", 0});
+  ASSERT_FALSE(settled);
+  EXPECT_EQ(settled.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(available(), 1000);
+}
+
+TEST_F(MeteredCallTest, KeptReservationOutlivesTheCallAndIsSettledLaterThroughAdopt) {
+  Reservation kept;
+  {
+    auto call = MeteredCall::open(*accounts_, pricing_, {user_, "job-1", "subtitle", "tiny", 100, ""});
+    ASSERT_TRUE(call);
+    kept = std::move(*call).keep();
+  }
+  EXPECT_EQ(reserved(), 350);  // 100 x 3.0 + 50, still held
+  auto later = MeteredCall::adopt(*accounts_, pricing_, {user_, "job-1", "subtitle", "tiny", 0, ""}, kept);
+  auto settled = later.settle({10, 10, 200, "", "", 0});
+  ASSERT_TRUE(settled);
+  EXPECT_EQ(settled->charged, 110);
+  EXPECT_EQ(reserved(), 0);
+}
+
+TEST_F(MeteredCallTest, AdoptedReservationThatIsGoneIsChargedFromTheBalanceCappedAtItsAmount) {
+  auto held = accounts_->reserve(user_, 150, "job-1");
+  ASSERT_TRUE(held);
+  ASSERT_TRUE(accounts_->release(*held));  // a restart released it
+  auto call = MeteredCall::adopt(*accounts_, pricing_, {user_, "job-1", "subtitle", "tiny", 0, ""}, *held);
+  auto settled = call.settle({100, 100, 200, "", "/api/v1/tasks/subtitle", 0});  // 200 x 3.0 + 50 = 650
+  ASSERT_TRUE(settled) << settled.error().message;
+  EXPECT_EQ(settled->charged, 150);
+  EXPECT_EQ(available(), 850);
+  EXPECT_EQ(reserved(), 0);
+}
+
+TEST_F(MeteredCallTest, AdoptedReservationStillHeldIsSettled) {
+  auto held = accounts_->reserve(user_, 700, "job-1");
+  ASSERT_TRUE(held);
+  auto call = MeteredCall::adopt(*accounts_, pricing_, {user_, "job-1", "subtitle", "tiny", 0, ""}, *held);
+  auto settled = call.settle({100, 100, 200, "", "", 0});
+  ASSERT_TRUE(settled);
+  EXPECT_EQ(settled->charged, 650);
+  EXPECT_EQ(reserved(), 0);
+  EXPECT_EQ(available(), 350);
+}
+
+}  // namespace
+}  // namespace llmd::billing
