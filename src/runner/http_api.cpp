@@ -118,6 +118,12 @@ Result<ParsedGenerate> parse_for(ApiKind kind, const Json& body, const RunnerSer
   return p;
 }
 
+// The prompt as text (echo): as given, or its token ids detokenized.
+std::string prompt_text(const RunnerService& svc, const GenerateRequest& r) {
+  if (!r.prompt.empty()) return r.prompt;
+  return svc.model().detokenize(r.prompt_tokens, /*render_special=*/false).value_or(std::string());
+}
+
 PieceOf piece_of(const RunnerService& svc) {
   return [&svc](llama_token t) { return svc.model().token_to_piece(t, /*render_special=*/true); };
 }
@@ -134,7 +140,9 @@ Json final_body(const RunnerService& svc, const ParsedGenerate& p, const Respons
     }
     case ApiKind::kTextCompletion: {
       Json j = text_completion_json(meta, c);
-      if (probs) j["choices"][0]["logprobs"] = text_logprobs_json(c.probs, piece_of(svc), 0);
+      const std::string echoed = p.echo ? prompt_text(svc, p.request) : std::string();
+      if (p.echo) j["choices"][0]["text"] = echoed + c.text;
+      if (probs) j["choices"][0]["logprobs"] = text_logprobs_json(c.probs, piece_of(svc), echoed.size());
       return j;
     }
     case ApiKind::kLlamaCompletion: {
@@ -175,7 +183,6 @@ net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& s
   std::optional<ChatOutputParser> parser;
   if (kind == ApiKind::kChat) parser.emplace(p.rendered);
   std::optional<Usage> so_far;
-  std::size_t text_sent = 0;  // bytes of text streamed so far (legacy logprobs' text_offset)
   auto with_timings = [&](Json chunk) {
     if (p.timings_per_token && so_far) chunk["timings"] = progress_timings_json(*so_far);
     return chunk;
@@ -188,9 +195,13 @@ net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& s
     return events;
   };
   const std::string first_chunk =
-      dump(chat_chunk_json(meta, Json{{"role", "assistant"}, {"content", ""}}, std::nullopt, usage_null));
+      kind == ApiKind::kChat
+          ? dump(chat_chunk_json(meta, Json{{"role", "assistant"}, {"content", ""}}, std::nullopt, usage_null))
+      : p.echo ? dump(text_chunk_json(meta, prompt_text(svc, p.request), std::nullopt, usage_null))
+               : std::string();
+  std::size_t text_sent = p.echo ? prompt_text(svc, p.request).size() : 0;  // legacy logprobs' text_offset
   bool alive = co_await sse.open();
-  if (alive && kind == ApiKind::kChat) alive = co_await sse.send(first_chunk);
+  if (alive && !first_chunk.empty()) alive = co_await sse.send(first_chunk);
   while (alive) {
     auto ev = co_await channel.next(kStreamHeartbeat);
     if (ev.timed_out) {

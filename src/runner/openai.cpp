@@ -172,11 +172,6 @@ Result<void> refuse_unsupported(const Fields& f) {
   if (const Json* v = f.get("suffix"); v != nullptr && !(v->is_string() && v->get<std::string>().empty())) {
     return bad("suffix is not supported by this runner", "unsupported_parameter");
   }
-  if (auto echo = f.boolean("echo"); !echo) {
-    return fail(echo.error());
-  } else if (echo->value_or(false)) {
-    return bad("echo is not supported by this runner", "unsupported_parameter");
-  }
   return {};
 }
 
@@ -288,6 +283,12 @@ Result<void> parse_common(const Json& body, int n_ctx_slot, std::initializer_lis
   LLMD_FIELD(f.integer("top_k", 0, 1'000'000), s.top_k);
   LLMD_TRY(parse_sampling_extras(f, s));
   LLMD_TRY(parse_probs(f, out.kind, out.request.n_probs));
+  std::optional<bool> echo;
+  LLMD_FIELD(f.boolean("echo"), echo);
+  if (echo.value_or(false) && out.kind != ApiKind::kTextCompletion) {
+    return bad("echo applies to /v1/completions only", "unsupported_parameter");
+  }
+  out.echo = echo.value_or(false);
   LLMD_TRY(parse_logit_bias(f.get("logit_bias"), out));
   // seed: -1 (llama-server's "random") or a 32-bit value.
   std::optional<int64_t> seed;

@@ -4,7 +4,7 @@
 // validation rules are testable on their own.
 //
 // Parsing validates every field it knows (type, range, NaN/inf) and refuses
-// features the runner does not implement (n > 1, echo, suffix) with
+// features the runner does not implement (n > 1, suffix) with
 // kInvalidArgument naming the field, instead of silently ignoring them.
 // Unknown fields are ignored, as OpenAI clients send extras freely.
 #pragma once
@@ -45,6 +45,7 @@ struct ParsedGenerate {
   // logit_bias entries given as text: every token of the text gets the bias.
   std::vector<std::pair<std::string, float>> logit_bias_text;
   bool stream = false;
+  bool echo = false;  // /v1/completions: the reply's text starts with the prompt
   bool include_usage = false;  // stream_options.include_usage
   // llama-server's timings_per_token: every streamed chunk carries
   // "timings" {cache_n, prompt_n, predicted_n} (the usage so far), so a

@@ -224,6 +224,21 @@ TEST_F(RunnerTest, UnprefixedOpenAiRoutesAndXApiKeyAsLlamaServerHasThem) {
   EXPECT_FALSE(b["system_fingerprint"].get<std::string>().empty());
 }
 
+TEST_F(RunnerTest, EchoPrependsThePromptToLegacyCompletions) {
+  const json plain = body_json(post(port(), "/v1/completions", {{"prompt", "Once upon"}, {"max_tokens", 3}, {"temperature", 0}}));
+  const json echoed = body_json(post(port(), "/v1/completions",
+                                     {{"prompt", "Once upon"}, {"max_tokens", 3}, {"temperature", 0}, {"echo", true}}));
+  EXPECT_EQ(echoed["choices"][0]["text"], "Once upon" + plain["choices"][0]["text"].get<std::string>());
+  auto s = post(port(), "/v1/completions",
+                {{"prompt", "Once upon"}, {"max_tokens", 3}, {"temperature", 0}, {"echo", true}, {"stream", true}});
+  std::string streamed;
+  for (const auto& data : sse_data(s->body)) {
+    if (data != "[DONE]") streamed += json::parse(data)["choices"][0]["text"].get<std::string>();
+  }
+  EXPECT_EQ(streamed, echoed["choices"][0]["text"]);
+  EXPECT_EQ(post(port(), "/v1/chat/completions", chat("x", 2, {{"echo", true}}))->status, 400);
+}
+
 TEST_F(RunnerTest, ModelsListsTheAlias) {
   auto r = http_request(port(), "GET", "/v1/models");
   ASSERT_EQ(r->status, 200);
