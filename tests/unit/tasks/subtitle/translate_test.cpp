@@ -236,7 +236,7 @@ TEST(BatchRequest, RunnerAcceptsTheRequestAndItsGrammar) {
     body["model"] = "tiny";
     auto parsed = runner::parse_chat_request(body, 1 << 15);
     ASSERT_TRUE(parsed) << parsed.error().message;
-    EXPECT_FALSE(parsed->request.sampling.grammar.empty());
+    EXPECT_FALSE(parsed->chat.grammar.empty());  // the reply constraint, applied after the template renders
     EXPECT_EQ(parsed->request.max_tokens, request["max_tokens"].get<int>());
   }
 }
