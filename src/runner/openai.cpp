@@ -718,19 +718,30 @@ Json bytes_of(const std::string& piece) {
   return bytes;
 }
 
+// One token's entry: {"id"? , token, logprob, bytes} (llama-server adds the id).
+Json token_entry(const PieceOf& piece, llama_token id, float logprob, bool with_id) {
+  const std::string text = piece(id);
+  Json j = with_id ? Json{{"id", id}} : Json::object();
+  j["token"] = text;
+  j["logprob"] = logprob;
+  j["bytes"] = bytes_of(text);
+  return j;
+}
+
+// A sampled token's entry with its top_logprobs alternatives.
+Json prob_entry(const PieceOf& piece, const TokenProb& p, bool with_id) {
+  Json top = Json::array();
+  for (const auto& [id, lp] : p.top) top.push_back(token_entry(piece, id, lp, with_id));
+  Json j = token_entry(piece, p.token, p.logprob, with_id);
+  j["top_logprobs"] = std::move(top);
+  return j;
+}
+
 }  // namespace
 
 Json chat_logprobs_json(std::span<const TokenProb> probs, const PieceOf& piece) {
   Json content = Json::array();
-  for (const auto& p : probs) {
-    const std::string text = piece(p.token);
-    Json top = Json::array();
-    for (const auto& [id, lp] : p.top) {
-      const std::string t = piece(id);
-      top.push_back(Json{{"token", t}, {"logprob", lp}, {"bytes", bytes_of(t)}});
-    }
-    content.push_back(Json{{"token", text}, {"logprob", p.logprob}, {"bytes", bytes_of(text)}, {"top_logprobs", top}});
-  }
+  for (const auto& p : probs) content.push_back(prob_entry(piece, p, /*with_id=*/false));
   return Json{{"content", std::move(content)}, {"refusal", nullptr}};
 }
 
@@ -757,16 +768,7 @@ Json text_logprobs_json(std::span<const TokenProb> probs, const PieceOf& piece, 
 
 Json llama_probs_json(std::span<const TokenProb> probs, const PieceOf& piece) {
   Json out = Json::array();
-  for (const auto& p : probs) {
-    const std::string text = piece(p.token);
-    Json top = Json::array();
-    for (const auto& [id, lp] : p.top) {
-      const std::string t = piece(id);
-      top.push_back(Json{{"id", id}, {"token", t}, {"logprob", lp}, {"bytes", bytes_of(t)}});
-    }
-    out.push_back(Json{{"id", p.token}, {"token", text}, {"logprob", p.logprob}, {"bytes", bytes_of(text)},
-                       {"top_logprobs", std::move(top)}});
-  }
+  for (const auto& p : probs) out.push_back(prob_entry(piece, p, /*with_id=*/true));
   return out;
 }
 

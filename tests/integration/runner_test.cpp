@@ -166,20 +166,27 @@ double metric(int port, const std::string& name) {
 
 // ---------------------------------------------------------------- one shared runner
 
-class RunnerTest : public ::testing::Test {
+// One runner shared by a suite's tests, made by Derived::start() before the
+// first test and stopped after the last.
+template <class Derived>
+class SharedRunnerTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    runner_ = new Runner(test_model("qwen2"), {"--ctx", "512", "--parallel", "4", "--alias", "tiny"});
-  }
+  static void SetUpTestSuite() { runner_ = Derived::start(); }
   static void TearDownTestSuite() {
     delete runner_;
     runner_ = nullptr;
   }
   void SetUp() override { ASSERT_TRUE(runner_->ready()) << runner_->log(); }
   static int port() { return runner_->port(); }
-  static Runner* runner_;
+  static inline Runner* runner_ = nullptr;
 };
-Runner* RunnerTest::runner_ = nullptr;
+
+class RunnerTest : public SharedRunnerTest<RunnerTest> {
+ public:
+  static Runner* start() {
+    return new Runner(test_model("qwen2"), {"--ctx", "512", "--parallel", "4", "--alias", "tiny"});
+  }
+};
 
 TEST_F(RunnerTest, TokenizeDetokenizeRoundTripIncludingChinese) {
   for (const std::string text : {"Hello, world!", "你好，世界。今天天气很好。", "mixed 中文 and émojis 🙂"}) {
@@ -631,21 +638,13 @@ json forced_call(bool stream) {
   return b;
 }
 
-class ToolRunnerTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    runner_ = new Runner(templated_test_model(kBinary, "meta-llama-Llama-3.1-8B-Instruct"),
-                         {"--ctx", "1024", "--parallel", "2", "--alias", "tools"});
+class ToolRunnerTest : public SharedRunnerTest<ToolRunnerTest> {
+ public:
+  static Runner* start() {
+    return new Runner(templated_test_model(kBinary, "meta-llama-Llama-3.1-8B-Instruct"),
+                      {"--ctx", "1024", "--parallel", "2", "--alias", "tools"});
   }
-  static void TearDownTestSuite() {
-    delete runner_;
-    runner_ = nullptr;
-  }
-  void SetUp() override { ASSERT_TRUE(runner_->ready()) << runner_->log(); }
-  static int port() { return runner_->port(); }
-  static Runner* runner_;
 };
-Runner* ToolRunnerTest::runner_ = nullptr;
 
 TEST_F(ToolRunnerTest, PropsShowTheTemplateAndItsCapabilities) {
   const json p = body_json(http_request(port(), "GET", "/props"));
@@ -759,20 +758,10 @@ TEST(RunnerTemplates, ThinkingArrivesInReasoningContentNeverInContent) {
 
 // Grammar checks cost per vocabulary entry: the 32k-token SentencePiece model
 // keeps 50 constrained generations quick under sanitizers.
-class LlamaRunnerTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    runner_ = new Runner(test_model("llama"), {"--ctx", "512", "--parallel", "4"});
-  }
-  static void TearDownTestSuite() {
-    delete runner_;
-    runner_ = nullptr;
-  }
-  void SetUp() override { ASSERT_TRUE(runner_->ready()) << runner_->log(); }
-  static int port() { return runner_->port(); }
-  static Runner* runner_;
+class LlamaRunnerTest : public SharedRunnerTest<LlamaRunnerTest> {
+ public:
+  static Runner* start() { return new Runner(test_model("llama"), {"--ctx", "512", "--parallel", "4"}); }
 };
-Runner* LlamaRunnerTest::runner_ = nullptr;
 
 TEST_F(LlamaRunnerTest, JsonSchemaOutputParsesAndValidatesOverManySeeds) {
   // Bounded sizes (enum, integer range, maxLength, maxItems): every sentence
@@ -822,24 +811,18 @@ TEST_F(LlamaRunnerTest, JsonSchemaOutputParsesAndValidatesOverManySeeds) {
 
 // ---------------------------------------------------------------- single-slot runner
 
-class SingleSlotRunnerTest : public ::testing::Test {
+class SingleSlotRunnerTest : public SharedRunnerTest<SingleSlotRunnerTest> {
+ public:
+  static Runner* start() {
+    return new Runner(test_model("qwen2"), {"--ctx", "4096", "--parallel", "1", "--queue", "1"});
+  }
+
  protected:
-  static void SetUpTestSuite() {
-    runner_ = new Runner(test_model("qwen2"), {"--ctx", "4096", "--parallel", "1", "--queue", "1"});
-  }
-  static void TearDownTestSuite() {
-    delete runner_;
-    runner_ = nullptr;
-  }
-  void SetUp() override { ASSERT_TRUE(runner_->ready()) << runner_->log(); }
-  static int port() { return runner_->port(); }
-  static Runner* runner_;
   // A stream that would run for a long time: thousands of tokens, no EOS.
   static std::string endless_stream() {
     return json{{"prompt", "Go on forever"}, {"n_predict", 4000}, {"ignore_eos", true}, {"stream", true}}.dump();
   }
 };
-Runner* SingleSlotRunnerTest::runner_ = nullptr;
 
 TEST_F(SingleSlotRunnerTest, DisconnectMidStreamFreesTheSlotAtOnce) {
   {
