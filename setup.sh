@@ -20,7 +20,7 @@ BUILD_PACKAGES=(
   libboost1.81-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libcli11-dev
   libsqlite3-dev libssl-dev libpugixml-dev libtomlplusplus-dev
   libmariadb-dev libhiredis-dev libcurl4-openssl-dev
-  libuchardet-dev
+  libuchardet-dev libicu-dev
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
 )
 # Only needed for the test suite and benchmarks.

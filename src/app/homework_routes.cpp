@@ -63,7 +63,7 @@ Result<HomeworkRequest> parse_request(const json& body) {
                 "grade_level must be one of 小学, 初中, 高中, 大学 (primary, middle, high, university)", "invalid_field");
   }
   auto lang = homework::parse_language(*language);
-  if (!lang) return fail(ErrorCode::kInvalidArgument, "language must be zh or en", "invalid_field");
+  if (!lang) return fail(ErrorCode::kInvalidArgument, "language must be Chinese or English (zh, en, 中文, English)", "invalid_field");
   r.prompt.subject = std::string(text::trim(*subject));
   r.prompt.family = homework::subject_family(*subject);
   r.prompt.grade = *level;

@@ -735,6 +735,10 @@ json job_json(const jobs::Job& job) {
               {"progress", {{"done", done}, {"total", total}, {"percent", percent}}},
               {"created_at", job.created_at},
               {"updated_at", job.updated_at}};
+  // The languages as resolved (canonical tags: "英文" was stored as "en").
+  const json spec = job.input.value("spec", json::object());
+  out["source_lang"] = spec.value("source_lang", std::string("auto"));
+  out["target_lang"] = spec.value("target_lang", std::string());
   if (job.status == jobs::Status::kDone) {
     json kept = json::array();
     if (auto it = job.state.find("kept_source"); it != job.state.end() && it->is_array()) kept = *it;

@@ -9,6 +9,8 @@
 
 #include "app/account_routes.h"
 #include "app/asr_client.h"
+#include "core/language.h"
+#include "core/text.h"
 #include "http/client.h"
 #include "http/errors.h"
 #include "http/json_body.h"
@@ -41,13 +43,13 @@ struct SubtitleRequest {
   SubtitleJobSpec spec;
 };
 
-bool valid_language(const std::string& s) {
-  if (s.empty() || s.size() > 35) return false;
-  for (char c : s) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-    if (!ok) return false;
-  }
-  return true;
+// "auto" (source only) or any spelling language::resolve knows, stored as
+// its canonical tag.
+Result<std::string> language_field(const std::string& value, bool allow_auto) {
+  if (allow_auto && text::to_lower(text::trim(value)) == "auto") return std::string("auto");
+  auto lang = language::resolve(value);
+  if (!lang) return std::unexpected(lang.error());
+  return lang->tag;
 }
 
 Result<subtitle::Format> format_field(const std::string& value, const char* name) {
@@ -96,13 +98,12 @@ Result<SubtitleRequest> parse_request(const json& body) {
   auto target_lang = http::string_field(body, "target_lang", true);
   if (!source_lang) return std::unexpected(source_lang.error());
   if (!target_lang) return std::unexpected(target_lang.error());
-  if (!valid_language(*source_lang) || !valid_language(*target_lang)) {
-    return fail(ErrorCode::kInvalidArgument,
-                "source_lang and target_lang must be language codes (1-35 of A-Z a-z 0-9 - _), e.g. \"en\", \"zh\"",
-                "invalid_language");
-  }
-  r.spec.source_lang = *source_lang;
-  r.spec.target_lang = *target_lang;
+  auto source = language_field(*source_lang, true);
+  if (!source) return std::unexpected(source.error());
+  auto target = language_field(*target_lang, false);
+  if (!target) return std::unexpected(target.error());
+  r.spec.source_lang = *source;
+  r.spec.target_lang = *target;
 
   auto output = http::string_field(body, "output_format", false, "srt");
   if (!output) return std::unexpected(output.error());

@@ -181,7 +181,8 @@ class Backend {
 };
 
 std::string job_body(const std::string& content, const std::string& format = "srt") {
-  return json{{"content", content}, {"source_lang", "en"}, {"target_lang", "zh"}, {"output_format", format}}.dump();
+  // Languages as the original document writes them (ICU resolves them to en and zh-Hans).
+  return json{{"content", content}, {"source_lang", "英文"}, {"target_lang", "中文"}, {"output_format", format}}.dump();
 }
 
 std::int64_t spec_charge(std::int64_t base) {
@@ -219,6 +220,8 @@ TEST(SubtitleJobs, TwoHundredCuesTranslateInBatchesWithOrderedProgressAndTheSpec
   EXPECT_EQ(id.size(), 32u);
   EXPECT_EQ(accepted["progress"]["total"], 200);
   EXPECT_EQ(accepted["progress"]["done"], 0);
+  EXPECT_EQ(accepted["source_lang"], "en");       // "英文"
+  EXPECT_EQ(accepted["target_lang"], "zh-Hans");  // "中文": Simplified Chinese
 
   // Progress as SSE, read while the job runs (the stream ends with the job).
   std::string sse_body;
@@ -268,7 +271,7 @@ TEST(SubtitleJobs, TwoHundredCuesTranslateInBatchesWithOrderedProgressAndTheSpec
   EXPECT_EQ(file->header("content-type"), "application/x-subrip; charset=utf-8");
   const std::string disposition = file->header("content-disposition");
   EXPECT_TRUE(disposition.starts_with("attachment; filename=\"")) << disposition;
-  EXPECT_NE(disposition.find(".zh.srt\""), std::string::npos) << disposition;
+  EXPECT_NE(disposition.find(".zh-Hans.srt\""), std::string::npos) << disposition;
   auto out = subtitle::parse(file->body, subtitle::Format::kSrt);
   ASSERT_TRUE(out) << out.error().message;
   ASSERT_EQ(out->cues.size(), 200u);
@@ -426,6 +429,23 @@ TEST(SubtitleJobs, BadInputsAreRefusedBeforeAnythingIsReservedOrCreated) {
     EXPECT_EQ(r->status, 400) << path << " -> " << r->body;
     EXPECT_EQ(r->body.find("/etc"), std::string::npos) << r->body;  // no path echoed back
   }
+  // The original document's own request, verbatim: its language names are
+  // understood; its path is outside the media folders, and the error says
+  // where media may live (without echoing any server path).
+  auto seed = post(json::parse(R"({
+  "video_path": "/path/to/video.mp4",
+  "source_lang": "英文",
+  "target_lang": "中文",
+  "output_format": "srt"
+})"));
+  ASSERT_EQ(seed->status, 400) << seed->body;
+  const json seed_error = json::parse(seed->body)["error"];
+  EXPECT_EQ(seed_error["code"], "path_not_allowed");
+  EXPECT_NE(seed_error["message"].get<std::string>().find("media_roots"), std::string::npos) << seed->body;
+  EXPECT_NE(seed_error["message"].get<std::string>().find("upload_id"), std::string::npos) << seed->body;
+  expect(json{{"content", srt}, {"target_lang", "Klingonese"}}, 400, "invalid_language");
+  expect(json{{"content", srt}, {"source_lang", "火星语"}, {"target_lang", "zh"}}, 400, "invalid_language");
+
   // A video without subtitles needs speech recognition, which is not configured here.
   const fs::path silent = make_test_media(b.dir() / "media", TestMedia::kMp4NoSubtitles);
   ASSERT_FALSE(silent.empty());
@@ -534,7 +554,7 @@ TEST(SubtitleJobs, UploadedSrtMkvSubtitleTrackAndSpeechBecomeJobs) {
                   json{{"upload_id", upload_id}, {"source_lang", "en"}, {"target_lang", "zh"}}.dump(), token);
   ASSERT_EQ(r->status, 202) << r->body;
   {
-    const auto out = check_result(json::parse(r->body)["job_id"], 3, "movie_night.zh.srt");
+    const auto out = check_result(json::parse(r->body)["job_id"], 3, "movie_night.zh-Hans.srt");
     for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(out.cues[i].start_ms, expected->cues[i].start_ms);
   }
   // Another user cannot use that upload.
@@ -549,7 +569,7 @@ TEST(SubtitleJobs, UploadedSrtMkvSubtitleTrackAndSpeechBecomeJobs) {
              json{{"video_path", mkv.string()}, {"target_lang", "zh"}, {"output_format", "vtt"}}.dump(), token);
   ASSERT_EQ(r->status, 202) << r->body;
   {
-    const auto out = check_result(json::parse(r->body)["job_id"], 3, mkv.stem().string() + ".zh.vtt");
+    const auto out = check_result(json::parse(r->body)["job_id"], 3, mkv.stem().string() + ".zh-Hans.vtt");
     for (std::size_t i = 0; i < 3; ++i) {
       EXPECT_EQ(out.cues[i].start_ms, expected->cues[i].start_ms);
       EXPECT_EQ(out.cues[i].end_ms, expected->cues[i].end_ms);
@@ -565,7 +585,7 @@ TEST(SubtitleJobs, UploadedSrtMkvSubtitleTrackAndSpeechBecomeJobs) {
   EXPECT_EQ(asr.requests(), 1);
   EXPECT_EQ(asr.last_request().path, "/inference");
   {
-    const auto out = check_result(json::parse(r->body)["job_id"], 3, audio.stem().string() + ".zh.srt");
+    const auto out = check_result(json::parse(r->body)["job_id"], 3, audio.stem().string() + ".zh-Hans.srt");
     EXPECT_EQ(out.cues[0].start_ms, 0);
     EXPECT_EQ(out.cues[1].start_ms, 2000);
   }

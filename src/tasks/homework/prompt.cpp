@@ -5,6 +5,7 @@
 #include <sstream>
 #include <vector>
 
+#include "core/language.h"
 #include "core/text.h"
 #include "tasks/homework/prompts_embedded.h"
 
@@ -130,9 +131,12 @@ std::optional<GradeLevel> parse_grade_level(std::string_view text) {
 }
 
 std::optional<Language> parse_language(std::string_view text) {
-  const std::string s = text::to_lower(text::trim(text));
-  if (any_of_words(s, {"", "zh", "zh-cn", "zh_cn", "zh-hans", "chinese", "中文", "简体中文"})) return Language::kZh;
-  if (any_of_words(s, {"en", "en-us", "en_us", "en-gb", "english", "英文", "英语"})) return Language::kEn;
+  if (text::trim(text).empty()) return Language::kZh;
+  auto lang = language::resolve(text);
+  if (!lang) return std::nullopt;
+  const std::string primary = language::primary_subtag(lang->tag);
+  if (primary == "zh") return Language::kZh;
+  if (primary == "en") return Language::kEn;
   return std::nullopt;
 }
 

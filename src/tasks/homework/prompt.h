@@ -37,7 +37,8 @@ std::optional<GradeLevel> parse_grade_level(std::string_view text);
 
 enum class Language { kZh, kEn };
 
-// "zh", "zh-CN", "中文" → kZh; "en", "en-US", "english" → kEn; empty → kZh.
+// Any spelling of Chinese or English language::resolve knows ("zh-CN",
+// "中文", "English", "英文"); empty → kZh; another language → nullopt.
 std::optional<Language> parse_language(std::string_view text);
 
 struct PromptInput {

@@ -432,7 +432,10 @@ Result<std::string> audio_as_wav16k(const std::filesystem::path& file, double ma
 
 Result<std::filesystem::path> resolve_media_path(const std::string& path, const std::vector<std::string>& roots) {
   const auto refused = [] {
-    return fail(ErrorCode::kInvalidArgument, "video_path is not a file inside a configured media root",
+    return fail(ErrorCode::kInvalidArgument,
+                "video_path must name an existing file inside one of the server's media folders (uploads.media_roots "
+                "in its configuration; a relative path is looked up in each of them); or upload the file with "
+                "POST /api/v1/uploads and give its upload_id instead",
                 "path_not_allowed");
   };
   if (path.empty() || path.find('\0') != std::string::npos) return refused();

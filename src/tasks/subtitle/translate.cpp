@@ -9,6 +9,8 @@
 #include <map>
 #include <string>
 
+#include "core/language.h"
+#include "core/text.h"
 #include "tasks/subtitle/detail.h"
 
 namespace llmd::subtitle {
@@ -52,31 +54,17 @@ std::string trimmed(std::string_view s) {
   return std::string(s);
 }
 
-std::string language_name(std::string_view code) {
-  static const std::map<std::string, std::string, std::less<>> kNames = {
-      {"zh", "Simplified Chinese"}, {"zh-cn", "Simplified Chinese"}, {"zh-hans", "Simplified Chinese"},
-      {"zh-tw", "Traditional Chinese"}, {"zh-hant", "Traditional Chinese"}, {"en", "English"},
-      {"ja", "Japanese"}, {"ko", "Korean"}, {"fr", "French"}, {"de", "German"}, {"es", "Spanish"},
-      {"it", "Italian"}, {"pt", "Portuguese"}, {"ru", "Russian"}, {"ar", "Arabic"}, {"vi", "Vietnamese"},
-      {"th", "Thai"}, {"id", "Indonesian"}, {"tr", "Turkish"}, {"nl", "Dutch"}, {"pl", "Polish"},
-      {"uk", "Ukrainian"}, {"hi", "Hindi"}};
-  std::string lower;
-  for (char c : code) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c == '_' ? '-' : c)));
-  if (lower.empty() || lower == "auto") return "the source language (detect it)";
-  if (auto it = kNames.find(lower); it != kNames.end()) return it->second;
-  return clip(code, 32);
+// How the prompt names a language: ICU's English name of its canonical tag,
+// whatever spelling the caller used.
+std::string language_name(std::string_view tag) {
+  const std::string_view trimmed_tag = text::trim(tag);
+  if (trimmed_tag.empty() || text::to_lower(trimmed_tag) == "auto") return "the source language (detect it)";
+  return clip(language::english_name(trimmed_tag), 48);
 }
 
 bool same_language(std::string_view a, std::string_view b) {
-  const auto primary = [](std::string_view s) {
-    std::string out;
-    for (char c : s) {
-      if (c == '-' || c == '_') break;
-      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-    return out;
-  };
-  return primary(a) != "auto" && primary(a) == primary(b);
+  const std::string primary = language::primary_subtag(a);
+  return primary != "auto" && primary == language::primary_subtag(b);
 }
 
 // Letters (not digits or punctuation): enough of them and an identical
