@@ -28,7 +28,7 @@ nlohmann::json key_json(const auth::ApiKeyInfo& k) {
 nlohmann::json user_json(const auth::User& u) {
   return {{"id", u.id},       {"username", u.username},          {"email", u.email},
           {"role", u.role},   {"tokens", u.available_tokens()},  {"disabled", u.disabled},
-          {"created_at", u.created_at}};
+          {"created_at", u.created_at}, {"must_change_password", u.must_change_password}};
 }
 
 Result<auth::Principal> require_user(const RequestContext& ctx) {
@@ -167,6 +167,30 @@ void add_account_routes(http::Router& router, AccountDeps d) {
     });
     if (!result) co_return error(ctx, result.error());
     co_return Response::json(200, {{"user", *result}});
+  });
+
+  // Changing one's own password: the session that asks gets a new token,
+  // every other session (JWT) of the user ends; API keys stay.
+  router.post("/api/v1/auth/password", [d](RequestContext& ctx) -> awaitable<Response> {
+    auto who = require_user(ctx);
+    if (!who) co_return error(ctx, who.error());
+    if (who->api_key_id) {
+      co_return error(ctx, Error(ErrorCode::kPermissionDenied, "log in with the password to change it (not an API key)",
+                                 "forbidden"));
+    }
+    auto body = http::parse_json_object(ctx.request.body);
+    if (!body) co_return error(ctx, body.error());
+    auto current = http::string_field(*body, "current_password", true);
+    auto next = http::string_field(*body, "new_password", true);
+    if (!current) co_return error(ctx, current.error());
+    if (!next) co_return error(ctx, next.error());
+    const std::string ip = ctx.request.remote_ip;
+    http::WorkerPool& bcrypt_pool = d.password_pool ? *d.password_pool : d.pool;
+    auto session =
+        co_await bcrypt_pool.run([&] { return d.auth.change_password(who->user_id, *current, *next, ip); });
+    if (!session) co_return error(ctx, session.error());
+    d.log.info("password changed", {{"request_id", ctx.request_id}, {"user_id", who->user_id}});
+    co_return Response::json(200, {{"token", session->token}, {"user", user_json(session->user)}});
   });
 
   router.post("/api/v1/auth/keys", [d](RequestContext& ctx) -> awaitable<Response> {

@@ -125,6 +125,36 @@ void add_admin_routes(http::Router& router, AccountDeps d) {
     if (!result) co_return error(ctx, result.error());
     co_return Response::json(200, {{"user", *result}});
   });
+
+  // A forgotten password: {password?, must_change?: true} -> the user (and
+  // the generated password, shown once, when none was given). Every session
+  // of the user ends; with must_change the web UI asks for a new password at
+  // the next login.
+  router.post("/api/v1/admin/users/{id}/password", [d](RequestContext& ctx) -> awaitable<Response> {
+    auto who = require_admin(ctx);
+    if (!who) co_return error(ctx, who.error());
+    auto id = user_id_param(ctx);
+    if (!id) co_return error(ctx, id.error());
+    auto body = http::parse_json_object(ctx.request.body);
+    if (!body) co_return error(ctx, body.error());
+    auto given = http::string_field(*body, "password", false);
+    if (!given) co_return error(ctx, given.error());
+    bool must_change = true;
+    if (auto it = body->find("must_change"); it != body->end() && !it->is_null()) {
+      if (!it->is_boolean()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "must_change must be a boolean"));
+      must_change = it->get<bool>();
+    }
+    const bool generate = given->empty();
+    const std::string password = generate ? auth::generate_secret().substr(0, 20) : *given;
+    http::WorkerPool& bcrypt_pool = d.password_pool ? *d.password_pool : d.pool;
+    auto user = co_await bcrypt_pool.run([&] { return d.auth.reset_password(*id, password, must_change); });
+    if (!user) co_return error(ctx, user.error());
+    d.log.info("password reset by an administrator",
+               {{"request_id", ctx.request_id}, {"user_id", *id}, {"admin_id", who->user_id}});
+    nlohmann::json out = {{"user", user_json(*user)}};
+    if (generate) out["password"] = password;
+    co_return Response::json(200, out);
+  });
 }
 
 }  // namespace llmd::app

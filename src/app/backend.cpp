@@ -52,8 +52,10 @@ Result<void> ensure_admin(auth::AuthService& auth, std::int64_t initial_tokens, 
   if (!any) return std::unexpected(any.error());
   if (*any) return {};
   const char* from_env = std::getenv("LLMD_ADMIN_PASSWORD");
-  const std::string password = from_env && *from_env ? from_env : auth::generate_secret().substr(0, 20);
-  auto user = auth.create_user("admin", password, "admin@localhost.localdomain", "admin", initial_tokens);
+  const bool generated = !(from_env && *from_env);
+  const std::string password = generated ? auth::generate_secret().substr(0, 20) : from_env;
+  // A generated password is to be replaced at the first login (the web UI asks).
+  auto user = auth.create_user("admin", password, "admin@localhost.localdomain", "admin", initial_tokens, generated);
   if (!user) {
     if (user.error().code == ErrorCode::kConflict) {
       log.warn("a user named admin exists but is not an administrator; use `llmd admin set-role`");
@@ -61,11 +63,11 @@ Result<void> ensure_admin(auth::AuthService& auth, std::int64_t initial_tokens, 
     }
     return fail(user.error().code, "cannot create the admin account: " + user.error().message);
   }
-  if (from_env && *from_env) {
+  if (!generated) {
     log.info("created admin account from LLMD_ADMIN_PASSWORD", {{"username", "admin"}});
   } else {
     std::fprintf(stderr, "\n  llmd: created the administrator account\n    username: admin\n    password: %s\n"
-                         "  (shown only this once; change it after logging in)\n\n", password.c_str());
+                         "  (shown only this once; you will be asked to change it at the first login)\n\n", password.c_str());
     log.info("created admin account with a generated password (printed on stderr once)", {{"username", "admin"}});
   }
   return {};

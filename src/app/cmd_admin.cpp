@@ -29,7 +29,29 @@ struct AdminOptions {
   bool password_stdin = false;
   bool enable = false;
   bool json = false;
+  bool must_change = false;
 };
+
+// A password for user-add and passwd: the first line of stdin, else
+// LLMD_NEW_PASSWORD, else generated (and printed once).
+struct NewPassword {
+  std::string text;
+  bool generated = false;
+};
+
+NewPassword read_new_password(const AdminOptions& o) {
+  NewPassword p;
+  if (o.password_stdin) {
+    std::getline(std::cin, p.text);
+  } else if (const char* env = std::getenv("LLMD_NEW_PASSWORD"); env && *env) {
+    p.text = env;
+  } else {
+    p.text = auth::generate_secret().substr(0, 20);
+    p.generated = true;
+    std::printf("generated password (shown once): %s\n", p.text.c_str());
+  }
+  return p;
+}
 
 // Everything an admin command needs, opened from the config.
 struct AdminContext {
@@ -96,17 +118,9 @@ int run_admin(const std::string& action, const AdminOptions& o) {
     return 0;
   }
   if (action == "user-add") {
-    std::string password;
-    if (o.password_stdin) {
-      std::getline(std::cin, password);
-    } else if (const char* env = std::getenv("LLMD_NEW_PASSWORD"); env && *env) {
-      password = env;
-    } else {
-      password = auth::generate_secret().substr(0, 20);
-      std::printf("generated password (shown once): %s\n", password.c_str());
-    }
+    const NewPassword password = read_new_password(o);
     const std::int64_t tokens = o.tokens >= 0 ? o.tokens : c.config.auth.initial_tokens;
-    auto user = c.auth->create_user(o.username, password, o.email, o.role, tokens);
+    auto user = c.auth->create_user(o.username, password.text, o.email, o.role, tokens, password.generated);
     if (!user) return fail_with(user.error().message);
     print_user(*user);
     return 0;
@@ -123,6 +137,14 @@ int run_admin(const std::string& action, const AdminOptions& o) {
     if (o.new_role != "user" && o.new_role != "admin") return fail_with("role must be user or admin", 2);
     if (auto r = c.users->set_role(user->id, o.new_role); !r) return fail_with(r.error().message);
     std::printf("%s is now %s\n", user->username.c_str(), o.new_role.c_str());
+    return 0;
+  }
+  if (action == "passwd") {
+    const NewPassword password = read_new_password(o);
+    auto changed = c.auth->reset_password(user->id, password.text, password.generated || o.must_change);
+    if (!changed) return fail_with(changed.error().message);
+    std::printf("password of %s changed; their sessions have ended%s\n", user->username.c_str(),
+                changed->must_change_password ? " (to be changed at the next login)" : "");
     return 0;
   }
   if (action == "disable") {
@@ -168,6 +190,13 @@ void add_admin_command(CLI::App& root, CommandRunner& run) {
   disable->add_option("username", o->username, "User name")->required();
   disable->add_flag("--enable", o->enable, "Enable the user again instead");
   disable->callback(set_runner("disable"));
+
+  auto* passwd = cmd->add_subcommand(
+      "passwd", "Set a user's password (from --password-stdin, LLMD_NEW_PASSWORD, or generated); ends their sessions");
+  passwd->add_option("username", o->username, "User name")->required();
+  passwd->add_flag("--password-stdin", o->password_stdin, "Read the password from the first line of stdin");
+  passwd->add_flag("--must-change", o->must_change, "Ask for a new password at the next login (always when generated)");
+  passwd->callback(set_runner("passwd"));
 
   auto* list = cmd->add_subcommand("list", "List users");
   list->add_option("--search", o->search, "Only names/emails containing this");

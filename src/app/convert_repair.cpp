@@ -2,7 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/model_billing.h"
+#include <algorithm>
+
 #include "billing/meter.h"
 #include "http/errors.h"
 
@@ -35,14 +36,22 @@ Result<convert::Value> repaired_document(const std::string& answer, const conver
 }
 
 awaitable<Result<Repaired>> repair_with_model(const RepairDeps& d, const Caller& caller, const RepairInput& input) {
-  const inference::ChatRequest request = repair_request(d.model, input.from, input.content);
-  const std::int64_t worst = worst_case_prompt_tokens(inference::chat_body(request).size()) + kRepairMaxTokens;
-  const billing::MeterOpen what{caller.user_id, caller.request_id, "convert", d.model, worst, "convert (repair)"};
-  auto opened = co_await d.pool.run([&] { return billing::MeteredCall::open(d.accounts, d.pricing, what); });
-  if (!opened) co_return std::unexpected(opened.error());
-  billing::MeteredCall& meter = *opened;
-
+  // SPEC §5: the base is the document (counted by the model's tokenizer) and
+  // the completion; the repair instructions are the fixed +5. The reply
+  // restates the document, so less room than the document is not useful.
   const inference::CallTag tag{caller.request_id};
+  const inference::CallResult<std::int64_t> content_tokens =
+      co_await d.models.count_tokens(d.model, input.content, tag);
+  if (!content_tokens) co_return std::unexpected(content_tokens.error().error);
+  const billing::MeterOpen what{caller.user_id, caller.request_id, "convert", d.model, 0, "convert (repair)"};
+  const billing::FitRequest fit{*content_tokens, kRepairMaxTokens,
+                                std::clamp(*content_tokens, kMinUsefulCompletion, kRepairMaxTokens), 1};
+  auto opened = co_await d.pool.run([&] { return billing::MeteredCall::open_fitted(d.accounts, d.pricing, what, fit); });
+  if (!opened) co_return std::unexpected(opened.error());
+  billing::MeteredCall& meter = opened->call;
+
+  inference::ChatRequest request = repair_request(d.model, input.from, input.content);
+  request.max_tokens = opened->max_completion;
   inference::CallResult<inference::ChatReply> reply = co_await d.models.chat(request, tag);
   Result<std::string> written = std::unexpected(Error(ErrorCode::kUnavailable, "model call failed", "model_error"));
   if (reply) {
@@ -52,13 +61,14 @@ awaitable<Result<Repaired>> repair_with_model(const RepairDeps& d, const Caller&
   const inference::Usage used = reply ? reply->usage : reply.error().usage;
   const int status = written ? 200 : http::status_for(reply ? written.error().code : reply.error().error.code);
   // The usage record of a repair has never shown a latency (0); kept so.
-  const billing::MeterOutcome outcome{used.prompt_tokens, used.completion_tokens, status,
+  const std::int64_t billed_prompt = used.prompt_tokens > 0 ? *content_tokens : 0;
+  const billing::MeterOutcome outcome{billed_prompt, used.completion_tokens, status,
                                       reply ? reply->instance : reply.error().instance, caller.route, 0};
   auto settled = co_await d.pool.run([&] { return meter.settle(outcome); });
   if (!reply) co_return std::unexpected(reply.error().error);  // the gateway's refusal (503/504 ...)
   if (!written) co_return std::unexpected(written.error());
   if (!settled) co_return std::unexpected(settled.error());
-  co_return Repaired{std::move(*written), settled->charged, settled->available};
+  co_return Repaired{std::move(*written), settled->charged, settled->available, opened->clamped};
 }
 
 }  // namespace llmd::app

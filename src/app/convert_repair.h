@@ -1,8 +1,9 @@
 // The repair path of a conversion (options.repair, SPEC §6 Convert), without
 // HTTP: the model recovers the data of input the parsers refuse as one JSON
 // object (forced by the runner's grammar), the exact writer writes the
-// target format, and the call is metered (worst case reserved, base x 1.2 + 5
-// settled on what it used).
+// target format, and the call is metered: base = the document + the
+// completion, x 1.2 + 5; the worst case is reserved first, with the reply's
+// length clamped to what the balance pays for (never below the document's).
 #pragma once
 
 #include <cstdint>
@@ -33,6 +34,7 @@ struct Repaired {
   std::string content;  // in the target format
   std::int64_t tokens_consumed = 0;
   std::int64_t remaining_tokens = 0;
+  bool max_tokens_clamped = false;  // the balance paid for a shorter reply than kRepairMaxTokens
 };
 
 struct RepairInput {

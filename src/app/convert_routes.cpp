@@ -84,11 +84,13 @@ awaitable<Response> repair(const ConvertDeps& d, RequestContext& ctx, const auth
   const RepairInput input{req.from, req.to, req.content, req.options};
   auto repaired = co_await repair_with_model(deps, caller, input);
   if (!repaired) co_return error(ctx, repaired.error());
-  co_return Response::json(200, {{"success", true},
-                                 {"converted_content", repaired->content},
-                                 {"method", "model"},
-                                 {"tokens_consumed", repaired->tokens_consumed},
-                                 {"remaining_tokens", repaired->remaining_tokens}});
+  nlohmann::json out = {{"success", true},
+                        {"converted_content", repaired->content},
+                        {"method", "model"},
+                        {"tokens_consumed", repaired->tokens_consumed},
+                        {"remaining_tokens", repaired->remaining_tokens}};
+  if (repaired->max_tokens_clamped) out["max_tokens_clamped"] = true;
+  co_return Response::json(200, out);
 }
 
 }  // namespace

@@ -3,7 +3,6 @@
 #include <optional>
 #include <vector>
 
-#include "app/model_billing.h"
 #include "billing/meter.h"
 #include "http/errors.h"
 
@@ -16,6 +15,7 @@ using boost::asio::awaitable;
 struct Samples {
   std::vector<homework::ModelGrade> grades;
   inference::Usage used;
+  int calls_read = 0;  // calls the worker read the prompt of
   std::string instance;
   std::optional<inference::CallFailure> call_error;  // a call failed: no more samples
   std::optional<Error> reply_error;                   // a reply was not a grade
@@ -29,12 +29,14 @@ awaitable<Samples> ask_samples(const HomeworkGraderDeps& d, const Caller& caller
     const inference::ChatRequest request = sample_request(d.model, prompt, options, i);
     inference::CallResult<inference::ChatReply> reply = co_await d.models.chat(request, tag);
     if (!reply) {
+      out.calls_read += reply.error().usage.prompt_tokens > 0 ? 1 : 0;
       out.used.prompt_tokens += reply.error().usage.prompt_tokens;
       out.used.completion_tokens += reply.error().usage.completion_tokens;
       out.instance = reply.error().instance;
       out.call_error = std::move(reply.error());
       break;
     }
+    ++out.calls_read;
     out.used.prompt_tokens += reply->usage.prompt_tokens;
     out.used.completion_tokens += reply->usage.completion_tokens;
     out.instance = reply->instance;
@@ -49,6 +51,16 @@ awaitable<Samples> ask_samples(const HomeworkGraderDeps& d, const Caller& caller
 }
 
 }  // namespace
+
+std::string billed_content(const homework::PromptInput& input) {
+  std::string out = input.question;
+  for (const std::string* part : {&input.answer, &input.reference_answer, &input.rubric}) {
+    if (part->empty()) continue;
+    out += '\n';
+    out += *part;
+  }
+  return out;
+}
 
 inference::ChatRequest sample_request(const std::string& model, const homework::RenderedPrompt& prompt,
                                       const GradeOptions& options, int sample) {
@@ -69,15 +81,22 @@ awaitable<Result<GradeOutcome>> grade_with_model(const HomeworkGraderDeps& d, co
                                                  const homework::Check& check) {
   GradeOutcome out;
   out.prompt = d.prompts->render(input);
-  const std::size_t first_body_bytes = inference::chat_body(sample_request(d.model, out.prompt, options, 0)).size();
-  const std::int64_t per_sample = worst_case_prompt_tokens(first_body_bytes) + options.max_tokens;
-  const billing::MeterOpen what{caller.user_id, caller.request_id, "homework", d.model, per_sample * options.samples,
-                                ""};
-  auto opened = co_await d.pool.run([&] { return billing::MeteredCall::open(d.accounts, d.pricing, what); });
+  // SPEC §5: the base is the user's content (counted by the model's own
+  // tokenizer) and the completions; the grading template is the fixed +20.
+  const std::string content = billed_content(input);
+  const inference::CallTag tag{caller.request_id};
+  const inference::CallResult<std::int64_t> content_tokens = co_await d.models.count_tokens(d.model, content, tag);
+  if (!content_tokens) co_return std::unexpected(content_tokens.error().error);
+  const billing::MeterOpen what{caller.user_id, caller.request_id, "homework", d.model, 0, ""};
+  const billing::FitRequest fit{*content_tokens, options.max_tokens, kMinUsefulCompletion, options.samples};
+  auto opened = co_await d.pool.run([&] { return billing::MeteredCall::open_fitted(d.accounts, d.pricing, what, fit); });
   if (!opened) co_return std::unexpected(opened.error());
-  billing::MeteredCall& meter = *opened;
+  billing::MeteredCall& meter = opened->call;
+  GradeOptions fitted = options;
+  fitted.max_tokens = opened->max_completion;
+  out.max_tokens_clamped = opened->clamped;
 
-  Samples samples = co_await ask_samples(d, caller, out.prompt, options);
+  Samples samples = co_await ask_samples(d, caller, out.prompt, fitted);
 
   std::optional<homework::Grade> grade;
   out.graded_by = "model";
@@ -89,7 +108,7 @@ awaitable<Result<GradeOutcome>> grade_with_model(const HomeworkGraderDeps& d, co
   }
   const int status = grade ? 200 : samples.call_error ? http::status_for(samples.call_error->error.code) : 422;
   const billing::MeterOutcome outcome{
-      samples.used.prompt_tokens, samples.used.completion_tokens, status, samples.instance, caller.route,
+      *content_tokens * samples.calls_read, samples.used.completion_tokens, status, samples.instance, caller.route,
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - caller.started).count()};
   auto settled = co_await d.pool.run([&] { return meter.settle(outcome); });
   if (!grade) {

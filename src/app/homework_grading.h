@@ -1,8 +1,9 @@
 // Homework grading by a model (SPEC §6 Homework, §5 pricing), without HTTP:
 // one chat call per sample through the typed model client, the replies
 // combined with the exact arithmetic check (which wins), the whole request
-// metered as one call (worst case of all samples reserved first, base x 2.0
-// + 20 settled on what the samples used).
+// metered as one call: base = the user's content (per sample) + the
+// completions, x 2.0 + 20; the worst case of all samples is reserved first,
+// with max_tokens clamped to what the balance pays for.
 #pragma once
 
 #include <cstdint>
@@ -34,8 +35,10 @@ struct GradeOutcome {
   std::string graded_by;  // "model", or "exact_check" when no model reply was usable
   std::int64_t tokens_consumed = 0;
   std::int64_t remaining_tokens = 0;
+  bool max_tokens_clamped = false;  // the balance paid for fewer completion tokens than asked
   homework::RenderedPrompt prompt;
 };
+
 
 struct HomeworkGraderDeps {
   inference::ModelClient& models;
@@ -46,8 +49,8 @@ struct HomeworkGraderDeps {
   std::shared_ptr<const homework::PromptSet> prompts;
 };
 
-// Grades `input` with the model. Errors: those of the reservation
-// (kPaymentRequired: nothing was called), the gateway's refusal when no
+// Grades `input` with the model. Errors: those of the token count and the
+// reservation (kPaymentRequired: nothing was called), the gateway's refusal when no
 // sample produced a grade and the exact check cannot decide either,
 // kUnprocessable (model_reply_invalid) for replies that were not grades.
 // Whatever the samples used is charged, also when grading failed.
@@ -55,6 +58,10 @@ boost::asio::awaitable<Result<GradeOutcome>> grade_with_model(const HomeworkGrad
                                                               const homework::PromptInput& input,
                                                               const GradeOptions& options,
                                                               const homework::Check& check);
+
+// What the caller is billed for (SPEC §5): question, answer, reference
+// answer and rubric as they wrote them.
+std::string billed_content(const homework::PromptInput& input);
 
 // The chat request of sample `sample`: the rendered prompt, the reply forced
 // to homework::grade_schema(), seed + sample.

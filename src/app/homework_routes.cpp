@@ -145,6 +145,7 @@ void add_homework_routes(http::Router& router, HomeworkDeps d) {
       auto graded = co_await grade_with_model(grader, caller, req->prompt, req->options, check);
       if (!graded) co_return error(ctx, graded.error());
       json out = grade_json(graded->grade, graded->graded_by, graded->tokens_consumed, graded->remaining_tokens);
+      if (graded->max_tokens_clamped) out["max_tokens_clamped"] = true;
       if (req->return_prompt) {
         const homework::RenderedPrompt& prompt = graded->prompt;
         out["prompt"] = {{"system", prompt.system}, {"user", prompt.user}, {"version", prompt.version}};

@@ -15,4 +15,8 @@ struct Caller {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 
+// Completion tokens below which a task's model call is not worth making
+// (402 instead of a reply cut short by a clamped max_tokens).
+inline constexpr std::int64_t kMinUsefulCompletion = 64;
+
 }  // namespace llmd::app

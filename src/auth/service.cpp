@@ -106,14 +106,49 @@ std::string AuthService::issue_token(const User& user) const {
 
 Result<User> AuthService::create_user(const std::string& username, const std::string& password,
                                       const std::string& email, const std::string& role,
-                                      std::int64_t initial_tokens) {
+                                      std::int64_t initial_tokens, bool must_change_password) {
   LLMD_TRY(check_username(username));
   LLMD_TRY(check_password(password));
   LLMD_TRY(check_email(email));
   if (role != "user" && role != "admin") return fail(ErrorCode::kInvalidArgument, "role must be user or admin", "invalid_role");
   auto hash = hash_password(password, options_.bcrypt_cost);
   if (!hash) return std::unexpected(hash.error());
-  return users_.create(username, email, *hash, role, initial_tokens);
+  auto user = users_.create(username, email, *hash, role, initial_tokens);
+  if (!user || !must_change_password) return user;
+  return users_.set_password_hash(user->id, *hash, true);
+}
+
+Result<Session> AuthService::change_password(std::int64_t user_id, const std::string& current,
+                                             const std::string& next, const std::string& client_ip) {
+  auto user = users_.by_id(user_id);
+  if (!user) return std::unexpected(user.error());
+  if (auto wait = throttle_.blocked(user->username, client_ip)) {
+    return fail(Error(ErrorCode::kRateLimited, "too many wrong passwords; try again later", "too_many_attempts")
+                    .with_retry_after(*wait));
+  }
+  if (!verify_password(current, user->password_hash)) {
+    throttle_.failed(user->username, client_ip);
+    return fail(ErrorCode::kUnauthenticated, "the current password is wrong", "wrong_password");
+  }
+  throttle_.succeeded(user->username, client_ip);
+  LLMD_TRY(check_password(next));
+  if (next == current) {
+    return fail(ErrorCode::kInvalidArgument, "the new password must differ from the current one", "password_unchanged");
+  }
+  auto hash = hash_password(next, options_.bcrypt_cost);
+  if (!hash) return std::unexpected(hash.error());
+  auto changed = users_.set_password_hash(user_id, *hash, false);
+  if (!changed) return std::unexpected(changed.error());
+  return Session{issue_token(*changed), std::move(*changed)};
+}
+
+Result<User> AuthService::reset_password(std::int64_t user_id, const std::string& password, bool must_change) {
+  LLMD_TRY(check_password(password));
+  auto user = users_.by_id(user_id);
+  if (!user) return std::unexpected(user.error());
+  auto hash = hash_password(password, options_.bcrypt_cost);
+  if (!hash) return std::unexpected(hash.error());
+  return users_.set_password_hash(user_id, *hash, must_change);
 }
 
 Result<Session> AuthService::register_user(const std::string& username, const std::string& password,

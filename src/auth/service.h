@@ -67,9 +67,25 @@ class AuthService {
   Result<NewApiKey> create_key(const Principal& who, const std::string& name);
 
   // Creates a user directly (admin tools, first start); no registration rules
-  // except the field formats.
+  // except the field formats. must_change_password: a password someone else
+  // chose (generated), to be replaced at the first login.
   Result<User> create_user(const std::string& username, const std::string& password, const std::string& email,
-                           const std::string& role, std::int64_t initial_tokens);
+                           const std::string& role, std::int64_t initial_tokens, bool must_change_password = false);
+
+  // Changes the caller's own password: `current` must be right (a wrong one
+  // counts as a failed login of the pair, so guessing meets the login
+  // throttle: kRateLimited), `next` follows the registration rules and
+  // differs from `current`. Every JWT issued before stops working; the
+  // returned session is the caller's new one. Errors: kUnauthenticated
+  // (wrong_password), kInvalidArgument (the rules, password_unchanged),
+  // kRateLimited.
+  Result<Session> change_password(std::int64_t user_id, const std::string& current, const std::string& next,
+                                  const std::string& client_ip);
+
+  // Sets a user's password without the current one (an administrator's
+  // reset, the admin CLI); with must_change the user is asked for a new one
+  // at the next login. Ends every session of the user. kNotFound when absent.
+  Result<User> reset_password(std::int64_t user_id, const std::string& password, bool must_change);
 
   // A JWT for `user` under its current token epoch.
   std::string issue_token(const User& user) const;

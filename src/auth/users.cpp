@@ -10,13 +10,14 @@ using store::Row;
 using store::Value;
 
 constexpr const char* kUserColumns =
-    "id, username, email, role, disabled, balance, reserved, created_at, password_hash, token_epoch";
+    "id, username, email, role, disabled, balance, reserved, created_at, password_hash, token_epoch, "
+    "must_change_password";
 
 std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 User user_from(const Row& r) {
-  return User{r.integer(0), r.text(1),    r.text(2),    r.text(3), r.integer(4) != 0,
-              r.integer(5), r.integer(6), r.integer(7), r.text(8), r.integer(9)};
+  return User{r.integer(0), r.text(1),    r.text(2),    r.text(3), r.integer(4) != 0, r.integer(5),
+              r.integer(6), r.integer(7), r.text(8),    r.integer(9), r.integer(10) != 0};
 }
 
 ApiKeyInfo key_from(const Row& r) {
@@ -154,10 +155,12 @@ Result<void> UserStore::set_disabled(std::int64_t id, bool disabled) {
   });
 }
 
-Result<void> UserStore::set_password_hash(std::int64_t id, const std::string& hash) {
-  return db_.with_connection<void>([&](Connection& c) -> Result<void> {
-    LLMD_TRY(c.exec("UPDATE users SET password_hash = ? WHERE id = ?", std::vector<Value>{hash, id}));
-    return {};
+Result<User> UserStore::set_password_hash(std::int64_t id, const std::string& hash, bool must_change) {
+  return db_.transaction<User>([&](Connection& c) -> Result<User> {
+    LLMD_TRY(c.exec("UPDATE users SET password_hash = ?, must_change_password = ?, token_epoch = token_epoch + 1 "
+                    "WHERE id = ?",
+                    std::vector<Value>{hash, std::int64_t{must_change ? 1 : 0}, id}));
+    return one_user(c, "id = ?", id);
   });
 }
 

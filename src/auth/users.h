@@ -23,6 +23,7 @@ struct User {
   std::int64_t created_at = 0;
   std::string password_hash;  // never leaves the auth module in a response
   std::int64_t token_epoch = 0;  // JWTs issued under an older epoch are refused
+  bool must_change_password = false;  // the password was set by someone else (first start, an admin reset)
 
   std::int64_t available_tokens() const { return balance - reserved; }
 };
@@ -67,7 +68,10 @@ class UserStore {
   // its JWTs stay invalid after a later re-enable. Disabling the last active
   // administrator fails as set_role does.
   Result<void> set_disabled(std::int64_t id, bool disabled);
-  Result<void> set_password_hash(std::int64_t id, const std::string& hash);
+  // Replaces the password hash, sets must_change_password and moves the
+  // token epoch on (every JWT issued before stops working), in one
+  // statement. Returns the user as changed. kNotFound when absent.
+  Result<User> set_password_hash(std::int64_t id, const std::string& hash, bool must_change);
   Result<bool> any_admin();
 
   Result<ApiKeyInfo> add_key(std::int64_t user_id, const std::string& name, const std::string& key_hash,

@@ -275,6 +275,19 @@ std::int64_t Pricing::charge(const std::string& task, std::int64_t base, const s
   return price(r, base);
 }
 
+std::int64_t Pricing::max_base(const std::string& task, std::int64_t amount, const std::string& model) const {
+  PriceRule r = rule(task);
+  if (auto it = model_factor_.find(model); it != model_factor_.end()) r.multiplier *= it->second;
+  if (amount < r.fixed) return -1;
+  constexpr std::int64_t kUnbounded = std::int64_t{1} << 50;
+  if (r.multiplier <= 0) return kUnbounded;
+  const double estimate = std::floor(static_cast<double>(amount - r.fixed) / r.multiplier + 1e-6);
+  std::int64_t base = estimate >= static_cast<double>(kUnbounded) ? kUnbounded : static_cast<std::int64_t>(estimate);
+  while (base > 0 && price(r, base) > amount) --base;  // floating-point rounding, at most a step or two
+  while (price(r, base + 1) <= amount && base < kUnbounded) ++base;
+  return base;
+}
+
 std::int64_t parser_base(std::size_t input_bytes, std::size_t output_bytes) {
   return static_cast<std::int64_t>((input_bytes + output_bytes + 3) / 4);
 }

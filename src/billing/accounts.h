@@ -170,6 +170,9 @@ class Pricing {
   // task's multiplier: ceil(base x task multiplier x model factor) + fixed.
   void set_model_multiplier(const std::string& model, double factor) { model_factor_[model] = factor; }
   std::int64_t charge(const std::string& task, std::int64_t base, const std::string& model) const;
+  // The largest base whose charge is at most `amount` (-1 when not even the
+  // fixed part is).
+  std::int64_t max_base(const std::string& task, std::int64_t amount, const std::string& model) const;
 
  private:
   std::map<std::string, PriceRule> rules_;

@@ -43,11 +43,29 @@ struct MeterOutcome {
   std::int64_t latency_ms = 0;
 };
 
+// A model call (or `calls` of them) whose prompt is known and whose
+// completion allowance may shrink to what the balance pays for.
+struct FitRequest {
+  std::int64_t prompt_tokens = 0;     // billed prompt tokens per call
+  std::int64_t max_completion = 0;    // the completion tokens asked for, per call
+  std::int64_t min_completion = 64;   // below this a reply is not worth it: 402 instead
+  std::int64_t calls = 1;
+};
+
+struct Fitted;
+
 class MeteredCall {
  public:
   // Reserves pricing.charge(task, worst_base_tokens, model). Errors: those of
   // Accounts::reserve (kPaymentRequired with needed/available, kNotFound).
   static Result<MeteredCall> open(Accounts& accounts, const Pricing& pricing, MeterOpen what);
+
+  // Reserves calls x (prompt + max_completion); when the balance cannot pay
+  // that, the largest completion allowance it can pay, if that is at least
+  // min_completion (SPEC §5: the reply then says max_tokens was clamped).
+  // what.worst_base_tokens is ignored. Errors: open()'s, the first refusal's
+  // needed/available when even min_completion does not fit.
+  static Result<Fitted> open_fitted(Accounts& accounts, const Pricing& pricing, MeterOpen what, FitRequest fit);
 
   // Takes over a reservation made earlier and persisted (a job's), which a
   // restart or a stale sweep may have released meanwhile: settle() then
@@ -94,6 +112,12 @@ class MeteredCall {
   Reservation held_;
   bool adopted_ = false;
   State state_ = State::kOpen;
+};
+
+struct Fitted {
+  MeteredCall call;
+  std::int64_t max_completion = 0;  // per call: as asked, or clamped
+  bool clamped = false;
 };
 
 }  // namespace llmd::billing

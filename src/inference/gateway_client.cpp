@@ -43,22 +43,44 @@ class GatewayClient final : public ModelClient {
     const std::string body = chat_body(request);
     const std::string path = "/v1/chat/completions";
     models::Exchange sent = co_await proxy_.send(tag.request_id, request.model, path, body);
-    const Usage usage{sent.usage.prompt_tokens, sent.usage.completion_tokens};
-    if (!sent.reply) {
-      co_return std::unexpected(CallFailure{models::Proxy::shown_error(*sent.error, false),
-                                            models::refusal_of(*sent.error), sent.instance, usage});
-    }
-    if (sent.reply->status != 200) {
-      const Refusal why = sent.reply->status >= 500 ? Refusal::kWorkerFailed : Refusal::kWorkerRejected;
-      co_return std::unexpected(CallFailure{worker_error(*sent.reply), why, sent.instance, usage});
-    }
+    if (auto failed = failure_of(sent)) co_return std::unexpected(std::move(*failed));
     ChatReply reply = chat_reply_from_json(json::parse(sent.reply->body, nullptr, false));
-    reply.usage = usage;
+    reply.usage = {sent.usage.prompt_tokens, sent.usage.completion_tokens};
     reply.instance = sent.instance;
     co_return reply;
   }
 
+  boost::asio::awaitable<CallResult<std::int64_t>> count_tokens(const std::string& model, const std::string& text,
+                                                                const CallTag& tag) override {
+    if (text.empty()) co_return std::int64_t{0};
+    const std::string body = json{{"content", text}, {"add_special", false}}.dump();
+    const std::string path = "/tokenize";
+    models::Exchange sent = co_await proxy_.send(tag.request_id, model, path, body);
+    if (auto failed = failure_of(sent)) co_return std::unexpected(std::move(*failed));
+    const json reply = json::parse(sent.reply->body, nullptr, false);
+    if (!reply.is_object() || !reply.contains("tokens") || !reply["tokens"].is_array()) {
+      co_return std::unexpected(CallFailure{Error(ErrorCode::kUnavailable, "the worker could not count tokens",
+                                                  "model_error"),
+                                            Refusal::kWorkerFailed, sent.instance, {}});
+    }
+    co_return static_cast<std::int64_t>(reply["tokens"].size());
+  }
+
  private:
+  // The failure of an exchange that did not end in a 200 reply.
+  static std::optional<CallFailure> failure_of(const models::Exchange& sent) {
+    const Usage usage{sent.usage.prompt_tokens, sent.usage.completion_tokens};
+    if (!sent.reply) {
+      return CallFailure{models::Proxy::shown_error(*sent.error, false), models::refusal_of(*sent.error),
+                         sent.instance, usage};
+    }
+    if (sent.reply->status != 200) {
+      const Refusal why = sent.reply->status >= 500 ? Refusal::kWorkerFailed : Refusal::kWorkerRejected;
+      return CallFailure{worker_error(*sent.reply), why, sent.instance, usage};
+    }
+    return std::nullopt;
+  }
+
   models::Proxy proxy_;
 };
 

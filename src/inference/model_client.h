@@ -89,6 +89,13 @@ class ModelClient {
   // taken by reference and must outlive the co_await (they do when awaited
   // at once).
   virtual boost::asio::awaitable<CallResult<ChatReply>> chat(const ChatRequest& request, const CallTag& tag) = 0;
+
+  // How many tokens `text` is to `model`'s own tokenizer (no BOS/EOS added;
+  // special-token text counts as text): what a task bills for the user's
+  // content. 0 for "" without a call. Same threading rules as chat().
+  virtual boost::asio::awaitable<CallResult<std::int64_t>> count_tokens(const std::string& model,
+                                                                        const std::string& text,
+                                                                        const CallTag& tag) = 0;
 };
 
 // The request as the worker's JSON body (what the prompt's worst case is

@@ -209,6 +209,11 @@ CREATE TABLE IF NOT EXISTS uploads (
       // account bumps it, so re-enabling does not revive old tokens).
       {4, "user token epoch", "ALTER TABLE users ADD COLUMN token_epoch INTEGER NOT NULL DEFAULT 0;",
        "ALTER TABLE users ADD COLUMN IF NOT EXISTS token_epoch BIGINT NOT NULL DEFAULT 0;"},
+
+      // A password someone else chose (the generated first admin password,
+      // an administrator's reset) is to be replaced at the next login.
+      {5, "must change password", "ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;",
+       "ALTER TABLE users ADD COLUMN IF NOT EXISTS must_change_password TINYINT NOT NULL DEFAULT 0;"},
   };
   return kMigrations;
 }

@@ -107,6 +107,108 @@ TEST_F(AccountsTest, RegisterLoginProfileRoundTrip) {
   EXPECT_EQ(p["usage"]["calls"], 0);
 }
 
+TEST_F(AccountsTest, PasswordChangeEndsEveryOtherSessionAndKeepsTheAccount) {
+  auto [first, user] = new_user("pat");
+  EXPECT_EQ(user["must_change_password"], false);
+  auto second_login = call("POST", "/api/v1/auth/login", json{{"username", "pat"}, {"password", "password-pat"}}.dump());
+  ASSERT_EQ(second_login->status, 200);
+  const std::string second = json::parse(second_login->body)["token"];
+  auto key = call("POST", "/api/v1/auth/keys", json{{"name", "script"}}.dump(), first);
+  ASSERT_EQ(key->status, 201) << key->body;
+  const std::string api_key = json::parse(key->body)["key"];
+  auto change = [&](const std::string& token, const json& body) {
+    return call("POST", "/api/v1/auth/password", body.dump(), token);
+  };
+
+  // Wrong current password: 401, nothing changes.
+  auto wrong = change(first, {{"current_password", "not-it-at-all"}, {"new_password", "a-new-password"}});
+  ASSERT_EQ(wrong->status, 401) << wrong->body;
+  EXPECT_EQ(json::parse(wrong->body)["error"]["code"], "wrong_password");
+  EXPECT_EQ(call("GET", "/api/v1/auth/profile", "", first)->status, 200);
+  // The registration rules apply; the same password is not a change; bad types are 400.
+  for (const json& bad : {json{{"current_password", "password-pat"}, {"new_password", "short"}},
+                          json{{"current_password", "password-pat"}, {"new_password", std::string(80, 'x')}},
+                          json{{"current_password", "password-pat"}, {"new_password", "password-pat"}},
+                          json{{"current_password", "password-pat"}, {"new_password", 12345678}},
+                          json{{"current_password", "password-pat"}}}) {
+    auto r = change(first, bad);
+    EXPECT_EQ(r->status, 400) << bad.dump() << " -> " << r->body;
+  }
+  EXPECT_EQ(change("", {{"current_password", "password-pat"}, {"new_password", "a-new-password"}})->status, 401);
+  // An API key cannot change the password.
+  EXPECT_EQ(change(api_key, {{"current_password", "password-pat"}, {"new_password", "a-new-password"}})->status, 403);
+
+  auto ok = change(first, {{"current_password", "password-pat"}, {"new_password", "a-new-password"}});
+  ASSERT_EQ(ok->status, 200) << ok->body;
+  const std::string renewed = json::parse(ok->body)["token"];
+  EXPECT_EQ(json::parse(ok->body)["user"]["username"], "pat");
+  // Every JWT issued before the change is refused at once; the new one and the API key work.
+  EXPECT_EQ(call("GET", "/api/v1/auth/profile", "", first)->status, 401);
+  EXPECT_EQ(call("GET", "/api/v1/auth/profile", "", second)->status, 401);
+  EXPECT_EQ(profile(renewed)["tokens"], 1000);
+  EXPECT_EQ(call("GET", "/api/v1/auth/profile", "", api_key)->status, 200);
+  // The old password no longer logs in; the new one does.
+  EXPECT_EQ(call("POST", "/api/v1/auth/login", json{{"username", "pat"}, {"password", "password-pat"}}.dump())->status,
+            401);
+  EXPECT_EQ(call("POST", "/api/v1/auth/login", json{{"username", "pat"}, {"password", "a-new-password"}}.dump())->status,
+            200);
+  expect_still_serving();
+}
+
+TEST_F(AccountsTest, GuessingTheCurrentPasswordMeetsTheThrottle) {
+  auto [token, user] = new_user("guesser");
+  int last = 0;
+  for (int i = 0; i < 25 && last != 429; ++i) {
+    last = call("POST", "/api/v1/auth/password",
+                json{{"current_password", "guess-" + std::to_string(i)}, {"new_password", "another-password"}}.dump(),
+                token)
+               ->status;
+  }
+  EXPECT_EQ(last, 429);
+  // Even the right password waits now; the account itself is untouched.
+  auto right = call("POST", "/api/v1/auth/password",
+                    json{{"current_password", "password-guesser"}, {"new_password", "another-password"}}.dump(), token);
+  EXPECT_EQ(right->status, 429);
+  EXPECT_EQ(call("GET", "/api/v1/auth/profile", "", token)->status, 200);
+}
+
+TEST_F(AccountsTest, AdminResetsAForgottenPassword) {
+  auto [token, user] = new_user("forgetful");
+  const std::string admin = admin_token();
+  const std::string path = "/api/v1/admin/users/" + std::to_string(user["id"].get<std::int64_t>()) + "/password";
+  // Users cannot reset anyone's password.
+  EXPECT_EQ(call("POST", path, json{{"password", "chosen-by-me"}}.dump(), token)->status, 403);
+  EXPECT_EQ(call("POST", "/api/v1/admin/users/999999/password", json::object().dump(), admin)->status, 404);
+  EXPECT_EQ(call("POST", path, json{{"password", "short"}}.dump(), admin)->status, 400);
+  EXPECT_EQ(call("POST", path, json{{"must_change", "yes"}}.dump(), admin)->status, 400);
+
+  // No password given: one is generated, shown once, and must be changed.
+  auto reset = call("POST", path, json::object().dump(), admin);
+  ASSERT_EQ(reset->status, 200) << reset->body;
+  const json out = json::parse(reset->body);
+  const std::string generated = out["password"];
+  EXPECT_GE(generated.size(), 16u);
+  EXPECT_EQ(out["user"]["must_change_password"], true);
+  EXPECT_EQ(call("GET", "/api/v1/auth/profile", "", token)->status, 401);  // the old session ended
+  auto login = call("POST", "/api/v1/auth/login", json{{"username", "forgetful"}, {"password", generated}}.dump());
+  ASSERT_EQ(login->status, 200) << login->body;
+  EXPECT_EQ(json::parse(login->body)["user"]["must_change_password"], true);
+  const std::string session = json::parse(login->body)["token"];
+  auto changed = call("POST", "/api/v1/auth/password",
+                      json{{"current_password", generated}, {"new_password", "mine-again-1"}}.dump(), session);
+  ASSERT_EQ(changed->status, 200) << changed->body;
+  EXPECT_EQ(json::parse(changed->body)["user"]["must_change_password"], false);
+  EXPECT_EQ(profile(json::parse(changed->body)["token"])["must_change_password"], false);
+
+  // A password the admin chose, with must_change off.
+  auto chosen = call("POST", path, json{{"password", "set-by-admin-1"}, {"must_change", false}}.dump(), admin);
+  ASSERT_EQ(chosen->status, 200) << chosen->body;
+  EXPECT_FALSE(json::parse(chosen->body).contains("password"));
+  auto again = call("POST", "/api/v1/auth/login", json{{"username", "forgetful"}, {"password", "set-by-admin-1"}}.dump());
+  ASSERT_EQ(again->status, 200);
+  EXPECT_EQ(json::parse(again->body)["user"]["must_change_password"], false);
+}
+
 TEST_F(AccountsTest, DuplicateUsernameIs409CaseInsensitive) {
   new_user("bob");
   auto r = call("POST", "/api/v1/auth/register",
@@ -316,6 +418,27 @@ TEST_F(AccountsTest, FirstStartCreatedTheAdminWithThePasswordFromTheEnvironment)
   ASSERT_EQ(r->status, 200);
   EXPECT_EQ(json::parse(r->body)["user"]["role"], "admin");
   EXPECT_EQ(server_->log().find(kAdminPassword), std::string::npos);  // never logged
+}
+
+TEST(AccountsFirstStart, AGeneratedAdminPasswordIsPrintedOnceAndMustBeChanged) {
+  LlmdServe server(kBinary, "auth: { bcrypt_cost: 10 }\n", "", {{"LLMD_ADMIN_PASSWORD", ""}});
+  ASSERT_TRUE(server.started()) << server.log();
+  const std::string log = server.log();
+  const std::string marker = "password: ";
+  const auto at = log.find(marker);
+  ASSERT_NE(at, std::string::npos) << log;
+  const std::string password = log.substr(at + marker.size(), 20);
+  EXPECT_EQ(log.find(password, at + marker.size() + 20), std::string::npos);  // printed once, not logged again
+  auto login = http_request(server.port(), "POST", "/api/v1/auth/login",
+                            json{{"username", "admin"}, {"password", password}}.dump());
+  ASSERT_EQ(login->status, 200) << login->body;
+  EXPECT_EQ(json::parse(login->body)["user"]["must_change_password"], true);
+  auto changed = http_request(server.port(), "POST", "/api/v1/auth/password",
+                              json{{"current_password", password}, {"new_password", "the-admins-own-1"}}.dump(),
+                              {{"Authorization", "Bearer " + json::parse(login->body)["token"].get<std::string>()}});
+  ASSERT_EQ(changed->status, 200) << changed->body;
+  EXPECT_EQ(json::parse(changed->body)["user"]["must_change_password"], false);
+  EXPECT_EQ(json::parse(changed->body)["user"]["role"], "admin");
 }
 
 TEST(AccountsRateLimit, PerIpLimitGives429WithRetryAfterAndOthersUnaffected) {

@@ -61,6 +61,44 @@ TEST_F(AdminCliTest, UserAddGrantRoleDisableList) {
   }
 }
 
+TEST_F(AdminCliTest, PasswdSetsOrGeneratesAPasswordAndEndsSessions) {
+  ASSERT_EQ(admin("user-add erin --email erin@s.cn --password-stdin", "erin-password").first, 0);
+  const int port = free_port();
+  write_file(dir_ / "llmd.yaml", read_file(dir_ / "llmd.yaml") + "server: { port: " + std::to_string(port) +
+                                     ", data_dir: " + (dir_ / "data").string() + " }\n");
+  Process serve({kBinary, "serve", "-c", "llmd.yaml"}, dir_.path(), dir_ / "serve.log",
+                {{"LLMD_ADMIN_PASSWORD", kTestAdminPassword}});
+  ASSERT_TRUE(wait_for_http(port, "/health", 200, std::chrono::seconds(30))) << serve.log();
+  auto login = [&](const std::string& password) {
+    return http_request(port, "POST", "/api/v1/auth/login", json{{"username", "erin"}, {"password", password}}.dump());
+  };
+  auto first = login("erin-password");
+  ASSERT_EQ(first->status, 200) << first->body;
+  const std::string token = json::parse(first->body)["token"];
+
+  auto [code, out] = admin("passwd erin --password-stdin", "erin-new-password");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(login("erin-password")->status, 401);
+  auto second = login("erin-new-password");
+  ASSERT_EQ(second->status, 200);
+  EXPECT_EQ(json::parse(second->body)["user"]["must_change_password"], false);
+  EXPECT_EQ(http_request(port, "GET", "/api/v1/auth/profile", "", {{"Authorization", "Bearer " + token}})->status, 401);
+
+  // Generated: printed once, to be changed at the next login.
+  auto [gen_code, gen_out] = admin("passwd erin");
+  ASSERT_EQ(gen_code, 0) << gen_out;
+  const std::string marker = "generated password (shown once): ";
+  const auto at = gen_out.find(marker);
+  ASSERT_NE(at, std::string::npos) << gen_out;
+  const std::string generated = gen_out.substr(at + marker.size(), 20);
+  auto third = login(generated);
+  ASSERT_EQ(third->status, 200) << generated;
+  EXPECT_EQ(json::parse(third->body)["user"]["must_change_password"], true);
+
+  EXPECT_EQ(admin("passwd nobody --password-stdin", "whatever-pass").first, 1);
+  EXPECT_EQ(admin("passwd erin --password-stdin", "short").first, 1);
+}
+
 TEST_F(AdminCliTest, ErrorsAndBadFlags) {
   EXPECT_EQ(admin("grant nobody 5 --reason x").first, 1);
   EXPECT_EQ(admin("set-role nobody superuser").first, 2);

@@ -30,12 +30,36 @@ TEST_F(ConvertRepairTest, ModelJsonIsWrittenInTheTargetFormatAndCharged) {
   auto r = repair("{name: 'x', n: 1,", convert::Format::kYaml);
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_NE(r->content.find("name: x"), std::string::npos) << r->content;
-  EXPECT_EQ(r->tokens_consumed, 65);  // SPEC §5: ceil(50 x 1.2) + 5
-  EXPECT_EQ(r->remaining_tokens, 100000 - 65);
+  // SPEC §5: the document (the fake tokenizer counts its 17 bytes) + the
+  // completion, ceil(27 x 1.2) + 5; the repair instructions are the + 5.
+  EXPECT_EQ(model_.counted, std::vector<std::string>{"{name: 'x', n: 1,"});
+  EXPECT_EQ(r->tokens_consumed, 38);
+  EXPECT_EQ(r->remaining_tokens, 100000 - 38);
+  EXPECT_FALSE(r->max_tokens_clamped);
   EXPECT_EQ(reserved(), 0);
   ASSERT_EQ(usage().size(), 1u);
   EXPECT_EQ(usage()[0].record.task, "convert");
   EXPECT_EQ(usage()[0].record.status, 200);
+  EXPECT_EQ(usage()[0].record.prompt_tokens, 17);
+}
+
+TEST_F(ConvertRepairTest, ABalanceShortOfTheLongestReplyClampsItButNotBelowTheDocument) {
+  const std::string doc = "{" + std::string(200, ' ') + "name: 'x'";  // 210 "tokens"
+  // 1 000 pays a base of (1000 - 5) / 1.2 = 829: 210 of document, 619 of reply.
+  ASSERT_TRUE(accounts_->adjust(user_, -99000, "test", "t"));
+  model_.replies = {FakeModelClient::reply(R"({"name":"x"})", 400, 30)};
+  auto r = repair(doc, convert::Format::kYaml);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(r->max_tokens_clamped);
+  EXPECT_EQ(model_.requests[0].max_tokens, 619);
+  // With less than the document's length of reply left: 402, nothing called.
+  ASSERT_TRUE(accounts_->adjust(user_, -(available() - 400), "test", "t"));  // pays 210 + 120 at most
+  model_.requests.clear();
+  auto refused = repair(doc, convert::Format::kYaml);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kPaymentRequired);
+  EXPECT_TRUE(model_.requests.empty());
+  EXPECT_EQ(reserved(), 0);
 }
 
 TEST_F(ConvertRepairTest, RequestQuotesTheInputAndForcesAJsonObject) {
@@ -45,7 +69,7 @@ TEST_F(ConvertRepairTest, RequestQuotesTheInputAndForcesAJsonObject) {
   const auto& req = model_.requests[0];
   EXPECT_EQ(req.model, "tiny");
   EXPECT_EQ(req.temperature, 0.0);
-  EXPECT_EQ(req.max_tokens, kRepairMaxTokens);
+  EXPECT_EQ(req.max_tokens, kRepairMaxTokens);  // the balance pays for the longest reply
   EXPECT_EQ(req.response_format, nlohmann::json({{"type", "json_object"}}));
   ASSERT_EQ(req.messages.size(), 2u);
   EXPECT_NE(req.messages[1].content.find("<data>\n{broken\n</data>"), std::string::npos);
@@ -57,7 +81,7 @@ TEST_F(ConvertRepairTest, AnswerThatIsNotAnObjectIsRepairFailedAndStillCharged) 
   auto r = repair("{broken", convert::Format::kJson);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().reason, "repair_failed");
-  EXPECT_EQ(available(), 100000 - 65);
+  EXPECT_EQ(available(), 100000 - 26);  // ceil((7 + 10) x 1.2) + 5
   EXPECT_EQ(usage()[0].record.status, 422);
 }
 

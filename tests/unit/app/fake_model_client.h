@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <future>
+#include <optional>
 #include <vector>
 
 #include <boost/asio/co_spawn.hpp>
@@ -26,6 +27,19 @@ class FakeModelClient final : public inference::ModelClient {
     requests.push_back(request);
     request_ids.push_back(tag.request_id);
     co_return replies.at(std::min(requests.size(), replies.size()) - 1);
+  }
+
+  // Token counts: one per byte of the text counted (a stand-in tokenizer),
+  // or `count_failure` when set.
+  std::vector<std::string> counted;
+  std::optional<inference::CallFailure> count_failure;
+
+  boost::asio::awaitable<inference::CallResult<std::int64_t>> count_tokens(const std::string&,
+                                                                           const std::string& text,
+                                                                           const inference::CallTag&) override {
+    counted.push_back(text);
+    if (count_failure) co_return std::unexpected(*count_failure);
+    co_return static_cast<std::int64_t>(text.size());
   }
 
   // A reply with `content` that used `prompt` + `completion` tokens.

@@ -87,11 +87,17 @@ TEST_F(HomeworkGradingTest, SamplesGiveTheMedianEachWithItsOwnSeedAndAllAreCharg
     EXPECT_EQ(model_.requests[i].model, "tiny");
     EXPECT_EQ(model_.requests[i].response_format["type"], "json_schema");
   }
-  EXPECT_EQ(g->tokens_consumed, 330 * 2 + 20);  // SPEC §5: base x 2.0 + 20
-  EXPECT_EQ(available(), 100000 - 680);
+  // SPEC §5: base = the user's content per sample (the fake tokenizer counts
+  // bytes: "Why is the sky blue?\nRayleigh scattering" is 40) + the
+  // completions; the grading template the worker also read (100 per call) is
+  // the fixed +20.
+  EXPECT_EQ(model_.counted, (std::vector<std::string>{"Why is the sky blue?\nRayleigh scattering"}));
+  EXPECT_EQ(g->tokens_consumed, (3 * 40 + 30) * 2 + 20);
+  EXPECT_EQ(available(), 100000 - 320);
   EXPECT_EQ(reserved(), 0);
   ASSERT_EQ(usage().size(), 1u);
-  EXPECT_EQ(usage()[0].record.prompt_tokens, 300);
+  EXPECT_EQ(usage()[0].record.prompt_tokens, 120);
+  EXPECT_EQ(usage()[0].record.completion_tokens, 30);
   EXPECT_EQ(usage()[0].record.instance, "fake-1");
 }
 
@@ -101,7 +107,7 @@ TEST_F(HomeworkGradingTest, UnusableRepliesLeaveTheVerdictToTheExactCheck) {
   ASSERT_TRUE(g) << g.error().message;
   EXPECT_EQ(g->graded_by, "exact_check");
   EXPECT_TRUE(g->grade.correct);
-  EXPECT_EQ(g->tokens_consumed, 55 * 2 + 20);
+  EXPECT_EQ(g->tokens_consumed, (10 + 5) * 2 + 20);  // "2+3*4=?\n14" + the completion
 }
 
 TEST_F(HomeworkGradingTest, UnusableRepliesWithoutADecisiveCheckAre422AndStillCharged) {
@@ -109,7 +115,7 @@ TEST_F(HomeworkGradingTest, UnusableRepliesWithoutADecisiveCheckAre422AndStillCh
   auto g = grade("Why is the sky blue?", "Rayleigh scattering");
   ASSERT_FALSE(g);
   EXPECT_EQ(g.error().code, ErrorCode::kUnprocessable);
-  EXPECT_EQ(available(), 100000 - (55 * 2 + 20));
+  EXPECT_EQ(available(), 100000 - (45 * 2 + 20));
   EXPECT_EQ(usage()[0].record.status, 422);
 }
 
@@ -133,6 +139,50 @@ TEST_F(HomeworkGradingTest, CallerWhoCannotPayTheWorstCaseIsRefusedBeforeAnyCall
   ASSERT_FALSE(g);
   EXPECT_EQ(g.error().code, ErrorCode::kPaymentRequired);
   EXPECT_TRUE(model_.requests.empty());
+}
+
+TEST_F(HomeworkGradingTest, ABalanceShortOfMaxTokensClampsThemInsteadOfRefusing) {
+  ASSERT_TRUE(accounts_->adjust(user_, -99500, "test", "t"));  // 500 left
+  model_.replies = {FakeModelClient::reply(grade_reply(80, true), 900, 200)};
+  auto g = grade("Why is the sky blue?", "Rayleigh scattering");
+  ASSERT_TRUE(g) << g.error().message;
+  // 500 pays a base of (500 - 20) / 2 = 240: 40 of content, 200 of reply.
+  EXPECT_TRUE(g->max_tokens_clamped);
+  ASSERT_EQ(model_.requests.size(), 1u);
+  EXPECT_EQ(model_.requests[0].max_tokens, 200);
+  EXPECT_EQ(g->tokens_consumed, (40 + 200) * 2 + 20);
+  EXPECT_EQ(available(), 0);
+  EXPECT_EQ(reserved(), 0);
+}
+
+TEST_F(HomeworkGradingTest, EnoughBalanceLeavesMaxTokensAsAsked) {
+  model_.replies = {FakeModelClient::reply(grade_reply(80, true), 900, 20)};
+  auto g = grade("Why is the sky blue?", "Rayleigh scattering");
+  ASSERT_TRUE(g) << g.error().message;
+  EXPECT_FALSE(g->max_tokens_clamped);
+  EXPECT_EQ(model_.requests[0].max_tokens, 1024);
+}
+
+TEST_F(HomeworkGradingTest, ABalanceThatPaysLessThanAUsefulReplyIs402) {
+  ASSERT_TRUE(accounts_->adjust(user_, -(100000 - (40 + 63) * 2 - 20), "test", "t"));  // 63 reply tokens' worth
+  model_.replies = {FakeModelClient::reply(grade_reply(80, true), 10, 10)};
+  auto g = grade("Why is the sky blue?", "Rayleigh scattering");
+  ASSERT_FALSE(g);
+  EXPECT_EQ(g.error().code, ErrorCode::kPaymentRequired);
+  EXPECT_TRUE(model_.requests.empty());
+  EXPECT_EQ(reserved(), 0);
+}
+
+TEST_F(HomeworkGradingTest, AFailedTokenCountCallsNothingAndReservesNothing) {
+  model_.count_failure = inference::CallFailure{
+      Error(ErrorCode::kUnavailable, "model tiny is still starting", "model_starting").with_retry_after(5),
+      inference::Refusal::kModelStarting, "", {}};
+  auto g = grade("Why is the sky blue?", "Rayleigh scattering");
+  ASSERT_FALSE(g);
+  EXPECT_EQ(g.error().reason, "model_starting");
+  EXPECT_TRUE(model_.requests.empty());
+  EXPECT_EQ(available(), 100000);
+  EXPECT_EQ(reserved(), 0);
 }
 
 }  // namespace

@@ -207,5 +207,27 @@ TEST(Pricing, SpecFormulasRoundUp) {
   EXPECT_EQ(p.charge("homework", 10, "big-model"), 100);  // 10 x 2.0 x 4.0 + 20
 }
 
+TEST(Pricing, MaxBaseIsTheLargestBaseTheAmountPays) {
+  Pricing p;
+  p.set_model_multiplier("cheap", 0.25);
+  p.set_model_multiplier("free", 0.0);
+  for (const std::string task : {"chat", "convert", "homework", "subtitle"}) {
+    for (const std::string model : {"", "cheap"}) {
+      for (std::int64_t amount : {0, 19, 20, 21, 57, 100, 999, 1000, 123457}) {
+        const std::int64_t base = p.max_base(task, amount, model);
+        if (base < 0) {
+          EXPECT_GT(p.charge(task, 0, model), amount) << task << " " << amount;
+          continue;
+        }
+        EXPECT_LE(p.charge(task, base, model), amount) << task << " " << model << " " << amount;
+        EXPECT_GT(p.charge(task, base + 1, model), amount) << task << " " << model << " " << amount;
+      }
+    }
+  }
+  EXPECT_EQ(p.max_base("homework", 1000, ""), 490);  // (1000 - 20) / 2
+  EXPECT_EQ(p.max_base("homework", 19, ""), -1);     // not even the fixed part
+  EXPECT_GT(p.max_base("chat", 5, "free"), std::int64_t{1} << 40);
+}
+
 }  // namespace
 }  // namespace llmd::billing

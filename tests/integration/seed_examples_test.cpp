@@ -1,0 +1,258 @@
+// The original document's API section (shared/seed/), every request body
+// copied verbatim, against a real `llmd serve` with a real `llmd runner` on a
+// generated model and the embedded defaults (a new account gets 1 000
+// tokens). Then what a new account can afford with those 1 000 tokens.
+//
+// The tiny random-weight model fills every reply to its length limit, where
+// a real model answers in a few dozen tokens: its price_multiplier of 0.25
+// stands in for a real model's shorter replies (SPEC §5 pricing otherwise).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "support/http.h"
+#include "support/llmd_serve.h"
+#include "support/process.h"
+#include "support/test_support.h"
+
+namespace llmd::testing {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+constexpr const char* kBinary = LLMD_BINARY;
+constexpr double kModelFactor = 0.25;
+
+// The request bodies of the document's API section, as printed there.
+constexpr const char* kRegister = R"({
+  "username": "testuser",
+  "password": "password123",
+  "email": "test@example.com"
+})";
+constexpr const char* kLogin = R"({
+  "username": "testuser",
+  "password": "password123"
+})";
+constexpr const char* kChat = R"({
+  "message": "你好",
+  "max_tokens": 100
+})";
+constexpr const char* kConvert = R"({
+  "source_format": "json",
+  "target_format": "yaml",
+  "content": "{\"name\":\"test\",\"value\":123}"
+})";
+constexpr const char* kHomework = R"({
+  "subject": "数学",
+  "question": "计算 2+3×4 的结果",
+  "answer": "14",
+  "grade_level": "小学"
+})";
+constexpr const char* kSubtitle = R"({
+  "video_path": "/path/to/video.mp4",
+  "source_lang": "英文",
+  "target_lang": "中文",
+  "output_format": "srt"
+})";
+
+class SeedExamplesTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    fs::create_directories(*dir_ / "models");
+    Process gen({kBinary, "dev", "make-test-model", "--arch", "llama", "--seed", "7", "--out",
+                 (*dir_ / "models/tiny.gguf").string()},
+                dir_->path(), *dir_ / "gen.log");
+    if (gen.wait(std::chrono::seconds(120)) != 0) return;
+    const int base_port = free_port();
+    // The embedded defaults (initial_tokens 1000, the SPEC's prices), one model.
+    server_ = new LlmdServe(kBinary,
+                            "auth: { bcrypt_cost: 10 }\nlimits: { ip_rpm: 0, user_rpm: 0 }\n"
+                            "models: { dir: " + (*dir_ / "models").string() + ", default_model: tiny, port_range: \"" +
+                                std::to_string(base_port) + "-" + std::to_string(base_port + 20) +
+                                "\", list: [ { name: tiny, file: tiny.gguf, ctx: 4096, parallel: 2, threads: 1, "
+                                "price_multiplier: 0.25 } ] }\n");
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete dir_;
+  }
+  void SetUp() override {
+    ASSERT_NE(server_, nullptr) << "the test model could not be generated: " << read_file(*dir_ / "gen.log");
+    ASSERT_TRUE(server_->started()) << server_->log();
+  }
+
+  static std::optional<HttpReply> call(const std::string& method, const std::string& path, const std::string& body,
+                                       const std::string& token) {
+    std::map<std::string, std::string> h;
+    if (!token.empty()) h["Authorization"] = "Bearer " + token;
+    return http_request(server_->port(), method, path, body, h);
+  }
+  static json ok(const std::optional<HttpReply>& r, int status = 200) {
+    EXPECT_TRUE(r);
+    if (!r) return json();
+    EXPECT_EQ(r->status, status) << r->body;
+    return json::parse(r->body, nullptr, false);
+  }
+  static std::string admin() {
+    return ok(call("POST", "/api/v1/auth/login", json{{"username", "admin"}, {"password", kTestAdminPassword}}.dump(), ""))
+        ["token"];
+  }
+  static std::pair<std::string, std::int64_t> new_user(const std::string& name) {
+    const json j = ok(call("POST", "/api/v1/auth/register",
+                           json{{"username", name}, {"password", "password-" + name}, {"email", name + "@s.cn"}}.dump(),
+                           ""),
+                      201);
+    return {j["token"], j["user"]["id"]};
+  }
+  static std::int64_t balance(const std::string& token) {
+    return ok(call("GET", "/api/v1/auth/profile", "", token))["user"]["tokens"];
+  }
+  static json usage(std::int64_t user_id) {
+    return ok(call("GET", "/api/v1/admin/usage?limit=500&user_id=" + std::to_string(user_id), "", admin()))["records"];
+  }
+  // The SPEC §5 charge of a usage record's counts for `task` (the model's factor included).
+  static std::int64_t formula(const std::string& task, const json& record) {
+    const double base = record["prompt_tokens"].get<double>() + record["completion_tokens"].get<double>();
+    if (task == "homework") return static_cast<std::int64_t>(std::ceil(base * 2.0 * kModelFactor - 1e-9)) + 20;
+    if (task == "chat") return static_cast<std::int64_t>(std::ceil(base * kModelFactor - 1e-9));
+    return -1;
+  }
+
+  static TempDir* dir_;
+  static LlmdServe* server_;
+};
+TempDir* SeedExamplesTest::dir_ = nullptr;
+LlmdServe* SeedExamplesTest::server_ = nullptr;
+
+TEST_F(SeedExamplesTest, EveryApiExampleOfTheDocumentWorksVerbatim) {
+  // Register: the documented response fields.
+  const json reg = ok(call("POST", "/api/v1/auth/register", kRegister, ""), 201);
+  ASSERT_TRUE(reg["token"].is_string());
+  EXPECT_TRUE(reg["user"]["id"].is_number_integer());
+  EXPECT_EQ(reg["user"]["username"], "testuser");
+  EXPECT_EQ(reg["user"]["email"], "test@example.com");
+  EXPECT_EQ(reg["user"]["tokens"], 1000);
+
+  const json login = ok(call("POST", "/api/v1/auth/login", kLogin, ""));
+  const std::string token = login["token"];
+  const json profile = ok(call("GET", "/api/v1/auth/profile", "", token));
+  EXPECT_EQ(profile["user"]["username"], "testuser");
+  EXPECT_EQ(profile["user"]["tokens"], 1000);
+
+  // Models: the list (with the document's trailing slash), start, stop, chat.
+  const json models = ok(call("GET", "/api/v1/models/", "", token));
+  ASSERT_EQ(models["models"].size(), 1u) << models;
+  for (const char* field : {"name", "description", "status", "size"}) {
+    EXPECT_TRUE(models["models"][0].contains(field)) << field << " in " << models;
+  }
+  EXPECT_EQ(models["models"][0]["name"], "tiny");
+  const std::string admin_token = admin();
+  auto start = call("POST", "/api/v1/models/tiny/start", "", admin_token);
+  ASSERT_TRUE(start);
+  EXPECT_TRUE(start->status == 200 || start->status == 202) << start->body;
+  const json chat = ok(call("POST", "/api/v1/models/tiny/chat", kChat, token));
+  EXPECT_TRUE(chat["reply"].is_string());
+  EXPECT_LE(chat["usage"]["completion_tokens"].get<int>(), 100);
+  const std::int64_t chat_cost = chat["tokens_consumed"];
+  EXPECT_GT(chat_cost, 0);
+  EXPECT_EQ(chat["remaining_tokens"], 1000 - chat_cost);
+  auto stop = call("POST", "/api/v1/models/tiny/stop", "", admin_token);
+  ASSERT_TRUE(stop);
+  EXPECT_TRUE(stop->status == 200 || stop->status == 202) << stop->body;
+
+  // Tasks.
+  const json formats = ok(call("GET", "/api/v1/tasks/formats", "", token));
+  EXPECT_FALSE(formats.empty());
+  const json converted = ok(call("POST", "/api/v1/tasks/convert", kConvert, token));
+  EXPECT_EQ(converted["success"], true);
+  EXPECT_EQ(converted["converted_content"], "name: test\nvalue: 123\n");
+  EXPECT_GT(converted["tokens_consumed"].get<int>(), 0);
+  EXPECT_LE(converted["tokens_consumed"].get<int>(), 25);  // the document says 15
+  const std::int64_t after_convert = converted["remaining_tokens"];
+  EXPECT_EQ(after_convert, 1000 - chat_cost - converted["tokens_consumed"].get<std::int64_t>());
+
+  // Homework with the model (started again on demand).
+  const json graded = ok(call("POST", "/api/v1/tasks/homework", kHomework, token));
+  EXPECT_EQ(graded["success"], true);
+  EXPECT_EQ(graded["correct"], true);  // 2 + 3 x 4 = 14, whatever the model says
+  EXPECT_GE(graded["score"].get<int>(), 60);
+  EXPECT_TRUE(graded["feedback"].is_string());
+  EXPECT_TRUE(graded["suggestions"].is_array());
+  EXPECT_GT(graded["tokens_consumed"].get<int>(), 20);
+  EXPECT_EQ(graded["remaining_tokens"], after_convert - graded["tokens_consumed"].get<std::int64_t>());
+
+  // Subtitle: its languages are understood; its example path is outside the
+  // media folders, and the error says where media may live.
+  auto subtitle = call("POST", "/api/v1/tasks/subtitle", kSubtitle, token);
+  ASSERT_TRUE(subtitle);
+  EXPECT_EQ(subtitle->status, 400) << subtitle->body;
+  const json error = json::parse(subtitle->body)["error"];
+  EXPECT_EQ(error["code"], "path_not_allowed") << subtitle->body;
+  EXPECT_NE(error["message"].get<std::string>().find("media_roots"), std::string::npos);
+  EXPECT_EQ(balance(token), graded["remaining_tokens"].get<std::int64_t>());
+}
+
+TEST_F(SeedExamplesTest, ANewAccountGradesTheDocumentsHomeworkFiveTimes) {
+  auto [token, id] = new_user("pupil");
+  int graded = 0;
+  std::int64_t left = 1000;
+  for (int i = 0; i < 5; ++i) {
+    auto r = call("POST", "/api/v1/tasks/homework", kHomework, token);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << "grade " << i + 1 << " with " << left << " tokens left: " << r->body;
+    const json j = json::parse(r->body);
+    EXPECT_EQ(j["correct"], true);
+    left = j["remaining_tokens"];
+    ++graded;
+  }
+  EXPECT_EQ(graded, 5);
+  // Each charge is the formula applied to the usage record's counts, and the
+  // billed prompt is the question and the answer only.
+  const json records = usage(id);
+  ASSERT_EQ(records.size(), 5u) << records;
+  std::int64_t charged = 0;
+  for (const auto& rec : records) {
+    EXPECT_EQ(rec["charged"], formula("homework", rec)) << rec;
+    EXPECT_LT(rec["prompt_tokens"].get<int>(), 30) << rec;
+    charged += rec["charged"].get<std::int64_t>();
+  }
+  EXPECT_EQ(balance(token), 1000 - charged);
+  EXPECT_EQ(left, 1000 - charged);
+}
+
+TEST_F(SeedExamplesTest, ANewAccountConvertsTheDocumentsJsonFortyTimes) {
+  auto [token, id] = new_user("converter");
+  std::int64_t charged = 0;
+  for (int i = 0; i < 40; ++i) {
+    const json j = ok(call("POST", "/api/v1/tasks/convert", kConvert, token));
+    ASSERT_EQ(j["success"], true) << i;
+    charged += j["tokens_consumed"].get<std::int64_t>();
+  }
+  EXPECT_EQ(balance(token), 1000 - charged);
+  EXPECT_GE(balance(token), 0);
+}
+
+TEST_F(SeedExamplesTest, HomeworkWithTooFewTokensForMaxTokensIsClampedNotRefused) {
+  auto [token, id] = new_user("frugal");
+  // Leave 100 tokens: a grade of ~150 tokens at this model's price, not one of 1 024.
+  const json left = ok(call("POST", "/api/v1/admin/users/" + std::to_string(id) + "/tokens",
+                            json{{"amount", -900}, {"reason", "test"}}.dump(), admin()));
+  EXPECT_EQ(left["user"]["tokens"], 100);
+  const json r = ok(call("POST", "/api/v1/tasks/homework", kHomework, token));
+  EXPECT_EQ(r["max_tokens_clamped"], true) << r;
+  EXPECT_GE(r["remaining_tokens"].get<int>(), 0);
+  EXPECT_EQ(balance(token), r["remaining_tokens"].get<std::int64_t>());
+  // With 20 left (not even a 64-token reply): 402, nothing charged.
+  auto refused = call("POST", "/api/v1/admin/users/" + std::to_string(id) + "/tokens",
+                      json{{"amount", 20 - balance(token)}, {"reason", "test"}}.dump(), admin());
+  ASSERT_EQ(refused->status, 200) << refused->body;
+  auto poor = call("POST", "/api/v1/tasks/homework", kHomework, token);
+  EXPECT_EQ(poor->status, 402) << poor->body;
+  EXPECT_EQ(balance(token), 20);
+}
+
+}  // namespace
+}  // namespace llmd::testing
