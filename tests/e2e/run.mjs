@@ -155,6 +155,27 @@ async function logout(page) {
   await page.waitForURL(/\/login/)
 }
 
+// A JSON call of the API outside the browser: { status, body }.
+async function apiCall(base, method, route, { token, body } = {}) {
+  const headers = { 'Content-Type': 'application/json' }
+  if (token) headers.Authorization = `Bearer ${token}`
+  const init = { method, headers, body: body === undefined ? undefined : JSON.stringify(body) }
+  const r = await fetch(`${base}${route}`, init)
+  return { status: r.status, body: await r.json().catch(() => null) }
+}
+
+async function apiLogin(base, username, password) {
+  return apiCall(base, 'POST', '/api/v1/auth/login', { body: { username, password } })
+}
+
+// Fills and submits the change-password dialog (already open).
+async function changePasswordIn(page, current, next) {
+  await inputOf(page, 'pw-current').fill(current)
+  await inputOf(page, 'pw-new').fill(next)
+  await inputOf(page, 'pw-confirm').fill(next)
+  await page.getByTestId('pw-submit').click()
+}
+
 async function balanceShown(page) {
   const text = await page.getByTestId('balance').innerText()
   return Number(text.replace(/[^0-9]/g, ''))
@@ -177,7 +198,7 @@ async function main() {
     if (m.type() === 'error') consoleErrors.push(m.text())
   })
   const user = `e2e_${Date.now().toString(36)}`
-  const password = 'e2e-password-1'
+  let password = 'e2e-password-1'
 
   await step('anonymous visit goes to the login page, keeping the target', async () => {
     await page.goto(`${base}/chat`)
@@ -394,16 +415,130 @@ async function main() {
     await shot(page, '14-dashboard-user')
   })
 
+  await step('a user changes the password; the old one stops working, the new one works', async () => {
+    await page.goto(`${base}/`)
+    await page.getByTestId('dashboard').waitFor()
+    const oldToken = await page.evaluate(() => localStorage.getItem('llmd.token'))
+    await page.getByTestId('user-menu').click()
+    await page.getByTestId('change-password').click()
+    const dialog = page.getByTestId('change-password-dialog')
+    await dialog.waitFor()
+    check((await dialog.getAttribute('data-forced')) === 'false', 'the menu opened the forced dialog')
+    // The client checks first: a confirmation that differs never reaches the server.
+    await inputOf(page, 'pw-current').fill(password)
+    await inputOf(page, 'pw-new').fill('e2e-password-2')
+    await inputOf(page, 'pw-confirm').fill('e2e-password-3')
+    await page.getByTestId('pw-submit').click()
+    await dialog.locator('.el-form-item__error').first().waitFor()
+    // A wrong current password: the server's error, in the UI's words, and the session stays.
+    await changePasswordIn(page, 'not-the-password', 'e2e-password-2')
+    const err = page.getByTestId('pw-error')
+    await err.waitFor()
+    check(/当前密码错误|current password is wrong/i.test(await err.innerText()), `error: ${await err.innerText()}`)
+    check(!page.url().includes('/login'), 'a wrong current password ended the session')
+    await shot(page, '15-change-password-error')
+    await changePasswordIn(page, password, 'e2e-password-2')
+    await dialog.waitFor({ state: 'hidden' })
+    const newToken = await page.evaluate(() => localStorage.getItem('llmd.token'))
+    check(newToken && newToken !== oldToken, 'the session token was not replaced')
+    const stale = await apiCall(base, 'GET', '/api/v1/auth/profile', { token: oldToken })
+    check(stale.status === 401, `the old token still works: ${stale.status}`)
+    // The page goes on with the new session.
+    await page.reload()
+    await page.getByTestId('dashboard').waitFor()
+    check(!page.url().includes('/login'), 'logged out after the change')
+    const old = await apiLogin(base, user, password)
+    check(old.status === 401, `the old password still logs in: ${old.status}`)
+    const fresh = await apiLogin(base, user, 'e2e-password-2')
+    check(fresh.status === 200, `the new password does not log in: ${fresh.status}`)
+    password = 'e2e-password-2'
+  })
+
+  const forcedUser = `${user}_f`
+  await step('after an admin reset the user must choose a new password before going on', async () => {
+    const reg = await apiCall(base, 'POST', '/api/v1/auth/register', {
+      body: { username: forcedUser, password: 'e2e-forced-first', email: `${forcedUser}@example.com` },
+    })
+    check(reg.status === 201 || reg.status === 200, `register: ${reg.status} ${JSON.stringify(reg.body)}`)
+    const admin = await apiLogin(base, 'admin', adminPassword)
+    check(admin.status === 200, `admin login: ${admin.status}`)
+    const reset = await apiCall(base, 'POST', `/api/v1/admin/users/${reg.body.user.id}/password`, {
+      token: admin.body.token,
+      body: {},
+    })
+    check(reset.status === 200, `reset: ${reset.status} ${JSON.stringify(reset.body)}`)
+    check(typeof reset.body.password === 'string' && reset.body.password.length >= 8, 'no generated password')
+    check(reset.body.user.must_change_password === true, 'must_change_password not set by the reset')
+    const generated = reset.body.password
+
+    await logout(page)
+    await login(page, base, forcedUser, generated)
+    await page.getByTestId('pw-forced-notice').waitFor()
+    const dialog = page.getByTestId('change-password-dialog')
+    check((await dialog.getAttribute('data-forced')) === 'true', 'the dialog is not in forced mode')
+    // Neither Escape, nor a click outside, nor a close button gets rid of it.
+    await page.keyboard.press('Escape')
+    await page.mouse.click(5, 400)
+    await page.waitForTimeout(500)
+    check(await dialog.isVisible(), 'the forced dialog closed')
+    check((await page.locator('.el-dialog:visible .el-dialog__headerbtn').count()) === 0, 'a close button is shown')
+    await page.getByTestId('pw-logout').waitFor()
+    await shot(page, '16-forced-password')
+    await changePasswordIn(page, generated, 'e2e-forced-own-1')
+    await dialog.waitFor({ state: 'hidden' })
+    // The UI is usable: navigate by the menu, and a reload does not ask again.
+    await page.getByTestId('nav-/keys').click()
+    await page.getByTestId('key-create').waitFor()
+    await page.reload()
+    await page.getByTestId('key-create').waitFor()
+    check(!(await dialog.isVisible()), 'the dialog is back after a reload')
+    const token = await page.evaluate(() => localStorage.getItem('llmd.token'))
+    const profile = await apiCall(base, 'GET', '/api/v1/auth/profile', { token })
+    check(profile.status === 200, `profile: ${profile.status}`)
+    check(profile.body.user.must_change_password === false, 'must_change_password still set')
+    await logout(page)
+  })
+
+  await step('admin resets a password on the users page and sees the generated one once', async () => {
+    await login(page, base, 'admin', adminPassword)
+    await page.goto(`${base}/admin/users`)
+    await inputOf(page, 'user-search').fill(forcedUser)
+    await page.getByTestId('user-search-btn').click()
+    const row = page.getByTestId('users-table').locator('tr', { hasText: forcedUser })
+    await row.waitFor()
+    await page.waitForFunction(
+      () => document.querySelectorAll('[data-testid=users-table] tbody tr').length === 1,
+      null,
+      { timeout: 10_000 },
+    )
+    await row.getByTestId('reset-password').click()
+    await page.locator('.el-message-box .el-button--primary').click()
+    const result = page.getByTestId('reset-password-result')
+    await result.waitFor()
+    const generated = (await page.getByTestId('reset-password-value').innerText()).trim()
+    check(generated.length >= 8, `generated password "${generated}"`)
+    await shot(page, '17-admin-reset-password')
+    const r = await apiLogin(base, forcedUser, generated)
+    check(r.status === 200, `the shown password does not log in: ${r.status}`)
+    check(r.body.user.must_change_password === true, 'the reset user is not asked to change the password')
+    const old = await apiLogin(base, forcedUser, 'e2e-forced-own-1')
+    check(old.status === 401, `the replaced password still logs in: ${old.status}`)
+    await page.getByTestId('reset-password-done').click()
+    await result.waitFor({ state: 'hidden' })
+    await logout(page)
+    await login(page, base, user, password)
+  })
+
   await step('phone width: menu in a drawer, pages usable', async () => {
     await page.setViewportSize({ width: 390, height: 844 })
     await page.goto(`${base}/chat`)
     await page.getByTestId('menu-toggle').click()
     await page.getByTestId('drawer-/convert').click()
     await page.getByTestId('convert').waitFor()
-    await shot(page, '15-phone-convert')
+    await shot(page, '18-phone-convert')
     await page.goto(`${base}/chat`)
     await page.getByTestId('chat-input').waitFor()
-    await shot(page, '16-phone-chat')
+    await shot(page, '19-phone-chat')
     await page.setViewportSize({ width: 1366, height: 850 })
   })
 
@@ -412,7 +547,7 @@ async function main() {
     const p = await zh.newPage()
     await p.goto(`${base}/login`)
     await p.getByText('登录').first().waitFor()
-    await p.screenshot({ path: path.join(outDir, '17-login-zh.png') })
+    await p.screenshot({ path: path.join(outDir, '20-login-zh.png') })
     await zh.close()
   })
 

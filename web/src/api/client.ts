@@ -55,10 +55,16 @@ export function mapAxiosError(e: unknown): ApiError {
   return new ApiError(0, 'unknown', e instanceof Error ? e.message : String(e))
 }
 
+/** The 401 of a password change whose current password is wrong: about the form, not the session. */
+const kWrongPasswordCode = 'wrong_password'
+
 export interface ClientHooks {
   /** The current bearer token, if any. */
   token: () => string | null
-  /** Called once per 401 on an authenticated request (session expired or revoked). */
+  /**
+   * Called once per 401 on a request sent with the current token (session expired or revoked);
+   * not for a wrong current password on a password change.
+   */
   onUnauthorized: () => void
 }
 
@@ -74,8 +80,13 @@ export function createClient(hooks: ClientHooks, baseURL = ''): AxiosInstance {
     (r) => r,
     (e: unknown) => {
       const err = mapAxiosError(e)
-      const sentToken = e instanceof AxiosError && !!e.config?.headers?.get?.('Authorization')
-      if (err.status === 401 && sentToken) hooks.onUnauthorized()
+      if (err.status === 401 && err.code !== kWrongPasswordCode) {
+        // Only a 401 for the token in use ends the session: a request that raced a password
+        // change carries the token the change replaced, and its 401 is stale.
+        const sent = e instanceof AxiosError ? e.config?.headers?.get?.('Authorization') : undefined
+        const token = hooks.token()
+        if (sent && token && String(sent) === `Bearer ${token}`) hooks.onUnauthorized()
+      }
       return Promise.reject(err)
     },
   )

@@ -5,6 +5,7 @@ import type {
   HomeworkResult,
   Job,
   Model,
+  PasswordReset,
   Session,
   Upload,
   UsageRecord,
@@ -36,6 +37,9 @@ export function makeApi(http: AxiosInstance) {
       http.post<Session>('/api/v1/auth/register', { username, password, email }).then((r) => r.data),
     login: (username: string, password: string) =>
       http.post<Session>('/api/v1/auth/login', { username, password }).then((r) => r.data),
+    /** Every earlier session token of the user stops working: the returned session replaces the current one. */
+    changePassword: (current_password: string, new_password: string) =>
+      http.post<Session>('/api/v1/auth/password', { current_password, new_password }).then((r) => r.data),
     profile: () => http.get<{ user: User }>('/api/v1/auth/profile').then((r) => r.data.user),
     myUsage: (q: UsageQuery = {}) =>
       http
@@ -113,6 +117,9 @@ export function makeApi(http: AxiosInstance) {
       http.post<{ user: User }>(`/api/v1/admin/users/${id}/role`, { role }).then((r) => r.data.user),
     adminDisable: (id: number, disabled: boolean) =>
       http.post<{ user: User }>(`/api/v1/admin/users/${id}/disable`, { disabled }).then((r) => r.data.user),
+    /** Without a password the server generates one (returned once); the user's sessions end. */
+    adminResetPassword: (id: number, body: { password?: string; must_change?: boolean } = {}) =>
+      http.post<PasswordReset>(`/api/v1/admin/users/${id}/password`, body).then((r) => r.data),
     adminUsage: (q: UsageQuery) =>
       http
         .get<{ records: UsageRecord[]; total: number }>('/api/v1/admin/usage', { params: clean(q) })

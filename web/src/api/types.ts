@@ -14,11 +14,19 @@ export interface User {
   disabled: boolean
   created_at: number
   usage?: UsageTotals
+  /** The password was set by someone else (an admin reset, a generated first password): the UI asks for a new one. */
+  must_change_password?: boolean
 }
 
 export interface Session {
   token: string
   user: User
+}
+
+/** An administrator's password reset: the user, and the generated password when none was given (shown once). */
+export interface PasswordReset {
+  user: User
+  password?: string
 }
 
 export interface ApiKey {

@@ -25,6 +25,8 @@ export const useAuthStore = defineStore('auth', () => {
   const loggedIn = computed(() => !!token.value)
   const isAdmin = computed(() => user.value?.role === 'admin')
   const balance = computed(() => user.value?.tokens ?? 0)
+  // Someone else set the password (an admin reset): the UI asks for a new one before anything else.
+  const mustChangePassword = computed(() => !!token.value && user.value?.must_change_password === true)
 
   function setSession(t: string, u: User): void {
     token.value = t
@@ -62,9 +64,21 @@ export const useAuthStore = defineStore('auth', () => {
     setSession(s.token, s.user)
   }
 
+  /**
+   * Changes the signed-in user's password. The server ends every earlier session, this one's too:
+   * the session it returns (new token, must_change_password cleared) replaces ours.
+   */
+  async function changePassword(api: Api, current: string, next: string): Promise<void> {
+    const s = await api.changePassword(current, next)
+    setSession(s.token, s.user)
+  }
+
   async function refresh(api: Api): Promise<void> {
-    if (!token.value) return
-    setUser(await api.profile())
+    const asked = token.value
+    if (!asked) return
+    const u = await api.profile()
+    // A session replaced meanwhile (a password change) has a newer user than this answer.
+    if (token.value === asked) setUser(u)
   }
 
   return {
@@ -74,12 +88,14 @@ export const useAuthStore = defineStore('auth', () => {
     loggedIn,
     isAdmin,
     balance,
+    mustChangePassword,
     setSession,
     setUser,
     setBalance,
     logout,
     login,
     register,
+    changePassword,
     refresh,
   }
 })

@@ -80,6 +80,19 @@ describe('createClient', () => {
     expect(onUnauthorized).not.toHaveBeenCalled()
   })
 
+  it('ignores a 401 for a token the session no longer uses (it raced a password change)', async () => {
+    const onUnauthorized = vi.fn()
+    let token = 'old'
+    const client = createClient({ token: () => token, onUnauthorized })
+    const replying = adapterReplying(401, { error: { code: 'invalid_token', message: 'token revoked' } })
+    client.defaults.adapter = async (config) => {
+      token = 'new' // the session was replaced while the request was out
+      return replying(config)
+    }
+    await expect(client.get('/api/v1/auth/profile')).rejects.toMatchObject({ status: 401 })
+    expect(onUnauthorized).not.toHaveBeenCalled()
+  })
+
   it('maps other errors without logging out', async () => {
     const onUnauthorized = vi.fn()
     const client = createClient({ token: () => 't', onUnauthorized })
