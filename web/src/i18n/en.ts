@@ -47,7 +47,7 @@ export default {
     haveAccount: 'Have an account? Log in',
     expired: 'Your session has expired. Please log in again.',
     usernameRule: '3–32 characters: letters, digits, _ . -',
-    passwordRule: '8–128 characters',
+    passwordRule: 'at least 8 characters, at most 72 bytes',
     emailRule: 'A valid email address',
     required: 'Required',
     welcome: 'Welcome, {name}',

@@ -49,7 +49,7 @@ const zh: typeof en = {
     haveAccount: '已有账号？登录',
     expired: '登录已过期，请重新登录。',
     usernameRule: '3–32 个字符：字母、数字、_ . -',
-    passwordRule: '8–128 个字符',
+    passwordRule: '至少 8 个字符，最多 72 字节',
     emailRule: '请输入有效的邮箱地址',
     required: '必填',
     welcome: '欢迎，{name}',
