@@ -1,5 +1,6 @@
 #include "inference/gateway_client.h"
 
+#include "inference/token_estimate.h"
 #include "models/proxy.h"
 
 namespace llmd::inference {
@@ -50,23 +51,28 @@ class GatewayClient final : public ModelClient {
     co_return reply;
   }
 
+  // The worker's own tokenizer (`/tokenize`, llama-server's shape, which
+  // `llmd runner` speaks); an upstream server without that endpoint gets the
+  // documented estimate instead of failing the task.
   boost::asio::awaitable<CallResult<std::int64_t>> count_tokens(const std::string& model, const std::string& text,
                                                                 const CallTag& tag) override {
     if (text.empty()) co_return std::int64_t{0};
     const std::string body = json{{"content", text}, {"add_special", false}}.dump();
     const std::string path = "/tokenize";
     models::Exchange sent = co_await proxy_.send(tag.request_id, model, path, body);
+    if (sent.reply && lacks_tokenizer(sent.reply->status)) co_return estimated_tokens(text);
     if (auto failed = failure_of(sent)) co_return std::unexpected(std::move(*failed));
     const json reply = json::parse(sent.reply->body, nullptr, false);
     if (!reply.is_object() || !reply.contains("tokens") || !reply["tokens"].is_array()) {
-      co_return std::unexpected(CallFailure{Error(ErrorCode::kUnavailable, "the worker could not count tokens",
-                                                  "model_error"),
-                                            Refusal::kWorkerFailed, sent.instance, {}});
+      co_return estimated_tokens(text);  // a 200 of another server's making
     }
     co_return static_cast<std::int64_t>(reply["tokens"].size());
   }
 
  private:
+  // The statuses of a server that has no `/tokenize`.
+  static bool lacks_tokenizer(int status) { return status == 404 || status == 405 || status == 501; }
+
   // The failure of an exchange that did not end in a 200 reply.
   static std::optional<CallFailure> failure_of(const models::Exchange& sent) {
     const Usage usage{sent.usage.prompt_tokens, sent.usage.completion_tokens};

@@ -92,7 +92,8 @@ class ModelClient {
 
   // How many tokens `text` is to `model`'s own tokenizer (no BOS/EOS added;
   // special-token text counts as text): what a task bills for the user's
-  // content. 0 for "" without a call. Same threading rules as chat().
+  // content. 0 for "" without a call; `estimated_tokens` when the model's
+  // server has no tokenizer endpoint. Same threading rules as chat().
   virtual boost::asio::awaitable<CallResult<std::int64_t>> count_tokens(const std::string& model,
                                                                         const std::string& text,
                                                                         const CallTag& tag) = 0;
