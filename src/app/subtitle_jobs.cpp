@@ -103,7 +103,7 @@ struct Progress {
   std::vector<std::string> lines;      // translations of the cues of batches [0, next_batch)
   std::vector<std::int64_t> kept_source;  // cue indices left in the source language
   subtitle::Context context;
-  std::int64_t prompt_tokens = 0;
+  std::int64_t prompt_tokens = 0;      // billed: the cue texts of the finished batches
   std::int64_t completion_tokens = 0;
   std::int64_t model_calls = 0;
   std::int64_t started_at = 0;
@@ -152,6 +152,17 @@ billing::Reservation reservation_from_state(const json& s, std::int64_t user_id,
 }
 
 json reservation_json(const billing::Reservation& r) { return {{"id", r.id}, {"amount", r.amount}}; }
+
+// What the owner of a batch is billed for as its prompt (SPEC §5): the cue
+// texts, not the translation instructions, summary and glossary around them.
+std::string billed_text(std::span<const subtitle::Cue> cues) {
+  std::string out;
+  for (const auto& c : cues) {
+    if (!out.empty()) out += '\n';
+    out += c.text;
+  }
+  return out;
+}
 
 std::int64_t cues_done(const std::vector<subtitle::Batch>& batches, std::size_t next_batch) {
   std::int64_t n = 0;
@@ -224,20 +235,14 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     return base > 0 ? d.pricing.charge(kKind, base, d.model) : 0;
   }
 
-  std::int64_t estimate_batches(const std::vector<subtitle::Cue>& cues, const std::vector<subtitle::Batch>& batches,
-                                std::size_t from, const subtitle::Context& context) const {
-    std::int64_t sum = 0;
-    for (std::size_t i = from; i < batches.size(); ++i) {
-      const auto batch = std::span<const subtitle::Cue>(cues).subspan(batches[i].first, batches[i].count);
-      std::int64_t tokens = subtitle::estimate_batch_tokens(batch, context);
-      if (d.config.max_tokens_per_batch > 0) {
-        // The estimate counts the default completion bound; the calls use the configured one.
-        const json request = subtitle::batch_request(batch, context, subtitle::TranslateOptions{});
-        tokens += d.config.max_tokens_per_batch - request.value("max_tokens", std::int64_t{0});
-      }
-      sum += std::max<std::int64_t>(tokens, 0);
-    }
-    return sum;
+  // The most completion tokens one batch may ask for.
+  std::int64_t completion_bound(std::span<const subtitle::Cue> batch, const subtitle::Context& context) const {
+    if (d.config.max_tokens_per_batch > 0) return d.config.max_tokens_per_batch;
+    return subtitle::batch_request(batch, context, subtitle::TranslateOptions{}).value("max_tokens", std::int64_t{0});
+  }
+
+  std::span<const subtitle::Cue> batch_cues(const subtitle::Document& doc, const subtitle::Batch& b) const {
+    return std::span<const subtitle::Cue>(doc.cues).subspan(b.first, b.count);
   }
 
   std::vector<subtitle::Batch> plan(const std::vector<subtitle::Cue>& cues) const {
@@ -308,7 +313,7 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     return settled->charged;
   }
 
-  enum class End { kDone, kFailed, kCancelled, kStopped };
+  enum class End { kDone, kFailed, kCancelled, kStopped, kOutOfTokens };
 
   // One run of a job: what was loaded, and where it stands.
   struct JobRun {
@@ -359,10 +364,13 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
       case End::kFailed:
         co_await finish_failed(run.job, run.progress, run.reservation, ending.error, ending.status, run.instance);
         co_return;
+      case End::kOutOfTokens:
+        co_await finish_done(run, ending.error);
+        co_return;
       case End::kDone:
         break;
     }
-    co_await finish_done(run);
+    co_await finish_done(run, "");
   }
 
   // Loads the job and claims it when queued; nothing when it is finished,
@@ -402,18 +410,18 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
   }
 
   // A resumed job: the reservation of the previous run was released at
-  // startup (or is stale): release it for sure, then hold what the rest may
-  // cost. False when that failed (the job has then failed).
+  // startup (or is stale): release it for sure, then hold what the finished
+  // batches cost (each next batch grows it). False when that failed (the job
+  // has then failed).
   awaitable<bool> renew_reservation(JobRun& run) {
     const jobs::Job& job = run.job;
     auto renewed = co_await d.pool.run([&]() -> Result<billing::Reservation> {
       const billing::MeterOpen held{job.user_id, run.id, kKind, d.model, 0, ""};
       (void)billing::MeteredCall::adopt(d.accounts, d.pricing, held, run.reservation).release();
       if (job.status == jobs::Status::kCancelling || !run.doc) return billing::Reservation{0, job.user_id, 0, run.id};
-      billing::MeterOpen rest = held;
-      rest.worst_base_tokens = run.progress.base() + estimate_batches(run.doc->cues, run.batches,
-                                                                      run.progress.next_batch, run.progress.context);
-      auto meter = billing::MeteredCall::open(d.accounts, d.pricing, rest);
+      billing::MeterOpen used = held;
+      used.worst_base_tokens = run.progress.base();
+      auto meter = billing::MeteredCall::open(d.accounts, d.pricing, used);
       if (!meter) return std::unexpected(meter.error());
       return std::move(*meter).keep();  // the job holds it from now on
     });
@@ -457,6 +465,50 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     };
   }
 
+  // The batch's cue texts counted by the model's tokenizer.
+  awaitable<Result<std::int64_t>> billed_tokens(JobRun& run, std::span<const subtitle::Cue> cues) {
+    const std::string text = billed_text(cues);
+    const inference::CallTag tag{run.id + "-count-" + std::to_string(run.progress.next_batch)};
+    inference::CallResult<std::int64_t> counted = co_await d.models.count_tokens(d.model, text, tag);
+    if (!counted) co_return std::unexpected(batch_call_error(counted.error()));
+    co_return *counted;
+  }
+
+  // Grows the job's reservation to pay for what the finished batches used
+  // plus this batch: its billed cue tokens and its completion bound, or
+  // (the balance is short) the largest completion of at least the batch's
+  // floor. A reservation a stale sweep released is held anew. Returns the
+  // batch's completion allowance; kPaymentRequired when not even the floor
+  // fits (the reservation is then unchanged).
+  awaitable<Result<std::int64_t>> hold_batch(JobRun& run, std::span<const subtitle::Cue> cues,
+                                             std::int64_t billed) {
+    const billing::MeterOpen what{run.job.user_id, run.id, kKind, d.model, 0, ""};
+    const std::int64_t bound = completion_bound(cues, run.progress.context);
+    const billing::FitRequest fit{billed, bound, std::min(bound, subtitle::completion_floor(cues)), 1};
+    const std::int64_t used = run.progress.base();
+    auto grown = co_await d.pool.run([&]() -> Result<billing::Grown> {
+      auto g = billing::grow_fitted(d.accounts, d.pricing, what, run.reservation, used, fit);
+      if (g || g.error().code != ErrorCode::kConflict) return g;
+      auto fresh = d.accounts.reserve(run.job.user_id, 0, run.id);
+      if (!fresh) return std::unexpected(fresh.error());
+      auto regrown = billing::grow_fitted(d.accounts, d.pricing, what, *fresh, used, fit);
+      if (!regrown) (void)d.accounts.release(*fresh);
+      return regrown;
+    });
+    if (!grown) co_return std::unexpected(grown.error());
+    if (grown->held.id != run.reservation.id) {
+      run.state["reservation"] = reservation_json(grown->held);
+      (void)co_await d.pool.run([&] { return d.store.set_reservation(run.id, grown->held.id, run.state); });
+    }
+    run.reservation = grown->held;
+    if (grown->clamped) {
+      d.log.info("subtitle batch allowance lowered to the balance",
+                 {{"job_id", run.id}, {"batch", run.progress.next_batch}, {"max_tokens", grown->max_completion},
+                  {"bound", bound}});
+    }
+    co_return grown->max_completion;
+  }
+
   // Translates the batches from progress.next_batch on, saving the progress
   // after each, until the end, a failure, a cancel or a shutdown.
   awaitable<Ending> translate_batches(JobRun& run, std::atomic<bool>& cancel_flag) {
@@ -464,7 +516,6 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     subtitle::TranslateOptions options;
     options.source_lang = run.spec.source_lang;
     options.target_lang = run.spec.target_lang;
-    options.max_tokens_per_batch = d.config.max_tokens_per_batch;
 
     Ending out;
     Progress& progress = run.progress;
@@ -479,7 +530,23 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
         out.end = *why;
         break;
       }
-      const auto cues = std::span<const subtitle::Cue>(run.doc->cues).subspan(run.batches[k].first, run.batches[k].count);
+      const auto cues = batch_cues(*run.doc, run.batches[k]);
+      const auto billed = co_await billed_tokens(run, cues);
+      if (!billed) {
+        out = Ending{End::kFailed, billed.error().message, 500};
+        break;
+      }
+      // The balance pays for this batch before it runs, or the job ends here.
+      const Result<std::int64_t> allowance = co_await hold_batch(run, cues, *billed);
+      if (!allowance) {
+        if (allowance.error().code == ErrorCode::kPaymentRequired) {
+          out = Ending{End::kOutOfTokens, allowance.error().message, 402};
+        } else {
+          out = Ending{End::kFailed, "the job's reservation could not be extended", 500};
+        }
+        break;
+      }
+      options.max_tokens_per_batch = static_cast<int>(*allowance);
       subtitle::Context context = progress.context;  // kept unchanged if this batch is discarded
       auto batch = co_await subtitle::translate_batch(cues, context, options, call);
       // A stop or cancel during the batch may have cut its calls short: its
@@ -501,12 +568,13 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
       for (std::size_t i : batch->kept_source) {
         progress.kept_source.push_back(static_cast<std::int64_t>(run.batches[k].first + i));
       }
-      progress.prompt_tokens += batch->prompt_tokens;
+      progress.prompt_tokens += *billed;  // the cue texts, whatever the batch's calls sent around them
       progress.completion_tokens += batch->completion_tokens;
       progress.model_calls = run.call_number;
       progress.context = std::move(context);
       progress.next_batch = k + 1;
       progress_to_state(progress, run.state);
+      run.state["reservation"] = reservation_json(run.reservation);
       const std::int64_t done = cues_done(run.batches, progress.next_batch);
       auto saved = co_await d.pool.run([&] { return d.store.save_progress(run.id, done, run.total, run.state); });
       if (saved && !*saved) {  // no longer running: cancelled through another instance
@@ -523,9 +591,15 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
   }
 
   // All batches done: writes the result file, charges, marks the job done.
-  awaitable<void> finish_done(JobRun& run) {
+  // All batches done, or (`out_of_tokens` says why) the balance could not
+  // pay for the next one: writes the result file (the finished cues), charges
+  // and marks the job done or insufficient_tokens.
+  awaitable<void> finish_done(JobRun& run, const std::string& out_of_tokens) {
     const std::string& id = run.id;
     const Progress& progress = run.progress;
+    const bool partial = !out_of_tokens.empty();
+    subtitle::Document finished_part = *run.doc;
+    finished_part.cues.resize(std::min(finished_part.cues.size(), progress.lines.size()));
     subtitle::OutputOptions out_options;
     out_options.format = run.spec.output_format;
     out_options.bilingual = run.spec.bilingual;
@@ -534,7 +608,8 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     out_options.target_lang = run.spec.target_lang;
     const std::string ext(subtitle::file_extension(run.spec.output_format));
     auto written = co_await d.pool.run([&]() -> Result<std::string> {
-      const std::string text = subtitle::render_translation(*run.doc, progress.lines, out_options);
+      if (finished_part.cues.empty()) return std::string();  // nothing finished: no result file
+      const std::string text = subtitle::render_translation(finished_part, progress.lines, out_options);
       return write_result_file(d.results_dir, ext, text);
     });
     if (!written) {
@@ -543,10 +618,15 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     }
     const std::string path = *written;
     progress_to_state(progress, run.state);
+    const std::string why = partial ? "not enough tokens for the rest: " + std::to_string(progress.lines.size()) +
+                                          " of " + std::to_string(run.total) + " cues were translated (" +
+                                          out_of_tokens + ")"
+                                    : std::string();
     auto finished = co_await d.pool.run([&]() -> Result<std::int64_t> {
-      auto charged = settle_job(run.job, progress, run.reservation, 200, run.instance);
+      auto charged = settle_job(run.job, progress, run.reservation, partial ? 402 : 200, run.instance);
       if (!charged) return charged;
-      auto ok = d.store.finish(id, path, *charged, run.state);
+      auto ok = partial ? d.store.finish_partial(id, path, *charged, run.state, why)
+                        : d.store.finish(id, path, *charged, run.state);
       if (ok && !*ok) {
         // Cancelled at the very end: the work was done and is paid for, but
         // the owner asked not to have it.
@@ -561,8 +641,10 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     if (!finished) {
       d.log.error("finishing subtitle job failed", {{"job_id", id}, {"error", finished.error().message}});
     } else {
-      d.log.info("subtitle job done", {{"job_id", id}, {"cues", run.total}, {"model_calls", progress.model_calls},
-                                       {"kept_source", progress.kept_source.size()}, {"tokens", *finished}});
+      d.log.info(partial ? "subtitle job stopped: insufficient tokens" : "subtitle job done",
+                 {{"job_id", id}, {"cues", run.total}, {"translated", progress.lines.size()},
+                  {"model_calls", progress.model_calls}, {"kept_source", progress.kept_source.size()},
+                  {"tokens", *finished}});
     }
     watches.notify(id);
   }
@@ -652,9 +734,14 @@ void SubtitleJobs::stop() {
   impl_->stopping.store(true);
 }
 
-std::int64_t SubtitleJobs::estimate(const subtitle::Document& doc) const {
+std::int64_t SubtitleJobs::first_batch_reservation(const subtitle::Document& doc) const {
   const auto batches = impl_->plan(doc.cues);
-  return impl_->price(impl_->estimate_batches(doc.cues, batches, 0, subtitle::Context{}));
+  if (batches.empty()) return 0;
+  const auto cues = impl_->batch_cues(doc, batches.front());
+  const auto text_bytes = static_cast<std::int64_t>(billed_text(cues).size());  // a token is at least a byte
+  const std::int64_t floor =
+      std::min(impl_->completion_bound(cues, subtitle::Context{}), subtitle::completion_floor(cues));
+  return impl_->price(text_bytes + floor);
 }
 
 awaitable<Result<jobs::Job>> SubtitleJobs::submit(std::int64_t user_id, const subtitle::Document& doc,
@@ -672,23 +759,19 @@ awaitable<Result<jobs::Job>> SubtitleJobs::submit(std::int64_t user_id, const su
                    "subtitle translation needs a model (tasks.subtitle.model or models.default_model)",
                    "model_unavailable");
   }
-  const std::int64_t worst = estimate(doc);
+  const std::int64_t worst = first_batch_reservation(doc);
   json input = json::object();
   input["spec"] = spec_to_json(spec);
   input["document"] = document_to_json(doc);
   const std::int64_t total = static_cast<std::int64_t>(doc.cues.size());
-  const auto batches = s.plan(doc.cues);
-  const billing::MeterOpen what{user_id, request_id, kKind, s.d.model,
-                                s.estimate_batches(doc.cues, batches, 0, subtitle::Context{}), ""};
   auto created = co_await s.d.pool.run([&]() -> Result<jobs::Job> {
-    auto meter = billing::MeteredCall::open(s.d.accounts, s.d.pricing, what);
-    if (!meter) return std::unexpected(meter.error());
+    auto held = s.d.accounts.reserve(user_id, worst, request_id);
+    if (!held) return std::unexpected(held.error());
     json state = json::object();
     state["instance"] = s.d.instance_id;
-    state["reservation"] = reservation_json(meter->reservation());
-    auto job = s.d.store.create(user_id, kKind, input, state, total, meter->reservation().id);
-    if (!job) return job;  // no job, no hold: the meter releases it
-    (void)std::move(*meter).keep();  // the job holds it from now on
+    state["reservation"] = reservation_json(*held);
+    auto job = s.d.store.create(user_id, kKind, input, state, total, held->id);
+    if (!job) (void)s.d.accounts.release(*held);  // no job, no hold
     return job;
   });
   if (!created) co_return std::unexpected(created.error());
@@ -725,6 +808,10 @@ awaitable<Result<jobs::Job>> SubtitleJobs::cancel(const std::string& id, std::in
 
 // ---- views ------------------------------------------------------------------
 
+bool has_result(const jobs::Job& job) {
+  return (job.status == jobs::Status::kDone || job.status == jobs::Status::kOutOfTokens) && !job.result_path.empty();
+}
+
 json job_json(const jobs::Job& job) {
   const std::int64_t total = job.progress_total;
   const std::int64_t done = std::min(job.progress_done, total);
@@ -739,16 +826,16 @@ json job_json(const jobs::Job& job) {
   const json spec = job.input.value("spec", json::object());
   out["source_lang"] = spec.value("source_lang", std::string("auto"));
   out["target_lang"] = spec.value("target_lang", std::string());
-  if (job.status == jobs::Status::kDone) {
+  if (has_result(job)) {
     json kept = json::array();
     if (auto it = job.state.find("kept_source"); it != job.state.end() && it->is_array()) kept = *it;
+    // insufficient_tokens: the result holds the cues translated before the balance ran out.
     out["result"] = {{"download_url", "/api/v1/jobs/" + job.id + "/result"},
-                     {"cues", total},
+                     {"cues", job.status == jobs::Status::kDone ? total : done},
                      {"kept_source", kept},
                      {"tokens_consumed", job.tokens_charged}};
-  } else if (job.status == jobs::Status::kCancelled || job.status == jobs::Status::kFailed) {
-    out["tokens_consumed"] = job.tokens_charged;
   }
+  if (jobs::is_terminal(job.status) && job.status != jobs::Status::kDone) out["tokens_consumed"] = job.tokens_charged;
   if (!job.error.empty()) out["error"] = job.error;
   return out;
 }

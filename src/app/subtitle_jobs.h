@@ -3,20 +3,28 @@
 // the server's executor, translated batch by batch through the model
 // gateway, with progress and resume state persisted after every batch.
 //
-// Billing: submit() reserves price("subtitle", sum of estimate_batch_tokens)
-// before the job exists (kPaymentRequired otherwise: no job). The end of a
-// job settles ceil(base x 3.0) + 50 with base = prompt + completion tokens of
-// all its model calls (capped at the reservation) and releases the rest; a
-// cancelled or failed job pays for the calls it made. One usage record per
-// job (request id = job id).
+// Billing (SPEC §5): the base is the cue texts counted by the model's
+// tokenizer plus the completion tokens of every call; the translation
+// instructions, running summary and glossary are what the fixed + 50 pays
+// for. submit() reserves what the first batch needs at least (its cue text
+// at one token per byte plus subtitle::completion_floor) before the job
+// exists (kPaymentRequired otherwise: no job). Before each batch the job's
+// reservation grows (billing::grow_fitted) to what the finished batches used
+// plus the batch's cue tokens and completion bound, the bound lowered to
+// what the balance pays (not below the floor); when not even the floor fits,
+// the job ends as insufficient_tokens, its result the cues translated so
+// far, and pays for those. The end of a job settles ceil(base x 3.0) + 50
+// (capped at the reservation) and releases the rest; a cancelled or failed
+// job pays for the calls it made. One usage record per job (request id =
+// job id).
 //
 // Resume: at start(), this instance's unfinished jobs (and those of an
 // instance whose heartbeat stopped) continue from their last finished
 // batch. Their old reservation is gone by then (Accounts::release_abandoned
 // at startup releases what this instance left), so a resumed job releases
-// it explicitly (a no-op when already released) and reserves again:
-// price(base used so far + estimate of the remaining batches). When that no
-// longer fits, the job fails and pays for what it used, as far as the
+// it explicitly (a no-op when already released) and reserves again what
+// the finished batches cost; the next batch grows it as above. When that
+// no longer fits, the job fails and pays for what it used, as far as the
 // balance goes.
 //
 // Thread-safety: all public members may be called from any thread.
@@ -85,12 +93,18 @@ class SubtitleJobs {
   // boundary and stay "running" in the database for the next start.
   void stop();
 
-  // The worst-case charge of translating `doc` (what submit() reserves).
-  std::int64_t estimate(const subtitle::Document& doc) const;
+  // What submit() reserves: the least the first batch can run with (its cue
+  // text at one token per byte and its completion floor). Before each batch
+  // runs, the job's reservation grows by the batch's worst case, or by as
+  // much as the balance pays when that is at least the batch's floor (the
+  // batch's max_tokens is lowered to it); a balance that cannot pay the
+  // floor ends the job as insufficient_tokens with the finished cues as its
+  // result.
+  std::int64_t first_batch_reservation(const subtitle::Document& doc) const;
 
-  // Reserves, creates the job (queued) and schedules it. Errors:
-  // kPaymentRequired (nothing created), kUnprocessable (no cues, too many),
-  // database errors.
+  // Reserves the first batch, creates the job (queued) and schedules it.
+  // Errors: kPaymentRequired (nothing created), kUnprocessable (no cues, too
+  // many), database errors.
   boost::asio::awaitable<Result<jobs::Job>> submit(std::int64_t user_id, const subtitle::Document& doc,
                                                    const SubtitleJobSpec& spec, const std::string& request_id);
 
@@ -108,8 +122,14 @@ class SubtitleJobs {
   std::shared_ptr<Impl> impl_;
 };
 
+// Whether the job has a file to download: done, or insufficient_tokens with
+// at least one batch translated.
+bool has_result(const jobs::Job& job);
+
 // The API view of a job: {job_id, kind, status, progress:{done,total,percent},
-// result?:{download_url, cues, kept_source, tokens_consumed}, error?, created_at, updated_at}.
+// source_lang, target_lang, result?:{download_url, cues, kept_source,
+// tokens_consumed}, tokens_consumed? (every other end), error?, created_at,
+// updated_at}.
 nlohmann::json job_json(const jobs::Job& job);
 
 // The download file name of a finished job: "<safe stem>.<target lang>.<ext>".

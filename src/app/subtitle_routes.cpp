@@ -327,7 +327,7 @@ struct Handlers {
     if (!who) co_return error(ctx, who.error());
     auto job = co_await load(ctx, who->user_id);
     if (!job) co_return error(ctx, job.error());
-    if (job->status != jobs::Status::kDone || job->result_path.empty()) {
+    if (!has_result(*job)) {
       co_return error(ctx, Error(ErrorCode::kConflict,
                                  "the job has no result (status " + std::string(jobs::status_name(job->status)) + ")",
                                  "job_not_done"));

@@ -44,12 +44,20 @@ Result<void> write_ledger(Connection& c, std::int64_t user_id, std::int64_t delt
 // user: the balance returned includes it, and the user row stays locked by
 // the update until the transaction ends, so no other writer overtakes the
 // caller's charge. kConflict "reservation_closed" when it was not pending.
+// Gives the user back what reservation `r` holds: the amount its row says
+// (a resized reservation's holder may not have persisted the new amount).
+Result<void> unreserve(Connection& c, const Reservation& r) {
+  LLMD_TRY(c.exec("UPDATE users SET reserved = reserved - (SELECT amount FROM reservations WHERE id = ?) WHERE id = ?",
+                  std::vector<Value>{r.id, r.user_id}));
+  return {};
+}
+
 Result<Balance> close_reservation(Connection& c, const Reservation& r) {
   auto done =
       c.exec("UPDATE reservations SET state = 'settled' WHERE id = ? AND state = 'pending'", std::vector<Value>{r.id});
   if (!done) return std::unexpected(done.error());
   if (done->affected_rows != 1) return fail(ErrorCode::kConflict, "reservation already closed", "reservation_closed");
-  LLMD_TRY(c.exec("UPDATE users SET reserved = reserved - ? WHERE id = ?", std::vector<Value>{r.amount, r.user_id}));
+  LLMD_TRY(unreserve(c, r));
   return read_balance(c, r.user_id);
 }
 
@@ -116,8 +124,31 @@ Result<void> Accounts::release(const Reservation& r) {
                        std::vector<Value>{r.id});
     if (!done) return std::unexpected(done.error());
     if (done->affected_rows != 1) return fail(ErrorCode::kConflict, "reservation already closed", "reservation_closed");
-    LLMD_TRY(c.exec("UPDATE users SET reserved = reserved - ? WHERE id = ?", std::vector<Value>{r.amount, r.user_id}));
-    return {};
+    return unreserve(c, r);
+  });
+}
+
+Result<Reservation> Accounts::resize(const Reservation& r, std::int64_t amount) {
+  if (amount < 0) return fail(ErrorCode::kInvalidArgument, "negative reservation");
+  return db_.transaction<Reservation>([&](Connection& c) -> Result<Reservation> {
+    const bool mysql = c.dialect() == store::Dialect::kMysql;
+    auto rows = c.query(std::string("SELECT amount FROM reservations WHERE id = ? AND state = 'pending'") +
+                            (mysql ? " FOR UPDATE" : ""),
+                        std::vector<Value>{r.id});
+    if (!rows) return std::unexpected(rows.error());
+    if (rows->empty()) return fail(ErrorCode::kConflict, "reservation already closed", "reservation_closed");
+    const std::int64_t delta = amount - rows->front().integer(0);
+    // Growing is the same conditional update as reserve(); shrinking always fits.
+    auto updated = c.exec("UPDATE users SET reserved = reserved + ? WHERE id = ? AND balance - reserved >= ?",
+                          std::vector<Value>{delta, r.user_id, std::max<std::int64_t>(delta, 0)});
+    if (!updated) return std::unexpected(updated.error());
+    if (updated->affected_rows != 1) {
+      auto b = read_balance(c, r.user_id);
+      if (!b) return std::unexpected(b.error());
+      return std::unexpected(insufficient(amount, b->available() + (amount - delta)));
+    }
+    LLMD_TRY(c.exec("UPDATE reservations SET amount = ? WHERE id = ?", std::vector<Value>{amount, r.id}));
+    return Reservation{r.id, r.user_id, amount, r.request_id};
   });
 }
 

@@ -120,6 +120,14 @@ class Accounts {
   // Releases the reservation without charging (the call failed).
   Result<void> release(const Reservation& reservation);
 
+  // Changes what a pending reservation holds to `amount`, atomically:
+  // growing needs the difference available (else kPaymentRequired with
+  // needed = amount, available = what the reservation could grow into, and
+  // nothing changes); shrinking always succeeds. kConflict
+  // (reservation_closed) when it was settled or released meanwhile. Settling
+  // and releasing always return what the reservation's row holds.
+  Result<Reservation> resize(const Reservation& reservation, std::int64_t amount);
+
   // Charges immediately without a reservation; kPaymentRequired when the
   // available balance is too small. Returns the available balance after.
   Result<std::int64_t> spend(std::int64_t user_id, const Charge& charge);

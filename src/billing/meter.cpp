@@ -35,6 +35,27 @@ Result<Fitted> MeteredCall::open_fitted(Accounts& accounts, const Pricing& prici
   return Fitted{std::move(*clamped), per_call, true};
 }
 
+Result<Grown> grow_fitted(Accounts& accounts, const Pricing& pricing, const MeterOpen& what, const Reservation& held,
+                          std::int64_t used_base, FitRequest fit) {
+  const auto amount_for = [&](std::int64_t completion) {
+    return std::max(held.amount, pricing.charge(what.task, used_base + fit.prompt_tokens + completion, what.model));
+  };
+  auto whole = accounts.resize(held, amount_for(fit.max_completion));
+  if (whole) return Grown{std::move(*whole), fit.max_completion, false};
+  if (whole.error().code != ErrorCode::kPaymentRequired || fit.max_completion <= fit.min_completion) {
+    return std::unexpected(whole.error());
+  }
+  auto balance = accounts.balance(what.user_id);
+  if (!balance) return std::unexpected(balance.error());
+  // What the reservation holds already is the user's too, spendable on this step.
+  const std::int64_t affordable = pricing.max_base(what.task, balance->available() + held.amount, what.model);
+  const std::int64_t completion = affordable < 0 ? -1 : affordable - used_base - fit.prompt_tokens;
+  if (completion < fit.min_completion) return std::unexpected(whole.error());
+  auto clamped = accounts.resize(held, amount_for(completion));
+  if (!clamped) return std::unexpected(clamped.error());  // spent meanwhile by a parallel call
+  return Grown{std::move(*clamped), completion, true};
+}
+
 MeteredCall MeteredCall::adopt(Accounts& accounts, const Pricing& pricing, MeterOpen what, Reservation held) {
   return MeteredCall(accounts, pricing, std::move(what), std::move(held), true);
 }

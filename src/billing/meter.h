@@ -120,4 +120,21 @@ struct Fitted {
   bool clamped = false;
 };
 
+// A held reservation grown for one more step of a long job.
+struct Grown {
+  Reservation held;
+  std::int64_t max_completion = 0;  // the step's allowance: as asked, or clamped
+  bool clamped = false;
+};
+
+// Grows `held` (pending, persisted by a job) to price(used_base + prompt +
+// max_completion) of what.task; when the balance cannot pay that, to the
+// largest completion allowance of at least min_completion it can pay (one
+// call: fit.calls is ignored). Never shrinks. Errors: kPaymentRequired
+// (needed/available of the unclamped step) when not even min_completion
+// fits, nothing changed; kConflict (reservation_closed) when the
+// reservation was settled or released meanwhile; database errors.
+Result<Grown> grow_fitted(Accounts& accounts, const Pricing& pricing, const MeterOpen& what, const Reservation& held,
+                          std::int64_t used_base, FitRequest fit);
+
 }  // namespace llmd::billing

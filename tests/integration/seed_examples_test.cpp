@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "support/http.h"
@@ -117,6 +118,7 @@ class SeedExamplesTest : public ::testing::Test {
   static std::int64_t formula(const std::string& task, const json& record) {
     const double base = record["prompt_tokens"].get<double>() + record["completion_tokens"].get<double>();
     if (task == "homework") return static_cast<std::int64_t>(std::ceil(base * 2.0 * kModelFactor - 1e-9)) + 20;
+    if (task == "subtitle") return static_cast<std::int64_t>(std::ceil(base * 3.0 * kModelFactor - 1e-9)) + 50;
     if (task == "chat") return static_cast<std::int64_t>(std::ceil(base * kModelFactor - 1e-9));
     return -1;
   }
@@ -252,6 +254,42 @@ TEST_F(SeedExamplesTest, HomeworkWithTooFewTokensForMaxTokensIsClampedNotRefused
   auto poor = call("POST", "/api/v1/tasks/homework", kHomework, token);
   EXPECT_EQ(poor->status, 402) << poor->body;
   EXPECT_EQ(balance(token), 20);
+}
+
+// Ten cues of a film's dialogue, as a user would upload them.
+constexpr const char* kTenCueSrt =
+    "1\n00:00:01,000 --> 00:00:02,500\nWhere are you going?\n\n"
+    "2\n00:00:02,800 --> 00:00:04,000\nTo the station.\n\n"
+    "3\n00:00:04,300 --> 00:00:06,000\nThe last train leaves at nine.\n\n"
+    "4\n00:00:06,500 --> 00:00:08,000\nThen we have to hurry.\n\n"
+    "5\n00:00:08,200 --> 00:00:09,500\nDid you bring the tickets?\n\n"
+    "6\n00:00:10,000 --> 00:00:11,200\nThey are in my bag.\n\n"
+    "7\n00:00:11,500 --> 00:00:13,000\nGood. Let's go.\n\n"
+    "8\n00:00:14,000 --> 00:00:15,500\nWait for me!\n\n"
+    "9\n00:00:16,000 --> 00:00:17,000\nHurry up.\n\n"
+    "10\n00:00:17,500 --> 00:00:19,000\nWe made it.\n\n";
+
+TEST_F(SeedExamplesTest, ANewAccountTranslatesATenCueSrt) {
+  auto [token, id] = new_user("viewer");
+  const json body = {{"content", kTenCueSrt}, {"source_lang", "英文"}, {"target_lang", "中文"}, {"output_format", "srt"}};
+  const json accepted = ok(call("POST", "/api/v1/tasks/subtitle", body.dump(), token), 202);
+  const std::string job = accepted["job_id"];
+  json j;
+  for (int i = 0; i < 600; ++i) {
+    j = ok(call("GET", "/api/v1/jobs/" + job, "", token));
+    if (j["status"] != "queued" && j["status"] != "running") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_EQ(j["status"], "done") << j;
+  EXPECT_EQ(j["result"]["cues"], 10);
+  const json records = usage(id);
+  ASSERT_EQ(records.size(), 1u) << records;
+  const json& rec = records[0];
+  EXPECT_EQ(rec["charged"], formula("subtitle", rec)) << rec;
+  EXPECT_EQ(j["result"]["tokens_consumed"], rec["charged"]);
+  // The billed prompt is the cue texts (74 words), not the translation instructions.
+  EXPECT_LT(rec["prompt_tokens"].get<int>(), 100) << rec;
+  EXPECT_EQ(balance(token), 1000 - rec["charged"].get<std::int64_t>());
 }
 
 }  // namespace

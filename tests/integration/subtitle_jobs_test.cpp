@@ -149,7 +149,7 @@ class Backend {
     return json::parse(r->body);
   }
 
-  // Polls until the job is done/failed/cancelled; records every progress seen.
+  // Polls until the job has ended; records every progress seen.
   json wait_job(const std::string& token, const std::string& id, std::chrono::seconds timeout,
                 std::vector<std::int64_t>* seen = nullptr) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -159,7 +159,7 @@ class Backend {
       if (j.is_object()) {
         if (seen) seen->push_back(j["progress"]["done"]);
         const std::string s = j["status"];
-        if (s == "done" || s == "failed" || s == "cancelled") return j;
+        if (s == "done" || s == "failed" || s == "cancelled" || s == "insufficient_tokens") return j;
       }
       std::this_thread::sleep_for(200ms);
     }
@@ -323,6 +323,61 @@ TEST(SubtitleJobs, InsufficientBalanceIs402UpFrontAndCreatesNoJob) {
   EXPECT_GT(e["needed"].get<std::int64_t>(), 100);
   EXPECT_EQ(json::parse(b.call("GET", "/api/v1/jobs", "", token)->body)["jobs"].size(), 0u);
   EXPECT_EQ(b.tokens(token), 100);
+}
+
+TEST(SubtitleJobs, ABalanceThatRunsOutMidJobEndsItWithTheFinishedCuesDownloadable) {
+  Backend b;
+  ASSERT_TRUE(b.started()) << b.log();
+  auto [token, user_id] = b.user("thrifty");
+  const std::string srt = make_srt(100);
+  const auto source = subtitle::parse(srt);
+  ASSERT_TRUE(source);
+  const auto set_balance = [&](std::int64_t target) {
+    auto r = b.call("POST", "/api/v1/admin/users/" + std::to_string(user_id) + "/tokens",
+                    json{{"amount", target - b.tokens(token)}, {"reason", "test"}}.dump(), b.admin());
+    ASSERT_EQ(r->status, 200) << r->body;
+  };
+  // What the first batch needs at least, from the refusal of a 100-token balance.
+  set_balance(100);
+  auto refused = b.call("POST", "/api/v1/tasks/subtitle", job_body(srt), token);
+  ASSERT_EQ(refused->status, 402) << refused->body;
+  const std::int64_t first = json::parse(refused->body)["error"]["needed"];
+  EXPECT_LT(first, 3000);  // one batch of at most 20 short cues, not the whole file's worst case
+  // Enough for the first batch and a little more: the job starts and stops
+  // before the last of its five or more batches.
+  const std::int64_t start = first + 300;
+  set_balance(start);
+  auto r = b.call("POST", "/api/v1/tasks/subtitle", job_body(srt), token);
+  ASSERT_EQ(r->status, 202) << r->body;
+  const std::string id = json::parse(r->body)["job_id"];
+  const json end = b.wait_job(token, id, 600s);
+  ASSERT_EQ(end["status"], "insufficient_tokens") << end.dump() << b.log().substr(0, 4000);
+  const std::int64_t done = end["progress"]["done"];
+  EXPECT_GT(done, 0);
+  EXPECT_LT(done, 100);
+  EXPECT_NE(end["error"].get<std::string>().find(std::to_string(done) + " of 100 cues"), std::string::npos) << end;
+  EXPECT_EQ(end["result"]["cues"], done);
+
+  // The finished cues are the result, with their source timings.
+  auto file = b.call("GET", "/api/v1/jobs/" + id + "/result", "", token);
+  ASSERT_EQ(file->status, 200) << file->body;
+  auto out = subtitle::parse(file->body, subtitle::Format::kSrt);
+  ASSERT_TRUE(out) << out.error().message;
+  ASSERT_EQ(static_cast<std::int64_t>(out->cues.size()), done);
+  for (std::size_t i = 0; i < out->cues.size(); ++i) {
+    EXPECT_EQ(out->cues[i].start_ms, source->cues[i].start_ms) << i;
+    EXPECT_EQ(out->cues[i].end_ms, source->cues[i].end_ms) << i;
+  }
+
+  // Charged once, by the formula, for what was done; nothing stays reserved.
+  const auto records = b.usage(user_id);
+  ASSERT_EQ(records.size(), 1u) << records.dump();
+  EXPECT_EQ(records[0]["status"], 402);
+  const std::int64_t base = records[0]["prompt_tokens"].get<std::int64_t>() + records[0]["completion_tokens"].get<std::int64_t>();
+  EXPECT_EQ(records[0]["charged"], spec_charge(base));
+  EXPECT_EQ(end["tokens_consumed"], spec_charge(base));
+  EXPECT_EQ(b.tokens(token), start - spec_charge(base));
+  EXPECT_GE(b.tokens(token), 0);
 }
 
 TEST(SubtitleJobs, CancelStopsTheJobAndReleasesTheUnusedReservation) {

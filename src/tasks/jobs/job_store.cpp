@@ -63,19 +63,22 @@ std::string_view status_name(Status s) {
     case Status::kDone: return "done";
     case Status::kFailed: return "failed";
     case Status::kCancelled: return "cancelled";
+    case Status::kOutOfTokens: return "insufficient_tokens";
   }
   return "failed";
 }
 
 std::optional<Status> parse_status(std::string_view name) {
   for (Status s : {Status::kQueued, Status::kRunning, Status::kCancelling, Status::kDone, Status::kFailed,
-                   Status::kCancelled}) {
+                   Status::kCancelled, Status::kOutOfTokens}) {
     if (status_name(s) == name) return s;
   }
   return std::nullopt;
 }
 
-bool is_terminal(Status s) { return s == Status::kDone || s == Status::kFailed || s == Status::kCancelled; }
+bool is_terminal(Status s) {
+  return s == Status::kDone || s == Status::kFailed || s == Status::kCancelled || s == Status::kOutOfTokens;
+}
 
 std::string new_job_id() {
   std::array<unsigned char, 16> bytes{};
@@ -210,6 +213,17 @@ Result<bool> JobStore::finish(const std::string& id, const std::string& result_p
     auto r = c.exec("UPDATE jobs SET status = 'done', progress_done = progress_total, result_path = ?, "
                     "tokens_charged = ?, state = ?, updated_at = ? WHERE id = ? AND status = 'running'",
                     std::vector<Value>{result_path, tokens_charged, dump(state), now_seconds(), id});
+    if (!r) return std::unexpected(r.error());
+    return r->affected_rows == 1;
+  });
+}
+
+Result<bool> JobStore::finish_partial(const std::string& id, const std::string& result_path,
+                                      std::int64_t tokens_charged, const json& state, const std::string& error) {
+  return db_.with_connection<bool>([&](Connection& c) -> Result<bool> {
+    auto r = c.exec("UPDATE jobs SET status = 'insufficient_tokens', result_path = ?, tokens_charged = ?, state = ?, "
+                    "error = ?, updated_at = ? WHERE id = ? AND status = 'running'",
+                    std::vector<Value>{result_path, tokens_charged, dump(state), error, now_seconds(), id});
     if (!r) return std::unexpected(r.error());
     return r->affected_rows == 1;
   });

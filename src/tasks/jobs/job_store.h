@@ -4,8 +4,10 @@
 // every lookup made for a user is by id AND owner, so another user's job
 // looks exactly like one that does not exist.
 //
-// Status moves queued -> running -> done | failed, or to cancelled
-// (directly from queued; through cancelling while a runner still holds it).
+// Status moves queued -> running -> done | failed | insufficient_tokens
+// (the balance ran out: the part that was finished is the result), or to
+// cancelled (directly from queued; through cancelling while a runner still
+// holds it).
 // Each transition is one conditional UPDATE, so two backend instances
 // sharing the database never both run or both finish one job.
 //
@@ -25,11 +27,11 @@
 
 namespace llmd::jobs {
 
-enum class Status { kQueued, kRunning, kCancelling, kDone, kFailed, kCancelled };
+enum class Status { kQueued, kRunning, kCancelling, kDone, kFailed, kCancelled, kOutOfTokens };
 
 std::string_view status_name(Status s);  // "queued", "running", ...
 std::optional<Status> parse_status(std::string_view name);
-// done, failed and cancelled: nothing will change any more.
+// done, failed, cancelled and insufficient_tokens: nothing will change any more.
 bool is_terminal(Status s);
 
 struct Job {
@@ -86,6 +88,11 @@ class JobStore {
   // running -> done. False when the job was cancelled meanwhile.
   Result<bool> finish(const std::string& id, const std::string& result_path, std::int64_t tokens_charged,
                       const nlohmann::json& state);
+  // running -> insufficient_tokens: the balance could not pay for the rest;
+  // `result_path` holds the part that was done, `error` says so. False when
+  // the job was cancelled meanwhile.
+  Result<bool> finish_partial(const std::string& id, const std::string& result_path, std::int64_t tokens_charged,
+                              const nlohmann::json& state, const std::string& error);
   // queued|running|cancelling -> failed, with a message safe to show the owner.
   Result<bool> mark_failed(const std::string& id, const std::string& error, std::int64_t tokens_charged);
   // cancelling -> cancelled once the runner stopped and settled.

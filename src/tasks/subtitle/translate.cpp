@@ -108,6 +108,16 @@ std::int64_t completion_cap(std::span<const Cue> cues) {
   return sum;
 }
 
+}  // namespace
+
+std::int64_t completion_floor(std::span<const Cue> cues) {
+  std::int64_t sum = 48;
+  for (const Cue& c : cues) sum += static_cast<std::int64_t>(char_count(c.text)) + 4;
+  return sum;
+}
+
+namespace {
+
 json reply_schema(std::size_t count, int budget) {
   json line = {{"type", "string"}, {"minLength", 1}, {"maxLength", budget}};
   json lines = {{"type", "array"}, {"items", line}, {"minItems", count}, {"maxItems", count}};
@@ -304,16 +314,6 @@ nlohmann::json batch_request(std::span<const Cue> cues, const Context& context, 
                   {"max_tokens", max_tokens},
                   {"response_format", std::move(response_format)}};
   return request;
-}
-
-std::int64_t estimate_batch_tokens(std::span<const Cue> cues, const Context& context) {
-  const json request = batch_request(cues, context, TranslateOptions{});
-  std::int64_t prompt = 64;  // chat template and role markers
-  for (const json& m : request["messages"]) {
-    // At most one token per byte (byte-level vocabularies), plus markers.
-    prompt += static_cast<std::int64_t>(m["content"].get_ref<const std::string&>().size()) + 16;
-  }
-  return prompt + request["max_tokens"].get<std::int64_t>();
 }
 
 boost::asio::awaitable<Result<BatchResult>> translate_batch(std::span<const Cue> cues, Context& context,

@@ -97,12 +97,12 @@ boost::asio::awaitable<Result<BatchResult>> translate_batch(std::span<const Cue>
 // plus summary and glossary, at one token per character.
 nlohmann::json batch_request(std::span<const Cue> cues, const Context& context, const TranslateOptions& options);
 
-// Upper bound of tokens one batch may use (prompt + completion), for
-// reservations: prompt bytes (one token per byte at worst) plus chat
-// template overhead, plus the request's max_tokens when
-// max_tokens_per_batch is 0. Callers that set max_tokens_per_batch can use
-// estimate - batch_request(..)["max_tokens"] + their own value.
-std::int64_t estimate_batch_tokens(std::span<const Cue> cues, const Context& context);
+// The smallest completion allowance worth running a batch with (a balance
+// that cannot pay the batch's full max_tokens lowers it, not below this):
+// one token per source character of its lines plus JSON punctuation, where
+// a real model's reply with a short summary and glossary fits.
+std::int64_t completion_floor(std::span<const Cue> cues);
+
 
 struct OutputOptions {
   Format format = Format::kSrt;

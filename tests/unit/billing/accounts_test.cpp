@@ -69,6 +69,38 @@ TEST_P(AccountsTest, ReserveSettleChargesActualAndReleasesTheRest) {
   expect_invariants();
 }
 
+TEST_P(AccountsTest, ResizeGrowsOnlyIntoTheFreeBalanceAndSettlesWhatTheRowHolds) {
+  auto r = accounts_->reserve(user_, 30, "job-1");
+  ASSERT_TRUE(r);
+  auto other = accounts_->reserve(user_, 20, "chat-1");
+  ASSERT_TRUE(other);
+  auto grown = accounts_->resize(*r, 70);  // 30 held + 50 free: 80 at most
+  ASSERT_TRUE(grown) << grown.error().message;
+  EXPECT_EQ(grown->amount, 70);
+  EXPECT_EQ(accounts_->balance(user_)->available(), 10);
+  expect_invariants();
+  auto too_far = accounts_->resize(*grown, 81);
+  ASSERT_FALSE(too_far);
+  EXPECT_EQ(too_far.error().code, ErrorCode::kPaymentRequired);
+  EXPECT_EQ(accounts_->balance(user_)->available(), 10);  // nothing changed
+  auto shrunk = accounts_->resize(*grown, 40);
+  ASSERT_TRUE(shrunk);
+  EXPECT_EQ(accounts_->balance(user_)->available(), 40);
+  expect_invariants();
+  // Settling through the stale handle (amount 30) still frees what the row holds (40).
+  auto settled = accounts_->settle(*r, {35, "subtitle", "job-1", "subtitle", "m"});
+  ASSERT_TRUE(settled);
+  EXPECT_EQ(settled->charged, 35);
+  ASSERT_TRUE(accounts_->release(*other));
+  EXPECT_EQ(accounts_->balance(user_)->available(), 65);
+  EXPECT_EQ(accounts_->balance(user_)->reserved, 0);
+  // A closed reservation cannot be resized.
+  auto closed = accounts_->resize(*shrunk, 10);
+  ASSERT_FALSE(closed);
+  EXPECT_EQ(closed.error().code, ErrorCode::kConflict);
+  expect_invariants();
+}
+
 TEST_P(AccountsTest, SettleChargesAnExcessOverTheReservationFromTheFreeBalance) {
   auto r = accounts_->reserve(user_, 30, "req");
   ASSERT_TRUE(r);

@@ -170,5 +170,66 @@ TEST_F(MeteredCallTest, AdoptedReservationStillHeldIsSettled) {
   EXPECT_EQ(available(), 350);
 }
 
+TEST_F(MeteredCallTest, OpenFittedLowersTheCompletionToWhatTheBalancePays) {
+  // 30 prompt + 1 024 completion cost 2 128; 1 000 pay a base of 490: 460 completion.
+  auto fitted = MeteredCall::open_fitted(*accounts_, pricing_, homework(0), {30, 1024, 64, 1});
+  ASSERT_TRUE(fitted) << fitted.error().message;
+  EXPECT_TRUE(fitted->clamped);
+  EXPECT_EQ(fitted->max_completion, 460);
+  EXPECT_EQ(fitted->call.reservation().amount, 1000);  // 490 x 2.0 + 20
+  EXPECT_EQ(reserved(), 1000);
+}
+
+TEST_F(MeteredCallTest, OpenFittedBelowTheUsefulMinimumIsRefusedAndReservesNothing) {
+  auto fitted = MeteredCall::open_fitted(*accounts_, pricing_, homework(0), {30, 1024, 461, 1});
+  ASSERT_FALSE(fitted);
+  EXPECT_EQ(fitted.error().code, ErrorCode::kPaymentRequired);
+  EXPECT_EQ(reserved(), 0);
+}
+
+TEST_F(MeteredCallTest, GrowFittedGrowsAJobsReservationAndLowersTheStepToTheBalance) {
+  const MeterOpen job{user_, "job-1", "subtitle", "tiny", 0, ""};  // x 3.0 + 50
+  auto held = accounts_->reserve(user_, 200, "job-1");
+  ASSERT_TRUE(held);
+  // Used 50, this step 20 + at most 100: 3 x 170 + 50.
+  auto grown = grow_fitted(*accounts_, pricing_, job, *held, 50, {20, 100, 40, 1});
+  ASSERT_TRUE(grown) << grown.error().message;
+  EXPECT_FALSE(grown->clamped);
+  EXPECT_EQ(grown->max_completion, 100);
+  EXPECT_EQ(grown->held.amount, 560);
+  EXPECT_EQ(reserved(), 560);
+  // A step of 400 would need 1 460: the 1 000 the user has (reservation
+  // included) pay a base of 316, so 246 completion tokens.
+  auto clamped = grow_fitted(*accounts_, pricing_, job, grown->held, 50, {20, 400, 40, 1});
+  ASSERT_TRUE(clamped) << clamped.error().message;
+  EXPECT_TRUE(clamped->clamped);
+  EXPECT_EQ(clamped->max_completion, 246);
+  EXPECT_EQ(clamped->held.amount, 998);
+  EXPECT_EQ(reserved(), 998);
+  // Once the finished steps use most of it, not even the minimum fits:
+  // refused, the reservation as it was.
+  auto refused = grow_fitted(*accounts_, pricing_, job, clamped->held, 300, {20, 400, 40, 1});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kPaymentRequired);
+  EXPECT_EQ(reserved(), 998);
+  // Settling charges from what the row holds, whatever the caller kept.
+  auto settled = MeteredCall::adopt(*accounts_, pricing_, job, *held).settle({100, 100, 200, "", "", 0});
+  ASSERT_TRUE(settled) << settled.error().message;
+  EXPECT_EQ(settled->charged, 650);  // 200 x 3.0 + 50
+  EXPECT_EQ(reserved(), 0);
+  EXPECT_EQ(available(), 350);
+}
+
+TEST_F(MeteredCallTest, GrowFittedOnAClosedReservationIsAConflict) {
+  const MeterOpen job{user_, "job-2", "subtitle", "tiny", 0, ""};
+  auto held = accounts_->reserve(user_, 200, "job-2");
+  ASSERT_TRUE(held);
+  ASSERT_TRUE(accounts_->release(*held));
+  auto grown = grow_fitted(*accounts_, pricing_, job, *held, 0, {20, 100, 40, 1});
+  ASSERT_FALSE(grown);
+  EXPECT_EQ(grown.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(reserved(), 0);
+}
+
 }  // namespace
 }  // namespace llmd::billing

@@ -247,17 +247,14 @@ TEST(BatchRequest, MaxTokensFollowsTheOption) {
   EXPECT_EQ(batch_request(make_cues(3), Context{}, o)["max_tokens"], 512);
 }
 
-TEST(EstimateBatchTokens, BoundsPromptAndCompletion) {
-  const auto cues = make_cues(20);
-  const json r = batch_request(cues, Context{}, TranslateOptions{});
-  std::int64_t prompt_bytes = 0;
-  for (const auto& m : r["messages"]) prompt_bytes += static_cast<std::int64_t>(m["content"].get<std::string>().size());
-  const std::int64_t estimate = estimate_batch_tokens(cues, Context{});
-  EXPECT_GE(estimate, prompt_bytes + r["max_tokens"].get<std::int64_t>());
-  EXPECT_LT(estimate, prompt_bytes + r["max_tokens"].get<std::int64_t>() + 1000);
-  EXPECT_GT(estimate_batch_tokens(make_cues(30), Context{}), estimate);
-  std::span<const Cue> ten(cues.data(), 10);
-  EXPECT_LT(estimate_batch_tokens(ten, Context{}), estimate);
+TEST(CompletionFloor, OneTokenPerSourceCharacterPlusPunctuationAndBelowTheCap) {
+  std::vector<Cue> cues(2);
+  cues[0].text = "Hello";
+  cues[1].text = "你好吗";
+  EXPECT_EQ(completion_floor(cues), 48 + (5 + 4) + (3 + 4));
+  const auto twenty = make_cues(20);
+  EXPECT_LT(completion_floor(twenty), batch_request(twenty, Context{}, TranslateOptions{})["max_tokens"].get<std::int64_t>());
+  EXPECT_GT(completion_floor(make_cues(30)), completion_floor(twenty));
 }
 
 // ---- translate_batch ----------------------------------------------------
