@@ -1,10 +1,12 @@
 #include "app/model_billing.h"
 
+#include <algorithm>
 #include <any>
 
 #include <nlohmann/json.hpp>
 
 #include "app/account_routes.h"
+#include "app/task_caller.h"
 #include "billing/meter.h"
 
 namespace llmd::app {
@@ -24,16 +26,18 @@ class BillingHooks final : public models::CallHooks {
                observe::Logger log)
       : accounts_(accounts), pricing_(pricing), pool_(pool), log_(std::move(log)) {}
 
-  awaitable<Result<void>> admit(http::RequestContext& ctx, const models::CallInfo& call) override {
+  awaitable<Result<models::Admission>> admit(http::RequestContext& ctx, const models::CallInfo& call) override {
     auto who = app::require_user(ctx);
     if (!who) co_return std::unexpected(who.error());
-    const std::string task = task_of(call);
-    const billing::MeterOpen what{who->user_id, ctx.request_id, task, call.model,
-                                  worst_case_prompt_tokens(call.prompt_bytes) + call.max_tokens, ""};
-    auto opened = co_await pool_.run([&] { return billing::MeteredCall::open(accounts_, pricing_, what); });
+    const billing::MeterOpen what{who->user_id, ctx.request_id, task_of(call), call.model, 0, ""};
+    // SPEC §5: a balance short of max_tokens but good for a useful reply
+    // lowers max_tokens instead of refusing.
+    const billing::FitRequest fit{worst_case_prompt_tokens(call.prompt_bytes), call.max_tokens,
+                                  std::min(call.max_tokens, kMinUsefulCompletion), 1};
+    auto opened = co_await pool_.run([&] { return billing::MeteredCall::open_fitted(accounts_, pricing_, what, fit); });
     if (!opened) co_return std::unexpected(opened.error());
-    ctx.attributes[kMeterKey] = std::make_shared<billing::MeteredCall>(std::move(*opened));
-    co_return Result<void>{};
+    ctx.attributes[kMeterKey] = std::make_shared<billing::MeteredCall>(std::move(opened->call));
+    co_return models::Admission{opened->max_completion, opened->clamped};
   }
 
   awaitable<models::Settlement> settle(http::RequestContext& ctx, const models::CallInfo& call,

@@ -3,7 +3,8 @@
 // admits every call and charges nothing.
 //
 // Sequence per model call (chat, /v1/*):
-//   admit(ctx, call)  -> error: the client gets it (401/402/403/429), no model call
+//   admit(ctx, call)  -> error: the client gets it (401/402/403/429), no model call;
+//                        else the max_tokens allowed (maybe clamped to the balance)
 //   ... the gateway calls the model (maybe retried once on another instance) ...
 //   settle(ctx, call, outcome) -> exactly once per admitted call, also when it failed
 //                                 (usage then holds whatever was produced, often 0)
@@ -31,6 +32,13 @@ struct CallInfo {
   bool stream = false;
 };
 
+// What admit() allows: the completion tokens the call may generate (as asked,
+// or lowered to what the caller's balance pays for).
+struct Admission {
+  std::int64_t max_tokens = 0;
+  bool clamped = false;
+};
+
 struct CallUsage {
   std::int64_t prompt_tokens = 0;
   std::int64_t completion_tokens = 0;
@@ -53,9 +61,11 @@ struct Settlement {
 class CallHooks {
  public:
   virtual ~CallHooks() = default;
-  // Authenticates/authorizes and reserves before a model call. Errors are
-  // sent to the client as they are.
-  virtual boost::asio::awaitable<Result<void>> admit(http::RequestContext& ctx, const CallInfo& call) = 0;
+  // Authenticates/authorizes and reserves before a model call; a balance
+  // that cannot pay call.max_tokens but can pay a useful reply lowers it
+  // (the route then sends the lower limit to the worker and says so).
+  // Errors are sent to the client as they are.
+  virtual boost::asio::awaitable<Result<Admission>> admit(http::RequestContext& ctx, const CallInfo& call) = 0;
   // Settles an admitted call; the result is reported to the client where the
   // API has room for it (chat: tokens_consumed, remaining_tokens).
   virtual boost::asio::awaitable<Settlement> settle(http::RequestContext& ctx, const CallInfo& call,

@@ -17,7 +17,9 @@ using json = nlohmann::json;
 
 class OpenHooks final : public CallHooks {
  public:
-  net::awaitable<Result<void>> admit(http::RequestContext&, const CallInfo&) override { co_return Result<void>{}; }
+  net::awaitable<Result<Admission>> admit(http::RequestContext&, const CallInfo& call) override {
+    co_return Admission{call.max_tokens, false};
+  }
   net::awaitable<Settlement> settle(http::RequestContext&, const CallInfo&, const CallOutcome& o) override {
     co_return Settlement{o.usage.prompt_tokens + o.usage.completion_tokens, std::nullopt};
   }
@@ -139,6 +141,17 @@ struct Routes {
     co_return http::Response::json(200, {{"object", "list"}, {"data", data}});
   }
 
+  // The admission lowered the completion limit to what the balance pays:
+  // the worker gets that limit (every spelling of it), the client a header.
+  static void limit_completion(http::RequestContext& ctx, json& body, CallInfo& call, std::int64_t max_tokens) {
+    call.max_tokens = max_tokens;
+    body["max_tokens"] = max_tokens;
+    for (const char* k : {"max_completion_tokens", "n_predict"}) {
+      if (body.contains(k)) body[k] = max_tokens;
+    }
+    ctx.response_headers.set("X-Llmd-Max-Tokens-Clamped", std::to_string(max_tokens));
+  }
+
   net::awaitable<ProxyResult> forward(http::RequestContext& ctx, bool stream, const std::string& model,
                                       const std::string& path, const std::string& body, bool wants_usage,
                                       bool wants_timings) {
@@ -162,8 +175,9 @@ struct Routes {
     call.prompt_bytes = ctx.request.body.size();
     call.stream = kind != ApiKind::kEmbedding && body.value("stream", false);
     // Not an if-init: g++ 12 mis-handles a co_await in an if-statement initializer.
-    const Result<void> admitted = co_await deps.hooks->admit(ctx, call);
+    const Result<Admission> admitted = co_await deps.hooks->admit(ctx, call);
     if (!admitted) co_return error(ctx, admitted.error());
+    if (admitted->clamped) limit_completion(ctx, body, call, admitted->max_tokens);
 
     const auto started = std::chrono::steady_clock::now();
     // Ask a streaming worker for the usage chunk; pass it on only if the client asked.
@@ -234,8 +248,10 @@ struct Routes {
     call.prompt_bytes = ctx.request.body.size();
     call.stream = stream;
     // Not an if-init: g++ 12 mis-handles a co_await in an if-statement initializer.
-    const Result<void> admitted = co_await deps.hooks->admit(ctx, call);
+    const Result<Admission> admitted = co_await deps.hooks->admit(ctx, call);
     if (!admitted) co_return error(ctx, admitted.error());
+    const bool clamped = admitted->clamped;
+    if (clamped) limit_completion(ctx, body, call, admitted->max_tokens);
     const auto started = std::chrono::steady_clock::now();
     auto elapsed = [&] {
       return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
@@ -255,6 +271,7 @@ struct Routes {
                   {"usage", {{"prompt_tokens", r.usage.prompt_tokens}, {"completion_tokens", r.usage.completion_tokens}}},
                   {"tokens_consumed", s.tokens_consumed},
                   {"remaining_tokens", s.remaining_tokens ? json(*s.remaining_tokens) : json(nullptr)}};
+      if (clamped) out["max_tokens_clamped"] = true;
       co_return http::Response::json(200, out);
     }
 
@@ -290,6 +307,7 @@ struct Routes {
       last["usage"] = usage_json(r.usage);
       last["tokens_consumed"] = s.tokens_consumed;
       last["remaining_tokens"] = s.remaining_tokens ? json(*s.remaining_tokens) : json(nullptr);
+      if (clamped) last["max_tokens_clamped"] = true;
       co_await sse.send(last.dump());
     } else {
       last["error"] = json::object();

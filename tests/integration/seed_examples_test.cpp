@@ -292,5 +292,45 @@ TEST_F(SeedExamplesTest, ANewAccountTranslatesATenCueSrt) {
   EXPECT_EQ(balance(token), 1000 - rec["charged"].get<std::int64_t>());
 }
 
+
+TEST_F(SeedExamplesTest, ChatWithTooFewTokensForMaxTokensIsClampedNotRefused) {
+  auto [token, id] = new_user("chatty");
+  const json left = ok(call("POST", "/api/v1/admin/users/" + std::to_string(id) + "/tokens",
+                            json{{"amount", -900}, {"reason", "test"}}.dump(), admin()));
+  ASSERT_EQ(left["user"]["tokens"], 100);
+  // 1 000 completion tokens cost up to 260 at this model's price; 100 pay a base of 400.
+  const json chat = ok(call("POST", "/api/v1/models/tiny/chat", R"({"message":"你好","max_tokens":1000})", token));
+  EXPECT_EQ(chat["max_tokens_clamped"], true) << chat;
+  const std::int64_t base = chat["usage"]["prompt_tokens"].get<std::int64_t>() +
+                            chat["usage"]["completion_tokens"].get<std::int64_t>();
+  EXPECT_LE(base, 400) << chat;
+  EXPECT_GT(chat["usage"]["completion_tokens"].get<int>(), 0) << chat;
+  EXPECT_EQ(chat["tokens_consumed"], static_cast<std::int64_t>(std::ceil(base * kModelFactor - 1e-9)));
+  EXPECT_EQ(balance(token), 100 - chat["tokens_consumed"].get<std::int64_t>());
+
+  // The OpenAI route says it in a header; the limit the worker obeyed is below what was asked.
+  ASSERT_EQ(call("POST", "/api/v1/admin/users/" + std::to_string(id) + "/tokens",
+                 json{{"amount", 100 - balance(token)}, {"reason", "test"}}.dump(), admin())
+                ->status,
+            200);
+  auto v1 = call("POST", "/v1/chat/completions",
+                 R"({"model":"tiny","messages":[{"role":"user","content":"你好"}],"max_tokens":1000})", token);
+  ASSERT_TRUE(v1);
+  ASSERT_EQ(v1->status, 200) << v1->body;
+  const std::string limit = v1->header("x-llmd-max-tokens-clamped");
+  ASSERT_FALSE(limit.empty());
+  EXPECT_LT(std::stoll(limit), 1000);
+  EXPECT_LE(json::parse(v1->body)["usage"]["completion_tokens"].get<std::int64_t>(), std::stoll(limit));
+  EXPECT_GE(balance(token), 0);
+
+  // A balance that cannot pay even a 64-token reply: 402, nothing charged.
+  auto set = call("POST", "/api/v1/admin/users/" + std::to_string(id) + "/tokens",
+                  json{{"amount", 10 - balance(token)}, {"reason", "test"}}.dump(), admin());
+  ASSERT_EQ(set->status, 200) << set->body;
+  auto poor = call("POST", "/api/v1/models/tiny/chat", R"({"message":"你好","max_tokens":1000})", token);
+  EXPECT_EQ(poor->status, 402) << poor->body;
+  EXPECT_EQ(balance(token), 10);
+}
+
 }  // namespace
 }  // namespace llmd::testing
