@@ -590,7 +590,6 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     co_return out;
   }
 
-  // All batches done: writes the result file, charges, marks the job done.
   // All batches done, or (`out_of_tokens` says why) the balance could not
   // pay for the next one: writes the result file (the finished cues), charges
   // and marks the job done or insufficient_tokens.

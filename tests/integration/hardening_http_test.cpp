@@ -427,7 +427,7 @@ TEST(HardeningHttp, AcceptBacksOffQuietlyWhenDescriptorsRunOut) {
   const double cpu_seconds = static_cast<double>(ticks_after - ticks_before) / static_cast<double>(sysconf(_SC_CLK_TCK));
   EXPECT_LT(cpu_seconds, 0.5) << "serve spins while accept fails";
   std::printf("[ metrics  ] serve used %.2f s of CPU in 2 s of EMFILE\n", cpu_seconds);
-  EXPECT_TRUE(serve.process().running());
+  ASSERT_TRUE(serve.process().running()) << serve.log();
   const std::string log = serve.log();
   std::size_t warnings = 0;
   for (auto pos = log.find("accept failed"); pos != std::string::npos; pos = log.find("accept failed", pos + 1)) {
