@@ -597,8 +597,13 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     const std::string& id = run.id;
     const Progress& progress = run.progress;
     const bool partial = !out_of_tokens.empty();
-    subtitle::Document finished_part = *run.doc;
-    finished_part.cues.resize(std::min(finished_part.cues.size(), progress.lines.size()));
+    // A partial result renders the finished cues only (a copy, made only then).
+    std::optional<subtitle::Document> finished_part;
+    if (partial) {
+      finished_part = *run.doc;
+      finished_part->cues.resize(std::min(finished_part->cues.size(), progress.lines.size()));
+    }
+    const subtitle::Document& rendered = finished_part ? *finished_part : *run.doc;
     subtitle::OutputOptions out_options;
     out_options.format = run.spec.output_format;
     out_options.bilingual = run.spec.bilingual;
@@ -607,8 +612,8 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     out_options.target_lang = run.spec.target_lang;
     const std::string ext(subtitle::file_extension(run.spec.output_format));
     auto written = co_await d.pool.run([&]() -> Result<std::string> {
-      if (finished_part.cues.empty()) return std::string();  // nothing finished: no result file
-      const std::string text = subtitle::render_translation(finished_part, progress.lines, out_options);
+      if (rendered.cues.empty()) return std::string();  // nothing finished: no result file
+      const std::string text = subtitle::render_translation(rendered, progress.lines, out_options);
       return write_result_file(d.results_dir, ext, text);
     });
     if (!written) {
