@@ -324,7 +324,7 @@ Result<void> Backend::Impl::add_routes() {
   add_admin_routes(*router, account_deps);
   add_usage_routes(*router, account_deps);
   models::ModelRoutesDeps model_deps(*models, log, [this] { return server->executor(); });
-  model_deps.hooks = make_billing_hooks(*accounts, pricing, *pool, log);
+  model_deps.hooks = make_billing_hooks(*accounts, pricing, *pool, *model_client, log);
   models::add_model_routes(*router, std::move(model_deps));
   add_convert_routes(*router, ConvertDeps{*accounts, pricing, *pool, *task_pool,
                                           static_cast<std::size_t>(config.limits.convert_concurrent_per_user), log,

@@ -113,6 +113,10 @@ int run_runner(RunnerFlags f) {
   // and give streams in flight time to finish on shutdown.
   opts.idle_timeout = std::chrono::seconds(120);
   opts.shutdown_grace = std::chrono::seconds(5);
+  // Its one client is the gateway, from one address, with a connection per
+  // call in flight (and its prompt counts beside them): no per-address cap
+  // below the process's own.
+  opts.max_connections_per_ip = http::default_max_connections();
   http::Server server(opts, http::make_pipeline(router, std::move(middlewares)), log);
   if (auto l = server.listen(); !l) {
     std::fprintf(stderr, "llmd: cannot listen on %s:%d: %s\n", f.host.c_str(), f.port, l.error().message.c_str());

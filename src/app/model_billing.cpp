@@ -23,21 +23,30 @@ std::string task_of(const models::CallInfo& call) { return call.route.starts_wit
 class BillingHooks final : public models::CallHooks {
  public:
   BillingHooks(billing::Accounts& accounts, const billing::Pricing& pricing, http::WorkerPool& pool,
-               observe::Logger log)
-      : accounts_(accounts), pricing_(pricing), pool_(pool), log_(std::move(log)) {}
+               inference::ModelClient& models, observe::Logger log)
+      : accounts_(accounts), pricing_(pricing), pool_(pool), models_(models), log_(std::move(log)) {}
 
+  // SPEC §5: reserve the prompt (counted by the model's tokenizer) plus
+  // max_tokens; a balance short of max_tokens but good for a useful reply
+  // lowers max_tokens instead of refusing.
   awaitable<Result<models::Admission>> admit(http::RequestContext& ctx, const models::CallInfo& call) override {
     auto who = app::require_user(ctx);
     if (!who) co_return std::unexpected(who.error());
-    const billing::MeterOpen what{who->user_id, ctx.request_id, task_of(call), call.model, 0, ""};
-    // SPEC §5: a balance short of max_tokens but good for a useful reply
-    // lowers max_tokens instead of refusing.
-    const billing::FitRequest fit{worst_case_prompt_tokens(call.prompt_bytes), call.max_tokens,
-                                  std::min(call.max_tokens, kMinUsefulCompletion), 1};
-    auto opened = co_await pool_.run([&] { return billing::MeteredCall::open_fitted(accounts_, pricing_, what, fit); });
+    const std::int64_t min_completion = std::min(call.max_tokens, kMinUsefulCompletion);
+    // Counting the prompt may start the model: a caller who cannot pay for
+    // the smallest useful reply is refused first, with a floor reservation.
+    const billing::MeterOpen what{who->user_id, ctx.request_id, task_of(call), call.model,
+                                  std::max<std::int64_t>(min_completion, 1), ""};
+    auto opened = co_await pool_.run([&] { return billing::MeteredCall::open(accounts_, pricing_, what); });
     if (!opened) co_return std::unexpected(opened.error());
-    ctx.attributes[kMeterKey] = std::make_shared<billing::MeteredCall>(std::move(opened->call));
-    co_return models::Admission{opened->max_completion, opened->clamped};
+    auto meter = std::make_shared<billing::MeteredCall>(std::move(*opened));
+    const Result<std::int64_t> prompt = co_await prompt_tokens(ctx, call);
+    if (!prompt) co_return co_await refused(*meter, prompt.error());
+    const billing::FitRequest fit{*prompt, call.max_tokens, min_completion, 1};
+    auto grown = co_await pool_.run([&] { return meter->grow(fit); });
+    if (!grown) co_return co_await refused(*meter, grown.error());
+    ctx.attributes[kMeterKey] = meter;
+    co_return models::Admission{grown->max_completion, grown->clamped};
   }
 
   awaitable<models::Settlement> settle(http::RequestContext& ctx, const models::CallInfo& call,
@@ -83,7 +92,25 @@ class BillingHooks final : public models::CallHooks {
   billing::Accounts& accounts_;
   const billing::Pricing& pricing_;
   http::WorkerPool& pool_;
+  inference::ModelClient& models_;
   observe::Logger log_;
+
+  // Releases an admission's floor reservation; the refusal goes to the client.
+  awaitable<Result<models::Admission>> refused(billing::MeteredCall& meter, Error why) {
+    co_await pool_.run([&] { return meter.release(); });
+    co_return std::unexpected(std::move(why));
+  }
+
+  // The call's prompt tokens as the worker will count them; the bytes'
+  // worst case where it cannot say (an external upstream).
+  awaitable<Result<std::int64_t>> prompt_tokens(const http::RequestContext& ctx, const models::CallInfo& call) {
+    const std::int64_t worst_case = worst_case_prompt_tokens(call.prompt_bytes);
+    if (call.request == nullptr) co_return worst_case;
+    const inference::CallTag tag{ctx.request_id};
+    auto counted = co_await models_.count_prompt(call.model, call.worker_path, *call.request, tag);
+    if (!counted) co_return std::unexpected(counted.error().error);
+    co_return counted->value_or(worst_case);
+  }
 };
 
 }  // namespace
@@ -93,8 +120,9 @@ std::int64_t worst_case_prompt_tokens(std::uint64_t prompt_bytes) {
 }
 
 std::shared_ptr<models::CallHooks> make_billing_hooks(billing::Accounts& accounts, const billing::Pricing& pricing,
-                                                      http::WorkerPool& pool, observe::Logger log) {
-  return std::make_shared<BillingHooks>(accounts, pricing, pool, std::move(log));
+                                                      http::WorkerPool& pool, inference::ModelClient& models,
+                                                      observe::Logger log) {
+  return std::make_shared<BillingHooks>(accounts, pricing, pool, models, std::move(log));
 }
 
 }  // namespace llmd::app

@@ -56,6 +56,13 @@ Result<Grown> grow_fitted(Accounts& accounts, const Pricing& pricing, const Mete
   return Grown{std::move(*clamped), completion, true};
 }
 
+Result<Grown> MeteredCall::grow(FitRequest fit) {
+  if (state_ != State::kOpen) return fail(ErrorCode::kConflict, "the metered call is closed", "reservation_closed");
+  auto grown = grow_fitted(*accounts_, *pricing_, what_, held_, 0, fit);
+  if (grown) held_ = grown->held;
+  return grown;
+}
+
 MeteredCall MeteredCall::adopt(Accounts& accounts, const Pricing& pricing, MeterOpen what, Reservation held) {
   return MeteredCall(accounts, pricing, std::move(what), std::move(held), true);
 }

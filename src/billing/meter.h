@@ -53,6 +53,7 @@ struct FitRequest {
 };
 
 struct Fitted;
+struct Grown;
 
 class MeteredCall {
  public:
@@ -88,6 +89,11 @@ class MeteredCall {
   // charge is capped as Accounts::settle caps it. Errors: kConflict when
   // already settled or released (nothing changes, no record), database errors.
   Result<Settled> settle(const MeterOutcome& outcome);
+
+  // Grows the reservation (opened with a floor, before the prompt could be
+  // counted) to fit one call of `fit`, as grow_fitted() does. On error the
+  // reservation is unchanged and still open.
+  Result<Grown> grow(FitRequest fit);
 
   // Releases the reservation without charging or recording anything.
   // Idempotent.

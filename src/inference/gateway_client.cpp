@@ -1,5 +1,7 @@
 #include "inference/gateway_client.h"
 
+#include <algorithm>
+
 #include "inference/token_estimate.h"
 #include "models/proxy.h"
 
@@ -57,21 +59,88 @@ class GatewayClient final : public ModelClient {
   boost::asio::awaitable<CallResult<std::int64_t>> count_tokens(const std::string& model, const std::string& text,
                                                                 const CallTag& tag) override {
     if (text.empty()) co_return std::int64_t{0};
-    const std::string body = json{{"content", text}, {"add_special", false}}.dump();
-    const std::string path = "/tokenize";
-    models::Exchange sent = co_await proxy_.send(tag.request_id, model, path, body);
-    if (sent.reply && lacks_tokenizer(sent.reply->status)) co_return estimated_tokens(text);
+    CallResult<std::optional<std::int64_t>> counted = co_await tokenize(model, text, false, true, tag);
+    if (!counted) co_return std::unexpected(std::move(counted.error()));
+    co_return counted->value_or(estimated_tokens(text));
+  }
+
+  boost::asio::awaitable<CallResult<std::optional<std::int64_t>>> count_prompt(const std::string& model,
+                                                                               const std::string& path,
+                                                                               const json& request,
+                                                                               const CallTag& tag) override {
+    if (path == "/v1/chat/completions") co_return co_await rendered_prompt_tokens(model, request, tag);
+    // As the runner tokenizes them: a completion's prompt with BOS and
+    // special-token text as tokens, an embedding's input with BOS/EOS and
+    // special-token text as text.
+    const bool embedding = path == "/v1/embeddings";
+    const json* prompt = request.is_object() ? find(request, embedding ? "input" : "prompt") : nullptr;
+    if (prompt == nullptr) co_return std::nullopt;
+    std::vector<const json*> texts;
+    if (prompt->is_array() && !prompt->empty() && std::ranges::all_of(*prompt, &json::is_number_integer)) {
+      co_return static_cast<std::int64_t>(prompt->size());  // token ids
+    }
+    if (prompt->is_string()) texts.push_back(prompt);
+    if (prompt->is_array()) {
+      for (const json& item : *prompt) {
+        if (!item.is_string()) co_return std::nullopt;
+        texts.push_back(&item);
+      }
+    }
+    if (texts.empty()) co_return std::nullopt;
+    std::int64_t total = 0;
+    for (const json* text : texts) {
+      const std::string content = text->get<std::string>();
+      CallResult<std::optional<std::int64_t>> n = co_await tokenize(model, content, true, !embedding, tag);
+      if (!n) co_return std::unexpected(std::move(n.error()));
+      if (!*n) co_return std::nullopt;
+      total += **n;
+    }
+    co_return total;
+  }
+
+ private:
+  // The statuses of a server that has no such endpoint.
+  static bool lacks_endpoint(int status) { return status == 404 || status == 405 || status == 501; }
+
+  static const json* find(const json& object, const char* key) {
+    auto it = object.find(key);
+    return it == object.end() ? nullptr : &*it;
+  }
+
+  // `/tokenize` (llama-server's shape, which `llmd runner` speaks); nullopt
+  // from a server without it.
+  boost::asio::awaitable<CallResult<std::optional<std::int64_t>>> tokenize(const std::string& model,
+                                                                           const std::string& text, bool add_special,
+                                                                           bool parse_special, const CallTag& tag) {
+    const std::string body =
+        json{{"content", text}, {"add_special", add_special}, {"parse_special", parse_special}}.dump();
+    const std::string path = "/tokenize";  // named: g++ 12 mishandles temporaries across co_await
+    models::Exchange sent = co_await proxy_.send(tag.request_id, model, path, body, models::LeaseKind::kSideCall);
+    if (sent.reply && lacks_endpoint(sent.reply->status)) co_return std::nullopt;
     if (auto failed = failure_of(sent)) co_return std::unexpected(std::move(*failed));
     const json reply = json::parse(sent.reply->body, nullptr, false);
     if (!reply.is_object() || !reply.contains("tokens") || !reply["tokens"].is_array()) {
-      co_return estimated_tokens(text);  // a 200 of another server's making
+      co_return std::nullopt;  // a 200 of another server's making
     }
     co_return static_cast<std::int64_t>(reply["tokens"].size());
   }
 
- private:
-  // The statuses of a server that has no `/tokenize`.
-  static bool lacks_tokenizer(int status) { return status == 404 || status == 405 || status == 501; }
+  // `/apply-template` with `llmd runner`'s prompt_tokens; nullopt from a
+  // server without it (llama-server itself renders but does not count).
+  boost::asio::awaitable<CallResult<std::optional<std::int64_t>>> rendered_prompt_tokens(const std::string& model,
+                                                                                         const json& request,
+                                                                                         const CallTag& tag) {
+    const std::string path = "/apply-template";
+    const std::string body = request.dump();
+    models::Exchange sent = co_await proxy_.send(tag.request_id, model, path, body, models::LeaseKind::kSideCall);
+    if (sent.reply && lacks_endpoint(sent.reply->status)) co_return std::nullopt;
+    if (auto failed = failure_of(sent)) co_return std::unexpected(std::move(*failed));
+    const json reply = json::parse(sent.reply->body, nullptr, false);
+    if (!reply.is_object() || !reply.contains("prompt_tokens") || !reply["prompt_tokens"].is_number_unsigned()) {
+      co_return std::nullopt;
+    }
+    co_return reply["prompt_tokens"].get<std::int64_t>();
+  }
 
   // The failure of an exchange that did not end in a 200 reply.
   static std::optional<CallFailure> failure_of(const models::Exchange& sent) {

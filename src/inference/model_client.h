@@ -97,6 +97,17 @@ class ModelClient {
   virtual boost::asio::awaitable<CallResult<std::int64_t>> count_tokens(const std::string& model,
                                                                         const std::string& text,
                                                                         const CallTag& tag) = 0;
+
+  // The prompt tokens of `request`, an OpenAI body for `path`
+  // (/v1/chat/completions: the prompt its messages, tools and switches render
+  // to; /v1/completions: its prompt; /v1/embeddings: its inputs), counted by
+  // `model`'s worker as the generation will count them: what a call reserves
+  // for its prompt. nullopt when the worker cannot count (an external
+  // upstream, a prompt shape it does not take apart). A worker's 4xx about
+  // the request is the error the generation would give. Same threading
+  // rules as chat().
+  virtual boost::asio::awaitable<CallResult<std::optional<std::int64_t>>> count_prompt(
+      const std::string& model, const std::string& path, const nlohmann::json& request, const CallTag& tag) = 0;
 };
 
 // The request as the worker's JSON body (what the prompt's worst case is

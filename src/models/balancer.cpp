@@ -102,6 +102,17 @@ std::optional<std::string> Balancer::acquire(Clock::time_point now, const std::v
   return chosen->id;
 }
 
+std::optional<std::string> Balancer::peek(Clock::time_point now, const std::vector<std::string>& exclude) const {
+  std::lock_guard lock(mutex_);
+  const Instance* chosen = nullptr;
+  for (const auto& i : instances_) {
+    if (!eligible(i, now) || std::find(exclude.begin(), exclude.end(), i.id) != exclude.end()) continue;
+    if (!chosen || i.in_flight < chosen->in_flight) chosen = &i;
+  }
+  if (!chosen) return std::nullopt;
+  return chosen->id;
+}
+
 void Balancer::release(const std::string& id, bool ok, Clock::time_point now) {
   std::lock_guard lock(mutex_);
   for (auto& i : instances_) {

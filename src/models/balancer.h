@@ -59,6 +59,11 @@ class Balancer {
   // nullopt when none is eligible. A tripped instance becomes eligible again
   // once its cooldown has passed (one more failure trips it again).
   std::optional<std::string> acquire(Clock::time_point now, const std::vector<std::string>& exclude = {});
+  // An eligible instance not in `exclude` for a side call that is not a
+  // request of its own (counting a prompt's tokens): the one with the fewest
+  // in flight, nothing counted, the rotation left as it is. nullopt when
+  // none is eligible.
+  std::optional<std::string> peek(Clock::time_point now, const std::vector<std::string>& exclude = {}) const;
   // Ends a request begun by acquire(). `ok=false` (connection error, 5xx)
   // counts toward fail_threshold; `ok=true` resets the count.
   void release(const std::string& id, bool ok, Clock::time_point now);

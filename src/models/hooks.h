@@ -18,6 +18,7 @@
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include "core/error.h"
 #include "http/context.h"
@@ -28,8 +29,12 @@ struct CallInfo {
   std::string route;            // "/v1/chat/completions", "/api/v1/models/{name}/chat", ...
   std::string model;            // resolved model name
   std::int64_t max_tokens = 0;  // completion tokens at most (after gateway defaults)
-  std::uint64_t prompt_bytes = 0;  // size of the prompt material (for a worst-case estimate)
+  std::uint64_t prompt_bytes = 0;  // size of the prompt material (the worst case when it cannot be counted)
   bool stream = false;
+  // What the worker will be asked (valid during admit): the OpenAI body for
+  // `worker_path`, whose prompt admit() counts with the model's tokenizer.
+  std::string worker_path;
+  const nlohmann::json* request = nullptr;
 };
 
 // What admit() allows: the completion tokens the call may generate (as asked,

@@ -786,7 +786,7 @@ Result<ModelStatus> Manager::stop(const std::string& name) {
 }
 
 net::awaitable<Result<Lease>> Manager::acquire(std::string name, std::chrono::milliseconds timeout,
-                                               std::vector<std::string> exclude) {
+                                               std::vector<std::string> exclude, LeaseKind kind) {
   auto core = core_;
   const auto deadline = Clock::now() + timeout;
   net::steady_timer timer(co_await net::this_coro::executor);
@@ -800,7 +800,8 @@ net::awaitable<Result<Lease>> Manager::acquire(std::string name, std::chrono::mi
       ModelState& m = *it->second;
       const auto now = Clock::now();
       m.last_used = now;
-      if (auto id = m.balancer.acquire(now, exclude)) {
+      const bool side_call = kind == LeaseKind::kSideCall;
+      if (auto id = side_call ? m.balancer.peek(now, exclude) : m.balancer.acquire(now, exclude)) {
         Lease lease;
         lease.core_ = core;
         lease.model_ = name;
@@ -811,9 +812,9 @@ net::awaitable<Result<Lease>> Manager::acquire(std::string name, std::chrono::mi
           lease.api_key_ = i.api_key;
           lease.remote_ = i.remote;
         }
-        lease.done_ = false;
+        lease.done_ = side_call;  // finish() reports nothing for a side call
         lease.started_ = now;
-        ++m.in_flight;
+        if (!side_call) ++m.in_flight;
         co_return lease;
       }
       if (!exclude.empty()) {

@@ -85,6 +85,8 @@ struct ModelStatus {
 
 class Manager;
 
+enum class LeaseKind { kRequest, kSideCall };
+
 // One request's hold on an instance: counts it in flight until finish() or
 // destruction. Movable; may outlive the Manager (then finishing is a no-op).
 class Lease {
@@ -143,8 +145,13 @@ class Manager {
   // waits up to `timeout` for an instance; `exclude` skips instances (retry
   // elsewhere). Errors: kNotFound, kUnavailable + retry_after_s ("model_starting",
   // "model_error", "no_healthy_instance", ...).
+  // A kSideCall lease (counting a prompt before the request itself) goes to
+  // the least busy instance and is no request of its own: it leaves the
+  // balancer's rotation, in-flight counts, failure counts and metrics as
+  // they are.
   boost::asio::awaitable<Result<Lease>> acquire(std::string name, std::chrono::milliseconds timeout,
-                                                std::vector<std::string> exclude = {});
+                                                std::vector<std::string> exclude = {},
+                                                LeaseKind kind = LeaseKind::kRequest);
 
   // The configured default model ("" when none).
   const std::string& default_model() const;

@@ -76,12 +76,12 @@ Error Proxy::shown_error(const Error& e, bool shutting_down_as_is) {
 }
 
 net::awaitable<Exchange> Proxy::send(const std::string& request_id, const std::string& model, const std::string& path,
-                                     const std::string& body) {
+                                     const std::string& body, LeaseKind kind) {
   Exchange out;
   std::vector<std::string> exclude;
   std::optional<Error> last;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    auto lease = co_await manager_.acquire(model, acquire_timeout_, exclude);
+    auto lease = co_await manager_.acquire(model, acquire_timeout_, exclude, kind);
     if (!lease) {
       if (!last) last = lease.error();
       break;

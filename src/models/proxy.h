@@ -101,7 +101,8 @@ class Proxy {
   // `request_id`), retried once on another instance when the first is
   // unreachable or answers 5xx.
   boost::asio::awaitable<Exchange> send(const std::string& request_id, const std::string& model,
-                                        const std::string& path, const std::string& body);
+                                        const std::string& path, const std::string& body,
+                                        LeaseKind kind = LeaseKind::kRequest);
   // The error a caller is shown for a failed exchange: the manager's refusal
   // as it is (shutting_down too when `shutting_down_as_is`), otherwise a
   // retryable 503 "the model worker failed" (a timeout stays a 504).

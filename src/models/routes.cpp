@@ -174,6 +174,8 @@ struct Routes {
     call.max_tokens = kind == ApiKind::kEmbedding ? 0 : body.value("max_tokens", std::int64_t{0});
     call.prompt_bytes = ctx.request.body.size();
     call.stream = kind != ApiKind::kEmbedding && body.value("stream", false);
+    call.worker_path = path;
+    call.request = &body;
     // Not an if-init: g++ 12 mis-handles a co_await in an if-statement initializer.
     const Result<Admission> admitted = co_await deps.hooks->admit(ctx, call);
     if (!admitted) co_return error(ctx, admitted.error());
@@ -247,6 +249,8 @@ struct Routes {
     call.max_tokens = body["max_tokens"].get<std::int64_t>();
     call.prompt_bytes = ctx.request.body.size();
     call.stream = stream;
+    call.worker_path = "/v1/chat/completions";
+    call.request = &body;
     // Not an if-init: g++ 12 mis-handles a co_await in an if-statement initializer.
     const Result<Admission> admitted = co_await deps.hooks->admit(ctx, call);
     if (!admitted) co_return error(ctx, admitted.error());

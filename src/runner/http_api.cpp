@@ -513,7 +513,7 @@ void add_runner_routes(http::Router& router, RunnerService& svc, http::WorkerPoo
     if (!body) co_return error_reply(body.error(), ctx);
     auto req = parse_tokenize_request(*body);
     if (!req) co_return error_reply(req.error(), ctx);
-    auto tokens = co_await pool.run([&] { return svc.model().tokenize(req->content, req->add_special, true); });
+    auto tokens = co_await pool.run([&] { return svc.model().tokenize(req->content, req->add_special, req->parse_special); });
     if (!tokens) co_return error_reply(tokens.error(), ctx);
     Json out = Json::array();
     for (const llama_token t : *tokens) {
@@ -534,14 +534,18 @@ void add_runner_routes(http::Router& router, RunnerService& svc, http::WorkerPoo
     if (!text) co_return error_reply(text.error(), ctx);
     co_return json_reply(200, Json{{"content", *text}});
   });
-  router.post("/apply-template", [&svc](RequestContext& ctx) -> net::awaitable<Response> {
+  router.post("/apply-template", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
     auto body = parse_json_body(ctx.request.body);
     if (!body) co_return error_reply(body.error(), ctx);
-    auto parsed = parse_chat_request(*body, svc.engine().n_ctx_slot());
+    // Rendered as a generation renders it; `prompt_tokens` (llmd's addition
+    // to llama-server's reply) is what the generation's usage will count, so
+    // a gateway can reserve for the prompt exactly before it asks.
+    auto parsed = co_await pool.run([&] { return parse_for(ApiKind::kChat, *body, svc); });
     if (!parsed) co_return error_reply(parsed.error(), ctx);
-    auto rendered = svc.templates().apply(parsed->chat);
-    if (!rendered) co_return error_reply(rendered.error(), ctx);
-    co_return json_reply(200, Json{{"prompt", rendered->prompt}});
+    const GenerateRequest& r = parsed->request;
+    auto tokens = co_await pool.run([&] { return svc.model().tokenize(r.prompt, r.add_special, true); });
+    if (!tokens) co_return error_reply(tokens.error(), ctx);
+    co_return json_reply(200, Json{{"prompt", r.prompt}, {"prompt_tokens", tokens->size()}});
   });
 }
 

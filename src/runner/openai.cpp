@@ -631,6 +631,7 @@ Result<TokenizeRequest> parse_tokenize_request(const Json& body) {
   if (!*content) return bad("content is required");
   out.content = std::move(**content);
   LLMD_FIELD(f.boolean("add_special"), out.add_special);
+  LLMD_FIELD(f.boolean("parse_special"), out.parse_special);
   LLMD_FIELD(f.boolean("with_pieces"), out.with_pieces);
   return out;
 }

@@ -66,10 +66,12 @@ Result<ParsedGenerate> parse_text_completion_request(const Json& body, int n_ctx
 // grammar, json_schema, stream, cache_prompt, sampling fields.
 Result<ParsedGenerate> parse_llama_completion_request(const Json& body, int n_ctx_slot);
 
-// POST /tokenize: content, add_special (default false), with_pieces (default false).
+// POST /tokenize: content, add_special (default false), parse_special
+// (default true: special-token text is one token), with_pieces (default false).
 struct TokenizeRequest {
   std::string content;
   bool add_special = false;
+  bool parse_special = true;
   bool with_pieces = false;
 };
 Result<TokenizeRequest> parse_tokenize_request(const Json& body);

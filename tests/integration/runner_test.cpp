@@ -203,8 +203,37 @@ TEST_F(RunnerTest, TokenizeDetokenizeRoundTripIncludingChinese) {
   // Control tokens in text map to one special token.
   auto special = post(port(), "/tokenize", {{"content", "<|im_start|>"}});
   EXPECT_EQ(body_json(special)["tokens"].size(), 1u);
+  // ... unless parse_special is false (llama-server's switch): then it is text.
+  auto as_text = post(port(), "/tokenize", {{"content", "<|im_start|>"}, {"parse_special", false}});
+  ASSERT_EQ(as_text->status, 200) << as_text->body;
+  EXPECT_GT(body_json(as_text)["tokens"].size(), 1u);
   EXPECT_EQ(post(port(), "/detokenize", {{"tokens", {-5}}})->status, 400);
   EXPECT_EQ(post(port(), "/detokenize", {{"tokens", {99999999}}})->status, 400);
+}
+
+// What a gateway reserves for: /apply-template counts the prompt as the
+// generation of the same request will (the BOS rule, the switches a
+// response_format turns off), to the token.
+TEST_F(RunnerTest, ApplyTemplateCountsThePromptAsTheGenerationWill) {
+  const json messages = {{{"role", "system"}, {"content", "Be brief."}},
+                         {{"role", "user"}, {"content", "你好, what is 2+3×4?"}}};
+  for (const json& extra : {json::object(), json{{"response_format", {{"type", "json_object"}}}}}) {
+    json request = {{"messages", messages}, {"max_tokens", 2}};
+    request.update(extra);
+    auto counted = post(port(), "/apply-template", request);
+    ASSERT_EQ(counted->status, 200) << counted->body;
+    const json rendered = body_json(counted);
+    ASSERT_TRUE(rendered["prompt_tokens"].is_number_unsigned()) << rendered;
+    auto reply = post(port(), "/v1/chat/completions", request);
+    ASSERT_EQ(reply->status, 200) << reply->body;
+    EXPECT_EQ(rendered["prompt_tokens"], body_json(reply)["usage"]["prompt_tokens"]) << extra;
+    // A longer conversation counts more.
+    json longer = request;
+    longer["messages"].push_back({{"role", "assistant"}, {"content", "14"}});
+    longer["messages"].push_back({{"role", "user"}, {"content", "And 2×3+4?"}});
+    EXPECT_GT(body_json(post(port(), "/apply-template", longer))["prompt_tokens"].get<int>(),
+              rendered["prompt_tokens"].get<int>());
+  }
 }
 
 TEST_F(RunnerTest, Qwen2ChatTemplateIsChatML) {

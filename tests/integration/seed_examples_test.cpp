@@ -13,6 +13,7 @@
 #include <thread>
 #include <nlohmann/json.hpp>
 
+#include "store/database.h"
 #include "support/http.h"
 #include "support/llmd_serve.h"
 #include "support/process.h"
@@ -74,7 +75,7 @@ class SeedExamplesTest : public ::testing::Test {
                             "models: { dir: " + (*dir_ / "models").string() + ", default_model: tiny, port_range: \"" +
                                 std::to_string(base_port) + "-" + std::to_string(base_port + 20) +
                                 "\", list: [ { name: tiny, file: tiny.gguf, ctx: 4096, parallel: 2, threads: 1, "
-                                "price_multiplier: 0.25 } ] }\n");
+                                "price_multiplier: 0.25 }, { name: spare, file: tiny.gguf, ctx: 1024, threads: 1 } ] }\n");
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -146,11 +147,12 @@ TEST_F(SeedExamplesTest, EveryApiExampleOfTheDocumentWorksVerbatim) {
 
   // Models: the list (with the document's trailing slash), start, stop, chat.
   const json models = ok(call("GET", "/api/v1/models/", "", token));
-  ASSERT_EQ(models["models"].size(), 1u) << models;
+  ASSERT_EQ(models["models"].size(), 2u) << models;
   for (const char* field : {"name", "description", "status", "size"}) {
     EXPECT_TRUE(models["models"][0].contains(field)) << field << " in " << models;
   }
-  EXPECT_EQ(models["models"][0]["name"], "tiny");
+  EXPECT_EQ(models["models"][0]["name"], "spare");  // by name
+  EXPECT_EQ(models["models"][1]["name"], "tiny");
   const std::string admin_token = admin();
   auto start = call("POST", "/api/v1/models/tiny/start", "", admin_token);
   ASSERT_TRUE(start);
@@ -330,6 +332,82 @@ TEST_F(SeedExamplesTest, ChatWithTooFewTokensForMaxTokensIsClampedNotRefused) {
   auto poor = call("POST", "/api/v1/models/tiny/chat", R"({"message":"你好","max_tokens":1000})", token);
   EXPECT_EQ(poor->status, 402) << poor->body;
   EXPECT_EQ(balance(token), 10);
+}
+
+// SPEC §5: a call reserves its prompt, counted by the model's tokenizer, and
+// its max_tokens; for what people typically send (the document's chat, a
+// conversation, an SDK's chat and completion, the document's conversion)
+// that is at most half again what the call is then charged.
+TEST_F(SeedExamplesTest, TwentyTypicalCallsReserveAtMostHalfAgainTheirCharge) {
+  auto [token, id] = new_user("typical");
+  std::vector<std::pair<std::string, std::string>> calls;  // path, body
+  for (int i = 0; i < 4; ++i) calls.emplace_back("/api/v1/models/tiny/chat", kChat);
+  json history = json::array();
+  for (int i = 0; i < 3; ++i) {
+    history.push_back({{"role", "user"}, {"content", "第" + std::to_string(i + 1) + "个问题：2+3×4 等于几？"}});
+    history.push_back({{"role", "assistant"}, {"content", "等于 14，先算乘法再算加法。"}});
+    calls.emplace_back("/api/v1/models/tiny/chat",
+                       json{{"message", "为什么？"}, {"history", history}, {"max_tokens", 80}}.dump());
+  }
+  for (int i = 0; i < 4; ++i) {
+    calls.emplace_back("/v1/chat/completions",
+                       json{{"model", "tiny"},
+                            {"messages", {{{"role", "system"}, {"content", "You are a helpful tutor."}},
+                                          {{"role", "user"}, {"content", "Explain fractions in one sentence."}}}},
+                            {"max_tokens", 48}}
+                           .dump());
+    calls.emplace_back("/v1/completions",
+                       json{{"model", "tiny"}, {"prompt", "Once upon a time, in a quiet village,"}, {"max_tokens", 32}}
+                           .dump());
+    calls.emplace_back("/api/v1/tasks/convert", kConvert);
+  }
+  calls.emplace_back("/api/v1/models/tiny/chat",
+                     json{{"message", "用一句话解释分数。"}, {"system", "你是一位耐心的老师。"}, {"max_tokens", 60}}.dump());
+  for (const auto& [path, body] : calls) ok(call("POST", path, body, token));
+
+  // Every usage record beside what its request reserved, from the server's database.
+  auto db = store::Database::open("sqlite:" + (server_->dir() / "data/llmd.db").string(), 1);
+  ASSERT_TRUE(db) << db.error().message;
+  // A subtitle job's one reservation is held under its submit request's id,
+  // its usage record under the job's id.
+  auto rows = (*db)->with_connection<std::vector<store::Row>>([&](store::Connection& c) {
+    return c.query("SELECT u.route, u.charged, u.prompt_tokens, u.completion_tokens, "
+                   "(SELECT COALESCE(SUM(r.amount), 0) FROM reservations r WHERE r.user_id = u.user_id AND "
+                   " (r.request_id = u.request_id OR (u.task = 'subtitle' AND r.request_id NOT IN "
+                   "  (SELECT request_id FROM usage_records WHERE user_id = u.user_id)))) "
+                   "FROM usage_records u WHERE u.user_id = ? ORDER BY u.id",
+                   std::vector<store::Value>{id});
+  });
+  ASSERT_TRUE(rows) << rows.error().message;
+  ASSERT_EQ(rows->size(), 20u);
+  std::int64_t charged = 0;
+  for (const auto& row : *rows) {
+    const std::int64_t charge = row.integer(1);
+    const std::int64_t reserved = row.integer(4);
+    EXPECT_GT(charge, 0) << row.text(0);
+    EXPECT_LE(static_cast<double>(reserved), 1.5 * static_cast<double>(charge))
+        << row.text(0) << ": reserved " << reserved << ", charged " << charge << " for " << row.integer(2)
+        << " prompt + " << row.integer(3) << " completion tokens";
+    charged += charge;
+  }
+  EXPECT_EQ(balance(token), 1000 - charged);
+}
+
+// Counting a prompt needs the model running: a caller who cannot pay for
+// the smallest reply is refused before that, and no model is started for them.
+TEST_F(SeedExamplesTest, ACallerWhoCannotPayStartsNoModel) {
+  auto [token, id] = new_user("broke");
+  ASSERT_EQ(call("POST", "/api/v1/admin/users/" + std::to_string(id) + "/tokens",
+                 json{{"amount", -1000}, {"reason", "test"}}.dump(), admin())
+                ->status,
+            200);
+  auto chat = call("POST", "/api/v1/models/spare/chat", kChat, token);
+  EXPECT_EQ(chat->status, 402) << chat->body;
+  auto v1 = call("POST", "/v1/chat/completions",
+                 R"({"model":"spare","messages":[{"role":"user","content":"你好"}],"max_tokens":10})", token);
+  EXPECT_EQ(v1->status, 402) << v1->body;
+  EXPECT_EQ(ok(call("GET", "/api/v1/models/spare", "", admin()))["status"], "available");
+  EXPECT_EQ(balance(token), 0);
 }
 
 }  // namespace

@@ -42,6 +42,16 @@ class FakeModelClient final : public inference::ModelClient {
     co_return static_cast<std::int64_t>(text.size());
   }
 
+  // Prompt counts: `prompt_count` (nullopt: "cannot count"), or
+  // `count_failure` when set.
+  std::optional<std::int64_t> prompt_count;
+
+  boost::asio::awaitable<inference::CallResult<std::optional<std::int64_t>>> count_prompt(
+      const std::string&, const std::string&, const nlohmann::json&, const inference::CallTag&) override {
+    if (count_failure) co_return std::unexpected(*count_failure);
+    co_return prompt_count;
+  }
+
   // A reply with `content` that used `prompt` + `completion` tokens.
   static inference::ChatReply reply(std::string content, std::int64_t prompt, std::int64_t completion) {
     inference::ChatReply r;

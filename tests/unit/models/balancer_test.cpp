@@ -63,6 +63,33 @@ TEST(Balancer, WeightedRoundRobinInterleavesSmoothly) {
   EXPECT_EQ(seq, "aabacaa");  // nginx's documented sequence for 5:1:1
 }
 
+TEST(Balancer, APeekBetweenPicksLeavesTheRotationAndCountsAsTheyAre) {
+  Balancer b(Strategy::kWeightedRoundRobin, {});
+  b.add("a", 5);
+  b.add("b", 1);
+  b.add("c", 1);
+  std::string seq;
+  for (int i = 0; i < 7; ++i) {
+    EXPECT_TRUE(b.peek(kT0));  // a prompt counted before each request
+    auto id = b.acquire(kT0);
+    seq += *id;
+    b.release(*id, true, kT0);
+  }
+  EXPECT_EQ(seq, "aabacaa");
+  // The least busy instance; nothing in flight or picked for the peek.
+  ASSERT_TRUE(b.acquire(kT0));  // a
+  ASSERT_TRUE(b.acquire(kT0));  // a
+  EXPECT_EQ(b.peek(kT0), "b");
+  EXPECT_EQ(b.peek(kT0, {"b"}), "c");
+  std::uint64_t picks = 0;
+  for (const auto& v : b.snapshot(kT0)) picks += v.picks;
+  EXPECT_EQ(picks, 9u);
+  b.set_probe_result("a", false);
+  b.set_probe_result("b", false);
+  b.set_probe_result("c", false);
+  EXPECT_FALSE(b.peek(kT0));
+}
+
 TEST(Balancer, LeastConnectionsPicksFewestInFlight) {
   Balancer b(Strategy::kLeastConnections, {});
   b.add("a", 1);
