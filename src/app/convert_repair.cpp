@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "app/reply_allowance.h"
 #include "billing/meter.h"
 #include "http/errors.h"
 
@@ -38,21 +39,26 @@ Result<convert::Value> repaired_document(const std::string& answer, const conver
 awaitable<Result<Repaired>> repair_with_model(const RepairDeps& d, const Caller& caller, const RepairInput& input) {
   // SPEC §5: the base is the document (counted by the model's tokenizer) and
   // the completion; the repair instructions are the fixed +5. The reply
-  // restates the document, so less room than the document is not useful.
+  // restates the document, so less room than the document is not useful:
+  // that much is reserved first, and grows as the reply streams.
   const inference::CallTag tag{caller.request_id};
+  const billing::MeterOpen what{caller.user_id, caller.request_id, "convert", d.model, kMinUsefulCompletion,
+                                "convert (repair)"};
+  auto opened = co_await open_floor(d.pool, d.accounts, d.pricing, what);
+  if (!opened) co_return std::unexpected(opened.error());
+  billing::MeteredCall& meter = *opened;
   const inference::CallResult<std::int64_t> content_tokens =
       co_await d.models.count_tokens(d.model, input.content, tag);
-  if (!content_tokens) co_return std::unexpected(content_tokens.error().error);
-  const billing::MeterOpen what{caller.user_id, caller.request_id, "convert", d.model, 0, "convert (repair)"};
-  const billing::FitRequest fit{*content_tokens, kRepairMaxTokens,
-                                std::clamp(*content_tokens, kMinUsefulCompletion, kRepairMaxTokens), 1};
-  auto opened = co_await d.pool.run([&] { return billing::MeteredCall::open_fitted(d.accounts, d.pricing, what, fit); });
-  if (!opened) co_return std::unexpected(opened.error());
-  billing::MeteredCall& meter = opened->call;
+  if (!content_tokens) co_return co_await refused<Repaired>(d.pool, meter, content_tokens.error().error);
+  const std::int64_t useful = std::clamp(*content_tokens, kMinUsefulCompletion, kRepairMaxTokens);
+  const billing::FitRequest fit{*content_tokens, useful, useful, 1};
+  auto grown = co_await d.pool.run([&] { return meter.grow(fit); });
+  if (!grown) co_return co_await refused<Repaired>(d.pool, meter, grown.error());
+  ReplyAllowance allowance(d.pool, cover_with(meter), *content_tokens + grown->max_completion, kRepairMaxTokens);
 
-  inference::ChatRequest request = repair_request(d.model, input.from, input.content);
-  request.max_tokens = opened->max_completion;
-  inference::CallResult<inference::ChatReply> reply = co_await d.models.chat(request, tag);
+  const inference::ChatRequest request = repair_request(d.model, input.from, input.content);
+  inference::CallResult<inference::ChatReply> reply =
+      co_await d.models.chat_streamed(request, tag, allowance.watch(*content_tokens));
   Result<std::string> written = std::unexpected(Error(ErrorCode::kUnavailable, "model call failed", "model_error"));
   if (reply) {
     auto doc = repaired_document(reply->content, input.options.limits);
@@ -68,7 +74,8 @@ awaitable<Result<Repaired>> repair_with_model(const RepairDeps& d, const Caller&
   if (!reply) co_return std::unexpected(reply.error().error);  // the gateway's refusal (503/504 ...)
   if (!written) co_return std::unexpected(written.error());
   if (!settled) co_return std::unexpected(settled.error());
-  co_return Repaired{std::move(*written), settled->charged, settled->available, opened->clamped};
+  co_return Repaired{std::move(*written), settled->charged, settled->available,
+                     grown->clamped || allowance.stopped()};
 }
 
 }  // namespace llmd::app

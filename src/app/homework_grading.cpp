@@ -3,6 +3,7 @@
 #include <optional>
 #include <vector>
 
+#include "app/reply_allowance.h"
 #include "billing/meter.h"
 #include "http/errors.h"
 
@@ -21,13 +22,18 @@ struct Samples {
   std::optional<Error> reply_error;                   // a reply was not a grade
 };
 
+// The samples one after another, each billed `content_tokens` for its
+// prompt, their replies kept within what `allowance` can reserve.
 awaitable<Samples> ask_samples(const HomeworkGraderDeps& d, const Caller& caller,
-                               const homework::RenderedPrompt& prompt, const GradeOptions& options) {
+                               const homework::RenderedPrompt& prompt, const GradeOptions& options,
+                               std::int64_t content_tokens, ReplyAllowance& allowance) {
   Samples out;
   const inference::CallTag tag{caller.request_id};
-  for (int i = 0; i < options.samples; ++i) {
+  for (int i = 0; i < options.samples && !allowance.stopped(); ++i) {
     const inference::ChatRequest request = sample_request(d.model, prompt, options, i);
-    inference::CallResult<inference::ChatReply> reply = co_await d.models.chat(request, tag);
+    const std::int64_t billed_before = content_tokens * (out.calls_read + 1) + out.used.completion_tokens;
+    inference::CallResult<inference::ChatReply> reply =
+        co_await d.models.chat_streamed(request, tag, allowance.watch(billed_before));
     if (!reply) {
       out.calls_read += reply.error().usage.prompt_tokens > 0 ? 1 : 0;
       out.used.prompt_tokens += reply.error().usage.prompt_tokens;
@@ -85,18 +91,25 @@ awaitable<Result<GradeOutcome>> grade_with_model(const HomeworkGraderDeps& d, co
   // tokenizer) and the completions; the grading template is the fixed +20.
   const std::string content = billed_content(input);
   const inference::CallTag tag{caller.request_id};
-  const inference::CallResult<std::int64_t> content_tokens = co_await d.models.count_tokens(d.model, content, tag);
-  if (!content_tokens) co_return std::unexpected(content_tokens.error().error);
-  const billing::MeterOpen what{caller.user_id, caller.request_id, "homework", d.model, 0, ""};
-  const billing::FitRequest fit{*content_tokens, options.max_tokens, kMinUsefulCompletion, options.samples};
-  auto opened = co_await d.pool.run([&] { return billing::MeteredCall::open_fitted(d.accounts, d.pricing, what, fit); });
+  // The reply's first allowance is reserved with the content; it grows as
+  // the reply streams (ReplyAllowance).
+  const std::int64_t first = std::min(options.max_tokens, kFirstReplyAllowance);
+  const std::int64_t samples_n = options.samples;
+  const billing::MeterOpen what{caller.user_id, caller.request_id, "homework", d.model,
+                                samples_n * std::min(first, kMinUsefulCompletion), ""};
+  auto opened = co_await open_floor(d.pool, d.accounts, d.pricing, what);
   if (!opened) co_return std::unexpected(opened.error());
-  billing::MeteredCall& meter = opened->call;
-  GradeOptions fitted = options;
-  fitted.max_tokens = opened->max_completion;
-  out.max_tokens_clamped = opened->clamped;
+  billing::MeteredCall& meter = *opened;
+  const inference::CallResult<std::int64_t> content_tokens = co_await d.models.count_tokens(d.model, content, tag);
+  if (!content_tokens) co_return co_await refused<GradeOutcome>(d.pool, meter, content_tokens.error().error);
+  const billing::FitRequest fit{samples_n * *content_tokens, samples_n * first,
+                                samples_n * std::min(first, kMinUsefulCompletion), 1};
+  auto grown = co_await d.pool.run([&] { return meter.grow(fit); });
+  if (!grown) co_return co_await refused<GradeOutcome>(d.pool, meter, grown.error());
+  ReplyAllowance allowance(d.pool, cover_with(meter), fit.prompt_tokens + grown->max_completion, options.max_tokens);
 
-  Samples samples = co_await ask_samples(d, caller, out.prompt, fitted);
+  Samples samples = co_await ask_samples(d, caller, out.prompt, options, *content_tokens, allowance);
+  out.max_tokens_clamped = grown->clamped || allowance.stopped();
 
   std::optional<homework::Grade> grade;
   out.graded_by = "model";

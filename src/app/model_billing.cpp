@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/account_routes.h"
+#include "app/reply_allowance.h"
 #include "app/task_caller.h"
 #include "billing/meter.h"
 
@@ -37,14 +38,14 @@ class BillingHooks final : public models::CallHooks {
     // the smallest useful reply is refused first, with a floor reservation.
     const billing::MeterOpen what{who->user_id, ctx.request_id, task_of(call), call.model,
                                   std::max<std::int64_t>(min_completion, 1), ""};
-    auto opened = co_await pool_.run([&] { return billing::MeteredCall::open(accounts_, pricing_, what); });
+    auto opened = co_await open_floor(pool_, accounts_, pricing_, what);
     if (!opened) co_return std::unexpected(opened.error());
     auto meter = std::make_shared<billing::MeteredCall>(std::move(*opened));
     const Result<std::int64_t> prompt = co_await prompt_tokens(ctx, call);
-    if (!prompt) co_return co_await refused(*meter, prompt.error());
+    if (!prompt) co_return co_await refused<models::Admission>(pool_, *meter, prompt.error());
     const billing::FitRequest fit{*prompt, call.max_tokens, min_completion, 1};
     auto grown = co_await pool_.run([&] { return meter->grow(fit); });
-    if (!grown) co_return co_await refused(*meter, grown.error());
+    if (!grown) co_return co_await refused<models::Admission>(pool_, *meter, grown.error());
     ctx.attributes[kMeterKey] = meter;
     co_return models::Admission{grown->max_completion, grown->clamped};
   }
@@ -94,12 +95,6 @@ class BillingHooks final : public models::CallHooks {
   http::WorkerPool& pool_;
   inference::ModelClient& models_;
   observe::Logger log_;
-
-  // Releases an admission's floor reservation; the refusal goes to the client.
-  awaitable<Result<models::Admission>> refused(billing::MeteredCall& meter, Error why) {
-    co_await pool_.run([&] { return meter.release(); });
-    co_return std::unexpected(std::move(why));
-  }
 
   // The call's prompt tokens as the worker will count them; the bytes'
   // worst case where it cannot say (an external upstream).

@@ -19,7 +19,9 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "app/reply_allowance.h"
 #include "billing/meter.h"
+#include "inference/token_estimate.h"
 #include "tasks/subtitle/translate.h"
 
 namespace llmd::app {
@@ -328,6 +330,11 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     std::int64_t total = 0;     // cues
     std::string instance;       // of the last model call
     std::int64_t call_number = 0;
+    // The batch running: its reply allowance, and the billed tokens before
+    // its next call's reply (the finished batches, its cue tokens, the
+    // completions of its calls so far).
+    ReplyAllowance* allowance = nullptr;
+    std::int64_t batch_billed = 0;
   };
 
   // How the batches ended.
@@ -455,13 +462,32 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
         d.log.debug("subtitle batch call", {{"job_id", run.id}, {"response_format", format}});
       }
       const inference::CallTag tag{run.id + "-" + std::to_string(++run.call_number)};
-      inference::CallResult<inference::ChatReply> reply = co_await d.models.chat(request, tag);
+      inference::CallResult<inference::ChatReply> reply =
+          co_await d.models.chat_streamed(request, tag, run.allowance->watch(run.batch_billed));
       if (!reply) {
         run.instance = reply.error().instance;
         co_return std::unexpected(batch_call_error(reply.error()));
       }
       run.instance = reply->instance;
+      run.batch_billed += reply->usage.completion_tokens;
+      if (run.allowance->stopped()) {
+        // The balance ran out mid-reply: the job ends with the batches done
+        // (this one is not, and is not charged).
+        co_return fail(ErrorCode::kPaymentRequired, "the balance ran out during a batch", "insufficient_tokens");
+      }
       co_return subtitle::ModelReply{reply->content, reply->usage.prompt_tokens, reply->usage.completion_tokens};
+    };
+  }
+
+  // The Grow of a batch's ReplyAllowance: the job's reservation, grown on
+  // the pool while the I/O side waits (so `run` is not touched meanwhile).
+  ReplyAllowance::Grow cover_job(JobRun& run) {
+    return [this, &run](std::int64_t wanted, std::int64_t needed) -> Result<std::int64_t> {
+      const billing::MeterOpen what{run.job.user_id, run.id, kKind, d.model, 0, ""};
+      auto covered = billing::cover(d.accounts, d.pricing, what, run.reservation, wanted, needed);
+      if (!covered) return std::unexpected(covered.error());
+      run.reservation = covered->held;
+      return covered->base;
     };
   }
 
@@ -475,16 +501,18 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
   }
 
   // Grows the job's reservation to pay for what the finished batches used
-  // plus this batch: its billed cue tokens and its completion bound, or
-  // (the balance is short) the largest completion of at least the batch's
-  // floor. A reservation a stale sweep released is held anew. Returns the
-  // batch's completion allowance; kPaymentRequired when not even the floor
-  // fits (the reservation is then unchanged).
+  // plus this batch: its billed cue tokens and the first allowance of its
+  // reply (the batch's floor, at most its bound), or (the balance is short)
+  // as much of it as the balance pays. A reservation a stale sweep released
+  // is held anew. Returns the completion tokens reserved; kPaymentRequired
+  // when not even the floor fits (the reservation is then unchanged). The
+  // reply's allowance grows from there as it streams (ReplyAllowance).
   awaitable<Result<std::int64_t>> hold_batch(JobRun& run, std::span<const subtitle::Cue> cues,
                                              std::int64_t billed) {
     const billing::MeterOpen what{run.job.user_id, run.id, kKind, d.model, 0, ""};
     const std::int64_t bound = completion_bound(cues, run.progress.context);
-    const billing::FitRequest fit{billed, bound, std::min(bound, subtitle::completion_floor(cues)), 1};
+    const std::int64_t first = std::min(bound, subtitle::completion_floor(cues));
+    const billing::FitRequest fit{billed, first, first, 1};
     const std::int64_t used = run.progress.base();
     auto grown = co_await d.pool.run([&]() -> Result<billing::Grown> {
       auto g = billing::grow_fitted(d.accounts, d.pricing, what, run.reservation, used, fit);
@@ -546,9 +574,14 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
         }
         break;
       }
-      options.max_tokens_per_batch = static_cast<int>(*allowance);
+      const std::int64_t bound = completion_bound(cues, progress.context);
+      options.max_tokens_per_batch = static_cast<int>(bound);
+      run.batch_billed = progress.base() + *billed;
+      ReplyAllowance reply_allowance(d.pool, cover_job(run), run.batch_billed + *allowance, bound);
+      run.allowance = &reply_allowance;
       subtitle::Context context = progress.context;  // kept unchanged if this batch is discarded
       auto batch = co_await subtitle::translate_batch(cues, context, options, call);
+      run.allowance = nullptr;
       // A stop or cancel during the batch may have cut its calls short: its
       // result is discarded (a resumed job redoes the batch).
       if (const auto why = interruption()) {
@@ -556,8 +589,8 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
         break;
       }
       if (!batch) {
-        out = Ending{End::kFailed, batch.error().message,
-                     batch.error().code == ErrorCode::kPaymentRequired ? 402 : 500};
+        const bool out_of_tokens = batch.error().code == ErrorCode::kPaymentRequired;
+        out = Ending{out_of_tokens ? End::kOutOfTokens : End::kFailed, batch.error().message, out_of_tokens ? 402 : 500};
         break;
       }
       if (batch->lines.size() != cues.size()) {
@@ -742,10 +775,13 @@ std::int64_t SubtitleJobs::first_batch_reservation(const subtitle::Document& doc
   const auto batches = impl_->plan(doc.cues);
   if (batches.empty()) return 0;
   const auto cues = impl_->batch_cues(doc, batches.front());
-  const auto text_bytes = static_cast<std::int64_t>(billed_text(cues).size());  // a token is at least a byte
+  // Estimated, not counted: a submit starts no model. The exact count is
+  // reserved for before the batch runs (hold_batch), and a balance short of
+  // it ends the job then.
+  const std::int64_t text_tokens = inference::estimated_tokens(billed_text(cues));
   const std::int64_t floor =
       std::min(impl_->completion_bound(cues, subtitle::Context{}), subtitle::completion_floor(cues));
-  return impl_->price(text_bytes + floor);
+  return impl_->price(text_tokens + floor);
 }
 
 awaitable<Result<jobs::Job>> SubtitleJobs::submit(std::int64_t user_id, const subtitle::Document& doc,

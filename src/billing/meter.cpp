@@ -63,6 +63,31 @@ Result<Grown> MeteredCall::grow(FitRequest fit) {
   return grown;
 }
 
+Result<std::int64_t> MeteredCall::cover(std::int64_t wanted, std::int64_t needed) {
+  if (state_ != State::kOpen) return fail(ErrorCode::kConflict, "the metered call is closed", "reservation_closed");
+  auto covered = billing::cover(*accounts_, *pricing_, what_, held_, wanted, needed);
+  if (!covered) return std::unexpected(covered.error());
+  held_ = covered->held;
+  return covered->base;
+}
+
+Result<Covered> cover(Accounts& accounts, const Pricing& pricing, const MeterOpen& what, const Reservation& held,
+                      std::int64_t wanted, std::int64_t needed) {
+  const auto price = [&](std::int64_t base) { return base > 0 ? pricing.charge(what.task, base, what.model) : 0; };
+  if (price(wanted) <= held.amount) return Covered{held, wanted};
+  auto whole = accounts.resize(held, price(wanted));
+  if (whole) return Covered{*whole, wanted};
+  if (whole.error().code != ErrorCode::kPaymentRequired) return std::unexpected(whole.error());
+  auto balance = accounts.balance(what.user_id);
+  if (!balance) return std::unexpected(balance.error());
+  // What the reservation holds already is the user's too.
+  const std::int64_t affordable = pricing.max_base(what.task, balance->available() + held.amount, what.model);
+  if (affordable < needed) return std::unexpected(whole.error());
+  auto part = accounts.resize(held, std::max(held.amount, price(affordable)));
+  if (!part) return std::unexpected(part.error());  // spent meanwhile by a parallel call
+  return Covered{*part, affordable};
+}
+
 MeteredCall MeteredCall::adopt(Accounts& accounts, const Pricing& pricing, MeterOpen what, Reservation held) {
   return MeteredCall(accounts, pricing, std::move(what), std::move(held), true);
 }

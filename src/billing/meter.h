@@ -95,6 +95,15 @@ class MeteredCall {
   // reservation is unchanged and still open.
   Result<Grown> grow(FitRequest fit);
 
+  // Grows the reservation for a reply that streams past what was reserved:
+  // to price(wanted) base tokens, or, when the balance cannot pay that, to
+  // the most it can pay if that is at least `needed` tokens. Returns the
+  // base tokens the reservation now pays for (`wanted` when it held that
+  // much already). Errors: kPaymentRequired when not even `needed` fits
+  // (nothing changes), kConflict when the call is closed or the reservation
+  // was released meanwhile.
+  Result<std::int64_t> cover(std::int64_t wanted, std::int64_t needed);
+
   // Releases the reservation without charging or recording anything.
   // Idempotent.
   Result<void> release();
@@ -142,5 +151,19 @@ struct Grown {
 // reservation was settled or released meanwhile; database errors.
 Result<Grown> grow_fitted(Accounts& accounts, const Pricing& pricing, const MeterOpen& what, const Reservation& held,
                           std::int64_t used_base, FitRequest fit);
+
+// A held reservation grown for more of a streaming reply.
+struct Covered {
+  Reservation held;
+  std::int64_t base = 0;  // the base tokens it pays for now
+};
+
+// Grows `held` (pending) to price(wanted) base tokens of what.task, or, when
+// the balance cannot pay that, to the most it pays if that is at least
+// `needed` (MeteredCall::cover, for a reservation a job keeps). Never
+// shrinks. Errors: kPaymentRequired when not even `needed` fits (nothing
+// changes), kConflict (reservation_closed), database errors.
+Result<Covered> cover(Accounts& accounts, const Pricing& pricing, const MeterOpen& what, const Reservation& held,
+                      std::int64_t wanted, std::int64_t needed);
 
 }  // namespace llmd::billing

@@ -1,4 +1,5 @@
 // The OpenAI chat completion JSON of ChatRequest and ChatReply.
+#include <algorithm>
 #include <cmath>
 
 #include "inference/model_client.h"
@@ -83,6 +84,42 @@ ChatReply chat_reply_from_json(const json& body) {
     }
   }
   return out;
+}
+
+void add_chat_chunk(ChatReply& reply, const json& chunk) {
+  if (!chunk.is_object()) return;
+  if (auto u = chunk.find("usage"); u != chunk.end() && u->is_object()) {
+    reply.usage.prompt_tokens = u->value("prompt_tokens", reply.usage.prompt_tokens);
+    reply.usage.completion_tokens = u->value("completion_tokens", reply.usage.completion_tokens);
+  }
+  auto choices = chunk.find("choices");
+  if (choices == chunk.end() || !choices->is_array() || choices->empty() || !(*choices)[0].is_object()) return;
+  const json& choice = (*choices)[0];
+  if (auto f = choice.find("finish_reason"); f != choice.end() && f->is_string()) reply.finish_reason = *f;
+  // A whole reply (a server that ignored "stream") has a message instead.
+  const bool whole = !choice.contains("delta") && choice.contains("message");
+  auto delta = choice.find(whole ? "message" : "delta");
+  if (delta == choice.end() || !delta->is_object()) return;
+  if (auto c = delta->find("content"); c != delta->end() && c->is_string()) reply.content += c->get<std::string>();
+  if (auto c = delta->find("reasoning_content"); c != delta->end() && c->is_string()) {
+    reply.reasoning_content += c->get<std::string>();
+  }
+  auto calls = delta->find("tool_calls");
+  if (calls == delta->end() || !calls->is_array()) return;
+  for (std::size_t position = 0; position < calls->size(); ++position) {
+    const json& piece = (*calls)[position];
+    if (!piece.is_object()) continue;
+    const std::int64_t given = piece.value("index", static_cast<std::int64_t>(whole ? position : 0));
+    const auto index = static_cast<std::size_t>(std::max<std::int64_t>(0, given));
+    if (index > 1024) continue;  // not a real tool call's index
+    if (reply.tool_calls.size() <= index) reply.tool_calls.resize(index + 1);
+    ToolCall& t = reply.tool_calls[index];
+    if (auto id = piece.find("id"); id != piece.end() && id->is_string()) t.id = *id;
+    auto fn = piece.find("function");
+    if (fn == piece.end() || !fn->is_object()) continue;
+    if (auto n = fn->find("name"); n != fn->end() && n->is_string()) t.name += n->get<std::string>();
+    if (auto a = fn->find("arguments"); a != fn->end() && a->is_string()) t.arguments += a->get<std::string>();
+  }
 }
 
 }  // namespace llmd::inference

@@ -53,6 +53,45 @@ class GatewayClient final : public ModelClient {
     co_return reply;
   }
 
+  boost::asio::awaitable<CallResult<ChatReply>> chat_streamed(const ChatRequest& request, const CallTag& tag,
+                                                              Progress on_progress) override {
+    json body = json::parse(chat_body(request));
+    body["stream"] = true;
+    body["stream_options"] = {{"include_usage", true}};
+    body["timings_per_token"] = true;  // the usage so far with every token
+    const std::string sent_body = body.dump();
+    const std::string path = "/v1/chat/completions";
+    ChatReply reply;
+    bool stopped = false;
+    models::Proxy::OnEvent on_event = [&](const json& chunk) -> boost::asio::awaitable<bool> {
+      add_chat_chunk(reply, chunk);
+      models::CallUsage so_far;
+      if (models::read_progress(chunk, so_far) &&
+          !co_await on_progress(Usage{so_far.prompt_tokens, so_far.completion_tokens})) {
+        stopped = true;
+        co_return false;
+      }
+      co_return true;
+    };
+    models::ProxyResult r = co_await proxy_.stream_events(tag.request_id, request.model, path, sent_body, on_event);
+    const Usage usage{r.usage.prompt_tokens, r.usage.completion_tokens};
+    if (r.error) co_return std::unexpected(CallFailure{*r.error, models::refusal_of(*r.error), r.instance, usage});
+    if (!r.ok && !stopped) {
+      if (r.response.status != 200 && r.response.status != 0 && !r.started) {
+        const http::ClientResponse worker{r.response.status, {}, r.response.body};
+        const Refusal why = r.response.status >= 500 ? Refusal::kWorkerFailed : Refusal::kWorkerRejected;
+        co_return std::unexpected(CallFailure{worker_error(worker), why, r.instance, usage});
+      }
+      co_return std::unexpected(CallFailure{
+          Error(ErrorCode::kUnavailable, "the model worker failed mid-reply", "upstream_error").with_retry_after(2),
+          Refusal::kWorkerFailed, r.instance, usage});
+    }
+    if (stopped) reply.finish_reason = "length";
+    reply.usage = usage;
+    reply.instance = r.instance;
+    co_return reply;
+  }
+
   // The worker's own tokenizer (`/tokenize`, llama-server's shape, which
   // `llmd runner` speaks); an upstream server without that endpoint gets the
   // documented estimate instead of failing the task.

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -82,6 +83,10 @@ struct CallFailure {
 template <typename T>
 using CallResult = std::expected<T, CallFailure>;
 
+// Told the usage so far while a reply is generated (about once per token);
+// false stops the generation there.
+using Progress = std::function<boost::asio::awaitable<bool>(const Usage& so_far)>;
+
 class ModelClient {
  public:
   virtual ~ModelClient() = default;
@@ -89,6 +94,13 @@ class ModelClient {
   // taken by reference and must outlive the co_await (they do when awaited
   // at once).
   virtual boost::asio::awaitable<CallResult<ChatReply>> chat(const ChatRequest& request, const CallTag& tag) = 0;
+
+  // The same completion streamed from the worker, `on_progress` told the
+  // usage as it grows. When it answers false the generation stops: the
+  // reply so far is the result, with finish_reason "length" and the usage
+  // last reported (what was generated until then). Same threading rules.
+  virtual boost::asio::awaitable<CallResult<ChatReply>> chat_streamed(const ChatRequest& request,
+                                                                      const CallTag& tag, Progress on_progress) = 0;
 
   // How many tokens `text` is to `model`'s own tokenizer (no BOS/EOS added;
   // special-token text counts as text): what a task bills for the user's
@@ -118,5 +130,10 @@ ChatRequest chat_request_from_json(const nlohmann::json& body);
 // The reply of a chat completion body (content, reasoning, tool calls,
 // usage); fields that are missing stay empty.
 ChatReply chat_reply_from_json(const nlohmann::json& body);
+// Adds one streamed chunk (chat.completion.chunk) to `reply`: its delta's
+// content, reasoning and tool-call pieces (by index), its finish_reason and
+// usage when present. A whole reply (a server that ignored "stream") is
+// taken as one chunk.
+void add_chat_chunk(ChatReply& reply, const nlohmann::json& chunk);
 
 }  // namespace llmd::inference

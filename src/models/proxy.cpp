@@ -8,6 +8,11 @@ namespace llmd::models {
 namespace net = boost::asio;
 using json = nlohmann::json;
 
+namespace {
+// The largest whole (non-streamed) reply taken in place of a stream.
+constexpr std::size_t kMaxWholeReplyBytes = 64 * 1024 * 1024;
+}  // namespace
+
 std::string SseSplitter::data_of(std::string_view block) {
   std::string out;
   bool first = true;
@@ -138,17 +143,22 @@ net::awaitable<ProxyResult> Proxy::call(http::RequestContext& ctx, const std::st
 net::awaitable<ProxyResult> Proxy::stream_through(http::RequestContext& ctx, const std::string& model,
                                                   const std::string& path, const std::string& body,
                                                   bool forward_usage_chunk, bool forward_timings) {
-  co_return co_await stream(ctx, model, path, body, forward_usage_chunk, forward_timings, nullptr);
+  co_return co_await stream(ctx.request_id, &ctx, model, path, body, forward_usage_chunk, forward_timings, nullptr);
 }
 
 net::awaitable<ProxyResult> Proxy::stream_events(http::RequestContext& ctx, const std::string& model,
                                                  const std::string& path, const std::string& body, OnEvent on_event) {
-  co_return co_await stream(ctx, model, path, body, false, false, &on_event);
+  co_return co_await stream(ctx.request_id, &ctx, model, path, body, false, false, &on_event);
 }
 
-net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::string& model, const std::string& path,
-                                          const std::string& body, bool forward_usage_chunk, bool forward_timings,
-                                          const OnEvent* on_event) {
+net::awaitable<ProxyResult> Proxy::stream_events(const std::string& request_id, const std::string& model,
+                                                 const std::string& path, const std::string& body, OnEvent on_event) {
+  co_return co_await stream(request_id, nullptr, model, path, body, false, false, &on_event);
+}
+
+net::awaitable<ProxyResult> Proxy::stream(const std::string& request_id, http::RequestContext* ctx,
+                                          const std::string& model, const std::string& path, const std::string& body,
+                                          bool forward_usage_chunk, bool forward_timings, const OnEvent* on_event) {
   ProxyResult out;
   std::vector<std::string> exclude;
   std::optional<Error> last;
@@ -169,6 +179,10 @@ net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::
     std::string error_body;
     std::string error_type = "application/json";
     SseSplitter splitter;
+    // A server that ignores "stream" answers one JSON reply: for `on_event`,
+    // that reply is the one event.
+    bool whole_reply = false;
+    std::string reply_body;
 
     auto on_head = [&](int s, const http::Headers& h) -> net::awaitable<bool> {
       status = s;
@@ -180,6 +194,7 @@ net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::
         error_type = std::string(h.get("Content-Type").value_or("application/json"));
         co_return true;
       }
+      whole_reply = on_event && h.get("Content-Type").value_or("").starts_with("application/json");
       if (!on_event) {
         http::Headers down;
         down.set("Content-Type", std::string(h.get("Content-Type").value_or("text/event-stream")));
@@ -187,7 +202,7 @@ net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::
         down.set("X-Accel-Buffering", "no");
         down.set("X-Llmd-Instance", out.instance);
         out.started = true;
-        if (!co_await ctx.stream.begin(200, down)) {
+        if (!co_await ctx->stream.begin(200, down)) {
           client_gone = true;
           co_return false;
         }
@@ -198,6 +213,10 @@ net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::
       if (status != 200) {
         if (error_body.size() < 65536) error_body.append(data.substr(0, 65536 - error_body.size()));
         co_return true;
+      }
+      if (whole_reply) {
+        reply_body.append(data);
+        co_return reply_body.size() <= kMaxWholeReplyBytes;
       }
       std::vector<std::pair<std::string, std::string>> events;
       splitter.feed(data, [&](std::string_view block, std::string payload) {
@@ -236,14 +255,14 @@ net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::
           pass += block;
         }
       }
-      if (!pass.empty() && !co_await ctx.stream.write(pass)) {
+      if (!pass.empty() && !co_await ctx->stream.write(pass)) {
         client_gone = true;
         co_return false;
       }
       co_return true;
     };
 
-    auto r = co_await client_.stream(make_request(ctx.request_id, *lease, path, body), on_head, on_chunk);
+    auto r = co_await client_.stream(make_request(request_id, *lease, path, body), on_head, on_chunk);
     if (!got_usage) {
       // Cut short: what the worker reported so far (the prompt was
       // evaluated before the first chunk), else one token per chunk.
@@ -259,7 +278,7 @@ net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::
       lease->finish(false);
       last = r.error();
       log_.warn("worker stream failed", {{"model", model}, {"instance", out.instance}, {"reason", r.error().message},
-                                         {"request_id", ctx.request_id}, {"started", out.started}});
+                                         {"request_id", request_id}, {"started", out.started}});
       if (!out.started && refusal_of(r.error()) == Refusal::kUnreachable && attempt == 0) {
         exclude.push_back(out.instance);
         continue;
@@ -268,9 +287,9 @@ net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::
       if (!on_event) {
         // Tell an SSE client why the stream ends early, then end it cleanly.
         const json err = {{"error", {{"code", "upstream_error"}, {"message", "the model worker failed mid-reply"},
-                                     {"request_id", ctx.request_id}}}};
-        co_await ctx.stream.write("data: " + err.dump() + "\n\n");
-        co_await ctx.stream.end();
+                                     {"request_id", request_id}}}};
+        co_await ctx->stream.write("data: " + err.dump() + "\n\n");
+        co_await ctx->stream.end();
         out.response = http::Response::already_streamed(200);
       }
       out.outcome_status = 502;
@@ -289,17 +308,26 @@ net::awaitable<ProxyResult> Proxy::stream(http::RequestContext& ctx, const std::
       out.response.headers.set("Content-Type", error_type);
       co_return out;
     }
+    if (whole_reply) {
+      const json reply = json::parse(reply_body, nullptr, false);
+      got_usage = read_usage(reply, out.usage);
+      if (reply.is_object()) {
+        out.started = true;
+        (void)co_await (*on_event)(reply);
+      }
+    }
     lease->finish(true, out.usage.completion_tokens);
     out.ok = true;
     if (!on_event) {
-      if (auto rest = splitter.take_rest(); !rest.empty()) co_await ctx.stream.write(rest);
-      co_await ctx.stream.end();
+      if (auto rest = splitter.take_rest(); !rest.empty()) co_await ctx->stream.write(rest);
+      co_await ctx->stream.end();
       out.response = http::Response::already_streamed(200);
     }
     co_return out;
   }
   const Error e = last.value_or(Error(ErrorCode::kUnavailable, "no instance", "upstream_error"));
-  out.response = http::error_response(shown_error(e, true), ctx.request_id);
+  out.error = shown_error(e, true);
+  out.response = http::error_response(*out.error, request_id);
   co_return out;
 }
 

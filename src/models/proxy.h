@@ -38,6 +38,8 @@ struct ProxyResult {
   // worker failing mid-reply (502).
   int outcome_status = 0;
   int status_for_usage() const { return outcome_status != 0 ? outcome_status : response.status; }
+  // The gateway's own error when no worker answered (response renders it).
+  std::optional<Error> error;
 };
 
 // A whole (non-streamed) call made for no client connection: the worker's
@@ -120,15 +122,24 @@ class Proxy {
                                                      const std::string& path, const std::string& body,
                                                      bool forward_usage_chunk, bool forward_timings);
   // Streamed call whose events (parsed JSON data, "[DONE]" excluded) go to
-  // `on_event`, which writes to the client itself; false = client gone.
+  // `on_event`, which writes to the client itself; false = client gone. A
+  // worker that answers one JSON reply instead of a stream (a server that
+  // ignores "stream") gives that reply as the one event.
   using OnEvent = std::function<boost::asio::awaitable<bool>(const nlohmann::json&)>;
   boost::asio::awaitable<ProxyResult> stream_events(http::RequestContext& ctx, const std::string& model,
                                                     const std::string& path, const std::string& body, OnEvent on_event);
+  // The same for no client connection (X-Request-ID `request_id`): false
+  // from `on_event` stops the generation (outcome_status 499, the usage so
+  // far).
+  boost::asio::awaitable<ProxyResult> stream_events(const std::string& request_id, const std::string& model,
+                                                    const std::string& path, const std::string& body, OnEvent on_event);
 
  private:
-  boost::asio::awaitable<ProxyResult> stream(http::RequestContext& ctx, const std::string& model,
-                                             const std::string& path, const std::string& body,
-                                             bool forward_usage_chunk, bool forward_timings,
+  // `ctx` is the client's connection to relay to; null when `on_event`
+  // takes the events instead.
+  boost::asio::awaitable<ProxyResult> stream(const std::string& request_id, http::RequestContext* ctx,
+                                             const std::string& model, const std::string& path,
+                                             const std::string& body, bool forward_usage_chunk, bool forward_timings,
                                              const OnEvent* on_event);
   http::ClientRequest make_request(const std::string& request_id, const Lease& lease, const std::string& path,
                                    const std::string& body) const;

@@ -334,16 +334,23 @@ TEST_F(SeedExamplesTest, ChatWithTooFewTokensForMaxTokensIsClampedNotRefused) {
   EXPECT_EQ(balance(token), 10);
 }
 
-// SPEC §5: a call reserves its prompt, counted by the model's tokenizer, and
-// its max_tokens; for what people typically send (the document's chat, a
-// conversation, an SDK's chat and completion, the document's conversion)
-// that is at most half again what the call is then charged.
+// SPEC §5: a chat or /v1 call reserves its prompt, counted by the model's
+// tokenizer, and its max_tokens; a task reserves the user's content and a
+// first allowance of reply that grows as the reply streams. For what people
+// typically send (the document's chat, a conversation, an SDK's chat and
+// completion, the document's conversion and homework, a short subtitle
+// file) that is at most half again what the call is then charged.
 TEST_F(SeedExamplesTest, TwentyTypicalCallsReserveAtMostHalfAgainTheirCharge) {
   auto [token, id] = new_user("typical");
+  // Enough that no reservation is lowered to the balance.
+  ASSERT_EQ(call("POST", "/api/v1/admin/users/" + std::to_string(id) + "/tokens",
+                 json{{"amount", 4000}, {"reason", "test"}}.dump(), admin())
+                ->status,
+            200);
   std::vector<std::pair<std::string, std::string>> calls;  // path, body
   for (int i = 0; i < 4; ++i) calls.emplace_back("/api/v1/models/tiny/chat", kChat);
   json history = json::array();
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < 2; ++i) {
     history.push_back({{"role", "user"}, {"content", "第" + std::to_string(i + 1) + "个问题：2+3×4 等于几？"}});
     history.push_back({{"role", "assistant"}, {"content", "等于 14，先算乘法再算加法。"}});
     calls.emplace_back("/api/v1/models/tiny/chat",
@@ -356,14 +363,26 @@ TEST_F(SeedExamplesTest, TwentyTypicalCallsReserveAtMostHalfAgainTheirCharge) {
                                           {{"role", "user"}, {"content", "Explain fractions in one sentence."}}}},
                             {"max_tokens", 48}}
                            .dump());
-    calls.emplace_back("/v1/completions",
-                       json{{"model", "tiny"}, {"prompt", "Once upon a time, in a quiet village,"}, {"max_tokens", 32}}
-                           .dump());
+    if (i < 3) {
+      calls.emplace_back("/v1/completions",
+                         json{{"model", "tiny"}, {"prompt", "Once upon a time, in a quiet village,"}, {"max_tokens", 32}}
+                             .dump());
+    }
     calls.emplace_back("/api/v1/tasks/convert", kConvert);
   }
   calls.emplace_back("/api/v1/models/tiny/chat",
                      json{{"message", "用一句话解释分数。"}, {"system", "你是一位耐心的老师。"}, {"max_tokens", 60}}.dump());
+  calls.emplace_back("/api/v1/tasks/homework", kHomework);
   for (const auto& [path, body] : calls) ok(call("POST", path, body, token));
+  const json srt = {{"content", kTenCueSrt}, {"source_lang", "英文"}, {"target_lang", "中文"}, {"output_format", "srt"}};
+  const std::string job = ok(call("POST", "/api/v1/tasks/subtitle", srt.dump(), token), 202)["job_id"];
+  json j;
+  for (int i = 0; i < 600; ++i) {
+    j = ok(call("GET", "/api/v1/jobs/" + job, "", token));
+    if (j["status"] != "queued" && j["status"] != "running") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_EQ(j["status"], "done") << j;
 
   // Every usage record beside what its request reserved, from the server's database.
   auto db = store::Database::open("sqlite:" + (server_->dir() / "data/llmd.db").string(), 1);
@@ -390,7 +409,7 @@ TEST_F(SeedExamplesTest, TwentyTypicalCallsReserveAtMostHalfAgainTheirCharge) {
         << " prompt + " << row.integer(3) << " completion tokens";
     charged += charge;
   }
-  EXPECT_EQ(balance(token), 1000 - charged);
+  EXPECT_EQ(balance(token), 5000 - charged);
 }
 
 // Counting a prompt needs the model running: a caller who cannot pay for

@@ -343,9 +343,9 @@ TEST(SubtitleJobs, ABalanceThatRunsOutMidJobEndsItWithTheFinishedCuesDownloadabl
   ASSERT_EQ(refused->status, 402) << refused->body;
   const std::int64_t first = json::parse(refused->body)["error"]["needed"];
   EXPECT_LT(first, 3000);  // one batch of at most 20 short cues, not the whole file's worst case
-  // Enough for the first batch and a little more: the job starts and stops
-  // before the last of its five or more batches.
-  const std::int64_t start = first + 300;
+  // Enough for the first batches: the job starts and stops before the last
+  // of its five or more batches.
+  const std::int64_t start = 3 * first;
   set_balance(start);
   auto r = b.call("POST", "/api/v1/tasks/subtitle", job_body(srt), token);
   ASSERT_EQ(r->status, 202) << r->body;

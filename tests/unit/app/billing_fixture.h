@@ -27,6 +27,13 @@ class BillingFixture : public ::testing::Test {
   std::int64_t available() { return accounts_->balance(user_).value().available(); }
   std::int64_t reserved() { return accounts_->balance(user_).value().reserved; }
   std::vector<billing::UsageRow> usage() { return accounts_->usage({}).value().first; }
+  // What the latest reservation held at its largest (a reservation only grows).
+  std::int64_t last_reservation() {
+    auto rows = db_->with_connection<std::vector<store::Row>>([](store::Connection& c) {
+      return c.query("SELECT amount FROM reservations ORDER BY id DESC LIMIT 1", {});
+    });
+    return rows && !rows->empty() ? rows->front().integer(0) : -1;
+  }
 
   TempDir dir_;
   std::unique_ptr<store::Database> db_;

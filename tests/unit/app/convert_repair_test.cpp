@@ -47,11 +47,16 @@ TEST_F(ConvertRepairTest, ABalanceShortOfTheLongestReplyClampsItButNotBelowTheDo
   const std::string doc = "{" + std::string(200, ' ') + "name: 'x'";  // 210 "tokens"
   // 1 000 pays a base of (1000 - 5) / 1.2 = 829: 210 of document, 619 of reply.
   ASSERT_TRUE(accounts_->adjust(user_, -99000, "test", "t"));
-  model_.replies = {FakeModelClient::reply(R"({"name":"x"})", 400, 30)};
+  // A reply that would run to 700 tokens is stopped where the balance ends.
+  model_.replies = {FakeModelClient::reply(R"({"name":"x"})", 400, 700)};
   auto r = repair(doc, convert::Format::kYaml);
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_TRUE(r->max_tokens_clamped);
-  EXPECT_EQ(model_.requests[0].max_tokens, 619);
+  EXPECT_EQ(model_.requests[0].max_tokens, kRepairMaxTokens);  // the worker's limit stays
+  EXPECT_EQ(model_.stopped_at, std::vector<std::int64_t>{619});
+  EXPECT_EQ(r->tokens_consumed, 1000);
+  EXPECT_EQ(available(), 0);
+  EXPECT_EQ(reserved(), 0);
   // With less than the document's length of reply left: 402, nothing called.
   ASSERT_TRUE(accounts_->adjust(user_, -(available() - 400), "test", "t"));  // pays 210 + 120 at most
   model_.requests.clear();

@@ -29,6 +29,26 @@ class FakeModelClient final : public inference::ModelClient {
     co_return replies.at(std::min(requests.size(), replies.size()) - 1);
   }
 
+  // Streamed: the scripted reply's completion tokens reported one by one;
+  // a refusal stops it there (the reply then holds as many bytes of the
+  // content as tokens were reported, finish_reason "length").
+  std::vector<std::int64_t> stopped_at;  // per streamed call that was stopped: the tokens reported
+
+  boost::asio::awaitable<inference::CallResult<inference::ChatReply>> chat_streamed(
+      const inference::ChatRequest& request, const inference::CallTag& tag, inference::Progress on_progress) override {
+    inference::CallResult<inference::ChatReply> reply = co_await chat(request, tag);
+    if (!reply) co_return reply;
+    for (std::int64_t k = 1; k <= reply->usage.completion_tokens; ++k) {
+      if (co_await on_progress({reply->usage.prompt_tokens, k})) continue;
+      stopped_at.push_back(k);
+      reply->content.resize(std::min<std::size_t>(reply->content.size(), static_cast<std::size_t>(k)));
+      reply->finish_reason = "length";
+      reply->usage.completion_tokens = k;
+      break;
+    }
+    co_return reply;
+  }
+
   // Token counts: one per byte of the text counted (a stand-in tokenizer),
   // or `count_failure` when set.
   std::vector<std::string> counted;

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "app/reply_allowance.h"
 #include "unit/app/fake_model_client.h"
 #include "unit/app/billing_fixture.h"
 
@@ -143,15 +144,38 @@ TEST_F(HomeworkGradingTest, CallerWhoCannotPayTheWorstCaseIsRefusedBeforeAnyCall
 
 TEST_F(HomeworkGradingTest, ABalanceShortOfMaxTokensClampsThemInsteadOfRefusing) {
   ASSERT_TRUE(accounts_->adjust(user_, -99500, "test", "t"));  // 500 left
-  model_.replies = {FakeModelClient::reply(grade_reply(80, true), 900, 200)};
+  model_.replies = {FakeModelClient::reply(grade_reply(80, true), 900, 900)};
   auto g = grade("Why is the sky blue?", "Rayleigh scattering");
   ASSERT_TRUE(g) << g.error().message;
-  // 500 pays a base of (500 - 20) / 2 = 240: 40 of content, 200 of reply.
+  // 500 pays a base of (500 - 20) / 2 = 240: 40 of content, 200 of reply;
+  // the reply (900 tokens long) is stopped there.
   EXPECT_TRUE(g->max_tokens_clamped);
   ASSERT_EQ(model_.requests.size(), 1u);
-  EXPECT_EQ(model_.requests[0].max_tokens, 200);
+  EXPECT_EQ(model_.requests[0].max_tokens, 1024);  // the worker's limit stays
+  EXPECT_EQ(model_.stopped_at, std::vector<std::int64_t>{200});
   EXPECT_EQ(g->tokens_consumed, (40 + 200) * 2 + 20);
   EXPECT_EQ(available(), 0);
+  EXPECT_EQ(reserved(), 0);
+}
+
+// SPEC §5: the reply's reservation grows as it streams, so what is held is
+// about what is charged, not the 1 024 tokens max_tokens allows.
+TEST_F(HomeworkGradingTest, TheReservationGrowsWithTheReplyAStepAheadOfIt) {
+  // 40 tokens of content ("Why is the sky blue?" + "\n" + the answer).
+  model_.replies = {FakeModelClient::reply(grade_reply(80, true), 900, 20)};
+  auto brief = grade("Why is the sky blue?", "Rayleigh scattering");
+  ASSERT_TRUE(brief) << brief.error().message;
+  EXPECT_EQ(brief->tokens_consumed, (40 + 20) * 2 + 20);
+  EXPECT_EQ(last_reservation(), (40 + kFirstReplyAllowance) * 2 + 20);  // the first allowance, not 1 024
+
+  model_.replies = {FakeModelClient::reply(grade_reply(80, true), 900, 300)};
+  auto longer = grade("Why is the sky blue?", "Rayleigh scattering");
+  ASSERT_TRUE(longer) << longer.error().message;
+  EXPECT_FALSE(longer->max_tokens_clamped);
+  EXPECT_EQ(longer->tokens_consumed, (40 + 300) * 2 + 20);
+  EXPECT_GT(last_reservation(), longer->tokens_consumed);
+  EXPECT_LE(last_reservation(), (40 + 300 + ReplyAllowance::kGrowStep) * 2 + 20);
+  EXPECT_TRUE(model_.stopped_at.empty());
   EXPECT_EQ(reserved(), 0);
 }
 

@@ -70,5 +70,44 @@ TEST(Refusal, ManagerReasonsAndClientErrorsAreClassifiedOnce) {
   EXPECT_FALSE(models::is_manager_refusal(Refusal::kUnreachable));
 }
 
+TEST(ChatJson, StreamedChunksAddUpToTheReply) {
+  ChatReply r;
+  const char* chunks[] = {
+      R"({"choices":[{"index":0,"delta":{"role":"assistant","reasoning_content":"Let me "}}]})",
+      R"({"choices":[{"index":0,"delta":{"reasoning_content":"think."}}]})",
+      R"({"choices":[{"index":0,"delta":{"content":"It is "}}]})",
+      R"({"choices":[{"index":0,"delta":{"content":"14."}}]})",
+      R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"c2","function":{"name":"add","arguments":"{\"a\""}}]}}]})",
+      R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":":2}"}}]}}]})",
+      R"({"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})",
+      R"({"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":9}})"};
+  for (const char* c : chunks) add_chat_chunk(r, nlohmann::json::parse(c));
+  EXPECT_EQ(r.reasoning_content, "Let me think.");
+  EXPECT_EQ(r.content, "It is 14.");
+  ASSERT_EQ(r.tool_calls.size(), 2u);  // by index: the first is an empty slot
+  EXPECT_EQ(r.tool_calls[1].id, "c2");
+  EXPECT_EQ(r.tool_calls[1].name, "add");
+  EXPECT_EQ(r.tool_calls[1].arguments, R"({"a":2})");
+  EXPECT_EQ(r.finish_reason, "tool_calls");
+  EXPECT_EQ(r.usage.prompt_tokens, 12);
+  EXPECT_EQ(r.usage.completion_tokens, 9);
+  // Hostile indices do not allocate.
+  add_chat_chunk(r, nlohmann::json::parse(R"({"choices":[{"delta":{"tool_calls":[{"index":99999999}]}}]})"));
+  EXPECT_EQ(r.tool_calls.size(), 2u);
+}
+
+TEST(ChatJson, AWholeReplyInPlaceOfAStreamIsOneChunk) {
+  ChatReply r;
+  add_chat_chunk(r, nlohmann::json::parse(R"({"object":"chat.completion","choices":[{"index":0,"finish_reason":"stop",
+      "message":{"role":"assistant","content":"done","tool_calls":[{"id":"a","function":{"name":"f","arguments":"{}"}},
+      {"id":"b","function":{"name":"g","arguments":"[]"}}]}}],"usage":{"prompt_tokens":3,"completion_tokens":2}})"));
+  EXPECT_EQ(r.content, "done");
+  ASSERT_EQ(r.tool_calls.size(), 2u);
+  EXPECT_EQ(r.tool_calls[0].name, "f");
+  EXPECT_EQ(r.tool_calls[1].name, "g");
+  EXPECT_EQ(r.finish_reason, "stop");
+  EXPECT_EQ(r.usage.completion_tokens, 2);
+}
+
 }  // namespace
 }  // namespace llmd::inference
