@@ -51,7 +51,7 @@ awaitable<Result<Repaired>> repair_with_model(const RepairDeps& d, const Caller&
       co_await d.models.count_tokens(d.model, input.content, tag);
   if (!content_tokens) co_return co_await refused<Repaired>(d.pool, meter, content_tokens.error().error);
   const std::int64_t useful = std::clamp(*content_tokens, kMinUsefulCompletion, kRepairMaxTokens);
-  const billing::FitRequest fit{*content_tokens, useful, useful, 1};
+  const billing::FitRequest fit{*content_tokens, useful, useful};
   auto grown = co_await d.pool.run([&] { return meter.grow(fit); });
   if (!grown) co_return co_await refused<Repaired>(d.pool, meter, grown.error());
   ReplyAllowance allowance(d.pool, cover_with(meter), *content_tokens + grown->max_completion, kRepairMaxTokens);

@@ -103,7 +103,7 @@ awaitable<Result<GradeOutcome>> grade_with_model(const HomeworkGraderDeps& d, co
   const inference::CallResult<std::int64_t> content_tokens = co_await d.models.count_tokens(d.model, content, tag);
   if (!content_tokens) co_return co_await refused<GradeOutcome>(d.pool, meter, content_tokens.error().error);
   const billing::FitRequest fit{samples_n * *content_tokens, samples_n * first,
-                                samples_n * std::min(first, kMinUsefulCompletion), 1};
+                                samples_n * std::min(first, kMinUsefulCompletion)};
   auto grown = co_await d.pool.run([&] { return meter.grow(fit); });
   if (!grown) co_return co_await refused<GradeOutcome>(d.pool, meter, grown.error());
   ReplyAllowance allowance(d.pool, cover_with(meter), fit.prompt_tokens + grown->max_completion, options.max_tokens);

@@ -512,7 +512,7 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     const billing::MeterOpen what{run.job.user_id, run.id, kKind, d.model, 0, ""};
     const std::int64_t bound = completion_bound(cues, run.progress.context);
     const std::int64_t first = std::min(bound, subtitle::completion_floor(cues));
-    const billing::FitRequest fit{billed, first, first, 1};
+    const billing::FitRequest fit{billed, first, first};
     const std::int64_t used = run.progress.base();
     auto grown = co_await d.pool.run([&]() -> Result<billing::Grown> {
       auto g = billing::grow_fitted(d.accounts, d.pricing, what, run.reservation, used, fit);

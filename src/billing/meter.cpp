@@ -16,25 +16,6 @@ Result<MeteredCall> MeteredCall::open(Accounts& accounts, const Pricing& pricing
   return call;
 }
 
-Result<Fitted> MeteredCall::open_fitted(Accounts& accounts, const Pricing& pricing, MeterOpen what, FitRequest fit) {
-  const std::int64_t calls = std::max<std::int64_t>(fit.calls, 1);
-  what.worst_base_tokens = calls * (fit.prompt_tokens + fit.max_completion);
-  auto whole = open(accounts, pricing, what);
-  if (whole) return Fitted{std::move(*whole), fit.max_completion, false};
-  if (whole.error().code != ErrorCode::kPaymentRequired || fit.max_completion <= fit.min_completion) {
-    return std::unexpected(whole.error());
-  }
-  auto balance = accounts.balance(what.user_id);
-  if (!balance) return std::unexpected(balance.error());
-  const std::int64_t affordable = pricing.max_base(what.task, balance->available(), what.model);
-  const std::int64_t per_call = affordable < 0 ? -1 : affordable / calls - fit.prompt_tokens;
-  if (per_call < fit.min_completion) return std::unexpected(whole.error());
-  what.worst_base_tokens = calls * (fit.prompt_tokens + per_call);
-  auto clamped = open(accounts, pricing, what);
-  if (!clamped) return std::unexpected(clamped.error());  // spent meanwhile by a parallel call
-  return Fitted{std::move(*clamped), per_call, true};
-}
-
 Result<Grown> grow_fitted(Accounts& accounts, const Pricing& pricing, const MeterOpen& what, const Reservation& held,
                           std::int64_t used_base, FitRequest fit) {
   const auto amount_for = [&](std::int64_t completion) {

@@ -43,16 +43,14 @@ struct MeterOutcome {
   std::int64_t latency_ms = 0;
 };
 
-// A model call (or `calls` of them) whose prompt is known and whose
-// completion allowance may shrink to what the balance pays for.
+// A model call whose prompt is known and whose completion allowance may
+// shrink to what the balance pays for.
 struct FitRequest {
-  std::int64_t prompt_tokens = 0;     // billed prompt tokens per call
-  std::int64_t max_completion = 0;    // the completion tokens asked for, per call
+  std::int64_t prompt_tokens = 0;     // billed prompt tokens
+  std::int64_t max_completion = 0;    // the completion tokens asked for
   std::int64_t min_completion = 64;   // below this a reply is not worth it: 402 instead
-  std::int64_t calls = 1;
 };
 
-struct Fitted;
 struct Grown;
 
 class MeteredCall {
@@ -60,13 +58,6 @@ class MeteredCall {
   // Reserves pricing.charge(task, worst_base_tokens, model). Errors: those of
   // Accounts::reserve (kPaymentRequired with needed/available, kNotFound).
   static Result<MeteredCall> open(Accounts& accounts, const Pricing& pricing, MeterOpen what);
-
-  // Reserves calls x (prompt + max_completion); when the balance cannot pay
-  // that, the largest completion allowance it can pay, if that is at least
-  // min_completion (SPEC §5: the reply then says max_tokens was clamped).
-  // what.worst_base_tokens is ignored. Errors: open()'s, the first refusal's
-  // needed/available when even min_completion does not fit.
-  static Result<Fitted> open_fitted(Accounts& accounts, const Pricing& pricing, MeterOpen what, FitRequest fit);
 
   // Takes over a reservation made earlier and persisted (a job's), which a
   // restart or a stale sweep may have released meanwhile: settle() then
@@ -91,7 +82,7 @@ class MeteredCall {
   Result<Settled> settle(const MeterOutcome& outcome);
 
   // Grows the reservation (opened with a floor, before the prompt could be
-  // counted) to fit one call of `fit`, as grow_fitted() does. On error the
+  // counted) to fit `fit`, as grow_fitted() does. On error the
   // reservation is unchanged and still open.
   Result<Grown> grow(FitRequest fit);
 
@@ -129,12 +120,6 @@ class MeteredCall {
   State state_ = State::kOpen;
 };
 
-struct Fitted {
-  MeteredCall call;
-  std::int64_t max_completion = 0;  // per call: as asked, or clamped
-  bool clamped = false;
-};
-
 // A held reservation grown for one more step of a long job.
 struct Grown {
   Reservation held;
@@ -144,8 +129,8 @@ struct Grown {
 
 // Grows `held` (pending, persisted by a job) to price(used_base + prompt +
 // max_completion) of what.task; when the balance cannot pay that, to the
-// largest completion allowance of at least min_completion it can pay (one
-// call: fit.calls is ignored). Never shrinks. Errors: kPaymentRequired
+// largest completion allowance of at least min_completion it can pay. Never
+// shrinks. Errors: kPaymentRequired
 // (needed/available of the unclamped step) when not even min_completion
 // fits, nothing changed; kConflict (reservation_closed) when the
 // reservation was settled or released meanwhile; database errors.

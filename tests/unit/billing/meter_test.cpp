@@ -170,21 +170,54 @@ TEST_F(MeteredCallTest, AdoptedReservationStillHeldIsSettled) {
   EXPECT_EQ(available(), 350);
 }
 
-TEST_F(MeteredCallTest, OpenFittedLowersTheCompletionToWhatTheBalancePays) {
-  // 30 prompt + 1 024 completion cost 2 128; 1 000 pay a base of 490: 460 completion.
-  auto fitted = MeteredCall::open_fitted(*accounts_, pricing_, homework(0), {30, 1024, 64, 1});
-  ASSERT_TRUE(fitted) << fitted.error().message;
-  EXPECT_TRUE(fitted->clamped);
-  EXPECT_EQ(fitted->max_completion, 460);
-  EXPECT_EQ(fitted->call.reservation().amount, 1000);  // 490 x 2.0 + 20
+TEST_F(MeteredCallTest, GrowFromAFloorLowersTheCompletionToWhatTheBalancePays) {
+  // A floor first (64 tokens of reply: 148), then the counted prompt: 30
+  // prompt + 1 024 completion cost 2 128; 1 000 pay a base of 490: 460.
+  auto call = MeteredCall::open(*accounts_, pricing_, homework(64));
+  ASSERT_TRUE(call) << call.error().message;
+  EXPECT_EQ(reserved(), 148);
+  auto grown = call->grow({30, 1024, 64});
+  ASSERT_TRUE(grown) << grown.error().message;
+  EXPECT_TRUE(grown->clamped);
+  EXPECT_EQ(grown->max_completion, 460);
+  EXPECT_EQ(call->reservation().amount, 1000);  // 490 x 2.0 + 20
   EXPECT_EQ(reserved(), 1000);
 }
 
-TEST_F(MeteredCallTest, OpenFittedBelowTheUsefulMinimumIsRefusedAndReservesNothing) {
-  auto fitted = MeteredCall::open_fitted(*accounts_, pricing_, homework(0), {30, 1024, 461, 1});
-  ASSERT_FALSE(fitted);
-  EXPECT_EQ(fitted.error().code, ErrorCode::kPaymentRequired);
+TEST_F(MeteredCallTest, GrowBelowTheUsefulMinimumIsRefusedAndKeepsTheFloor) {
+  auto call = MeteredCall::open(*accounts_, pricing_, homework(64));
+  ASSERT_TRUE(call);
+  auto grown = call->grow({30, 1024, 461});
+  ASSERT_FALSE(grown);
+  EXPECT_EQ(grown.error().code, ErrorCode::kPaymentRequired);
+  EXPECT_EQ(reserved(), 148);
+  ASSERT_TRUE(call->release());
   EXPECT_EQ(reserved(), 0);
+}
+
+TEST_F(MeteredCallTest, CoverGrowsForAStreamingReplyThenToWhatTheBalancePays) {
+  auto call = MeteredCall::open(*accounts_, pricing_, homework(100));  // 220
+  ASSERT_TRUE(call);
+  // Already covered: nothing changes.
+  EXPECT_EQ(call->cover(90, 90).value(), 90);
+  EXPECT_EQ(reserved(), 220);
+  // A whole step.
+  EXPECT_EQ(call->cover(300, 200).value(), 300);
+  EXPECT_EQ(reserved(), 620);
+  // More than the 1 000 pay (a base of 490): as much as they do.
+  EXPECT_EQ(call->cover(600, 400).value(), 490);
+  EXPECT_EQ(reserved(), 1000);
+  // Not even what is needed: refused, nothing changes.
+  auto short_of = call->cover(600, 500);
+  ASSERT_FALSE(short_of);
+  EXPECT_EQ(short_of.error().code, ErrorCode::kPaymentRequired);
+  EXPECT_EQ(reserved(), 1000);
+  // The charge never passes what was covered.
+  auto settled = call->settle({30, 460, 200, "", "", 0});
+  ASSERT_TRUE(settled) << settled.error().message;
+  EXPECT_EQ(settled->charged, 1000);
+  EXPECT_EQ(available(), 0);
+  EXPECT_EQ(call->cover(10, 10).error().code, ErrorCode::kConflict);  // settled
 }
 
 TEST_F(MeteredCallTest, GrowFittedGrowsAJobsReservationAndLowersTheStepToTheBalance) {
@@ -192,7 +225,7 @@ TEST_F(MeteredCallTest, GrowFittedGrowsAJobsReservationAndLowersTheStepToTheBala
   auto held = accounts_->reserve(user_, 200, "job-1");
   ASSERT_TRUE(held);
   // Used 50, this step 20 + at most 100: 3 x 170 + 50.
-  auto grown = grow_fitted(*accounts_, pricing_, job, *held, 50, {20, 100, 40, 1});
+  auto grown = grow_fitted(*accounts_, pricing_, job, *held, 50, {20, 100, 40});
   ASSERT_TRUE(grown) << grown.error().message;
   EXPECT_FALSE(grown->clamped);
   EXPECT_EQ(grown->max_completion, 100);
@@ -200,7 +233,7 @@ TEST_F(MeteredCallTest, GrowFittedGrowsAJobsReservationAndLowersTheStepToTheBala
   EXPECT_EQ(reserved(), 560);
   // A step of 400 would need 1 460: the 1 000 the user has (reservation
   // included) pay a base of 316, so 246 completion tokens.
-  auto clamped = grow_fitted(*accounts_, pricing_, job, grown->held, 50, {20, 400, 40, 1});
+  auto clamped = grow_fitted(*accounts_, pricing_, job, grown->held, 50, {20, 400, 40});
   ASSERT_TRUE(clamped) << clamped.error().message;
   EXPECT_TRUE(clamped->clamped);
   EXPECT_EQ(clamped->max_completion, 246);
@@ -208,7 +241,7 @@ TEST_F(MeteredCallTest, GrowFittedGrowsAJobsReservationAndLowersTheStepToTheBala
   EXPECT_EQ(reserved(), 998);
   // Once the finished steps use most of it, not even the minimum fits:
   // refused, the reservation as it was.
-  auto refused = grow_fitted(*accounts_, pricing_, job, clamped->held, 300, {20, 400, 40, 1});
+  auto refused = grow_fitted(*accounts_, pricing_, job, clamped->held, 300, {20, 400, 40});
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, ErrorCode::kPaymentRequired);
   EXPECT_EQ(reserved(), 998);
@@ -225,7 +258,7 @@ TEST_F(MeteredCallTest, GrowFittedOnAClosedReservationIsAConflict) {
   auto held = accounts_->reserve(user_, 200, "job-2");
   ASSERT_TRUE(held);
   ASSERT_TRUE(accounts_->release(*held));
-  auto grown = grow_fitted(*accounts_, pricing_, job, *held, 0, {20, 100, 40, 1});
+  auto grown = grow_fitted(*accounts_, pricing_, job, *held, 0, {20, 100, 40});
   ASSERT_FALSE(grown);
   EXPECT_EQ(grown.error().code, ErrorCode::kConflict);
   EXPECT_EQ(reserved(), 0);
