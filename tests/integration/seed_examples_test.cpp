@@ -410,6 +410,15 @@ TEST_F(SeedExamplesTest, TwentyTypicalCallsReserveAtMostHalfAgainTheirCharge) {
     charged += charge;
   }
   EXPECT_EQ(balance(token), 5000 - charged);
+  // The ledger adds up to the balance; nothing stays reserved.
+  auto books = (*db)->with_connection<std::vector<store::Row>>([&](store::Connection& c) {
+    return c.query("SELECT balance, reserved, (SELECT SUM(delta) FROM ledger WHERE user_id = u.id) FROM users u "
+                   "WHERE id = ?",
+                   std::vector<store::Value>{id});
+  });
+  ASSERT_TRUE(books && books->size() == 1);
+  EXPECT_EQ(books->front().integer(0), books->front().integer(2));
+  EXPECT_EQ(books->front().integer(1), 0);
 }
 
 // Counting a prompt needs the model running: a caller who cannot pay for
