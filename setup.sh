@@ -91,14 +91,19 @@ build_web() {
   (cd web && npm run --silent build >/dev/null)
 }
 
-# Node packages the test suite drives llmd with (the official OpenAI client).
+# Node packages the test suite drives llmd with (the official OpenAI and
+# Anthropic clients): directory and the package that shows it is installed.
 ensure_test_clients() {
   ensure_node
-  local dir=tests/clients/openai-node
-  if [[ ! -f "$dir/node_modules/openai/package.json" ]]; then
-    log "installing test client packages (npm ci in $dir)"
-    (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
-  fi
+  local entry dir package
+  for entry in openai-node:openai anthropic-node:@anthropic-ai/sdk; do
+    dir="tests/clients/${entry%%:*}"
+    package="${entry#*:}"
+    if [[ ! -f "$dir/node_modules/$package/package.json" ]]; then
+      log "installing test client packages (npm ci in $dir)"
+      (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
+  done
 }
 
 configure_and_build() {  # $1 = build dir, rest = cmake flags

@@ -68,9 +68,15 @@ Result<auth::Principal> authenticate_counting_failures(auth::AuthService& auth, 
 http::Middleware auth_middleware(auth::AuthService& auth, http::WorkerPool& pool, auth::RateLimiter& limiter,
                                  LimitsConfig limits) {
   return [&auth, &pool, &limiter, limits](RequestContext& ctx, const http::Next& next) -> awaitable<Response> {
-    const auto header = ctx.request.headers.get("Authorization");
+    // Anthropic's clients send their key as x-api-key.
+    std::optional<std::string> header;
+    if (auto bearer = ctx.request.headers.get("Authorization")) {
+      header = std::string(*bearer);
+    } else if (auto key = ctx.request.headers.get("x-api-key")) {
+      header = "Bearer " + std::string(*key);
+    }
     if (header && is_api_path(ctx.request.path)) {
-      const std::string value(*header);
+      const std::string& value = *header;
       const std::string& ip = ctx.request.remote_ip;
       auto who = co_await pool.run([&] { return authenticate_counting_failures(auth, limiter, limits, value, ip); });
       if (!who) co_return error(ctx, who.error());

@@ -7,6 +7,7 @@
 #include "http/client.h"
 #include "http/errors.h"
 #include "http/sse.h"
+#include "models/anthropic.h"
 #include "models/proxy.h"
 
 namespace llmd::models {
@@ -201,8 +202,118 @@ struct Routes {
     http::Response resp = r.response;
     CallOutcome outcome{*model, r.instance, r.usage, r.status_for_usage(), r.ok,
                         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)};
-    co_await deps.hooks->settle(ctx, call, outcome);
+    const Settlement settled = co_await deps.hooks->settle(ctx, call, outcome);
+    if (!call.stream) cost_headers(resp, settled);
     co_return resp;
+  }
+
+  // The cost of a call and what is left, on every model reply that is not
+  // streamed (a stream's headers are sent before the cost is known).
+  static void cost_headers(http::Response& resp, const Settlement& s) {
+    resp.headers.set("X-Llmd-Tokens-Consumed", std::to_string(s.tokens_consumed));
+    if (s.remaining_tokens) resp.headers.set("X-Llmd-Remaining-Tokens", std::to_string(*s.remaining_tokens));
+  }
+
+  // POST /v1/messages (Anthropic Messages): translated to a chat completion
+  // and served like /v1/chat/completions (admission, billing, balancer);
+  // errors are reshaped by anthropic_error_middleware.
+  net::awaitable<http::Response> anthropic_messages(http::RequestContext& ctx) {
+    const json in = json::parse(ctx.request.body, nullptr, false);
+    if (in.is_discarded()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    auto translated = anthropic::to_chat(in);
+    if (!translated) co_return error(ctx, translated.error());
+    json body = std::move(*translated);
+    auto model = validate_openai_request(ApiKind::kChat, body, deps.limits, deps.manager.default_model());
+    if (!model) co_return error(ctx, model.error());
+    body["model"] = *model;
+    CallInfo call;
+    call.route = "/v1/messages";
+    call.model = *model;
+    call.max_tokens = body.value("max_tokens", std::int64_t{0});
+    call.prompt_bytes = ctx.request.body.size();
+    call.stream = body.value("stream", false);
+    call.worker_path = "/v1/chat/completions";
+    call.request = &body;
+    const Result<Admission> admitted = co_await deps.hooks->admit(ctx, call);
+    if (!admitted) co_return error(ctx, admitted.error());
+    if (admitted->clamped) limit_completion(ctx, body, call, admitted->max_tokens);
+    const std::string id = "msg_" + ctx.request_id;
+    const std::string shown_model = in["model"];
+    const auto started = std::chrono::steady_clock::now();
+    const auto elapsed = [&] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    };
+
+    if (!call.stream) {
+      auto r = co_await proxy().call(ctx, *model, "/v1/chat/completions", body.dump());
+      const CallOutcome outcome{*model, r.instance, r.usage, r.response.status, r.ok, elapsed()};
+      const Settlement s = co_await deps.hooks->settle(ctx, call, outcome);
+      if (!r.ok || r.response.status != 200) co_return r.response;
+      const json reply = json::parse(r.response.body, nullptr, false);
+      http::Response out = http::Response::json(200, anthropic::from_chat(reply, id, shown_model));
+      cost_headers(out, s);
+      co_return out;
+    }
+
+    body["stream_options"] = {{"include_usage", true}};
+    body["timings_per_token"] = true;  // the usage so far, should the stream be cut short
+    http::SseWriter sse(ctx);
+    anthropic::StreamTranslator translator(id, shown_model);
+    bool opened = false;
+    const auto send_all = [&](const std::vector<anthropic::Event>& events) -> net::awaitable<bool> {
+      for (const auto& e : events) {
+        if (!co_await sse.send(e.data, e.event)) co_return false;
+      }
+      co_return true;
+    };
+    auto r = co_await proxy().stream_events(ctx, *model, "/v1/chat/completions", body.dump(),
+                                            [&](const json& chunk) -> net::awaitable<bool> {
+                                              const auto events = translator.feed(chunk);
+                                              if (events.empty()) co_return true;
+                                              if (!opened) {
+                                                opened = true;
+                                                if (!co_await sse.open(200)) co_return false;
+                                              }
+                                              co_return co_await send_all(events);
+                                            });
+    const CallOutcome outcome{*model, r.instance, r.usage, r.ok ? 200 : r.status_for_usage(), r.ok, elapsed()};
+    co_await deps.hooks->settle(ctx, call, outcome);
+    if (!opened && !r.ok) co_return r.response;  // nothing sent yet: a normal error reply
+    if (!opened) {
+      opened = true;
+      if (!co_await sse.open(200)) co_return http::Response::already_streamed(200);
+    }
+    if (r.ok) {
+      co_await send_all(translator.finish(r.usage.prompt_tokens, r.usage.completion_tokens));
+    } else {
+      co_await sse.send(anthropic::error_body(502, "the model worker failed mid-reply").dump(), "error");
+    }
+    co_await sse.close();
+    co_return http::Response::already_streamed(200);
+  }
+
+  // POST /v1/messages/count_tokens: the prompt's tokens as the model's worker
+  // counts them (its /apply-template); free of charge.
+  net::awaitable<http::Response> anthropic_count_tokens(http::RequestContext& ctx) {
+    const Result<void> allowed = co_await deps.hooks->require_user(ctx);
+    if (!allowed) co_return error(ctx, allowed.error());
+    const json in = json::parse(ctx.request.body, nullptr, false);
+    if (in.is_discarded()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    auto translated = anthropic::to_chat(in, false);
+    if (!translated) co_return error(ctx, translated.error());
+    json body = std::move(*translated);
+    body.erase("stream");
+    body["max_tokens"] = 1;  // nothing is generated: the context need not hold a reply
+    auto model = validate_openai_request(ApiKind::kChat, body, deps.limits, deps.manager.default_model());
+    if (!model) co_return error(ctx, model.error());
+    body["model"] = *model;
+    auto r = co_await proxy().call(ctx, *model, "/apply-template", body.dump());
+    if (!r.ok || r.response.status != 200) co_return r.response;
+    const json reply = json::parse(r.response.body, nullptr, false);
+    if (!reply.is_object() || !reply.contains("prompt_tokens") || !reply["prompt_tokens"].is_number_unsigned()) {
+      co_return error(ctx, Error(ErrorCode::kUnprocessable, "model " + *model + " cannot count tokens", "not_supported"));
+    }
+    co_return http::Response::json(200, {{"input_tokens", reply["prompt_tokens"]}});
   }
 
   // POST /api/v1/models/{name}/chat {message, max_tokens?, history?, system?, stream?}
@@ -276,7 +387,9 @@ struct Routes {
                   {"tokens_consumed", s.tokens_consumed},
                   {"remaining_tokens", s.remaining_tokens ? json(*s.remaining_tokens) : json(nullptr)}};
       if (clamped) out["max_tokens_clamped"] = true;
-      co_return http::Response::json(200, out);
+      http::Response reply_response = http::Response::json(200, out);
+      cost_headers(reply_response, s);
+      co_return reply_response;
     }
 
     body["stream_options"] = {{"include_usage", true}};
@@ -342,6 +455,31 @@ void add_model_routes(http::Router& router, ModelRoutesDeps deps) {
               [r](http::RequestContext& c) { return r->openai_call(c, ApiKind::kCompletion, "/v1/completions"); });
   router.post("/v1/embeddings",
               [r](http::RequestContext& c) { return r->openai_call(c, ApiKind::kEmbedding, "/v1/embeddings"); });
+  router.post("/v1/messages", [r](http::RequestContext& c) { return r->anthropic_messages(c); });
+  router.post("/v1/messages/count_tokens", [r](http::RequestContext& c) { return r->anthropic_count_tokens(c); });
+}
+
+http::Middleware anthropic_error_middleware() {
+  return [](http::RequestContext& ctx, const http::Next& next) -> net::awaitable<http::Response> {
+    http::Response resp = co_await next(ctx);
+    if (!ctx.request.path.starts_with("/v1/messages") || resp.status < 400 || resp.body.empty()) co_return resp;
+    const json body = json::parse(resp.body, nullptr, false);
+    if (!body.is_object() || body.value("type", "") == "error") co_return resp;
+    std::string message = "request failed (" + std::to_string(resp.status) + ")";
+    if (body.contains("error") && body["error"].is_object() && body["error"].contains("message") &&
+        body["error"]["message"].is_string()) {
+      message = body["error"]["message"];
+    }
+    json shaped = anthropic::error_body(resp.status, message);
+    if (body.contains("error") && body["error"].is_object()) {
+      for (const char* k : {"needed", "available"}) {  // llmd's balance details stay
+        if (body["error"].contains(k)) shaped["error"][k] = body["error"][k];
+      }
+    }
+    resp.body = shaped.dump();
+    resp.headers.set("Content-Type", "application/json");
+    co_return resp;
+  };
 }
 
 }  // namespace llmd::models

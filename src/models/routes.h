@@ -2,6 +2,7 @@
 //   GET  /api/v1/models, /api/v1/models/{name}
 //   POST /api/v1/models/{name}/start|stop (admin), /api/v1/models/{name}/chat
 //   GET  /v1/models; POST /v1/chat/completions, /v1/completions, /v1/embeddings
+//   POST /v1/messages, /v1/messages/count_tokens (Anthropic Messages)
 // Model calls go through CallHooks (auth, billing) and are proxied to an
 // instance chosen by the Manager with streaming pass-through.
 #pragma once
@@ -12,6 +13,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include "http/context.h"
 #include "http/router.h"
 #include "models/hooks.h"
 #include "models/manager.h"
@@ -37,5 +39,10 @@ struct ModelRoutesDeps {
 
 // Registers the routes on `router`.
 void add_model_routes(http::Router& router, ModelRoutesDeps deps);
+
+// Errors of /v1/messages* in Anthropic's shape ({"type":"error","error":
+// {type, message}}), whichever layer refused (authentication, rate limits,
+// the route, a worker). Put it outside the authentication middleware.
+http::Middleware anthropic_error_middleware();
 
 }  // namespace llmd::models

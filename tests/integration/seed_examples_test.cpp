@@ -421,6 +421,58 @@ TEST_F(SeedExamplesTest, TwentyTypicalCallsReserveAtMostHalfAgainTheirCharge) {
   EXPECT_EQ(books->front().integer(1), 0);
 }
 
+// Anthropic's Messages dialect is served like /v1/chat/completions: the same
+// prompt, the same tokens, the same charge, said in X-Llmd-Tokens-Consumed.
+TEST_F(SeedExamplesTest, AMessagesCallIsChargedLikeTheSameChatCall) {
+  auto [token, id] = new_user("dialects");
+  const json chat_body = {{"model", "tiny"},
+                          {"messages", {{{"role", "system"}, {"content", "Be brief."}},
+                                        {{"role", "user"}, {"content", "计算 2+3×4 的结果"}}}},
+                          {"max_tokens", 20},
+                          {"temperature", 0}};
+  auto chat = call("POST", "/v1/chat/completions", chat_body.dump(), token);
+  ASSERT_TRUE(chat && chat->status == 200) << (chat ? chat->body : "");
+  const json chat_usage = json::parse(chat->body)["usage"];
+  const json messages_body = {{"model", "tiny"},
+                              {"system", "Be brief."},
+                              {"messages", {{{"role", "user"}, {"content", "计算 2+3×4 的结果"}}}},
+                              {"max_tokens", 20},
+                              {"temperature", 0}};
+  // Anthropic's clients send the key as x-api-key.
+  auto message = http_request(server_->port(), "POST", "/v1/messages", messages_body.dump(),
+                              {{"x-api-key", token}, {"anthropic-version", "2023-06-01"}});
+  ASSERT_TRUE(message && message->status == 200) << (message ? message->body : "");
+  const json reply = json::parse(message->body);
+  EXPECT_EQ(reply["usage"]["input_tokens"], chat_usage["prompt_tokens"]);
+  EXPECT_EQ(reply["usage"]["output_tokens"], chat_usage["completion_tokens"]);
+  EXPECT_EQ(reply["content"][0]["text"], json::parse(chat->body)["choices"][0]["message"]["content"]);
+  const std::string chat_cost = chat->header("x-llmd-tokens-consumed");
+  ASSERT_FALSE(chat_cost.empty());
+  EXPECT_EQ(message->header("x-llmd-tokens-consumed"), chat_cost);
+  EXPECT_EQ(std::stoll(message->header("x-llmd-remaining-tokens")), balance(token));
+  const json records = usage(id);
+  ASSERT_EQ(records.size(), 2u) << records;
+  for (const auto& rec : records) EXPECT_EQ(std::to_string(rec["charged"].get<std::int64_t>()), chat_cost) << rec;
+  EXPECT_EQ(balance(token), 1000 - 2 * std::stoll(chat_cost));
+
+  // Streamed: the same events a client assembles, charged the same.
+  json streamed_body = messages_body;
+  streamed_body["stream"] = true;
+  auto stream = http_request(server_->port(), "POST", "/v1/messages", streamed_body.dump(), {{"x-api-key", token}});
+  ASSERT_TRUE(stream && stream->status == 200) << (stream ? stream->body : "");
+  EXPECT_NE(stream->body.find("event: message_start"), std::string::npos);
+  EXPECT_NE(stream->body.find("event: message_stop"), std::string::npos);
+  EXPECT_EQ(balance(token), 1000 - 3 * std::stoll(chat_cost));
+
+  // A refused call is Anthropic-shaped and costs nothing.
+  auto bad = http_request(server_->port(), "POST", "/v1/messages", R"({"model":"tiny","messages":[]})",
+                          {{"x-api-key", token}});
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_EQ(json::parse(bad->body)["error"]["type"], "invalid_request_error") << bad->body;
+  EXPECT_EQ(balance(token), 1000 - 3 * std::stoll(chat_cost));
+}
+
 // Counting a prompt needs the model running: a caller who cannot pay for
 // the smallest reply is refused before that, and no model is started for them.
 TEST_F(SeedExamplesTest, ACallerWhoCannotPayStartsNoModel) {
