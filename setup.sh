@@ -91,12 +91,12 @@ build_web() {
   (cd web && npm run --silent build >/dev/null)
 }
 
-# Node packages the test suite drives llmd with (the official OpenAI and
-# Anthropic clients): directory and the package that shows it is installed.
+# Node packages the test suite drives llmd with (the official OpenAI,
+# Anthropic and Ollama clients): directory and the package that shows it is installed.
 ensure_test_clients() {
   ensure_node
   local entry dir package
-  for entry in openai-node:openai anthropic-node:@anthropic-ai/sdk; do
+  for entry in openai-node:openai anthropic-node:@anthropic-ai/sdk ollama-node:ollama; do
     dir="tests/clients/${entry%%:*}"
     package="${entry#*:}"
     if [[ ! -f "$dir/node_modules/$package/package.json" ]]; then

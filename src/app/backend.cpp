@@ -267,7 +267,7 @@ Result<void> Backend::Impl::make_server(std::shared_ptr<http::TlsCertificates> t
       http::security_headers_middleware(),
       http::host_check_middleware(config.server.allowed_hosts),
       http::cors_middleware(config.server.cors_origins),
-      models::anthropic_error_middleware(),
+      models::dialect_error_middleware(),
       auth_middleware(*auth, *pool, *rate_limiter, config.limits),
       rate_limit_middleware(*rate_limiter, config.limits, *pool),
   };

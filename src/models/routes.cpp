@@ -1,5 +1,6 @@
 #include "models/routes.h"
 
+#include <algorithm>
 #include <mutex>
 
 #include <nlohmann/json.hpp>
@@ -8,6 +9,7 @@
 #include "http/errors.h"
 #include "http/sse.h"
 #include "models/anthropic.h"
+#include "models/ollama.h"
 #include "models/proxy.h"
 
 namespace llmd::models {
@@ -15,6 +17,9 @@ namespace {
 
 namespace net = boost::asio;
 using json = nlohmann::json;
+
+// What GET /api/version answers: the Ollama API version llmd's dialect follows.
+constexpr const char* kOllamaVersion = "0.12.0";
 
 class OpenHooks final : public CallHooks {
  public:
@@ -214,82 +219,252 @@ struct Routes {
     if (s.remaining_tokens) resp.headers.set("X-Llmd-Remaining-Tokens", std::to_string(*s.remaining_tokens));
   }
 
+  // --- Other dialects, served as the OpenAI call they translate to -------
+
+  // A dialect's call admitted: what admit() allowed, for settle().
+  struct Admitted {
+    CallInfo call;
+    std::string path;  // the worker's endpoint
+    std::chrono::steady_clock::time_point started;
+  };
+
+  // Validates `body` (an OpenAI request for `path`) as /v1/* does, reserves
+  // for it (the balance may lower max_tokens in `body`) and notes the start.
+  net::awaitable<Result<Admitted>> admit_translated(http::RequestContext& ctx, const std::string& route, ApiKind kind,
+                                                    const std::string& path, json& body) {
+    auto model = validate_openai_request(kind, body, deps.limits, deps.manager.default_model());
+    if (!model) co_return std::unexpected(model.error());
+    body["model"] = *model;
+    Admitted a;
+    a.path = path;
+    a.call.route = route;
+    a.call.model = *model;
+    a.call.max_tokens = kind == ApiKind::kEmbedding ? 0 : body.value("max_tokens", std::int64_t{0});
+    a.call.prompt_bytes = ctx.request.body.size();
+    a.call.stream = kind != ApiKind::kEmbedding && body.value("stream", false);
+    a.call.worker_path = path;
+    a.call.request = &body;
+    const Result<Admission> admitted = co_await deps.hooks->admit(ctx, a.call);
+    a.call.request = nullptr;
+    if (!admitted) co_return std::unexpected(admitted.error());
+    if (admitted->clamped) limit_completion(ctx, body, a.call, admitted->max_tokens);
+    a.started = std::chrono::steady_clock::now();
+    co_return a;
+  }
+
+  std::chrono::milliseconds elapsed(const Admitted& a) const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - a.started);
+  }
+
+  // The admitted call, whole; settled whatever happened.
+  net::awaitable<std::pair<ProxyResult, Settlement>> call_settled(http::RequestContext& ctx, const Admitted& a,
+                                                                  const json& body) {
+    ProxyResult r = co_await proxy().call(ctx, a.call.model, a.path, body.dump());
+    const CallOutcome outcome{a.call.model, r.instance, r.usage, r.response.status, r.ok, elapsed(a)};
+    const Settlement s = co_await deps.hooks->settle(ctx, a.call, outcome);
+    co_return std::make_pair(std::move(r), s);
+  }
+
+  // The admitted call streamed, each worker chunk to `on_event`; settled
+  // whatever happened (a stream cut short pays what was generated).
+  net::awaitable<std::pair<ProxyResult, Settlement>> stream_settled(http::RequestContext& ctx, const Admitted& a,
+                                                                    json& body, Proxy::OnEvent on_event) {
+    body["stream"] = true;
+    body["stream_options"] = {{"include_usage", true}};
+    body["timings_per_token"] = true;  // the usage so far, should the stream be cut short
+    ProxyResult r = co_await proxy().stream_events(ctx, a.call.model, a.path, body.dump(), std::move(on_event));
+    const CallOutcome outcome{a.call.model, r.instance, r.usage, r.ok ? 200 : r.status_for_usage(), r.ok, elapsed(a)};
+    const Settlement s = co_await deps.hooks->settle(ctx, a.call, outcome);
+    co_return std::make_pair(std::move(r), s);
+  }
+
   // POST /v1/messages (Anthropic Messages): translated to a chat completion
-  // and served like /v1/chat/completions (admission, billing, balancer);
-  // errors are reshaped by anthropic_error_middleware.
+  // and served like /v1/chat/completions; errors are reshaped by
+  // dialect_error_middleware.
   net::awaitable<http::Response> anthropic_messages(http::RequestContext& ctx) {
     const json in = json::parse(ctx.request.body, nullptr, false);
     if (in.is_discarded()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
     auto translated = anthropic::to_chat(in);
     if (!translated) co_return error(ctx, translated.error());
     json body = std::move(*translated);
-    auto model = validate_openai_request(ApiKind::kChat, body, deps.limits, deps.manager.default_model());
-    if (!model) co_return error(ctx, model.error());
-    body["model"] = *model;
-    CallInfo call;
-    call.route = "/v1/messages";
-    call.model = *model;
-    call.max_tokens = body.value("max_tokens", std::int64_t{0});
-    call.prompt_bytes = ctx.request.body.size();
-    call.stream = body.value("stream", false);
-    call.worker_path = "/v1/chat/completions";
-    call.request = &body;
-    const Result<Admission> admitted = co_await deps.hooks->admit(ctx, call);
+    auto admitted = co_await admit_translated(ctx, "/v1/messages", ApiKind::kChat, "/v1/chat/completions", body);
     if (!admitted) co_return error(ctx, admitted.error());
-    if (admitted->clamped) limit_completion(ctx, body, call, admitted->max_tokens);
     const std::string id = "msg_" + ctx.request_id;
     const std::string shown_model = in["model"];
-    const auto started = std::chrono::steady_clock::now();
-    const auto elapsed = [&] {
-      return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-    };
 
-    if (!call.stream) {
-      auto r = co_await proxy().call(ctx, *model, "/v1/chat/completions", body.dump());
-      const CallOutcome outcome{*model, r.instance, r.usage, r.response.status, r.ok, elapsed()};
-      const Settlement s = co_await deps.hooks->settle(ctx, call, outcome);
+    if (!admitted->call.stream) {
+      auto done = co_await call_settled(ctx, *admitted, body);
+      const ProxyResult& r = done.first;
       if (!r.ok || r.response.status != 200) co_return r.response;
       const json reply = json::parse(r.response.body, nullptr, false);
       http::Response out = http::Response::json(200, anthropic::from_chat(reply, id, shown_model));
-      cost_headers(out, s);
+      cost_headers(out, done.second);
       co_return out;
     }
 
-    body["stream_options"] = {{"include_usage", true}};
-    body["timings_per_token"] = true;  // the usage so far, should the stream be cut short
     http::SseWriter sse(ctx);
     anthropic::StreamTranslator translator(id, shown_model);
     bool opened = false;
     const auto send_all = [&](const std::vector<anthropic::Event>& events) -> net::awaitable<bool> {
+      if (!opened) {
+        opened = true;
+        if (!co_await sse.open(200)) co_return false;
+      }
       for (const auto& e : events) {
         if (!co_await sse.send(e.data, e.event)) co_return false;
       }
       co_return true;
     };
-    auto r = co_await proxy().stream_events(ctx, *model, "/v1/chat/completions", body.dump(),
-                                            [&](const json& chunk) -> net::awaitable<bool> {
-                                              const auto events = translator.feed(chunk);
-                                              if (events.empty()) co_return true;
-                                              if (!opened) {
-                                                opened = true;
-                                                if (!co_await sse.open(200)) co_return false;
-                                              }
-                                              co_return co_await send_all(events);
-                                            });
-    const CallOutcome outcome{*model, r.instance, r.usage, r.ok ? 200 : r.status_for_usage(), r.ok, elapsed()};
-    co_await deps.hooks->settle(ctx, call, outcome);
+    auto done = co_await stream_settled(ctx, *admitted, body, [&](const json& chunk) -> net::awaitable<bool> {
+      const auto events = translator.feed(chunk);
+      if (events.empty()) co_return true;
+      co_return co_await send_all(events);
+    });
+    const ProxyResult& r = done.first;
     if (!opened && !r.ok) co_return r.response;  // nothing sent yet: a normal error reply
-    if (!opened) {
-      opened = true;
-      if (!co_await sse.open(200)) co_return http::Response::already_streamed(200);
-    }
     if (r.ok) {
       co_await send_all(translator.finish(r.usage.prompt_tokens, r.usage.completion_tokens));
-    } else {
+    } else if (sse.alive()) {
       co_await sse.send(anthropic::error_body(502, "the model worker failed mid-reply").dump(), "error");
     }
     co_await sse.close();
     co_return http::Response::already_streamed(200);
+  }
+
+  // POST /api/chat, /api/generate (Ollama): NDJSON lines unless
+  // "stream": false; served like /v1/chat/completions (a raw generate like
+  // /v1/completions).
+  net::awaitable<http::Response> ollama_generation(http::RequestContext& ctx, ollama::Kind kind) {
+    const json in = json::parse(ctx.request.body, nullptr, false);
+    if (in.is_discarded()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    bool raw = false;
+    auto translated = kind == ollama::Kind::kChat ? ollama::chat_request(in) : ollama::generate_request(in, raw);
+    if (!translated) co_return error(ctx, translated.error());
+    json body = std::move(*translated);
+    const std::string route = kind == ollama::Kind::kChat ? "/api/chat" : "/api/generate";
+    const ApiKind api = raw ? ApiKind::kCompletion : ApiKind::kChat;
+    const std::string path = raw ? "/v1/completions" : "/v1/chat/completions";
+    auto admitted = co_await admit_translated(ctx, route, api, path, body);
+    if (!admitted) co_return error(ctx, admitted.error());
+    const std::string shown_model = in["model"];
+    const auto timing = [&](const CallUsage& u) {
+      return ollama::Timing{u.prompt_tokens, u.completion_tokens, elapsed(*admitted).count() * 1'000'000};
+    };
+
+    if (!admitted->call.stream) {
+      auto done = co_await call_settled(ctx, *admitted, body);
+      const ProxyResult& r = done.first;
+      if (!r.ok || r.response.status != 200) co_return r.response;
+      const json reply = json::parse(r.response.body, nullptr, false);
+      http::Response out = http::Response::json(200, ollama::reply(kind, reply, shown_model, timing(r.usage)));
+      cost_headers(out, done.second);
+      co_return out;
+    }
+
+    ollama::StreamTranslator translator(kind, shown_model);
+    bool opened = false;
+    bool alive = true;
+    const auto send_lines = [&](const std::vector<json>& lines) -> net::awaitable<bool> {
+      if (!opened) {
+        opened = true;
+        http::Headers h;
+        h.set("Content-Type", "application/x-ndjson");
+        h.set("Cache-Control", "no-cache");
+        h.set("X-Accel-Buffering", "no");
+        alive = co_await ctx.stream.begin(200, h);
+      }
+      std::string out;
+      for (const auto& l : lines) out += l.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+      if (alive && !out.empty()) alive = co_await ctx.stream.write(out);
+      co_return alive;
+    };
+    auto done = co_await stream_settled(ctx, *admitted, body, [&](const json& chunk) -> net::awaitable<bool> {
+      const auto lines = translator.feed(chunk);
+      if (lines.empty()) co_return true;
+      co_return co_await send_lines(lines);
+    });
+    const ProxyResult& r = done.first;
+    if (!opened && !r.ok) co_return r.response;  // nothing sent yet: a normal error reply
+    if (r.ok) {
+      co_await send_lines(translator.finish(timing(r.usage)));
+    } else {
+      std::vector<json> failed(1, json::object());
+      failed[0]["error"] = "the model worker failed mid-reply";
+      co_await send_lines(failed);
+    }
+    if (alive) co_await ctx.stream.end();
+    co_return http::Response::already_streamed(200);
+  }
+
+  // POST /api/embed (Ollama): served like /v1/embeddings.
+  net::awaitable<http::Response> ollama_embed(http::RequestContext& ctx) {
+    const json in = json::parse(ctx.request.body, nullptr, false);
+    if (in.is_discarded()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    auto translated = ollama::embed_request(in);
+    if (!translated) co_return error(ctx, translated.error());
+    json body = std::move(*translated);
+    auto admitted = co_await admit_translated(ctx, "/api/embed", ApiKind::kEmbedding, "/v1/embeddings", body);
+    if (!admitted) co_return error(ctx, admitted.error());
+    auto done = co_await call_settled(ctx, *admitted, body);
+    const ProxyResult& r = done.first;
+    if (!r.ok || r.response.status != 200) co_return r.response;
+    const json reply = json::parse(r.response.body, nullptr, false);
+    const ollama::Timing timing{r.usage.prompt_tokens, 0, elapsed(*admitted).count() * 1'000'000};
+    http::Response out = http::Response::json(200, ollama::embed_reply(reply, in["model"], timing));
+    cost_headers(out, done.second);
+    co_return out;
+  }
+
+  // Ollama's description of a model ("details").
+  static json ollama_details(const ModelStatus& m) {
+    return {{"format", "gguf"},
+            {"family", m.arch},
+            {"families", json::array({m.arch})},
+            {"parameter_size", m.parameter_count > 0 ? std::to_string(m.parameter_count) : ""},
+            {"quantization_level", m.quantization}};
+  }
+  static json ollama_model(const ModelStatus& m) {
+    return {{"name", m.name}, {"model", m.name}, {"modified_at", "1970-01-01T00:00:00Z"},
+            {"size", m.size}, {"digest", ""}, {"details", ollama_details(m)}};
+  }
+
+  // GET /api/tags, /api/ps (the running ones), POST /api/show, GET /api/version.
+  net::awaitable<http::Response> ollama_tags(http::RequestContext& ctx, bool running_only) {
+    const Result<void> allowed = co_await deps.hooks->require_user(ctx);
+    if (!allowed) co_return error(ctx, allowed.error());
+    json models = json::array();
+    for (const auto& m : deps.manager.list()) {
+      if (m.status == "error" || (running_only && m.status != "running")) continue;
+      json entry = ollama_model(m);
+      if (running_only) {
+        entry["expires_at"] = "0001-01-01T00:00:00Z";
+        entry["size_vram"] = 0;
+      }
+      models.push_back(std::move(entry));
+    }
+    co_return http::Response::json(200, {{"models", models}});
+  }
+
+  net::awaitable<http::Response> ollama_show(http::RequestContext& ctx) {
+    const Result<void> allowed = co_await deps.hooks->require_user(ctx);
+    if (!allowed) co_return error(ctx, allowed.error());
+    const json in = json::parse(ctx.request.body, nullptr, false);
+    std::string name;
+    if (in.is_object()) name = in.value("model", in.value("name", ""));
+    if (name.empty()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "model is required", "invalid_request"));
+    auto m = deps.manager.get(name);
+    if (!m) co_return error(ctx, m.error());
+    json capabilities = json::array({"completion"});
+    if (m->has_chat_template) capabilities.push_back("tools");
+    co_return http::Response::json(
+        200, {{"modelfile", ""},
+              {"parameters", ""},
+              {"template", ""},
+              {"details", ollama_details(*m)},
+              {"model_info",
+               {{"general.architecture", m->arch}, {"general.parameter_count", m->parameter_count},
+                {m->arch + ".context_length", m->context_length}}},
+              {"capabilities", capabilities}});
   }
 
   // POST /v1/messages/count_tokens: the prompt's tokens as the model's worker
@@ -457,18 +632,34 @@ void add_model_routes(http::Router& router, ModelRoutesDeps deps) {
               [r](http::RequestContext& c) { return r->openai_call(c, ApiKind::kEmbedding, "/v1/embeddings"); });
   router.post("/v1/messages", [r](http::RequestContext& c) { return r->anthropic_messages(c); });
   router.post("/v1/messages/count_tokens", [r](http::RequestContext& c) { return r->anthropic_count_tokens(c); });
+  router.post("/api/chat", [r](http::RequestContext& c) { return r->ollama_generation(c, ollama::Kind::kChat); });
+  router.post("/api/generate",
+              [r](http::RequestContext& c) { return r->ollama_generation(c, ollama::Kind::kGenerate); });
+  router.post("/api/embed", [r](http::RequestContext& c) { return r->ollama_embed(c); });
+  router.get("/api/tags", [r](http::RequestContext& c) { return r->ollama_tags(c, false); });
+  router.get("/api/ps", [r](http::RequestContext& c) { return r->ollama_tags(c, true); });
+  router.post("/api/show", [r](http::RequestContext& c) { return r->ollama_show(c); });
+  router.get("/api/version", [](http::RequestContext&) -> net::awaitable<http::Response> {
+    co_return http::Response::json(200, {{"version", kOllamaVersion}});
+  });
 }
 
-http::Middleware anthropic_error_middleware() {
+http::Middleware dialect_error_middleware() {
   return [](http::RequestContext& ctx, const http::Next& next) -> net::awaitable<http::Response> {
     http::Response resp = co_await next(ctx);
-    if (!ctx.request.path.starts_with("/v1/messages") || resp.status < 400 || resp.body.empty()) co_return resp;
+    const std::string& path = ctx.request.path;
+    const bool anthropic_path = path.starts_with("/v1/messages");
+    static constexpr std::string_view kOllamaPaths[] = {"/api/chat", "/api/generate", "/api/embed", "/api/tags",
+                                                        "/api/ps",   "/api/show",     "/api/version"};
+    const bool ollama_path = std::ranges::find(kOllamaPaths, std::string_view(path)) != std::end(kOllamaPaths);
+    if ((!anthropic_path && !ollama_path) || resp.status < 400 || resp.body.empty()) co_return resp;
     const json body = json::parse(resp.body, nullptr, false);
-    if (!body.is_object() || body.value("type", "") == "error") co_return resp;
+    if (!body.is_object() || !body.contains("error") || !body["error"].is_object()) co_return resp;
     std::string message = "request failed (" + std::to_string(resp.status) + ")";
-    if (body.contains("error") && body["error"].is_object() && body["error"].contains("message") &&
-        body["error"]["message"].is_string()) {
-      message = body["error"]["message"];
+    if (body["error"].contains("message") && body["error"]["message"].is_string()) message = body["error"]["message"];
+    if (ollama_path) {
+      resp.body = json{{"error", message}}.dump();  // Ollama's shape: the message alone
+      co_return resp;
     }
     json shaped = anthropic::error_body(resp.status, message);
     if (body.contains("error") && body["error"].is_object()) {

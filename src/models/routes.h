@@ -3,6 +3,8 @@
 //   POST /api/v1/models/{name}/start|stop (admin), /api/v1/models/{name}/chat
 //   GET  /v1/models; POST /v1/chat/completions, /v1/completions, /v1/embeddings
 //   POST /v1/messages, /v1/messages/count_tokens (Anthropic Messages)
+//   POST /api/chat, /api/generate, /api/embed, /api/show; GET /api/tags,
+//   /api/ps, /api/version (Ollama)
 // Model calls go through CallHooks (auth, billing) and are proxied to an
 // instance chosen by the Manager with streaming pass-through.
 #pragma once
@@ -40,9 +42,11 @@ struct ModelRoutesDeps {
 // Registers the routes on `router`.
 void add_model_routes(http::Router& router, ModelRoutesDeps deps);
 
-// Errors of /v1/messages* in Anthropic's shape ({"type":"error","error":
-// {type, message}}), whichever layer refused (authentication, rate limits,
-// the route, a worker). Put it outside the authentication middleware.
-http::Middleware anthropic_error_middleware();
+// Errors of the other dialects in their own shape, whichever layer refused
+// (authentication, rate limits, the route, a worker): /v1/messages* as
+// Anthropic's ({"type":"error","error":{type, message}}), Ollama's
+// endpoints as {"error": message}. Put it outside the authentication
+// middleware.
+http::Middleware dialect_error_middleware();
 
 }  // namespace llmd::models

@@ -434,7 +434,11 @@ TEST(HardeningHttp, AcceptBacksOffQuietlyWhenDescriptorsRunOut) {
     ++warnings;
   }
   EXPECT_GE(warnings, 1u) << "the test did not reach EMFILE:\n" << log;
-  EXPECT_LE(warnings, 2u) << log;
+  // One warning per episode: a descriptor the server's own background work
+  // frees and takes again (a health probe, a database file) may end one
+  // and start the next, but a flood (one per failed accept) would be
+  // hundreds.
+  EXPECT_LE(warnings, 10u) << log;
 
   flood.clear();
   ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &old, nullptr), 0);

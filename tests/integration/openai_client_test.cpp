@@ -117,5 +117,13 @@ TEST_F(OfficialClients, AnthropicNodeClientWorksUnchanged) {
               {"LLMD_TOOL_MODEL", "tools"}});
 }
 
+// The Ollama dialect, with the official client unchanged.
+TEST_F(OfficialClients, OllamaClientWorksUnchanged) {
+  run_client("ollama-node", "ollama",
+             {{"LLMD_ORIGIN", "http://127.0.0.1:" + std::to_string(serve_->port())},
+              {"LLMD_MODEL", "tiny"},
+              {"LLMD_EMBED_MODEL", "tiny-embed"}});
+}
+
 }  // namespace
 }  // namespace llmd::testing
