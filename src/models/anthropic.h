@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "models/sse_event.h"
 
 namespace llmd::models::anthropic {
 
@@ -43,10 +44,7 @@ nlohmann::json error_body(int status, const std::string& message);
 // The error type Anthropic names for an HTTP status.
 std::string error_type(int status);
 
-struct Event {
-  std::string event;  // message_start, content_block_delta, ...
-  std::string data;   // its JSON
-};
+using Event = SseEvent;
 
 // OpenAI stream chunks (chat.completion.chunk) to Anthropic's event
 // sequence: message_start, then per block content_block_start /

@@ -1,6 +1,7 @@
 #include "models/routes.h"
 
 #include <algorithm>
+#include <ctime>
 #include <mutex>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "models/anthropic.h"
 #include "models/ollama.h"
 #include "models/proxy.h"
+#include "models/responses.h"
 
 namespace llmd::models {
 namespace {
@@ -331,6 +333,61 @@ struct Routes {
     co_return http::Response::already_streamed(200);
   }
 
+  // POST /v1/responses (OpenAI Responses, stateless): translated to a chat
+  // completion and served like /v1/chat/completions.
+  net::awaitable<http::Response> responses_create(http::RequestContext& ctx) {
+    const json in = json::parse(ctx.request.body, nullptr, false);
+    if (in.is_discarded()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    auto translated = responses::to_chat(in);
+    if (!translated) co_return error(ctx, translated.error());
+    json body = std::move(*translated);
+    auto admitted = co_await admit_translated(ctx, "/v1/responses", ApiKind::kChat, "/v1/chat/completions", body);
+    if (!admitted) co_return error(ctx, admitted.error());
+    const responses::Ids ids{"resp_" + ctx.request_id, static_cast<std::int64_t>(std::time(nullptr))};
+
+    if (!admitted->call.stream) {
+      auto done = co_await call_settled(ctx, *admitted, body);
+      const ProxyResult& r = done.first;
+      if (!r.ok || r.response.status != 200) co_return r.response;
+      const json reply = json::parse(r.response.body, nullptr, false);
+      http::Response out = http::Response::json(200, responses::from_chat(reply, ids, in));
+      cost_headers(out, done.second);
+      co_return out;
+    }
+
+    http::SseWriter sse(ctx);
+    responses::StreamTranslator translator(ids, in);
+    bool opened = false;
+    const auto send_all = [&](const std::vector<SseEvent>& events) -> net::awaitable<bool> {
+      if (!opened) {
+        opened = true;
+        if (!co_await sse.open(200)) co_return false;
+        for (const auto& e : translator.start()) {
+          if (!co_await sse.send(e.data, e.event)) co_return false;
+        }
+      }
+      for (const auto& e : events) {
+        if (!co_await sse.send(e.data, e.event)) co_return false;
+      }
+      co_return true;
+    };
+    auto done = co_await stream_settled(ctx, *admitted, body, [&](const json& chunk) -> net::awaitable<bool> {
+      const auto events = translator.feed(chunk);
+      if (events.empty()) co_return true;
+      co_return co_await send_all(events);
+    });
+    const ProxyResult& r = done.first;
+    if (!opened && !r.ok) co_return r.response;  // nothing sent yet: a normal error reply
+    if (r.ok) {
+      co_await send_all(translator.finish(r.usage.prompt_tokens, r.usage.completion_tokens));
+    } else if (sse.alive()) {
+      const json failed = {{"type", "error"}, {"code", "upstream_error"}, {"message", "the model worker failed mid-reply"}};
+      co_await sse.send(failed.dump(), "error");
+    }
+    co_await sse.close();
+    co_return http::Response::already_streamed(200);
+  }
+
   // POST /api/chat, /api/generate (Ollama): NDJSON lines unless
   // "stream": false; served like /v1/chat/completions (a raw generate like
   // /v1/completions).
@@ -630,6 +687,7 @@ void add_model_routes(http::Router& router, ModelRoutesDeps deps) {
               [r](http::RequestContext& c) { return r->openai_call(c, ApiKind::kCompletion, "/v1/completions"); });
   router.post("/v1/embeddings",
               [r](http::RequestContext& c) { return r->openai_call(c, ApiKind::kEmbedding, "/v1/embeddings"); });
+  router.post("/v1/responses", [r](http::RequestContext& c) { return r->responses_create(c); });
   router.post("/v1/messages", [r](http::RequestContext& c) { return r->anthropic_messages(c); });
   router.post("/v1/messages/count_tokens", [r](http::RequestContext& c) { return r->anthropic_count_tokens(c); });
   router.post("/api/chat", [r](http::RequestContext& c) { return r->ollama_generation(c, ollama::Kind::kChat); });

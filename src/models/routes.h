@@ -2,6 +2,7 @@
 //   GET  /api/v1/models, /api/v1/models/{name}
 //   POST /api/v1/models/{name}/start|stop (admin), /api/v1/models/{name}/chat
 //   GET  /v1/models; POST /v1/chat/completions, /v1/completions, /v1/embeddings
+//   POST /v1/responses (OpenAI Responses, stateless)
 //   POST /v1/messages, /v1/messages/count_tokens (Anthropic Messages)
 //   POST /api/chat, /api/generate, /api/embed, /api/show; GET /api/tags,
 //   /api/ps, /api/version (Ollama)

@@ -8,6 +8,7 @@
 // stands in for a real model's shorter replies (SPEC §5 pricing otherwise).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <thread>
@@ -421,9 +422,9 @@ TEST_F(SeedExamplesTest, TwentyTypicalCallsReserveAtMostHalfAgainTheirCharge) {
   EXPECT_EQ(books->front().integer(1), 0);
 }
 
-// Anthropic's Messages dialect is served like /v1/chat/completions: the same
-// prompt, the same tokens, the same charge, said in X-Llmd-Tokens-Consumed.
-TEST_F(SeedExamplesTest, AMessagesCallIsChargedLikeTheSameChatCall) {
+// The other dialects are served like /v1/chat/completions: the same prompt,
+// the same tokens, the same charge, said in X-Llmd-Tokens-Consumed.
+TEST_F(SeedExamplesTest, EveryDialectIsChargedLikeTheSameChatCall) {
   auto [token, id] = new_user("dialects");
   const json chat_body = {{"model", "tiny"},
                           {"messages", {{{"role", "system"}, {"content", "Be brief."}},
@@ -471,6 +472,82 @@ TEST_F(SeedExamplesTest, AMessagesCallIsChargedLikeTheSameChatCall) {
   EXPECT_EQ(bad->status, 400);
   EXPECT_EQ(json::parse(bad->body)["error"]["type"], "invalid_request_error") << bad->body;
   EXPECT_EQ(balance(token), 1000 - 3 * std::stoll(chat_cost));
+
+  // OpenAI Responses and Ollama's chat: the same tokens, the same charge.
+  const json response_body = {{"model", "tiny"},
+                              {"instructions", "Be brief."},
+                              {"input", "计算 2+3×4 的结果"},
+                              {"max_output_tokens", 20},
+                              {"temperature", 0}};
+  auto response = call("POST", "/v1/responses", response_body.dump(), token);
+  ASSERT_TRUE(response && response->status == 200) << (response ? response->body : "");
+  EXPECT_EQ(json::parse(response->body)["usage"]["input_tokens"], chat_usage["prompt_tokens"]);
+  EXPECT_EQ(json::parse(response->body)["usage"]["output_tokens"], chat_usage["completion_tokens"]);
+  EXPECT_EQ(response->header("x-llmd-tokens-consumed"), chat_cost);
+  const json ollama_body = {{"model", "tiny"},
+                            {"messages", chat_body["messages"]},
+                            {"stream", false},
+                            {"options", {{"num_predict", 20}, {"temperature", 0}}}};
+  auto ollama = call("POST", "/api/chat", ollama_body.dump(), token);
+  ASSERT_TRUE(ollama && ollama->status == 200) << (ollama ? ollama->body : "");
+  EXPECT_EQ(json::parse(ollama->body)["prompt_eval_count"], chat_usage["prompt_tokens"]);
+  EXPECT_EQ(json::parse(ollama->body)["eval_count"], chat_usage["completion_tokens"]);
+  EXPECT_EQ(ollama->header("x-llmd-tokens-consumed"), chat_cost);
+  EXPECT_EQ(balance(token), 1000 - 5 * std::stoll(chat_cost));
+  auto ollama_bad = call("POST", "/api/chat", R"({"model":"nope","messages":[{"role":"user","content":"x"}]})", token);
+  ASSERT_TRUE(ollama_bad);
+  EXPECT_EQ(ollama_bad->status, 404);
+  EXPECT_TRUE(json::parse(ollama_bad->body)["error"].is_string()) << ollama_bad->body;
+  EXPECT_EQ(balance(token), 1000 - 5 * std::stoll(chat_cost));
+}
+
+// Forty calls at once in four dialects by one user whose balance pays for
+// only some: none takes it below zero, and the ledger adds up.
+TEST_F(SeedExamplesTest, FortyParallelCallsAcrossDialectsNeverOverspend) {
+  auto [token, id] = new_user("parallel");
+  ASSERT_EQ(call("POST", "/api/v1/admin/users/" + std::to_string(id) + "/tokens",
+                 json{{"amount", 150 - 1000}, {"reason", "test"}}.dump(), admin())
+                ->status,
+            200);
+  const std::string message = "计算 2+3×4 的结果";
+  const std::vector<std::pair<std::string, std::string>> dialects = {
+      {"/v1/chat/completions",
+       json{{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", message}}}}, {"max_tokens", 40}}.dump()},
+      {"/v1/messages",
+       json{{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", message}}}}, {"max_tokens", 40},
+            {"stream", true}}.dump()},
+      {"/v1/responses", json{{"model", "tiny"}, {"input", message}, {"max_output_tokens", 40}}.dump()},
+      {"/api/chat",
+       json{{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", message}}}},
+            {"options", {{"num_predict", 40}}}}.dump()}};
+  std::atomic<int> served{0};
+  std::atomic<int> refused{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 40; ++i) {
+    threads.emplace_back([&, i] {
+      const auto& [path, body] = dialects[static_cast<std::size_t>(i) % dialects.size()];
+      auto r = call("POST", path, body, token);
+      if (r && r->status == 200) ++served;
+      if (r && r->status == 402) ++refused;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(served + refused, 40);
+  EXPECT_GT(served.load(), 0);
+  EXPECT_GT(refused.load(), 0);  // 150 tokens do not pay for forty replies
+  auto db = store::Database::open("sqlite:" + (server_->dir() / "data/llmd.db").string(), 1);
+  ASSERT_TRUE(db) << db.error().message;
+  auto books = (*db)->with_connection<std::vector<store::Row>>([&](store::Connection& c) {
+    return c.query("SELECT balance, reserved, (SELECT SUM(delta) FROM ledger WHERE user_id = u.id), "
+                   "(SELECT COALESCE(SUM(charged), 0) FROM usage_records WHERE user_id = u.id) FROM users u WHERE id = ?",
+                   std::vector<store::Value>{id});
+  });
+  ASSERT_TRUE(books && books->size() == 1);
+  const store::Row& row = books->front();
+  EXPECT_GE(row.integer(0), 0);
+  EXPECT_EQ(row.integer(1), 0);
+  EXPECT_EQ(row.integer(0), row.integer(2));
+  EXPECT_EQ(row.integer(0), 150 - row.integer(3));
 }
 
 // Counting a prompt needs the model running: a caller who cannot pay for

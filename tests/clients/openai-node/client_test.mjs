@@ -275,3 +275,75 @@ test('the stream helper assembles the call from deltas, and the tool result goes
   assert.equal(next.choices[0].message.tool_calls, undefined);
   assert.ok(next.usage.prompt_tokens > 0);
 });
+
+// The Responses API (stateless): the same model through responses.create.
+test('responses.create returns output items, output_text and usage', async () => {
+  const r = await client.responses.create({
+    model, input: 'Say hello in one word.', instructions: 'Be brief.', max_output_tokens: 12,
+  });
+  assert.equal(r.object, 'response');
+  assert.match(r.id, /^resp_/);
+  assert.ok(['completed', 'incomplete'].includes(r.status), r.status);
+  if (r.status === 'incomplete') assert.equal(r.incomplete_details.reason, 'max_output_tokens');
+  assert.equal(r.output.at(-1).type, 'message');
+  assert.equal(typeof r.output_text, 'string');
+  assert.equal(r.output_text, r.output.at(-1).content[0].text);
+  assert.ok(r.usage.input_tokens > 0);
+  assert.ok(r.usage.output_tokens > 0 && r.usage.output_tokens <= 12);
+  assert.equal(r.usage.total_tokens, r.usage.input_tokens + r.usage.output_tokens);
+  assert.equal(r.store, false);
+});
+
+test('a Responses stream assembles to the same text as a call at temperature 0', async () => {
+  const request = { model, input: [{ role: 'user', content: 'Say hello in one word.' }], max_output_tokens: 16, temperature: 0 };
+  const whole = await client.responses.create(request);
+  const stream = client.responses.stream(request);
+  const deltas = [];
+  const types = [];
+  stream.on('response.output_text.delta', (e) => deltas.push(e.delta));
+  let ended;  // response.completed, or response.incomplete when max_output_tokens cut it
+  stream.on('event', (e) => {
+    types.push(e.type);
+    if (e.type === 'response.completed' || e.type === 'response.incomplete') ended = e.response;
+  });
+  const final = await stream.finalResponse();
+  assert.equal(types[0], 'response.created');
+  assert.ok(['response.completed', 'response.incomplete'].includes(types.at(-1)), types.at(-1));
+  assert.ok(types.includes('response.output_item.added') && types.includes('response.output_item.done'));
+  assert.equal(deltas.join(''), whole.output_text);
+  // (a stream's final response has no output_text helper: the text is in its items)
+  const finalText = final.output.filter((i) => i.type === 'message').flatMap((i) => i.content).map((c) => c.text).join('');
+  assert.equal(finalText, whole.output_text);
+  assert.equal(ended.status, whole.status);
+  assert.equal(ended.usage.output_tokens, whole.usage.output_tokens);
+  assert.equal(ended.usage.input_tokens, whole.usage.input_tokens);
+});
+
+test('a Responses function call round trip', async () => {
+  const tool = { type: 'function', name: 'get_weather', description: 'Current weather in a city', strict: false,
+    parameters: weatherTool.function.parameters };
+  const question = { role: 'user', content: 'Weather in Paris?' };
+  // logit_bias: llama.cpp's extension, passed on as an extra body field (see forcedCall).
+  const r = await client.responses.create({
+    model: toolModel, input: [question], tools: [tool], tool_choice: 'required', parallel_tool_calls: false,
+    logit_bias: { 90: 100 }, max_output_tokens: 200, temperature: 0,
+  });
+  const call = r.output.find((item) => item.type === 'function_call');
+  assert.ok(call, JSON.stringify(r.output));
+  assert.equal(call.name, 'get_weather');
+  assert.ok(['Paris', 'London'].includes(JSON.parse(call.arguments).city), call.arguments);
+  const next = await client.responses.create({
+    model: toolModel, tools: [tool], tool_choice: 'none', max_output_tokens: 8, temperature: 0,
+    input: [question, call, { type: 'function_call_output', call_id: call.call_id, output: '{"temperature_c":21}' }],
+  });
+  assert.ok(next.output.every((item) => item.type !== 'function_call'));
+  assert.ok(next.usage.input_tokens > r.usage.input_tokens);
+});
+
+test('previous_response_id is refused: llmd keeps no responses', async () => {
+  await assert.rejects(client.responses.create({ model, input: 'x', previous_response_id: 'resp_123' }), (e) => {
+    assert.ok(e instanceof OpenAI.BadRequestError, String(e));
+    assert.match(e.message, /previous_response_id/);
+    return true;
+  });
+});
