@@ -195,6 +195,14 @@ Result<nlohmann::json> to_chat(const json& request, bool need_max_tokens) {
       return std::unexpected(invalid("thinking must be {\"type\": \"enabled\" | \"disabled\"}"));
     }
     chat["chat_template_kwargs"] = {{"enable_thinking", type == "enabled"}};
+    // The budget is the runner's own reasoning budget: the end of thinking
+    // is forced after that many tokens.
+    if (type == "enabled" && thinking.contains("budget_tokens")) {
+      if (!thinking["budget_tokens"].is_number_integer() || thinking["budget_tokens"].get<std::int64_t>() < 1) {
+        return std::unexpected(invalid("thinking.budget_tokens must be a positive integer"));
+      }
+      chat["reasoning_budget_tokens"] = thinking["budget_tokens"];
+    }
   }
   // llama.cpp's sampling extensions, as llama-server's own Messages API
   // takes them (an SDK sends them as extra body fields).

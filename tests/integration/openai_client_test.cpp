@@ -34,6 +34,9 @@ class OfficialClients : public ::testing::Test {
     fs::create_directories(models);
     fs::create_symlink(tiny_test_model(kBinary), models / "tiny.gguf");
     fs::create_symlink(templated_test_model(kBinary, "meta-llama-Llama-3.1-8B-Instruct"), models / "tools.gguf");
+    // Thinking: DeepSeek-R1's real template opens the thinking block itself.
+    fs::create_symlink(templated_test_model(kBinary, "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B"),
+                       models / "reasoner.gguf");
     const int embed_port = free_port();
     embed_ = new Process({kBinary, "runner", "--model", tiny_test_model(kBinary).string(), "--port",
                           std::to_string(embed_port), "--threads", "1", "--ctx", "256", "--parallel", "2",
@@ -47,6 +50,7 @@ class OfficialClients : public ::testing::Test {
                                std::to_string(base + 10) +
                                "\"\n  list:\n    - { name: tiny, file: tiny.gguf, ctx: 512, parallel: 2, threads: 1 }\n"
                                "    - { name: tools, file: tools.gguf, ctx: 1024, parallel: 1, threads: 1 }\n"
+                               "    - { name: reasoner, file: reasoner.gguf, ctx: 512, parallel: 1, threads: 1 }\n"
                                "upstreams:\n  - { name: embed, url: \"http://127.0.0.1:" + std::to_string(embed_port) +
                                "\", model: tiny-embed }\n");
     if (!serve_->started()) return;
@@ -106,6 +110,7 @@ TEST_F(OfficialClients, OpenAiNodeClientWorksUnchanged) {
              {{"LLMD_BASE_URL", "http://127.0.0.1:" + std::to_string(serve_->port()) + "/v1"},
               {"LLMD_MODEL", "tiny"},
               {"LLMD_TOOL_MODEL", "tools"},
+              {"LLMD_REASONING_MODEL", "reasoner"},
               {"LLMD_EMBED_MODEL", "tiny-embed"}});
 }
 
@@ -114,7 +119,8 @@ TEST_F(OfficialClients, AnthropicNodeClientWorksUnchanged) {
   run_client("anthropic-node", "@anthropic-ai/sdk",
              {{"LLMD_ORIGIN", "http://127.0.0.1:" + std::to_string(serve_->port())},
               {"LLMD_MODEL", "tiny"},
-              {"LLMD_TOOL_MODEL", "tools"}});
+              {"LLMD_TOOL_MODEL", "tools"},
+              {"LLMD_REASONING_MODEL", "reasoner"}});
 }
 
 // The Ollama dialect, with the official client unchanged.
@@ -122,6 +128,7 @@ TEST_F(OfficialClients, OllamaClientWorksUnchanged) {
   run_client("ollama-node", "ollama",
              {{"LLMD_ORIGIN", "http://127.0.0.1:" + std::to_string(serve_->port())},
               {"LLMD_MODEL", "tiny"},
+              {"LLMD_TOOL_MODEL", "tools"},
               {"LLMD_EMBED_MODEL", "tiny-embed"}});
 }
 

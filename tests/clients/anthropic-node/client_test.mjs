@@ -4,6 +4,7 @@
 //   LLMD_API_KEY     an sk-... key of a user with tokens (sent as x-api-key)
 //   LLMD_MODEL       a chat model served by a real runner
 //   LLMD_TOOL_MODEL  a chat model with Llama 3.1's real chat template (tool calls)
+//   LLMD_REASONING_MODEL  a chat model with DeepSeek-R1's real template (thinking)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
@@ -12,7 +13,9 @@ const baseURL = process.env.LLMD_ORIGIN;
 const apiKey = process.env.LLMD_API_KEY;
 const model = process.env.LLMD_MODEL;
 const toolModel = process.env.LLMD_TOOL_MODEL;
-assert.ok(baseURL && apiKey && model && toolModel, 'LLMD_ORIGIN, LLMD_API_KEY, LLMD_MODEL, LLMD_TOOL_MODEL must be set');
+const reasoningModel = process.env.LLMD_REASONING_MODEL;
+assert.ok(baseURL && apiKey && model && toolModel && reasoningModel,
+  'LLMD_ORIGIN, LLMD_API_KEY, LLMD_MODEL, LLMD_TOOL_MODEL, LLMD_REASONING_MODEL must be set');
 
 const client = new Anthropic({ baseURL, apiKey, maxRetries: 0, timeout: 60_000 });
 const hello = [{ role: 'user', content: 'Say hello in one word.' }];
@@ -125,4 +128,28 @@ test('errors arrive as the client library error classes, in Anthropic\'s shape',
     assert.equal(e.error.error.type, 'authentication_error');
     return true;
   });
+});
+
+// DeepSeek-R1's template opens the thinking block: what the model writes is
+// a thinking block; a budget forces its end, and the answer follows.
+test('thinking arrives as thinking blocks, streamed as thinking_delta, within budget_tokens', async () => {
+  const request = {
+    model: reasoningModel, max_tokens: 10, temperature: 0, messages: [{ role: 'user', content: '2+2?' }],
+    thinking: { type: 'enabled', budget_tokens: 1024 },
+  };
+  const m = await client.messages.create(request);
+  assert.equal(m.content[0].type, 'thinking', JSON.stringify(m.content));
+  assert.ok(m.content[0].thinking.length > 0);
+  assert.ok(m.content.every((b) => b.type !== 'text' || b.text === ''), JSON.stringify(m.content));
+  const stream = client.messages.stream(request);
+  const pieces = [];
+  stream.on('thinking', (delta) => pieces.push(delta));
+  const final = await stream.finalMessage();
+  assert.equal(pieces.join(''), m.content[0].thinking);
+  assert.equal(final.content[0].thinking, m.content[0].thinking);
+
+  const budgeted = await client.messages.create({ ...request, max_tokens: 24, thinking: { type: 'enabled', budget_tokens: 3 } });
+  assert.equal(budgeted.content[0].type, 'thinking');
+  const answer = budgeted.content.find((b) => b.type === 'text');
+  assert.ok(answer && answer.text.length > 0, JSON.stringify(budgeted.content));
 });

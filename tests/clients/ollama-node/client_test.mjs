@@ -4,6 +4,7 @@
 //   LLMD_API_KEY      an sk-... key of a user with tokens (sent as a Bearer header)
 //   LLMD_MODEL        a chat model served by a real runner
 //   LLMD_EMBED_MODEL  a model served by a runner started with --embeddings
+//   LLMD_TOOL_MODEL   a chat model with Llama 3.1's real chat template (tool calls)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Ollama } from 'ollama';
@@ -12,7 +13,9 @@ const host = process.env.LLMD_ORIGIN;
 const apiKey = process.env.LLMD_API_KEY;
 const model = process.env.LLMD_MODEL;
 const embedModel = process.env.LLMD_EMBED_MODEL;
-assert.ok(host && apiKey && model && embedModel, 'LLMD_ORIGIN, LLMD_API_KEY, LLMD_MODEL, LLMD_EMBED_MODEL must be set');
+const toolModel = process.env.LLMD_TOOL_MODEL;
+assert.ok(host && apiKey && model && embedModel && toolModel,
+  'LLMD_ORIGIN, LLMD_API_KEY, LLMD_MODEL, LLMD_EMBED_MODEL, LLMD_TOOL_MODEL must be set');
 
 const ollama = new Ollama({ host, headers: { Authorization: `Bearer ${apiKey}` } });
 const hello = [{ role: 'user', content: 'Say hello in one word.' }];
@@ -67,6 +70,28 @@ test('generate, whole and streamed, agree; format json gives an object', async (
   assert.ok(raw.prompt_eval_count < whole.prompt_eval_count, 'a raw prompt has no chat template around it');
   const json = await ollama.chat({ model, messages: hello, format: 'json', options: { num_predict: 30, temperature: 0 } });
   assert.ok(json.message.content.trimStart().startsWith('{'), json.message.content);
+});
+
+// A tool round trip's history: the assistant's call (arguments as an
+// object, no id) and the tool's result, rendered by Llama 3.1's template.
+// (Ollama has no way to force a call, which a random-weight model would need:
+// replies with tool_calls are covered by the translation's unit tests.)
+test('a conversation with a tool call and its result goes through the model\'s template', async () => {
+  const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Current weather in a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+  const question = { role: 'user', content: 'Weather in Paris?' };
+  const plain = await ollama.chat({ model: toolModel, messages: [question], tools, options: { num_predict: 4, temperature: 0 } });
+  const answered = await ollama.chat({
+    model: toolModel, tools, options: { num_predict: 4, temperature: 0 },
+    messages: [
+      question,
+      { role: 'assistant', content: '', tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }] },
+      { role: 'tool', content: '21 C and sunny', tool_name: 'get_weather' },
+    ],
+  });
+  assert.equal(answered.done, true);
+  assert.ok(answered.prompt_eval_count > plain.prompt_eval_count + 5,
+    `${answered.prompt_eval_count} vs ${plain.prompt_eval_count}`);
 });
 
 test('embed returns one vector per input', async () => {

@@ -347,3 +347,18 @@ test('previous_response_id is refused: llmd keeps no responses', async () => {
     return true;
   });
 });
+
+test('a reasoning model\'s thinking is a reasoning item, streamed as reasoning_text deltas', async () => {
+  const reasoningModel = process.env.LLMD_REASONING_MODEL;
+  assert.ok(reasoningModel, 'LLMD_REASONING_MODEL must be set');
+  const request = { model: reasoningModel, input: '2+2?', max_output_tokens: 10, temperature: 0 };
+  const r = await client.responses.create(request);
+  assert.equal(r.output[0].type, 'reasoning', JSON.stringify(r.output));
+  const thought = r.output[0].content[0].text;
+  assert.ok(thought.length > 0);
+  const stream = client.responses.stream(request);
+  const deltas = [];
+  stream.on('response.reasoning_text.delta', (e) => deltas.push(e.delta));
+  await stream.finalResponse();
+  assert.equal(deltas.join(''), thought);
+});

@@ -34,6 +34,7 @@ TEST(Anthropic, ARequestWithSystemBlocksToolsAndAToolRoundTripBecomesAChatReques
   EXPECT_EQ((*chat)["parallel_tool_calls"], false);
   EXPECT_EQ((*chat)["tool_choice"], json::parse(R"({"type":"function","function":{"name":"get_weather"}})"));
   EXPECT_EQ((*chat)["chat_template_kwargs"]["enable_thinking"], true);
+  EXPECT_EQ((*chat)["reasoning_budget_tokens"], 1024);
   ASSERT_EQ((*chat)["tools"].size(), 1u);
   EXPECT_EQ((*chat)["tools"][0]["function"]["parameters"]["required"], json::array({"city"}));
   const json& m = (*chat)["messages"];
