@@ -80,6 +80,7 @@ struct ModelState {
   Clock::time_point last_used{};
   std::string last_error;
   int in_flight = 0;
+  std::optional<std::chrono::seconds> keep_alive;  // a request's (Ollama's keep_alive); else the configured idle time
 
   bool startable() const { return cat.error.empty() && (!cat.path.empty() || !cat.entry.command.empty()); }
   bool has_local() const {
@@ -278,9 +279,11 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
       }
     }
     std::erase_if(m.instances, [](const Instance& i) { return !i.remote && i.state == State::kStopping && !i.worker; });
+    // Unused for its keep-alive (negative: kept for ever).
     const int idle_s = options.models.idle_unload_seconds;
-    if (m.wanted && m.has_local() && m.in_flight == 0 && idle_s > 0 && now - m.last_used > std::chrono::seconds(idle_s)) {
-      deps.log.info("unloading idle model", {{"model", m.cat.name}, {"idle_seconds", idle_s}});
+    const std::chrono::seconds keep = m.keep_alive.value_or(std::chrono::seconds(idle_s > 0 ? idle_s : -1));
+    if (m.wanted && m.has_local() && m.in_flight == 0 && keep.count() >= 0 && now - m.last_used >= keep) {
+      deps.log.info("unloading idle model", {{"model", m.cat.name}, {"idle_seconds", keep.count()}});
       stop_locked(m, now);
     }
   }
@@ -783,6 +786,14 @@ Result<ModelStatus> Manager::stop(const std::string& name) {
   const auto now = Clock::now();
   core_->stop_locked(*it->second, now);
   return core_->status_locked(*it->second, now);
+}
+
+Result<void> Manager::set_keep_alive(const std::string& name, std::optional<std::chrono::seconds> keep) {
+  std::lock_guard lock(core_->mutex);
+  auto it = core_->models.find(name);
+  if (it == core_->models.end()) return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
+  it->second->keep_alive = keep;
+  return {};
 }
 
 net::awaitable<Result<Lease>> Manager::acquire(std::string name, std::chrono::milliseconds timeout,

@@ -140,6 +140,11 @@ class Manager {
   Result<ModelStatus> start(const std::string& name);
   // Stops the model's local workers (SIGTERM, SIGKILL after stop_grace).
   Result<ModelStatus> stop(const std::string& name);
+  // How long the model stays loaded once unused (Ollama's keep_alive): a
+  // duration (0 = unload as soon as no request is in flight), negative =
+  // never unloaded for idleness, nullopt = the configured
+  // idle_unload_seconds again. Errors: kNotFound.
+  Result<void> set_keep_alive(const std::string& name, std::optional<std::chrono::seconds> keep);
 
   // An instance for one request to `name`. Starts the model on demand and
   // waits up to `timeout` for an instance; `exclude` skips instances (retry

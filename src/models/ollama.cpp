@@ -1,7 +1,9 @@
 #include "models/ollama.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 
@@ -180,6 +182,51 @@ Result<json> embed_request(const json& request) {
                        std::all_of(input.begin(), input.end(), [](const json& s) { return s.is_string(); });
   if (!input.is_string() && !strings) return std::unexpected(invalid("input must be a string or an array of strings"));
   return json{{"model", *model}, {"input", input}};
+}
+
+Result<std::optional<std::chrono::seconds>> keep_alive(const json& request) {
+  using std::chrono::seconds;
+  const auto it = request.is_object() ? request.find("keep_alive") : request.end();
+  if (!request.is_object() || it == request.end() || it->is_null()) return std::optional<seconds>{};
+  const auto clamp = [](double s) {
+    return std::optional<seconds>(s < 0 ? seconds(-1) : seconds(static_cast<std::int64_t>(std::min(s, 1e9))));
+  };
+  if (it->is_number()) return clamp(it->get<double>());
+  if (!it->is_string()) return std::unexpected(invalid("keep_alive must be a number of seconds or a duration"));
+  // A Go duration: [-]<number><unit>... with units ns, us, ms, s, m, h.
+  const std::string text = *it;
+  std::size_t i = 0;
+  const bool negative = !text.empty() && text[0] == '-';
+  if (negative) ++i;
+  double total = 0;
+  bool any = false;
+  while (i < text.size()) {
+    std::size_t used = 0;
+    double value = 0;
+    try {
+      value = std::stod(text.substr(i), &used);
+    } catch (...) {
+      return std::unexpected(invalid("keep_alive \"" + text + "\" is not a duration (e.g. \"5m\", \"1h\", \"0\")"));
+    }
+    if (!std::isfinite(value)) return std::unexpected(invalid("keep_alive must be a finite duration"));
+    i += used;
+    std::size_t unit_end = i;
+    while (unit_end < text.size() && std::isalpha(static_cast<unsigned char>(text[unit_end])) != 0) ++unit_end;
+    const std::string unit = text.substr(i, unit_end - i);
+    i = unit_end;
+    double scale = 0;
+    if (unit == "h") scale = 3600;
+    else if (unit == "m") scale = 60;
+    else if (unit == "s" || (unit.empty() && i == text.size() && !any)) scale = 1;
+    else if (unit == "ms") scale = 1e-3;
+    else if (unit == "us" || unit == "µs") scale = 1e-6;
+    else if (unit == "ns") scale = 1e-9;
+    else return std::unexpected(invalid("keep_alive \"" + text + "\" is not a duration (e.g. \"5m\", \"1h\", \"0\")"));
+    total += value * scale;
+    any = true;
+  }
+  if (!any) return std::unexpected(invalid("keep_alive must not be empty"));
+  return clamp(negative ? -total : total);
 }
 
 std::string now_rfc3339() {

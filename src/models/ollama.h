@@ -8,7 +8,9 @@
 //   write(t.finish(usage, timings).dump() + "\n");
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,11 @@ Result<nlohmann::json> chat_request(const nlohmann::json& request);
 Result<nlohmann::json> generate_request(const nlohmann::json& request, bool& raw);
 // POST /api/embed: input (a string or strings).
 Result<nlohmann::json> embed_request(const nlohmann::json& request);
+
+// The request's keep_alive: seconds as a number, or a duration ("5m",
+// "1h30m", "90s", "0"); negative = for ever; nullopt when absent.
+// Errors: kInvalidArgument.
+Result<std::optional<std::chrono::seconds>> keep_alive(const nlohmann::json& request);
 
 // Call facts Ollama's replies report.
 struct Timing {

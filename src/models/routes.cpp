@@ -394,6 +394,13 @@ struct Routes {
   net::awaitable<http::Response> ollama_generation(http::RequestContext& ctx, ollama::Kind kind) {
     const json in = json::parse(ctx.request.body, nullptr, false);
     if (in.is_discarded()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    const auto keep = ollama::keep_alive(in);
+    if (!keep) co_return error(ctx, keep.error());
+    const bool admin = (co_await deps.hooks->require_admin(ctx)).has_value();
+    if (kind == ollama::Kind::kGenerate && admin && in.is_object() && in.value("prompt", "").empty() &&
+        in.contains("model") && in["model"].is_string()) {
+      co_return co_await ollama_load(ctx, in["model"], *keep);
+    }
     bool raw = false;
     auto translated = kind == ollama::Kind::kChat ? ollama::chat_request(in) : ollama::generate_request(in, raw);
     if (!translated) co_return error(ctx, translated.error());
@@ -408,8 +415,14 @@ struct Routes {
       return ollama::Timing{u.prompt_tokens, u.completion_tokens, elapsed(*admitted).count() * 1'000'000};
     };
 
+    // An administrator's keep_alive sets how long the model stays loaded
+    // (others' is ignored: one user must not unload or pin a shared model).
+    const auto keep_model_alive = [&] {
+      if (admin && *keep) (void)deps.manager.set_keep_alive(admitted->call.model, *keep);
+    };
     if (!admitted->call.stream) {
       auto done = co_await call_settled(ctx, *admitted, body);
+      keep_model_alive();
       const ProxyResult& r = done.first;
       if (!r.ok || r.response.status != 200) co_return r.response;
       const json reply = json::parse(r.response.body, nullptr, false);
@@ -440,6 +453,7 @@ struct Routes {
       if (lines.empty()) co_return true;
       co_return co_await send_lines(lines);
     });
+    keep_model_alive();
     const ProxyResult& r = done.first;
     if (!opened && !r.ok) co_return r.response;  // nothing sent yet: a normal error reply
     if (r.ok) {
@@ -451,6 +465,21 @@ struct Routes {
     }
     if (alive) co_await ctx.stream.end();
     co_return http::Response::already_streamed(200);
+  }
+
+  // POST /api/generate without a prompt (an administrator's): Ollama's way
+  // to load a model, or with keep_alive 0 to unload it.
+  net::awaitable<http::Response> ollama_load(http::RequestContext& ctx, const std::string& model,
+                                             std::optional<std::chrono::seconds> keep) {
+    const bool unload = keep && keep->count() == 0;
+    auto status = unload ? deps.manager.stop(model) : deps.manager.start(model);
+    if (!status) co_return error(ctx, status.error());
+    if (keep && !unload) (void)deps.manager.set_keep_alive(model, *keep);
+    co_return http::Response::json(200, {{"model", model},
+                                         {"created_at", ollama::now_rfc3339()},
+                                         {"response", ""},
+                                         {"done", true},
+                                         {"done_reason", unload ? "unload" : "load"}});
   }
 
   // POST /api/embed (Ollama): served like /v1/embeddings.

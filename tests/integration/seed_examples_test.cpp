@@ -550,6 +550,43 @@ TEST_F(SeedExamplesTest, FortyParallelCallsAcrossDialectsNeverOverspend) {
   EXPECT_EQ(row.integer(0), 150 - row.integer(3));
 }
 
+// Ollama's keep_alive is the model's idle timer when an administrator sends
+// it (a user's is ignored: one student must not unload a shared model), and
+// a generate without a prompt loads or (keep_alive 0) unloads a model.
+TEST_F(SeedExamplesTest, AnAdministratorsKeepAliveLoadsAndUnloadsAModelOllamasWay) {
+  auto [token, id] = new_user("keeper");
+  const auto status = [&] { return ok(call("GET", "/api/v1/models/spare", "", admin()))["status"].get<std::string>(); };
+  const auto wait_for = [&](const std::string& wanted) {
+    for (int i = 0; i < 300 && status() != wanted; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return status();
+  };
+  const std::string chat = R"({"model":"spare","messages":[{"role":"user","content":"hi"}],"stream":false,
+                               "options":{"num_predict":2},"keep_alive":0})";
+  ASSERT_EQ(ok(call("POST", "/api/chat", chat, token))["done"], true);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(status(), "running");  // a user's keep_alive 0 changed nothing
+
+  const json unloaded = ok(call("POST", "/api/generate", R"({"model":"spare","keep_alive":0})", admin()));
+  EXPECT_EQ(unloaded["done_reason"], "unload");
+  EXPECT_EQ(wait_for("available"), "available");
+  const json loaded = ok(call("POST", "/api/generate", R"({"model":"spare"})", admin()));
+  EXPECT_EQ(loaded["done_reason"], "load");
+  EXPECT_EQ(wait_for("running"), "running");
+
+  // An administrator's chat with keep_alive "0s": unloaded once it is answered.
+  const std::string admin_chat = R"({"model":"spare","messages":[{"role":"user","content":"hi"}],"stream":false,
+                                     "options":{"num_predict":2},"keep_alive":"0s"})";
+  ASSERT_EQ(ok(call("POST", "/api/chat", admin_chat, admin()))["done"], true);
+  EXPECT_EQ(wait_for("available"), "available");
+  // A user cannot unload or load that way: the prompt is required.
+  auto refused = call("POST", "/api/generate", R"({"model":"spare","keep_alive":0})", token);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400);
+  auto bad = call("POST", "/api/chat", R"({"model":"spare","messages":[],"keep_alive":"soon"})", token);
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+}
+
 // Counting a prompt needs the model running: a caller who cannot pay for
 // the smallest reply is refused before that, and no model is started for them.
 TEST_F(SeedExamplesTest, ACallerWhoCannotPayStartsNoModel) {

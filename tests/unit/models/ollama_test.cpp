@@ -116,5 +116,30 @@ TEST(Ollama, StreamChunksBecomeNdjsonLinesAndADoneLine) {
   EXPECT_EQ(lines[3]["model"], "tiny");
 }
 
+TEST(Ollama, KeepAliveReadsSecondsAndGoDurations) {
+  const auto keep = [](json value) {
+    auto k = keep_alive(json{{"keep_alive", value}});
+    if (!k) return std::string("error");
+    return *k ? std::to_string((*k)->count()) : std::string("absent");
+  };
+  EXPECT_EQ(keep("5m"), "300");
+  EXPECT_EQ(keep("1h30m"), "5400");
+  EXPECT_EQ(keep("90s"), "90");
+  EXPECT_EQ(keep("1500ms"), "1");
+  EXPECT_EQ(keep(90), "90");
+  EXPECT_EQ(keep("0"), "0");
+  EXPECT_EQ(keep(0), "0");
+  EXPECT_EQ(keep("-1"), "-1");
+  EXPECT_EQ(keep("-1m"), "-1");
+  EXPECT_EQ(keep(-1), "-1");
+  EXPECT_EQ(keep(json()), "absent");
+  EXPECT_EQ(keep("abc"), "error");
+  EXPECT_EQ(keep("5x"), "error");
+  EXPECT_EQ(keep("nan"), "error");
+  EXPECT_EQ(keep(""), "error");
+  EXPECT_EQ(keep(json::array()), "error");
+  EXPECT_EQ(keep_alive(json::object()).value(), std::nullopt);
+}
+
 }  // namespace
 }  // namespace llmd::models::ollama
