@@ -89,6 +89,23 @@ class BillingHooks final : public models::CallHooks {
     co_return Result<void>{};
   }
 
+  awaitable<Result<void>> require_funds(http::RequestContext& ctx, const models::CallInfo& call) override {
+    auto who = app::require_user(ctx);
+    if (!who) co_return std::unexpected(who.error());
+    const std::int64_t needed =
+        pricing_.charge(task_of(call), std::max<std::int64_t>(std::min(call.max_tokens, kMinUsefulCompletion), 1), call.model);
+    auto balance = co_await pool_.run([&] { return accounts_.balance(who->user_id); });
+    if (!balance) co_return std::unexpected(balance.error());
+    if (balance->available() < needed) {
+      co_return fail(Error(ErrorCode::kPaymentRequired, "not enough tokens: this call needs " + std::to_string(needed) +
+                                                            ", you have " + std::to_string(balance->available()),
+                           "insufficient_tokens")
+                         .with_detail("needed", needed)
+                         .with_detail("available", balance->available()));
+    }
+    co_return Result<void>{};
+  }
+
  private:
   billing::Accounts& accounts_;
   const billing::Pricing& pricing_;

@@ -79,6 +79,11 @@ class CallHooks {
   virtual boost::asio::awaitable<Result<void>> require_admin(http::RequestContext& ctx) = 0;
   // Guards the read-only listings (GET /api/v1/models..., GET /v1/models).
   virtual boost::asio::awaitable<Result<void>> require_user(http::RequestContext& ctx) = 0;
+  // Guards a free call that may start `call.model` (counting a prompt): the
+  // caller must be able to pay for the smallest reply of such a call, as
+  // admit() would ask, so that nobody who cannot pay starts a model.
+  // Nothing is reserved or charged. Errors: admit()'s 401/402.
+  virtual boost::asio::awaitable<Result<void>> require_funds(http::RequestContext& ctx, const CallInfo& call) = 0;
 };
 
 // Admits everyone; settles with tokens_consumed = prompt + completion tokens.

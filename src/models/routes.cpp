@@ -33,6 +33,9 @@ class OpenHooks final : public CallHooks {
   }
   net::awaitable<Result<void>> require_admin(http::RequestContext&) override { co_return Result<void>{}; }
   net::awaitable<Result<void>> require_user(http::RequestContext&) override { co_return Result<void>{}; }
+  net::awaitable<Result<void>> require_funds(http::RequestContext&, const CallInfo&) override {
+    co_return Result<void>{};
+  }
 };
 
 // Who reads a model listing: where an instance listens (url, port, threads,
@@ -556,8 +559,6 @@ struct Routes {
   // POST /v1/messages/count_tokens: the prompt's tokens as the model's worker
   // counts them (its /apply-template); free of charge.
   net::awaitable<http::Response> anthropic_count_tokens(http::RequestContext& ctx) {
-    const Result<void> allowed = co_await deps.hooks->require_user(ctx);
-    if (!allowed) co_return error(ctx, allowed.error());
     const json in = json::parse(ctx.request.body, nullptr, false);
     if (in.is_discarded()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
     auto translated = anthropic::to_chat(in, false);
@@ -568,6 +569,12 @@ struct Routes {
     auto model = validate_openai_request(ApiKind::kChat, body, deps.limits, deps.manager.default_model());
     if (!model) co_return error(ctx, model.error());
     body["model"] = *model;
+    CallInfo call;
+    call.route = "/v1/messages/count_tokens";
+    call.model = *model;
+    call.max_tokens = 1;
+    const Result<void> allowed = co_await deps.hooks->require_funds(ctx, call);
+    if (!allowed) co_return error(ctx, allowed.error());
     auto r = co_await proxy().call(ctx, *model, "/apply-template", body.dump());
     if (!r.ok || r.response.status != 200) co_return r.response;
     const json reply = json::parse(r.response.body, nullptr, false);

@@ -600,6 +600,12 @@ TEST_F(SeedExamplesTest, ACallerWhoCannotPayStartsNoModel) {
   auto v1 = call("POST", "/v1/chat/completions",
                  R"({"model":"spare","messages":[{"role":"user","content":"你好"}],"max_tokens":10})", token);
   EXPECT_EQ(v1->status, 402) << v1->body;
+  // Counting is free, but it too needs the model: not for a caller who could not use it.
+  auto counted = http_request(server_->port(), "POST", "/v1/messages/count_tokens",
+                              R"({"model":"spare","messages":[{"role":"user","content":"你好"}]})", {{"x-api-key", token}});
+  ASSERT_TRUE(counted);
+  EXPECT_EQ(counted->status, 402) << counted->body;
+  EXPECT_EQ(json::parse(counted->body)["error"]["type"], "billing_error") << counted->body;
   EXPECT_EQ(ok(call("GET", "/api/v1/models/spare", "", admin()))["status"], "available");
   EXPECT_EQ(balance(token), 0);
 }
