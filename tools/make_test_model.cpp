@@ -158,6 +158,33 @@ Result<llama_ftype> ftype_from_name(std::string_view name) {
                                                "' (e.g. Q4_K_M, Q8_0, Q4_0, F16)");
 }
 
+// Appends the FIM control tokens to `g`'s copy of `vocab`'s token list
+// (and its token types and scores, where it has them). Returns the new
+// vocabulary size.
+int64_t append_fim_tokens(const gguf_context& vocab, gguf_context& g) {
+  static constexpr const char* kFim[] = {"<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
+                                         "<|fim_pad|>",    "<|repo_name|>",  "<|file_sep|>"};
+  const int64_t tokens_key = gguf_find_key(&vocab, "tokenizer.ggml.tokens");
+  const auto n = static_cast<std::size_t>(gguf_get_arr_n(&vocab, tokens_key));
+  std::vector<const char*> tokens;
+  for (std::size_t i = 0; i < n; ++i) tokens.push_back(gguf_get_arr_str(&vocab, tokens_key, i));
+  tokens.insert(tokens.end(), std::begin(kFim), std::end(kFim));
+  gguf_set_arr_str(&g, "tokenizer.ggml.tokens", tokens.data(), tokens.size());
+  if (const int64_t types_key = gguf_find_key(&vocab, "tokenizer.ggml.token_type"); types_key >= 0) {
+    const auto* data = static_cast<const int32_t*>(gguf_get_arr_data(&vocab, types_key));
+    std::vector<int32_t> types(data, data + n);
+    types.insert(types.end(), std::size(kFim), LLAMA_TOKEN_TYPE_CONTROL);
+    gguf_set_arr_data(&g, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types.data(), types.size());
+  }
+  if (const int64_t scores_key = gguf_find_key(&vocab, "tokenizer.ggml.scores"); scores_key >= 0) {
+    const auto* data = static_cast<const float*>(gguf_get_arr_data(&vocab, scores_key));
+    std::vector<float> scores(data, data + n);
+    scores.insert(scores.end(), std::size(kFim), 0.0f);
+    gguf_set_arr_data(&g, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores.data(), scores.size());
+  }
+  return static_cast<int64_t>(tokens.size());
+}
+
 Result<void> write_f16_model(const TestModelOptions& o, const ArchInfo& a,
                              const std::filesystem::path& vocab_path,
                              const std::filesystem::path& out) {
@@ -166,13 +193,14 @@ Result<void> write_f16_model(const TestModelOptions& o, const ArchInfo& a,
   if (!vocab) return fail(ErrorCode::kInternal, "cannot read vocab file " + vocab_path.string());
   const int64_t tok_key = gguf_find_key(vocab.get(), "tokenizer.ggml.tokens");
   if (tok_key < 0) return fail(ErrorCode::kInternal, "vocab file has no tokenizer.ggml.tokens");
-  const auto n_vocab = static_cast<int64_t>(gguf_get_arr_n(vocab.get(), tok_key));
+  auto n_vocab = static_cast<int64_t>(gguf_get_arr_n(vocab.get(), tok_key));
 
   const auto& s = o.shape;
   GgufPtr g{gguf_init_empty()};
   // Tokenizer (tokens, merges/scores, token types, special ids, chat template)
   // comes from the vocab file; its architecture hyper-parameters are replaced.
   gguf_set_kv(g.get(), vocab.get());
+  if (o.fim_tokens) n_vocab = append_fim_tokens(*vocab, *g);
   const std::string prefix = s.arch + ".";
   for (int64_t i = 0; i < gguf_get_n_kv(vocab.get()); ++i) {
     const std::string_view key = gguf_get_key(vocab.get(), i);

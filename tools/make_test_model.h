@@ -43,6 +43,10 @@ struct TestModelOptions {
   // tokenizer.chat_template to embed (Jinja text or a llama.cpp built-in
   // name); empty: the vocab file's own.
   std::string chat_template;
+  // Appends Qwen2.5-Coder's fill-in-the-middle control tokens
+  // (<|fim_prefix|>, <|fim_middle|>, <|fim_suffix|>, <|fim_pad|>,
+  // <|repo_name|>, <|file_sep|>) to the vocabulary, as its GGUF has them.
+  bool fim_tokens = false;
 };
 
 // Directory of ggml-vocab-*.gguf: $LLMD_VOCAB_DIR if set, else the

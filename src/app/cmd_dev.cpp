@@ -58,6 +58,8 @@ void add_dev_command(CLI::App& root, CommandRunner& run) {
   auto ctx = make->add_option("--ctx", o->shape.n_ctx_train, "Training context length");
   make->add_option("--quantize", o->quantize, "Quantize with llama_model_quantize, e.g. Q4_K_M, Q8_0");
   make->add_option("--threads", o->threads, "Quantization threads (0 = all cores)");
+  make->add_flag("--fim", o->fim_tokens,
+                 "Add Qwen2.5-Coder's fill-in-the-middle tokens to the vocabulary (for /infill)");
   make->add_option("--vocab-dir", *vocab_dir, "Directory of ggml-vocab-*.gguf (default: engine/llama/vocab)");
   auto template_file = std::make_shared<std::string>();
   auto template_name = std::make_shared<std::string>();

@@ -43,7 +43,7 @@ class BillingHooks final : public models::CallHooks {
     auto meter = std::make_shared<billing::MeteredCall>(std::move(*opened));
     const Result<std::int64_t> prompt = co_await prompt_tokens(ctx, call);
     if (!prompt) co_return co_await refused<models::Admission>(pool_, *meter, prompt.error());
-    const billing::FitRequest fit{*prompt, call.max_tokens, min_completion};
+    const billing::FitRequest fit{*prompt, call.max_tokens, min_completion, call.choices};
     auto grown = co_await pool_.run([&] { return meter->grow(fit); });
     if (!grown) co_return co_await refused<models::Admission>(pool_, *meter, grown.error());
     ctx.attributes[kMeterKey] = meter;

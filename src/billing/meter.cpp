@@ -18,8 +18,10 @@ Result<MeteredCall> MeteredCall::open(Accounts& accounts, const Pricing& pricing
 
 Result<Grown> grow_fitted(Accounts& accounts, const Pricing& pricing, const MeterOpen& what, const Reservation& held,
                           std::int64_t used_base, FitRequest fit) {
+  const std::int64_t choices = std::max<std::int64_t>(fit.choices, 1);
   const auto amount_for = [&](std::int64_t completion) {
-    return std::max(held.amount, pricing.charge(what.task, used_base + fit.prompt_tokens + completion, what.model));
+    return std::max(held.amount,
+                    pricing.charge(what.task, used_base + fit.prompt_tokens + choices * completion, what.model));
   };
   auto whole = accounts.resize(held, amount_for(fit.max_completion));
   if (whole) return Grown{std::move(*whole), fit.max_completion, false};
@@ -30,7 +32,7 @@ Result<Grown> grow_fitted(Accounts& accounts, const Pricing& pricing, const Mete
   if (!balance) return std::unexpected(balance.error());
   // What the reservation holds already is the user's too, spendable on this step.
   const std::int64_t affordable = pricing.max_base(what.task, balance->available() + held.amount, what.model);
-  const std::int64_t completion = affordable < 0 ? -1 : affordable - used_base - fit.prompt_tokens;
+  const std::int64_t completion = affordable < 0 ? -1 : (affordable - used_base - fit.prompt_tokens) / choices;
   if (completion < fit.min_completion) return std::unexpected(whole.error());
   auto clamped = accounts.resize(held, amount_for(completion));
   if (!clamped) return std::unexpected(clamped.error());  // spent meanwhile by a parallel call

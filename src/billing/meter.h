@@ -47,8 +47,9 @@ struct MeterOutcome {
 // shrink to what the balance pays for.
 struct FitRequest {
   std::int64_t prompt_tokens = 0;     // billed prompt tokens
-  std::int64_t max_completion = 0;    // the completion tokens asked for
+  std::int64_t max_completion = 0;    // the completion tokens asked for, per choice
   std::int64_t min_completion = 64;   // below this a reply is not worth it: 402 instead
+  std::int64_t choices = 1;           // replies generated from the prompt (OpenAI's n, best_of)
 };
 
 struct Grown;

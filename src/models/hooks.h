@@ -28,7 +28,8 @@ namespace llmd::models {
 struct CallInfo {
   std::string route;            // "/v1/chat/completions", "/api/v1/models/{name}/chat", ...
   std::string model;            // resolved model name
-  std::int64_t max_tokens = 0;  // completion tokens at most (after gateway defaults)
+  std::int64_t max_tokens = 0;  // completion tokens at most per choice (after gateway defaults)
+  std::int64_t choices = 1;     // replies generated (OpenAI's n, or best_of when larger)
   std::uint64_t prompt_bytes = 0;  // size of the prompt material (the worst case when it cannot be counted)
   bool stream = false;
   // What the worker will be asked (valid during admit): the OpenAI body for

@@ -163,6 +163,24 @@ struct Routes {
     ctx.response_headers.set("X-Llmd-Max-Tokens-Clamped", std::to_string(max_tokens));
   }
 
+  // What admit() and settle() learn of a validated OpenAI body for the
+  // worker's `path`, called on `route`.
+  static CallInfo call_info(const http::RequestContext& ctx, ApiKind kind, const std::string& route,
+                            const std::string& model, const std::string& path, const json& body) {
+    CallInfo call;
+    call.route = route;
+    call.model = model;
+    if (kind != ApiKind::kEmbedding) {
+      call.max_tokens = body.value("max_tokens", std::int64_t{0});
+      call.choices = std::max(body.value("n", std::int64_t{1}), body.value("best_of", std::int64_t{1}));
+      call.stream = body.value("stream", false);
+    }
+    call.prompt_bytes = ctx.request.body.size();
+    call.worker_path = path;
+    call.request = &body;
+    return call;
+  }
+
   net::awaitable<ProxyResult> forward(http::RequestContext& ctx, bool stream, const std::string& model,
                                       const std::string& path, const std::string& body, bool wants_usage,
                                       bool wants_timings) {
@@ -179,14 +197,7 @@ struct Routes {
     auto model = validate_openai_request(kind, body, deps.limits, deps.manager.default_model());
     if (!model) co_return error(ctx, model.error());
     body["model"] = *model;
-    CallInfo call;
-    call.route = path;
-    call.model = *model;
-    call.max_tokens = kind == ApiKind::kEmbedding ? 0 : body.value("max_tokens", std::int64_t{0});
-    call.prompt_bytes = ctx.request.body.size();
-    call.stream = kind != ApiKind::kEmbedding && body.value("stream", false);
-    call.worker_path = path;
-    call.request = &body;
+    CallInfo call = call_info(ctx, kind, path, *model, path, body);
     // Not an if-init: g++ 12 mis-handles a co_await in an if-statement initializer.
     const Result<Admission> admitted = co_await deps.hooks->admit(ctx, call);
     if (!admitted) co_return error(ctx, admitted.error());
@@ -242,13 +253,7 @@ struct Routes {
     body["model"] = *model;
     Admitted a;
     a.path = path;
-    a.call.route = route;
-    a.call.model = *model;
-    a.call.max_tokens = kind == ApiKind::kEmbedding ? 0 : body.value("max_tokens", std::int64_t{0});
-    a.call.prompt_bytes = ctx.request.body.size();
-    a.call.stream = kind != ApiKind::kEmbedding && body.value("stream", false);
-    a.call.worker_path = path;
-    a.call.request = &body;
+    a.call = call_info(ctx, kind, route, *model, path, body);
     const Result<Admission> admitted = co_await deps.hooks->admit(ctx, a.call);
     a.call.request = nullptr;
     if (!admitted) co_return std::unexpected(admitted.error());

@@ -107,7 +107,16 @@ Result<std::string> validate_openai_request(ApiKind kind, nlohmann::json& body, 
   LLMD_TRY(number_in(body, "frequency_penalty", -2.0, 2.0));
   LLMD_TRY(number_in(body, "repeat_penalty", 0.0, 10.0));
   LLMD_TRY(integer_in(body, "top_k", 0, 1000));
-  LLMD_TRY(integer_in(body, "n", 1, 1));
+  // Several choices are generated side by side, each up to max_tokens, and billed together.
+  for (const char* key : {"n", "best_of"}) {
+    if (body.contains(key) && body[key].is_null()) body.erase(key);  // null = absent
+  }
+  LLMD_TRY(integer_in(body, "n", 1, kMaxChoices));
+  LLMD_TRY(integer_in(body, "best_of", 1, kMaxChoices));
+  if (body.contains("best_of") && kind != ApiKind::kCompletion) return bad("best_of applies to /v1/completions only");
+  if (body.contains("best_of") && body["best_of"].get<std::int64_t>() < body.value("n", std::int64_t{1})) {
+    return bad("best_of must be at least n");
+  }
   if (body.contains("seed") && !body["seed"].is_null() && !body["seed"].is_number_integer()) {
     return bad("seed must be an integer");
   }

@@ -22,6 +22,10 @@ struct GatewayLimits {
 
 enum class ApiKind { kChat, kCompletion, kEmbedding };
 
+// The most replies one call may ask for (n, best_of); a worker may allow
+// fewer (its parallel slots).
+inline constexpr std::int64_t kMaxChoices = 16;
+
 // The one generation limit the gateway reserves by and the worker obeys:
 // max_tokens, max_completion_tokens and n_predict (-1: none of its own) are
 // checked, the smallest given becomes `max_tokens` (the default when none is

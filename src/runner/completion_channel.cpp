@@ -1,5 +1,6 @@
 #include "runner/completion_channel.h"
 
+#include <algorithm>
 #include <utility>
 
 #include <boost/asio/as_tuple.hpp>
@@ -10,58 +11,56 @@ namespace llmd::runner {
 
 namespace net = boost::asio;
 
-CompletionChannel::CompletionChannel(net::any_io_executor executor)
-    : executor_(executor), timer_(executor) {}
+CompletionChannel::CompletionChannel(net::any_io_executor executor, std::size_t choices)
+    : executor_(executor), timer_(executor), pending_(std::max<std::size_t>(choices, 1)) {}
 
-std::shared_ptr<CompletionChannel> CompletionChannel::create(net::any_io_executor executor) {
-  return std::shared_ptr<CompletionChannel>(new CompletionChannel(std::move(executor)));
+std::shared_ptr<CompletionChannel> CompletionChannel::create(net::any_io_executor executor, std::size_t choices) {
+  return std::shared_ptr<CompletionChannel>(new CompletionChannel(std::move(executor), choices));
 }
 
-GenerateCallbacks CompletionChannel::callbacks(bool stream_text) {
+GenerateCallbacks CompletionChannel::callbacks(bool stream_text, std::size_t choice) {
   GenerateCallbacks cb;
   auto self = shared_from_this();
   if (stream_text) {
-    cb.on_text = [self](std::string_view text) {
-      self->push_text(text);
+    cb.on_text = [self, choice](std::string_view text) {
+      self->push_text(choice, text);
       return true;
     };
-  }
-  if (stream_text) cb.on_progress = [self](const Usage& so_far) { self->push_progress(so_far); };
-  if (stream_text) {
+    cb.on_progress = [self, choice](const Usage& so_far) { self->push_progress(choice, so_far); };
     // Probabilities ride along with the next text; they never wake the reader.
-    cb.on_token_prob = [self](const TokenProb& prob) {
+    cb.on_token_prob = [self, choice](const TokenProb& prob) {
       std::lock_guard lock(self->mu_);
-      self->probs_.push_back(prob);
+      self->pending_[choice].probs.push_back(prob);
     };
   }
-  cb.on_done = [self](Result<Completion> r) { self->push_done(std::move(r)); };
+  cb.on_done = [self, choice](Result<Completion> r) { self->push_done(choice, std::move(r)); };
   return cb;
 }
 
-void CompletionChannel::push_text(std::string_view text) {
+void CompletionChannel::push_text(std::size_t choice, std::string_view text) {
   {
     std::lock_guard lock(mu_);
-    text_ += text;
+    pending_[choice].text += text;
   }
   wake();
 }
 
-void CompletionChannel::push_progress(const Usage& so_far) {
+void CompletionChannel::push_progress(std::size_t choice, const Usage& so_far) {
   bool first = false;
   {
     std::lock_guard lock(mu_);
-    progress_ = so_far;
-    first = !std::exchange(progress_seen_, true);
+    pending_[choice].progress = so_far;
+    first = !std::exchange(pending_[choice].progress_seen, true);
   }
   // Later progress rides along with the next text; the first one wakes the
   // reader so the prompt's size is known before any text can be sent.
   if (first) wake();
 }
 
-void CompletionChannel::push_done(Result<Completion> result) {
+void CompletionChannel::push_done(std::size_t choice, Result<Completion> result) {
   {
     std::lock_guard lock(mu_);
-    done_ = std::move(result);
+    pending_[choice].done = std::move(result);
   }
   wake();
 }
@@ -87,15 +86,17 @@ net::awaitable<CompletionChannel::Event> CompletionChannel::next(std::chrono::mi
   while (true) {
     {
       std::lock_guard lock(mu_);
-      if (!text_.empty() || done_ || progress_) {
+      for (std::size_t i = 0; i < pending_.size(); ++i) {
+        const std::size_t choice = (turn_ + i) % pending_.size();
+        Pending& p = pending_[choice];
+        if (!p.any()) continue;
+        turn_ = (choice + 1) % pending_.size();
         Event ev;
-        ev.text.swap(text_);
-        ev.probs.swap(probs_);
-        ev.progress = std::exchange(progress_, std::nullopt);
-        if (done_) {
-          ev.done = std::move(done_);
-          done_.reset();
-        }
+        ev.choice = choice;
+        ev.text.swap(p.text);
+        ev.probs.swap(p.probs);
+        ev.progress = std::exchange(p.progress, std::nullopt);
+        ev.done = std::exchange(p.done, std::nullopt);
         co_return ev;
       }
     }

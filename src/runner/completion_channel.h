@@ -1,5 +1,6 @@
-// Carries one generation's output from the engine thread to the coroutine
-// that serves the HTTP request, without ever blocking either side.
+// Carries one generation's output (or several choices of one prompt) from
+// the engine thread to the coroutine that serves the HTTP request, without
+// ever blocking either side.
 //
 //   auto ch = CompletionChannel::create(co_await asio::this_coro::executor);
 //   auto handle = engine.submit(req, ch->callbacks(/*stream_text=*/true));
@@ -32,15 +33,17 @@ namespace llmd::runner {
 
 class CompletionChannel : public std::enable_shared_from_this<CompletionChannel> {
  public:
-  // `executor` must be the (strand) executor of the coroutine that calls next().
-  static std::shared_ptr<CompletionChannel> create(boost::asio::any_io_executor executor);
+  // `executor` must be the (strand) executor of the coroutine that calls
+  // next(); `choices`: how many generations it carries (Engine::submit_choices).
+  static std::shared_ptr<CompletionChannel> create(boost::asio::any_io_executor executor, std::size_t choices = 1);
 
-  // Callbacks for Engine::submit. With `stream_text` false, text is not
-  // forwarded piece by piece (the final Completion carries all of it).
-  // The callbacks keep the channel alive.
-  GenerateCallbacks callbacks(bool stream_text);
+  // Callbacks for Engine::submit (or one choice of submit_choices). With
+  // `stream_text` false, text is not forwarded piece by piece (the final
+  // Completion carries all of it). The callbacks keep the channel alive.
+  GenerateCallbacks callbacks(bool stream_text, std::size_t choice = 0);
 
   struct Event {
+    std::size_t choice = 0;                  // which generation it is about
     std::string text;                        // text produced since the last event
     std::optional<Result<Completion>> done;  // set once, with the final result
     std::optional<Usage> progress;           // usage so far, when it changed since the last event
@@ -48,27 +51,35 @@ class CompletionChannel : public std::enable_shared_from_this<CompletionChannel>
     bool timed_out = false;                  // nothing arrived within the timeout
   };
 
-  // Waits until text or the final result is available, or `timeout` passes.
-  // Call from the coroutine on the executor given to create(), one at a time.
+  // Waits until text or a final result of some choice is available (the
+  // choices take turns), or `timeout` passes. Call from the coroutine on
+  // the executor given to create(), one at a time.
   boost::asio::awaitable<Event> next(std::chrono::milliseconds timeout);
 
  private:
-  explicit CompletionChannel(boost::asio::any_io_executor executor);
-  void push_text(std::string_view text);
-  void push_progress(const Usage& so_far);
-  void push_done(Result<Completion> result);
+  // What one choice produced that next() has not taken yet.
+  struct Pending {
+    std::string text;
+    std::optional<Result<Completion>> done;
+    std::optional<Usage> progress;
+    std::vector<TokenProb> probs;
+    bool progress_seen = false;  // the first progress woke next()
+    bool any() const { return !text.empty() || done || progress; }
+  };
+
+  CompletionChannel(boost::asio::any_io_executor executor, std::size_t choices);
+  void push_text(std::size_t choice, std::string_view text);
+  void push_progress(std::size_t choice, const Usage& so_far);
+  void push_done(std::size_t choice, Result<Completion> result);
   void wake();
 
   boost::asio::any_io_executor executor_;
   boost::asio::steady_timer timer_;  // only touched on executor_
 
   std::mutex mu_;
-  std::string text_;                         // GUARDED_BY(mu_)
-  std::optional<Result<Completion>> done_;   // GUARDED_BY(mu_)
-  std::optional<Usage> progress_;            // GUARDED_BY(mu_): not yet taken by next()
-  std::vector<TokenProb> probs_;             // GUARDED_BY(mu_): not yet taken by next()
-  bool progress_seen_ = false;               // GUARDED_BY(mu_): the first progress woke next()
-  bool wake_posted_ = false;                 // GUARDED_BY(mu_): a wake-up is queued
+  std::vector<Pending> pending_;  // GUARDED_BY(mu_): one per choice
+  std::size_t turn_ = 0;          // GUARDED_BY(mu_): the choice next() looks at first
+  bool wake_posted_ = false;      // GUARDED_BY(mu_): a wake-up is queued
 };
 
 }  // namespace llmd::runner

@@ -78,7 +78,15 @@ struct Engine::Impl {
     return std::any_of(slots.begin(), slots.end(), [](const Slot& s) { return s.busy(); });
   }
   Slot* pick_slot(const Task& task);
-  void assign(Slot& slot, std::shared_ptr<Task> task);
+  // The least recently used free slots other than `taken`, if there are `n`.
+  std::vector<Slot*> free_slots(const Slot& taken, std::size_t n);
+  // Gives `slot` its task; a task with followers also takes `fork_slots`.
+  void assign(Slot& slot, std::shared_ptr<Task> task, const std::vector<Slot*>& fork_slots = {});
+  void occupy(Slot& slot, std::shared_ptr<Task> task, Slot::Phase phase);
+  // `leader`'s prompt is evaluated: its KV state goes to the slots awaiting it.
+  void fork(Slot& leader);
+  // `leader` ended before its prompt was evaluated: so do its awaiting choices.
+  void end_forks(Slot& leader, const std::optional<Error>& error);
   void finish(Slot& slot, FinishReason reason);
   void fail_slot(Slot& slot, Error error);
   void step();
@@ -177,6 +185,7 @@ void Engine::Impl::run() {
       if (shared->stopping) break;
       for (auto it = shared->queue.begin(); it != shared->queue.end();) {
         if ((*it)->cancelled.load()) {
+          for (auto& f : (*it)->followers) dropped.push_back(std::move(f));
           dropped.push_back(std::move(*it));
           it = shared->queue.erase(it);
         } else {
@@ -192,7 +201,12 @@ void Engine::Impl::run() {
         }
         Slot* slot = pick_slot(*front);
         if (slot == nullptr) break;
-        assign(*slot, std::move(front));
+        std::vector<Slot*> fork_slots;
+        if (!front->followers.empty()) {
+          fork_slots = free_slots(*slot, front->followers.size());
+          if (fork_slots.empty()) break;  // waits, in order, until enough slots are free
+        }
+        assign(*slot, std::move(front), fork_slots);
         shared->queue.pop_front();
       }
       shared->queue_length.store(static_cast<int>(shared->queue.size()));
@@ -221,7 +235,10 @@ void Engine::Impl::run() {
     std::lock_guard lock(shared->mu);
     rest.swap(shared->queue);
   }
-  for (auto& t : rest) complete_task_with_error(*t, stopping);
+  for (auto& t : rest) {
+    for (auto& f : t->followers) complete_task_with_error(*f, stopping);
+    complete_task_with_error(*t, stopping);
+  }
 }
 
 Slot* Engine::Impl::pick_slot(const Task& task) {
@@ -245,7 +262,19 @@ void Engine::Impl::reset_sequence(Slot& slot) {
   slot.cache.clear();
 }
 
-void Engine::Impl::assign(Slot& slot, std::shared_ptr<Task> task) {
+std::vector<Slot*> Engine::Impl::free_slots(const Slot& taken, std::size_t n) {
+  std::vector<Slot*> free;
+  for (auto& s : slots) {
+    if (!s.busy() && &s != &taken) free.push_back(&s);
+  }
+  if (free.size() < n) return {};
+  std::sort(free.begin(), free.end(), [](const Slot* a, const Slot* b) { return a->last_used < b->last_used; });
+  free.resize(n);
+  return free;
+}
+
+void Engine::Impl::assign(Slot& slot, std::shared_ptr<Task> task, const std::vector<Slot*>& fork_slots) {
+  auto followers = std::move(task->followers);
   const auto& prompt = task->request.prompt_tokens;
   std::size_t keep = task->request.cache_prompt ? common_prefix(slot.cache, prompt) : 0;
   // The last prompt token is always decoded: its logits pick the first token.
@@ -257,21 +286,63 @@ void Engine::Impl::assign(Slot& slot, std::shared_ptr<Task> task) {
   slot.cache.resize(keep);
   slot.n_prompt_done = keep;
   slot.n_cached = static_cast<int>(keep);
+  occupy(slot, std::move(task), Slot::Phase::kPrefill);
+  for (std::size_t i = 0; i < followers.size() && i < fork_slots.size(); ++i) {
+    Slot& f = *fork_slots[i];
+    f.n_cached = 0;  // its cache stays as it is until the fork replaces it
+    occupy(f, std::move(followers[i]), Slot::Phase::kAwaitFork);
+    slot.forks.emplace_back(f.id, f.assignment);
+  }
+}
+
+void Engine::Impl::occupy(Slot& slot, std::shared_ptr<Task> task, Slot::Phase phase) {
   slot.pending = -1;
   slot.i_batch = -1;
   slot.n_decoded = 0;
   slot.last_used = ++use_counter;
+  ++slot.assignment;
+  slot.forks.clear();
   slot.stream.emplace(task->request.stop);
   slot.probs.clear();
   slot.t_assigned = Clock::now();
   slot.t_first_token.reset();
-  slot.phase = Slot::Phase::kPrefill;
+  slot.phase = phase;
   slot.task = std::move(task);
   shared->requests_total.fetch_add(1);
   shared->slots_busy.fetch_add(1);
 }
 
+void Engine::Impl::fork(Slot& leader) {
+  for (const auto& [id, assignment] : std::exchange(leader.forks, {})) {
+    Slot& f = slots[static_cast<std::size_t>(id)];
+    if (f.phase != Slot::Phase::kAwaitFork || f.assignment != assignment) continue;  // cancelled meanwhile
+    // A copy across KV streams is whole-sequence only; llama.cpp performs it
+    // at the start of the next decode, before that decode's tokens land.
+    llama_memory_seq_rm(mem, f.id, -1, -1);
+    llama_memory_seq_cp(mem, leader.id, f.id, -1, -1);
+    f.cache = leader.cache;
+    f.n_prompt_done = leader.n_prompt_done;
+    f.n_cached = static_cast<int>(leader.cache.size());  // the whole prompt came from the first choice
+    f.i_batch = leader.i_batch;  // samples from the same logits
+    f.phase = Slot::Phase::kPrefill;
+  }
+}
+
+void Engine::Impl::end_forks(Slot& leader, const std::optional<Error>& error) {
+  for (const auto& [id, assignment] : std::exchange(leader.forks, {})) {
+    Slot& f = slots[static_cast<std::size_t>(id)];
+    if (f.phase != Slot::Phase::kAwaitFork || f.assignment != assignment) continue;
+    if (error) {
+      fail_slot(f, *error);
+    } else {
+      f.task->cancelled.store(true);
+      finish(f, FinishReason::kCancelled);
+    }
+  }
+}
+
 void Engine::Impl::finish(Slot& slot, FinishReason reason) {
+  end_forks(slot, std::nullopt);
   Task& t = *slot.task;
   if (reason != FinishReason::kCancelled) call_on_text(t, slot.stream->flush());
   const auto now = Clock::now();
@@ -301,6 +372,7 @@ void Engine::Impl::finish(Slot& slot, FinishReason reason) {
 }
 
 void Engine::Impl::fail_slot(Slot& slot, Error error) {
+  end_forks(slot, error);
   reset_sequence(slot);
   slot.phase = Slot::Phase::kIdle;
   slot.i_batch = -1;
@@ -360,6 +432,9 @@ void Engine::Impl::step() {
   }
   shared->prompt_tokens_total.fetch_add(n_prompt);
 
+  for (auto& s : slots) {
+    if (s.phase == Slot::Phase::kPrefill && s.i_batch >= 0 && !s.forks.empty()) fork(s);
+  }
   for (auto& s : slots) {
     if (s.busy() && s.i_batch >= 0) sample_and_emit(s);
   }
@@ -504,7 +579,7 @@ Engine::~Engine() {
   if (impl_ && impl_->thread.joinable()) impl_->thread.join();
 }
 
-Result<RequestHandle> Engine::submit(GenerateRequest request, GenerateCallbacks callbacks) {
+Result<std::shared_ptr<Task>> Engine::prepare(GenerateRequest request, GenerateCallbacks callbacks) const {
   if (options_.embeddings) {
     return fail(ErrorCode::kUnprocessable, "this runner serves embeddings only", "embeddings_only");
   }
@@ -544,25 +619,63 @@ Result<RequestHandle> Engine::submit(GenerateRequest request, GenerateCallbacks 
   task->callbacks = std::move(callbacks);
   task->sampler = std::make_unique<Sampler>(std::move(*sampler));
   task->shared = shared_;
+  return task;
+}
+
+Result<void> Engine::enqueue(std::shared_ptr<Task> task) {
   {
     std::lock_guard lock(shared_->mu);
     if (shared_->stopping) return fail(ErrorCode::kUnavailable, "the model is shutting down");
     const int busy = shared_->slots_busy.load();
     // Requests a free slot will take at once do not count against the queue.
-    // Cancelled requests still in the queue are about to be dropped: not counted.
-    const auto live = std::count_if(shared_->queue.begin(), shared_->queue.end(),
-                                    [](const auto& t) { return !t->cancelled.load(); });
-    const std::size_t waiting = static_cast<std::size_t>(live) + static_cast<std::size_t>(busy);
-    if (waiting >= static_cast<std::size_t>(options_.n_parallel + options_.queue_max)) {
+    // Cancelled requests still in the queue are about to be dropped: not
+    // counted. A request with several choices counts once per choice.
+    std::size_t live = 0;
+    for (const auto& t : shared_->queue) {
+      if (!t->cancelled.load()) live += 1 + t->followers.size();
+    }
+    const std::size_t waiting = live + static_cast<std::size_t>(busy) + 1 + task->followers.size();
+    if (waiting > static_cast<std::size_t>(options_.n_parallel + options_.queue_max)) {
       return fail(Error(ErrorCode::kUnavailable, "the model is busy: request queue is full",
                         "queue_full")
                       .with_retry_after(1));
     }
-    shared_->queue.push_back(task);
+    shared_->queue.push_back(std::move(task));
     shared_->queue_length.store(static_cast<int>(shared_->queue.size()));
   }
   shared_->cv.notify_all();
-  return RequestHandle(std::move(task));
+  return {};
+}
+
+Result<RequestHandle> Engine::submit(GenerateRequest request, GenerateCallbacks callbacks) {
+  auto task = prepare(std::move(request), std::move(callbacks));
+  if (!task) return fail(task.error());
+  LLMD_TRY(enqueue(*task));
+  return RequestHandle(std::move(*task));
+}
+
+Result<std::vector<RequestHandle>> Engine::submit_choices(GenerateRequest request,
+                                                          std::vector<GenerateCallbacks> callbacks) {
+  if (callbacks.empty() || callbacks.size() > static_cast<std::size_t>(options_.n_parallel)) {
+    return fail(ErrorCode::kInvalidArgument, "n must be in 1.." + std::to_string(options_.n_parallel) +
+                                                 " (the model's parallel slots)");
+  }
+  const auto seed = request.sampling.seed;
+  std::vector<std::shared_ptr<Task>> tasks;
+  for (std::size_t i = 0; i < callbacks.size(); ++i) {
+    GenerateRequest choice = request;
+    if (seed) choice.sampling.seed = *seed + static_cast<uint32_t>(i);
+    auto task = prepare(std::move(choice), std::move(callbacks[i]));
+    if (!task) return fail(task.error());
+    // Tokenized once: every choice shares the first one's prompt.
+    if (i == 0) request.prompt_tokens = (*task)->request.prompt_tokens;
+    tasks.push_back(std::move(*task));
+  }
+  std::vector<RequestHandle> handles;
+  for (const auto& t : tasks) handles.push_back(RequestHandle(t));
+  tasks.front()->followers.assign(tasks.begin() + 1, tasks.end());
+  LLMD_TRY(enqueue(tasks.front()));
+  return handles;
 }
 
 Result<Completion> Engine::generate(GenerateRequest request,

@@ -174,6 +174,16 @@ class Engine {
   // embeddings mode. Thread-safe.
   Result<RequestHandle> submit(GenerateRequest request, GenerateCallbacks callbacks);
 
+  // Several choices of one prompt (OpenAI's `n`), one per callbacks entry:
+  // the prompt is evaluated once, in the first choice's slot, and its KV
+  // state copied into the others' slots, which then sample on their own.
+  // With a seed, choice i samples with seed + i. The request waits until
+  // it has as many free slots as choices. Errors as submit(), and
+  // kInvalidArgument for no choices or more choices than slots. Handles
+  // in choice order; each cancels its own choice.
+  Result<std::vector<RequestHandle>> submit_choices(GenerateRequest request,
+                                                    std::vector<GenerateCallbacks> callbacks);
+
   // Blocking convenience over submit(): waits for the result. `on_text` as in
   // GenerateCallbacks. Thread-safe; not from an engine callback.
   Result<Completion> generate(GenerateRequest request,
@@ -193,6 +203,10 @@ class Engine {
  private:
   struct Impl;
   Engine(std::shared_ptr<const Model> model, const EngineOptions& options);
+  // Validates and tokenizes a request and builds its sampler (submit's checks).
+  Result<std::shared_ptr<Task>> prepare(GenerateRequest request, GenerateCallbacks callbacks) const;
+  // Queues a prepared task (with its followers), or refuses it when the queue is full.
+  Result<void> enqueue(std::shared_ptr<Task> task);
   std::shared_ptr<const Model> model_;
   EngineOptions options_;
   int n_ctx_slot_ = 0;

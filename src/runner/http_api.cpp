@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <ctime>
 #include <filesystem>
+#include <span>
 
 #include <boost/asio/this_coro.hpp>
 
 #include "http/errors.h"
 #include "http/sse.h"
 #include "runner/completion_channel.h"
+#include "runner/infill.h"
 #include "runner/openai.h"
 
 namespace llmd::runner {
@@ -104,17 +106,23 @@ void resolve_text_logit_bias(const Model& model, ParsedGenerate& p) {
   }
 }
 
-Result<ParsedGenerate> parse_for(ApiKind kind, const Json& body, const RunnerService& svc) {
-  const int n_ctx = svc.engine().n_ctx_slot();
-  Result<ParsedGenerate> p = fail(ErrorCode::kInternal, "unknown endpoint");
-  switch (kind) {
-    case ApiKind::kChat: p = parse_chat_request(body, n_ctx); break;
-    case ApiKind::kTextCompletion: p = parse_text_completion_request(body, n_ctx); break;
-    case ApiKind::kLlamaCompletion: p = parse_llama_completion_request(body, n_ctx); break;
-  }
+// An endpoint's request parser (openai.h).
+using RequestParser = Result<ParsedGenerate> (*)(const Json& body, int n_ctx_slot);
+
+// Parses a generation request and prepares its prompt: a chat rendered by
+// the template, a fill-in-the-middle laid out with the model's FIM tokens.
+Result<ParsedGenerate> parse_for(RequestParser parse, const Json& body, const RunnerService& svc) {
+  Result<ParsedGenerate> p = parse(body, svc.engine().n_ctx_slot());
   if (!p) return p;
   resolve_text_logit_bias(svc.model(), *p);
-  if (kind == ApiKind::kChat) LLMD_TRY(format_chat_prompt(svc, *p));
+  if (p->kind == ApiKind::kChat) LLMD_TRY(format_chat_prompt(svc, *p));
+  if (p->infill) {
+    const InfillInput& in = *p->infill;
+    auto tokens = fim_prompt(svc.model(), FimText{in.prefix, in.suffix, in.prompt, in.extra},
+                             svc.engine().options().n_batch, svc.engine().n_ctx_slot(), p->request.max_tokens);
+    if (!tokens) return fail(tokens.error());
+    p->request.prompt_tokens = std::move(*tokens);
+  }
   return p;
 }
 
@@ -169,46 +177,81 @@ std::string stream_error(const Error& e, const RequestContext& ctx) {
                     {{"code", std::string(e.reason_or_default())}, {"message", e.message}, {"request_id", ctx.request_id}}}});
 }
 
-// Streams a submitted generation as server-sent events. A chat stream goes
-// through the template's parser: content, reasoning and tool-call pieces
-// become OpenAI deltas as soon as they are unambiguous. Cancels the engine
-// request the moment the client is gone.
+// The usage of a request with several choices: the prompt once (the first
+// choice evaluated it; the others copied it), every choice's completion.
+Usage combined_usage(std::span<const Usage> choices) {
+  Usage u = choices.front();
+  for (std::size_t i = 1; i < choices.size(); ++i) u.completion_tokens += choices[i].completion_tokens;
+  return u;
+}
+
+// Sets a chunk's (or reply choice's) index; OpenAI numbers choices from 0.
+Json with_index(Json chunk, std::size_t choice) {
+  if (chunk.contains("choices") && !chunk["choices"].empty()) chunk["choices"][0]["index"] = choice;
+  return chunk;
+}
+
+// One choice of a streamed generation, as far as it was sent.
+struct StreamedChoice {
+  std::optional<ChatOutputParser> parser;  // kChat
+  std::size_t text_sent = 0;               // legacy logprobs' text_offset
+  Usage so_far;
+};
+
+// Streams submitted generations (one per choice) as server-sent events. A
+// chat stream goes through the template's parser: content, reasoning and
+// tool-call pieces become OpenAI deltas as soon as they are unambiguous.
+// Choices interleave, each chunk carrying its index; with timings_per_token
+// every chunk's timings count the whole request (prompt once, all choices'
+// tokens), so a gateway billing a cut stream reads one running total.
+// Cancels the engine requests the moment the client is gone.
 net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& svc, const ParsedGenerate& p,
                                            const ResponseMeta& meta, CompletionChannel& channel,
-                                           RequestHandle handle) {
+                                           std::vector<RequestHandle> handles) {
   http::SseWriter sse(ctx);
   const ApiKind kind = p.kind;
   const bool openai = kind != ApiKind::kLlamaCompletion;
   const bool usage_null = openai && p.include_usage;
-  std::optional<ChatOutputParser> parser;
-  if (kind == ApiKind::kChat) parser.emplace(p.rendered);
-  std::optional<Usage> so_far;
-  auto with_timings = [&](Json chunk) {
-    if (p.timings_per_token && so_far) chunk["timings"] = progress_timings_json(*so_far);
-    return chunk;
+  const std::size_t n = handles.size();
+  std::vector<StreamedChoice> choices(n);
+  const std::string echoed = p.echo ? prompt_text(svc, p.request) : std::string();
+  for (auto& c : choices) {
+    if (kind == ApiKind::kChat) c.parser.emplace(p.rendered);
+    c.text_sent = echoed.size();
+  }
+  bool progress_known = false;
+  auto total_so_far = [&] {
+    std::vector<Usage> all;
+    for (const auto& c : choices) all.push_back(c.so_far);
+    return combined_usage(all);
   };
-  auto delta_events = [&](const std::vector<ChatDelta>& deltas) {
-    std::vector<std::string> events;
-    for (const auto& d : deltas) {
-      events.push_back(dump(with_timings(chat_chunk_json(meta, delta_json(d), std::nullopt, usage_null))));
-    }
-    return events;
+  auto with_timings = [&](Json chunk, std::size_t choice) {
+    if (p.timings_per_token && progress_known) chunk["timings"] = progress_timings_json(total_so_far());
+    return with_index(std::move(chunk), choice);
   };
-  const std::string first_chunk =
-      kind == ApiKind::kChat
-          ? dump(chat_chunk_json(meta, Json{{"role", "assistant"}, {"content", ""}}, std::nullopt, usage_null))
-      : p.echo ? dump(text_chunk_json(meta, prompt_text(svc, p.request), std::nullopt, usage_null))
-               : std::string();
-  std::size_t text_sent = p.echo ? prompt_text(svc, p.request).size() : 0;  // legacy logprobs' text_offset
+
+  // Each choice opens with its role (chat) or the echoed prompt. Built
+  // outside the co_await: g++ 12 miscompiles a braced Json list inside one.
+  const Json opening = kind == ApiKind::kChat
+                           ? chat_chunk_json(meta, Json{{"role", "assistant"}, {"content", ""}}, std::nullopt, usage_null)
+                           : text_chunk_json(meta, echoed, std::nullopt, usage_null);
   bool alive = co_await sse.open();
-  if (alive && !first_chunk.empty()) alive = co_await sse.send(first_chunk);
-  while (alive) {
+  for (std::size_t i = 0; alive && i < n && (kind == ApiKind::kChat || p.echo); ++i) {
+    alive = co_await sse.send(dump(with_index(opening, i)));
+  }
+  std::size_t finished = 0;
+  while (alive && finished < n) {
     auto ev = co_await channel.next(kStreamHeartbeat);
     if (ev.timed_out) {
       alive = co_await sse.comment("keep-alive");
       continue;
     }
-    if (ev.progress) so_far = ev.progress;
+    const std::size_t i = ev.choice;
+    StreamedChoice& choice = choices[i];
+    if (ev.progress) {
+      choice.so_far = *ev.progress;
+      progress_known = true;
+    }
     // With timings_per_token the first event after the prompt is evaluated
     // goes out even before any text can: the prompt's size is then known.
     const bool progress_only = p.timings_per_token && ev.progress && !ev.done;
@@ -216,28 +259,28 @@ net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& s
     std::optional<Json> probs;
     if (p.request.n_probs >= 0 && !ev.probs.empty()) {
       probs = kind == ApiKind::kChat ? chat_logprobs_json(ev.probs, piece_of(svc))
-              : kind == ApiKind::kTextCompletion ? text_logprobs_json(ev.probs, piece_of(svc), text_sent)
+              : kind == ApiKind::kTextCompletion ? text_logprobs_json(ev.probs, piece_of(svc), choice.text_sent)
                                                  : llama_probs_json(ev.probs, piece_of(svc));
     }
-    text_sent += ev.text.size();
-    if (parser) {
-      auto events = delta_events(ev.text.empty() ? std::vector<ChatDelta>{} : parser->feed(ev.text));
-      if (probs) {
-        // Reasoning or tool-call markup may hold text back: the probabilities still go out now.
-        if (events.empty()) events.push_back(dump(with_timings(text_chunk(kind, meta, "", usage_null))));
-        Json first = Json::parse(events.front());
-        first["choices"][0]["logprobs"] = *probs;
-        events.front() = dump(first);
+    choice.text_sent += ev.text.size();
+    if (choice.parser) {
+      std::vector<Json> chunks;
+      const std::vector<ChatDelta> deltas = ev.text.empty() ? std::vector<ChatDelta>{} : choice.parser->feed(ev.text);
+      for (const auto& d : deltas) {
+        chunks.push_back(with_timings(chat_chunk_json(meta, delta_json(d), std::nullopt, usage_null), i));
       }
-      for (const auto& e : events) {
-        alive = co_await sse.send(e);
+      // Reasoning or tool-call markup may hold text back: probabilities and
+      // the prompt's first timings still go out now.
+      if (chunks.empty() && (probs || progress_only)) {
+        chunks.push_back(with_timings(text_chunk(kind, meta, "", usage_null), i));
+      }
+      if (probs) chunks.front()["choices"][0]["logprobs"] = *probs;
+      for (const auto& chunk : chunks) {
+        alive = co_await sse.send(dump(chunk));
         if (!alive) break;
       }
-      if (events.empty() && progress_only) {
-        alive = co_await sse.send(dump(with_timings(text_chunk(kind, meta, "", usage_null))));
-      }
     } else if (!ev.text.empty() || progress_only || probs) {
-      Json chunk = with_timings(text_chunk(kind, meta, ev.text, usage_null));
+      Json chunk = with_timings(text_chunk(kind, meta, ev.text, usage_null), i);
       if (probs && kind == ApiKind::kTextCompletion) chunk["choices"][0]["logprobs"] = *probs;
       if (probs && kind == ApiKind::kLlamaCompletion) chunk["completion_probabilities"] = *probs;
       alive = co_await sse.send(dump(chunk));
@@ -245,50 +288,91 @@ net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& s
     if (!alive || !ev.done) continue;
     if (!*ev.done) {
       co_await sse.send(stream_error(ev.done->error(), ctx));
+      alive = false;
       break;
     }
     const Completion& c = **ev.done;
     svc.observe_completion(c);
-    so_far = c.usage;
+    choice.so_far = c.usage;
+    ++finished;
     if (kind == ApiKind::kChat) {
       std::vector<ChatDelta> rest;
-      const ChatReply reply = parser->finish(&rest);
-      for (const auto& e : delta_events(rest)) {
-        alive = co_await sse.send(e);
+      const ChatReply reply = choice.parser->finish(&rest);
+      for (const auto& d : rest) {
+        alive = co_await sse.send(dump(with_timings(chat_chunk_json(meta, delta_json(d), std::nullopt, usage_null), i)));
         if (!alive) break;
       }
       if (alive) {
         alive = co_await sse.send(dump(with_timings(
-            chat_chunk_json(meta, Json::object(), openai_finish_reason(c.finish, reply), usage_null))));
+            chat_chunk_json(meta, Json::object(), openai_finish_reason(c.finish, reply), usage_null), i)));
       }
     } else if (kind == ApiKind::kTextCompletion) {
-      alive = co_await sse.send(dump(with_timings(text_chunk_json(meta, "", c.finish, usage_null))));
+      alive = co_await sse.send(dump(with_timings(text_chunk_json(meta, "", c.finish, usage_null), i)));
     } else {
       // llama-server's last event carries the totals, not the text again.
       Json last = llama_completion_json(meta, c);
       last["content"] = "";
       alive = co_await sse.send(dump(last));
     }
-    if (alive && openai && p.include_usage) {
-      alive = co_await sse.send(dump(usage_chunk_json(
-          meta, kind == ApiKind::kChat ? "chat.completion.chunk" : "text_completion", c.usage)));
-    }
-    if (alive && openai) co_await sse.send("[DONE]");
-    break;
   }
-  // Client gone (or finished): frees the slot now, not at the next token.
-  handle.cancel();
+  if (alive && finished == n && openai) {
+    if (p.include_usage) {
+      const std::string_view object = kind == ApiKind::kChat ? "chat.completion.chunk" : "text_completion";
+      alive = co_await sse.send(dump(usage_chunk_json(meta, object,
+                                             total_so_far())));
+    }
+    if (alive) co_await sse.send("[DONE]");
+  }
+  // Client gone (or finished): frees the slots now, not at the next token.
+  for (auto& h : handles) h.cancel();
   co_await sse.close();
   co_return Response::already_streamed(200);
 }
 
+// best_of: the `n` choices with the highest log-probability per token, in
+// the order generated (their indices renumbered from 0).
+std::vector<Completion> best_choices(std::vector<Completion> all, std::size_t n) {
+  if (all.size() <= n) return all;
+  const auto mean_logprob = [](const Completion& c) {
+    if (c.probs.empty()) return 0.0;
+    double sum = 0;
+    for (const auto& t : c.probs) sum += t.logprob;
+    return sum / static_cast<double>(c.probs.size());
+  };
+  std::vector<std::size_t> order(all.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return mean_logprob(all[a]) > mean_logprob(all[b]); });
+  order.resize(n);
+  std::sort(order.begin(), order.end());
+  std::vector<Completion> best;
+  for (const std::size_t i : order) best.push_back(std::move(all[i]));
+  return best;
+}
+
+// The reply to a request with several choices: each choice's body merged
+// into one, usage counting every generated choice (best_of's too).
+Json choices_body(const RunnerService& svc, const ParsedGenerate& p, const ResponseMeta& meta,
+                  const std::vector<Completion>& generated) {
+  std::vector<Usage> usages;
+  for (const auto& c : generated) usages.push_back(c.usage);
+  const std::vector<Completion> shown = best_choices(generated, static_cast<std::size_t>(p.n));
+  Json body = final_body(svc, p, meta, shown.front());
+  for (std::size_t i = 1; i < shown.size(); ++i) {
+    body["choices"].push_back(with_index(final_body(svc, p, meta, shown[i]), i)["choices"][0]);
+  }
+  if (body.contains("usage")) body["usage"] = usage_json(combined_usage(usages));
+  return body;
+}
+
 net::awaitable<Response> serve_generation(RequestContext& ctx, RunnerService& svc, http::WorkerPool& pool,
-                                          ApiKind kind) {
+                                          RequestParser parse) {
   auto body = parse_json_body(ctx.request.body);
   if (!body) co_return error_reply(body.error(), ctx);
   // Rendering a template and compiling a grammar are CPU work: off the I/O thread.
-  auto parsed = co_await pool.run([&body, &kind, &svc] { return parse_for(kind, *body, svc); });
+  auto parsed = co_await pool.run([&body, parse, &svc] { return parse_for(parse, *body, svc); });
   if (!parsed) co_return error_reply(parsed.error(), ctx);
+  const ApiKind kind = parsed->kind;
 
   ResponseMeta meta;
   meta.id = make_response_id(kind == ApiKind::kChat ? "chatcmpl-" : "cmpl-");
@@ -297,22 +381,34 @@ net::awaitable<Response> serve_generation(RequestContext& ctx, RunnerService& sv
   meta.system_fingerprint = svc.fingerprint();
   const bool stream = parsed->stream;
 
-  auto channel = CompletionChannel::create(co_await net::this_coro::executor);
+  const auto generated = static_cast<std::size_t>(parsed->best_of);
+  auto channel = CompletionChannel::create(co_await net::this_coro::executor, generated);
   GenerateRequest request = parsed->request;
+  // best_of ranks choices by their tokens' log-probabilities.
+  if (parsed->best_of > parsed->n) request.n_probs = std::max(request.n_probs, 0);
   // Tokenizing a long prompt and compiling a grammar are CPU work: off the I/O thread.
-  auto handle = co_await pool.run([&svc, &request, &channel, stream] {
-    return svc.engine().submit(std::move(request), channel->callbacks(stream));
+  auto handles = co_await pool.run([&svc, &request, &channel, stream, generated] {
+    std::vector<GenerateCallbacks> callbacks;
+    for (std::size_t i = 0; i < generated; ++i) callbacks.push_back(channel->callbacks(stream, i));
+    return svc.engine().submit_choices(std::move(request), std::move(callbacks));
   });
-  if (!handle) co_return error_reply(handle.error(), ctx);
+  if (!handles) co_return error_reply(handles.error(), ctx);
 
-  if (stream) co_return co_await stream_generation(ctx, svc, *parsed, meta, *channel, std::move(*handle));
-  while (true) {
+  if (stream) co_return co_await stream_generation(ctx, svc, *parsed, meta, *channel, std::move(*handles));
+  std::vector<std::optional<Completion>> done(generated);
+  std::size_t finished = 0;
+  while (finished < generated) {
     auto ev = co_await channel->next(std::chrono::hours(24));
     if (!ev.done) continue;
-    if (!*ev.done) co_return error_reply(ev.done->error(), ctx);
+    if (!*ev.done) co_return error_reply(ev.done->error(), ctx);  // the other choices are cancelled
     svc.observe_completion(**ev.done);
-    co_return json_reply(200, final_body(svc, *parsed, meta, **ev.done));
+    done[ev.choice] = std::move(**ev.done);
+    ++finished;
   }
+  std::vector<Completion> completions;
+  for (auto& c : done) completions.push_back(std::move(*c));
+  if (completions.size() == 1) co_return json_reply(200, final_body(svc, *parsed, meta, completions.front()));
+  co_return json_reply(200, choices_body(svc, *parsed, meta, completions));
 }
 
 net::awaitable<Response> serve_embeddings(RequestContext& ctx, RunnerService& svc, http::WorkerPool& pool) {
@@ -494,16 +590,19 @@ void add_runner_routes(http::Router& router, RunnerService& svc, http::WorkerPoo
   }
   for (const char* path : {"/v1/chat/completions", "/chat/completions"}) {
     router.post(path, [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
-      co_return co_await serve_generation(ctx, svc, pool, ApiKind::kChat);
+      co_return co_await serve_generation(ctx, svc, pool, parse_chat_request);
     });
   }
   for (const char* path : {"/v1/completions", "/completions"}) {
     router.post(path, [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
-      co_return co_await serve_generation(ctx, svc, pool, ApiKind::kTextCompletion);
+      co_return co_await serve_generation(ctx, svc, pool, parse_text_completion_request);
     });
   }
   router.post("/completion", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
-    co_return co_await serve_generation(ctx, svc, pool, ApiKind::kLlamaCompletion);
+    co_return co_await serve_generation(ctx, svc, pool, parse_llama_completion_request);
+  });
+  router.post("/infill", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
+    co_return co_await serve_generation(ctx, svc, pool, parse_infill_request);
   });
   router.post("/v1/embeddings", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
     co_return co_await serve_embeddings(ctx, svc, pool);
@@ -540,7 +639,7 @@ void add_runner_routes(http::Router& router, RunnerService& svc, http::WorkerPoo
     // Rendered as a generation renders it; `prompt_tokens` (llmd's addition
     // to llama-server's reply) is what the generation's usage will count, so
     // a gateway can reserve for the prompt exactly before it asks.
-    auto parsed = co_await pool.run([&] { return parse_for(ApiKind::kChat, *body, svc); });
+    auto parsed = co_await pool.run([&] { return parse_for(parse_chat_request, *body, svc); });
     if (!parsed) co_return error_reply(parsed.error(), ctx);
     const GenerateRequest& r = parsed->request;
     auto tokens = co_await pool.run([&] { return svc.model().tokenize(r.prompt, r.add_special, true); });

@@ -1,5 +1,5 @@
 // The HTTP face of `llmd runner`: llama-server's dialect (/health, /props,
-// /completion, /tokenize, /detokenize, /apply-template, /metrics) and the
+// /completion, /infill, /tokenize, /detokenize, /apply-template, /metrics) and the
 // OpenAI one (/v1/models, /v1/chat/completions, /v1/completions,
 // /v1/embeddings) over one Engine. Handlers are thin: parsing and shaping
 // live in openai.h, inference in engine.h.

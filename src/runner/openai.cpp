@@ -163,15 +163,39 @@ Result<std::string> response_format_grammar(const Json& rf) {
   return bad("response_format.type must be text, json_object or json_schema");
 }
 
-// Rejects features that would change the answer if silently ignored.
-Result<void> refuse_unsupported(const Fields& f) {
-  for (const char* key : {"n", "best_of"}) {
-    auto n = f.integer(key, 1, 1);
-    if (!n) return bad(std::string(key) + " must be 1 (one choice per request)", "unsupported_parameter");
+// OpenAI's n (choices of one prompt) and legacy completions' best_of (that
+// many generated, the n with the highest log-probability per token
+// returned). llama-server's /completion knows neither. A suffix belongs to
+// /infill.
+Result<void> parse_choices(const Fields& f, ParsedGenerate& out) {
+  std::optional<int64_t> n;
+  std::optional<int64_t> best_of;
+  LLMD_FIELD(f.integer("n", 1, kMaxChoices), n);
+  LLMD_FIELD(f.integer("best_of", 1, kMaxChoices), best_of);
+  if (out.kind == ApiKind::kLlamaCompletion && (n.value_or(1) > 1 || best_of.value_or(1) > 1)) {
+    return bad("n and best_of apply to /v1/completions and /v1/chat/completions", "unsupported_parameter");
   }
-  if (const Json* v = f.get("suffix"); v != nullptr && !(v->is_string() && v->get<std::string>().empty())) {
-    return bad("suffix is not supported by this runner", "unsupported_parameter");
+  if (best_of && out.kind != ApiKind::kTextCompletion) {
+    return bad("best_of applies to /v1/completions only", "unsupported_parameter");
   }
+  out.n = static_cast<int>(n.value_or(1));
+  out.best_of = static_cast<int>(best_of.value_or(out.n));
+  if (out.best_of < out.n) return bad("best_of must be at least n");
+  if (const Json* v = f.get("suffix"); v != nullptr && !v->is_null() && out.kind != ApiKind::kTextCompletion &&
+                                       !(v->is_string() && v->get<std::string>().empty())) {
+    return bad("suffix applies to /v1/completions (and /infill)", "unsupported_parameter");
+  }
+  return {};
+}
+
+// OpenAI's suffix: the prompt is the text before the gap.
+Result<void> parse_suffix(const Fields& f, ParsedGenerate& out) {
+  auto suffix = f.string("suffix");
+  if (!suffix) return fail(suffix.error());
+  if (!*suffix || (*suffix)->empty()) return {};
+  if (!out.request.prompt_tokens.empty()) return bad("suffix needs the prompt as text, not token ids");
+  if (out.echo) return bad("echo cannot be combined with suffix");
+  out.infill = InfillInput{.prefix = out.request.prompt, .suffix = std::move(**suffix)};
   return {};
 }
 
@@ -275,7 +299,7 @@ Result<void> parse_sampling_extras(const Fields& f, SamplingParams& s) {
 Result<void> parse_common(const Json& body, int n_ctx_slot, std::initializer_list<const char*> max_keys,
                           ParsedGenerate& out) {
   const Fields f(body);
-  LLMD_TRY(refuse_unsupported(f));
+  LLMD_TRY(parse_choices(f, out));
   SamplingParams& s = out.request.sampling;
   LLMD_FIELD(f.number("temperature", 0, 2), s.temperature);
   LLMD_FIELD(f.number("top_p", 0, 1), s.top_p);
@@ -331,6 +355,7 @@ Result<void> parse_common(const Json& body, int n_ctx_slot, std::initializer_lis
   LLMD_FIELD(f.boolean("cache_prompt"), out.request.cache_prompt);
   LLMD_FIELD(f.boolean("ignore_eos"), out.request.ignore_eos);
   LLMD_FIELD(f.boolean("stream"), out.stream);
+  if (out.stream && out.best_of > out.n) return bad("best_of greater than n cannot be streamed");
   LLMD_FIELD(f.boolean("timings_per_token"), out.timings_per_token);
   if (const Json* so = f.get("stream_options")) {
     if (!so->is_object()) return bad("stream_options must be an object");
@@ -612,6 +637,41 @@ Result<ParsedGenerate> parse_text_completion_request(const Json& body, int n_ctx
   // OpenAI's legacy endpoint defaults to 16 tokens.
   out.request.max_tokens = std::min(16, n_ctx_slot);
   LLMD_TRY(parse_common(body, n_ctx_slot, {"max_tokens", "n_predict"}, out));
+  LLMD_TRY(parse_suffix(Fields(body), out));
+  return out;
+}
+
+Result<ParsedGenerate> parse_infill_request(const Json& body, int n_ctx_slot) {
+  ParsedGenerate out;
+  out.kind = ApiKind::kLlamaCompletion;
+  const Fields f(body);
+  InfillInput in;
+  for (auto [key, into] : {std::pair{"input_prefix", &in.prefix}, std::pair{"input_suffix", &in.suffix}}) {
+    auto v = f.string(key);
+    if (!v) return fail(v.error());
+    if (!*v) return bad(std::string(key) + " is required");
+    *into = std::move(**v);
+  }
+  auto prompt = f.string("prompt");
+  if (!prompt) return fail(prompt.error());
+  if (*prompt) in.prompt = std::move(**prompt);
+  if (const Json* extra = f.get("input_extra"); extra != nullptr && !extra->is_null()) {
+    if (!extra->is_array() || extra->size() > 256) {
+      return bad("input_extra must be an array of at most 256 {\"filename\": string, \"text\": string}");
+    }
+    for (const auto& chunk : *extra) {
+      if (!chunk.is_object() || !chunk.contains("text") || !chunk["text"].is_string()) {
+        return bad("each input_extra chunk needs a \"text\" string");
+      }
+      if (chunk.contains("filename") && !chunk["filename"].is_string()) {
+        return bad("an input_extra chunk's \"filename\" must be a string");
+      }
+      in.extra.emplace_back(chunk.value("filename", std::string("tmp")), chunk["text"].get<std::string>());
+    }
+  }
+  // The shared fields (sampling, n_predict, stream...); the prompt is ours.
+  LLMD_TRY(parse_common(body, n_ctx_slot, {"n_predict", "max_tokens"}, out));
+  out.infill = std::move(in);
   return out;
 }
 

@@ -4,8 +4,9 @@
 // validation rules are testable on their own.
 //
 // Parsing validates every field it knows (type, range, NaN/inf) and refuses
-// features the runner does not implement (n > 1, suffix) with
-// kInvalidArgument naming the field, instead of silently ignoring them.
+// what a route does not implement (suffix outside /infill, best_of outside
+// /v1/completions) with kInvalidArgument naming the field, instead of
+// silently ignoring it.
 // Unknown fields are ignored, as OpenAI clients send extras freely.
 #pragma once
 
@@ -30,8 +31,21 @@ namespace llmd::runner {
 // decides the order the model writes properties in).
 using Json = nlohmann::ordered_json;
 
+// The most choices (n, best_of) one request may ask for; the engine's
+// parallel slots bound it further.
+inline constexpr int kMaxChoices = 16;
+
 // Which endpoint a parsed request came from; decides the response shape.
 enum class ApiKind { kChat, kTextCompletion, kLlamaCompletion };
+
+// A fill-in-the-middle request (llama-server's /infill, or OpenAI's suffix):
+// the text before and after the gap, and other files for context.
+struct InfillInput {
+  std::string prefix;
+  std::string suffix;
+  std::string prompt;  // text already written at the gap, right after the prefix
+  std::vector<std::pair<std::string, std::string>> extra;  // (filename, text), most relevant last
+};
 
 struct ParsedGenerate {
   ApiKind kind = ApiKind::kChat;
@@ -44,6 +58,11 @@ struct ParsedGenerate {
   std::optional<int> reasoning_budget;
   // logit_bias entries given as text: every token of the text gets the bias.
   std::vector<std::pair<std::string, float>> logit_bias_text;
+  int n = 1;        // choices of the prompt (OpenAI's n)
+  int best_of = 1;  // /v1/completions: choices generated, of which the best n are returned (>= n)
+  // Set for fill-in-the-middle: the prompt is built from it with the model's
+  // FIM tokens (request.prompt then holds nothing the engine reads).
+  std::optional<InfillInput> infill;
   bool stream = false;
   bool echo = false;  // /v1/completions: the reply's text starts with the prompt
   bool include_usage = false;  // stream_options.include_usage
@@ -65,6 +84,11 @@ Result<ParsedGenerate> parse_text_completion_request(const Json& body, int n_ctx
 // POST /completion (llama-server): prompt (string or token ids), n_predict,
 // grammar, json_schema, stream, cache_prompt, sampling fields.
 Result<ParsedGenerate> parse_llama_completion_request(const Json& body, int n_ctx_slot);
+
+// POST /infill (llama-server): input_prefix and input_suffix (required
+// strings), prompt (optional), input_extra [{filename?, text}], and the
+// fields of /completion. Replies are shaped like /completion's.
+Result<ParsedGenerate> parse_infill_request(const Json& body, int n_ctx_slot);
 
 // POST /tokenize: content, add_special (default false), parse_special
 // (default true: special-token text is one token), with_pieces (default false).

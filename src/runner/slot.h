@@ -49,6 +49,9 @@ struct Task {
   Kind kind = Kind::kGenerate;
   GenerateRequest request;  // prompt_tokens always filled
   GenerateCallbacks callbacks;
+  // The other choices of the same prompt (Engine::submit_choices), queued
+  // with this one and moved into slots of their own when it is assigned.
+  std::vector<std::shared_ptr<Task>> followers;
   std::function<void(Result<std::vector<float>>)> on_embedding;  // kEmbed
   std::unique_ptr<Sampler> sampler;
   std::shared_ptr<EngineShared> shared;
@@ -59,7 +62,9 @@ struct Task {
 
 // A sequence in the shared context (seq_id == id). Engine thread only.
 struct Slot {
-  enum class Phase { kIdle, kPrefill, kGenerate };
+  // kAwaitFork: holds a further choice of another slot's prompt until that
+  // prompt is evaluated and its KV state copied here.
+  enum class Phase { kIdle, kAwaitFork, kPrefill, kGenerate };
 
   int id = 0;
   Phase phase = Phase::kIdle;
@@ -71,6 +76,10 @@ struct Slot {
   int32_t i_batch = -1;                // index of this slot's logits in the current batch
   int n_decoded = 0;                   // tokens sampled for the current request
   uint64_t last_used = 0;              // for least-recently-used slot choice
+  uint64_t assignment = 0;             // counts the tasks this slot was given
+  // While this slot evaluates a prompt with further choices: the slots
+  // (id, assignment) waiting in kAwaitFork for its KV state.
+  std::vector<std::pair<int, uint64_t>> forks;
   std::optional<TextStream> stream;
   std::vector<TokenProb> probs;  // of the tokens sampled so far (n_probs >= 0)
   Clock::time_point t_assigned;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -106,6 +107,49 @@ TEST_F(BillingHardening, EveryLengthAliasObeysTheReservedLimit) {
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
   EXPECT_LT(balance(), before);
+}
+
+// OpenAI's n through the gateway: every choice is generated and paid for,
+// whole or streamed; the prompt once.
+TEST_F(BillingHardening, SeveralChoicesArePaidForEveryChoiceAndThePromptOnce) {
+  std::size_t calls = 0;
+  for (const bool stream : {false, true}) {
+    const std::int64_t before = balance();
+    json body{{"messages", json::array({{{"role", "user"}, {"content", "three answers please"}}})},
+              {"max_tokens", 5}, {"ignore_eos", true}, {"n", 3}, {"seed", 4}};
+    if (stream) body["stream"] = true;
+    auto r = call("POST", "/v1/chat/completions", body.dump());
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    ++calls;
+    if (!stream) {
+      const json reply = json::parse(r->body);
+      ASSERT_EQ(reply["choices"].size(), 3u);
+      EXPECT_EQ(reply["usage"]["completion_tokens"], 15);
+    } else {
+      std::set<int> indices;
+      for (auto at = r->body.find("\"index\":"); at != std::string::npos; at = r->body.find("\"index\":", at + 1)) {
+        indices.insert(r->body[at + 8] - '0');
+      }
+      EXPECT_EQ(indices, (std::set<int>{0, 1, 2})) << r->body;
+    }
+    const json rec = usage_record(calls);
+    ASSERT_FALSE(rec.is_null());
+    EXPECT_EQ(rec["completion_tokens"], 15) << "stream: " << stream;
+    EXPECT_LT(rec["prompt_tokens"].get<std::int64_t>(), 40) << "the prompt was counted more than once";
+    EXPECT_EQ(rec["charged"].get<std::int64_t>(), rec["prompt_tokens"].get<std::int64_t>() + 15);
+    EXPECT_EQ(before - balance(), rec["charged"].get<std::int64_t>());
+  }
+  // More than the gateway allows, or best_of where it does not apply: 400, free.
+  const std::int64_t before = balance();
+  for (const json& extra : {json{{"n", 17}}, json{{"best_of", 2}}, json{{"n", "2"}}}) {
+    json body{{"messages", json::array({{{"role", "user"}, {"content", "x"}}})}, {"max_tokens", 5}};
+    body.update(extra);
+    auto r = call("POST", "/v1/chat/completions", body.dump());
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << extra.dump() << ": " << r->body;
+  }
+  EXPECT_EQ(balance(), before);
 }
 
 // A long prompt, a few events read, then the client hangs up.

@@ -35,14 +35,17 @@ constexpr const char* kBinary = LLMD_BINARY;
 // Generated models are cached in the build tree (deterministic from the
 // seed), so each test process does not pay for generation again. Written to
 // a temporary name and renamed, so parallel test processes never see half a file.
-fs::path test_model(const std::string& arch) {
+// `fim`: with Qwen2.5-Coder's fill-in-the-middle tokens.
+fs::path test_model(const std::string& arch, bool fim = false) {
   const fs::path dir = fs::path(LLMD_BINARY_DIR) / "test-models";
-  const fs::path out = dir / ("runner-tiny-" + arch + ".gguf");
+  const std::string name = arch + (fim ? "-fim" : "");
+  const fs::path out = dir / ("runner-tiny-" + name + ".gguf");
   if (fs::exists(out)) return out;
   fs::create_directories(dir);
-  const fs::path tmp = dir / ("tmp-" + std::to_string(::getpid()) + "-" + arch + ".gguf");
-  Process gen({kBinary, "dev", "make-test-model", "--arch", arch, "--seed", "7", "--out", tmp.string()}, dir,
-              dir / ("gen-" + std::to_string(::getpid()) + ".log"));
+  const fs::path tmp = dir / ("tmp-" + std::to_string(::getpid()) + "-" + name + ".gguf");
+  std::vector<std::string> argv{kBinary, "dev", "make-test-model", "--arch", arch, "--seed", "7", "--out", tmp.string()};
+  if (fim) argv.push_back("--fim");
+  Process gen(argv, dir, dir / ("gen-" + std::to_string(::getpid()) + ".log"));
   const auto rc = gen.wait(std::chrono::seconds(120));
   EXPECT_EQ(rc, 0) << gen.log();
   fs::rename(tmp, out);
@@ -341,6 +344,109 @@ TEST_F(RunnerTest, StreamedChunksConcatenateToTheNonStreamedText) {
   }
 }
 
+// OpenAI's n: every choice in one reply, the prompt evaluated and billed once.
+TEST_F(RunnerTest, SeveralChoicesShareOnePromptAndStreamInterleaved) {
+  const json extra{{"ignore_eos", true}, {"n", 3}};
+  auto single = post(port(), "/v1/chat/completions", chat("Name three rivers", 10, {{"ignore_eos", true}}));
+  ASSERT_EQ(single->status, 200) << single->body;
+  const auto one = body_json(single);
+  auto whole = post(port(), "/v1/chat/completions", chat("Name three rivers", 10, extra));
+  ASSERT_EQ(whole->status, 200) << whole->body;
+  const auto w = body_json(whole);
+  ASSERT_EQ(w["choices"].size(), 3u) << w.dump();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(w["choices"][i]["index"], i);
+    EXPECT_EQ(w["choices"][i]["message"]["content"], one["choices"][0]["message"]["content"]) << "choice " << i;
+    EXPECT_EQ(w["choices"][i]["finish_reason"], "length");
+  }
+  EXPECT_EQ(w["usage"]["prompt_tokens"], one["usage"]["prompt_tokens"]);
+  EXPECT_EQ(w["usage"]["completion_tokens"], 30);
+  EXPECT_EQ(w["usage"]["total_tokens"], one["usage"]["prompt_tokens"].get<int>() + 30);
+
+  // Streamed: each choice opens with its role and ends with its finish
+  // reason; per-chunk timings are the whole request's running total.
+  auto streamed = post(port(), "/v1/chat/completions",
+                       chat("Name three rivers", 10,
+                            {{"ignore_eos", true}, {"n", 2}, {"stream", true}, {"timings_per_token", true},
+                             {"stream_options", {{"include_usage", true}}}}));
+  ASSERT_EQ(streamed->status, 200) << streamed->body;
+  const auto events = sse_data(streamed->body);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::vector<std::string> texts(2);
+  std::vector<int> roles(2, 0), finishes(2, 0);
+  int last_predicted = 0;
+  json usage;
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+    const auto c = json::parse(events[i]);
+    if (c["choices"].empty()) {
+      usage = c["usage"];
+      continue;
+    }
+    const int index = c["choices"][0]["index"];
+    ASSERT_TRUE(index == 0 || index == 1) << events[i];
+    const auto& d = c["choices"][0]["delta"];
+    if (d.contains("role")) ++roles[index];
+    if (d.contains("content")) texts[index] += d["content"].get<std::string>();
+    if (!c["choices"][0]["finish_reason"].is_null()) ++finishes[index];
+    if (c.contains("timings")) {
+      const int predicted = c["timings"]["predicted_n"];
+      EXPECT_GE(predicted, last_predicted) << "the running total went back";
+      last_predicted = predicted;
+    }
+  }
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(roles[i], 1) << i;
+    EXPECT_EQ(finishes[i], 1) << i;
+    EXPECT_EQ(texts[i], one["choices"][0]["message"]["content"]) << i;
+  }
+  EXPECT_EQ(last_predicted, 20);
+  EXPECT_EQ(usage["completion_tokens"], 20);
+  EXPECT_EQ(usage["prompt_tokens"], one["usage"]["prompt_tokens"]);
+
+  // More choices than the runner has slots: a clear 400, and it keeps serving.
+  auto too_many = post(port(), "/v1/chat/completions", chat("x", 4, {{"n", 5}}));
+  ASSERT_EQ(too_many->status, 400) << too_many->body;
+  EXPECT_NE(body_json(too_many)["error"]["message"].get<std::string>().find("n must be"), std::string::npos);
+  EXPECT_EQ(post(port(), "/v1/chat/completions", chat("x", 4))->status, 200);
+}
+
+TEST_F(RunnerTest, BestOfReturnsTheLikeliestChoicesAndCountsEveryGeneratedToken) {
+  const json req{{"prompt", "Once upon a time"}, {"max_tokens", 8}, {"temperature", 1.0}, {"seed", 11},
+                 {"ignore_eos", true}, {"best_of", 3}, {"n", 1}, {"cache_prompt", false}};
+  auto best = post(port(), "/v1/completions", req);
+  ASSERT_EQ(best->status, 200) << best->body;
+  const auto b = body_json(best);
+  ASSERT_EQ(b["choices"].size(), 1u);
+  EXPECT_EQ(b["choices"][0]["index"], 0);
+  EXPECT_TRUE(b["choices"][0]["logprobs"].is_null()) << "logprobs were not asked for";
+  EXPECT_EQ(b["usage"]["completion_tokens"], 24);  // all three were generated
+
+  // The same three choices with their logprobs: the one returned is the
+  // one with the highest mean log-probability per token.
+  json all = req;
+  all["n"] = 3;
+  all["logprobs"] = 0;
+  auto three = post(port(), "/v1/completions", all);
+  ASSERT_EQ(three->status, 200) << three->body;
+  const auto t = body_json(three);
+  ASSERT_EQ(t["choices"].size(), 3u);
+  double best_mean = -1e9;
+  std::string best_text;
+  for (const auto& c : t["choices"]) {
+    double sum = 0;
+    for (const auto& lp : c["logprobs"]["token_logprobs"]) sum += lp.get<double>();
+    const double mean = sum / static_cast<double>(c["logprobs"]["token_logprobs"].size());
+    if (mean > best_mean) {
+      best_mean = mean;
+      best_text = c["text"];
+    }
+  }
+  EXPECT_EQ(b["choices"][0]["text"], best_text);
+  auto streamed = post(port(), "/v1/completions", json{{"prompt", "x"}, {"best_of", 2}, {"stream", true}});
+  EXPECT_EQ(streamed->status, 400);
+}
+
 TEST_F(RunnerTest, LlamaServerCompletionShapeAndStream) {
   json req{{"prompt", "The capital of France is"}, {"n_predict", 12}, {"temperature", 0}, {"cache_prompt", true}};
   auto r = post(port(), "/completion", req);
@@ -446,7 +552,7 @@ TEST_F(RunnerTest, InvalidParametersAre400AndTheRunnerKeepsServing) {
       {chat("x", 4, {{"seed", "abc"}}), "seed"},
       {chat("x", 4, {{"top_logprobs", 3}}), "top_logprobs"},
       {chat("x", 4, {{"logprobs", true}, {"top_logprobs", 50}}), "top_logprobs"},
-      {chat("x", 4, {{"n", 3}}), "n"},
+      {chat("x", 4, {{"n", 17}}), "n"},
       {chat("x", 4, {{"presence_penalty", 5}}), "presence_penalty"},
       {chat("x", 4, {{"repeat_penalty", -1}}), "repeat_penalty"},
       {chat("x", 4, {{"mirostat", 7}}), "mirostat"},
@@ -836,6 +942,88 @@ TEST_F(LlamaRunnerTest, JsonSchemaOutputParsesAndValidatesOverManySeeds) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(valid.load(), seeds);
   for (const auto& f : failures) ADD_FAILURE() << f;
+}
+
+// ---------------------------------------------------------------- fill-in-the-middle
+
+class FimRunnerTest : public SharedRunnerTest<FimRunnerTest> {
+ public:
+  static Runner* start() { return new Runner(test_model("qwen2", true), {"--ctx", "1024", "--parallel", "2"}); }
+};
+
+json greedy_fields(int n_predict) { return {{"n_predict", n_predict}, {"temperature", 0}, {"ignore_eos", true}}; }
+
+// The FIM layout, as text the tokenizer maps to the control tokens.
+std::string fim_text(const std::string& files, const std::string& prefix, const std::string& suffix) {
+  return "<|repo_name|>myproject\n" + files + "<|file_sep|>filename\n<|fim_prefix|>" + prefix + "<|fim_suffix|>" +
+         suffix + "<|fim_middle|>";
+}
+
+TEST_F(FimRunnerTest, InfillPromptIsTheFimLayoutOfTheCodeAroundTheGap) {
+  json req{{"input_prefix", "#include <cstdio>\nint main() {\n"},
+           {"prompt", "    int n = "},
+           {"input_suffix", "}\n"},
+           {"input_extra", json::array({{{"filename", "llama.h"}, {"text", "int n_threads();\n"}}})}};
+  req.update(greedy_fields(8));
+  auto infill = post(port(), "/infill", req);
+  ASSERT_EQ(infill->status, 200) << infill->body;
+  const auto i = body_json(infill);
+  EXPECT_TRUE(i["content"].is_string());
+  EXPECT_EQ(i["tokens_predicted"], 8);
+  // The same prompt written out with the control tokens generates the same.
+  const std::string layout = fim_text("<|file_sep|>llama.h\nint n_threads();\n",
+                                      "#include <cstdio>\nint main() {\n    int n = ", "}\n");
+  json same{{"prompt", layout}};
+  same.update(greedy_fields(8));
+  auto completion = post(port(), "/completion", same);
+  ASSERT_EQ(completion->status, 200) << completion->body;
+  const auto c = body_json(completion);
+  EXPECT_EQ(i["tokens_evaluated"], c["tokens_evaluated"]);
+  EXPECT_EQ(i["content"], c["content"]);
+
+  // OpenAI's suffix on /v1/completions is the same gap without other files.
+  auto openai = post(port(), "/v1/completions",
+                     json{{"prompt", "def add(a, b):\n"}, {"suffix", "\nprint(add(1, 2))\n"}, {"max_tokens", 8},
+                          {"temperature", 0}, {"ignore_eos", true}});
+  ASSERT_EQ(openai->status, 200) << openai->body;
+  json plain{{"prompt", fim_text("", "def add(a, b):\n", "\nprint(add(1, 2))\n")}};
+  plain.update(greedy_fields(8));
+  auto reference = post(port(), "/completion", plain);
+  ASSERT_EQ(reference->status, 200);
+  EXPECT_EQ(body_json(openai)["choices"][0]["text"], body_json(reference)["content"]);
+  EXPECT_EQ(body_json(openai)["usage"]["prompt_tokens"], body_json(reference)["tokens_evaluated"]);
+}
+
+TEST_F(FimRunnerTest, InvalidInfillRequestsAre400) {
+  // llama-server's own cases (tools/server/tests/unit/test_infill.py), and ours.
+  for (const json& extra : {json::object(), json{{"filename", "ok"}}, json{{"filename", 123}},
+                            json{{"filename", 123}, {"text", "abc"}}, json{{"filename", 123}, {"text", 456}}}) {
+    json req{{"input_extra", json::array({extra})}, {"input_prefix", "int main() {\n"}, {"prompt", "  int n = "},
+             {"input_suffix", "}\n"}};
+    auto r = post(port(), "/infill", req);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << extra.dump() << " -> " << r->body;
+    EXPECT_TRUE(body_json(r).contains("error"));
+  }
+  for (const json& req : {json{{"input_suffix", "x"}}, json{{"input_prefix", "x"}}, json{{"input_prefix", 1}, {"input_suffix", "x"}},
+                          json{{"input_prefix", "x"}, {"input_suffix", "y"}, {"prompt", 5}},
+                          json{{"input_prefix", "x"}, {"input_suffix", "y"}, {"input_extra", "z"}}}) {
+    auto r = post(port(), "/infill", req);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << req.dump() << " -> " << r->body;
+  }
+  // suffix needs a text prompt; it has no place in chat.
+  EXPECT_EQ(post(port(), "/v1/completions", json{{"prompt", json::array({1, 2, 3})}, {"suffix", "x"}})->status, 400);
+  EXPECT_EQ(post(port(), "/v1/chat/completions", chat("hi", 4, {{"suffix", "x"}}))->status, 400);
+  EXPECT_EQ(post(port(), "/infill", json{{"input_prefix", "a"}, {"input_suffix", "b"}, {"n_predict", 2}})->status, 200);
+}
+
+TEST_F(RunnerTest, InfillOnAModelWithoutFimTokensSaysSo) {
+  auto r = post(port(), "/infill", json{{"input_prefix", "a"}, {"input_suffix", "b"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 422) << r->body;
+  EXPECT_EQ(body_json(r)["error"]["code"], "infill_not_supported") << r->body;
+  EXPECT_EQ(post(port(), "/v1/completions", json{{"prompt", "a"}, {"suffix", "b"}})->status, 422);
 }
 
 // ---------------------------------------------------------------- single-slot runner

@@ -184,6 +184,28 @@ TEST_F(MeteredCallTest, GrowFromAFloorLowersTheCompletionToWhatTheBalancePays) {
   EXPECT_EQ(reserved(), 1000);
 }
 
+TEST_F(MeteredCallTest, GrowForSeveralChoicesReservesEachOnesReplyAndSplitsWhatTheBalancePays) {
+  auto call = MeteredCall::open(*accounts_, pricing_, homework(64));
+  ASSERT_TRUE(call);
+  // 3 choices of 100 tokens after a 30-token prompt: a base of 330 (680).
+  auto whole = call->grow({30, 100, 64, 3});
+  ASSERT_TRUE(whole) << whole.error().message;
+  EXPECT_FALSE(whole->clamped);
+  EXPECT_EQ(call->reservation().amount, 680);
+  // 3 choices of 1 024: the balance pays a base of 490, 153 tokens each
+  // ((490 - 30) / 3), and the reservation holds exactly those: 30 + 459 = 489.
+  auto clamped = call->grow({30, 1024, 64, 3});
+  ASSERT_TRUE(clamped) << clamped.error().message;
+  EXPECT_TRUE(clamped->clamped);
+  EXPECT_EQ(clamped->max_completion, 153);
+  EXPECT_EQ(call->reservation().amount, 998);
+  // Each choice below the useful minimum: refused, the reservation kept.
+  auto refused = call->grow({30, 1024, 154, 3});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kPaymentRequired);
+  EXPECT_EQ(reserved(), 998);
+}
+
 TEST_F(MeteredCallTest, GrowBelowTheUsefulMinimumIsRefusedAndKeepsTheFloor) {
   auto call = MeteredCall::open(*accounts_, pricing_, homework(64));
   ASSERT_TRUE(call);

@@ -125,6 +125,149 @@ TEST(Engine, ParallelRequestsGiveTheSameOutputsAsSequentialOnes) {
   EXPECT_EQ(slots_used.size(), 8u);  // they really ran side by side
 }
 
+// Submits `n` choices of `request` and waits for all of them.
+std::vector<Result<Completion>> run_choices(Engine& e, const GenerateRequest& request, std::size_t n,
+                                            std::vector<RequestHandle>* keep = nullptr) {
+  std::vector<std::promise<Result<Completion>>> done(n);
+  std::vector<GenerateCallbacks> callbacks(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    callbacks[i].on_done = [&done, i](Result<Completion> r) { done[i].set_value(std::move(r)); };
+  }
+  auto handles = e.submit_choices(request, std::move(callbacks));
+  std::vector<Result<Completion>> out;
+  if (!handles) {
+    out.push_back(fail(handles.error()));
+    return out;
+  }
+  if (keep != nullptr) *keep = std::move(*handles);
+  for (auto& d : done) out.push_back(d.get_future().get());
+  return out;
+}
+
+TEST(Engine, SeveralChoicesEvaluateThePromptOnceAndEachMatchesASingleGeneration) {
+  const GenerateRequest request = greedy("Three students each wrote a story about", 16);
+  std::string alone;
+  {
+    auto single = make_engine();
+    ASSERT_TRUE(single);
+    auto r = single->generate(request);
+    ASSERT_TRUE(r);
+    alone = r->text;
+  }
+  auto e = make_engine({.n_parallel = 4});
+  ASSERT_TRUE(e);
+  const auto before = e->stats();
+  auto choices = run_choices(*e, request, 3);
+  ASSERT_EQ(choices.size(), 3u);
+  std::set<int> slots;
+  const int prompt = static_cast<int>(e->model().tokenize(request.prompt, true, true)->size());
+  for (std::size_t i = 0; i < choices.size(); ++i) {
+    ASSERT_TRUE(choices[i]) << choices[i].error().message;
+    // The copied KV state is the prompt's exactly: greedy choices agree with a lone run.
+    EXPECT_EQ(choices[i]->text, alone) << "choice " << i;
+    EXPECT_EQ(choices[i]->usage.prompt_tokens, prompt);
+    EXPECT_EQ(choices[i]->usage.completion_tokens, 16);
+    slots.insert(choices[i]->slot);
+  }
+  EXPECT_EQ(slots.size(), 3u);
+  EXPECT_EQ(choices[0]->usage.cached_prompt_tokens, 0);
+  EXPECT_EQ(choices[1]->usage.cached_prompt_tokens, prompt);  // copied from the first choice
+  const auto after = e->stats();
+  EXPECT_EQ(after.prompt_tokens_total - before.prompt_tokens_total, static_cast<uint64_t>(prompt))
+      << "the prompt was evaluated more than once";
+  EXPECT_EQ(after.completion_tokens_total - before.completion_tokens_total, 48u);
+}
+
+TEST(Engine, SeededChoicesDifferFromEachOtherAndAreReproducible) {
+  GenerateRequest request = greedy("The weather today", 16);
+  request.sampling.temperature = 1.0f;
+  request.sampling.top_k = 0;
+  request.sampling.top_p = 1.0f;
+  request.sampling.min_p = 0;
+  request.sampling.seed = 7;
+  // Fresh engines: the same batches, so the same numerics (a lone run's
+  // differ in the last bits, enough to change a sample at temperature 1).
+  auto run_once = [&] {
+    auto e = make_engine({.n_parallel = 3});
+    return e ? run_choices(*e, request, 3) : std::vector<Result<Completion>>{};
+  };
+  auto first = run_once();
+  auto again = run_once();
+  ASSERT_EQ(first.size(), 3u);
+  ASSERT_EQ(again.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE(first[i] && again[i]);
+    EXPECT_EQ(first[i]->text, again[i]->text) << "choice " << i << " is not reproducible";
+  }
+  EXPECT_NE(first[0]->text, first[1]->text);
+  EXPECT_NE(first[1]->text, first[2]->text);
+  EXPECT_NE(first[0]->text, first[2]->text);
+}
+
+TEST(Engine, ChoicesWaitForEnoughFreeSlotsAndTooManyAreRefused) {
+  auto e = make_engine({.n_parallel = 2});
+  ASSERT_TRUE(e);
+  auto too_many = run_choices(*e, greedy("hello", 4), 3);
+  ASSERT_EQ(too_many.size(), 1u);
+  ASSERT_FALSE(too_many[0]);
+  EXPECT_EQ(too_many[0].error().code, ErrorCode::kInvalidArgument);
+
+  // One slot busy: two choices wait until both slots are free, then run.
+  std::promise<Result<Completion>> busy_done;
+  GenerateCallbacks cb;
+  cb.on_done = [&](Result<Completion> r) { busy_done.set_value(std::move(r)); };
+  auto busy = e->submit(greedy("occupying a slot", 24), std::move(cb));
+  ASSERT_TRUE(busy);
+  auto choices = run_choices(*e, greedy("waiting for two", 4), 2);
+  auto first = busy_done.get_future().get();
+  ASSERT_TRUE(first);
+  ASSERT_EQ(choices.size(), 2u);
+  for (const auto& c : choices) {
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(c->usage.completion_tokens, 4);
+    EXPECT_GT(c->timings.queue_ms, 0);
+  }
+}
+
+TEST(Engine, CancellingOneChoiceLeavesTheOthersRunning) {
+  std::string long_prompt;
+  for (int i = 0; i < 80; ++i) long_prompt += "token" + std::to_string(i) + " ";
+  auto e = make_engine({.n_parallel = 3, .n_batch = 32});
+  ASSERT_TRUE(e);
+  std::vector<std::promise<Result<Completion>>> done(3);
+  std::vector<GenerateCallbacks> callbacks(3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    callbacks[i].on_done = [&done, i](Result<Completion> r) { done[i].set_value(std::move(r)); };
+  }
+  auto handles = e->submit_choices(greedy(long_prompt, 12), std::move(callbacks));
+  ASSERT_TRUE(handles);
+  (*handles)[2].cancel();  // while the first choice still evaluates the prompt
+  auto cancelled = done[2].get_future().get();
+  ASSERT_TRUE(cancelled);
+  EXPECT_EQ(cancelled->finish, FinishReason::kCancelled);
+  EXPECT_LT(cancelled->usage.completion_tokens, 12);
+  for (std::size_t i = 0; i < 2; ++i) {
+    auto r = done[i].get_future().get();
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->usage.completion_tokens, 12);
+  }
+  // Cancelling the first choice ends the choices still waiting for its prompt.
+  std::vector<std::promise<Result<Completion>>> again(2);
+  std::vector<GenerateCallbacks> more(2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    more[i].on_done = [&again, i](Result<Completion> r) { again[i].set_value(std::move(r)); };
+  }
+  auto second = e->submit_choices(greedy(long_prompt + "again", 12), std::move(more));
+  ASSERT_TRUE(second);
+  (*second)[0].cancel();
+  for (auto& d : again) {
+    auto r = d.get_future().get();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->finish, FinishReason::kCancelled);
+  }
+  EXPECT_TRUE(e->generate(greedy("still serving", 3)));
+}
+
 TEST(Engine, LongPromptIsPrefilledInChunksWithoutChangingResults) {
   std::string long_prompt;
   for (int i = 0; i < 60; ++i) long_prompt += "word" + std::to_string(i) + " ";

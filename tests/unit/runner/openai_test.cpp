@@ -162,11 +162,33 @@ TEST(OpenAiParse, PenaltiesDryXtcMirostatAndLogitBiasAreMapped) {
 }
 
 TEST(OpenAiParse, UnsupportedFeaturesAreRefusedNotIgnored) {
-  for (const Json& extra : {Json{{"n", 2}}, Json{{"best_of", 3}}, Json{{"echo", true}}}) {
+  // best_of and echo belong to /v1/completions, suffix to /infill.
+  for (const Json& extra : {Json{{"best_of", 3}}, Json{{"echo", true}}, Json{{"suffix", "}"}}}) {
     EXPECT_EQ(chat_error(extra).reason, "unsupported_parameter") << extra.dump();
   }
   // Their neutral values are fine (clients send them by default).
   EXPECT_TRUE(parse_chat_request(chat_body({{"logprobs", false}, {"n", 1}, {"presence_penalty", 0}}), 512));
+}
+
+TEST(OpenAiParse, ChoicesByNAndBestOf) {
+  auto chat = parse_chat_request(chat_body({{"n", 3}}), 512);
+  ASSERT_TRUE(chat) << chat.error().message;
+  EXPECT_EQ(chat->n, 3);
+  EXPECT_EQ(chat->best_of, 3);
+  auto text = parse_text_completion_request(Json{{"prompt", "x"}, {"n", 2}, {"best_of", 4}}, 512);
+  ASSERT_TRUE(text) << text.error().message;
+  EXPECT_EQ(text->n, 2);
+  EXPECT_EQ(text->best_of, 4);
+  for (const Json& bad : {Json{{"prompt", "x"}, {"n", 3}, {"best_of", 2}}, Json{{"prompt", "x"}, {"n", 0}},
+                          Json{{"prompt", "x"}, {"n", kMaxChoices + 1}}, Json{{"prompt", "x"}, {"n", "2"}},
+                          Json{{"prompt", "x"}, {"best_of", 3}, {"stream", true}}}) {
+    auto r = parse_text_completion_request(bad, 512);
+    ASSERT_FALSE(r) << bad.dump();
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << bad.dump();
+  }
+  auto llama = parse_llama_completion_request(Json{{"prompt", "x"}, {"n", 2}}, 512);
+  ASSERT_FALSE(llama);
+  EXPECT_EQ(llama.error().reason, "unsupported_parameter");
 }
 
 TEST(OpenAiParse, LogprobsByEachDialectsNames) {

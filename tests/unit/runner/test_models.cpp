@@ -15,11 +15,12 @@ llmd::testing::TempDir& dir() {
   return d;
 }
 
-std::filesystem::path make(const std::string& arch) {
+std::filesystem::path make(const std::string& arch, bool fim = false) {
   tools::TestModelOptions o;
   o.shape.arch = arch;
   o.seed = 1234;
-  o.out = dir() / ("tiny-" + arch + ".gguf");
+  o.fim_tokens = fim;
+  o.out = dir() / ("tiny-" + arch + (fim ? "-fim" : "") + ".gguf");
   auto r = tools::make_test_model(o);
   if (!r) {
     ADD_FAILURE() << "make_test_model(" << arch << "): " << r.error().message;
@@ -31,6 +32,11 @@ std::filesystem::path make(const std::string& arch) {
 
 const std::filesystem::path& qwen2_model_path() {
   static const std::filesystem::path p = make("qwen2");
+  return p;
+}
+
+const std::filesystem::path& qwen2_fim_model_path() {
+  static const std::filesystem::path p = make("qwen2", true);
   return p;
 }
 

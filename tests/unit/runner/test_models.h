@@ -11,6 +11,8 @@ namespace llmd::runner::testing {
 
 // qwen2 architecture, Qwen2 BPE vocab + ChatML template, 2 layers, 64-dim.
 const std::filesystem::path& qwen2_model_path();
+// The qwen2 model with Qwen2.5-Coder's fill-in-the-middle tokens added.
+const std::filesystem::path& qwen2_fim_model_path();
 // llama architecture, SentencePiece vocab, no chat template.
 const std::filesystem::path& llama_model_path();
 
