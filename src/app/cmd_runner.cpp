@@ -165,6 +165,9 @@ void add_runner_command(CLI::App& root, CommandRunner& run) {
       ->check(CLI::Range(1, 65536))->capture_default_str();
   cmd->add_option("--gpu-layers", c.model.gpu_layers, "Layers to offload to a GPU backend (-1: all)")
       ->check(CLI::Range(-1, 100000));
+  cmd->add_option("-n,--n-predict", c.n_predict, "Tokens a request generates at most, and when it names no limit (-1: no limit)")
+      ->check(CLI::Range(-1, 1 << 22))->capture_default_str();
+  cmd->add_flag("--slots,!--no-slots", c.slots_endpoint, "Serve GET /slots (slot monitoring; on by default)");
   cmd->add_option("--queue", c.engine.queue_max, "Requests that may wait for a slot; more get 503")
       ->check(CLI::Range(0, 100000))->capture_default_str();
   cmd->add_option("--api-key", f->api_key, "Require Authorization: Bearer KEY (or set LLMD_RUNNER_API_KEY)");

@@ -18,6 +18,7 @@ std::string_view default_reason(ErrorCode code) {
     case ErrorCode::kInternal: return "internal_error";
     case ErrorCode::kUnavailable: return "unavailable";
     case ErrorCode::kDeadlineExceeded: return "timeout";
+    case ErrorCode::kNotImplemented: return "not_implemented";
   }
   return "internal_error";
 }

@@ -33,6 +33,7 @@ enum class ErrorCode {
   kInternal,            // 500: a bug or an unexpected foreign failure
   kUnavailable,         // 503: transient; retrying with backoff can help
   kDeadlineExceeded,    // 504
+  kNotImplemented,      // 501: a feature this server does not offer (or has switched off)
 };
 
 // Default snake_case reason for a code ("invalid_argument", "not_found", ...).

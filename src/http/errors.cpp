@@ -18,6 +18,7 @@ int status_for(ErrorCode code) {
     case ErrorCode::kInternal: return 500;
     case ErrorCode::kUnavailable: return 503;
     case ErrorCode::kDeadlineExceeded: return 504;
+    case ErrorCode::kNotImplemented: return 501;
   }
   return 500;
 }

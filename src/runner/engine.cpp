@@ -93,6 +93,8 @@ struct Engine::Impl {
   void sample_and_emit(Slot& slot);
   void run_embedding(Task& task);
   void reset_sequence(Slot& slot);
+  // Copies every slot's state where Engine::slots() reads it.
+  void publish_slots();
 };
 
 namespace {
@@ -211,6 +213,8 @@ void Engine::Impl::run() {
       }
       shared->queue_length.store(static_cast<int>(shared->queue.size()));
     }
+    // A slot is shown busy before it produces anything.
+    publish_slots();
     for (auto& t : dropped) complete_cancelled_in_queue(*t);
     for (auto& t : embeds) run_embedding(*t);
 
@@ -218,6 +222,7 @@ void Engine::Impl::run() {
       if (s.busy() && s.task->cancelled.load()) finish(s, FinishReason::kCancelled);
     }
     step();
+    publish_slots();
   }
 
   // Shutdown: everything still running or queued learns it will not complete.
@@ -255,6 +260,26 @@ Slot* Engine::Impl::pick_slot(const Task& task) {
     }
   }
   return best;
+}
+
+void Engine::Impl::publish_slots() {
+  std::vector<SlotState> states;
+  states.reserve(slots.size());
+  for (const auto& s : slots) {
+    SlotState st;
+    st.id = s.id;
+    st.busy = s.busy();
+    st.request = s.request;
+    if (s.task) {
+      st.n_prompt_tokens = static_cast<int>(s.task->request.prompt_tokens.size());
+      st.n_prompt_cached = s.n_cached;
+      st.n_decoded = s.n_decoded;
+      st.n_remain = s.task->request.max_tokens < 0 ? -1 : s.task->request.max_tokens - s.n_decoded;
+    }
+    states.push_back(st);
+  }
+  std::lock_guard lock(shared->slots_mu);
+  shared->slot_states = std::move(states);
 }
 
 void Engine::Impl::reset_sequence(Slot& slot) {
@@ -301,6 +326,7 @@ void Engine::Impl::occupy(Slot& slot, std::shared_ptr<Task> task, Slot::Phase ph
   slot.n_decoded = 0;
   slot.last_used = ++use_counter;
   ++slot.assignment;
+  slot.request = shared->requests_total.load() + 1;
   slot.forks.clear();
   slot.stream.emplace(task->request.stop);
   slot.probs.clear();
@@ -566,6 +592,7 @@ Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Model> mode
 
   Impl* raw = impl.get();
   engine->impl_ = std::move(impl);
+  raw->publish_slots();
   raw->thread = std::thread([raw] { raw->run(); });
   return engine;
 }
@@ -723,6 +750,11 @@ Result<std::vector<float>> Engine::embed(std::string_view text) {
   }
   shared_->cv.notify_all();
   return future.get();
+}
+
+std::vector<SlotState> Engine::slots() const {
+  std::lock_guard lock(shared_->slots_mu);
+  return shared_->slot_states;
 }
 
 EngineStats Engine::stats() const {

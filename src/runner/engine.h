@@ -118,6 +118,18 @@ struct GenerateCallbacks {
   std::function<void(Result<Completion>)> on_done;
 };
 
+// What one slot is doing, for monitoring (llama-server's /slots): no
+// prompt or generated text, which belong to the caller alone.
+struct SlotState {
+  int id = 0;
+  bool busy = false;
+  uint64_t request = 0;         // the engine's number of the request it serves or served last; 0: none yet
+  int n_prompt_tokens = 0;      // of that request
+  int n_prompt_cached = 0;      // of which reused from the cache
+  int n_decoded = 0;            // tokens sampled for it so far (0 once idle)
+  int n_remain = -1;            // tokens it may still sample; -1: no limit, or idle
+};
+
 struct EngineStats {
   int slots_total = 0;
   int slots_busy = 0;
@@ -199,6 +211,8 @@ class Engine {
   // Tokens one slot can hold (prompt + completion).
   int n_ctx_slot() const { return n_ctx_slot_; }
   EngineStats stats() const;  // thread-safe snapshot
+  // Every slot's state as of the last decode step. Thread-safe snapshot.
+  std::vector<SlotState> slots() const;
 
  private:
   struct Impl;

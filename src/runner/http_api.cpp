@@ -7,6 +7,8 @@
 
 #include <boost/asio/this_coro.hpp>
 
+#include <build-info.h>
+
 #include "http/errors.h"
 #include "http/sse.h"
 #include "runner/completion_channel.h"
@@ -114,6 +116,10 @@ using RequestParser = Result<ParsedGenerate> (*)(const Json& body, int n_ctx_slo
 Result<ParsedGenerate> parse_for(RequestParser parse, const Json& body, const RunnerService& svc) {
   Result<ParsedGenerate> p = parse(body, svc.engine().n_ctx_slot());
   if (!p) return p;
+  if (const int cap = svc.config().n_predict; cap > 0) {
+    int& limit = p->request.max_tokens;
+    limit = limit < 0 ? cap : std::min(limit, cap);
+  }
   resolve_text_logit_bias(svc.model(), *p);
   if (p->kind == ApiKind::kChat) LLMD_TRY(format_chat_prompt(svc, *p));
   if (p->infill) {
@@ -450,6 +456,30 @@ Json models_json(const RunnerService& svc) {
                                            {"size", info.size_bytes}}}}})}};
 }
 
+// GET /slots: what each slot does, in llama-server's shape (no prompt or
+// generated text: those are the caller's alone).
+Json slots_json(const RunnerService& svc) {
+  Json out = Json::array();
+  for (const SlotState& s : svc.engine().slots()) {
+    Json j{{"id", s.id},
+           {"n_ctx", svc.engine().n_ctx_slot()},
+           {"speculative", false},
+           {"is_processing", s.busy}};
+    if (s.request != 0) {
+      j["id_task"] = s.request;
+      j["n_prompt_tokens"] = s.n_prompt_tokens;
+      j["n_prompt_tokens_processed"] = s.n_prompt_tokens - s.n_prompt_cached;
+      j["n_prompt_tokens_cache"] = s.n_prompt_cached;
+      j["next_token"] = Json::array({Json{{"has_next_token", s.busy},
+                                          {"has_new_line", false},
+                                          {"n_remain", s.busy ? s.n_remain : -1},
+                                          {"n_decoded", s.busy ? s.n_decoded : 0}}});
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
 Json props_json(const RunnerService& svc) {
   const auto& info = svc.model().info();
   const auto& opts = svc.engine().options();
@@ -555,8 +585,7 @@ Result<void> RunnerService::load() {
 }
 
 std::string RunnerService::fingerprint() const {
-  std::string fp = "fp_" + std::to_string(std::hash<std::string>{}(config_.build_info + '\n' + config_.model_path));
-  return fp;
+  return "b" + std::to_string(llama_build_number()) + "-" + llama_commit();
 }
 
 void RunnerService::observe_completion(const Completion& c) {
@@ -581,6 +610,14 @@ void add_runner_routes(http::Router& router, RunnerService& svc, http::WorkerPoo
   });
   router.get("/props", [&svc](RequestContext&) -> net::awaitable<Response> {
     co_return json_reply(200, props_json(svc));
+  });
+  router.get("/slots", [&svc](RequestContext& ctx) -> net::awaitable<Response> {
+    if (!svc.config().slots_endpoint) {
+      co_return error_reply(Error(ErrorCode::kNotImplemented, "this runner does not serve /slots (started with --no-slots)",
+                                  "not_supported"),
+                            ctx);
+    }
+    co_return json_reply(200, slots_json(svc));
   });
   // llama-server answers its OpenAI routes with and without the /v1 prefix.
   for (const char* path : {"/v1/models", "/models"}) {

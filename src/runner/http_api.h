@@ -35,6 +35,11 @@ struct RunnerConfig {
   // template text; empty: the model's own.
   std::string chat_template;
   std::string build_info;     // e.g. "llmd 0.1.0", shown in /props
+  // Tokens a request generates at most, and when it names no limit (-1:
+  // none; llama-server's --n-predict).
+  int n_predict = -1;
+  // GET /slots answers (otherwise 501, as llama-server's --no-slots).
+  bool slots_endpoint = true;
   ModelOptions model;
   EngineOptions engine;
 };
@@ -63,7 +68,8 @@ class RunnerService {
   const RunnerConfig& config() const { return config_; }
   const std::string& alias() const { return config_.alias; }
   int64_t loaded_at() const { return loaded_at_; }  // Unix seconds
-  // OpenAI's system_fingerprint: the build and the model file.
+  // OpenAI's system_fingerprint, as llama-server writes it: the engine's
+  // build number and commit ("b1234-abcdef0").
   std::string fingerprint() const;
 
   // Records a finished generation in the metrics (tokens/s, time to first token).

@@ -115,7 +115,7 @@ struct ResponseMeta {
   std::string id;       // "chatcmpl-..." / "cmpl-..."
   int64_t created = 0;  // Unix seconds
   std::string model;
-  // Identifies the runner build and model (OpenAI's system_fingerprint).
+  // Identifies the engine build (OpenAI's system_fingerprint).
   std::string system_fingerprint;
 };
 

@@ -36,6 +36,9 @@ struct EngineShared {
   std::atomic<uint64_t> completion_tokens_total{0};
   std::atomic<uint64_t> decode_us_total{0};
 
+  mutable std::mutex slots_mu;
+  std::vector<SlotState> slot_states;  // GUARDED_BY(slots_mu): published by the engine thread
+
   void wake() {
     std::lock_guard lock(mu);
     cv.notify_all();
@@ -77,6 +80,7 @@ struct Slot {
   int n_decoded = 0;                   // tokens sampled for the current request
   uint64_t last_used = 0;              // for least-recently-used slot choice
   uint64_t assignment = 0;             // counts the tasks this slot was given
+  uint64_t request = 0;                // the engine's number of the current (or last) task
   // While this slot evaluates a prompt with further choices: the slots
   // (id, assignment) waiting in kAwaitFork for its KV state.
   std::vector<std::pair<int, uint64_t>> forks;

@@ -260,7 +260,9 @@ TEST_F(RunnerTest, UnprefixedOpenAiRoutesAndXApiKeyAsLlamaServerHasThem) {
   const json b = body_json(post(port(), "/v1/chat/completions", chat("hi", 4)));
   EXPECT_EQ(a["choices"][0]["message"], b["choices"][0]["message"]);
   EXPECT_EQ(post(port(), "/completions", {{"prompt", "x"}, {"max_tokens", 2}})->status, 200);
-  EXPECT_FALSE(b["system_fingerprint"].get<std::string>().empty());
+  // As llama-server writes it: the engine's build number and commit.
+  EXPECT_TRUE(b["system_fingerprint"].get<std::string>().starts_with("b")) << b.dump();
+  EXPECT_NE(b["system_fingerprint"].get<std::string>().find('-'), std::string::npos);
 }
 
 TEST_F(RunnerTest, EchoPrependsThePromptToLegacyCompletions) {
@@ -1088,6 +1090,59 @@ TEST_F(SingleSlotRunnerTest, QueueFullIs503WithRetryAfter) {
     if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_EQ(status, 200);
+}
+
+TEST_F(SingleSlotRunnerTest, SlotsShowTheRunningRequestWithoutItsText) {
+  auto idle = http_request(port(), "GET", "/slots");
+  ASSERT_EQ(idle->status, 200) << idle->body;
+  auto slots = body_json(idle);
+  ASSERT_EQ(slots.size(), 1u);
+  EXPECT_EQ(slots[0]["id"], 0);
+  EXPECT_EQ(slots[0]["n_ctx"], 4096);
+  StreamSocket running(port());
+  ASSERT_TRUE(running.send_post("/completion", endless_stream()));
+  ASSERT_TRUE(running.read_until("\"content\"", std::chrono::seconds(30))) << running.received();
+  auto busy = body_json(http_request(port(), "GET", "/slots"));
+  ASSERT_EQ(busy.size(), 1u);
+  EXPECT_EQ(busy[0]["is_processing"], true) << busy.dump();
+  EXPECT_GT(busy[0]["n_prompt_tokens"].get<int>(), 0);
+  const auto& next = busy[0]["next_token"][0];
+  EXPECT_GT(next["n_decoded"].get<int>(), 0);
+  EXPECT_EQ(next["n_remain"].get<int>() + next["n_decoded"].get<int>(), 4000);
+  EXPECT_FALSE(busy[0].contains("prompt")) << "a slot's text belongs to its caller";
+  EXPECT_FALSE(busy[0].contains("generated"));
+  running.hang_up();
+  bool freed = false;
+  for (int i = 0; i < 200 && !freed; ++i) {
+    const auto after = body_json(http_request(port(), "GET", "/slots"));
+    freed = after[0]["is_processing"] == false;
+    if (freed) {
+      // The finished request's budget does not linger on the idle slot.
+      EXPECT_EQ(after[0]["next_token"][0]["n_remain"], -1);
+      EXPECT_EQ(after[0]["next_token"][0]["n_decoded"], 0);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  EXPECT_TRUE(freed);
+}
+
+TEST(RunnerLifecycle, NoSlotsFlagAnd501AndNPredictCapsEveryRequest) {
+  Runner r(test_model("qwen2"), {"--ctx", "256", "--no-slots", "--n-predict", "5"});
+  ASSERT_TRUE(r.ready()) << r.log();
+  auto slots = http_request(r.port(), "GET", "/slots");
+  ASSERT_TRUE(slots);
+  EXPECT_EQ(slots->status, 501) << slots->body;
+  EXPECT_EQ(body_json(slots)["error"]["code"], "not_supported");
+  const auto predicted = [&](json extra) {
+    json body{{"prompt", "count"}, {"ignore_eos", true}};
+    body.update(extra);
+    return body_json(post(r.port(), "/completion", body))["tokens_predicted"];
+  };
+  EXPECT_EQ(predicted(json::object()), 5) << "no limit given: the runner's";
+  EXPECT_EQ(predicted({{"n_predict", 3}}), 3);
+  EXPECT_EQ(predicted({{"n_predict", 50}}), 5) << "a larger limit is capped";
+  EXPECT_EQ(predicted({{"n_predict", -1}}), 5);
 }
 
 // ---------------------------------------------------------------- own processes

@@ -42,7 +42,7 @@ TEST(ErrorBody, EveryCodeMapsToItsStatus) {
       {ErrorCode::kPermissionDenied, 403}, {ErrorCode::kNotFound, 404},       {ErrorCode::kMethodNotAllowed, 405},
       {ErrorCode::kConflict, 409},        {ErrorCode::kTooLarge, 413},        {ErrorCode::kUnsupportedFormat, 415},
       {ErrorCode::kUnprocessable, 422},   {ErrorCode::kRateLimited, 429},     {ErrorCode::kInternal, 500},
-      {ErrorCode::kUnavailable, 503},     {ErrorCode::kDeadlineExceeded, 504},
+      {ErrorCode::kUnavailable, 503},     {ErrorCode::kDeadlineExceeded, 504}, {ErrorCode::kNotImplemented, 501},
   };
   for (const auto& [code, status] : table) EXPECT_EQ(status_for(code), status);
 }
