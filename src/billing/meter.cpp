@@ -16,6 +16,20 @@ Result<MeteredCall> MeteredCall::open(Accounts& accounts, const Pricing& pricing
   return call;
 }
 
+namespace {
+
+// The most base tokens of what.task the user can pay for now: the available
+// balance plus what `held` holds already (the user's money too). Negative
+// when not even the smallest charge fits.
+Result<std::int64_t> affordable_base(Accounts& accounts, const Pricing& pricing, const MeterOpen& what,
+                                     const Reservation& held) {
+  auto balance = accounts.balance(what.user_id);
+  if (!balance) return std::unexpected(balance.error());
+  return pricing.max_base(what.task, balance->available() + held.amount, what.model);
+}
+
+}  // namespace
+
 Result<Grown> grow_fitted(Accounts& accounts, const Pricing& pricing, const MeterOpen& what, const Reservation& held,
                           std::int64_t used_base, FitRequest fit) {
   const std::int64_t choices = std::max<std::int64_t>(fit.choices, 1);
@@ -28,11 +42,9 @@ Result<Grown> grow_fitted(Accounts& accounts, const Pricing& pricing, const Mete
   if (whole.error().code != ErrorCode::kPaymentRequired || fit.max_completion <= fit.min_completion) {
     return std::unexpected(whole.error());
   }
-  auto balance = accounts.balance(what.user_id);
-  if (!balance) return std::unexpected(balance.error());
-  // What the reservation holds already is the user's too, spendable on this step.
-  const std::int64_t affordable = pricing.max_base(what.task, balance->available() + held.amount, what.model);
-  const std::int64_t completion = affordable < 0 ? -1 : (affordable - used_base - fit.prompt_tokens) / choices;
+  auto affordable = affordable_base(accounts, pricing, what, held);
+  if (!affordable) return std::unexpected(affordable.error());
+  const std::int64_t completion = *affordable < 0 ? -1 : (*affordable - used_base - fit.prompt_tokens) / choices;
   if (completion < fit.min_completion) return std::unexpected(whole.error());
   auto clamped = accounts.resize(held, amount_for(completion));
   if (!clamped) return std::unexpected(clamped.error());  // spent meanwhile by a parallel call
@@ -61,14 +73,12 @@ Result<Covered> cover(Accounts& accounts, const Pricing& pricing, const MeterOpe
   auto whole = accounts.resize(held, price(wanted));
   if (whole) return Covered{*whole, wanted};
   if (whole.error().code != ErrorCode::kPaymentRequired) return std::unexpected(whole.error());
-  auto balance = accounts.balance(what.user_id);
-  if (!balance) return std::unexpected(balance.error());
-  // What the reservation holds already is the user's too.
-  const std::int64_t affordable = pricing.max_base(what.task, balance->available() + held.amount, what.model);
-  if (affordable < needed) return std::unexpected(whole.error());
-  auto part = accounts.resize(held, std::max(held.amount, price(affordable)));
+  auto affordable = affordable_base(accounts, pricing, what, held);
+  if (!affordable) return std::unexpected(affordable.error());
+  if (*affordable < needed) return std::unexpected(whole.error());
+  auto part = accounts.resize(held, std::max(held.amount, price(*affordable)));
   if (!part) return std::unexpected(part.error());  // spent meanwhile by a parallel call
-  return Covered{*part, affordable};
+  return Covered{*part, *affordable};
 }
 
 MeteredCall MeteredCall::adopt(Accounts& accounts, const Pricing& pricing, MeterOpen what, Reservation held) {

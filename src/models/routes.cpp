@@ -288,6 +288,59 @@ struct Routes {
     co_return std::make_pair(std::move(r), s);
   }
 
+  // A dialect's whole reply: the worker's reply translated (`translate`
+  // gets it and its usage), with the cost headers; a worker's error as it came.
+  template <class Translate>
+  net::awaitable<http::Response> reply_translated(http::RequestContext& ctx, const Admitted& admitted, const json& body,
+                                                  Translate translate) {
+    auto done = co_await call_settled(ctx, admitted, body);
+    const ProxyResult& r = done.first;
+    if (!r.ok || r.response.status != 200) co_return r.response;
+    const json reply = json::parse(r.response.body, nullptr, false);
+    http::Response out = http::Response::json(200, translate(reply, r.usage));
+    cost_headers(out, done.second);
+    co_return out;
+  }
+
+  // A dialect's stream: the worker's chunks become the dialect's events
+  // (`opening` first, once the stream opens), closed with the usage, or
+  // with `failure` when the worker fails mid-reply. Before anything was
+  // sent, a failure is an ordinary error reply.
+  template <class Translator>
+  net::awaitable<http::Response> stream_translated(http::RequestContext& ctx, const Admitted& admitted, json& body,
+                                                   Translator& translator, std::vector<SseEvent> opening,
+                                                   SseEvent failure) {
+    http::SseWriter sse(ctx);
+    bool opened = false;
+    const auto send_all = [&](const std::vector<SseEvent>& events) -> net::awaitable<bool> {
+      if (!opened) {
+        opened = true;
+        if (!co_await sse.open(200)) co_return false;
+        for (const auto& e : opening) {
+          if (!co_await sse.send(e.data, e.event)) co_return false;
+        }
+      }
+      for (const auto& e : events) {
+        if (!co_await sse.send(e.data, e.event)) co_return false;
+      }
+      co_return true;
+    };
+    auto done = co_await stream_settled(ctx, admitted, body, [&](const json& chunk) -> net::awaitable<bool> {
+      const auto events = translator.feed(chunk);
+      if (events.empty()) co_return true;
+      co_return co_await send_all(events);
+    });
+    const ProxyResult& r = done.first;
+    if (!opened && !r.ok) co_return r.response;
+    if (r.ok) {
+      co_await send_all(translator.finish(r.usage.prompt_tokens, r.usage.completion_tokens));
+    } else if (sse.alive()) {
+      co_await sse.send(failure.data, failure.event);
+    }
+    co_await sse.close();
+    co_return http::Response::already_streamed(200);
+  }
+
   // POST /v1/messages (Anthropic Messages): translated to a chat completion
   // and served like /v1/chat/completions; errors are reshaped by
   // dialect_error_middleware.
@@ -303,42 +356,15 @@ struct Routes {
     const std::string shown_model = in["model"];
 
     if (!admitted->call.stream) {
-      auto done = co_await call_settled(ctx, *admitted, body);
-      const ProxyResult& r = done.first;
-      if (!r.ok || r.response.status != 200) co_return r.response;
-      const json reply = json::parse(r.response.body, nullptr, false);
-      http::Response out = http::Response::json(200, anthropic::from_chat(reply, id, shown_model));
-      cost_headers(out, done.second);
-      co_return out;
+      co_return co_await reply_translated(ctx, *admitted, body,
+                                          [&](const json& reply, const CallUsage&) { return anthropic::from_chat(reply, id, shown_model); });
     }
 
-    http::SseWriter sse(ctx);
     anthropic::StreamTranslator translator(id, shown_model);
-    bool opened = false;
-    const auto send_all = [&](const std::vector<anthropic::Event>& events) -> net::awaitable<bool> {
-      if (!opened) {
-        opened = true;
-        if (!co_await sse.open(200)) co_return false;
-      }
-      for (const auto& e : events) {
-        if (!co_await sse.send(e.data, e.event)) co_return false;
-      }
-      co_return true;
-    };
-    auto done = co_await stream_settled(ctx, *admitted, body, [&](const json& chunk) -> net::awaitable<bool> {
-      const auto events = translator.feed(chunk);
-      if (events.empty()) co_return true;
-      co_return co_await send_all(events);
-    });
-    const ProxyResult& r = done.first;
-    if (!opened && !r.ok) co_return r.response;  // nothing sent yet: a normal error reply
-    if (r.ok) {
-      co_await send_all(translator.finish(r.usage.prompt_tokens, r.usage.completion_tokens));
-    } else if (sse.alive()) {
-      co_await sse.send(anthropic::error_body(502, "the model worker failed mid-reply").dump(), "error");
-    }
-    co_await sse.close();
-    co_return http::Response::already_streamed(200);
+    // Named, not temporaries in the co_await: g++ 12 destroys those twice.
+    std::vector<SseEvent> opening;
+    SseEvent failure{"error", anthropic::error_body(502, "the model worker failed mid-reply").dump()};
+    co_return co_await stream_translated(ctx, *admitted, body, translator, std::move(opening), std::move(failure));
   }
 
   // POST /v1/responses (OpenAI Responses, stateless): translated to a chat
@@ -354,46 +380,16 @@ struct Routes {
     const responses::Ids ids{"resp_" + ctx.request_id, static_cast<std::int64_t>(std::time(nullptr))};
 
     if (!admitted->call.stream) {
-      auto done = co_await call_settled(ctx, *admitted, body);
-      const ProxyResult& r = done.first;
-      if (!r.ok || r.response.status != 200) co_return r.response;
-      const json reply = json::parse(r.response.body, nullptr, false);
-      http::Response out = http::Response::json(200, responses::from_chat(reply, ids, in));
-      cost_headers(out, done.second);
-      co_return out;
+      co_return co_await reply_translated(ctx, *admitted, body,
+                                          [&](const json& reply, const CallUsage&) { return responses::from_chat(reply, ids, in); });
     }
 
-    http::SseWriter sse(ctx);
     responses::StreamTranslator translator(ids, in);
-    bool opened = false;
-    const auto send_all = [&](const std::vector<SseEvent>& events) -> net::awaitable<bool> {
-      if (!opened) {
-        opened = true;
-        if (!co_await sse.open(200)) co_return false;
-        for (const auto& e : translator.start()) {
-          if (!co_await sse.send(e.data, e.event)) co_return false;
-        }
-      }
-      for (const auto& e : events) {
-        if (!co_await sse.send(e.data, e.event)) co_return false;
-      }
-      co_return true;
-    };
-    auto done = co_await stream_settled(ctx, *admitted, body, [&](const json& chunk) -> net::awaitable<bool> {
-      const auto events = translator.feed(chunk);
-      if (events.empty()) co_return true;
-      co_return co_await send_all(events);
-    });
-    const ProxyResult& r = done.first;
-    if (!opened && !r.ok) co_return r.response;  // nothing sent yet: a normal error reply
-    if (r.ok) {
-      co_await send_all(translator.finish(r.usage.prompt_tokens, r.usage.completion_tokens));
-    } else if (sse.alive()) {
-      const json failed = {{"type", "error"}, {"code", "upstream_error"}, {"message", "the model worker failed mid-reply"}};
-      co_await sse.send(failed.dump(), "error");
-    }
-    co_await sse.close();
-    co_return http::Response::already_streamed(200);
+    // The opening events first: their sequence numbers come before the rest.
+    std::vector<SseEvent> opening = translator.start();
+    const json failed = {{"type", "error"}, {"code", "upstream_error"}, {"message", "the model worker failed mid-reply"}};
+    SseEvent failure{"error", failed.dump()};
+    co_return co_await stream_translated(ctx, *admitted, body, translator, std::move(opening), std::move(failure));
   }
 
   // POST /api/chat, /api/generate (Ollama): NDJSON lines unless
@@ -429,13 +425,10 @@ struct Routes {
       if (admin && *keep) (void)deps.manager.set_keep_alive(admitted->call.model, *keep);
     };
     if (!admitted->call.stream) {
-      auto done = co_await call_settled(ctx, *admitted, body);
+      http::Response out = co_await reply_translated(ctx, *admitted, body, [&](const json& reply, const CallUsage& u) {
+        return ollama::reply(kind, reply, shown_model, timing(u));
+      });
       keep_model_alive();
-      const ProxyResult& r = done.first;
-      if (!r.ok || r.response.status != 200) co_return r.response;
-      const json reply = json::parse(r.response.body, nullptr, false);
-      http::Response out = http::Response::json(200, ollama::reply(kind, reply, shown_model, timing(r.usage)));
-      cost_headers(out, done.second);
       co_return out;
     }
 
@@ -499,14 +492,10 @@ struct Routes {
     json body = std::move(*translated);
     auto admitted = co_await admit_translated(ctx, "/api/embed", ApiKind::kEmbedding, "/v1/embeddings", body);
     if (!admitted) co_return error(ctx, admitted.error());
-    auto done = co_await call_settled(ctx, *admitted, body);
-    const ProxyResult& r = done.first;
-    if (!r.ok || r.response.status != 200) co_return r.response;
-    const json reply = json::parse(r.response.body, nullptr, false);
-    const ollama::Timing timing{r.usage.prompt_tokens, 0, elapsed(*admitted).count() * 1'000'000};
-    http::Response out = http::Response::json(200, ollama::embed_reply(reply, in["model"], timing));
-    cost_headers(out, done.second);
-    co_return out;
+    co_return co_await reply_translated(ctx, *admitted, body, [&](const json& reply, const CallUsage& u) {
+      const ollama::Timing timing{u.prompt_tokens, 0, elapsed(*admitted).count() * 1'000'000};
+      return ollama::embed_reply(reply, in["model"], timing);
+    });
   }
 
   // Ollama's description of a model ("details").

@@ -301,13 +301,16 @@ test('a Responses stream assembles to the same text as a call at temperature 0',
   const deltas = [];
   const types = [];
   stream.on('response.output_text.delta', (e) => deltas.push(e.delta));
+  const sequence = [];
   let ended;  // response.completed, or response.incomplete when max_output_tokens cut it
   stream.on('event', (e) => {
     types.push(e.type);
+    sequence.push(e.sequence_number);
     if (e.type === 'response.completed' || e.type === 'response.incomplete') ended = e.response;
   });
   const final = await stream.finalResponse();
   assert.equal(types[0], 'response.created');
+  assert.deepEqual(sequence, sequence.map((_, i) => i), 'sequence numbers count up from 0 in the order sent');
   assert.ok(['response.completed', 'response.incomplete'].includes(types.at(-1)), types.at(-1));
   assert.ok(types.includes('response.output_item.added') && types.includes('response.output_item.done'));
   assert.equal(deltas.join(''), whole.output_text);
