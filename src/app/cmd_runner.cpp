@@ -39,6 +39,7 @@ struct RunnerFlags {
   std::string api_key;
   std::string api_key_file;
   std::string pooling;
+  std::string reasoning = "auto";
   std::string log_level = "info";
 };
 
@@ -62,6 +63,7 @@ int run_runner(RunnerFlags f) {
     std::fprintf(stderr, "llmd: --log-level: unknown level \"%s\"\n", f.log_level.c_str());
     return 2;
   }
+  if (f.reasoning != "auto") f.config.reasoning = f.reasoning == "on";
   if (f.pooling == "mean") f.config.engine.pooling = LLAMA_POOLING_TYPE_MEAN;
   if (f.pooling == "cls") f.config.engine.pooling = LLAMA_POOLING_TYPE_CLS;
   if (f.pooling == "last") f.config.engine.pooling = LLAMA_POOLING_TYPE_LAST;
@@ -167,6 +169,9 @@ void add_runner_command(CLI::App& root, CommandRunner& run) {
       ->check(CLI::Range(-1, 100000));
   cmd->add_option("-n,--n-predict", c.n_predict, "Tokens a request generates at most, and when it names no limit (-1: no limit)")
       ->check(CLI::Range(-1, 1 << 22))->capture_default_str();
+  cmd->add_option("--reasoning", f->reasoning,
+                  "Whether chats think when the request does not say: on, off, or auto (the template's default)")
+      ->check(CLI::IsMember({"on", "off", "auto"}))->capture_default_str();
   cmd->add_flag("--slots,!--no-slots", c.slots_endpoint, "Serve GET /slots (slot monitoring; on by default)");
   cmd->add_option("--queue", c.engine.queue_max, "Requests that may wait for a slot; more get 503")
       ->check(CLI::Range(0, 100000))->capture_default_str();

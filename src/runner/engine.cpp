@@ -623,10 +623,12 @@ Result<std::shared_ptr<Task>> Engine::prepare(GenerateRequest request, GenerateC
     }
   }
   if (prompt.size() >= static_cast<std::size_t>(n_ctx_slot_)) {
-    return fail(ErrorCode::kInvalidArgument,
-                "the prompt is " + std::to_string(prompt.size()) + " tokens; the context holds " +
-                    std::to_string(n_ctx_slot_),
-                "context_length_exceeded");
+    return fail(Error(ErrorCode::kInvalidArgument,
+                      "the prompt is " + std::to_string(prompt.size()) + " tokens; the context holds " +
+                          std::to_string(n_ctx_slot_),
+                      "context_length_exceeded")
+                    .with_detail("n_prompt_tokens", static_cast<std::int64_t>(prompt.size()))
+                    .with_detail("n_ctx", n_ctx_slot_));
   }
   if (request.max_tokens == 0 || request.max_tokens < -1 || request.max_tokens > n_ctx_slot_) {
     return fail(ErrorCode::kInvalidArgument,

@@ -30,7 +30,11 @@ Response json_reply(int status, const Json& body) {
   return Response::text(status, dump(body), "application/json");
 }
 
-Response error_reply(const Error& e, const RequestContext& ctx) { return http::error_response(e, ctx.request_id); }
+// Every runner error carries OpenAI's error.type beside llmd's code.
+Response error_reply(const Error& e, const std::string& request_id) {
+  return http::error_response(e, request_id, {{"type", openai_error_type(e)}});
+}
+Response error_reply(const Error& e, const RequestContext& ctx) { return error_reply(e, ctx.request_id); }
 
 int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 
@@ -53,6 +57,10 @@ std::vector<llama_token> generation_prompt_tokens(const Model& model, const std:
 // else the caller's), stops and the markers the parser reads back. The
 // template may already start with BOS; then the tokenizer must not add a second.
 Result<void> format_chat_prompt(const RunnerService& svc, ParsedGenerate& p) {
+  if (const auto reasoning = svc.config().reasoning; reasoning && !p.chat.template_kwargs.contains("enable_thinking")) {
+    p.chat.enable_thinking = *reasoning;
+    p.chat.template_kwargs["enable_thinking"] = *reasoning ? "true" : "false";
+  }
   // A caller's grammar (json_schema, response_format) applies from the first
   // token: a thinking model is asked not to think, so its answer is the JSON.
   if (!p.chat.grammar.empty()) {
@@ -180,7 +188,10 @@ Json text_chunk(ApiKind kind, const ResponseMeta& meta, std::string_view text, b
 // The error event of a stream that fails after it started (headers sent).
 std::string stream_error(const Error& e, const RequestContext& ctx) {
   return dump(Json{{"error",
-                    {{"code", std::string(e.reason_or_default())}, {"message", e.message}, {"request_id", ctx.request_id}}}});
+                    {{"code", std::string(e.reason_or_default())},
+                     {"message", e.message},
+                     {"type", openai_error_type(e)},
+                     {"request_id", ctx.request_id}}}});
 }
 
 // The usage of a request with several choices: the prompt once (the first
@@ -630,14 +641,15 @@ void add_runner_routes(http::Router& router, RunnerService& svc, http::WorkerPoo
       co_return co_await serve_generation(ctx, svc, pool, parse_chat_request);
     });
   }
-  for (const char* path : {"/v1/completions", "/completions"}) {
+  router.post("/v1/completions", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
+    co_return co_await serve_generation(ctx, svc, pool, parse_text_completion_request);
+  });
+  // Unprefixed, llama-server's own completion (its legacy name and its current one).
+  for (const char* path : {"/completion", "/completions"}) {
     router.post(path, [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
-      co_return co_await serve_generation(ctx, svc, pool, parse_text_completion_request);
+      co_return co_await serve_generation(ctx, svc, pool, parse_llama_completion_request);
     });
   }
-  router.post("/completion", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
-    co_return co_await serve_generation(ctx, svc, pool, parse_llama_completion_request);
-  });
   router.post("/infill", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
     co_return co_await serve_generation(ctx, svc, pool, parse_infill_request);
   });
@@ -689,9 +701,8 @@ http::Middleware loading_middleware(const RunnerService& svc) {
   return [&svc](RequestContext& ctx, const http::Next& next) -> net::awaitable<Response> {
     const auto& path = ctx.request.path;
     if (svc.ready() || path == "/health" || path == "/metrics") co_return co_await next(ctx);
-    co_return http::error_response(
-        Error(ErrorCode::kUnavailable, "the model is loading", "loading_model").with_retry_after(2),
-        ctx.request_id);
+    co_return error_reply(Error(ErrorCode::kUnavailable, "the model is loading", "loading_model").with_retry_after(2),
+                          ctx.request_id);
   };
 }
 
@@ -711,7 +722,7 @@ http::Middleware api_key_middleware(std::string key) {
       diff |= static_cast<unsigned char>(expected[i] ^ (i < got.size() ? got[i] : 0));
     }
     if (diff != 0) {
-      Response r = http::error_response(
+      Response r = error_reply(
           Error(ErrorCode::kUnauthenticated, "missing or invalid API key (Authorization: Bearer <key>)",
                 "invalid_api_key"),
           ctx.request_id);

@@ -40,6 +40,9 @@ struct RunnerConfig {
   int n_predict = -1;
   // GET /slots answers (otherwise 501, as llama-server's --no-slots).
   bool slots_endpoint = true;
+  // Whether a chat thinks when the request does not say (enable_thinking):
+  // none leaves it to the template (llama-server's --reasoning auto).
+  std::optional<bool> reasoning;
   ModelOptions model;
   EngineOptions engine;
 };

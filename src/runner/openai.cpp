@@ -599,6 +599,29 @@ std::string base64(const std::vector<float>& v) {
 
 }  // namespace
 
+std::string_view openai_error_type(const Error& e) {
+  switch (e.code) {
+    case ErrorCode::kInvalidArgument:
+      return e.reason == "context_length_exceeded" ? "exceed_context_size_error" : "invalid_request_error";
+    case ErrorCode::kTooLarge:
+    case ErrorCode::kUnsupportedFormat:
+    case ErrorCode::kMethodNotAllowed:
+    case ErrorCode::kConflict: return "invalid_request_error";
+    case ErrorCode::kUnprocessable:
+      return e.reason.ends_with("_not_supported") ? "not_supported_error" : "invalid_request_error";
+    case ErrorCode::kUnauthenticated: return "authentication_error";
+    case ErrorCode::kPermissionDenied:
+    case ErrorCode::kPaymentRequired: return "permission_error";
+    case ErrorCode::kNotFound: return "not_found_error";
+    case ErrorCode::kNotImplemented: return "not_supported_error";
+    case ErrorCode::kRateLimited:
+    case ErrorCode::kUnavailable:
+    case ErrorCode::kDeadlineExceeded: return "unavailable_error";
+    case ErrorCode::kInternal: return "server_error";
+  }
+  return "server_error";
+}
+
 Result<Json> parse_json_body(std::string_view body) {
   if (auto at = text::first_invalid_utf8(body)) {
     return bad("the request body is not valid UTF-8 (byte " + std::to_string(*at) + ")", "invalid_utf8");

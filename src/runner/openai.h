@@ -119,6 +119,12 @@ struct ResponseMeta {
   std::string system_fingerprint;
 };
 
+// The error's type as llama-server (after OpenAI) names it in error.type:
+// invalid_request_error, authentication_error, permission_error,
+// not_found_error, exceed_context_size_error, not_supported_error,
+// unavailable_error, server_error.
+std::string_view openai_error_type(const Error& e);
+
 // A fresh response id with `prefix` ("chatcmpl-"). Thread-safe.
 std::string make_response_id(std::string_view prefix);
 

@@ -259,7 +259,10 @@ TEST_F(RunnerTest, UnprefixedOpenAiRoutesAndXApiKeyAsLlamaServerHasThem) {
   const json a = body_json(post(port(), "/chat/completions", chat("hi", 4)));
   const json b = body_json(post(port(), "/v1/chat/completions", chat("hi", 4)));
   EXPECT_EQ(a["choices"][0]["message"], b["choices"][0]["message"]);
-  EXPECT_EQ(post(port(), "/completions", {{"prompt", "x"}, {"max_tokens", 2}})->status, 200);
+  // Unprefixed /completions is llama-server's own completion, as in llama-server.
+  const json native = body_json(post(port(), "/completions", {{"prompt", "x"}, {"n_predict", 2}}));
+  EXPECT_TRUE(native.contains("content")) << native.dump();
+  EXPECT_TRUE(native.contains("tokens_predicted")) << native.dump();
   // As llama-server writes it: the engine's build number and commit.
   EXPECT_TRUE(b["system_fingerprint"].get<std::string>().starts_with("b")) << b.dump();
   EXPECT_NE(b["system_fingerprint"].get<std::string>().find('-'), std::string::npos);
@@ -597,9 +600,17 @@ TEST_F(RunnerTest, OversizedPromptIs400ThenANormalRequestSucceeds) {
   for (int i = 0; i < 400; ++i) big += "lorem ipsum dolor ";
   auto r = post(port(), "/v1/chat/completions", chat(big, 4));
   ASSERT_EQ(r->status, 400) << r->body;
-  EXPECT_EQ(body_json(r)["error"]["code"], "context_length_exceeded");
-  EXPECT_NE(body_json(r)["error"]["message"].get<std::string>().find("context"), std::string::npos);
+  const json e = body_json(r)["error"];
+  EXPECT_EQ(e["code"], "context_length_exceeded");
+  EXPECT_NE(e["message"].get<std::string>().find("context"), std::string::npos);
+  // OpenAI's type, and the sizes llama-server reports.
+  EXPECT_EQ(e["type"], "exceed_context_size_error");
+  EXPECT_GT(e["n_prompt_tokens"].get<int>(), 512);
+  EXPECT_EQ(e["n_ctx"], 512);
   EXPECT_EQ(post(port(), "/v1/chat/completions", chat("short", 4))->status, 200);
+  // Every error names its type.
+  EXPECT_EQ(body_json(post(port(), "/v1/chat/completions", chat("x", 4, {{"top_p", 7}})))["error"]["type"],
+            "invalid_request_error");
 }
 
 TEST_F(RunnerTest, EmbeddingsWithoutEmbeddingsModeIsAClear4xx) {
@@ -1145,6 +1156,19 @@ TEST(RunnerLifecycle, NoSlotsFlagAnd501AndNPredictCapsEveryRequest) {
   EXPECT_EQ(predicted({{"n_predict", -1}}), 5);
 }
 
+TEST(RunnerLifecycle, ReasoningFlagSetsWhetherChatsThinkUnlessTheRequestSays) {
+  const fs::path qwen3 = fs::path(LLMD_SOURCE_DIR) / "engine/llama/templates/Qwen-Qwen3-0.6B.jinja";
+  Runner r(test_model("qwen2"), {"--ctx", "256", "--chat-template", qwen3.string(), "--reasoning", "off"});
+  ASSERT_TRUE(r.ready()) << r.log();
+  const json ask{{"messages", json::array({{{"role", "user"}, {"content", "What is today?"}}})}};
+  const std::string off = body_json(post(r.port(), "/apply-template", ask))["prompt"];
+  EXPECT_TRUE(off.ends_with("<|im_start|>assistant\n<think>\n\n</think>\n\n")) << off;
+  json on = ask;
+  on["chat_template_kwargs"] = {{"enable_thinking", true}};
+  const std::string thinking = body_json(post(r.port(), "/apply-template", on))["prompt"];
+  EXPECT_TRUE(thinking.ends_with("<|im_start|>assistant\n")) << thinking;
+}
+
 // ---------------------------------------------------------------- own processes
 
 TEST(RunnerLifecycle, HealthIsLoadingThenOk) {
@@ -1173,6 +1197,7 @@ TEST(RunnerLifecycle, ApiKeyIsRequiredEverywhereButHealth) {
   ASSERT_TRUE(r.ready()) << r.log();
   EXPECT_EQ(http_request(r.port(), "GET", "/health")->status, 200);
   auto none = http_request(r.port(), "GET", "/v1/models");
+  EXPECT_EQ(body_json(none)["error"]["type"], "authentication_error") << none->body;
   EXPECT_EQ(none->status, 401);
   EXPECT_EQ(body_json(none)["error"]["code"], "invalid_api_key");
   EXPECT_EQ(http_request(r.port(), "GET", "/v1/models", "", {{"Authorization", "Bearer wrong"}})->status, 401);
