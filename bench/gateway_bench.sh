@@ -3,7 +3,8 @@
 # `llmd serve` (API-key auth, balancer, reservation + settlement in SQLite,
 # usage record, access log), both under wrk in the same run. The model is the
 # generated tiny one and replies are 1 token (or a short stream), so the
-# numbers show what the gateway adds, not what the model costs.
+# numbers show what the gateway adds, not what the model costs. The last row
+# is the prompt count serve makes before each chat call, on its own.
 #
 #   bench/gateway_bench.sh [DURATION_SECONDS]
 # Needs a Release build in build/release (./setup.sh build), wrk and curl.
@@ -56,10 +57,10 @@ LUA
 script "$work/one.lua" false 1
 script "$work/stream.lua" true 16
 
-# run PORT CONNS SCRIPT -> "rps p50 p99"
+# run PORT CONNS SCRIPT [PATH] -> "rps p50 p99"
 run() {
   local out
-  out=$(wrk -t1 -c"$2" -d"${DURATION}s" --latency -s "$3" "http://127.0.0.1:$1/v1/chat/completions" 2>&1)
+  out=$(wrk -t1 -c"$2" -d"${DURATION}s" --latency -s "$3" "http://127.0.0.1:$1${4:-/v1/chat/completions}" 2>&1)
   if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx answers: $out" >&2; exit 1; fi
   echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '$1=="50%" {print $2}' <<<"$out") $(awk '$1=="99%" {print $2}' <<<"$out")"
 }
@@ -75,6 +76,11 @@ for shape in one stream; do
     echo "| $label | $conns | $d_rps | $s_rps | $ratio | $d_p50 / $d_p99 | $s_p50 / $s_p99 |"
   done
 done
+echo
+# Part of every chat call through serve: the reservation counts the prompt
+# first with the worker's /apply-template (the same body, rendered and tokenized).
+read -r c_rps c_p50 c_p99 < <(run $RUNNER_PORT 1 "$work/one.lua" /apply-template)
+echo "| the prompt count serve asks first (runner /apply-template) | 1 | $c_rps | | | $c_p50 / $c_p99 | |"
 echo
 charged=$(curl -sf "http://127.0.0.1:$SERVE_PORT/api/v1/auth/profile" -H "Authorization: Bearer $token" |
   sed -E 's/.*"tokens":([0-9]+).*/\1/')
