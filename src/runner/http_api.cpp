@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <ctime>
 #include <filesystem>
+#include <limits>
 #include <span>
 
 #include <boost/asio/this_coro.hpp>
@@ -129,6 +130,13 @@ Result<ParsedGenerate> parse_for(RequestParser parse, const Json& body, const Ru
     limit = limit < 0 ? cap : std::min(limit, cap);
   }
   resolve_text_logit_bias(svc.model(), *p);
+  // As llama-server: ignore_eos bans every end-of-generation token, so none
+  // is sampled (or lands in the text), and generation_settings shows it.
+  if (p->request.ignore_eos) {
+    for (const llama_token t : svc.model().eog_tokens()) {
+      p->request.sampling.logit_bias.emplace_back(t, -std::numeric_limits<float>::infinity());
+    }
+  }
   if (p->kind == ApiKind::kChat) LLMD_TRY(format_chat_prompt(svc, *p));
   if (p->infill) {
     const InfillInput& in = *p->infill;
@@ -168,9 +176,10 @@ Json final_body(const RunnerService& svc, const ParsedGenerate& p, const Respons
       return j;
     }
     case ApiKind::kLlamaCompletion: {
-      Json j = llama_completion_json(meta, c);
+      Json j = llama_completion_json(meta, c, generation_settings_json(p.request));
+      j["prompt"] = prompt_text(svc, p.request);
       if (probs) j["completion_probabilities"] = llama_probs_json(c.probs, piece_of(svc));
-      return j;
+      return p.response_fields.empty() ? j : select_fields(j, p.response_fields);
     }
   }
   return Json::object();
@@ -327,7 +336,7 @@ net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& s
       alive = co_await sse.send(dump(with_timings(text_chunk_json(meta, "", c.finish, usage_null), i)));
     } else {
       // llama-server's last event carries the totals, not the text again.
-      Json last = llama_completion_json(meta, c);
+      Json last = llama_completion_json(meta, c, generation_settings_json(p.request));
       last["content"] = "";
       alive = co_await sse.send(dump(last));
     }

@@ -133,6 +133,9 @@ Result<std::shared_ptr<Model>> Model::load(const std::filesystem::path& path,
   info.n_ctx_train = llama_model_n_ctx_train(m->model_.get());
   info.n_embd = llama_model_n_embd(m->model_.get());
   info.n_layer = llama_model_n_layer(m->model_.get());
+  for (llama_token t = 0; t < llama_vocab_n_tokens(m->vocab_); ++t) {
+    if (llama_vocab_is_eog(m->vocab_, t)) m->eog_tokens_.push_back(t);
+  }
   info.n_vocab = llama_vocab_n_tokens(m->vocab_);
   info.has_chat_template = llama_model_chat_template(m->model_.get(), nullptr) != nullptr;
   return m;

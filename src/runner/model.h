@@ -78,6 +78,8 @@ class Model {
   bool is_valid_token(llama_token token) const { return token >= 0 && token < info_.n_vocab; }
   // True for end-of-generation tokens (EOS, EOT, <|im_end|>, ...).
   bool is_eog(llama_token token) const { return llama_vocab_is_eog(vocab_, token); }
+  // Every end-of-generation token of the vocabulary.
+  const std::vector<llama_token>& eog_tokens() const { return eog_tokens_; }
 
   // The model's own chat template text (tokenizer.chat_template), empty if none.
   std::string chat_template() const;
@@ -89,6 +91,7 @@ class Model {
   Model() = default;
   LlamaModelPtr model_;
   const llama_vocab* vocab_ = nullptr;  // owned by model_
+  std::vector<llama_token> eog_tokens_;
   ModelInfo info_;
 };
 

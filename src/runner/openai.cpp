@@ -703,6 +703,13 @@ Result<ParsedGenerate> parse_llama_completion_request(const Json& body, int n_ct
   out.kind = ApiKind::kLlamaCompletion;
   LLMD_TRY(parse_prompt(body, out));
   LLMD_TRY(parse_common(body, n_ctx_slot, {"n_predict", "max_tokens"}, out));
+  if (const Json* fields = Fields(body).get("response_fields"); fields != nullptr && !fields->is_null()) {
+    if (!fields->is_array() || fields->size() > 64) return bad("response_fields must be an array of at most 64 strings");
+    for (const auto& f : *fields) {
+      if (!f.is_string()) return bad("response_fields must be an array of at most 64 strings");
+      out.response_fields.push_back(f.get<std::string>());
+    }
+  }
   return out;
 }
 
@@ -883,7 +890,51 @@ Json text_completion_json(const ResponseMeta& meta, const Completion& c) {
               {"timings", timings_from(c)}};
 }
 
-Json llama_completion_json(const ResponseMeta& meta, const Completion& c) {
+Json generation_settings_json(const GenerateRequest& r) {
+  const SamplingParams& s = r.sampling;
+  Json bias = Json::array();
+  for (const auto& [token, value] : s.logit_bias) {
+    bias.push_back(Json{{"token", token}, {"bias", std::isfinite(value) ? Json(value) : Json()}});
+  }
+  return Json{{"n_predict", r.max_tokens},
+              {"seed", s.seed ? static_cast<int64_t>(*s.seed) : int64_t{LLAMA_DEFAULT_SEED}},
+              {"temperature", s.temperature},
+              {"top_k", s.top_k},
+              {"top_p", s.top_p},
+              {"min_p", s.min_p},
+              {"typical_p", s.typical_p},
+              {"repeat_last_n", s.repeat_last_n},
+              {"repeat_penalty", s.repeat_penalty},
+              {"presence_penalty", s.presence_penalty},
+              {"frequency_penalty", s.frequency_penalty},
+              {"dry_multiplier", s.dry_multiplier},
+              {"xtc_probability", s.xtc_probability},
+              {"mirostat", s.mirostat},
+              {"stop", r.stop},
+              {"ignore_eos", r.ignore_eos},
+              {"n_probs", std::max(r.n_probs, 0)},
+              {"cache_prompt", r.cache_prompt},
+              {"logit_bias", std::move(bias)},
+              {"grammar", s.grammar}};
+}
+
+Json select_fields(const Json& reply, const std::vector<std::string>& fields) {
+  Json out = Json::object();
+  for (const auto& field : fields) {
+    const Json* at = &reply;
+    std::size_t from = 0;
+    while (at != nullptr && from <= field.size()) {
+      const std::size_t slash = std::min(field.find('/', from), field.size());
+      const std::string key = field.substr(from, slash - from);
+      at = at->is_object() && at->contains(key) ? &(*at)[key] : nullptr;
+      from = slash + 1;
+    }
+    if (at != nullptr) out[field] = *at;
+  }
+  return out;
+}
+
+Json llama_completion_json(const ResponseMeta& meta, const Completion& c, const Json& settings) {
   return Json{{"content", c.text},
               {"id_slot", c.slot},
               {"stop", true},
@@ -893,6 +944,7 @@ Json llama_completion_json(const ResponseMeta& meta, const Completion& c) {
               {"tokens_cached", c.usage.cached_prompt_tokens},
               {"stop_type", c.finish == FinishReason::kLength ? "limit" : "eos"},
               {"truncated", false},
+              {"generation_settings", settings},
               {"timings", timings_from(c)}};
 }
 

@@ -71,6 +71,7 @@ struct ParsedGenerate {
   // gateway can bill a stream that is cut short exactly.
   bool timings_per_token = false;
   std::string model;           // the model name the client asked for (informational)
+  std::vector<std::string> response_fields;  // /completion: reply with only these fields (empty: all)
 };
 
 // Parses a request body: UTF-8 check, JSON parse, must be an object.
@@ -154,7 +155,14 @@ Json llama_probs_json(std::span<const TokenProb> probs, const PieceOf& piece);
 // reasoning_content, tool_calls); finish_reason "tool_calls" when it called one.
 Json chat_completion_json(const ResponseMeta& meta, const Completion& c, const ChatReply& reply);
 Json text_completion_json(const ResponseMeta& meta, const Completion& c);
-Json llama_completion_json(const ResponseMeta& meta, const Completion& c);
+// llama-server's /completion reply; `settings` is its generation_settings.
+Json llama_completion_json(const ResponseMeta& meta, const Completion& c, const Json& settings);
+// The sampling settings a generation ran with (llama-server's
+// generation_settings; a banned token's bias is null, for -inf).
+Json generation_settings_json(const GenerateRequest& r);
+// llama-server's response_fields: only these fields of `reply`, a nested
+// one ("generation_settings/n_predict") under its path as the key.
+Json select_fields(const Json& reply, const std::vector<std::string>& fields);
 
 // Streamed chunks. `finish` set on the last content chunk; `usage_null` adds
 // "usage": null as OpenAI does when include_usage is on.

@@ -478,6 +478,32 @@ TEST_F(RunnerTest, LlamaServerCompletionShapeAndStream) {
   EXPECT_GT(last["tokens_cached"].get<int>(), 0);
 }
 
+TEST_F(RunnerTest, CompletionReportsItsSettingsAndAnswersOnlyTheFieldsAsked) {
+  const json r = body_json(post(port(), "/completion",
+                                {{"prompt", "Once upon a time"}, {"n_predict", 6}, {"temperature", 0.5},
+                                 {"seed", 3}, {"ignore_eos", true}}));
+  const json& settings = r["generation_settings"];
+  EXPECT_EQ(settings["n_predict"], 6);
+  EXPECT_EQ(settings["seed"], 3);
+  EXPECT_DOUBLE_EQ(settings["temperature"].get<double>(), 0.5);
+  EXPECT_EQ(settings["ignore_eos"], true);
+  // ignore_eos bans every end-of-generation token (null: -inf), as llama-server does.
+  ASSERT_FALSE(settings["logit_bias"].empty()) << settings.dump();
+  for (const auto& b : settings["logit_bias"]) EXPECT_TRUE(b["bias"].is_null()) << b.dump();
+  EXPECT_EQ(r["tokens_predicted"], 6);
+  EXPECT_EQ(r["prompt"], "Once upon a time");
+  const json plain = body_json(post(port(), "/completion", {{"prompt", "Once upon a time"}, {"n_predict", 2}}));
+  EXPECT_TRUE(plain["generation_settings"]["logit_bias"].empty());
+
+  const json only = body_json(post(port(), "/completion",
+                                   {{"prompt", "Once upon a time"}, {"n_predict", 4},
+                                    {"response_fields", {"content", "generation_settings/n_predict", "nope"}}}));
+  EXPECT_EQ(only.size(), 2u) << only.dump();
+  EXPECT_EQ(only["generation_settings/n_predict"], 4);
+  EXPECT_TRUE(only["content"].is_string());
+  EXPECT_EQ(post(port(), "/completion", {{"prompt", "x"}, {"response_fields", "content"}})->status, 400);
+}
+
 TEST_F(RunnerTest, LegacyCompletionsEndpoint) {
   auto r = post(port(), "/v1/completions", {{"prompt", "Once upon a time"}, {"max_tokens", 5}, {"temperature", 0}});
   ASSERT_EQ(r->status, 200) << r->body;
