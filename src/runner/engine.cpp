@@ -480,13 +480,20 @@ void Engine::Impl::sample_and_emit(Slot& s) {
   ++s.n_decoded;
   shared->completion_tokens_total.fetch_add(1);
   if (!s.t_first_token) s.t_first_token = Clock::now();
-  call_on_progress(t, Usage{static_cast<int>(t.request.prompt_tokens.size()), s.n_cached, s.n_decoded});
+  const Usage so_far{static_cast<int>(t.request.prompt_tokens.size()), s.n_cached, s.n_decoded};
 
-  if (ends) return finish(s, FinishReason::kStop);
+  if (ends) {
+    call_on_progress(t, so_far);
+    return finish(s, FinishReason::kStop);
+  }
   const auto& keep = t.request.preserved_tokens;
   const bool special = std::find(keep.begin(), keep.end(), token) != keep.end();
   const std::string out = s.stream->push(model->token_to_piece(token, special));
-  if (!call_on_text(t, out)) {
+  // The token's text before its progress: a reader woken by the progress
+  // finds the text (and the token's probabilities) already there.
+  const bool wanted = call_on_text(t, out);
+  call_on_progress(t, so_far);
+  if (!wanted) {
     t.cancelled.store(true);
     return finish(s, FinishReason::kCancelled);
   }
