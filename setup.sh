@@ -26,6 +26,7 @@ BUILD_PACKAGES=(
 # Only needed for the test suite and benchmarks.
 TEST_PACKAGES=(
   googletest libgtest-dev libgmock-dev wrk python3 python3-yaml
+  python3-pytest python3-requests python3-wget python3-filelock python3-numpy python3-prometheus-client
   mariadb-server redis-server
   ffmpeg
   chromium fonts-wqy-microhei

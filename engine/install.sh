@@ -6,6 +6,7 @@
 #                           reasoning parsers, sampling), matching the prebuilt libllama-common.so
 #   engine/llama/templates/ the real model chat templates shipped with the release (*.jinja), for tests
 #   engine/llama/vocab/     vocab-only GGUFs the test-model generator borrows tokenizers from
+#   engine/llama/server-tests/  llama-server's own tests (tools/server/tests), run against `llmd runner`
 # Idempotent and quiet when everything is already in place (stamped with the lock file's hash).
 # Needs: bash, node + npm (registry reachable on first run), git, sha256sum.
 set -euo pipefail
@@ -17,7 +18,7 @@ lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
 modules_stamp="node_modules/.llmd-engine-stamp"
 llama_stamp="llama/.llmd-engine-stamp"
 # Bumped whenever step 2 extracts more from the bundle, so existing installs refresh.
-llama_layout="4"
+llama_layout="5"
 libdir="node_modules/@node-llama-cpp/linux-x64/bins/linux-x64"
 bundle="node_modules/node-llama-cpp/llama/gitRelease.bundle"
 
@@ -43,6 +44,7 @@ if [[ ! -f "$llama_stamp" || "$(cat "$llama_stamp")" != "$lock_hash $llama_layou
   cp "$tmp"/src/common/*.h "$tmp"/src/common/*.hpp llama.new/common/
   cp "$tmp"/src/common/jinja/*.h llama.new/common/jinja/
   cp "$tmp"/src/models/templates/*.jinja llama.new/templates/
+  cp -r "$tmp"/src/tools/server/tests llama.new/server-tests
   cp "$tmp"/src/models/ggml-vocab-qwen2.gguf "$tmp"/src/models/ggml-vocab-llama-spm.gguf llama.new/vocab/
   cp "$tmp"/src/LICENSE llama.new/LICENSE
   echo "$lock_hash $llama_layout" > llama.new/.llmd-engine-stamp
