@@ -205,9 +205,13 @@ std::string stream_error(const Error& e, const RequestContext& ctx) {
 
 // The usage of a request with several choices: the prompt once (the first
 // choice evaluated it; the others copied it), every choice's completion.
+// Mid-stream the first choice's progress may not have arrived yet while
+// another's has: the prompt is then taken from that one, never left at 0.
 Usage combined_usage(std::span<const Usage> choices) {
-  Usage u = choices.front();
-  for (std::size_t i = 1; i < choices.size(); ++i) u.completion_tokens += choices[i].completion_tokens;
+  const auto known = std::find_if(choices.begin(), choices.end(), [](const Usage& u) { return u.prompt_tokens > 0; });
+  Usage u = known == choices.end() ? choices.front() : *known;
+  u.completion_tokens = 0;
+  for (const Usage& c : choices) u.completion_tokens += c.completion_tokens;
   return u;
 }
 

@@ -398,6 +398,10 @@ TEST_F(RunnerTest, SeveralChoicesShareOnePromptAndStreamInterleaved) {
       const int predicted = c["timings"]["predicted_n"];
       EXPECT_GE(predicted, last_predicted) << "the running total went back";
       last_predicted = predicted;
+      // Every running total holds the whole prompt (a cut stream pays for it).
+      EXPECT_EQ(c["timings"]["cache_n"].get<int>() + c["timings"]["prompt_n"].get<int>(),
+                one["usage"]["prompt_tokens"].get<int>())
+          << events[i];
     }
   }
   for (int i = 0; i < 2; ++i) {
