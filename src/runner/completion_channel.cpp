@@ -30,7 +30,9 @@ GenerateCallbacks CompletionChannel::callbacks(bool stream_text, std::size_t cho
     // Probabilities ride along with the next text; they never wake the reader.
     cb.on_token_prob = [self, choice](const TokenProb& prob) {
       std::lock_guard lock(self->mu_);
-      self->pending_[choice].probs.push_back(prob);
+      Pending& p = self->pending_[choice];
+      p.probs.push_back(prob);
+      p.prob_marks.push_back(p.text.size());
     };
   }
   cb.on_done = [self, choice](Result<Completion> r) { self->push_done(choice, std::move(r)); };
@@ -93,6 +95,19 @@ net::awaitable<CompletionChannel::Event> CompletionChannel::next(std::chrono::mi
         turn_ = (choice + 1) % pending_.size();
         Event ev;
         ev.choice = choice;
+        if (p.probs.size() > 1) {
+          // The first token alone: its text ends where the next token's
+          // begins; progress and the result wait for the last token.
+          const std::size_t cut = p.prob_marks[1];
+          ev.text = p.text.substr(0, cut);
+          p.text.erase(0, cut);
+          ev.probs.push_back(std::move(p.probs.front()));
+          p.probs.erase(p.probs.begin());
+          p.prob_marks.erase(p.prob_marks.begin());
+          for (auto& mark : p.prob_marks) mark -= cut;
+          co_return ev;
+        }
+        p.prob_marks.clear();
         ev.text.swap(p.text);
         ev.probs.swap(p.probs);
         ev.progress = std::exchange(p.progress, std::nullopt);

@@ -52,7 +52,9 @@ class CompletionChannel : public std::enable_shared_from_this<CompletionChannel>
   };
 
   // Waits until text or a final result of some choice is available (the
-  // choices take turns), or `timeout` passes. Call from the coroutine on
+  // choices take turns), or `timeout` passes. While token probabilities are
+  // carried, an event holds one token's (with its text), as llama-server's
+  // chunks do, however far the reader has fallen behind. Call from the coroutine on
   // the executor given to create(), one at a time.
   boost::asio::awaitable<Event> next(std::chrono::milliseconds timeout);
 
@@ -63,6 +65,7 @@ class CompletionChannel : public std::enable_shared_from_this<CompletionChannel>
     std::optional<Result<Completion>> done;
     std::optional<Usage> progress;
     std::vector<TokenProb> probs;
+    std::vector<std::size_t> prob_marks;  // text.size() when each of `probs` arrived
     bool progress_seen = false;  // the first progress woke next()
     bool any() const { return !text.empty() || done || progress; }
   };

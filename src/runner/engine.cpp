@@ -93,8 +93,10 @@ struct Engine::Impl {
   void sample_and_emit(Slot& slot);
   void run_embedding(Task& task);
   void reset_sequence(Slot& slot);
+  SlotState state_of(const Slot& s) const;
   // Copies every slot's state where Engine::slots() reads it.
   void publish_slots();
+  void publish_slot(const Slot& s);  // one slot's state, between whole publications
 };
 
 namespace {
@@ -262,24 +264,34 @@ Slot* Engine::Impl::pick_slot(const Task& task) {
   return best;
 }
 
+SlotState Engine::Impl::state_of(const Slot& s) const {
+  SlotState st;
+  st.id = s.id;
+  st.busy = s.busy();
+  st.request = s.request;
+  if (s.task) {
+    st.n_prompt_tokens = static_cast<int>(s.task->request.prompt_tokens.size());
+    st.n_prompt_cached = s.n_cached;
+    st.n_decoded = s.n_decoded;
+    st.n_remain = s.task->request.max_tokens < 0 ? -1 : s.task->request.max_tokens - s.n_decoded;
+  }
+  return st;
+}
+
 void Engine::Impl::publish_slots() {
   std::vector<SlotState> states;
   states.reserve(slots.size());
-  for (const auto& s : slots) {
-    SlotState st;
-    st.id = s.id;
-    st.busy = s.busy();
-    st.request = s.request;
-    if (s.task) {
-      st.n_prompt_tokens = static_cast<int>(s.task->request.prompt_tokens.size());
-      st.n_prompt_cached = s.n_cached;
-      st.n_decoded = s.n_decoded;
-      st.n_remain = s.task->request.max_tokens < 0 ? -1 : s.task->request.max_tokens - s.n_decoded;
-    }
-    states.push_back(st);
-  }
+  for (const auto& s : slots) states.push_back(state_of(s));
   std::lock_guard lock(shared->slots_mu);
   shared->slot_states = std::move(states);
+}
+
+void Engine::Impl::publish_slot(const Slot& s) {
+  SlotState st = state_of(s);
+  std::lock_guard lock(shared->slots_mu);
+  for (auto& published : shared->slot_states) {
+    if (published.id == st.id) published = std::move(st);
+  }
 }
 
 void Engine::Impl::reset_sequence(Slot& slot) {
@@ -489,6 +501,8 @@ void Engine::Impl::sample_and_emit(Slot& s) {
   const auto& keep = t.request.preserved_tokens;
   const bool special = std::find(keep.begin(), keep.end(), token) != keep.end();
   const std::string out = s.stream->push(model->token_to_piece(token, special));
+  // A caller who has read this token finds it counted in /slots.
+  publish_slot(s);
   // The token's text before its progress: a reader woken by the progress
   // finds the text (and the token's probabilities) already there.
   const bool wanted = call_on_text(t, out);
