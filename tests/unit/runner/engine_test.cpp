@@ -251,13 +251,18 @@ TEST(Engine, CancellingOneChoiceLeavesTheOthersRunning) {
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->usage.completion_tokens, 12);
   }
-  // Cancelling the first choice ends the choices still waiting for its prompt.
+  // Cancelling the first choice ends the choices still waiting for its
+  // prompt. A prompt no slot has cached (the first one's prefix would make
+  // its prefill a single step, over before the cancel lands), and long:
+  // several prefill steps of 32 tokens.
+  std::string other_prompt = "unrelated";
+  for (int i = 0; i < 100; ++i) other_prompt += " word" + std::to_string(i);
   std::vector<std::promise<Result<Completion>>> again(2);
   std::vector<GenerateCallbacks> more(2);
   for (std::size_t i = 0; i < 2; ++i) {
     more[i].on_done = [&again, i](Result<Completion> r) { again[i].set_value(std::move(r)); };
   }
-  auto second = e->submit_choices(greedy(long_prompt + "again", 12), std::move(more));
+  auto second = e->submit_choices(greedy(other_prompt, 12), std::move(more));
   ASSERT_TRUE(second);
   (*second)[0].cancel();
   for (auto& d : again) {
