@@ -4,22 +4,22 @@
 #include <cstdio>
 #include <iostream>
 
-#include "app/commands.h"
-#include "app/version.h"
+#include "cli/commands.h"
+#include "core/version.h"
 
 int main(int argc, char** argv) {
   CLI::App root{"llmd — self-hosted LLM backend on llama.cpp", "llmd"};
-  root.set_version_flag("--version", std::string(llmd::app::kVersion));
+  root.set_version_flag("--version", std::string(llmd::kVersion));
   root.require_subcommand(1);
   root.fallthrough(false);
 
-  llmd::app::CommandRunner run;
-  llmd::app::add_serve_command(root, run);
-  llmd::app::add_admin_command(root, run);
-  llmd::app::add_convert_command(root, run);
-  llmd::app::add_dev_command(root, run);
-  llmd::app::add_runner_command(root, run);
-  llmd::app::add_models_command(root, run);
+  llmd::cli::CommandRunner run;
+  llmd::cli::add_serve_command(root, run);
+  llmd::cli::add_admin_command(root, run);
+  llmd::cli::add_convert_command(root, run);
+  llmd::cli::add_dev_command(root, run);
+  llmd::cli::add_runner_command(root, run);
+  llmd::cli::add_models_command(root, run);
 
   try {
     root.parse(argc, argv);

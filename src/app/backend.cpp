@@ -8,18 +8,18 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/account_routes.h"
-#include "app/convert_routes.h"
-#include "app/homework_routes.h"
-#include "app/model_billing.h"
-#include "app/ops_routes.h"
+#include "api/account_routes.h"
+#include "api/convert_routes.h"
+#include "api/homework_routes.h"
+#include "api/model_billing.h"
+#include "api/ops_routes.h"
 #include "app/state_files.h"
-#include "app/static_routes.h"
-#include "app/subtitle_jobs.h"
-#include "app/subtitle_routes.h"
-#include "app/upload_routes.h"
-#include "app/usage_routes.h"
-#include "app/version.h"
+#include "api/static_routes.h"
+#include "tasks/subtitle/subtitle_jobs.h"
+#include "api/subtitle_routes.h"
+#include "api/upload_routes.h"
+#include "api/usage_routes.h"
+#include "core/version.h"
 #include "auth/jwt.h"
 #include "auth/limiter.h"
 #include "auth/redis_limiter.h"
@@ -75,7 +75,7 @@ Result<void> ensure_admin(auth::AuthService& auth, std::int64_t initial_tokens, 
 
 }  // namespace
 
-Result<observe::Logger> make_logger(const LoggingConfig& logging) {
+Result<observe::Logger> make_logger(const config::LoggingConfig& logging) {
   observe::LogLevel level;
   if (!observe::parse_log_level(logging.level, level)) {
     return fail(ErrorCode::kInvalidArgument, "logging.level: unknown level \"" + logging.level + "\"", "bad_config");
@@ -92,7 +92,7 @@ namespace {
 
 // The model of a task: tasks.<task>.model, else models.default_model
 // (empty: the task has no model).
-std::string task_model(const Config& config, const std::string& task) {
+std::string task_model(const config::Config& config, const std::string& task) {
   if (auto t = config.tasks.find(task); t != config.tasks.end() && !t->second.model.empty()) return t->second.model;
   return config.models.default_model;
 }
@@ -107,7 +107,7 @@ std::string task_model(const Config& config, const std::string& task) {
 // Built in stages, each using only what the ones before it made:
 // storage -> accounts -> io (the server) -> clients -> routes and services.
 struct Backend::Impl {
-  Config config;
+  config::Config config;
   observe::Logger log;
   observe::Registry metrics;
   std::unique_ptr<store::Database> database;
@@ -122,7 +122,7 @@ struct Backend::Impl {
   std::unique_ptr<auth::AuthService> auth;
   std::unique_ptr<billing::Accounts> accounts;
   std::unique_ptr<jobs::JobStore> job_store;
-  std::unique_ptr<UploadStore> uploads;
+  std::unique_ptr<uploads::UploadStore> uploads;
   billing::Pricing pricing;
   std::string instance_id;  // this backend process (in reservations and jobs)
   // The server (and its I/O context) is declared before what talks through
@@ -135,12 +135,12 @@ struct Backend::Impl {
   // The routes refer to everything above; the server holds it from
   // make_server() on and the later stages fill it before it runs.
   std::shared_ptr<http::Router> router = std::make_shared<http::Router>();
-  std::unique_ptr<SubtitleJobs> subtitle_jobs;  // its running jobs keep their own state alive
+  std::unique_ptr<subtitle::SubtitleJobs> subtitle_jobs;  // its running jobs keep their own state alive
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   int workers = 0;
   int task_threads = 0;
 
-  Impl(Config c, observe::Logger l) : config(std::move(c)), log(std::move(l)) {}
+  Impl(config::Config c, observe::Logger l) : config(std::move(c)), log(std::move(l)) {}
   ~Impl() { stop_pools(); }
 
   Result<void> open_storage();
@@ -249,7 +249,7 @@ Result<void> Backend::Impl::open_accounts() {
 
   // Uploads: bodies of POST /api/v1/uploads are spooled to disk by the
   // server (opts.body_policy), then stored under uploads.dir.
-  uploads = std::make_unique<UploadStore>(*database, config.uploads.dir, config.uploads.quota_bytes_per_user);
+  uploads = std::make_unique<uploads::UploadStore>(*database, config.uploads.dir, config.uploads.quota_bytes_per_user);
   if (const auto partial = uploads->remove_partial_files(); partial > 0) {
     log.warn("removed partial upload files left by a previous run", {{"count", static_cast<std::int64_t>(partial)}});
   }
@@ -268,8 +268,8 @@ Result<void> Backend::Impl::make_server(std::shared_ptr<http::TlsCertificates> t
       http::host_check_middleware(config.server.allowed_hosts),
       http::cors_middleware(config.server.cors_origins),
       models::dialect_error_middleware(),
-      auth_middleware(*auth, *pool, *rate_limiter, config.limits),
-      rate_limit_middleware(*rate_limiter, config.limits, *pool),
+      api::auth_middleware(*auth, *pool, *rate_limiter, config.limits),
+      api::rate_limit_middleware(*rate_limiter, config.limits, *pool),
   };
 
   http::ServerOptions opts;
@@ -280,7 +280,7 @@ Result<void> Backend::Impl::make_server(std::shared_ptr<http::TlsCertificates> t
   opts.header_timeout = std::chrono::seconds(config.server.header_timeout_seconds);
   opts.idle_timeout = std::chrono::seconds(config.server.idle_timeout_seconds);
   opts.shutdown_grace = std::chrono::seconds(config.server.shutdown_grace_seconds);
-  opts.body_policy = upload_body_policy(UploadPolicyDeps{*uploads, *auth, *rate_limiter, config.limits, *pool,
+  opts.body_policy = api::upload_body_policy(api::UploadPolicyDeps{*uploads, *auth, *rate_limiter, config.limits, *pool,
                                                         config.server.allowed_hosts, config.uploads.max_bytes});
   // Client addresses and connection limits (validated when the config loaded).
   if (auto trusted = http::NetworkList::parse(config.server.trusted_proxies); trusted) {
@@ -319,15 +319,15 @@ Result<void> Backend::Impl::make_clients() {
 
 // Every route, and the services behind them; the web UI last (the fallback).
 Result<void> Backend::Impl::add_routes() {
-  add_ops_routes(*router, OpsDeps{*database, *pool, metrics, started});
-  const AccountDeps account_deps{*auth, *accounts, *pool, log, password_pool.get()};
-  add_account_routes(*router, account_deps);
-  add_admin_routes(*router, account_deps);
-  add_usage_routes(*router, account_deps);
-  models::ModelRoutesDeps model_deps(*models, log, [this] { return server->executor(); });
-  model_deps.hooks = make_billing_hooks(*accounts, pricing, *pool, *model_client, log);
+  api::add_ops_routes(*router, api::OpsDeps{*database, *pool, metrics, started});
+  const api::AccountDeps account_deps{*auth, *accounts, *pool, log, password_pool.get()};
+  api::add_account_routes(*router, account_deps);
+  api::add_admin_routes(*router, account_deps);
+  api::add_usage_routes(*router, account_deps);
+  models::ModelRoutesDeps model_deps(*models, *model_http, log);
+  model_deps.hooks = api::make_billing_hooks(*accounts, pricing, *pool, *model_client, log);
   models::add_model_routes(*router, std::move(model_deps));
-  add_convert_routes(*router, ConvertDeps{*accounts, pricing, *pool, *task_pool,
+  api::add_convert_routes(*router, api::ConvertDeps{*accounts, pricing, *pool, *task_pool,
                                           static_cast<std::size_t>(config.limits.convert_concurrent_per_user), log,
                                           *model_client, task_model(config, "convert")});
 
@@ -337,28 +337,28 @@ Result<void> Backend::Impl::add_routes() {
   if (auto t = config.tasks.find("homework"); t != config.tasks.end()) prompts_dir = t->second.prompts_dir;
   auto prompts = homework::PromptSet::load(prompts_dir);
   if (!prompts) return std::unexpected(prompts.error());
-  add_homework_routes(*router, HomeworkDeps{*accounts, pricing, *pool, log, *model_client, task_model(config, "homework"),
+  api::add_homework_routes(*router, api::HomeworkDeps{*accounts, pricing, *pool, log, *model_client, task_model(config, "homework"),
                                             std::make_shared<const homework::PromptSet>(std::move(*prompts))});
 
-  add_upload_routes(*router, UploadDeps{*uploads, *pool, log});
+  api::add_upload_routes(*router, api::UploadDeps{*uploads, *pool, log});
 
   // Subtitle jobs (runner, billing, resume) and their routes.
-  subtitle_jobs = std::make_unique<SubtitleJobs>(SubtitleJobsDeps{
+  subtitle_jobs = std::make_unique<subtitle::SubtitleJobs>(subtitle::SubtitleJobsDeps{
       *job_store, *accounts, pricing, *pool, *model_client, log, task_model(config, "subtitle"), config.subtitle,
       (std::filesystem::path(config.server.data_dir) / "results").string(), instance_id,
       [this] { return server->executor(); }});
-  add_subtitle_routes(*router, SubtitleRoutesDeps{*subtitle_jobs, *job_store, *pool, log, config.uploads.media_roots,
+  api::add_subtitle_routes(*router, api::SubtitleRoutesDeps{*subtitle_jobs, *job_store, *pool, log, config.uploads.media_roots,
                                                   [this](const std::string& id, std::int64_t user_id)
-                                                      -> Result<UploadedFile> {
+                                                      -> Result<api::UploadedFile> {
                                                     auto rec = uploads->get(id, user_id);
                                                     if (!rec) return std::unexpected(rec.error());
-                                                    return UploadedFile{rec->path, rec->original_name};
+                                                    return api::UploadedFile{rec->path, rec->original_name};
                                                   },
                                                   config.asr});
 
   // The web UI: the router's fallback, so every API route above wins.
-  const auto web_dir = find_web_dir(config.server.web_dir);
-  add_static_routes(*router, web_dir, *pool);
+  const auto web_dir = api::find_web_dir(config.server.web_dir);
+  api::add_static_routes(*router, web_dir, *pool);
   if (web_dir) {
     log.info("serving the web UI", {{"web_dir", web_dir->string()}});
   } else {
@@ -370,7 +370,7 @@ Result<void> Backend::Impl::add_routes() {
 Backend::Backend() = default;
 Backend::~Backend() = default;
 
-Result<std::unique_ptr<Backend>> Backend::create(Config config, observe::Logger log) {
+Result<std::unique_ptr<Backend>> Backend::create(config::Config config, observe::Logger log) {
   std::unique_ptr<Backend> backend(new Backend());
   backend->impl_ = std::make_unique<Impl>(std::move(config), std::move(log));
   Impl& s = *backend->impl_;

@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "app/config.h"
+#include "config/config.h"
 #include "core/error.h"
 #include "observe/log.h"
 
@@ -14,7 +14,7 @@ class Backend {
  public:
   // Opens the database and applies migrations, builds routes, binds the
   // listening socket. Errors name what failed (never a secret).
-  static Result<std::unique_ptr<Backend>> create(Config config, observe::Logger log);
+  static Result<std::unique_ptr<Backend>> create(config::Config config, observe::Logger log);
   ~Backend();
 
   int port() const;
@@ -29,6 +29,6 @@ class Backend {
 };
 
 // Builds a Logger from the logging section (level, format, file).
-Result<observe::Logger> make_logger(const LoggingConfig& logging);
+Result<observe::Logger> make_logger(const config::LoggingConfig& logging);
 
 }  // namespace llmd::app

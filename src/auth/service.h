@@ -14,7 +14,7 @@
 
 namespace llmd::auth {
 
-// Who is calling; stored in RequestContext attributes["principal"].
+// Who is calling; the auth middleware puts it in the request context (ctx.get<Principal>()).
 struct Principal {
   std::int64_t user_id = 0;
   std::string username;

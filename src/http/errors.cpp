@@ -44,4 +44,20 @@ Response error_response(const Error& error, const std::string& request_id, const
   return r;
 }
 
+Handler render_errors(ResultHandler handler) {
+  return [handler = std::move(handler)](RequestContext& ctx) -> boost::asio::awaitable<Response> {
+    Result<Response> result = co_await handler(ctx);
+    if (!result) co_return error_response(result.error(), ctx.request_id);
+    co_return std::move(*result);
+  };
+}
+
+Middleware render_errors(ResultMiddleware middleware) {
+  return [middleware = std::move(middleware)](RequestContext& ctx, const Next& next) -> boost::asio::awaitable<Response> {
+    Result<Response> result = co_await middleware(ctx, next);
+    if (!result) co_return error_response(result.error(), ctx.request_id);
+    co_return std::move(*result);
+  };
+}
+
 }  // namespace llmd::http

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "http/context.h"
 #include "http/message.h"
 
 namespace llmd::http {
@@ -18,5 +19,11 @@ int status_for(ErrorCode code);
 // {"needed": 120, "available": 40} for insufficient_tokens.
 Response error_response(const Error& error, const std::string& request_id,
                         const nlohmann::json& details = nullptr);
+
+// Handlers and middlewares that return their failures as values become
+// ones that answer an Error with error_response() (the request's id in the
+// body) and pass a Response on as it is. Router and pipeline use these.
+Handler render_errors(ResultHandler handler);
+Middleware render_errors(ResultMiddleware middleware);
 
 }  // namespace llmd::http

@@ -1,5 +1,7 @@
 #include "http/message.h"
 
+#include <random>
+
 #include <strings.h>
 
 #include <nlohmann/json.hpp>
@@ -87,6 +89,18 @@ Response Response::text(int status, std::string body, std::string content_type) 
   r.headers.set("Content-Type", std::move(content_type));
   r.body = std::move(body);
   return r;
+}
+
+std::string new_request_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(16, '0');
+  auto v = rng();
+  for (auto& c : id) {
+    c = kHex[v & 0xf];
+    v >>= 4;
+  }
+  return id;
 }
 
 }  // namespace llmd::http

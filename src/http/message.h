@@ -96,4 +96,7 @@ struct Response {
 // Percent-decodes `s` ('+' stays '+'); nullopt on a malformed escape.
 std::optional<std::string> percent_decode(std::string_view s);
 
+// A fresh request id: 16 random hex digits.
+std::string new_request_id();
+
 }  // namespace llmd::http

@@ -11,18 +11,6 @@
 namespace llmd::http {
 namespace {
 
-std::string new_request_id() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(16, '0');
-  auto v = rng();
-  for (auto& c : id) {
-    c = kHex[v & 0xf];
-    v >>= 4;
-  }
-  return id;
-}
-
 bool is_safe_request_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
   return std::ranges::all_of(id, [](char c) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "http/context.h"
+#include "http/errors.h"
 
 namespace llmd::http {
 
@@ -31,6 +32,14 @@ class Router {
   void get(std::string pattern, Handler h) { add("GET", std::move(pattern), std::move(h)); }
   void post(std::string pattern, Handler h) { add("POST", std::move(pattern), std::move(h)); }
   void del(std::string pattern, Handler h) { add("DELETE", std::move(pattern), std::move(h)); }
+  // The same for handlers that return their errors as values (rendered by
+  // http::render_errors).
+  void add(std::string method, std::string pattern, ResultHandler handler) {
+    add(std::move(method), std::move(pattern), render_errors(std::move(handler)));
+  }
+  void get(std::string pattern, ResultHandler h) { add("GET", std::move(pattern), std::move(h)); }
+  void post(std::string pattern, ResultHandler h) { add("POST", std::move(pattern), std::move(h)); }
+  void del(std::string pattern, ResultHandler h) { add("DELETE", std::move(pattern), std::move(h)); }
   // Handles every request that no route's path matches (any method); its
   // RouteMatch has `pattern` as the metrics label. Paths that match a route
   // with another method still get 405. Used for the web UI's static files.
@@ -38,6 +47,7 @@ class Router {
     fallback_pattern_ = std::move(pattern);
     fallback_ = std::move(h);
   }
+  void fallback(std::string pattern, ResultHandler h) { fallback(std::move(pattern), render_errors(std::move(h))); }
 
   // Finds the route for a decoded path. HEAD falls back to GET. When routes
   // match the path but not the method, kMethodNotAllowed lists the methods.

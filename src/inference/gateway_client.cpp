@@ -66,12 +66,11 @@ class GatewayClient final : public ModelClient {
     models::Proxy::OnEvent on_event = [&](const json& chunk) -> boost::asio::awaitable<bool> {
       add_chat_chunk(reply, chunk);
       models::CallUsage so_far;
-      if (models::read_progress(chunk, so_far) &&
-          !co_await on_progress(Usage{so_far.prompt_tokens, so_far.completion_tokens})) {
-        stopped = true;
-        co_return false;
-      }
-      co_return true;
+      if (!models::read_progress(chunk, so_far)) co_return true;
+      const Usage progress{so_far.prompt_tokens, so_far.completion_tokens};
+      const bool go_on = co_await on_progress(progress);
+      stopped = !go_on;
+      co_return go_on;
     };
     models::ProxyResult r = co_await proxy_.stream_events(tag.request_id, request.model, path, sent_body, on_event);
     const Usage usage{r.usage.prompt_tokens, r.usage.completion_tokens};

@@ -27,7 +27,7 @@ CatalogModel describe_file(const std::string& name, const std::filesystem::path&
   return m;
 }
 
-std::vector<CatalogModel> scan_catalog(const app::ModelsConfig& config) {
+std::vector<CatalogModel> scan_catalog(const config::ModelsConfig& config) {
   std::vector<CatalogModel> out;
   std::set<std::string> names;
   std::set<std::filesystem::path> files;

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "app/config.h"
+#include "config/config.h"
 #include "models/gguf_reader.h"
 
 namespace llmd::models {
@@ -18,7 +18,7 @@ struct CatalogModel {
   std::string name;                 // configured name, or the file stem
   std::string description;
   std::filesystem::path path;       // the GGUF file; empty for command-only models
-  app::ModelEntry entry;            // launch settings (defaults for discovered files)
+  config::ModelEntry entry;            // launch settings (defaults for discovered files)
   bool configured = false;          // true when it comes from models.list
   std::uint64_t size = 0;           // file size in bytes
   std::optional<GgufInfo> gguf;     // metadata when the file parsed
@@ -29,7 +29,7 @@ struct CatalogModel {
 // relative to `models.dir` unless absolute. Result is sorted by name; a
 // discovered file whose stem equals a configured name is not listed twice.
 // Never fails: problems are recorded per model. Blocking (file I/O).
-std::vector<CatalogModel> scan_catalog(const app::ModelsConfig& config);
+std::vector<CatalogModel> scan_catalog(const config::ModelsConfig& config);
 
 // Reads one file into a CatalogModel named `name` (used by scan_catalog and
 // `llmd models inspect`).

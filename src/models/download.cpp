@@ -274,121 +274,108 @@ Result<std::string> file_name_from_url(const std::string& url) {
   return name;
 }
 
-Result<DownloadResult> download_model(const DownloadOptions& options) {
-  ensure_curl_initialised();
-  auto first = parse_url(options.url);
-  if (!first) return std::unexpected(first.error());
-  std::string name = options.file_name;
-  if (name.empty()) {
-    auto from_url = file_name_from_url(options.url);
-    if (!from_url) return std::unexpected(from_url.error());
-    name = *from_url;
-  } else if (!valid_file_name(name)) {
+namespace {
+
+// Where a pull writes: the file, its partial download and the partial's
+// record of where it came from.
+struct Paths {
+  fs::path target, part, part_meta;
+};
+
+// The file name: --name, else the URL's last path segment.
+Result<std::string> target_name(const DownloadOptions& options) {
+  if (options.file_name.empty()) return file_name_from_url(options.url);
+  if (!valid_file_name(options.file_name)) {
     return fail(ErrorCode::kInvalidArgument, "--name must be NAME.gguf of letters, digits and ._-+", "bad_file_name");
   }
-  const std::string expected = to_lower(options.sha256);
-  if (!expected.empty() && !valid_sha256(expected)) {
-    return fail(ErrorCode::kInvalidArgument, "--sha256 must be 64 hex digits", "bad_sha256");
-  }
+  return options.file_name;
+}
 
+Result<Paths> prepare_paths(const fs::path& dir, const std::string& name) {
   std::error_code ec;
-  fs::create_directories(options.dir, ec);
-  if (ec) return fail(ErrorCode::kUnavailable, "cannot create the models directory " + options.dir.string());
-  const fs::path target = options.dir / name;
-  const fs::path part = options.dir / (name + ".part");
-  const fs::path part_meta = options.dir / (name + ".part.json");
-  if (fs::exists(target)) {
-    return fail(ErrorCode::kConflict, target.string() + " exists already; remove it to pull again", "exists");
+  fs::create_directories(dir, ec);
+  if (ec) return fail(ErrorCode::kUnavailable, "cannot create the models directory " + dir.string());
+  Paths paths{dir / name, dir / (name + ".part"), dir / (name + ".part.json")};
+  if (fs::exists(paths.target)) {
+    return fail(ErrorCode::kConflict, paths.target.string() + " exists already; remove it to pull again", "exists");
   }
+  return paths;
+}
 
-  // Resume only what was fetched from the same URL.
-  std::uint64_t resumed = 0;
-  PartInfo info{options.url, "", ""};
-  if (auto old = read_part_info(part_meta); old && old->url == options.url && fs::exists(part)) {
-    resumed = fs::file_size(part, ec);
-    if (ec) resumed = 0;
-    info = *old;
-  } else {
-    fs::remove(part, ec);
+// Sets up one request of the transfer (the first, or a redirect's): no
+// automatic redirects (each hop is checked), stall and connect timeouts,
+// and a Range from the bytes already fetched, guarded by If-Range.
+void configure_hop(CURL* c, const std::string& url, Transfer& t, const PartInfo& info,
+                   std::unique_ptr<curl_slist, SlistDeleter>& headers) {
+  const DownloadOptions& options = *t.options;
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, static_cast<long>(options.connect_timeout.count()));
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(options.stall_timeout.count()));
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "llmd-models-pull");
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+  curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &t);
+  if (t.offset > 0) {
+    const std::string range = "Range: bytes=" + std::to_string(t.offset) + "-";
+    headers.reset(curl_slist_append(headers.release(), range.c_str()));
+    const std::string validator = !info.etag.empty() ? info.etag : info.last_modified;
+    if (!validator.empty()) headers.reset(curl_slist_append(headers.release(), ("If-Range: " + validator).c_str()));
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
   }
+}
 
-  std::unique_ptr<EVP_MD_CTX, DigestDeleter> digest(EVP_MD_CTX_new());
-  reset_digest(digest.get());
-  if (resumed > 0 && !hash_existing(part, resumed, digest.get())) {
-    resumed = 0;
-    reset_digest(digest.get());
+// libcurl calls the write callback only after all headers of the response
+// are in, so its first call decides whether the body is the file (200/206)
+// or something to ignore (redirect, error page).
+struct BodyGate {
+  Transfer* t;
+  bool range;
+  bool checked = false;
+};
+
+size_t gated_body(char* data, size_t size, size_t n, void* user) {
+  auto& g = *static_cast<BodyGate*>(user);
+  if (!g.checked) {
+    g.checked = true;
+    on_first_body_check(*g.t, g.range);
+    if (g.t->restart) {
+      // The server sent the whole file: start over from byte 0.
+      if (std::fseek(g.t->file, 0, SEEK_SET) != 0 || ::ftruncate(::fileno(g.t->file), 0) != 0) {
+        g.t->write_failed = true;
+        return 0;
+      }
+      g.t->offset = 0;
+      reset_digest(g.t->digest);
+    }
   }
-  FilePtr file(std::fopen(part.c_str(), resumed > 0 ? "r+b" : "wb"));
-  if (!file) return fail(ErrorCode::kUnavailable, "cannot write " + part.string());
-  if (resumed > 0 && std::fseek(file.get(), static_cast<long>(resumed), SEEK_SET) != 0) {
-    return fail(ErrorCode::kUnavailable, "cannot seek in " + part.string());
-  }
-  write_part_info(part_meta, info);
+  return on_body(data, size, n, g.t);
+}
 
-  Transfer t;
-  t.file = file.get();
-  t.digest = digest.get();
-  t.options = &options;
-  t.offset = resumed;
-
+// Fetches the rest of the file into `t.file`, following redirects (each
+// checked against the private-address rule). An interrupted transfer
+// records the validators, so the next run resumes only the same file.
+Result<void> fetch(Transfer& t, PartInfo& info, const Paths& paths) {
+  const DownloadOptions& options = *t.options;
   std::string url = options.url;
-  bool range_requested = false;
   for (int hop = 0;; ++hop) {
     if (hop > kMaxRedirects) return fail(ErrorCode::kUnavailable, "too many redirects", "download_failed");
     t.allow_private = hop == 0 || options.allow_private_redirects;
     CurlPtr curl(curl_easy_init());
     if (!curl) return fail(ErrorCode::kInternal, "libcurl could not start");
     CURL* c = curl.get();
-    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, static_cast<long>(options.connect_timeout.count()));
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(options.stall_timeout.count()));
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "llmd-models-pull");
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &t);
     std::unique_ptr<curl_slist, SlistDeleter> headers;
-    range_requested = t.offset > 0;
-    if (range_requested) {
-      const std::string range = "Range: bytes=" + std::to_string(t.offset) + "-";
-      headers.reset(curl_slist_append(headers.release(), range.c_str()));
-      const std::string validator = !info.etag.empty() ? info.etag : info.last_modified;
-      if (!validator.empty()) headers.reset(curl_slist_append(headers.release(), ("If-Range: " + validator).c_str()));
-      curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
-    }
-    // libcurl calls the write callback only after all headers of the
-    // response are in, so its first call decides whether the body is the
-    // file (200/206) or something to ignore (redirect, error page).
+    const bool range_requested = t.offset > 0;
+    configure_hop(c, url, t, info, headers);
     t.body_accepted = false;
     t.restart = false;
     t.status = 0;
-    struct Gate {
-      Transfer* t;
-      bool range;
-      bool checked = false;
-    } gate{&t, range_requested};
-    auto gated_body = [](char* data, size_t size, size_t n, void* user) -> size_t {
-      auto& g = *static_cast<Gate*>(user);
-      if (!g.checked) {
-        g.checked = true;
-        on_first_body_check(*g.t, g.range);
-        if (g.t->restart) {
-          // The server sent the whole file: start over from byte 0.
-          if (std::fseek(g.t->file, 0, SEEK_SET) != 0 || ::ftruncate(::fileno(g.t->file), 0) != 0) {
-            g.t->write_failed = true;
-            return 0;
-          }
-          g.t->offset = 0;
-          reset_digest(g.t->digest);
-        }
-      }
-      return on_body(data, size, n, g.t);
-    };
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, +gated_body);
+    BodyGate gate{&t, range_requested};
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, gated_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &gate);
 
     const CURLcode rc = curl_easy_perform(c);
@@ -397,15 +384,16 @@ Result<DownloadResult> download_model(const DownloadOptions& options) {
                   "refused a redirect to a private or loopback address (set models.allow_private_redirects to allow)",
                   "private_redirect");
     }
-    if (t.write_failed) return fail(ErrorCode::kUnavailable, "cannot write " + part.string() + " (disk full?)");
+    if (t.write_failed) return fail(ErrorCode::kUnavailable, "cannot write " + paths.part.string() + " (disk full?)");
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 300 && status < 400 && status != 304) {
       char* next = nullptr;
       curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &next);
       if (!next) return fail(ErrorCode::kUnavailable, "redirect without a Location", "download_failed");
-      auto parsed = parse_url(next);
-      if (!parsed) return fail(ErrorCode::kUnavailable, "redirect to a URL that is not http(s)", "download_failed");
+      if (!parse_url(next)) {
+        return fail(ErrorCode::kUnavailable, "redirect to a URL that is not http(s)", "download_failed");
+      }
       url = next;
       continue;
     }
@@ -415,16 +403,16 @@ Result<DownloadResult> download_model(const DownloadOptions& options) {
       const std::uint64_t size =
           slash == std::string::npos ? 0 : std::strtoull(t.content_range.c_str() + slash + 1, nullptr, 10);
       if (size != t.offset) {
-        return fail(ErrorCode::kUnavailable, "the server refused to resume; delete " + part.string() + " and retry",
-                    "download_failed");
+        return fail(ErrorCode::kUnavailable,
+                    "the server refused to resume; delete " + paths.part.string() + " and retry", "download_failed");
       }
       t.total = size;
     } else if (rc != CURLE_OK) {
-      std::fflush(file.get());
+      std::fflush(t.file);
       if (t.etag.size() || t.last_modified.size()) {
         info.etag = t.etag;
         info.last_modified = t.last_modified;
-        write_part_info(part_meta, info);
+        write_part_info(paths.part_meta, info);
       }
       return fail(ErrorCode::kUnavailable,
                   std::string("download interrupted (") + curl_easy_strerror(rc) + ") after " +
@@ -433,47 +421,99 @@ Result<DownloadResult> download_model(const DownloadOptions& options) {
     } else if (status != 200 && status != 206) {
       return fail(ErrorCode::kUnavailable, "the server answered HTTP " + std::to_string(status), "download_failed");
     }
-    if (status == 200) {
-      curl_off_t length = -1;
-      curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
-      if (length >= 0 && static_cast<std::uint64_t>(length) != t.offset) {
-        return fail(ErrorCode::kUnavailable, "download cut short; run the same command again to resume",
-                    "download_interrupted");
-      }
-    } else if (status == 206 && t.total != 0 && t.total != t.offset) {
+    curl_off_t length = -1;
+    if (status == 200) curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+    const bool short_200 = status == 200 && length >= 0 && static_cast<std::uint64_t>(length) != t.offset;
+    const bool short_206 = status == 206 && t.total != 0 && t.total != t.offset;
+    if (short_200 || short_206) {
       return fail(ErrorCode::kUnavailable, "download cut short; run the same command again to resume",
                   "download_interrupted");
     }
-    break;
+    return {};
   }
+}
 
-  // Complete: check, sync, rename.
+// The whole file is in the part: checks its digest, syncs it and renames
+// it into place (and syncs the directory).
+Result<std::string> commit(FilePtr file, EVP_MD_CTX* digest, const std::string& expected, const Paths& paths,
+                           const fs::path& dir) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned md_len = 0;
-  EVP_DigestFinal_ex(digest.get(), md, &md_len);
+  EVP_DigestFinal_ex(digest, md, &md_len);
   const std::string actual = hex(md, md_len);
   if (std::fflush(file.get()) != 0 || ::fsync(::fileno(file.get())) != 0) {
-    return fail(ErrorCode::kUnavailable, "cannot write " + part.string() + " (disk full?)");
+    return fail(ErrorCode::kUnavailable, "cannot write " + paths.part.string() + " (disk full?)");
   }
   file.reset();
+  std::error_code ec;
   if (!expected.empty() && actual != expected) {
-    fs::remove(part, ec);
-    fs::remove(part_meta, ec);
-    return fail(ErrorCode::kUnprocessable, "sha256 mismatch: expected " + expected + ", got " + actual +
-                                               " (the download was deleted)",
+    fs::remove(paths.part, ec);
+    fs::remove(paths.part_meta, ec);
+    return fail(ErrorCode::kUnprocessable,
+                "sha256 mismatch: expected " + expected + ", got " + actual + " (the download was deleted)",
                 "sha256_mismatch");
   }
-  if (fs::exists(target)) {
-    return fail(ErrorCode::kConflict, target.string() + " appeared while downloading; kept " + part.string(), "exists");
+  if (fs::exists(paths.target)) {
+    return fail(ErrorCode::kConflict,
+                paths.target.string() + " appeared while downloading; kept " + paths.part.string(), "exists");
   }
-  fs::rename(part, target, ec);
+  fs::rename(paths.part, paths.target, ec);
   if (ec) return fail(ErrorCode::kUnavailable, "cannot rename the download into place: " + ec.message());
-  fs::remove(part_meta, ec);
-  if (const int dir_fd = ::open(options.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir_fd >= 0) {
+  fs::remove(paths.part_meta, ec);
+  if (const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir_fd >= 0) {
     ::fsync(dir_fd);
     ::close(dir_fd);
   }
-  return DownloadResult{target, t.offset, actual, resumed};
+  return actual;
+}
+
+}  // namespace
+
+Result<DownloadResult> download_model(const DownloadOptions& options) {
+  ensure_curl_initialised();
+  if (auto first = parse_url(options.url); !first) return std::unexpected(first.error());
+  auto name = target_name(options);
+  if (!name) return std::unexpected(name.error());
+  const std::string expected = to_lower(options.sha256);
+  if (!expected.empty() && !valid_sha256(expected)) {
+    return fail(ErrorCode::kInvalidArgument, "--sha256 must be 64 hex digits", "bad_sha256");
+  }
+  auto paths = prepare_paths(options.dir, *name);
+  if (!paths) return std::unexpected(paths.error());
+
+  // Resume only what was fetched from the same URL.
+  std::error_code ec;
+  std::uint64_t resumed = 0;
+  PartInfo info{options.url, "", ""};
+  if (auto old = read_part_info(paths->part_meta); old && old->url == options.url && fs::exists(paths->part)) {
+    resumed = fs::file_size(paths->part, ec);
+    if (ec) resumed = 0;
+    info = *old;
+  } else {
+    fs::remove(paths->part, ec);
+  }
+  std::unique_ptr<EVP_MD_CTX, DigestDeleter> digest(EVP_MD_CTX_new());
+  reset_digest(digest.get());
+  if (resumed > 0 && !hash_existing(paths->part, resumed, digest.get())) {
+    resumed = 0;
+    reset_digest(digest.get());
+  }
+  FilePtr file(std::fopen(paths->part.c_str(), resumed > 0 ? "r+b" : "wb"));
+  if (!file) return fail(ErrorCode::kUnavailable, "cannot write " + paths->part.string());
+  if (resumed > 0 && std::fseek(file.get(), static_cast<long>(resumed), SEEK_SET) != 0) {
+    return fail(ErrorCode::kUnavailable, "cannot seek in " + paths->part.string());
+  }
+  write_part_info(paths->part_meta, info);
+
+  Transfer t;
+  t.file = file.get();
+  t.digest = digest.get();
+  t.options = &options;
+  t.offset = resumed;
+  if (auto fetched = fetch(t, info, *paths); !fetched) return std::unexpected(fetched.error());
+  auto sha256 = commit(std::move(file), digest.get(), expected, *paths, options.dir);
+  if (!sha256) return std::unexpected(sha256.error());
+  return DownloadResult{paths->target, t.offset, *sha256, resumed};
 }
 
 }  // namespace llmd::models

@@ -8,7 +8,7 @@
 //   ... the gateway calls the model (maybe retried once on another instance) ...
 //   settle(ctx, call, outcome) -> exactly once per admitted call, also when it failed
 //                                 (usage then holds whatever was produced, often 0)
-// State between admit and settle (a reservation id) belongs in ctx.attributes.
+// State between admit and settle (the open meter) belongs in the request context (ctx.set / ctx.take).
 #pragma once
 
 #include <chrono>

@@ -30,83 +30,18 @@
 
 #include "http/client.h"
 #include "models/balancer.h"
+#include "models/model_state.h"
+#include "models/resources.h"
 
 namespace llmd::models {
 
 namespace net = boost::asio;
-using Clock = std::chrono::steady_clock;
+using detail::Clock;
+using detail::Instance;
+using detail::ModelState;
+using detail::State;
 
 namespace {
-
-enum class State { kPending, kStarting, kRunning, kStopping, kBackoff, kFailed };
-
-std::string_view state_name(State s) {
-  switch (s) {
-    case State::kPending: case State::kStarting: return "starting";
-    case State::kRunning: return "running";
-    case State::kStopping: return "stopping";
-    case State::kBackoff: return "restarting";
-    case State::kFailed: return "error";
-  }
-  return "error";
-}
-
-struct Instance {
-  std::string id;
-  bool remote = false;
-  std::string url;
-  std::string api_key;
-  int weight = 1;
-  int port = 0;
-  State state = State::kPending;
-  std::unique_ptr<Worker> worker;
-  std::uint64_t serial = 0;               // identifies one spawn / probe target
-  Clock::time_point deadline{};           // ready deadline, stop deadline or restart time
-  Clock::time_point spawned_at{};
-  Clock::time_point next_health{};
-  int restarts = 0;
-  int probe_failures = 0;
-  bool probing = false;
-  int threads = 0;                        // of the running local worker
-  std::string error;
-};
-
-struct ModelState {
-  ModelState(CatalogModel c, Strategy s, HealthPolicy p) : cat(std::move(c)), balancer(s, p) {}
-  CatalogModel cat;
-  bool wanted = false;                    // the operator or a request wants it running
-  std::vector<Instance> instances;
-  Balancer balancer;
-  Clock::time_point last_used{};
-  std::string last_error;
-  int in_flight = 0;
-  std::optional<std::chrono::seconds> keep_alive;  // a request's (Ollama's keep_alive); else the configured idle time
-
-  bool startable() const { return cat.error.empty() && (!cat.path.empty() || !cat.entry.command.empty()); }
-  bool has_local() const {
-    return std::any_of(instances.begin(), instances.end(), [](const Instance& i) { return !i.remote; });
-  }
-};
-
-bool port_is_free(const std::string& host, int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
-
-// Every layer on a GPU: the worker's CPU threads only feed it.
-bool fully_offloaded(const CatalogModel& m) {
-  const int layers = m.entry.gpu_layers;
-  return layers < 0 || (layers > 0 && m.gguf && m.gguf->n_layer > 0 && layers >= m.gguf->n_layer);
-}
 
 // A fresh key for one worker spawn (192 random bits, hex).
 Result<std::string> random_worker_key() {
@@ -529,59 +464,7 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     return {};
   }
 
-  ModelStatus status_locked(const ModelState& m, Clock::time_point now) const {
-    ModelStatus s;
-    s.name = m.cat.name;
-    s.description = m.cat.description;
-    s.size = m.cat.size;
-    if (m.cat.gguf) {
-      s.arch = m.cat.gguf->architecture;
-      s.quantization = m.cat.gguf->quantization;
-      s.context_length = m.cat.gguf->context_length;
-      s.parameter_count = m.cat.gguf->parameter_count;
-      s.has_chat_template = m.cat.gguf->has_chat_template;
-    }
-    s.error = !m.cat.error.empty() ? m.cat.error : m.last_error;
-    const auto views = m.balancer.snapshot(now);
-    bool any_running = false, any_starting = false, any_stopping = false, any_local = false;
-    for (const auto& inst : m.instances) {
-      InstanceStatus is;
-      is.id = inst.id;
-      is.url = inst.url;
-      is.port = inst.port;
-      is.remote = inst.remote;
-      is.restarts = inst.restarts;
-      is.error = inst.error;
-      is.threads = inst.remote ? 0 : inst.threads;
-      is.health = inst.state == State::kRunning || inst.remote ? "healthy" : "down";
-      for (const auto& v : views) {
-        if (v.id != inst.id) continue;
-        is.in_flight = v.in_flight;
-        is.health = std::string(health_name(v.health));
-      }
-      if (inst.remote) {
-        is.status = is.health == "healthy" ? "running" : "error";
-        any_running = any_running || is.health == "healthy";
-      } else {
-        any_local = true;
-        is.status = std::string(state_name(inst.state));
-        any_running = any_running || inst.state == State::kRunning;
-        any_starting = any_starting || inst.state == State::kPending || inst.state == State::kStarting ||
-                       inst.state == State::kBackoff;
-        any_stopping = any_stopping || inst.state == State::kStopping;
-      }
-      s.instances.push_back(std::move(is));
-    }
-    if (!m.cat.error.empty()) s.status = "error";
-    else if (any_running) s.status = "running";
-    else if (any_starting && m.wanted) s.status = "starting";
-    else if (any_stopping) s.status = "stopping";
-    else if (m.wanted && any_local) s.status = "error";
-    else if (!m.startable()) s.status = "error";
-    else s.status = "available";
-    if (s.status == "error" && s.error.empty()) s.error = "no healthy instance";
-    return s;
-  }
+  ModelStatus status_locked(const ModelState& m, Clock::time_point now) const { return status_of(m, now); }
 
   void release(const std::string& model, const std::string& id, bool ok, double seconds, std::int64_t tokens) {
     std::lock_guard lock(mutex);
@@ -864,62 +747,5 @@ const std::string& Manager::default_model() const { return core_->options.models
 std::uint64_t Manager::spawn_count() const { return core_->spawns.load(); }
 
 void Manager::rescan() { core_->rescan(); }
-
-int physical_cpu_cores() {
-  std::set<std::pair<long, long>> cores;  // (package, core), or (-1, cpu) when unknown
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) == 0) {
-    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-      if (!CPU_ISSET(cpu, &set)) continue;
-      const std::string topo = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
-      long package = -1, core = -1;
-      std::ifstream(topo + "physical_package_id") >> package;
-      std::ifstream(topo + "core_id") >> core;
-      if (package >= 0 && core >= 0) cores.emplace(package, core);
-      else cores.emplace(-1, cpu);
-    }
-  }
-  int n = !cores.empty() ? static_cast<int>(cores.size()) : static_cast<int>(std::thread::hardware_concurrency());
-  // A container's CPU quota ("200000 100000" = 2 CPUs; "max 100000" = none).
-  std::ifstream quota_file("/sys/fs/cgroup/cpu.max");
-  std::string quota;
-  long period = 0;
-  if (quota_file >> quota >> period && quota != "max" && period > 0) {
-    try {
-      const long q = std::stol(quota);
-      if (q > 0) n = std::min<long>(n, (q + period - 1) / period);
-    } catch (const std::exception&) {
-      // Unparsable: no cap.
-    }
-  }
-  return std::max(1, n);
-}
-
-int auto_threads(int cores, int cpu_workers) { return std::max(1, cores / std::max(1, cpu_workers)); }
-
-std::optional<std::uint64_t> read_mem_available() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  std::uint64_t kb = 0;
-  std::string unit;
-  while (in >> key >> kb >> unit) {
-    if (key == "MemAvailable:") return kb * 1024;
-  }
-  return std::nullopt;
-}
-
-std::uint64_t estimate_model_memory(const CatalogModel& m) {
-  if (m.path.empty()) return 0;
-  std::uint64_t bytes = m.size;
-  if (m.gguf && m.gguf->n_layer > 0 && m.gguf->n_head > 0 && m.gguf->n_embd > 0) {
-    const auto& g = *m.gguf;
-    const std::uint64_t head_dim = static_cast<std::uint64_t>(g.n_embd / g.n_head);
-    const std::uint64_t kv_dim = head_dim * static_cast<std::uint64_t>(g.n_head_kv);
-    const std::uint64_t ctx = static_cast<std::uint64_t>(std::max(0, m.entry.ctx));
-    bytes += 2 /* K and V */ * static_cast<std::uint64_t>(g.n_layer) * ctx * kv_dim * 2 /* f16 */;
-  }
-  return bytes;
-}
 
 }  // namespace llmd::models

@@ -25,7 +25,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
-#include "app/config.h"
+#include "config/config.h"
 #include "core/error.h"
 #include "models/catalog.h"
 #include "models/worker.h"
@@ -35,9 +35,9 @@
 namespace llmd::models {
 
 struct ManagerOptions {
-  app::ModelsConfig models;
-  std::vector<app::UpstreamEntry> upstreams;
-  app::BalancerConfig balancer;
+  config::ModelsConfig models;
+  std::vector<config::UpstreamEntry> upstreams;
+  config::BalancerConfig balancer;
   std::string host = "127.0.0.1";                     // where local workers listen
   std::chrono::milliseconds ready_timeout{120000};    // spawn -> /health 200
   std::chrono::milliseconds stop_grace{5000};         // SIGTERM -> SIGKILL
@@ -173,27 +173,5 @@ class Manager {
   Manager() = default;
   std::shared_ptr<Lease::Core> core_;
 };
-
-// The physical cores this process may use: distinct (package, core) pairs
-// among the CPUs of its affinity mask, capped by a cgroup v2 CPU quota
-// (/sys/fs/cgroup/cpu.max); std::thread::hardware_concurrency() when the
-// topology is unreadable. At least 1.
-int physical_cpu_cores();
-
-// The thread count of a `threads: auto` CPU worker: the cores divided evenly
-// among the CPU workers that may run at once (`cpu_workers`: the replicas of
-// the max_loaded CPU models with the most replicas), at least 1. A worker's
-// thread count cannot change while it runs, so the share is fixed by what
-// *may* run rather than what runs now: the workers' threads never add up to
-// more than the cores (ggml's spinning threads collapse when they do).
-// Workers with every layer on a GPU get 1 thread and do not count.
-int auto_threads(int cores, int cpu_workers);
-
-// Reads MemAvailable from /proc/meminfo (bytes); nullopt when unreadable.
-std::optional<std::uint64_t> read_mem_available();
-
-// Bytes a worker of this model is expected to need: file size + f16 KV cache
-// for entry.ctx tokens (from the GGUF shape). 0 when unknown.
-std::uint64_t estimate_model_memory(const CatalogModel& model);
 
 }  // namespace llmd::models

@@ -156,6 +156,43 @@ net::awaitable<ProxyResult> Proxy::stream_events(const std::string& request_id, 
   co_return co_await stream(request_id, nullptr, model, path, body, false, false, &on_event);
 }
 
+namespace {
+
+// What a worker's stream said so far about its usage.
+struct StreamTally {
+  bool got_usage = false;     // a final usage object arrived
+  bool got_progress = false;  // per-token timings arrived
+  CallUsage progress;         // the latest of those
+  std::int64_t content_events = 0;
+};
+
+// Reads one SSE event of a worker's stream into `tally` and `usage` and
+// returns its JSON (discarded for "[DONE]" or a payload that is not JSON).
+// `forward` is cleared for a usage-only chunk the client did not ask for;
+// with `strip_timings`, `block` is rewritten without the worker's timings.
+json tally_event(std::string& block, const std::string& payload, bool strip_timings, bool forward_usage_chunk,
+                 StreamTally& tally, CallUsage& usage, bool& forward) {
+  if (payload == "[DONE]" || payload.empty()) return json(json::value_t::discarded);
+  json chunk = json::parse(payload, nullptr, false);
+  const bool has_choices =
+      chunk.is_object() && chunk.contains("choices") && chunk["choices"].is_array() && !chunk["choices"].empty();
+  if (has_choices) ++tally.content_events;
+  if (read_progress(chunk, tally.progress)) {
+    tally.got_progress = true;
+    if (strip_timings) {
+      chunk.erase("timings");
+      block = "data: " + chunk.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+    }
+  }
+  if (read_usage(chunk, usage)) {
+    tally.got_usage = true;
+    forward = has_choices || forward_usage_chunk;
+  }
+  return chunk;
+}
+
+}  // namespace
+
 net::awaitable<ProxyResult> Proxy::stream(const std::string& request_id, http::RequestContext* ctx,
                                           const std::string& model, const std::string& path, const std::string& body,
                                           bool forward_usage_chunk, bool forward_timings, const OnEvent* on_event) {
@@ -172,10 +209,7 @@ net::awaitable<ProxyResult> Proxy::stream(const std::string& request_id, http::R
     int status = 0;
     bool retry_status = false;
     bool client_gone = false;
-    bool got_usage = false;
-    bool got_progress = false;
-    CallUsage progress;
-    std::int64_t content_events = 0;
+    StreamTally tally;
     std::string error_body;
     std::string error_type = "application/json";
     SseSplitter splitter;
@@ -225,24 +259,8 @@ net::awaitable<ProxyResult> Proxy::stream(const std::string& request_id, http::R
       std::string pass;  // the blocks to forward, written in one piece
       for (auto& [block, payload] : events) {
         bool forward = true;
-        json chunk;
-        if (payload != "[DONE]" && !payload.empty()) {
-          chunk = json::parse(payload, nullptr, false);
-          const bool has_choices = chunk.is_object() && chunk.contains("choices") && chunk["choices"].is_array() &&
-                                   !chunk["choices"].empty();
-          if (has_choices) ++content_events;
-          if (read_progress(chunk, progress)) {
-            got_progress = true;
-            if (!forward_timings && !on_event) {
-              chunk.erase("timings");
-              block = "data: " + chunk.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
-            }
-          }
-          if (read_usage(chunk, out.usage)) {
-            got_usage = true;
-            forward = has_choices || forward_usage_chunk;
-          }
-        }
+        const json chunk = tally_event(block, payload, !forward_timings && !on_event, forward_usage_chunk, tally,
+                                       out.usage, forward);
         if (on_event) {
           if (!chunk.is_discarded() && chunk.is_object()) {
             out.started = true;
@@ -263,10 +281,10 @@ net::awaitable<ProxyResult> Proxy::stream(const std::string& request_id, http::R
     };
 
     auto r = co_await client_.stream(make_request(request_id, *lease, path, body), on_head, on_chunk);
-    if (!got_usage) {
+    if (!tally.got_usage) {
       // Cut short: what the worker reported so far (the prompt was
       // evaluated before the first chunk), else one token per chunk.
-      out.usage = got_progress ? progress : CallUsage{0, content_events};
+      out.usage = tally.got_progress ? tally.progress : CallUsage{0, tally.content_events};
     }
     if (retry_status) {
       lease->finish(false);
@@ -310,7 +328,7 @@ net::awaitable<ProxyResult> Proxy::stream(const std::string& request_id, http::R
     }
     if (whole_reply) {
       const json reply = json::parse(reply_body, nullptr, false);
-      got_usage = read_usage(reply, out.usage);
+      tally.got_usage = read_usage(reply, out.usage);
       if (reply.is_object()) {
         out.started = true;
         (void)co_await (*on_event)(reply);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <ctime>
-#include <mutex>
 
 #include <nlohmann/json.hpp>
 
@@ -80,7 +79,6 @@ json usage_json(const CallUsage& u) {
   return j;
 }
 
-http::Response error(const http::RequestContext& ctx, const Error& e) { return http::error_response(e, ctx.request_id); }
 
 // Shared state of the handlers.
 struct Routes {
@@ -88,15 +86,8 @@ struct Routes {
     if (!deps.hooks) deps.hooks = open_call_hooks();
   }
   ModelRoutesDeps deps;
-  std::once_flag client_once;
-  std::unique_ptr<http::HttpClient> client_ptr;
 
-  http::HttpClient& client() {
-    std::call_once(client_once, [&] { client_ptr = std::make_unique<http::HttpClient>(deps.executor()); });
-    return *client_ptr;
-  }
-
-  Proxy proxy() { return Proxy(deps.manager, client(), deps.log, deps.acquire_timeout, deps.upstream_timeout); }
+  Proxy proxy() { return Proxy(deps.manager, deps.client, deps.log, deps.acquire_timeout, deps.upstream_timeout); }
 
   // The caller of a listing, already known to be a user.
   net::awaitable<Audience> audience(http::RequestContext& ctx) {
@@ -104,46 +95,46 @@ struct Routes {
     co_return admin ? Audience::kAdmin : Audience::kUser;
   }
 
-  net::awaitable<http::Response> list(http::RequestContext& ctx) {
+  net::awaitable<Result<http::Response>> list(http::RequestContext& ctx) {
     const Result<void> allowed = co_await deps.hooks->require_user(ctx);
-    if (!allowed) co_return error(ctx, allowed.error());
+    if (!allowed) co_return std::unexpected(allowed.error());
     const Audience who = co_await audience(ctx);
     json arr = json::array();
     for (const auto& m : deps.manager.list()) arr.push_back(model_json(m, false, who));
     co_return http::Response::json(200, {{"models", arr}});
   }
 
-  net::awaitable<http::Response> detail(http::RequestContext& ctx) {
+  net::awaitable<Result<http::Response>> detail(http::RequestContext& ctx) {
     const Result<void> allowed = co_await deps.hooks->require_user(ctx);
-    if (!allowed) co_return error(ctx, allowed.error());
+    if (!allowed) co_return std::unexpected(allowed.error());
     const Audience who = co_await audience(ctx);
     auto m = deps.manager.get(ctx.param("name"));
-    if (!m) co_return error(ctx, m.error());
+    if (!m) co_return std::unexpected(m.error());
     co_return http::Response::json(200, model_json(*m, true, who));
   }
 
-  net::awaitable<http::Response> start(http::RequestContext& ctx) {
+  net::awaitable<Result<http::Response>> start(http::RequestContext& ctx) {
     const Result<void> allowed = co_await deps.hooks->require_admin(ctx);
-    if (!allowed) co_return error(ctx, allowed.error());
+    if (!allowed) co_return std::unexpected(allowed.error());
     auto before = deps.manager.get(ctx.param("name"));
-    if (!before) co_return error(ctx, before.error());
+    if (!before) co_return std::unexpected(before.error());
     if (before->status == "running") co_return http::Response::json(200, model_json(*before, true));
     auto m = deps.manager.start(ctx.param("name"));
-    if (!m) co_return error(ctx, m.error());
+    if (!m) co_return std::unexpected(m.error());
     co_return http::Response::json(202, model_json(*m, true));
   }
 
-  net::awaitable<http::Response> stop(http::RequestContext& ctx) {
+  net::awaitable<Result<http::Response>> stop(http::RequestContext& ctx) {
     const Result<void> allowed = co_await deps.hooks->require_admin(ctx);
-    if (!allowed) co_return error(ctx, allowed.error());
+    if (!allowed) co_return std::unexpected(allowed.error());
     auto m = deps.manager.stop(ctx.param("name"));
-    if (!m) co_return error(ctx, m.error());
+    if (!m) co_return std::unexpected(m.error());
     co_return http::Response::json(202, model_json(*m, true));
   }
 
-  net::awaitable<http::Response> openai_models(http::RequestContext& ctx) {
+  net::awaitable<Result<http::Response>> openai_models(http::RequestContext& ctx) {
     const Result<void> allowed = co_await deps.hooks->require_user(ctx);
-    if (!allowed) co_return error(ctx, allowed.error());
+    if (!allowed) co_return std::unexpected(allowed.error());
     json data = json::array();
     for (const auto& m : deps.manager.list()) {
       if (m.status == "error") continue;
@@ -189,18 +180,18 @@ struct Routes {
   }
 
   // POST /v1/chat/completions, /v1/completions, /v1/embeddings.
-  net::awaitable<http::Response> openai_call(http::RequestContext& ctx, ApiKind kind, std::string path) {
+  net::awaitable<Result<http::Response>> openai_call(http::RequestContext& ctx, ApiKind kind, std::string path) {
     json body = json::parse(ctx.request.body, nullptr, false);
     if (body.is_discarded()) {
-      co_return error(ctx, Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+      co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
     }
     auto model = validate_openai_request(kind, body, deps.limits, deps.manager.default_model());
-    if (!model) co_return error(ctx, model.error());
+    if (!model) co_return std::unexpected(model.error());
     body["model"] = *model;
     CallInfo call = call_info(ctx, kind, path, *model, path, body);
     // Not an if-init: g++ 12 mis-handles a co_await in an if-statement initializer.
     const Result<Admission> admitted = co_await deps.hooks->admit(ctx, call);
-    if (!admitted) co_return error(ctx, admitted.error());
+    if (!admitted) co_return std::unexpected(admitted.error());
     if (admitted->clamped) limit_completion(ctx, body, call, admitted->max_tokens);
 
     const auto started = std::chrono::steady_clock::now();
@@ -291,7 +282,7 @@ struct Routes {
   // A dialect's whole reply: the worker's reply translated (`translate`
   // gets it and its usage), with the cost headers; a worker's error as it came.
   template <class Translate>
-  net::awaitable<http::Response> reply_translated(http::RequestContext& ctx, const Admitted& admitted, const json& body,
+  net::awaitable<Result<http::Response>> reply_translated(http::RequestContext& ctx, const Admitted& admitted, const json& body,
                                                   Translate translate) {
     auto done = co_await call_settled(ctx, admitted, body);
     const ProxyResult& r = done.first;
@@ -307,7 +298,7 @@ struct Routes {
   // with `failure` when the worker fails mid-reply. Before anything was
   // sent, a failure is an ordinary error reply.
   template <class Translator>
-  net::awaitable<http::Response> stream_translated(http::RequestContext& ctx, const Admitted& admitted, json& body,
+  net::awaitable<Result<http::Response>> stream_translated(http::RequestContext& ctx, const Admitted& admitted, json& body,
                                                    Translator& translator, std::vector<SseEvent> opening,
                                                    SseEvent failure) {
     http::SseWriter sse(ctx);
@@ -344,14 +335,14 @@ struct Routes {
   // POST /v1/messages (Anthropic Messages): translated to a chat completion
   // and served like /v1/chat/completions; errors are reshaped by
   // dialect_error_middleware.
-  net::awaitable<http::Response> anthropic_messages(http::RequestContext& ctx) {
+  net::awaitable<Result<http::Response>> anthropic_messages(http::RequestContext& ctx) {
     const json in = json::parse(ctx.request.body, nullptr, false);
-    if (in.is_discarded()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    if (in.is_discarded()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
     auto translated = anthropic::to_chat(in);
-    if (!translated) co_return error(ctx, translated.error());
+    if (!translated) co_return std::unexpected(translated.error());
     json body = std::move(*translated);
     auto admitted = co_await admit_translated(ctx, "/v1/messages", ApiKind::kChat, "/v1/chat/completions", body);
-    if (!admitted) co_return error(ctx, admitted.error());
+    if (!admitted) co_return std::unexpected(admitted.error());
     const std::string id = "msg_" + ctx.request_id;
     const std::string shown_model = in["model"];
 
@@ -369,14 +360,14 @@ struct Routes {
 
   // POST /v1/responses (OpenAI Responses, stateless): translated to a chat
   // completion and served like /v1/chat/completions.
-  net::awaitable<http::Response> responses_create(http::RequestContext& ctx) {
+  net::awaitable<Result<http::Response>> responses_create(http::RequestContext& ctx) {
     const json in = json::parse(ctx.request.body, nullptr, false);
-    if (in.is_discarded()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    if (in.is_discarded()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
     auto translated = responses::to_chat(in);
-    if (!translated) co_return error(ctx, translated.error());
+    if (!translated) co_return std::unexpected(translated.error());
     json body = std::move(*translated);
     auto admitted = co_await admit_translated(ctx, "/v1/responses", ApiKind::kChat, "/v1/chat/completions", body);
-    if (!admitted) co_return error(ctx, admitted.error());
+    if (!admitted) co_return std::unexpected(admitted.error());
     const responses::Ids ids{"resp_" + ctx.request_id, static_cast<std::int64_t>(std::time(nullptr))};
 
     if (!admitted->call.stream) {
@@ -395,25 +386,25 @@ struct Routes {
   // POST /api/chat, /api/generate (Ollama): NDJSON lines unless
   // "stream": false; served like /v1/chat/completions (a raw generate like
   // /v1/completions).
-  net::awaitable<http::Response> ollama_generation(http::RequestContext& ctx, ollama::Kind kind) {
+  net::awaitable<Result<http::Response>> ollama_generation(http::RequestContext& ctx, ollama::Kind kind) {
     const json in = json::parse(ctx.request.body, nullptr, false);
-    if (in.is_discarded()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    if (in.is_discarded()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
     const auto keep = ollama::keep_alive(in);
-    if (!keep) co_return error(ctx, keep.error());
+    if (!keep) co_return std::unexpected(keep.error());
     const bool admin = (co_await deps.hooks->require_admin(ctx)).has_value();
     if (kind == ollama::Kind::kGenerate && admin && in.is_object() && in.value("prompt", "").empty() &&
         in.contains("model") && in["model"].is_string()) {
-      co_return co_await ollama_load(ctx, in["model"], *keep);
+      co_return co_await ollama_load(in["model"], *keep);
     }
     bool raw = false;
     auto translated = kind == ollama::Kind::kChat ? ollama::chat_request(in) : ollama::generate_request(in, raw);
-    if (!translated) co_return error(ctx, translated.error());
+    if (!translated) co_return std::unexpected(translated.error());
     json body = std::move(*translated);
     const std::string route = kind == ollama::Kind::kChat ? "/api/chat" : "/api/generate";
     const ApiKind api = raw ? ApiKind::kCompletion : ApiKind::kChat;
     const std::string path = raw ? "/v1/completions" : "/v1/chat/completions";
     auto admitted = co_await admit_translated(ctx, route, api, path, body);
-    if (!admitted) co_return error(ctx, admitted.error());
+    if (!admitted) co_return std::unexpected(admitted.error());
     const std::string shown_model = in["model"];
     const auto timing = [&](const CallUsage& u) {
       return ollama::Timing{u.prompt_tokens, u.completion_tokens, elapsed(*admitted).count() * 1'000'000};
@@ -425,7 +416,7 @@ struct Routes {
       if (admin && *keep) (void)deps.manager.set_keep_alive(admitted->call.model, *keep);
     };
     if (!admitted->call.stream) {
-      http::Response out = co_await reply_translated(ctx, *admitted, body, [&](const json& reply, const CallUsage& u) {
+      Result<http::Response> out = co_await reply_translated(ctx, *admitted, body, [&](const json& reply, const CallUsage& u) {
         return ollama::reply(kind, reply, shown_model, timing(u));
       });
       keep_model_alive();
@@ -470,11 +461,11 @@ struct Routes {
 
   // POST /api/generate without a prompt (an administrator's): Ollama's way
   // to load a model, or with keep_alive 0 to unload it.
-  net::awaitable<http::Response> ollama_load(http::RequestContext& ctx, const std::string& model,
+  net::awaitable<Result<http::Response>> ollama_load(const std::string& model,
                                              std::optional<std::chrono::seconds> keep) {
     const bool unload = keep && keep->count() == 0;
     auto status = unload ? deps.manager.stop(model) : deps.manager.start(model);
-    if (!status) co_return error(ctx, status.error());
+    if (!status) co_return std::unexpected(status.error());
     if (keep && !unload) (void)deps.manager.set_keep_alive(model, *keep);
     co_return http::Response::json(200, {{"model", model},
                                          {"created_at", ollama::now_rfc3339()},
@@ -484,14 +475,14 @@ struct Routes {
   }
 
   // POST /api/embed (Ollama): served like /v1/embeddings.
-  net::awaitable<http::Response> ollama_embed(http::RequestContext& ctx) {
+  net::awaitable<Result<http::Response>> ollama_embed(http::RequestContext& ctx) {
     const json in = json::parse(ctx.request.body, nullptr, false);
-    if (in.is_discarded()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    if (in.is_discarded()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
     auto translated = ollama::embed_request(in);
-    if (!translated) co_return error(ctx, translated.error());
+    if (!translated) co_return std::unexpected(translated.error());
     json body = std::move(*translated);
     auto admitted = co_await admit_translated(ctx, "/api/embed", ApiKind::kEmbedding, "/v1/embeddings", body);
-    if (!admitted) co_return error(ctx, admitted.error());
+    if (!admitted) co_return std::unexpected(admitted.error());
     co_return co_await reply_translated(ctx, *admitted, body, [&](const json& reply, const CallUsage& u) {
       const ollama::Timing timing{u.prompt_tokens, 0, elapsed(*admitted).count() * 1'000'000};
       return ollama::embed_reply(reply, in["model"], timing);
@@ -512,9 +503,9 @@ struct Routes {
   }
 
   // GET /api/tags, /api/ps (the running ones), POST /api/show, GET /api/version.
-  net::awaitable<http::Response> ollama_tags(http::RequestContext& ctx, bool running_only) {
+  net::awaitable<Result<http::Response>> ollama_tags(http::RequestContext& ctx, bool running_only) {
     const Result<void> allowed = co_await deps.hooks->require_user(ctx);
-    if (!allowed) co_return error(ctx, allowed.error());
+    if (!allowed) co_return std::unexpected(allowed.error());
     json models = json::array();
     for (const auto& m : deps.manager.list()) {
       if (m.status == "error" || (running_only && m.status != "running")) continue;
@@ -528,15 +519,15 @@ struct Routes {
     co_return http::Response::json(200, {{"models", models}});
   }
 
-  net::awaitable<http::Response> ollama_show(http::RequestContext& ctx) {
+  net::awaitable<Result<http::Response>> ollama_show(http::RequestContext& ctx) {
     const Result<void> allowed = co_await deps.hooks->require_user(ctx);
-    if (!allowed) co_return error(ctx, allowed.error());
+    if (!allowed) co_return std::unexpected(allowed.error());
     const json in = json::parse(ctx.request.body, nullptr, false);
     std::string name;
     if (in.is_object()) name = in.value("model", in.value("name", ""));
-    if (name.empty()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "model is required", "invalid_request"));
+    if (name.empty()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "model is required", "invalid_request"));
     auto m = deps.manager.get(name);
-    if (!m) co_return error(ctx, m.error());
+    if (!m) co_return std::unexpected(m.error());
     json capabilities = json::array({"completion"});
     if (m->has_chat_template) capabilities.push_back("tools");
     co_return http::Response::json(
@@ -552,53 +543,53 @@ struct Routes {
 
   // POST /v1/messages/count_tokens: the prompt's tokens as the model's worker
   // counts them (its /apply-template); free of charge.
-  net::awaitable<http::Response> anthropic_count_tokens(http::RequestContext& ctx) {
+  net::awaitable<Result<http::Response>> anthropic_count_tokens(http::RequestContext& ctx) {
     const json in = json::parse(ctx.request.body, nullptr, false);
-    if (in.is_discarded()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    if (in.is_discarded()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
     auto translated = anthropic::to_chat(in, false);
-    if (!translated) co_return error(ctx, translated.error());
+    if (!translated) co_return std::unexpected(translated.error());
     json body = std::move(*translated);
     body.erase("stream");
     body["max_tokens"] = 1;  // nothing is generated: the context need not hold a reply
     auto model = validate_openai_request(ApiKind::kChat, body, deps.limits, deps.manager.default_model());
-    if (!model) co_return error(ctx, model.error());
+    if (!model) co_return std::unexpected(model.error());
     body["model"] = *model;
     CallInfo call;
     call.route = "/v1/messages/count_tokens";
     call.model = *model;
     call.max_tokens = 1;
     const Result<void> allowed = co_await deps.hooks->require_funds(ctx, call);
-    if (!allowed) co_return error(ctx, allowed.error());
+    if (!allowed) co_return std::unexpected(allowed.error());
     auto r = co_await proxy().call(ctx, *model, "/apply-template", body.dump());
     if (!r.ok || r.response.status != 200) co_return r.response;
     const json reply = json::parse(r.response.body, nullptr, false);
     if (!reply.is_object() || !reply.contains("prompt_tokens") || !reply["prompt_tokens"].is_number_unsigned()) {
-      co_return error(ctx, Error(ErrorCode::kUnprocessable, "model " + *model + " cannot count tokens", "not_supported"));
+      co_return std::unexpected(Error(ErrorCode::kUnprocessable, "model " + *model + " cannot count tokens", "not_supported"));
     }
     co_return http::Response::json(200, {{"input_tokens", reply["prompt_tokens"]}});
   }
 
   // POST /api/v1/models/{name}/chat {message, max_tokens?, history?, system?, stream?}
-  net::awaitable<http::Response> chat(http::RequestContext& ctx) {
+  net::awaitable<Result<http::Response>> chat(http::RequestContext& ctx) {
     const std::string name = ctx.param("name");
     json in = json::parse(ctx.request.body, nullptr, false);
     if (in.is_discarded() || !in.is_object()) {
-      co_return error(ctx, Error(ErrorCode::kInvalidArgument, "the body is not a JSON object", "invalid_json"));
+      co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not a JSON object", "invalid_json"));
     }
     if (!in.contains("message") || !in["message"].is_string() || in["message"].get<std::string>().empty()) {
-      co_return error(ctx, Error(ErrorCode::kInvalidArgument, "message must be a non-empty string", "invalid_request"));
+      co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "message must be a non-empty string", "invalid_request"));
     }
     json messages = json::array();
     if (in.contains("system") && !in["system"].is_null()) {
-      if (!in["system"].is_string()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "system must be a string", "invalid_request"));
+      if (!in["system"].is_string()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "system must be a string", "invalid_request"));
       messages.push_back({{"role", "system"}, {"content", in["system"]}});
     }
     if (in.contains("history") && !in["history"].is_null()) {
-      if (!in["history"].is_array()) co_return error(ctx, Error(ErrorCode::kInvalidArgument, "history must be an array", "invalid_request"));
+      if (!in["history"].is_array()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "history must be an array", "invalid_request"));
       for (const auto& h : in["history"]) {
         if (!h.is_object() || !h.contains("role") || !h["role"].is_string() || !h.contains("content") ||
             !h["content"].is_string() || (h["role"] != "user" && h["role"] != "assistant" && h["role"] != "system")) {
-          co_return error(ctx, Error(ErrorCode::kInvalidArgument,
+          co_return std::unexpected(Error(ErrorCode::kInvalidArgument,
                                      "history entries are {role: user|assistant|system, content: string}", "invalid_request"));
         }
         messages.push_back({{"role", h["role"]}, {"content", h["content"]}});
@@ -613,8 +604,8 @@ struct Routes {
     const bool stream = in.value("stream", false);
     if (stream) body["stream"] = true;
     auto valid = validate_openai_request(ApiKind::kChat, body, deps.limits, name);
-    if (!valid) co_return error(ctx, valid.error());
-    if (auto m = deps.manager.get(name); !m) co_return error(ctx, m.error());
+    if (!valid) co_return std::unexpected(valid.error());
+    if (auto m = deps.manager.get(name); !m) co_return std::unexpected(m.error());
 
     CallInfo call;
     call.route = "/api/v1/models/{name}/chat";
@@ -626,7 +617,7 @@ struct Routes {
     call.request = &body;
     // Not an if-init: g++ 12 mis-handles a co_await in an if-statement initializer.
     const Result<Admission> admitted = co_await deps.hooks->admit(ctx, call);
-    if (!admitted) co_return error(ctx, admitted.error());
+    if (!admitted) co_return std::unexpected(admitted.error());
     const bool clamped = admitted->clamped;
     if (clamped) limit_completion(ctx, body, call, admitted->max_tokens);
     const auto started = std::chrono::steady_clock::now();
@@ -727,7 +718,7 @@ void add_model_routes(http::Router& router, ModelRoutesDeps deps) {
   router.get("/api/tags", [r](http::RequestContext& c) { return r->ollama_tags(c, false); });
   router.get("/api/ps", [r](http::RequestContext& c) { return r->ollama_tags(c, true); });
   router.post("/api/show", [r](http::RequestContext& c) { return r->ollama_show(c); });
-  router.get("/api/version", [](http::RequestContext&) -> net::awaitable<http::Response> {
+  router.get("/api/version", [](http::RequestContext&) -> net::awaitable<Result<http::Response>> {
     co_return http::Response::json(200, {{"version", kOllamaVersion}});
   });
 }

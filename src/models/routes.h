@@ -14,8 +14,7 @@
 #include <functional>
 #include <memory>
 
-#include <boost/asio/any_io_executor.hpp>
-
+#include "http/client.h"
 #include "http/context.h"
 #include "http/router.h"
 #include "models/hooks.h"
@@ -26,14 +25,11 @@
 namespace llmd::models {
 
 struct ModelRoutesDeps {
-  ModelRoutesDeps(Manager& m, observe::Logger l, std::function<boost::asio::any_io_executor()> ex)
-      : manager(m), log(std::move(l)), executor(std::move(ex)) {}
+  ModelRoutesDeps(Manager& m, http::HttpClient& c, observe::Logger l) : manager(m), client(c), log(std::move(l)) {}
 
-  Manager& manager;                       // outlives the routes' requests
+  Manager& manager;         // outlives the routes' requests
+  http::HttpClient& client;  // upstream connections (on the server's I/O context); outlives them too
   observe::Logger log;
-  // The executor for upstream connections (the server's I/O context); asked
-  // on first use, so it may be wired before the server exists.
-  std::function<boost::asio::any_io_executor()> executor;
   std::shared_ptr<CallHooks> hooks;       // null = open_call_hooks()
   GatewayLimits limits;
   std::chrono::milliseconds acquire_timeout{60000};   // wait for a model to start

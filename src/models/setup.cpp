@@ -6,7 +6,7 @@
 
 namespace llmd::models {
 
-Result<std::unique_ptr<Manager>> create_manager(const app::Config& config, observe::Logger log,
+Result<std::unique_ptr<Manager>> create_manager(const config::Config& config, observe::Logger log,
                                                 observe::Registry& metrics) {
   ManagerOptions o;
   o.models = config.models;

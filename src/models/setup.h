@@ -5,13 +5,13 @@
 
 #include <memory>
 
-#include "app/config.h"
+#include "config/config.h"
 #include "models/manager.h"
 
 namespace llmd::models {
 
 // Errors: kInvalidArgument (bad balancer strategy). Blocking (scans files).
-Result<std::unique_ptr<Manager>> create_manager(const app::Config& config, observe::Logger log,
+Result<std::unique_ptr<Manager>> create_manager(const config::Config& config, observe::Logger log,
                                                 observe::Registry& metrics);
 
 }  // namespace llmd::models

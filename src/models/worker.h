@@ -13,7 +13,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
-#include "app/config.h"
+#include "config/config.h"
 #include "core/error.h"
 #include "observe/log.h"
 
@@ -23,7 +23,7 @@ struct WorkerSpec {
   std::string model;             // model name (log tag, --alias)
   std::string instance_id;       // e.g. "qwen#0"
   std::filesystem::path file;    // GGUF file
-  app::ModelEntry entry;         // ctx, threads, parallel, gpu_layers, chat_template, command
+  config::ModelEntry entry;         // ctx, threads, parallel, gpu_layers, chat_template, command
   std::string host = "127.0.0.1";
   int port = 0;
   // The key the worker must require (Authorization: Bearer), "" = none. The

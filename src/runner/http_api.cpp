@@ -400,7 +400,7 @@ net::awaitable<Response> serve_generation(RequestContext& ctx, RunnerService& sv
   auto body = parse_json_body(ctx.request.body);
   if (!body) co_return error_reply(body.error(), ctx);
   // Rendering a template and compiling a grammar are CPU work: off the I/O thread.
-  auto parsed = co_await pool.run([&body, parse, &svc] { return parse_for(parse, *body, svc); });
+  auto parsed = co_await pool.run([&body, &parse, &svc] { return parse_for(parse, *body, svc); });
   if (!parsed) co_return error_reply(parsed.error(), ctx);
   const ApiKind kind = parsed->kind;
 
@@ -417,7 +417,7 @@ net::awaitable<Response> serve_generation(RequestContext& ctx, RunnerService& sv
   // best_of ranks choices by their tokens' log-probabilities.
   if (parsed->best_of > parsed->n) request.n_probs = std::max(request.n_probs, 0);
   // Tokenizing a long prompt and compiling a grammar are CPU work: off the I/O thread.
-  auto handles = co_await pool.run([&svc, &request, &channel, stream, generated] {
+  auto handles = co_await pool.run([&svc, &request, &channel, &stream, &generated] {
     std::vector<GenerateCallbacks> callbacks;
     for (std::size_t i = 0; i < generated; ++i) callbacks.push_back(channel->callbacks(stream, i));
     return svc.engine().submit_choices(std::move(request), std::move(callbacks));

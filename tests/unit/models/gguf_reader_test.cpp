@@ -200,9 +200,9 @@ TEST(Catalog, ListsConfiguredAndDiscoveredModelsWithErrors) {
   testing::write_file(dir / "good.gguf", valid_file());
   testing::write_file(dir / "junk.gguf", "this is not a model");
   testing::write_file(dir / "notes.txt", "ignored");
-  app::ModelsConfig cfg;
+  config::ModelsConfig cfg;
   cfg.dir = dir.path().string();
-  app::ModelEntry e;
+  config::ModelEntry e;
   e.name = "chat";
   e.file = "good.gguf";
   e.description = "configured";

@@ -11,6 +11,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include "models/manager.h"
+#include "models/resources.h"
 
 namespace llmd::models {
 namespace {
