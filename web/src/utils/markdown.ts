@@ -1,9 +1,36 @@
+import katex from 'katex'
 import MarkdownIt from 'markdown-it'
+import texmath from 'markdown-it-texmath'
+import 'katex/dist/katex.min.css'
 
 // Raw HTML in the source is escaped (html: false) and markdown-it's link
 // validation drops javascript:/vbscript:/data: URLs, so model output can
 // never inject markup or script.
 const md = new MarkdownIt({ html: false, linkify: true, breaks: true, typographer: false })
+
+// TeX math as models write it: $...$ and $$...$$, \(...\) and \[...\].
+// KaTeX renders it to HTML and MathML; with `trust: false` commands such
+// as \href and \htmlClass render as plain text, and a formula KaTeX cannot
+// parse shows as its source in red instead of failing the whole message.
+md.use(texmath, {
+  engine: katex,
+  delimiters: ['dollars', 'brackets'],
+  katexOptions: { throwOnError: false, trust: false, strict: 'ignore', maxSize: 20, maxExpand: 500 },
+})
+// texmath's $...$ may run across a code span or another $ ("costs $5 and
+// $10 ... `echo $HOME`" became one broken formula). Here inline $...$
+// holds no $, backtick or line break, and is tried after code spans, so
+// `$PATH` stays code; $$...$$ keeps texmath's rule. Both run in their order
+// ($$ first). \( and \[ stay before markdown's backslash escapes.
+const [doubleDollar, singleDollar] = texmath.rules.dollars.inline
+const dollarRules = [
+  doubleDollar,
+  { ...singleDollar, rex: /\$((?:[^\s\\$`])|(?:[^\s$`][^$`\n]*?[^\s\\$`]))\$/y },
+]
+for (const rule of [...dollarRules].reverse()) {
+  md.inline.ruler.disable(rule.name)
+  md.inline.ruler.after('backticks', `${rule.name}_after_code`, texmath.inline(rule))
+}
 
 const defaultLink =
   md.renderer.rules.link_open ??
@@ -14,7 +41,7 @@ md.renderer.rules.link_open = (tokens, idx, options, env, self) => {
   return defaultLink(tokens, idx, options, env, self)
 }
 
-/** Renders untrusted Markdown (model output) to safe HTML. */
+/** Renders untrusted Markdown (model output) with TeX math to safe HTML. */
 export function renderMarkdown(source: string): string {
   return md.render(source)
 }

@@ -77,4 +77,35 @@ describe('renderMarkdown', () => {
     expect(html).toContain('&lt;img')
     expect(html).not.toContain('href="javascript:')
   })
+
+  it('renders TeX math in every delimiter models use', () => {
+    const inline = renderMarkdown('So $x^2+1$ and \\(\\frac{1}{2}\\) hold.')
+    expect(inline.match(/class="katex"/g)).toHaveLength(2)
+    expect(inline).toContain('<mfrac>')
+    expect(inline).not.toContain('$x^2')
+    // Chinese text puts no spaces around its formulas.
+    expect(renderMarkdown('面积是$x^2$平方米，约$3.5$。')).toMatch(
+      /面积是<eq><span class="katex">[\s\S]*平方米/,
+    )
+    const display = renderMarkdown('\\[\\int_0^1 x\\,dx\\]\n\n$$a^2+b^2=c^2$$')
+    expect(display.match(/class="katex-display"/g)).toHaveLength(2)
+    expect(display).toContain('∫')
+  })
+
+  it('leaves prices and code alone and never trusts TeX with links or HTML', () => {
+    const prices = renderMarkdown(
+      'It costs $5 and $10 today; `echo $HOME` and `$PATH` are code, \\$x\\$ is not math.',
+    )
+    expect(prices).not.toContain('katex')
+    expect(prices).toContain('$5 and $10')
+    expect(prices).toContain('<code>echo $HOME</code>')
+    expect(prices).toContain('<code>$PATH</code>')
+    expect(prices).toContain('$x$ is not math')
+    const hostile = renderMarkdown(
+      '$\\href{javascript:alert(1)}{x}$ $\\htmlClass{evil}{y}$ $<img src=x onerror=alert(1)>$ $\\frac{1}{$',
+    )
+    expect(hostile).not.toContain('href="javascript:')
+    expect(hostile).not.toContain('class="evil"')
+    expect(hostile).not.toContain('<img')
+  })
 })
