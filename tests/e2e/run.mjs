@@ -376,7 +376,13 @@ async function main() {
   await step('admin grants tokens and the user balance updates', async () => {
     userBalance = await balanceShown(page)
     await logout(page)
+    // A shared computer: the next person to sign in finds none of the user's conversations.
+    const leftBehind = await page.evaluate(() => localStorage.getItem('llmd.conversations'))
+    check(leftBehind === null, `conversations left in the browser after logout: ${leftBehind}`)
     await login(page, base, 'admin', adminPassword)
+    await page.goto(`${base}/chat`)
+    await page.getByTestId('model-status').waitFor()
+    check((await page.getByTestId('user-message').count()) === 0, "the previous user's chat is shown to the next")
     await page.goto(`${base}/admin/users`)
     await inputOf(page, 'user-search').fill(user)
     await page.getByTestId('user-search-btn').click()

@@ -2,6 +2,7 @@ import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
 import type { Api } from '@/api'
 import type { User } from '@/api/types'
+import { useChatStore } from '@/stores/chat'
 
 const kTokenKey = 'llmd.token'
 const kUserKey = 'llmd.user'
@@ -52,6 +53,8 @@ export const useAuthStore = defineStore('auth', () => {
     expired.value = sessionExpired
     storage?.removeItem(kTokenKey)
     storage?.removeItem(kUserKey)
+    // The conversations were this user's: the next one to sign in here must not see them.
+    useChatStore().forget()
   }
 
   async function login(api: Api, username: string, password: string): Promise<void> {

@@ -31,7 +31,11 @@ function load(): Conversation[] {
   }
 }
 
-/** Conversations, kept in the browser (localStorage), newest first. */
+/**
+ * Conversations, kept in the browser (localStorage) for the signed-in user only, newest first: any
+ * logout, an expired session included, forgets them, so the next person on a shared computer finds
+ * none.
+ */
 export const useChatStore = defineStore('chat', () => {
   const conversations = ref<Conversation[]>(load())
   const currentId = ref<string | null>(conversations.value[0]?.id ?? null)
@@ -39,6 +43,10 @@ export const useChatStore = defineStore('chat', () => {
   watch(
     conversations,
     (list) => {
+      if (list.length === 0) {
+        globalThis.localStorage?.removeItem(kKey)
+        return
+      }
       // Never persist a half-streamed reply's pending flag.
       const clean = list.map((c) => ({ ...c, messages: c.messages.map((m) => ({ ...m, pending: false })) }))
       globalThis.localStorage?.setItem(kKey, JSON.stringify(clean))
@@ -78,6 +86,12 @@ export const useChatStore = defineStore('chat', () => {
     currentId.value = null
   }
 
+  /** Drops every conversation from this browser (at logout: a shared computer keeps none). */
+  function forget(): void {
+    clear()
+    globalThis.localStorage?.removeItem(kKey)
+  }
+
   /** Appends a message and returns the reactive copy, so streaming can update it in place. */
   function append(c: Conversation, m: ChatMessage): ChatMessage {
     c.messages.push(m)
@@ -93,5 +107,5 @@ export const useChatStore = defineStore('chat', () => {
       .map((m) => ({ role: m.role, content: m.content }))
   }
 
-  return { conversations, currentId, current, create, select, remove, clear, append, history }
+  return { conversations, currentId, current, create, select, remove, clear, forget, append, history }
 })

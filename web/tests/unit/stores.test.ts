@@ -1,5 +1,6 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { createPinia, setActivePinia } from 'pinia'
+import { nextTick } from 'vue'
 import { useAuthStore } from '@/stores/auth'
 import { useChatStore } from '@/stores/chat'
 import { guard } from '@/router'
@@ -50,6 +51,23 @@ describe('auth store', () => {
     expect(auth.loggedIn).toBe(false)
     expect(auth.expired).toBe(true)
     expect(localStorage.getItem('llmd.token')).toBeNull()
+  })
+
+  it("forgets the user's conversations at any logout, so the next user of the browser sees none", async () => {
+    const auth = useAuthStore()
+    auth.setSession('jwt', alice)
+    const chat = useChatStore()
+    chat.append(chat.create('m'), { role: 'user', content: 'my secret essay' })
+    await nextTick()
+    expect(localStorage.getItem('llmd.conversations')).toContain('my secret essay')
+    auth.logout(true) // an expired session on a lab computer counts too
+    await nextTick()
+    expect(chat.conversations).toHaveLength(0)
+    expect(chat.current()).toBeUndefined()
+    expect(localStorage.getItem('llmd.conversations')).toBeNull()
+    // A new page load for the next user finds nothing either.
+    setActivePinia(createPinia())
+    expect(useChatStore().conversations).toHaveLength(0)
   })
 
   it('does not log in when the API rejects', async () => {
