@@ -30,6 +30,16 @@ OPENERS = {"(": ")", "[": "]", "{": "}"}
 CLOSERS = {")": "(", "]": "[", "}": "{"}
 
 
+def is_digit_separator(src: str, i: int) -> bool:
+    """Whether the ' at `i` separates digits of a number (not a character
+    literal such as 'x' or U'x')."""
+    j = i
+    while j > 0 and (src[j - 1].isalnum() or src[j - 1] == "_"):
+        j -= 1
+    word = src[j:i]
+    return bool(word) and word[0].isdigit() and i + 1 < len(src) and src[i + 1].isalnum()
+
+
 def blank_comments_and_literals(src: str) -> str:
     """The source with comments and string/char literal contents replaced by
     spaces (newlines kept), so brackets inside them are not counted."""
@@ -58,7 +68,7 @@ def blank_comments_and_literals(src: str) -> str:
             out.append('R"' + "".join(ch if ch == "\n" else " " for ch in src[i + 2 : j - 1]) + '"')
             i = j
         elif c in "\"'":
-            if c == "'" and i > 0 and src[i - 1].isalnum():  # digit separator: 1'000
+            if c == "'" and is_digit_separator(src, i):  # 1'000, 0xFF'FF
                 out.append(c)
                 i += 1
                 continue

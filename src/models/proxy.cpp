@@ -97,8 +97,9 @@ net::awaitable<Exchange> Proxy::send(const std::string& request_id, const std::s
     if (!r) {
       lease->finish(false);
       last = r.error();
-      log_.warn("worker call failed", {{"model", model}, {"instance", out.instance}, {"reason", r.error().message},
-                                       {"request_id", request_id}});
+      log_.warn(
+          "worker call failed",
+          {{"model", model}, {"instance", out.instance}, {"reason", r.error().message}, {"request_id", request_id}});
       if (refusal_of(r.error()) == Refusal::kUnreachable && attempt == 0) {
         exclude.push_back(out.instance);
         continue;
@@ -191,6 +192,26 @@ json tally_event(std::string& block, const std::string& payload, bool strip_timi
   return chunk;
 }
 
+// The headers of a stream relayed to the client from a worker's.
+http::Headers relayed_stream_headers(const http::Headers& upstream, const std::string& instance) {
+  http::Headers down;
+  down.set("Content-Type", std::string(upstream.get("Content-Type").value_or("text/event-stream")));
+  down.set("Cache-Control", "no-cache");
+  down.set("X-Accel-Buffering", "no");
+  down.set("X-Llmd-Instance", instance);
+  return down;
+}
+
+// Tells an SSE client why its stream ends early, then ends it cleanly.
+net::awaitable<void> end_with_upstream_error(http::RequestContext& ctx, const std::string& request_id) {
+  const json err = {
+      {"error",
+       {{"code", "upstream_error"}, {"message", "the model worker failed mid-reply"}, {"request_id", request_id}}}};
+  const std::string event = "data: " + err.dump() + "\n\n";
+  co_await ctx.stream.write(event);
+  co_await ctx.stream.end();
+}
+
 }  // namespace
 
 net::awaitable<ProxyResult> Proxy::stream(const std::string& request_id, http::RequestContext* ctx,
@@ -230,11 +251,7 @@ net::awaitable<ProxyResult> Proxy::stream(const std::string& request_id, http::R
       }
       whole_reply = on_event && h.get("Content-Type").value_or("").starts_with("application/json");
       if (!on_event) {
-        http::Headers down;
-        down.set("Content-Type", std::string(h.get("Content-Type").value_or("text/event-stream")));
-        down.set("Cache-Control", "no-cache");
-        down.set("X-Accel-Buffering", "no");
-        down.set("X-Llmd-Instance", out.instance);
+        const http::Headers down = relayed_stream_headers(h, out.instance);
         out.started = true;
         if (!co_await ctx->stream.begin(200, down)) {
           client_gone = true;
@@ -259,8 +276,8 @@ net::awaitable<ProxyResult> Proxy::stream(const std::string& request_id, http::R
       std::string pass;  // the blocks to forward, written in one piece
       for (auto& [block, payload] : events) {
         bool forward = true;
-        const json chunk = tally_event(block, payload, !forward_timings && !on_event, forward_usage_chunk, tally,
-                                       out.usage, forward);
+        const json chunk =
+            tally_event(block, payload, !forward_timings && !on_event, forward_usage_chunk, tally, out.usage, forward);
         if (on_event) {
           if (!chunk.is_discarded() && chunk.is_object()) {
             out.started = true;
@@ -295,19 +312,18 @@ net::awaitable<ProxyResult> Proxy::stream(const std::string& request_id, http::R
     if (!r) {
       lease->finish(false);
       last = r.error();
-      log_.warn("worker stream failed", {{"model", model}, {"instance", out.instance}, {"reason", r.error().message},
-                                         {"request_id", request_id}, {"started", out.started}});
+      log_.warn("worker stream failed", {{"model", model},
+                                         {"instance", out.instance},
+                                         {"reason", r.error().message},
+                                         {"request_id", request_id},
+                                         {"started", out.started}});
       if (!out.started && refusal_of(r.error()) == Refusal::kUnreachable && attempt == 0) {
         exclude.push_back(out.instance);
         continue;
       }
       if (!out.started) break;
       if (!on_event) {
-        // Tell an SSE client why the stream ends early, then end it cleanly.
-        const json err = {{"error", {{"code", "upstream_error"}, {"message", "the model worker failed mid-reply"},
-                                     {"request_id", request_id}}}};
-        co_await ctx->stream.write("data: " + err.dump() + "\n\n");
-        co_await ctx->stream.end();
+        co_await end_with_upstream_error(*ctx, request_id);
         out.response = http::Response::already_streamed(200);
       }
       out.outcome_status = 502;
