@@ -5,12 +5,12 @@
 #include <llama.h>
 
 #include <array>
-#include <cstdio>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -72,8 +72,7 @@ struct ArchInfo {
 Result<ArchInfo> arch_info(std::string_view arch) {
   if (arch == "qwen2") return ArchInfo{"ggml-vocab-qwen2.gguf", true, 1000000.0f, 1e-6f};
   if (arch == "llama") return ArchInfo{"ggml-vocab-llama-spm.gguf", false, 10000.0f, 1e-5f};
-  return fail(ErrorCode::kInvalidArgument,
-              "unknown --arch '" + std::string(arch) + "' (expected qwen2 or llama)");
+  return fail(ErrorCode::kInvalidArgument, "unknown --arch '" + std::string(arch) + "' (expected qwen2 or llama)");
 }
 
 Result<void> validate(const TestModelShape& s) {
@@ -143,19 +142,25 @@ Result<void> write_tensor_data(std::FILE* f, const TensorSpec& t, uint64_t seed,
 
 Result<llama_ftype> ftype_from_name(std::string_view name) {
   static constexpr std::array<std::pair<std::string_view, llama_ftype>, 13> kTypes{{
-      {"F16", LLAMA_FTYPE_MOSTLY_F16},     {"Q8_0", LLAMA_FTYPE_MOSTLY_Q8_0},
-      {"Q4_0", LLAMA_FTYPE_MOSTLY_Q4_0},   {"Q4_1", LLAMA_FTYPE_MOSTLY_Q4_1},
-      {"Q5_0", LLAMA_FTYPE_MOSTLY_Q5_0},   {"Q5_1", LLAMA_FTYPE_MOSTLY_Q5_1},
-      {"Q2_K", LLAMA_FTYPE_MOSTLY_Q2_K},   {"Q3_K_M", LLAMA_FTYPE_MOSTLY_Q3_K_M},
-      {"Q4_K_S", LLAMA_FTYPE_MOSTLY_Q4_K_S}, {"Q4_K_M", LLAMA_FTYPE_MOSTLY_Q4_K_M},
-      {"Q5_K_M", LLAMA_FTYPE_MOSTLY_Q5_K_M}, {"Q6_K", LLAMA_FTYPE_MOSTLY_Q6_K},
+      {"F16", LLAMA_FTYPE_MOSTLY_F16},
+      {"Q8_0", LLAMA_FTYPE_MOSTLY_Q8_0},
+      {"Q4_0", LLAMA_FTYPE_MOSTLY_Q4_0},
+      {"Q4_1", LLAMA_FTYPE_MOSTLY_Q4_1},
+      {"Q5_0", LLAMA_FTYPE_MOSTLY_Q5_0},
+      {"Q5_1", LLAMA_FTYPE_MOSTLY_Q5_1},
+      {"Q2_K", LLAMA_FTYPE_MOSTLY_Q2_K},
+      {"Q3_K_M", LLAMA_FTYPE_MOSTLY_Q3_K_M},
+      {"Q4_K_S", LLAMA_FTYPE_MOSTLY_Q4_K_S},
+      {"Q4_K_M", LLAMA_FTYPE_MOSTLY_Q4_K_M},
+      {"Q5_K_M", LLAMA_FTYPE_MOSTLY_Q5_K_M},
+      {"Q6_K", LLAMA_FTYPE_MOSTLY_Q6_K},
       {"Q5_K_S", LLAMA_FTYPE_MOSTLY_Q5_K_S},
   }};
   for (const auto& [n, t] : kTypes) {
     if (n == name) return t;
   }
-  return fail(ErrorCode::kInvalidArgument, "unknown quantization '" + std::string(name) +
-                                               "' (e.g. Q4_K_M, Q8_0, Q4_0, F16)");
+  return fail(ErrorCode::kInvalidArgument,
+              "unknown quantization '" + std::string(name) + "' (e.g. Q4_K_M, Q8_0, Q4_0, F16)");
 }
 
 // Appends the FIM control tokens to `g`'s copy of `vocab`'s token list
@@ -185,8 +190,7 @@ int64_t append_fim_tokens(const gguf_context& vocab, gguf_context& g) {
   return static_cast<int64_t>(tokens.size());
 }
 
-Result<void> write_f16_model(const TestModelOptions& o, const ArchInfo& a,
-                             const std::filesystem::path& vocab_path,
+Result<void> write_f16_model(const TestModelOptions& o, const ArchInfo& a, const std::filesystem::path& vocab_path,
                              const std::filesystem::path& out) {
   gguf_init_params vp{/*no_alloc=*/true, /*ctx=*/nullptr};
   GgufPtr vocab{gguf_init_from_file(vocab_path.c_str(), vp)};
@@ -298,8 +302,8 @@ Result<void> make_test_model(const TestModelOptions& o) {
   const auto vocab_path = vocab_dir / arch->vocab_file;
   std::error_code ec;
   if (!std::filesystem::is_regular_file(vocab_path, ec)) {
-    return fail(ErrorCode::kNotFound, "vocab file " + vocab_path.string() +
-                                          " not found (run engine/install.sh or set LLMD_VOCAB_DIR)");
+    return fail(ErrorCode::kNotFound,
+                "vocab file " + vocab_path.string() + " not found (run engine/install.sh or set LLMD_VOCAB_DIR)");
   }
   if (!ftype) return write_f16_model(o, *arch, vocab_path, o.out);
 

@@ -75,9 +75,12 @@ int main(int argc, char** argv) {
   std::string out_dir;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
-    if (flag == "--mb") mb = std::atof(argv[i + 1]);
-    else if (flag == "--runs") runs = std::atoi(argv[i + 1]);
-    else if (flag == "--out") out_dir = argv[i + 1];
+    if (flag == "--mb")
+      mb = std::atof(argv[i + 1]);
+    else if (flag == "--runs")
+      runs = std::atoi(argv[i + 1]);
+    else if (flag == "--out")
+      out_dir = argv[i + 1];
   }
   ConvertOptions o;
   o.limits.max_input_bytes = 1u << 30;

@@ -23,8 +23,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 int usage() {
-  std::fprintf(stderr,
-               "usage: bare_decode --model FILE [--threads N] [--prompt N] [--gen N] [--ctx N] [--reps N]\n");
+  std::fprintf(stderr, "usage: bare_decode --model FILE [--threads N] [--prompt N] [--gen N] [--ctx N] [--reps N]\n");
   return 2;
 }
 
@@ -38,16 +37,22 @@ int main(int argc, char** argv) {
     auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
     const char* v = next();
     if (v == nullptr) return usage();
-    if (a == "--model") model_path = v;
-    else if (a == "--threads") threads = std::atoi(v);
-    else if (a == "--prompt") n_prompt = std::atoi(v);
-    else if (a == "--gen") n_gen = std::atoi(v);
-    else if (a == "--ctx") n_ctx = std::atoi(v);
-    else if (a == "--reps") reps = std::atoi(v);
-    else return usage();
+    if (a == "--model")
+      model_path = v;
+    else if (a == "--threads")
+      threads = std::atoi(v);
+    else if (a == "--prompt")
+      n_prompt = std::atoi(v);
+    else if (a == "--gen")
+      n_gen = std::atoi(v);
+    else if (a == "--ctx")
+      n_ctx = std::atoi(v);
+    else if (a == "--reps")
+      reps = std::atoi(v);
+    else
+      return usage();
   }
-  if (model_path.empty() || threads < 1 || n_prompt < 1 || n_gen < 1 || reps < 1 ||
-      n_prompt + n_gen > n_ctx) {
+  if (model_path.empty() || threads < 1 || n_prompt < 1 || n_gen < 1 || reps < 1 || n_prompt + n_gen > n_ctx) {
     return usage();
   }
 

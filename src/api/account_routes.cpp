@@ -15,7 +15,6 @@ using http::Response;
 
 bool is_api_path(const std::string& path) { return path.starts_with("/api/") || path.starts_with("/v1/"); }
 
-
 nlohmann::json key_json(const auth::ApiKeyInfo& k) {
   nlohmann::json j = {{"id", k.id}, {"name", k.name}, {"prefix", k.prefix}, {"created_at", k.created_at}};
   j["last_used_at"] = k.last_used_at ? nlohmann::json(*k.last_used_at) : nlohmann::json(nullptr);
@@ -25,9 +24,14 @@ nlohmann::json key_json(const auth::ApiKeyInfo& k) {
 }  // namespace
 
 nlohmann::json user_json(const auth::User& u) {
-  return {{"id", u.id},       {"username", u.username},          {"email", u.email},
-          {"role", u.role},   {"tokens", u.available_tokens()},  {"disabled", u.disabled},
-          {"created_at", u.created_at}, {"must_change_password", u.must_change_password}};
+  return {{"id", u.id},
+          {"username", u.username},
+          {"email", u.email},
+          {"role", u.role},
+          {"tokens", u.available_tokens()},
+          {"disabled", u.disabled},
+          {"created_at", u.created_at},
+          {"must_change_password", u.must_change_password}};
 }
 
 Result<auth::Principal> require_user(const RequestContext& ctx) {
@@ -47,8 +51,8 @@ Result<auth::Principal> require_admin(const RequestContext& ctx) {
 }
 
 Result<auth::Principal> authenticate_counting_failures(auth::AuthService& auth, auth::RateLimiter& limiter,
-                                                       const config::LimitsConfig& limits, const std::string& credentials,
-                                                       const std::string& ip) {
+                                                       const config::LimitsConfig& limits,
+                                                       const std::string& credentials, const std::string& ip) {
   auto who = auth.authenticate(credentials);
   if (who || who.error().code != ErrorCode::kUnauthenticated) return who;
   // A failure never reaches the rate-limit middleware: charge the address
@@ -67,7 +71,7 @@ Result<auth::Principal> authenticate_counting_failures(auth::AuthService& auth, 
 http::Middleware auth_middleware(auth::AuthService& auth, http::WorkerPool& pool, auth::RateLimiter& limiter,
                                  config::LimitsConfig limits) {
   return http::render_errors([&auth, &pool, &limiter, limits](RequestContext& ctx,
-                                                            const http::Next& next) -> awaitable<Result<Response>> {
+                                                              const http::Next& next) -> awaitable<Result<Response>> {
     // Anthropic's clients send their key as x-api-key.
     std::optional<std::string> header;
     if (auto bearer = ctx.request.headers.get("Authorization")) {
@@ -86,9 +90,10 @@ http::Middleware auth_middleware(auth::AuthService& auth, http::WorkerPool& pool
   });
 }
 
-http::Middleware rate_limit_middleware(auth::RateLimiter& limiter, config::LimitsConfig limits, http::WorkerPool& pool) {
+http::Middleware rate_limit_middleware(auth::RateLimiter& limiter, config::LimitsConfig limits,
+                                       http::WorkerPool& pool) {
   return http::render_errors([&limiter, limits, &pool](RequestContext& ctx,
-                                                     const http::Next& next) -> awaitable<Result<Response>> {
+                                                       const http::Next& next) -> awaitable<Result<Response>> {
     if (is_api_path(ctx.request.path)) {
       const std::string ip_key = "ip:" + ctx.request.remote_ip;
       std::string principal_key;
@@ -109,8 +114,8 @@ http::Middleware rate_limit_middleware(auth::RateLimiter& limiter, config::Limit
         wait = check();
       }
       if (wait) {
-        co_return std::unexpected(Error(ErrorCode::kRateLimited, "too many requests; slow down", "rate_limited")
-                                 .with_retry_after(*wait));
+        co_return std::unexpected(
+            Error(ErrorCode::kRateLimited, "too many requests; slow down", "rate_limited").with_retry_after(*wait));
       }
     }
     co_return co_await next(ctx);
@@ -130,8 +135,7 @@ void add_account_routes(http::Router& router, AccountDeps d) {
     }
     const std::string ip = ctx.request.remote_ip;
     http::WorkerPool& bcrypt_pool = d.password_pool ? *d.password_pool : d.pool;
-    auto session =
-        co_await bcrypt_pool.run([&] { return d.auth.register_user(*username, *password, *email, ip); });
+    auto session = co_await bcrypt_pool.run([&] { return d.auth.register_user(*username, *password, *email, ip); });
     if (!session) co_return std::unexpected(session.error());
     d.log.info("user registered", {{"request_id", ctx.request_id}, {"user_id", session->user.id}});
     co_return Response::json(201, {{"token", session->token}, {"user", user_json(session->user)}});
@@ -181,8 +185,8 @@ void add_account_routes(http::Router& router, AccountDeps d) {
     auto who = require_user(ctx);
     if (!who) co_return std::unexpected(who.error());
     if (who->api_key_id) {
-      co_return std::unexpected(Error(ErrorCode::kPermissionDenied, "log in with the password to change it (not an API key)",
-                                 "forbidden"));
+      co_return std::unexpected(
+          Error(ErrorCode::kPermissionDenied, "log in with the password to change it (not an API key)", "forbidden"));
     }
     auto body = http::parse_json_object(ctx.request.body);
     if (!body) co_return std::unexpected(body.error());
@@ -192,8 +196,7 @@ void add_account_routes(http::Router& router, AccountDeps d) {
     if (!next) co_return std::unexpected(next.error());
     const std::string ip = ctx.request.remote_ip;
     http::WorkerPool& bcrypt_pool = d.password_pool ? *d.password_pool : d.pool;
-    auto session =
-        co_await bcrypt_pool.run([&] { return d.auth.change_password(who->user_id, *current, *next, ip); });
+    auto session = co_await bcrypt_pool.run([&] { return d.auth.change_password(who->user_id, *current, *next, ip); });
     if (!session) co_return std::unexpected(session.error());
     d.log.info("password changed", {{"request_id", ctx.request_id}, {"user_id", who->user_id}});
     co_return Response::json(200, {{"token", session->token}, {"user", user_json(session->user)}});

@@ -3,10 +3,10 @@
 // route modules use to get the caller (require_user / require_admin).
 #pragma once
 
-#include "config/config.h"
 #include "auth/limiter.h"
 #include "auth/service.h"
 #include "billing/accounts.h"
+#include "config/config.h"
 #include "http/context.h"
 #include "http/router.h"
 #include "http/worker_pool.h"
@@ -29,8 +29,8 @@ struct AccountDeps {
 // counts against `ip`: past limits.auth_failures_per_minute failures or its
 // ip_rpm budget the answer becomes kRateLimited with a retry-after.
 Result<auth::Principal> authenticate_counting_failures(auth::AuthService& auth, auth::RateLimiter& limiter,
-                                                       const config::LimitsConfig& limits, const std::string& credentials,
-                                                       const std::string& ip);
+                                                       const config::LimitsConfig& limits,
+                                                       const std::string& credentials, const std::string& ip);
 
 // On /api/ and /v1/ paths with an Authorization header: authenticates it
 // (401 when invalid) and stores the Principal in the context (ctx.get<auth::Principal>()).

@@ -89,11 +89,12 @@ void add_admin_routes(http::Router& router, AccountDeps d) {
     }
     const std::string ledger_reason = "admin " + admin.username + ": " + *reason;
     auto result = co_await d.pool.run([&] {
-      return change_user(d.auth.users(), id, [&] { return d.accounts.adjust(id, *amount, ledger_reason, ctx.request_id); });
+      return change_user(d.auth.users(), id,
+                         [&] { return d.accounts.adjust(id, *amount, ledger_reason, ctx.request_id); });
     });
     if (!result) co_return std::unexpected(result.error());
-    d.log.info("tokens adjusted", {{"request_id", ctx.request_id}, {"admin", admin.user_id}, {"user_id", id},
-                                   {"amount", *amount}});
+    d.log.info("tokens adjusted",
+               {{"request_id", ctx.request_id}, {"admin", admin.user_id}, {"user_id", id}, {"amount", *amount}});
     co_return Response::json(200, {{"user", *result}});
   });
 
@@ -125,7 +126,8 @@ void add_admin_routes(http::Router& router, AccountDeps d) {
     const nlohmann::json& body = change->body;
     bool disabled = true;
     if (auto it = body.find("disabled"); it != body.end()) {
-      if (!it->is_boolean()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "disabled must be a boolean"));
+      if (!it->is_boolean())
+        co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "disabled must be a boolean"));
       disabled = it->get<bool>();
     }
     if (id == admin.user_id) {
@@ -151,7 +153,8 @@ void add_admin_routes(http::Router& router, AccountDeps d) {
     if (!given) co_return std::unexpected(given.error());
     bool must_change = true;
     if (auto it = body.find("must_change"); it != body.end() && !it->is_null()) {
-      if (!it->is_boolean()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "must_change must be a boolean"));
+      if (!it->is_boolean())
+        co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "must_change must be a boolean"));
       must_change = it->get<bool>();
     }
     const bool generate = given->empty();

@@ -4,11 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tasks/convert/repair_service.h"
 #include "core/user_slots.h"
 #include "http/errors.h"
 #include "http/json_body.h"
 #include "tasks/convert/convert.h"
+#include "tasks/convert/repair_service.h"
 
 namespace llmd::api {
 namespace {
@@ -16,7 +16,6 @@ namespace {
 using boost::asio::awaitable;
 using http::RequestContext;
 using http::Response;
-
 
 struct ConvertRequest {
   convert::Format from = convert::Format::kJson;
@@ -45,7 +44,8 @@ Result<ConvertRequest> parse_request(const nlohmann::json& body) {
     if (!it->is_object()) return fail(ErrorCode::kInvalidArgument, "options must be an object", "invalid_field");
     for (const auto& [k, v] : it->items()) {
       if (k == "infer_types" || k == "pretty" || k == "repair") {
-        if (!v.is_boolean()) return fail(ErrorCode::kInvalidArgument, "options." + k + " must be a boolean", "invalid_field");
+        if (!v.is_boolean())
+          return fail(ErrorCode::kInvalidArgument, "options." + k + " must be a boolean", "invalid_field");
         (k == "infer_types" ? r.options.infer_types : k == "pretty" ? r.options.pretty : r.repair) = v.get<bool>();
       } else if (k == "indent") {
         if (!v.is_number_integer() || v.get<std::int64_t>() < 1 || v.get<std::int64_t>() > 8) {
@@ -54,7 +54,8 @@ Result<ConvertRequest> parse_request(const nlohmann::json& body) {
         r.options.indent = v.get<int>();
       } else if (k == "root_name" || k == "item_name") {
         if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>().size() > 64) {
-          return fail(ErrorCode::kInvalidArgument, "options." + k + " must be a name of 1-64 characters", "invalid_field");
+          return fail(ErrorCode::kInvalidArgument, "options." + k + " must be a name of 1-64 characters",
+                      "invalid_field");
         }
         (k == "root_name" ? r.options.root_name : r.options.item_name) = v.get<std::string>();
       } else {
@@ -71,12 +72,13 @@ constexpr std::size_t kHeavyInputBytes = 64 * 1024;
 
 // The repair path (SPEC §5: base x 1.2 + 5), when a model is configured.
 awaitable<Result<Response>> repair(const ConvertDeps& d, RequestContext& ctx, const auth::Principal& who,
-                           const ConvertRequest& req, const Error& parse_error) {
+                                   const ConvertRequest& req, const Error& parse_error) {
   if (d.repair_model.empty()) {
     co_return std::unexpected(Error(ErrorCode::kUnavailable,
-                               "repair needs a model (tasks.convert.model or models.default_model); the input "
-                               "does not parse: " + parse_error.message,
-                               "model_unavailable"));
+                                    "repair needs a model (tasks.convert.model or models.default_model); the input "
+                                    "does not parse: " +
+                                        parse_error.message,
+                                    "model_unavailable"));
   }
   const convert::RepairDeps deps{d.models, d.accounts, d.pricing, d.pool, d.repair_model};
   const billing::Caller caller{who.user_id, ctx.request_id, ctx.route, ctx.started};
@@ -169,8 +171,16 @@ void add_convert_routes(http::Router& router, ConvertDeps d) {
     const std::int64_t charge = d.pricing.charge("convert", base);
     auto settled = co_await d.pool.run([&]() -> Result<billing::Settled> {
       auto s = d.accounts.settle_in_full(*held, {charge, "convert", ctx.request_id, "convert", ""});
-      billing::UsageRecord usage{ctx.request_id, who->user_id, ctx.route, "convert", "", "", 0, 0,
-                                 s ? charge : 0, s ? 200 : http::status_for(s.error().code),
+      billing::UsageRecord usage{ctx.request_id,
+                                 who->user_id,
+                                 ctx.route,
+                                 "convert",
+                                 "",
+                                 "",
+                                 0,
+                                 0,
+                                 s ? charge : 0,
+                                 s ? 200 : http::status_for(s.error().code),
                                  elapsed_ms()};
       (void)d.accounts.record_usage(usage);  // best effort: the charge is already in the ledger
       return s;

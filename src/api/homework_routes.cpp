@@ -4,12 +4,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tasks/homework/grading_service.h"
 #include "core/text.h"
 #include "http/errors.h"
 #include "http/json_body.h"
 #include "tasks/homework/arithmetic.h"
 #include "tasks/homework/grader.h"
+#include "tasks/homework/grading_service.h"
 
 namespace llmd::api {
 namespace {
@@ -19,12 +19,11 @@ using http::RequestContext;
 using http::Response;
 using nlohmann::json;
 
-constexpr std::size_t kMaxTextBytes = 4000;     // question, answer, reference answer
+constexpr std::size_t kMaxTextBytes = 4000;  // question, answer, reference answer
 constexpr std::size_t kMaxRubricBytes = 2000;
 constexpr std::size_t kMaxSubjectBytes = 64;
 constexpr std::int64_t kDefaultMaxTokens = 1024;
 constexpr std::int64_t kDefaultSeed = 42;
-
 
 struct HomeworkRequest {
   homework::PromptInput prompt;
@@ -54,15 +53,20 @@ Result<HomeworkRequest> parse_request(const json& body) {
   for (const auto* f : {&subject, &question, &answer, &grade, &reference, &rubric, &language}) {
     if (!*f) return std::unexpected(f->error());
   }
-  if (text::trim(*subject).empty()) return fail(ErrorCode::kInvalidArgument, "subject must not be empty", "invalid_field");
-  if (text::trim(*question).empty()) return fail(ErrorCode::kInvalidArgument, "question must not be empty", "invalid_field");
+  if (text::trim(*subject).empty())
+    return fail(ErrorCode::kInvalidArgument, "subject must not be empty", "invalid_field");
+  if (text::trim(*question).empty())
+    return fail(ErrorCode::kInvalidArgument, "question must not be empty", "invalid_field");
   auto level = homework::parse_grade_level(*grade);
   if (!level) {
     return fail(ErrorCode::kInvalidArgument,
-                "grade_level must be one of 小学, 初中, 高中, 大学 (primary, middle, high, university)", "invalid_field");
+                "grade_level must be one of 小学, 初中, 高中, 大学 (primary, middle, high, university)",
+                "invalid_field");
   }
   auto lang = homework::parse_language(*language);
-  if (!lang) return fail(ErrorCode::kInvalidArgument, "language must be Chinese or English (zh, en, 中文, English)", "invalid_field");
+  if (!lang)
+    return fail(ErrorCode::kInvalidArgument, "language must be Chinese or English (zh, en, 中文, English)",
+                "invalid_field");
   r.prompt.subject = std::string(text::trim(*subject));
   r.prompt.family = homework::subject_family(*subject);
   r.prompt.grade = *level;
@@ -80,14 +84,17 @@ Result<HomeworkRequest> parse_request(const json& body) {
         r.options.samples = static_cast<int>(*n);
       } else if (k == "seed") {
         auto n = http::int_field(*it, "seed", false, kDefaultSeed, 0, 4'000'000'000LL);
-        if (!n) return fail(ErrorCode::kInvalidArgument, "options.seed must be an integer 0..4000000000", "invalid_field");
+        if (!n)
+          return fail(ErrorCode::kInvalidArgument, "options.seed must be an integer 0..4000000000", "invalid_field");
         r.options.seed = *n;
       } else if (k == "max_tokens") {
         auto n = http::int_field(*it, "max_tokens", false, kDefaultMaxTokens, 64, 4096);
-        if (!n) return fail(ErrorCode::kInvalidArgument, "options.max_tokens must be an integer 64..4096", "invalid_field");
+        if (!n)
+          return fail(ErrorCode::kInvalidArgument, "options.max_tokens must be an integer 64..4096", "invalid_field");
         r.options.max_tokens = *n;
       } else if (k == "return_prompt" || k == "brief") {
-        if (!v.is_boolean()) return fail(ErrorCode::kInvalidArgument, "options." + k + " must be a boolean", "invalid_field");
+        if (!v.is_boolean())
+          return fail(ErrorCode::kInvalidArgument, "options." + k + " must be a boolean", "invalid_field");
         (k == "brief" ? r.options.brief : r.return_prompt) = v.get<bool>();
       } else {
         return fail(ErrorCode::kInvalidArgument, "unknown option \"" + k + "\"", "invalid_field");
@@ -132,8 +139,8 @@ void add_homework_routes(http::Router& router, HomeworkDeps d) {
     if (text::trim(req->prompt.answer).empty()) {  // nothing to grade: score 0, no model call, no charge
       auto balance = co_await d.pool.run([&] { return d.accounts.balance(user_id); });
       if (!balance) co_return std::unexpected(balance.error());
-      const json out = grade_json(homework::grade_empty_answer(check, req->prompt.language), "rule", 0,
-                                  balance->available());
+      const json out =
+          grade_json(homework::grade_empty_answer(check, req->prompt.language), "rule", 0, balance->available());
       co_return Response::json(200, out);
     }
     if (!d.model.empty()) {
@@ -154,10 +161,11 @@ void add_homework_routes(http::Router& router, HomeworkDeps d) {
 
     auto by_check = homework::grade_by_check(check, req->prompt.language);
     if (!by_check) {
-      co_return std::unexpected(Error(ErrorCode::kUnavailable,
-                                 "grading this question needs a model (tasks.homework.model or models.default_model)",
-                                 "model_unavailable")
-                               .with_retry_after(30));
+      co_return std::unexpected(
+          Error(ErrorCode::kUnavailable,
+                "grading this question needs a model (tasks.homework.model or models.default_model)",
+                "model_unavailable")
+              .with_retry_after(30));
     }
     const std::int64_t charge = d.pricing.charge("homework", 0);
     const auto elapsed_ms =

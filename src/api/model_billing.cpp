@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include "api/account_routes.h"
-#include "billing/reply_allowance.h"
 #include "billing/caller.h"
 #include "billing/meter.h"
+#include "billing/reply_allowance.h"
 
 namespace llmd::api {
 namespace {
@@ -37,8 +37,8 @@ class BillingHooks final : public models::CallHooks {
     const std::int64_t min_completion = std::min(call.max_tokens, billing::kMinUsefulCompletion);
     // Counting the prompt may start the model: a caller who cannot pay for
     // the smallest useful reply is refused first, with a floor reservation.
-    const billing::MeterOpen what{who->user_id, ctx.request_id, task_of(call), call.model,
-                                  std::max<std::int64_t>(min_completion, 1), ""};
+    const billing::MeterOpen what{
+        who->user_id, ctx.request_id, task_of(call), call.model, std::max<std::int64_t>(min_completion, 1), ""};
     auto opened = co_await open_floor(pool_, accounts_, pricing_, what);
     if (!opened) co_return std::unexpected(opened.error());
     auto meter = std::make_shared<billing::MeteredCall>(std::move(*opened));
@@ -59,8 +59,11 @@ class BillingHooks final : public models::CallHooks {
     // A call that produced nothing (worker unreachable, refused) costs nothing.
     const std::int64_t charge = meter->price(outcome.usage.prompt_tokens + outcome.usage.completion_tokens);
     const std::string request_id = ctx.request_id;
-    const billing::MeterOutcome used{outcome.usage.prompt_tokens, outcome.usage.completion_tokens, outcome.status,
-                                     outcome.instance, ctx.route.empty() ? call.route : ctx.route,
+    const billing::MeterOutcome used{outcome.usage.prompt_tokens,
+                                     outcome.usage.completion_tokens,
+                                     outcome.status,
+                                     outcome.instance,
+                                     ctx.route.empty() ? call.route : ctx.route,
                                      outcome.latency.count()};
     auto result = co_await pool_.run([&] { return meter->settle(used); });
     if (!result) {
@@ -70,9 +73,10 @@ class BillingHooks final : public models::CallHooks {
     if (result->charged < charge) {
       // Only when the worker produced more than was reserved and the balance
       // could not cover the rest: never silent.
-      log_.warn("model call charged less than its usage",
-                {{"request_id", request_id}, {"charge", charge}, {"charged", result->charged},
-                 {"reserved", meter->reservation().amount}});
+      log_.warn("model call charged less than its usage", {{"request_id", request_id},
+                                                           {"charge", charge},
+                                                           {"charged", result->charged},
+                                                           {"reserved", meter->reservation().amount}});
     }
     co_return models::Settlement{result->charged, result->available};
   }
@@ -92,13 +96,14 @@ class BillingHooks final : public models::CallHooks {
   awaitable<Result<void>> require_funds(http::RequestContext& ctx, const models::CallInfo& call) override {
     auto who = api::require_user(ctx);
     if (!who) co_return std::unexpected(who.error());
-    const std::int64_t needed =
-        pricing_.charge(task_of(call), std::max<std::int64_t>(std::min(call.max_tokens, billing::kMinUsefulCompletion), 1), call.model);
+    const std::int64_t needed = pricing_.charge(
+        task_of(call), std::max<std::int64_t>(std::min(call.max_tokens, billing::kMinUsefulCompletion), 1), call.model);
     auto balance = co_await pool_.run([&] { return accounts_.balance(who->user_id); });
     if (!balance) co_return std::unexpected(balance.error());
     if (balance->available() < needed) {
-      co_return fail(Error(ErrorCode::kPaymentRequired, "not enough tokens: this call needs " + std::to_string(needed) +
-                                                            ", you have " + std::to_string(balance->available()),
+      co_return fail(Error(ErrorCode::kPaymentRequired,
+                           "not enough tokens: this call needs " + std::to_string(needed) + ", you have " +
+                               std::to_string(balance->available()),
                            "insufficient_tokens")
                          .with_detail("needed", needed)
                          .with_detail("available", balance->available()));

@@ -4,8 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/version.h"
 #include "core/text.h"
+#include "core/version.h"
 #include "http/errors.h"
 
 namespace llmd::api {
@@ -59,34 +59,36 @@ class CachedDbProbe {
   http::WorkerPool& pool_;
   observe::Histogram& latency_;
   std::mutex mutex_;
-  DbStatus last_;           // guarded by mutex_
-  bool probed_ = false;     // guarded by mutex_
+  DbStatus last_;                                    // guarded by mutex_
+  bool probed_ = false;                              // guarded by mutex_
   std::chrono::steady_clock::time_point probed_at_;  // guarded by mutex_
 };
 
 }  // namespace
 
 void add_ops_routes(http::Router& router, OpsDeps deps) {
-  auto& db_latency = deps.metrics.histogram("llmd_db_ping_seconds", "Database round-trip time of health checks", {})
-                         .with({});
+  auto& db_latency =
+      deps.metrics.histogram("llmd_db_ping_seconds", "Database round-trip time of health checks", {}).with({});
   auto probe = std::make_shared<CachedDbProbe>(deps.database, deps.pool, db_latency);
   const int latest_schema = store::all_migrations().empty() ? 0 : store::all_migrations().back().version;
 
-  router.get("/health", [deps, probe, latest_schema](http::RequestContext&) -> boost::asio::awaitable<Result<http::Response>> {
-    const DbStatus db = co_await probe->get();
-    const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - deps.started);
-    nlohmann::json body = {
-        {"status", db.reachable ? "ok" : "degraded"},
-        {"version", std::string(kVersion)},
-        {"uptime_seconds", uptime.count()},
-        {"database",
-         {{"reachable", db.reachable},
-          {"schema_version", db.schema_version},
-          {"schema_current", db.schema_version == latest_schema},
-          {"latency_ms", std::round(db.latency_ms * 1000) / 1000}}},
-    };
-    co_return http::Response::json(200, body);
-  });
+  router.get("/health",
+             [deps, probe, latest_schema](http::RequestContext&) -> boost::asio::awaitable<Result<http::Response>> {
+               const DbStatus db = co_await probe->get();
+               const auto uptime =
+                   std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - deps.started);
+               nlohmann::json body = {
+                   {"status", db.reachable ? "ok" : "degraded"},
+                   {"version", std::string(kVersion)},
+                   {"uptime_seconds", uptime.count()},
+                   {"database",
+                    {{"reachable", db.reachable},
+                     {"schema_version", db.schema_version},
+                     {"schema_current", db.schema_version == latest_schema},
+                     {"latency_ms", std::round(db.latency_ms * 1000) / 1000}}},
+               };
+               co_return http::Response::json(200, body);
+             });
 
   router.get("/ready", [probe, latest_schema](http::RequestContext&) -> boost::asio::awaitable<Result<http::Response>> {
     const DbStatus db = co_await probe->get();

@@ -8,13 +8,13 @@
 #include <nlohmann/json.hpp>
 
 #include "api/account_routes.h"
-#include "tasks/subtitle/asr_client.h"
 #include "core/language.h"
 #include "core/text.h"
 #include "http/client.h"
 #include "http/errors.h"
 #include "http/json_body.h"
 #include "http/sse.h"
+#include "tasks/subtitle/asr_client.h"
 #include "tasks/subtitle/media.h"
 
 namespace llmd::api {
@@ -26,7 +26,6 @@ using boost::asio::awaitable;
 using http::RequestContext;
 using http::Response;
 using nlohmann::json;
-
 
 // ---- request parsing ----------------------------------------------------------
 
@@ -67,7 +66,8 @@ Result<SubtitleRequest> parse_request(const json& body) {
   for (const char* name : {"content", "upload_id", "video_path"}) {
     auto it = body.find(name);
     if (it == body.end() || it->is_null()) continue;
-    if (!it->is_string()) return fail(ErrorCode::kInvalidArgument, std::string(name) + " must be a string", "invalid_field");
+    if (!it->is_string())
+      return fail(ErrorCode::kInvalidArgument, std::string(name) + " must be a string", "invalid_field");
     ++sources;
   }
   if (sources != 1) {
@@ -218,8 +218,7 @@ struct Handlers {
 
     auto source = co_await d.pool.run([&]() -> Result<Loaded> {
       switch (req->source) {
-        case Source::kContent:
-          return loaded(subtitle::parse(req->content, req->input_format));
+        case Source::kContent: return loaded(subtitle::parse(req->content, req->input_format));
         case Source::kUpload: {
           if (!d.find_upload) return fail(ErrorCode::kInvalidArgument, "uploads are not available", "invalid_input");
           auto upload = d.find_upload(req->upload_id, user_id);
@@ -327,9 +326,9 @@ struct Handlers {
     auto job = co_await load(ctx, who->user_id);
     if (!job) co_return std::unexpected(job.error());
     if (!subtitle::has_result(*job)) {
-      co_return std::unexpected(Error(ErrorCode::kConflict,
-                                 "the job has no result (status " + std::string(jobs::status_name(job->status)) + ")",
-                                 "job_not_done"));
+      co_return std::unexpected(
+          Error(ErrorCode::kConflict,
+                "the job has no result (status " + std::string(jobs::status_name(job->status)) + ")", "job_not_done"));
     }
     const std::string path = job->result_path;
     auto bytes = co_await d.pool.run([&]() -> Result<std::string> {

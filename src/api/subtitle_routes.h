@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "config/config.h"
-#include "tasks/subtitle/subtitle_jobs.h"
 #include "http/router.h"
 #include "http/worker_pool.h"
 #include "observe/log.h"
 #include "tasks/jobs/job_store.h"
+#include "tasks/subtitle/subtitle_jobs.h"
 
 namespace llmd::api {
 
@@ -36,7 +36,7 @@ struct SubtitleRoutesDeps {
   observe::Logger log;
   std::vector<std::string> media_roots;  // uploads.media_roots: where video_path may point
   UploadLookup find_upload;              // empty = upload_id not supported (400)
-  config::AsrConfig asr;                         // speech recognition for media without text subtitles; url "" = off
+  config::AsrConfig asr;                 // speech recognition for media without text subtitles; url "" = off
 };
 
 void add_subtitle_routes(http::Router& router, SubtitleRoutesDeps deps);

@@ -22,7 +22,6 @@ constexpr const char* kUploadsPath = "/api/v1/uploads";
 // the file (and a small `name` field) beyond the file itself.
 constexpr std::uint64_t kMultipartFraming = 64 * 1024;
 
-
 nlohmann::json upload_json(const uploads::UploadRecord& r) {
   nlohmann::json j;
   j["upload_id"] = r.id;
@@ -77,7 +76,7 @@ void add_upload_routes(http::Router& router, UploadDeps deps) {
     const auto& body = ctx.request.body_file;
     if (!body)
       co_return std::unexpected(
-                      Error(ErrorCode::kInvalidArgument, "expected a multipart/form-data body", "invalid_multipart"));
+          Error(ErrorCode::kInvalidArgument, "expected a multipart/form-data body", "invalid_multipart"));
     const std::string content_type(ctx.request.headers.get("Content-Type").value_or(""));
     const std::int64_t user_id = who->user_id;
     auto saved = co_await d->pool.run([&] { return d->uploads.save_multipart(user_id, body->path(), content_type); });

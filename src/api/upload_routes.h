@@ -7,14 +7,14 @@
 #include <string>
 #include <vector>
 
-#include "config/config.h"
-#include "tasks/uploads/upload_store.h"
 #include "auth/limiter.h"
 #include "auth/service.h"
+#include "config/config.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "http/worker_pool.h"
 #include "observe/log.h"
+#include "tasks/uploads/upload_store.h"
 
 namespace llmd::api {
 

@@ -14,7 +14,6 @@ using boost::asio::awaitable;
 using http::RequestContext;
 using http::Response;
 
-
 // The admin view adds whose call it was and which instance served it.
 nlohmann::json record_json(const billing::UsageRow& r, bool admin_view) {
   const auto& u = r.record;

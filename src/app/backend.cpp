@@ -13,29 +13,29 @@
 #include "api/homework_routes.h"
 #include "api/model_billing.h"
 #include "api/ops_routes.h"
-#include "app/state_files.h"
 #include "api/static_routes.h"
-#include "tasks/subtitle/subtitle_jobs.h"
 #include "api/subtitle_routes.h"
 #include "api/upload_routes.h"
 #include "api/usage_routes.h"
-#include "core/version.h"
+#include "app/state_files.h"
 #include "auth/jwt.h"
 #include "auth/limiter.h"
 #include "auth/redis_limiter.h"
 #include "auth/service.h"
 #include "auth/users.h"
 #include "billing/accounts.h"
+#include "core/version.h"
 #include "http/client.h"
 #include "http/pipeline.h"
-#include "inference/gateway_client.h"
-#include "models/routes.h"
-#include "models/setup.h"
 #include "http/server.h"
 #include "http/tls.h"
 #include "http/worker_pool.h"
+#include "inference/gateway_client.h"
+#include "models/routes.h"
+#include "models/setup.h"
 #include "observe/metrics.h"
 #include "store/database.h"
+#include "tasks/subtitle/subtitle_jobs.h"
 
 namespace llmd::app {
 namespace {
@@ -66,8 +66,10 @@ Result<void> ensure_admin(auth::AuthService& auth, std::int64_t initial_tokens, 
   if (!generated) {
     log.info("created admin account from LLMD_ADMIN_PASSWORD", {{"username", "admin"}});
   } else {
-    std::fprintf(stderr, "\n  llmd: created the administrator account\n    username: admin\n    password: %s\n"
-                         "  (shown only this once; you will be asked to change it at the first login)\n\n", password.c_str());
+    std::fprintf(stderr,
+                 "\n  llmd: created the administrator account\n    username: admin\n    password: %s\n"
+                 "  (shown only this once; you will be asked to change it at the first login)\n\n",
+                 password.c_str());
     log.info("created admin account with a generated password (printed on stderr once)", {{"username", "admin"}});
   }
   return {};
@@ -130,7 +132,7 @@ struct Backend::Impl {
   // sockets) and the routes are destroyed while the I/O context still exists.
   std::unique_ptr<http::Server> server;
   std::unique_ptr<models::Manager> models;
-  std::unique_ptr<http::HttpClient> model_http;           // the tasks' upstream connections
+  std::unique_ptr<http::HttpClient> model_http;          // the tasks' upstream connections
   std::unique_ptr<inference::ModelClient> model_client;  // the tasks' model calls (homework, convert, subtitle)
   // The routes refer to everything above; the server holds it from
   // make_server() on and the later stages fill it before it runs.
@@ -225,10 +227,10 @@ Result<void> Backend::Impl::open_accounts() {
   }
   auth = std::make_unique<auth::AuthService>(
       *users,
-      auth::AuthOptions{secret, config.auth.jwt_ttl, config.auth.register_open,
-                        config.auth.register_initial_tokens >= 0 ? config.auth.register_initial_tokens
-                                                                 : config.auth.initial_tokens,
-                        config.auth.bcrypt_cost, config.auth.register_per_ip_per_hour},
+      auth::AuthOptions{
+          secret, config.auth.jwt_ttl, config.auth.register_open,
+          config.auth.register_initial_tokens >= 0 ? config.auth.register_initial_tokens : config.auth.initial_tokens,
+          config.auth.bcrypt_cost, config.auth.register_per_ip_per_hour},
       *login_throttle, *rate_limiter);
   accounts = std::make_unique<billing::Accounts>(*database, instance_id);
   for (const auto& [task, t] : config.tasks) {
@@ -280,8 +282,8 @@ Result<void> Backend::Impl::make_server(std::shared_ptr<http::TlsCertificates> t
   opts.header_timeout = std::chrono::seconds(config.server.header_timeout_seconds);
   opts.idle_timeout = std::chrono::seconds(config.server.idle_timeout_seconds);
   opts.shutdown_grace = std::chrono::seconds(config.server.shutdown_grace_seconds);
-  opts.body_policy = api::upload_body_policy(api::UploadPolicyDeps{*uploads, *auth, *rate_limiter, config.limits, *pool,
-                                                        config.server.allowed_hosts, config.uploads.max_bytes});
+  opts.body_policy = api::upload_body_policy(api::UploadPolicyDeps{
+      *uploads, *auth, *rate_limiter, config.limits, *pool, config.server.allowed_hosts, config.uploads.max_bytes});
   // Client addresses and connection limits (validated when the config loaded).
   if (auto trusted = http::NetworkList::parse(config.server.trusted_proxies); trusted) {
     opts.trusted_proxies = std::move(*trusted);
@@ -328,8 +330,8 @@ Result<void> Backend::Impl::add_routes() {
   model_deps.hooks = api::make_billing_hooks(*accounts, pricing, *pool, *model_client, log);
   models::add_model_routes(*router, std::move(model_deps));
   api::add_convert_routes(*router, api::ConvertDeps{*accounts, pricing, *pool, *task_pool,
-                                          static_cast<std::size_t>(config.limits.convert_concurrent_per_user), log,
-                                          *model_client, task_model(config, "convert")});
+                                                    static_cast<std::size_t>(config.limits.convert_concurrent_per_user),
+                                                    log, *model_client, task_model(config, "convert")});
 
   // Homework grading: the prompt templates are built in, overridable from
   // tasks.homework.prompts_dir.
@@ -337,8 +339,9 @@ Result<void> Backend::Impl::add_routes() {
   if (auto t = config.tasks.find("homework"); t != config.tasks.end()) prompts_dir = t->second.prompts_dir;
   auto prompts = homework::PromptSet::load(prompts_dir);
   if (!prompts) return std::unexpected(prompts.error());
-  api::add_homework_routes(*router, api::HomeworkDeps{*accounts, pricing, *pool, log, *model_client, task_model(config, "homework"),
-                                            std::make_shared<const homework::PromptSet>(std::move(*prompts))});
+  api::add_homework_routes(
+      *router, api::HomeworkDeps{*accounts, pricing, *pool, log, *model_client, task_model(config, "homework"),
+                                 std::make_shared<const homework::PromptSet>(std::move(*prompts))});
 
   api::add_upload_routes(*router, api::UploadDeps{*uploads, *pool, log});
 
@@ -347,14 +350,15 @@ Result<void> Backend::Impl::add_routes() {
       *job_store, *accounts, pricing, *pool, *model_client, log, task_model(config, "subtitle"), config.subtitle,
       (std::filesystem::path(config.server.data_dir) / "results").string(), instance_id,
       [this] { return server->executor(); }});
-  api::add_subtitle_routes(*router, api::SubtitleRoutesDeps{*subtitle_jobs, *job_store, *pool, log, config.uploads.media_roots,
-                                                  [this](const std::string& id, std::int64_t user_id)
-                                                      -> Result<api::UploadedFile> {
-                                                    auto rec = uploads->get(id, user_id);
-                                                    if (!rec) return std::unexpected(rec.error());
-                                                    return api::UploadedFile{rec->path, rec->original_name};
-                                                  },
-                                                  config.asr});
+  api::add_subtitle_routes(
+      *router,
+      api::SubtitleRoutesDeps{*subtitle_jobs, *job_store, *pool, log, config.uploads.media_roots,
+                              [this](const std::string& id, std::int64_t user_id) -> Result<api::UploadedFile> {
+                                auto rec = uploads->get(id, user_id);
+                                if (!rec) return std::unexpected(rec.error());
+                                return api::UploadedFile{rec->path, rec->original_name};
+                              },
+                              config.asr});
 
   // The web UI: the router's fallback, so every API route above wins.
   const auto web_dir = api::find_web_dir(config.server.web_dir);

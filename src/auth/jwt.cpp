@@ -102,8 +102,7 @@ Result<JwtClaims> verify_jwt(std::string_view token, std::string_view secret, st
   auto signature = base64url_decode(signature_b64);
   if (!signature) return std::unexpected(invalid());
   const std::string expected = hmac_sha256(secret, token.substr(0, second));
-  if (signature->size() != expected.size() ||
-      CRYPTO_memcmp(signature->data(), expected.data(), expected.size()) != 0) {
+  if (signature->size() != expected.size() || CRYPTO_memcmp(signature->data(), expected.data(), expected.size()) != 0) {
     return std::unexpected(invalid());
   }
 

@@ -16,7 +16,7 @@ inline constexpr std::size_t kMinJwtSecretBytes = 32;
 inline constexpr std::string_view kJwtIssuer = "llmd";
 
 struct JwtClaims {
-  std::string subject;     // user id, decimal
+  std::string subject;  // user id, decimal
   std::int64_t issued_at = 0;
   std::int64_t expires_at = 0;
   std::int64_t not_before = 0;  // 0 = not set

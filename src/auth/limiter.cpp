@@ -34,7 +34,9 @@ std::optional<int> MemoryRateLimiter::take(const std::string& key, int limit, st
 }
 
 namespace {
-std::string pair_key(const std::string& username, const std::string& ip) { return text::to_lower(username) + "\n" + ip; }
+std::string pair_key(const std::string& username, const std::string& ip) {
+  return text::to_lower(username) + "\n" + ip;
+}
 }  // namespace
 
 const LoginThrottle::Count* LoginThrottle::live(const std::unordered_map<std::string, Count>& map,

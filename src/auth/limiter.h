@@ -45,9 +45,9 @@ class MemoryRateLimiter final : public RateLimiter {
 };
 
 struct LoginThrottleOptions {
-  int pair_failures = 10;      // failures of one (account, address) pair per window before that pair waits
-  int address_failures = 50;   // failures from one address, all accounts together, before that address waits
-  int account_failures = 50;   // failures on one account, all addresses together, before the account slows down
+  int pair_failures = 10;     // failures of one (account, address) pair per window before that pair waits
+  int address_failures = 50;  // failures from one address, all accounts together, before that address waits
+  int account_failures = 50;  // failures on one account, all addresses together, before the account slows down
   std::chrono::seconds window{300};
 };
 

@@ -8,7 +8,7 @@ namespace {
 // KEYS[1] = bucket; ARGV[1] = limit; ARGV[2] = period (ms). Returns 0 when a token was taken,
 // else the whole seconds until one will be there. Fields: tokens (float),
 // ts (Redis time of the last refill, ms).
-constexpr const char *kTokenBucket = R"lua(
+constexpr const char* kTokenBucket = R"lua(
 if redis.replicate_commands then redis.replicate_commands() end
 local cap = tonumber(ARGV[1])
 local rate = cap / tonumber(ARGV[2])
@@ -38,55 +38,39 @@ return wait
 
 constexpr auto kWarnEvery = std::chrono::seconds(30);
 
-} // namespace
+}  // namespace
 
-RedisRateLimiter::RedisRateLimiter(
-    std::unique_ptr<store::redis::RedisClient> client, Warn warn,
-    std::string key_prefix)
-    : client_(std::move(client)), warn_(std::move(warn)),
-      prefix_(std::move(key_prefix)) {}
+RedisRateLimiter::RedisRateLimiter(std::unique_ptr<store::redis::RedisClient> client, Warn warn, std::string key_prefix)
+    : client_(std::move(client)), warn_(std::move(warn)), prefix_(std::move(key_prefix)) {}
 
-Result<std::unique_ptr<RedisRateLimiter>>
-RedisRateLimiter::open(const std::string &url, Warn warn) {
+Result<std::unique_ptr<RedisRateLimiter>> RedisRateLimiter::open(const std::string& url, Warn warn) {
   auto parsed = store::redis::parse_redis_url(url);
-  if (!parsed)
-    return std::unexpected(parsed.error());
-  auto client = std::make_unique<store::redis::RedisClient>(
-      std::move(*parsed), store::redis::RedisClient::Options{});
+  if (!parsed) return std::unexpected(parsed.error());
+  auto client = std::make_unique<store::redis::RedisClient>(std::move(*parsed), store::redis::RedisClient::Options{});
   return std::make_unique<RedisRateLimiter>(std::move(client), std::move(warn));
 }
 
-std::optional<int> RedisRateLimiter::take(const std::string &key, int limit,
-                                          std::chrono::seconds period) {
-  if (limit <= 0)
-    return std::nullopt;
+std::optional<int> RedisRateLimiter::take(const std::string& key, int limit, std::chrono::seconds period) {
+  if (limit <= 0) return std::nullopt;
   const auto period_ms = std::max<std::int64_t>(1, period.count()) * 1000;
-  auto reply = client_->eval(kTokenBucket, {prefix_ + key},
-                             {std::to_string(limit), std::to_string(period_ms)});
+  auto reply = client_->eval(kTokenBucket, {prefix_ + key}, {std::to_string(limit), std::to_string(period_ms)});
   if (!reply || reply->kind != store::redis::Reply::Kind::kInteger) {
-    warn_throttled(
-        reply
-            ? "redis rate limiter: unexpected reply; using per-instance limits"
-            : "redis rate limiter: " + reply.error().message +
-                  "; using per-instance limits");
+    warn_throttled(reply ? "redis rate limiter: unexpected reply; using per-instance limits"
+                         : "redis rate limiter: " + reply.error().message + "; using per-instance limits");
     return fallback_.take(key, limit, period);
   }
-  if (reply->integer <= 0)
-    return std::nullopt;
+  if (reply->integer <= 0) return std::nullopt;
   return static_cast<int>(reply->integer);
 }
 
-void RedisRateLimiter::warn_throttled(const std::string &message) {
+void RedisRateLimiter::warn_throttled(const std::string& message) {
   const auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(warn_mutex_);
-    if (last_warning_ != std::chrono::steady_clock::time_point{} &&
-        now - last_warning_ < kWarnEvery)
-      return;
+    if (last_warning_ != std::chrono::steady_clock::time_point{} && now - last_warning_ < kWarnEvery) return;
     last_warning_ = now;
   }
-  if (warn_)
-    warn_(message);
+  if (warn_) warn_(message);
 }
 
-} // namespace llmd::auth
+}  // namespace llmd::auth

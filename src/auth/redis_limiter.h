@@ -29,8 +29,8 @@
 namespace llmd::auth {
 
 class RedisRateLimiter final : public RateLimiter {
-public:
-  using Warn = std::function<void(const std::string &message)>;
+ public:
+  using Warn = std::function<void(const std::string& message)>;
 
   // `key_prefix` namespaces the buckets (tests give each limiter its own).
   RedisRateLimiter(std::unique_ptr<store::redis::RedisClient> client, Warn warn,
@@ -38,24 +38,21 @@ public:
 
   // Parses the URL ("redis://host:port/db") and creates the limiter; does not
   // connect yet. Errors: kInvalidArgument (bad_config) for a bad URL.
-  static Result<std::unique_ptr<RedisRateLimiter>> open(const std::string &url,
-                                                        Warn warn);
+  static Result<std::unique_ptr<RedisRateLimiter>> open(const std::string& url, Warn warn);
 
   using RateLimiter::take;
-  std::optional<int> take(const std::string &key, int limit,
-                          std::chrono::seconds period) override;
+  std::optional<int> take(const std::string& key, int limit, std::chrono::seconds period) override;
   bool blocks() const override { return true; }
 
-private:
-  void warn_throttled(const std::string &message);
+ private:
+  void warn_throttled(const std::string& message);
 
   std::unique_ptr<store::redis::RedisClient> client_;
   Warn warn_;
   std::string prefix_;
   MemoryRateLimiter fallback_;
   std::mutex warn_mutex_;
-  std::chrono::steady_clock::time_point
-      last_warning_{}; // guarded by warn_mutex_
+  std::chrono::steady_clock::time_point last_warning_{};  // guarded by warn_mutex_
 };
 
-} // namespace llmd::auth
+}  // namespace llmd::auth

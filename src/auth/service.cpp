@@ -42,7 +42,8 @@ Result<void> check_password(const std::string& password) {
   if (password.size() > kMaxPasswordBytes) {
     return fail(ErrorCode::kInvalidArgument, "password must be at most 72 bytes (bcrypt limit)", "password_too_long");
   }
-  if (password.size() < 8) return fail(ErrorCode::kInvalidArgument, "password must be at least 8 characters", "password_too_short");
+  if (password.size() < 8)
+    return fail(ErrorCode::kInvalidArgument, "password must be at least 8 characters", "password_too_short");
   if (!text::is_valid_utf8(password) || password.find('\0') != std::string::npos) {
     return fail(ErrorCode::kInvalidArgument, "password contains invalid characters", "invalid_password");
   }
@@ -52,11 +53,13 @@ Result<void> check_password(const std::string& password) {
 Result<void> check_email(const std::string& email) {
   const auto at = email.find('@');
   const bool ok = email.size() <= 254 && at != std::string::npos && at > 0 && at == email.rfind('@') &&
-                  email.find('.', at) != std::string::npos && email.back() != '.' &&
-                  email.find('.', at) > at + 1 && std::ranges::none_of(email, [](char c) {
-                    return std::isspace(static_cast<unsigned char>(c)) || std::iscntrl(static_cast<unsigned char>(c)) ||
-                           c == '<' || c == '>' || c == '"' || c == ',';
-                  }) &&
+                  email.find('.', at) != std::string::npos && email.back() != '.' && email.find('.', at) > at + 1 &&
+                  std::ranges::none_of(email,
+                                       [](char c) {
+                                         return std::isspace(static_cast<unsigned char>(c)) ||
+                                                std::iscntrl(static_cast<unsigned char>(c)) || c == '<' || c == '>' ||
+                                                c == '"' || c == ',';
+                                       }) &&
                   text::is_valid_utf8(email);
   if (!ok) return fail(ErrorCode::kInvalidArgument, "email is not a valid address", "invalid_email");
   return {};
@@ -105,12 +108,13 @@ std::string AuthService::issue_token(const User& user) const {
 }
 
 Result<User> AuthService::create_user(const std::string& username, const std::string& password,
-                                      const std::string& email, const std::string& role,
-                                      std::int64_t initial_tokens, bool must_change_password) {
+                                      const std::string& email, const std::string& role, std::int64_t initial_tokens,
+                                      bool must_change_password) {
   LLMD_TRY(check_username(username));
   LLMD_TRY(check_password(password));
   LLMD_TRY(check_email(email));
-  if (role != "user" && role != "admin") return fail(ErrorCode::kInvalidArgument, "role must be user or admin", "invalid_role");
+  if (role != "user" && role != "admin")
+    return fail(ErrorCode::kInvalidArgument, "role must be user or admin", "invalid_role");
   auto hash = hash_password(password, options_.bcrypt_cost);
   if (!hash) return std::unexpected(hash.error());
   auto user = users_.create(username, email, *hash, role, initial_tokens);
@@ -118,8 +122,8 @@ Result<User> AuthService::create_user(const std::string& username, const std::st
   return users_.set_password_hash(user->id, *hash, true);
 }
 
-Result<Session> AuthService::change_password(std::int64_t user_id, const std::string& current,
-                                             const std::string& next, const std::string& client_ip) {
+Result<Session> AuthService::change_password(std::int64_t user_id, const std::string& current, const std::string& next,
+                                             const std::string& client_ip) {
   auto user = users_.by_id(user_id);
   if (!user) return std::unexpected(user.error());
   if (auto wait = throttle_.blocked(user->username, client_ip)) {

@@ -29,7 +29,7 @@ struct AuthOptions {
   bool register_open = true;
   std::int64_t initial_tokens = 1000;  // balance of a self-registered user
   int bcrypt_cost = 12;
-  int register_per_ip_per_hour = 20;   // registration attempts per client address per hour; 0 = unlimited
+  int register_per_ip_per_hour = 20;  // registration attempts per client address per hour; 0 = unlimited
 };
 
 struct Session {

@@ -16,8 +16,8 @@ constexpr const char* kUserColumns =
 std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 User user_from(const Row& r) {
-  return User{r.integer(0), r.text(1),    r.text(2),    r.text(3), r.integer(4) != 0, r.integer(5),
-              r.integer(6), r.integer(7), r.text(8),    r.integer(9), r.integer(10) != 0};
+  return User{r.integer(0), r.text(1),    r.text(2), r.text(3),    r.integer(4) != 0, r.integer(5),
+              r.integer(6), r.integer(7), r.text(8), r.integer(9), r.integer(10) != 0};
 }
 
 ApiKeyInfo key_from(const Row& r) {
@@ -80,9 +80,10 @@ Result<User> UserStore::create(const std::string& username, const std::string& e
       return fail(ErrorCode::kConflict, "username already taken", "username_taken");
     }
     const std::int64_t now = now_seconds();
-    auto ins = c.exec("INSERT INTO users (username, email, password_hash, role, disabled, balance, reserved, "
-                      "created_at) VALUES (?, ?, ?, ?, 0, 0, 0, ?)",
-                      std::vector<Value>{username, email, password_hash, role, now});
+    auto ins = c.exec(
+        "INSERT INTO users (username, email, password_hash, role, disabled, balance, reserved, "
+        "created_at) VALUES (?, ?, ?, ?, 0, 0, 0, ?)",
+        std::vector<Value>{username, email, password_hash, role, now});
     if (!ins) {
       if (ins.error().code == ErrorCode::kConflict) {
         return fail(ErrorCode::kConflict, "username already taken", "username_taken");
@@ -91,9 +92,10 @@ Result<User> UserStore::create(const std::string& username, const std::string& e
     }
     const std::int64_t id = ins->last_insert_id;
     if (initial_tokens > 0) {
-      LLMD_TRY(c.exec("INSERT INTO ledger (user_id, delta, reason, request_id, task, model, created_at) "
-                      "VALUES (?, ?, 'initial tokens', '', 'admin', '', ?)",
-                      std::vector<Value>{id, initial_tokens, now}));
+      LLMD_TRY(
+          c.exec("INSERT INTO ledger (user_id, delta, reason, request_id, task, model, created_at) "
+                 "VALUES (?, ?, 'initial tokens', '', 'admin', '', ?)",
+                 std::vector<Value>{id, initial_tokens, now}));
       LLMD_TRY(c.exec("UPDATE users SET balance = balance + ? WHERE id = ?", std::vector<Value>{initial_tokens, id}));
     }
     return one_user(c, "id = ?", id);
@@ -157,9 +159,10 @@ Result<void> UserStore::set_disabled(std::int64_t id, bool disabled) {
 
 Result<User> UserStore::set_password_hash(std::int64_t id, const std::string& hash, bool must_change) {
   return db_.transaction<User>([&](Connection& c) -> Result<User> {
-    LLMD_TRY(c.exec("UPDATE users SET password_hash = ?, must_change_password = ?, token_epoch = token_epoch + 1 "
-                    "WHERE id = ?",
-                    std::vector<Value>{hash, std::int64_t{must_change ? 1 : 0}, id}));
+    LLMD_TRY(
+        c.exec("UPDATE users SET password_hash = ?, must_change_password = ?, token_epoch = token_epoch + 1 "
+               "WHERE id = ?",
+               std::vector<Value>{hash, std::int64_t{must_change ? 1 : 0}, id}));
     return one_user(c, "id = ?", id);
   });
 }
@@ -185,9 +188,10 @@ Result<ApiKeyInfo> UserStore::add_key(std::int64_t user_id, const std::string& n
 
 Result<std::vector<ApiKeyInfo>> UserStore::keys(std::int64_t user_id) {
   return db_.with_connection<std::vector<ApiKeyInfo>>([&](Connection& c) -> Result<std::vector<ApiKeyInfo>> {
-    auto rows = c.query("SELECT id, user_id, name, prefix, created_at, last_used_at FROM api_keys "
-                        "WHERE user_id = ? ORDER BY id",
-                        std::vector<Value>{user_id});
+    auto rows = c.query(
+        "SELECT id, user_id, name, prefix, created_at, last_used_at FROM api_keys "
+        "WHERE user_id = ? ORDER BY id",
+        std::vector<Value>{user_id});
     if (!rows) return std::unexpected(rows.error());
     std::vector<ApiKeyInfo> out;
     for (const auto& r : *rows) out.push_back(key_from(r));
@@ -205,31 +209,32 @@ Result<void> UserStore::delete_key(std::int64_t user_id, std::int64_t key_id) {
 }
 
 Result<std::pair<User, ApiKeyInfo>> UserStore::by_key_hash(const std::string& key_hash) {
-  return db_.with_connection<std::pair<User, ApiKeyInfo>>(
-      [&](Connection& c) -> Result<std::pair<User, ApiKeyInfo>> {
-        auto rows = c.query("SELECT id, user_id, name, prefix, created_at, last_used_at FROM api_keys "
-                            "WHERE key_hash = ?",
-                            std::vector<Value>{key_hash});
-        if (!rows) return std::unexpected(rows.error());
-        if (rows->empty()) return fail(ErrorCode::kNotFound, "no such API key", "key_not_found");
-        ApiKeyInfo key = key_from(rows->front());
-        auto user = one_user(c, "id = ?", key.user_id);
-        if (!user) return std::unexpected(user.error());
-        const std::int64_t now = now_seconds();
-        // Recording every use would make each API call a write; once a minute is enough.
-        if (!key.last_used_at || *key.last_used_at < now - 60) {
-          LLMD_TRY(c.exec("UPDATE api_keys SET last_used_at = ? WHERE id = ?", std::vector<Value>{now, key.id}));
-          key.last_used_at = now;
-        }
-        return std::make_pair(std::move(*user), std::move(key));
-      });
+  return db_.with_connection<std::pair<User, ApiKeyInfo>>([&](Connection& c) -> Result<std::pair<User, ApiKeyInfo>> {
+    auto rows = c.query(
+        "SELECT id, user_id, name, prefix, created_at, last_used_at FROM api_keys "
+        "WHERE key_hash = ?",
+        std::vector<Value>{key_hash});
+    if (!rows) return std::unexpected(rows.error());
+    if (rows->empty()) return fail(ErrorCode::kNotFound, "no such API key", "key_not_found");
+    ApiKeyInfo key = key_from(rows->front());
+    auto user = one_user(c, "id = ?", key.user_id);
+    if (!user) return std::unexpected(user.error());
+    const std::int64_t now = now_seconds();
+    // Recording every use would make each API call a write; once a minute is enough.
+    if (!key.last_used_at || *key.last_used_at < now - 60) {
+      LLMD_TRY(c.exec("UPDATE api_keys SET last_used_at = ? WHERE id = ?", std::vector<Value>{now, key.id}));
+      key.last_used_at = now;
+    }
+    return std::make_pair(std::move(*user), std::move(key));
+  });
 }
 
 Result<UsageTotals> UserStore::usage_totals(std::int64_t user_id) {
   return db_.with_connection<UsageTotals>([&](Connection& c) -> Result<UsageTotals> {
-    auto rows = c.query("SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
-                        "COALESCE(SUM(charged),0) FROM usage_records WHERE user_id = ?",
-                        std::vector<Value>{user_id});
+    auto rows = c.query(
+        "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
+        "COALESCE(SUM(charged),0) FROM usage_records WHERE user_id = ?",
+        std::vector<Value>{user_id});
     if (!rows) return std::unexpected(rows.error());
     const Row& r = rows->front();
     return UsageTotals{r.integer(0), r.integer(1), r.integer(2), r.integer(3)};

@@ -21,8 +21,8 @@ struct User {
   std::int64_t balance = 0;
   std::int64_t reserved = 0;
   std::int64_t created_at = 0;
-  std::string password_hash;  // never leaves the auth module in a response
-  std::int64_t token_epoch = 0;  // JWTs issued under an older epoch are refused
+  std::string password_hash;          // never leaves the auth module in a response
+  std::int64_t token_epoch = 0;       // JWTs issued under an older epoch are refused
   bool must_change_password = false;  // the password was set by someone else (first start, an admin reset)
 
   std::int64_t available_tokens() const { return balance - reserved; }

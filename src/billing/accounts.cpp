@@ -33,10 +33,10 @@ Result<Balance> read_balance(Connection& c, std::int64_t user_id) {
 // deadlock upgrading it.
 Result<void> write_ledger(Connection& c, std::int64_t user_id, std::int64_t delta, const Charge& charge) {
   LLMD_TRY(c.exec("UPDATE users SET balance = balance + ? WHERE id = ?", std::vector<Value>{delta, user_id}));
-  LLMD_TRY(c.exec("INSERT INTO ledger (user_id, delta, reason, request_id, task, model, created_at) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                  std::vector<Value>{user_id, delta, charge.reason, charge.request_id, charge.task, charge.model,
-                                     now_seconds()}));
+  LLMD_TRY(c.exec(
+      "INSERT INTO ledger (user_id, delta, reason, request_id, task, model, created_at) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?)",
+      std::vector<Value>{user_id, delta, charge.reason, charge.request_id, charge.task, charge.model, now_seconds()}));
   return {};
 }
 
@@ -78,9 +78,10 @@ Result<Reservation> Accounts::reserve(std::int64_t user_id, std::int64_t amount,
       if (!b) return std::unexpected(b.error());
       return std::unexpected(insufficient(amount, b->available()));
     }
-    auto ins = c.exec("INSERT INTO reservations (user_id, amount, request_id, instance, state, created_at) "
-                      "VALUES (?, ?, ?, ?, 'pending', ?)",
-                      std::vector<Value>{user_id, amount, request_id, instance_id_, now_seconds()});
+    auto ins = c.exec(
+        "INSERT INTO reservations (user_id, amount, request_id, instance, state, created_at) "
+        "VALUES (?, ?, ?, ?, 'pending', ?)",
+        std::vector<Value>{user_id, amount, request_id, instance_id_, now_seconds()});
     if (!ins) return std::unexpected(ins.error());
     return Reservation{ins->last_insert_id, user_id, amount, request_id};
   });
@@ -90,7 +91,8 @@ Result<Settled> Accounts::settle(const Reservation& r, const Charge& charge) {
   return db_.transaction<Settled>([&](Connection& c) -> Result<Settled> {
     auto before = close_reservation(c, r);
     if (!before) return std::unexpected(before.error());
-    const std::int64_t amount = std::clamp<std::int64_t>(charge.amount, 0, std::max<std::int64_t>(before->available(), 0));
+    const std::int64_t amount =
+        std::clamp<std::int64_t>(charge.amount, 0, std::max<std::int64_t>(before->available(), 0));
     if (amount > 0) LLMD_TRY(write_ledger(c, r.user_id, -amount, charge));
     auto b = read_balance(c, r.user_id);
     if (!b) return std::unexpected(b.error());
@@ -163,10 +165,11 @@ Result<std::int64_t> Accounts::spend(std::int64_t user_id, const Charge& charge)
       if (!b) return std::unexpected(b.error());
       return std::unexpected(insufficient(charge.amount, b->available()));
     }
-    LLMD_TRY(c.exec("INSERT INTO ledger (user_id, delta, reason, request_id, task, model, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    std::vector<Value>{user_id, -charge.amount, charge.reason, charge.request_id, charge.task,
-                                       charge.model, now_seconds()}));
+    LLMD_TRY(
+        c.exec("INSERT INTO ledger (user_id, delta, reason, request_id, task, model, created_at) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?)",
+               std::vector<Value>{user_id, -charge.amount, charge.reason, charge.request_id, charge.task, charge.model,
+                                  now_seconds()}));
     auto b = read_balance(c, user_id);
     if (!b) return std::unexpected(b.error());
     return b->available();
@@ -185,10 +188,10 @@ Result<std::int64_t> Accounts::adjust(std::int64_t user_id, std::int64_t delta, 
     auto b = read_balance(c, user_id);
     if (!b) return std::unexpected(b.error());
     if (updated->affected_rows != 1) return std::unexpected(insufficient(-delta, b->available()));
-    LLMD_TRY(c.exec("INSERT INTO ledger (user_id, delta, reason, request_id, task, model, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    std::vector<Value>{user_id, delta, reason, request_id, std::string("admin"), std::string(),
-                                       now_seconds()}));
+    LLMD_TRY(c.exec(
+        "INSERT INTO ledger (user_id, delta, reason, request_id, task, model, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        std::vector<Value>{user_id, delta, reason, request_id, std::string("admin"), std::string(), now_seconds()}));
     return b->available();
   });
 }
@@ -199,9 +202,10 @@ Result<Balance> Accounts::balance(std::int64_t user_id) {
 
 Result<int> Accounts::release_abandoned(std::int64_t stale_seconds) {
   return db_.transaction<int>([&](Connection& c) -> Result<int> {
-    auto rows = c.query("SELECT id, user_id, amount FROM reservations WHERE state = 'pending' "
-                        "AND (instance = ? OR created_at < ?)",
-                        std::vector<Value>{instance_id_, now_seconds() - stale_seconds});
+    auto rows = c.query(
+        "SELECT id, user_id, amount FROM reservations WHERE state = 'pending' "
+        "AND (instance = ? OR created_at < ?)",
+        std::vector<Value>{instance_id_, now_seconds() - stale_seconds});
     if (!rows) return std::unexpected(rows.error());
     for (const auto& row : *rows) {
       LLMD_TRY(c.exec("UPDATE reservations SET state = 'released' WHERE id = ?", std::vector<Value>{row.integer(0)}));
@@ -214,20 +218,21 @@ Result<int> Accounts::release_abandoned(std::int64_t stale_seconds) {
 
 Result<void> Accounts::record_usage(const UsageRecord& u) {
   return db_.with_connection<void>([&](Connection& c) -> Result<void> {
-    LLMD_TRY(c.exec("INSERT INTO usage_records (request_id, user_id, route, task, model, instance, prompt_tokens, "
-                    "completion_tokens, charged, status, latency_ms, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    std::vector<Value>{u.request_id, u.user_id, u.route, u.task, u.model, u.instance,
-                                       u.prompt_tokens, u.completion_tokens, u.charged,
-                                       std::int64_t{u.status}, u.latency_ms, now_seconds()}));
+    LLMD_TRY(c.exec(
+        "INSERT INTO usage_records (request_id, user_id, route, task, model, instance, prompt_tokens, "
+        "completion_tokens, charged, status, latency_ms, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        std::vector<Value>{u.request_id, u.user_id, u.route, u.task, u.model, u.instance, u.prompt_tokens,
+                           u.completion_tokens, u.charged, std::int64_t{u.status}, u.latency_ms, now_seconds()}));
     return {};
   });
 }
 
 Result<std::vector<LedgerEntry>> Accounts::ledger(std::int64_t user_id, int limit) {
   return db_.with_connection<std::vector<LedgerEntry>>([&](Connection& c) -> Result<std::vector<LedgerEntry>> {
-    auto rows = c.query("SELECT id, delta, reason, request_id, task, model, created_at FROM ledger "
-                        "WHERE user_id = ? ORDER BY id DESC LIMIT ?",
-                        std::vector<Value>{user_id, std::int64_t{limit}});
+    auto rows = c.query(
+        "SELECT id, delta, reason, request_id, task, model, created_at FROM ledger "
+        "WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+        std::vector<Value>{user_id, std::int64_t{limit}});
     if (!rows) return std::unexpected(rows.error());
     std::vector<LedgerEntry> out;
     for (const auto& r : *rows) {
@@ -266,18 +271,19 @@ Result<std::pair<std::vector<UsageRow>, std::int64_t>> Accounts::usage(const Usa
     if (!total) return std::unexpected(total.error());
     params.emplace_back(std::int64_t{f.limit});
     params.emplace_back(std::int64_t{f.offset});
-    auto rows = c.query("SELECT id, request_id, user_id, route, task, model, instance, prompt_tokens, "
-                        "completion_tokens, charged, status, latency_ms, created_at FROM usage_records" +
-                            where + " ORDER BY id DESC LIMIT ? OFFSET ?",
-                        params);
+    auto rows = c.query(
+        "SELECT id, request_id, user_id, route, task, model, instance, prompt_tokens, "
+        "completion_tokens, charged, status, latency_ms, created_at FROM usage_records" +
+            where + " ORDER BY id DESC LIMIT ? OFFSET ?",
+        params);
     if (!rows) return std::unexpected(rows.error());
     Out out{{}, total->front().integer(0)};
     for (const auto& r : *rows) {
       UsageRow u;
       u.id = r.integer(0);
-      u.record = UsageRecord{r.text(1),    r.integer(2), r.text(3),    r.text(4),
-                             r.text(5),    r.text(6),    r.integer(7), r.integer(8),
-                             r.integer(9), static_cast<int>(r.integer(10)), r.integer(11)};
+      u.record = UsageRecord{r.text(1),    r.integer(2), r.text(3),    r.text(4),    r.text(5),
+                             r.text(6),    r.integer(7), r.integer(8), r.integer(9), static_cast<int>(r.integer(10)),
+                             r.integer(11)};
       u.created_at = r.integer(12);
       out.first.push_back(std::move(u));
     }
@@ -292,7 +298,10 @@ std::int64_t price(const PriceRule& rule, std::int64_t base) {
 }
 
 Pricing::Pricing()
-    : rules_{{"chat", {1.0, 0}}, {"v1", {1.0, 0}}, {"convert", {1.2, 5}}, {"homework", {2.0, 20}},
+    : rules_{{"chat", {1.0, 0}},
+             {"v1", {1.0, 0}},
+             {"convert", {1.2, 5}},
+             {"homework", {2.0, 20}},
              {"subtitle", {3.0, 50}}} {}
 
 PriceRule Pricing::rule(const std::string& task) const {

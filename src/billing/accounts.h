@@ -44,7 +44,7 @@ struct Charge {
   std::int64_t amount = 0;  // >= 0; capped at the reservation when settling
   std::string reason;       // e.g. "chat", "convert", "admin grant: prize"
   std::string request_id;
-  std::string task;         // chat | v1 | convert | homework | subtitle | admin
+  std::string task;  // chat | v1 | convert | homework | subtitle | admin
   std::string model;
 };
 
@@ -77,10 +77,10 @@ struct LedgerEntry {
 
 struct UsageFilter {
   std::optional<std::int64_t> user_id;
-  std::string model;          // exact; empty = any
-  std::string task;           // exact; empty = any
-  std::int64_t since = 0;     // unix seconds, inclusive; 0 = any
-  std::int64_t until = 0;     // unix seconds, exclusive; 0 = any
+  std::string model;       // exact; empty = any
+  std::string task;        // exact; empty = any
+  std::int64_t since = 0;  // unix seconds, inclusive; 0 = any
+  std::int64_t until = 0;  // unix seconds, exclusive; 0 = any
   int limit = 50;
   int offset = 0;
 };

@@ -91,8 +91,12 @@ MeteredCall::MeteredCall(Accounts& accounts, const Pricing& pricing, MeterOpen w
 }
 
 MeteredCall::MeteredCall(MeteredCall&& other) noexcept
-    : accounts_(other.accounts_), pricing_(other.pricing_), what_(std::move(other.what_)),
-      held_(std::move(other.held_)), adopted_(other.adopted_), state_(std::exchange(other.state_, State::kClosed)) {}
+    : accounts_(other.accounts_),
+      pricing_(other.pricing_),
+      what_(std::move(other.what_)),
+      held_(std::move(other.held_)),
+      adopted_(other.adopted_),
+      state_(std::exchange(other.state_, State::kClosed)) {}
 
 MeteredCall& MeteredCall::operator=(MeteredCall&& other) noexcept {
   if (this != &other) {

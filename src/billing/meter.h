@@ -27,10 +27,10 @@ namespace llmd::billing {
 struct MeterOpen {
   std::int64_t user_id = 0;
   std::string request_id;
-  std::string task;                 // the price rule: chat | v1 | convert | homework | subtitle
+  std::string task;  // the price rule: chat | v1 | convert | homework | subtitle
   std::string model;
   std::int64_t worst_base_tokens = 0;  // prompt + completion tokens at most, before pricing
-  std::string reason;               // the ledger row's reason; empty = the task
+  std::string reason;                  // the ledger row's reason; empty = the task
 };
 
 // What the call used and how it ended (the usage record).
@@ -46,10 +46,10 @@ struct MeterOutcome {
 // A model call whose prompt is known and whose completion allowance may
 // shrink to what the balance pays for.
 struct FitRequest {
-  std::int64_t prompt_tokens = 0;     // billed prompt tokens
-  std::int64_t max_completion = 0;    // the completion tokens asked for, per choice
-  std::int64_t min_completion = 64;   // below this a reply is not worth it: 402 instead
-  std::int64_t choices = 1;           // replies generated from the prompt (OpenAI's n, best_of)
+  std::int64_t prompt_tokens = 0;    // billed prompt tokens
+  std::int64_t max_completion = 0;   // the completion tokens asked for, per choice
+  std::int64_t min_completion = 64;  // below this a reply is not worth it: 402 instead
+  std::int64_t choices = 1;          // replies generated from the prompt (OpenAI's n, best_of)
 };
 
 struct Grown;

@@ -5,15 +5,13 @@
 namespace llmd::billing {
 
 boost::asio::awaitable<Result<MeteredCall>> open_floor(http::WorkerPool& pool, Accounts& accounts,
-                                                                const Pricing& pricing,
-                                                                MeterOpen what) {
+                                                       const Pricing& pricing, MeterOpen what) {
   co_return co_await pool.run([&] { return MeteredCall::open(accounts, pricing, what); });
 }
 
 inference::Progress ReplyAllowance::watch(std::int64_t base_before) {
-  return [this, base_before](const inference::Usage& so_far) {
-    return keep_ahead(base_before, so_far.completion_tokens);
-  };
+  return
+      [this, base_before](const inference::Usage& so_far) { return keep_ahead(base_before, so_far.completion_tokens); };
 }
 
 boost::asio::awaitable<bool> ReplyAllowance::keep_ahead(std::int64_t base_before, std::int64_t completion) {

@@ -33,8 +33,7 @@ inline constexpr std::int64_t kFirstReplyAllowance = 128;
 // caller who cannot pay the floor must not make happen. Grow it with
 // MeteredCall::grow once the content is counted.
 boost::asio::awaitable<Result<MeteredCall>> open_floor(http::WorkerPool& pool, Accounts& accounts,
-                                                                const Pricing& pricing,
-                                                                MeterOpen what);
+                                                       const Pricing& pricing, MeterOpen what);
 
 // The Grow of a ReplyAllowance for `meter` (MeteredCall::cover).
 inline std::function<Result<std::int64_t>(std::int64_t, std::int64_t)> cover_with(MeteredCall& meter) {

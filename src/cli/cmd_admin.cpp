@@ -9,13 +9,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/commands.h"
-#include "config/config.h"
 #include "app/state_files.h"
 #include "auth/limiter.h"
 #include "auth/service.h"
 #include "auth/users.h"
 #include "billing/accounts.h"
+#include "cli/commands.h"
+#include "config/config.h"
 #include "store/database.h"
 
 namespace llmd::cli {
@@ -82,11 +82,11 @@ Result<AdminContext> open_context(const std::string& config_path) {
   c.throttle = std::make_unique<auth::LoginThrottle>(1000, std::chrono::seconds(1));
   c.limiter = std::make_unique<auth::MemoryRateLimiter>();
   // The CLI never issues tokens; the secret only has to satisfy the service.
-  c.auth = std::make_unique<auth::AuthService>(
-      *c.users,
-      auth::AuthOptions{auth::generate_secret(), c.config.auth.jwt_ttl, true, c.config.auth.initial_tokens,
-                        c.config.auth.bcrypt_cost, 0},
-      *c.throttle, *c.limiter);
+  c.auth =
+      std::make_unique<auth::AuthService>(*c.users,
+                                          auth::AuthOptions{auth::generate_secret(), c.config.auth.jwt_ttl, true,
+                                                            c.config.auth.initial_tokens, c.config.auth.bcrypt_cost, 0},
+                                          *c.throttle, *c.limiter);
   c.accounts = std::make_unique<billing::Accounts>(*c.db, "admin-cli");
   return c;
 }
@@ -107,8 +107,12 @@ int run_admin(const std::string& action, const AdminOptions& o) {
     if (o.json) {
       nlohmann::json list = nlohmann::json::array();
       for (const auto& u : *users) {
-        list.push_back({{"id", u.id}, {"username", u.username}, {"email", u.email}, {"role", u.role},
-                        {"tokens", u.available_tokens()}, {"disabled", u.disabled}});
+        list.push_back({{"id", u.id},
+                        {"username", u.username},
+                        {"email", u.email},
+                        {"role", u.role},
+                        {"tokens", u.available_tokens()},
+                        {"disabled", u.disabled}});
       }
       std::cout << list.dump(2) << "\n";
     } else {
@@ -167,11 +171,13 @@ void add_admin_command(CLI::App& root, CommandRunner& run) {
     return [&run, o, action] { run = [o, action] { return run_admin(action, *o); }; };
   };
 
-  auto* add = cmd->add_subcommand("user-add", "Create a user (password from --password-stdin, LLMD_NEW_PASSWORD, or generated)");
+  auto* add = cmd->add_subcommand("user-add",
+                                  "Create a user (password from --password-stdin, LLMD_NEW_PASSWORD, or generated)");
   add->add_option("username", o->username, "User name")->required();
   add->add_option("--email", o->email, "Email address")->required();
   add->add_option("--role", o->role, "user or admin")->check(CLI::IsMember({"user", "admin"}));
-  add->add_option("--tokens", o->tokens, "Initial tokens (default: auth.initial_tokens)")->check(CLI::NonNegativeNumber);
+  add->add_option("--tokens", o->tokens, "Initial tokens (default: auth.initial_tokens)")
+      ->check(CLI::NonNegativeNumber);
   add->add_flag("--password-stdin", o->password_stdin, "Read the password from the first line of stdin");
   add->callback(set_runner("user-add"));
 

@@ -80,7 +80,8 @@ void add_convert_command(CLI::App& root, CommandRunner& run) {
   cmd->add_flag("--infer-types", flags->infer_types, "Type CSV/TSV cells and XML text (numbers, booleans, null)");
   cmd->add_flag("--compact", flags->compact, "Single-line JSON/XML output");
   cmd->add_option("--indent", flags->indent, "Spaces per level")->check(CLI::Range(1, 8));
-  cmd->add_option("--root-name", flags->root_name, "XML root element / TOML key wrapping a document with no single root");
+  cmd->add_option("--root-name", flags->root_name,
+                  "XML root element / TOML key wrapping a document with no single root");
   cmd->add_option("--item-name", flags->item_name, "XML element for entries of a top-level list");
   cmd->callback([&run, flags] { run = [flags] { return run_convert(*flags); }; });
 }

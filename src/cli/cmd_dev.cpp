@@ -35,9 +35,8 @@ void add_dev_command(CLI::App& root, CommandRunner& run) {
   auto* dev = root.add_subcommand("dev", "Developer tools");
   dev->require_subcommand(1);
 
-  auto* make = dev->add_subcommand(
-      "make-test-model",
-      "Write a random-weight GGUF model with a real tokenizer (for tests and benchmarks)");
+  auto* make = dev->add_subcommand("make-test-model",
+                                   "Write a random-weight GGUF model with a real tokenizer (for tests and benchmarks)");
   auto o = std::make_shared<tools::TestModelOptions>();
   auto shape_name = std::make_shared<std::string>("tiny");
   auto vocab_dir = std::make_shared<std::string>();
@@ -63,42 +62,41 @@ void add_dev_command(CLI::App& root, CommandRunner& run) {
   make->add_option("--vocab-dir", *vocab_dir, "Directory of ggml-vocab-*.gguf (default: engine/llama/vocab)");
   auto template_file = std::make_shared<std::string>();
   auto template_name = std::make_shared<std::string>();
-  make->add_option("--chat-template-file", *template_file, "Embed this Jinja chat template")
-      ->check(CLI::ExistingFile);
+  make->add_option("--chat-template-file", *template_file, "Embed this Jinja chat template")->check(CLI::ExistingFile);
   make->add_option("--chat-template", *template_name,
                    "Embed a template: the name of one in engine/llama/templates (e.g. Qwen-Qwen3-0.6B) or a "
                    "llama.cpp built-in name (chatml, llama3, ...)");
 
-  make->callback([&run, o, shape_name, vocab_dir, out, layers, embd, heads, kv_heads, ff, ctx, template_file,
-                  template_name] {
-    if (*shape_name == "qwen2.5-0.5b") {
-      // The preset, then any explicit shape flag on top of it.
-      const tools::TestModelShape given = o->shape;
-      o->shape = tools::qwen2_5_0_5b_shape();
-      if (layers->count() != 0) o->shape.n_layer = given.n_layer;
-      if (embd->count() != 0) o->shape.n_embd = given.n_embd;
-      if (heads->count() != 0) o->shape.n_head = given.n_head;
-      if (kv_heads->count() != 0) o->shape.n_head_kv = given.n_head_kv;
-      if (ff->count() != 0) o->shape.n_ff = given.n_ff;
-      if (ctx->count() != 0) o->shape.n_ctx_train = given.n_ctx_train;
-    }
-    o->out = *out;
-    o->vocab_dir = *vocab_dir;
-    run = [o, template_file, template_name]() -> int {
-      if (auto t = test_model_template(*template_file, *template_name); !t) {
-        std::fprintf(stderr, "llmd: %s\n", t.error().message.c_str());
-        return 2;
-      } else {
-        o->chat_template = std::move(*t);
-      }
-      auto r = tools::make_test_model(*o);
-      if (!r) {
-        std::fprintf(stderr, "llmd: %s\n", r.error().message.c_str());
-        return r.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
-      }
-      return 0;
-    };
-  });
+  make->callback(
+      [&run, o, shape_name, vocab_dir, out, layers, embd, heads, kv_heads, ff, ctx, template_file, template_name] {
+        if (*shape_name == "qwen2.5-0.5b") {
+          // The preset, then any explicit shape flag on top of it.
+          const tools::TestModelShape given = o->shape;
+          o->shape = tools::qwen2_5_0_5b_shape();
+          if (layers->count() != 0) o->shape.n_layer = given.n_layer;
+          if (embd->count() != 0) o->shape.n_embd = given.n_embd;
+          if (heads->count() != 0) o->shape.n_head = given.n_head;
+          if (kv_heads->count() != 0) o->shape.n_head_kv = given.n_head_kv;
+          if (ff->count() != 0) o->shape.n_ff = given.n_ff;
+          if (ctx->count() != 0) o->shape.n_ctx_train = given.n_ctx_train;
+        }
+        o->out = *out;
+        o->vocab_dir = *vocab_dir;
+        run = [o, template_file, template_name]() -> int {
+          if (auto t = test_model_template(*template_file, *template_name); !t) {
+            std::fprintf(stderr, "llmd: %s\n", t.error().message.c_str());
+            return 2;
+          } else {
+            o->chat_template = std::move(*t);
+          }
+          auto r = tools::make_test_model(*o);
+          if (!r) {
+            std::fprintf(stderr, "llmd: %s\n", r.error().message.c_str());
+            return r.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
+          }
+          return 0;
+        };
+      });
 }
 
 }  // namespace llmd::cli

@@ -1,7 +1,7 @@
 // `llmd models list | inspect F.gguf | pull URL`: the model catalog and GGUF
 // metadata (a table or --json), and a resumable, checked download.
-#include <CLI/CLI.hpp>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -19,7 +19,9 @@ namespace llmd::cli {
 namespace {
 
 nlohmann::json model_json(const models::CatalogModel& m) {
-  nlohmann::json j = {{"name", m.name}, {"file", m.path.string()}, {"size", m.size},
+  nlohmann::json j = {{"name", m.name},
+                      {"file", m.path.string()},
+                      {"size", m.size},
                       {"status", m.error.empty() ? "available" : "error"}};
   if (!m.description.empty()) j["description"] = m.description;
   if (!m.error.empty()) j["error"] = m.error;
@@ -44,15 +46,19 @@ nlohmann::json model_json(const models::CatalogModel& m) {
 
 std::string human_size(std::uint64_t b) {
   char buf[32];
-  if (b >= (1ULL << 30)) std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(b) / (1ULL << 30));
-  else std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1ULL << 20));
+  if (b >= (1ULL << 30))
+    std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(b) / (1ULL << 30));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1ULL << 20));
   return buf;
 }
 
 std::string human_params(std::uint64_t n) {
   char buf[32];
-  if (n >= 1000000000ULL) std::snprintf(buf, sizeof buf, "%.1fB", static_cast<double>(n) / 1e9);
-  else std::snprintf(buf, sizeof buf, "%.1fM", static_cast<double>(n) / 1e6);
+  if (n >= 1000000000ULL)
+    std::snprintf(buf, sizeof buf, "%.1fB", static_cast<double>(n) / 1e9);
+  else
+    std::snprintf(buf, sizeof buf, "%.1fM", static_cast<double>(n) / 1e6);
   return buf;
 }
 
@@ -78,7 +84,8 @@ class ProgressBar {
     if (total > 0) {
       const int width = 30;
       const int filled = static_cast<int>(static_cast<double>(done) / static_cast<double>(total) * width);
-      std::fprintf(stderr, "\r  [%-*s] %5.1f%%  %s / %s ", width, std::string(static_cast<std::size_t>(filled), '#').c_str(),
+      std::fprintf(stderr, "\r  [%-*s] %5.1f%%  %s / %s ", width,
+                   std::string(static_cast<std::size_t>(filled), '#').c_str(),
                    100.0 * static_cast<double>(done) / static_cast<double>(total), human_size(done).c_str(),
                    human_size(total).c_str());
     } else {
@@ -177,10 +184,10 @@ void add_models_command(CLI::App& root, CommandRunner& run) {
         std::fprintf(stderr, "llmd: models pull: %s\n", result.error().message.c_str());
         return result.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
       }
-      std::printf("saved %s (%s, sha256 %s%s)\n", result->path.c_str(), human_size(result->size).c_str(),
-                  result->sha256.c_str(),
-                  result->resumed_from > 0 ? (", resumed at " + std::to_string(result->resumed_from) + " bytes").c_str()
-                                           : "");
+      std::printf(
+          "saved %s (%s, sha256 %s%s)\n", result->path.c_str(), human_size(result->size).c_str(),
+          result->sha256.c_str(),
+          result->resumed_from > 0 ? (", resumed at " + std::to_string(result->resumed_from) + " bytes").c_str() : "");
       return 0;
     };
   });

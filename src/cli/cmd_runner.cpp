@@ -18,8 +18,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "core/version.h"
 #include "core/error.h"
+#include "core/version.h"
 #include "http/pipeline.h"
 #include "http/server.h"
 #include "http/worker_pool.h"
@@ -154,31 +154,42 @@ void add_runner_command(CLI::App& root, CommandRunner& run) {
   auto& c = f->config;
   cmd->add_option("-m,--model", c.model_path, "GGUF model file")->required()->check(CLI::ExistingFile);
   cmd->add_option("--host", f->host, "Listen address")->capture_default_str();
-  cmd->add_option("--port", f->port, "Listen port (0: any free port)")->check(CLI::Range(0, 65535))->capture_default_str();
+  cmd->add_option("--port", f->port, "Listen port (0: any free port)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
   cmd->add_option("-c,--ctx", c.engine.n_ctx, "Context per slot in tokens (0: the model's training context)")
-      ->check(CLI::Range(0, 1 << 22))->capture_default_str();
+      ->check(CLI::Range(0, 1 << 22))
+      ->capture_default_str();
   cmd->add_option("--parallel", c.engine.n_parallel, "Parallel slots (continuous batching)")
-      ->check(CLI::Range(1, 256))->capture_default_str();
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
   cmd->add_option("-t,--threads", c.engine.n_threads, "Generation threads (0: all cores)")
-      ->check(CLI::Range(0, 512))->capture_default_str();
+      ->check(CLI::Range(0, 512))
+      ->capture_default_str();
   cmd->add_option("--threads-batch", c.engine.n_threads_batch, "Prompt-processing threads (0: as --threads)")
       ->check(CLI::Range(0, 512));
   cmd->add_option("-b,--batch", c.engine.n_batch, "Tokens per decode step, all slots together")
-      ->check(CLI::Range(1, 65536))->capture_default_str();
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
   cmd->add_option("--gpu-layers", c.model.gpu_layers, "Layers to offload to a GPU backend (-1: all)")
       ->check(CLI::Range(-1, 100000));
-  cmd->add_option("-n,--n-predict", c.n_predict, "Tokens a request generates at most, and when it names no limit (-1: no limit)")
-      ->check(CLI::Range(-1, 1 << 22))->capture_default_str();
+  cmd->add_option("-n,--n-predict", c.n_predict,
+                  "Tokens a request generates at most, and when it names no limit (-1: no limit)")
+      ->check(CLI::Range(-1, 1 << 22))
+      ->capture_default_str();
   cmd->add_option("--reasoning", f->reasoning,
                   "Whether chats think when the request does not say: on, off, or auto (the template's default)")
-      ->check(CLI::IsMember({"on", "off", "auto"}))->capture_default_str();
+      ->check(CLI::IsMember({"on", "off", "auto"}))
+      ->capture_default_str();
   cmd->add_flag("--slots,!--no-slots", c.slots_endpoint, "Serve GET /slots (slot monitoring; on by default)");
   cmd->add_option("--queue", c.engine.queue_max, "Requests that may wait for a slot; more get 503")
-      ->check(CLI::Range(0, 100000))->capture_default_str();
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
   cmd->add_option("--api-key", f->api_key, "Require Authorization: Bearer KEY (or set LLMD_RUNNER_API_KEY)");
   cmd->add_option("--api-key-file", f->api_key_file, "Read the key for --api-key from the first line of this file");
   cmd->add_option("-a,--alias", c.alias, "Model name in responses (default: the file name)");
-  cmd->add_option("--chat-template", c.chat_template, "Chat template override: a Jinja template file, or a llama.cpp built-in name (chatml, llama3, ...)");
+  cmd->add_option("--chat-template", c.chat_template,
+                  "Chat template override: a Jinja template file, or a llama.cpp built-in name (chatml, llama3, ...)");
   cmd->add_flag("--embeddings", c.engine.embeddings, "Serve /v1/embeddings instead of completions");
   cmd->add_option("--pooling", f->pooling, "Embedding pooling (default: the model's)")
       ->check(CLI::IsMember({"mean", "cls", "last"}));

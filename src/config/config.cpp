@@ -29,17 +29,51 @@ struct SectionSpec {
 const std::vector<SectionSpec>& sections() {
   static const std::vector<SectionSpec> kSections = {
       {"server",
-       {{"host"}, {"port"}, {"threads"}, {"worker_threads"}, {"task_threads"}, {"cors_origins", true},
-        {"allowed_hosts", true}, {"max_body_bytes"}, {"header_timeout_seconds"},
-        {"idle_timeout_seconds"}, {"shutdown_grace_seconds"}, {"data_dir"}, {"web_dir"}, {"tls"},
-         {"trusted_proxies", true}, {"allowed_networks", true}, {"max_connections"}, {"max_connections_per_ip"},
-         {"min_body_rate_bytes"}, {"body_grace_seconds"}}},
-       {"auth", {{"jwt_secret"}, {"jwt_ttl"}, {"register_open"}, {"initial_tokens"}, {"bcrypt_cost"},
-                 {"register_initial_tokens"}, {"register_per_ip_per_hour"}, {"password_threads"}}},
-       {"limits", {{"user_rpm"}, {"ip_rpm"}, {"login_attempts"}, {"login_window_seconds"},
-                   {"login_account_attempts"}, {"auth_failures_per_minute"}, {"convert_concurrent_per_user"}}},
+       {{"host"},
+        {"port"},
+        {"threads"},
+        {"worker_threads"},
+        {"task_threads"},
+        {"cors_origins", true},
+        {"allowed_hosts", true},
+        {"max_body_bytes"},
+        {"header_timeout_seconds"},
+        {"idle_timeout_seconds"},
+        {"shutdown_grace_seconds"},
+        {"data_dir"},
+        {"web_dir"},
+        {"tls"},
+        {"trusted_proxies", true},
+        {"allowed_networks", true},
+        {"max_connections"},
+        {"max_connections_per_ip"},
+        {"min_body_rate_bytes"},
+        {"body_grace_seconds"}}},
+      {"auth",
+       {{"jwt_secret"},
+        {"jwt_ttl"},
+        {"register_open"},
+        {"initial_tokens"},
+        {"bcrypt_cost"},
+        {"register_initial_tokens"},
+        {"register_per_ip_per_hour"},
+        {"password_threads"}}},
+      {"limits",
+       {{"user_rpm"},
+        {"ip_rpm"},
+        {"login_attempts"},
+        {"login_window_seconds"},
+        {"login_account_attempts"},
+        {"auth_failures_per_minute"},
+        {"convert_concurrent_per_user"}}},
       {"models",
-       {{"dir"}, {"port_range"}, {"idle_unload_seconds"}, {"max_loaded"}, {"default_model"}, {"allow_private_redirects"}, {"list"},
+       {{"dir"},
+        {"port_range"},
+        {"idle_unload_seconds"},
+        {"max_loaded"},
+        {"default_model"},
+        {"allow_private_redirects"},
+        {"list"},
         {"cpu_cores"}}},
       {"balancer", {{"strategy"}, {"health_interval"}, {"fail_threshold"}, {"cooldown"}}},
       {"logging", {{"level"}, {"format"}, {"file"}}},
@@ -92,9 +126,7 @@ class Reader {
  public:
   Reader(YAML::Node node, std::string path) : node_(std::move(node)), path_(std::move(path)) {}
 
-  std::string key_path(const std::string& key) const {
-    return path_.empty() ? key : path_ + "." + key;
-  }
+  std::string key_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
   Result<void> string(const std::string& key, std::string& out) const {
     auto n = node_[key];
@@ -111,8 +143,8 @@ class Reader {
     if (!n.IsScalar()) return bad(key, "expected an integer");
     const auto v = text::parse_int(text::trim(n.Scalar()));
     if (!v || *v < min || *v > max) {
-      return bad(key, "expected an integer in " + std::to_string(min) + ".." + std::to_string(max) +
-                          ", got \"" + n.Scalar() + "\"");
+      return bad(key, "expected an integer in " + std::to_string(min) + ".." + std::to_string(max) + ", got \"" +
+                          n.Scalar() + "\"");
     }
     out = static_cast<Int>(*v);
     return {};
@@ -133,9 +165,12 @@ class Reader {
     auto n = node_[key];
     if (!n || n.IsNull()) return {};
     const std::string v = n.IsScalar() ? text::to_lower(n.Scalar()) : "";
-    if (v == "true" || v == "yes" || v == "on" || v == "1") out = true;
-    else if (v == "false" || v == "no" || v == "off" || v == "0") out = false;
-    else return bad(key, "expected true or false");
+    if (v == "true" || v == "yes" || v == "on" || v == "1")
+      out = true;
+    else if (v == "false" || v == "no" || v == "off" || v == "0")
+      out = false;
+    else
+      return bad(key, "expected true or false");
     return {};
   }
 
@@ -182,7 +217,8 @@ void warn_unknown(const YAML::Node& map, const std::string& path, const std::set
   if (!map.IsMap()) return;
   for (const auto& kv : map) {
     const std::string key = kv.first.Scalar();
-    if (!known.contains(key)) warnings.push_back("unknown config key \"" + (path.empty() ? key : path + "." + key) + "\" ignored");
+    if (!known.contains(key))
+      warnings.push_back("unknown config key \"" + (path.empty() ? key : path + "." + key) + "\" ignored");
   }
 }
 
@@ -214,8 +250,7 @@ Result<void> parse_port_range(const std::string& text_value, ModelsConfig& m) {
   }
   if (!lo || !hi || *lo < 1 || *hi > 65535 || *lo > *hi) {
     return fail(ErrorCode::kInvalidArgument,
-                "models.port_range: expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535, got \"" +
-                    text_value + "\"",
+                "models.port_range: expected \"LOW-HIGH\" with 1 <= LOW <= HIGH <= 65535, got \"" + text_value + "\"",
                 "bad_config");
   }
   m.port_min = static_cast<int>(*lo);
@@ -290,8 +325,8 @@ Result<void> parse_models(const YAML::Node& root, Config& c, std::vector<std::st
       const std::string path = "models.list[" + std::to_string(i) + "]";
       if (!list[i].IsMap()) return fail(ErrorCode::kInvalidArgument, path + ": expected a mapping", "bad_config");
       warn_unknown(list[i], path,
-                   {"name", "file", "description", "ctx", "threads", "parallel", "gpu_layers",
-                    "replicas", "weight", "chat_template", "command", "price_multiplier"},
+                   {"name", "file", "description", "ctx", "threads", "parallel", "gpu_layers", "replicas", "weight",
+                    "chat_template", "command", "price_multiplier"},
                    warnings);
       Reader e(list[i], path);
       ModelEntry me;
@@ -431,8 +466,7 @@ Result<void> parse_rest(const YAML::Node& root, Config& c, std::vector<std::stri
     if (!node) return std::unexpected(node.error());
     warn_unknown(*node, "balancer", known_keys("balancer"), warnings);
     Reader r(*node, "balancer");
-    LLMD_TRY(r.one_of("strategy", c.balancer.strategy,
-                      {"round_robin", "weighted_round_robin", "least_connections"}));
+    LLMD_TRY(r.one_of("strategy", c.balancer.strategy, {"round_robin", "weighted_round_robin", "least_connections"}));
     LLMD_TRY(r.integer("health_interval", c.balancer.health_interval, 1, 3600));
     LLMD_TRY(r.integer("fail_threshold", c.balancer.fail_threshold, 1, 1000));
     LLMD_TRY(r.integer("cooldown", c.balancer.cooldown, 1, 86400));
@@ -473,8 +507,8 @@ Result<void> parse_rest(const YAML::Node& root, Config& c, std::vector<std::stri
   if (auto n = root["database"]; n && n.IsScalar()) c.database = n.Scalar();
   if (auto n = root["redis"]; n && n.IsScalar()) c.redis = n.Scalar();
   if (!c.database.starts_with("sqlite:") && !c.database.starts_with("mysql://")) {
-    return fail(ErrorCode::kInvalidArgument,
-                "database: expected \"sqlite:PATH\" or \"mysql://user:pass@host:port/db\"", "bad_config");
+    return fail(ErrorCode::kInvalidArgument, "database: expected \"sqlite:PATH\" or \"mysql://user:pass@host:port/db\"",
+                "bad_config");
   }
   if (!c.redis.empty() && !c.redis.starts_with("redis://")) {
     return fail(ErrorCode::kInvalidArgument, "redis: expected \"redis://host:port/db\"", "bad_config");
@@ -501,7 +535,8 @@ Result<LoadedConfig> load_config_text(const std::string& yaml_text, EnvLookup en
                 "bad_config");
   }
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
-  if (!root.IsMap()) return fail(ErrorCode::kInvalidArgument, "config: expected a mapping at the top level", "bad_config");
+  if (!root.IsMap())
+    return fail(ErrorCode::kInvalidArgument, "config: expected a mapping at the top level", "bad_config");
 
   LoadedConfig out;
   try {

@@ -19,39 +19,39 @@ namespace llmd::config {
 
 // HTTPS served by llmd itself (see http/tls.h for the protocol policy).
 struct TlsConfig {
-  std::string cert;  // PEM chain file (server certificate first); TLS is on when cert and key are set
-  std::string key;   // PEM private key file, unencrypted
-  std::string plain_http = "refuse";        // plain HTTP on the HTTPS port: refuse (400) | redirect (308 for GET/HEAD)
-  int hsts_max_age_seconds = 31536000;      // Strict-Transport-Security max-age; 0 = no header
-  int reload_check_seconds = 5;             // how often at most new connections look for changed cert/key files
+  std::string cert;                   // PEM chain file (server certificate first); TLS is on when cert and key are set
+  std::string key;                    // PEM private key file, unencrypted
+  std::string plain_http = "refuse";  // plain HTTP on the HTTPS port: refuse (400) | redirect (308 for GET/HEAD)
+  int hsts_max_age_seconds = 31536000;  // Strict-Transport-Security max-age; 0 = no header
+  int reload_check_seconds = 5;         // how often at most new connections look for changed cert/key files
 };
 
 struct ServerConfig {
   std::string host = "127.0.0.1";
   int port = 8080;
-  int threads = 0;                      // I/O threads; 0 = number of cores
-  int worker_threads = 0;               // blocking-work pool; 0 = max(4, 2 x cores)
-  int task_threads = 0;                 // CPU-heavy task work (conversions), apart from it; 0 = number of cores
+  int threads = 0;         // I/O threads; 0 = number of cores
+  int worker_threads = 0;  // blocking-work pool; 0 = max(4, 2 x cores)
+  int task_threads = 0;    // CPU-heavy task work (conversions), apart from it; 0 = number of cores
   std::vector<std::string> cors_origins;
   std::vector<std::string> allowed_hosts;  // Host header allow-list; empty = any
   std::uint64_t max_body_bytes = 10 * 1024 * 1024;
-  int header_timeout_seconds = 10;      // time allowed to send the request head
-  int idle_timeout_seconds = 60;        // keep-alive idle limit and body read limit
-  int shutdown_grace_seconds = 10;      // in-flight requests may finish this long
-  std::string data_dir = "data";        // JWT secret and other generated state
-  std::string web_dir;                  // built web UI; empty = <exe>/../share/llmd/web, the build tree, ./web/dist
+  int header_timeout_seconds = 10;  // time allowed to send the request head
+  int idle_timeout_seconds = 60;    // keep-alive idle limit and body read limit
+  int shutdown_grace_seconds = 10;  // in-flight requests may finish this long
+  std::string data_dir = "data";    // JWT secret and other generated state
+  std::string web_dir;              // built web UI; empty = <exe>/../share/llmd/web, the build tree, ./web/dist
   TlsConfig tls;
   // Client addresses and connection limits (issue 13; see http::ServerOptions).
   std::vector<std::string> trusted_proxies;   // CIDRs whose X-Forwarded-For is believed; empty = none
   std::vector<std::string> allowed_networks;  // CIDRs of clients served; empty = all
-  int max_connections = 0;              // open connections in all; 0 = from the descriptor limit
-  int max_connections_per_ip = 0;       // per client address; 0 = max_connections / 8 (4..64)
-  int min_body_rate_bytes = 1024;       // average request-body rate after the grace; 0 = off
+  int max_connections = 0;                    // open connections in all; 0 = from the descriptor limit
+  int max_connections_per_ip = 0;             // per client address; 0 = max_connections / 8 (4..64)
+  int min_body_rate_bytes = 1024;             // average request-body rate after the grace; 0 = off
   int body_grace_seconds = 10;
 };
 
 struct AuthConfig {
-  std::string jwt_secret;               // empty = generate once into data_dir
+  std::string jwt_secret;  // empty = generate once into data_dir
   int jwt_ttl = 86400;
   bool register_open = true;
   std::int64_t initial_tokens = 1000;
@@ -63,13 +63,13 @@ struct AuthConfig {
 };
 
 struct LimitsConfig {
-  int user_rpm = 120;                   // requests per minute per user / API key
-  int ip_rpm = 300;                     // requests per minute per client IP
-  int login_attempts = 10;              // failed logins per window before 429
+  int user_rpm = 120;       // requests per minute per user / API key
+  int ip_rpm = 300;         // requests per minute per client IP
+  int login_attempts = 10;  // failed logins per window before 429
   int login_window_seconds = 300;
   // issue 13 (auth hardening)
-  int login_account_attempts = 50;      // failed logins on one account (all addresses) per window before it slows
-  int auth_failures_per_minute = 30;    // 401s (bad keys / tokens) per client address per minute before 429; 0 = off
+  int login_account_attempts = 50;    // failed logins on one account (all addresses) per window before it slows
+  int auth_failures_per_minute = 30;  // 401s (bad keys / tokens) per client address per minute before 429; 0 = off
   // issue 13 (task hardening)
   int convert_concurrent_per_user = 2;  // large conversions one user may run at once; more -> 429
 };
@@ -79,19 +79,19 @@ struct ModelEntry {
   std::string file;
   std::string description;
   int ctx = 4096;
-  int threads = 0;                      // 0 = auto ("threads: auto"): a share of the cores, see models/manager.h
+  int threads = 0;  // 0 = auto ("threads: auto"): a share of the cores, see models/manager.h
   int parallel = 4;
   int gpu_layers = 0;
   int replicas = 1;
   int weight = 1;
   std::string chat_template;
-  std::string command;                  // optional command template instead of `llmd runner`
-  double price_multiplier = 1.0;        // tokens charged per token of this model (x task pricing)
+  std::string command;            // optional command template instead of `llmd runner`
+  double price_multiplier = 1.0;  // tokens charged per token of this model (x task pricing)
 };
 
 struct ModelsConfig {
   std::string dir = "models";
-  int port_min = 8081;                  // from port_range "8081-8085"
+  int port_min = 8081;  // from port_range "8081-8085"
   int port_max = 8085;
   int idle_unload_seconds = 600;
   int max_loaded = 2;
@@ -119,25 +119,25 @@ struct BalancerConfig {
 };
 
 struct TaskConfig {
-  std::string model;                    // empty = models.default_model
-  std::optional<double> multiplier;     // pricing override: base x multiplier + fixed
+  std::string model;                 // empty = models.default_model
+  std::optional<double> multiplier;  // pricing override: base x multiplier + fixed
   std::optional<std::int64_t> fixed;
-  std::string prompts_dir;              // homework only: prompt template overrides (<family>.v1.txt); empty = built-in
+  std::string prompts_dir;  // homework only: prompt template overrides (<family>.v1.txt); empty = built-in
 };
 
 // tasks.subtitle keys besides model/multiplier/fixed: the job runner.
 struct SubtitleTaskConfig {
-  int concurrency = 2;            // subtitle jobs translated at once by one instance
-  int batch_min = 10;             // cues per model call (split at the largest time gaps)
+  int concurrency = 2;  // subtitle jobs translated at once by one instance
+  int batch_min = 10;   // cues per model call (split at the largest time gaps)
   int batch_max = 30;
-  int max_tokens_per_batch = 0;   // completion tokens per call; 0 = estimated from the batch's text
-  int max_cues = 20000;           // larger inputs are refused (422)
+  int max_tokens_per_batch = 0;  // completion tokens per call; 0 = estimated from the batch's text
+  int max_cues = 20000;          // larger inputs are refused (422)
 };
 
 struct LoggingConfig {
   std::string level = "info";
-  std::string format = "json";          // json | text
-  std::string file;                     // empty = stderr
+  std::string format = "json";  // json | text
+  std::string file;             // empty = stderr
 };
 
 struct UploadsConfig {
@@ -149,7 +149,7 @@ struct UploadsConfig {
 };
 
 struct AsrConfig {
-  std::string url;                      // whisper-compatible endpoint; empty = off
+  std::string url;  // whisper-compatible endpoint; empty = off
   std::string api_key;
 };
 
@@ -171,7 +171,7 @@ struct Config {
 
 struct LoadedConfig {
   Config config;
-  std::vector<std::string> warnings;    // unknown keys and similar, one line each
+  std::vector<std::string> warnings;  // unknown keys and similar, one line each
 };
 
 // Environment lookup, injectable for tests; returns nullopt when unset.

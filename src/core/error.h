@@ -9,31 +9,31 @@
 #include <cstdint>
 #include <expected>
 #include <optional>
-#include <vector>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace llmd {
 
 // Canonical error codes (after absl::StatusCode), plus the few the product's
 // API needs that have no canonical twin (payment_required, too_large, ...).
 enum class ErrorCode {
-  kInvalidArgument,     // 400: the caller sent something wrong; retrying won't help
-  kUnauthenticated,     // 401
-  kPaymentRequired,     // 402: not enough tokens
-  kPermissionDenied,    // 403
-  kNotFound,            // 404
-  kMethodNotAllowed,    // 405
-  kConflict,            // 409: already exists / state conflict
-  kTooLarge,            // 413
-  kUnsupportedFormat,   // 415
-  kUnprocessable,       // 422: well-formed but semantically unusable
-  kRateLimited,         // 429: retry after `retry_after_s`
-  kInternal,            // 500: a bug or an unexpected foreign failure
-  kUnavailable,         // 503: transient; retrying with backoff can help
-  kDeadlineExceeded,    // 504
-  kNotImplemented,      // 501: a feature this server does not offer (or has switched off)
+  kInvalidArgument,    // 400: the caller sent something wrong; retrying won't help
+  kUnauthenticated,    // 401
+  kPaymentRequired,    // 402: not enough tokens
+  kPermissionDenied,   // 403
+  kNotFound,           // 404
+  kMethodNotAllowed,   // 405
+  kConflict,           // 409: already exists / state conflict
+  kTooLarge,           // 413
+  kUnsupportedFormat,  // 415
+  kUnprocessable,      // 422: well-formed but semantically unusable
+  kRateLimited,        // 429: retry after `retry_after_s`
+  kInternal,           // 500: a bug or an unexpected foreign failure
+  kUnavailable,        // 503: transient; retrying with backoff can help
+  kDeadlineExceeded,   // 504
+  kNotImplemented,     // 501: a feature this server does not offer (or has switched off)
 };
 
 // Default snake_case reason for a code ("invalid_argument", "not_found", ...).
@@ -41,14 +41,13 @@ std::string_view default_reason(ErrorCode code);
 
 // True when retrying the same operation later may succeed.
 constexpr bool is_retryable(ErrorCode code) {
-  return code == ErrorCode::kUnavailable || code == ErrorCode::kDeadlineExceeded ||
-         code == ErrorCode::kRateLimited;
+  return code == ErrorCode::kUnavailable || code == ErrorCode::kDeadlineExceeded || code == ErrorCode::kRateLimited;
 }
 
 struct Error {
   ErrorCode code = ErrorCode::kInternal;
-  std::string reason;   // snake_case, stable; empty means default_reason(code)
-  std::string message;  // for humans; safe to show to API clients
+  std::string reason;                // snake_case, stable; empty means default_reason(code)
+  std::string message;               // for humans; safe to show to API clients
   std::optional<int> retry_after_s;  // for 429 / 503
   // Machine-readable numbers for the client, e.g. {"needed",120},{"available",40}
   // for insufficient tokens; rendered as members of the JSON error object.
@@ -86,8 +85,7 @@ inline std::unexpected<Error> fail(Error e) { return std::unexpected<Error>(std:
 // Propagates the error of a Result-returning expression; the enclosing
 // function must itself return a Result. Use for sequences of fallible steps:
 //   LLMD_TRY(reader.integer("port", port, 1, 65535));
-#define LLMD_TRY(expr)                                            \
-  do {                                                            \
-    if (auto llmd_try_r_ = (expr); !llmd_try_r_)                  \
-      return ::std::unexpected(std::move(llmd_try_r_).error());   \
+#define LLMD_TRY(expr)                                                                                     \
+  do {                                                                                                     \
+    if (auto llmd_try_r_ = (expr); !llmd_try_r_) return ::std::unexpected(std::move(llmd_try_r_).error()); \
   } while (0)

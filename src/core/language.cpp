@@ -42,14 +42,15 @@ std::string comparable(std::string_view s) {
 }
 
 std::unique_ptr<icu::LocaleDisplayNames> display_names(const char* in_locale, UDialectHandling style) {
-  return std::unique_ptr<icu::LocaleDisplayNames>(icu::LocaleDisplayNames::createInstance(icu::Locale(in_locale), style));
+  return std::unique_ptr<icu::LocaleDisplayNames>(
+      icu::LocaleDisplayNames::createInstance(icu::Locale(in_locale), style));
 }
 
 // Every name ICU has for a language or a locale, in English and in both
 // Chinese scripts, mapped to the ICU locale id it names.
 struct NameIndex {
   std::unordered_map<std::string, std::string> locale_by_name;
-  std::unordered_set<std::string> languages;  // ISO 639 codes ICU has an English name for
+  std::unordered_set<std::string> languages;         // ISO 639 codes ICU has an English name for
   std::unique_ptr<icu::LocaleDisplayNames> english;  // dialect names: "Simplified Chinese"
 
   NameIndex() : english(display_names("en", ULDN_DIALECT_NAMES)) {

@@ -170,7 +170,8 @@ const std::vector<PrimitiveRule>& primitive_rules() {
   // Bodies use only constructs llama.cpp's parser accepts; `ws` is bounded so
   // sampling cannot spin on whitespace (see json_schema.h).
   static const std::vector<PrimitiveRule> kRules = {
-      {"value", "object | array | string | number | boolean | null",
+      {"value",
+       "object | array | string | number | boolean | null",
        {"object", "array", "string", "number", "boolean", "null"}},
       {"object", "\"{\" ws ( member ( ws \",\" ws member )* ws )? \"}\"", {"ws", "member"}},
       {"member", "string ws \":\" ws value", {"string", "ws", "value"}},

@@ -1,12 +1,12 @@
 #include "grammar/gbnf_matcher.h"
 
 #include <algorithm>
-#include "grammar/str_format.h"
 #include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <stdexcept>
+#include "grammar/str_format.h"
 
 namespace llmd::grammar {
 namespace {
@@ -23,9 +23,7 @@ struct SyntaxError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-bool is_word(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
-}
+bool is_word(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // Decodes one UTF-8 sequence; std::nullopt on malformed input.
@@ -87,7 +85,10 @@ class Parser {
     std::uint32_t v = 0;
     for (int k = 0; k < digits; ++k, ++i) {
       const char c = at(i);
-      int d = is_digit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+      int d = is_digit(c)              ? c - '0'
+              : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                       : -1;
       if (d < 0) throw SyntaxError(sformat("expecting {} hex chars at offset {}", digits, i));
       v = v * 16 + static_cast<std::uint32_t>(d);
     }
@@ -105,7 +106,11 @@ class Parser {
         case 't': return '\t';
         case 'r': return '\r';
         case 'n': return '\n';
-        case '\\': case '"': case '[': case ']': case '-': return static_cast<unsigned char>(e);
+        case '\\':
+        case '"':
+        case '[':
+        case ']':
+        case '-': return static_cast<unsigned char>(e);
         default: throw SyntaxError(sformat("unknown escape '\\{}' at offset {}", e, i - 2));
       }
     }
@@ -473,7 +478,8 @@ Result<void> check_gbnf(std::string_view gbnf, std::size_t max_bytes) {
     if (c == ')' && depth > 0) --depth;
   }
   auto parsed = GbnfMatcher::parse(gbnf, "root");
-  if (!parsed) return fail(ErrorCode::kInvalidArgument, "invalid grammar: " + parsed.error().message, "invalid_grammar");
+  if (!parsed)
+    return fail(ErrorCode::kInvalidArgument, "invalid grammar: " + parsed.error().message, "invalid_grammar");
   return {};
 }
 

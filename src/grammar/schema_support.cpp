@@ -12,32 +12,41 @@ namespace {
 using nlohmann::json;
 
 constexpr std::array<std::string_view, 15> kAnnotations = {
-    "$schema", "$id",        "$comment", "title",           "description",
-    "default", "examples",   "deprecated", "readOnly",      "writeOnly",
-    "format",  "contentEncoding", "contentMediaType", "$defs", "definitions"};
+    "$schema",  "$id",       "$comment", "title",           "description",      "default", "examples",   "deprecated",
+    "readOnly", "writeOnly", "format",   "contentEncoding", "contentMediaType", "$defs",   "definitions"};
 
-constexpr std::array<std::string_view, 20> kSupported = {
-    "type",         "enum",       "const",     "properties",       "required",
-    "additionalProperties",       "items",     "minItems",         "maxItems",
-    "minLength",    "maxLength",  "minimum",   "maximum",          "exclusiveMinimum",
-    "exclusiveMaximum",           "anyOf",     "oneOf",            "allOf",
-    "$ref",         "uniqueItems"};
+constexpr std::array<std::string_view, 20> kSupported = {"type",
+                                                         "enum",
+                                                         "const",
+                                                         "properties",
+                                                         "required",
+                                                         "additionalProperties",
+                                                         "items",
+                                                         "minItems",
+                                                         "maxItems",
+                                                         "minLength",
+                                                         "maxLength",
+                                                         "minimum",
+                                                         "maximum",
+                                                         "exclusiveMinimum",
+                                                         "exclusiveMaximum",
+                                                         "anyOf",
+                                                         "oneOf",
+                                                         "allOf",
+                                                         "$ref",
+                                                         "uniqueItems"};
 
 constexpr std::array<std::string_view, 7> kTypeNames = {"object",  "array",   "string", "number",
-                                                       "integer", "boolean", "null"};
+                                                        "integer", "boolean", "null"};
 
-bool contains(auto const& list, std::string_view key) {
-  return std::find(list.begin(), list.end(), key) != list.end();
-}
+bool contains(auto const& list, std::string_view key) { return std::find(list.begin(), list.end(), key) != list.end(); }
 
 // Advice for keywords users commonly send, so the error says what to do.
 std::string unsupported_hint(std::string_view key) {
   if (key == "pattern" || key == "patternProperties")
     return " (regular expressions are not supported; use enum or drop the constraint)";
-  if (key == "minProperties" || key == "maxProperties")
-    return " (list the properties and mark them required instead)";
-  if (key == "prefixItems" || key == "contains")
-    return " (use items with one schema for all elements)";
+  if (key == "minProperties" || key == "maxProperties") return " (list the properties and mark them required instead)";
+  if (key == "prefixItems" || key == "contains") return " (use items with one schema for all elements)";
   if (key == "not" || key == "if" || key == "then" || key == "else")
     return " (conditional and negated schemas cannot be compiled to a grammar)";
   if (key == "nullable") return " (use \"type\": [\"<type>\", \"null\"] instead)";
@@ -128,31 +137,35 @@ Result<void> check_schema_node(const json& schema, std::string_view where) {
                     "unsupported_schema");
       }
     } else if (key == "minItems" || key == "maxItems" || key == "minLength" || key == "maxLength") {
-      if (!is_count(value)) return std::unexpected(bad(where, detail::sformat("'{}' must be a non-negative integer", key)));
+      if (!is_count(value))
+        return std::unexpected(bad(where, detail::sformat("'{}' must be a non-negative integer", key)));
     } else if (key == "minimum" || key == "maximum") {
       if (!value.is_number()) return std::unexpected(bad(where, detail::sformat("'{}' must be a number", key)));
     } else if (key == "exclusiveMinimum" || key == "exclusiveMaximum") {
       if (!value.is_number()) {
-        return fail(ErrorCode::kUnprocessable,
-                    detail::sformat("'{}' at {} must be a number (the draft-4 boolean form is not supported)", key, where),
-                    "unsupported_schema");
+        return fail(
+            ErrorCode::kUnprocessable,
+            detail::sformat("'{}' at {} must be a number (the draft-4 boolean form is not supported)", key, where),
+            "unsupported_schema");
       }
     } else if (key == "anyOf" || key == "oneOf" || key == "allOf") {
       if (!value.is_array() || value.empty() || !std::all_of(value.begin(), value.end(), is_schema_value))
         return std::unexpected(bad(where, detail::sformat("'{}' must be a non-empty array of schemas", key)));
       if (key == "allOf" && value.size() != 1) {
-        return fail(ErrorCode::kUnprocessable,
-                    detail::sformat("'allOf' at {} must have exactly one schema (merging schemas is not supported)", where),
-                    "unsupported_schema");
+        return fail(
+            ErrorCode::kUnprocessable,
+            detail::sformat("'allOf' at {} must have exactly one schema (merging schemas is not supported)", where),
+            "unsupported_schema");
       }
     } else if (key == "$ref") {
       if (!value.is_string()) return std::unexpected(bad(where, "'$ref' must be a string"));
     } else if (key == "uniqueItems") {
       if (!value.is_boolean()) return std::unexpected(bad(where, "'uniqueItems' must be a boolean"));
       if (value.get<bool>()) {
-        return fail(ErrorCode::kUnprocessable,
-                    detail::sformat("'uniqueItems: true' at {} is not supported (a grammar cannot forbid duplicates)", where),
-                    "unsupported_schema");
+        return fail(
+            ErrorCode::kUnprocessable,
+            detail::sformat("'uniqueItems: true' at {} is not supported (a grammar cannot forbid duplicates)", where),
+            "unsupported_schema");
       }
     }
   }
@@ -192,7 +205,8 @@ Result<const json*> resolve_ref(const json& root, const std::string& ref) {
   }
   try {
     const json::json_pointer ptr(pointer);
-    if (!root.contains(ptr)) return fail(ErrorCode::kInvalidArgument, detail::sformat("$ref '{}' points to nothing", ref));
+    if (!root.contains(ptr))
+      return fail(ErrorCode::kInvalidArgument, detail::sformat("$ref '{}' points to nothing", ref));
     const json& target = root.at(ptr);
     if (!is_schema_value(target))
       return fail(ErrorCode::kInvalidArgument, detail::sformat("$ref '{}' does not point to a schema", ref));
@@ -239,7 +253,7 @@ Result<IntRange> integer_range(const json& schema, std::string_view where) {
   if (lo > hi) {
     return fail(ErrorCode::kUnprocessable,
                 detail::sformat("integer bounds at {} admit no value the grammar can write (at most {} digits)", where,
-                            kMaxIntegerDigits),
+                                kMaxIntegerDigits),
                 "unsatisfiable_schema");
   }
   return IntRange{static_cast<std::int64_t>(lo), static_cast<std::int64_t>(hi)};

@@ -2,10 +2,10 @@
 // structural node through GbnfBuilder.
 #include <cctype>
 #include <cmath>
-#include "grammar/str_format.h"
 #include <map>
 #include <string>
 #include <vector>
+#include "grammar/str_format.h"
 
 #include "grammar/gbnf_builder.h"
 #include "grammar/json_schema.h"
@@ -30,10 +30,12 @@ const std::string_view kJsonGbnf =
 
 namespace {
 
-using nlohmann::ordered_json;
 using detail::GbnfBuilder;
+using nlohmann::ordered_json;
 
-Error unprocessable(std::string message) { return Error(ErrorCode::kUnprocessable, std::move(message), "unsupported_schema"); }
+Error unprocessable(std::string message) {
+  return Error(ErrorCode::kUnprocessable, std::move(message), "unsupported_schema");
+}
 
 bool has_only_annotations_besides(const ordered_json& schema, std::initializer_list<std::string_view> allowed) {
   for (const auto& [key, value] : schema.items()) {
@@ -69,7 +71,8 @@ class Converter {
     if (schema.contains("$ref")) return ref_expr(schema, where);
     if (schema.contains("allOf")) {
       if (!has_only_annotations_besides(schema, {"allOf"}))
-        return std::unexpected(unprocessable(detail::sformat("'allOf' at {} cannot be combined with other keywords", where)));
+        return std::unexpected(
+            unprocessable(detail::sformat("'allOf' at {} cannot be combined with other keywords", where)));
       return expr(schema["allOf"][0], where + "/allOf/0", hint);
     }
     for (const char* key : {"anyOf", "oneOf"}) {
@@ -96,7 +99,8 @@ class Converter {
     for (const auto& [key, value] : schema.items()) {
       if (key == "properties" || key == "$defs" || key == "definitions") {
         nlohmann::json names = nlohmann::json::object();
-        for (const auto& [name, sub] : value.items()) names[name] = sub.is_boolean() ? nlohmann::json(sub.get<bool>()) : nlohmann::json::object();
+        for (const auto& [name, sub] : value.items())
+          names[name] = sub.is_boolean() ? nlohmann::json(sub.get<bool>()) : nlohmann::json::object();
         out[key] = value.is_object() ? names : to_json(value);
       } else if ((key == "items" || key == "additionalProperties") && value.is_object()) {
         out[key] = nlohmann::json::object();
@@ -131,7 +135,8 @@ class Converter {
 
   Result<std::string> ref_expr(const ordered_json& schema, const std::string& where) {
     if (!has_only_annotations_besides(schema, {"$ref"}))
-      return std::unexpected(unprocessable(detail::sformat("'$ref' at {} cannot be combined with other keywords", where)));
+      return std::unexpected(
+          unprocessable(detail::sformat("'$ref' at {} cannot be combined with other keywords", where)));
     const std::string ref = schema["$ref"].get<std::string>();
     if (std::find(leading_refs_.begin(), leading_refs_.end(), ref) != leading_refs_.end()) {
       return std::unexpected(unprocessable(
@@ -157,7 +162,8 @@ class Converter {
   static std::string decode_fragment(const std::string& fragment) {
     std::string out;
     for (std::size_t i = 0; i < fragment.size(); ++i) {
-      if (fragment[i] == '%' && i + 2 < fragment.size() + 0 && std::isxdigit(static_cast<unsigned char>(fragment[i + 1])) &&
+      if (fragment[i] == '%' && i + 2 < fragment.size() + 0 &&
+          std::isxdigit(static_cast<unsigned char>(fragment[i + 1])) &&
           std::isxdigit(static_cast<unsigned char>(fragment[i + 2]))) {
         out += static_cast<char>(std::stoi(fragment.substr(i + 1, 2), nullptr, 16));
         i += 2;
@@ -171,8 +177,8 @@ class Converter {
   Result<std::string> alternatives_expr(const ordered_json& schema, const char* key, const std::string& where,
                                         const std::string& hint) {
     if (!has_only_annotations_besides(schema, {key})) {
-      return std::unexpected(unprocessable(
-          detail::sformat("'{}' at {} cannot be combined with other keywords; move them into each alternative", key, where)));
+      return std::unexpected(unprocessable(detail::sformat(
+          "'{}' at {} cannot be combined with other keywords; move them into each alternative", key, where)));
     }
     std::vector<std::string> alts;
     const auto& subs = schema[key];
@@ -208,8 +214,8 @@ class Converter {
     }
     if (alts.empty()) {
       return fail(ErrorCode::kUnprocessable,
-                  detail::sformat("no value listed in '{}' at {} satisfies the rest of the schema", is_const ? "const" : "enum",
-                              where),
+                  detail::sformat("no value listed in '{}' at {} satisfies the rest of the schema",
+                                  is_const ? "const" : "enum", where),
                   "unsatisfiable_schema");
     }
     return join(alts);
@@ -253,10 +259,10 @@ class Converter {
       // additionalProperties as a schema: any keys, each value matching it.
       auto value = nested_rule(*additional, where + "/additionalProperties", hint + "-value");
       if (!value) return value;
-      const std::string member = builder_.as_rule(
-          detail::sformat("{} {} \":\" {} {}", builder_.primitive("string"), builder_.primitive("ws"),
-                      builder_.primitive("ws"), *value),
-          hint + "-member");
+      const std::string member =
+          builder_.as_rule(detail::sformat("{} {} \":\" {} {}", builder_.primitive("string"), builder_.primitive("ws"),
+                                           builder_.primitive("ws"), *value),
+                           hint + "-member");
       return detail::sformat("\"{{\" ws ( {} ( ws \",\" ws {} )* ws )? \"}}\"", member, member);
     }
 
@@ -276,8 +282,10 @@ class Converter {
                                   const std::string& sub_where) -> Result<void> {
       auto value = nested_rule(sub, sub_where, hint + "-" + name);
       if (!value) return std::unexpected(value.error());
-      const std::string key = detail::gbnf_literal(ordered_json(name).dump(-1, ' ', false, ordered_json::error_handler_t::replace));
-      const std::string kv = builder_.as_rule(detail::sformat("{} ws \":\" ws {}", key, *value), hint + "-" + name + "-kv");
+      const std::string key =
+          detail::gbnf_literal(ordered_json(name).dump(-1, ' ', false, ordered_json::error_handler_t::replace));
+      const std::string kv =
+          builder_.as_rule(detail::sformat("{} ws \":\" ws {}", key, *value), hint + "-" + name + "-kv");
       props.push_back({kv, is_required(name)});
       return {};
     };
@@ -419,7 +427,8 @@ Result<std::string> json_schema_to_gbnf(const nlohmann::ordered_json& schema) {
 }
 
 Result<std::string> json_schema_to_gbnf(const nlohmann::json& schema) {
-  return json_schema_to_gbnf(nlohmann::ordered_json::parse(schema.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+  return json_schema_to_gbnf(
+      nlohmann::ordered_json::parse(schema.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
 }
 
 }  // namespace llmd::grammar

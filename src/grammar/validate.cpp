@@ -1,7 +1,7 @@
 // validate(): JSON Schema 2020-12 semantics for the subset of json_schema.h.
 #include <cmath>
-#include "grammar/str_format.h"
 #include <string>
+#include "grammar/str_format.h"
 
 #include "grammar/json_schema.h"
 #include "grammar/schema_support.h"
@@ -45,10 +45,10 @@ class Validator {
   explicit Validator(const json& root) : root_(root) {}
 
   // `at` is the instance location (JSON pointer), `where` the schema location.
-  Result<void> check(const json& v, const json& schema, const std::string& at, const std::string& where,
-                     int depth) {
+  Result<void> check(const json& v, const json& schema, const std::string& at, const std::string& where, int depth) {
     if (depth > kMaxRefDepth)
-      return fail(ErrorCode::kUnprocessable, detail::sformat("$ref recursion too deep at {}", where), "unsupported_schema");
+      return fail(ErrorCode::kUnprocessable, detail::sformat("$ref recursion too deep at {}", where),
+                  "unsupported_schema");
     if (auto ok = detail::check_schema_node(schema, where); !ok) return ok;
     if (schema.is_boolean()) {
       if (schema.get<bool>()) return {};
@@ -87,7 +87,8 @@ class Validator {
 
  private:
   static std::unexpected<Error> violation(const std::string& at, const std::string& what) {
-    return fail(ErrorCode::kInvalidArgument, detail::sformat("{}: {}", at.empty() ? "/" : at, what), "schema_violation");
+    return fail(ErrorCode::kInvalidArgument, detail::sformat("{}: {}", at.empty() ? "/" : at, what),
+                "schema_violation");
   }
 
   Result<void> check_combinators(const json& v, const json& schema, const std::string& at, const std::string& where,
@@ -115,7 +116,7 @@ class Validator {
       }
       if (matches == 0) {
         return violation(at, detail::sformat("matches none of the {} alternatives (first: {})", key,
-                                         first_failure ? first_failure->message : std::string("-")));
+                                             first_failure ? first_failure->message : std::string("-")));
       }
       if (std::string_view(key) == "oneOf" && matches > 1)
         return violation(at, detail::sformat("matches {} oneOf alternatives, exactly one is allowed", matches));
@@ -138,8 +139,8 @@ class Validator {
     for (const auto& [name, value] : v.items()) {
       const std::string child_at = detail::pointer_append(at, name);
       if (properties != nullptr && properties->contains(name)) {
-        auto ok = check(value, properties->at(name), child_at,
-                        detail::pointer_append(where + "/properties", name), depth + 1);
+        auto ok = check(value, properties->at(name), child_at, detail::pointer_append(where + "/properties", name),
+                        depth + 1);
         if (!ok) return ok;
       } else if (additional != nullptr) {
         if (additional->is_boolean() && !additional->get<bool>())

@@ -63,8 +63,7 @@ class HttpClient {
   // downstream disconnect cancels the upstream). Returns the status code.
   using OnHead = std::function<boost::asio::awaitable<bool>(int status, const Headers& headers)>;
   using OnChunk = std::function<boost::asio::awaitable<bool>(std::string_view data)>;
-  boost::asio::awaitable<Result<int>> stream(const ClientRequest& req, const OnHead& on_head,
-                                             const OnChunk& on_chunk);
+  boost::asio::awaitable<Result<int>> stream(const ClientRequest& req, const OnHead& on_head, const OnChunk& on_chunk);
 
   // Idle pooled connections right now (for tests and metrics).
   std::size_t idle_connections() const;

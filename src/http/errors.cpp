@@ -24,9 +24,8 @@ int status_for(ErrorCode code) {
 }
 
 Response error_response(const Error& error, const std::string& request_id, const nlohmann::json& details) {
-  nlohmann::json err = {{"code", std::string(error.reason_or_default())},
-                        {"message", error.message},
-                        {"request_id", request_id}};
+  nlohmann::json err = {
+      {"code", std::string(error.reason_or_default())}, {"message", error.message}, {"request_id", request_id}};
   for (const auto& [k, v] : error.details) {
     if (!err.contains(k)) err[k] = v;
   }
@@ -53,11 +52,12 @@ Handler render_errors(ResultHandler handler) {
 }
 
 Middleware render_errors(ResultMiddleware middleware) {
-  return [middleware = std::move(middleware)](RequestContext& ctx, const Next& next) -> boost::asio::awaitable<Response> {
-    Result<Response> result = co_await middleware(ctx, next);
-    if (!result) co_return error_response(result.error(), ctx.request_id);
-    co_return std::move(*result);
-  };
+  return
+      [middleware = std::move(middleware)](RequestContext& ctx, const Next& next) -> boost::asio::awaitable<Response> {
+        Result<Response> result = co_await middleware(ctx, next);
+        if (!result) co_return error_response(result.error(), ctx.request_id);
+        co_return std::move(*result);
+      };
 }
 
 }  // namespace llmd::http

@@ -17,8 +17,7 @@ int status_for(ErrorCode code);
 
 // `details` (an object, optional) is merged into the error object, e.g.
 // {"needed": 120, "available": 40} for insufficient_tokens.
-Response error_response(const Error& error, const std::string& request_id,
-                        const nlohmann::json& details = nullptr);
+Response error_response(const Error& error, const std::string& request_id, const nlohmann::json& details = nullptr);
 
 // Handlers and middlewares that return their failures as values become
 // ones that answer an Error with error_response() (the request's id in the

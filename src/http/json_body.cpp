@@ -11,12 +11,16 @@ int nesting_depth(std::string_view s, int limit) {
   bool in_string = false, escaped = false;
   for (char c : s) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
+    if (c == '"')
+      in_string = true;
     else if (c == '[' || c == '{') {
       if (++depth > max_depth && (max_depth = depth) > limit) return max_depth;
     } else if (c == ']' || c == '}') {
@@ -46,7 +50,8 @@ Result<std::string> string_field(const nlohmann::json& obj, const char* name, bo
     if (required) return fail(ErrorCode::kInvalidArgument, std::string(name) + " is required", "missing_field");
     return fallback;
   }
-  if (!it->is_string()) return fail(ErrorCode::kInvalidArgument, std::string(name) + " must be a string", "invalid_field");
+  if (!it->is_string())
+    return fail(ErrorCode::kInvalidArgument, std::string(name) + " must be a string", "invalid_field");
   return it->get<std::string>();
 }
 

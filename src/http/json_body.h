@@ -19,8 +19,7 @@ Result<nlohmann::json> parse_json_object(std::string_view body, int max_depth = 
 
 // Typed field access for request objects. Missing optional fields give the
 // fallback; present fields of the wrong type are an error naming the field.
-Result<std::string> string_field(const nlohmann::json& obj, const char* name, bool required,
-                                 std::string fallback = {});
+Result<std::string> string_field(const nlohmann::json& obj, const char* name, bool required, std::string fallback = {});
 Result<std::int64_t> int_field(const nlohmann::json& obj, const char* name, bool required, std::int64_t fallback,
                                std::int64_t min, std::int64_t max);
 

@@ -54,10 +54,10 @@ class SpooledBody {
 };
 
 struct Request {
-  std::string method;   // "GET", "POST", ...
-  std::string target;   // as sent: path plus query
-  std::string path;     // percent-decoded path without the query
-  std::string query;    // raw query string without '?'
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // as sent: path plus query
+  std::string path;    // percent-decoded path without the query
+  std::string query;   // raw query string without '?'
   Headers headers;
   std::string body;
   // Set instead of `body` when the body policy spooled it to a file.

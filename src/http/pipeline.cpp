@@ -30,8 +30,8 @@ std::string_view host_without_port(std::string_view host) {
 }  // namespace
 
 std::string_view method_label(std::string_view method) {
-  static constexpr std::string_view kKnown[] = {"GET",     "HEAD",    "POST",  "PUT",  "PATCH",
-                                                "DELETE",  "OPTIONS", "TRACE", "CONNECT"};
+  static constexpr std::string_view kKnown[] = {"GET",    "HEAD",    "POST",  "PUT",    "PATCH",
+                                                "DELETE", "OPTIONS", "TRACE", "CONNECT"};
   for (const auto known : kKnown) {
     if (method == known) return known;
   }
@@ -48,9 +48,9 @@ Handler make_pipeline(std::shared_ptr<const Router> router, std::vector<Middlewa
     if (ctx.handler != nullptr) co_return co_await (*ctx.handler)(ctx);
     if (!ctx.allowed_methods.empty()) {
       const std::string& allow = ctx.allowed_methods;
-      Response r = error_response(Error(ErrorCode::kMethodNotAllowed,
-                                        "method " + ctx.request.method + " is not allowed here; use " + allow),
-                                  ctx.request_id);
+      Response r = error_response(
+          Error(ErrorCode::kMethodNotAllowed, "method " + ctx.request.method + " is not allowed here; use " + allow),
+          ctx.request_id);
       r.headers.set("Allow", allow);
       co_return r;
     }
@@ -113,8 +113,8 @@ Middleware access_log_middleware(observe::Logger log) {
 Middleware metrics_middleware(observe::Registry& registry) {
   auto& requests = registry.counter("llmd_http_requests_total", "HTTP requests by route, method and status",
                                     {"route", "method", "status"});
-  auto& duration = registry.histogram("llmd_http_request_duration_seconds", "HTTP request latency",
-                                      {"route", "method"});
+  auto& duration =
+      registry.histogram("llmd_http_request_duration_seconds", "HTTP request latency", {"route", "method"});
   auto& in_flight = registry.gauge("llmd_http_in_flight", "HTTP requests being served").with({});
   return [&requests, &duration, &in_flight](RequestContext& ctx, const Next& next) -> boost::asio::awaitable<Response> {
     in_flight.inc();
@@ -138,9 +138,8 @@ Middleware cors_middleware(std::vector<std::string> allowed_origins) {
   return [origins = std::move(allowed_origins)](RequestContext& ctx,
                                                 const Next& next) -> boost::asio::awaitable<Response> {
     const auto origin = ctx.request.headers.get("Origin");
-    const bool allowed = origin && std::ranges::any_of(origins, [&](const std::string& o) {
-                           return o == "*" || o == *origin;
-                         });
+    const bool allowed =
+        origin && std::ranges::any_of(origins, [&](const std::string& o) { return o == "*" || o == *origin; });
     if (allowed) {
       ctx.response_headers.set("Access-Control-Allow-Origin", std::string(*origin));
       ctx.response_headers.set("Vary", "Origin");

@@ -77,8 +77,8 @@ std::optional<Target> parse_target(std::string_view target) {
 }
 
 // The request without its body (read later, into memory or a file).
-Request request_head(const bhttp::request_header<>& msg, const Target& target, bool keep_alive,
-                     const IpAddress& client, const IpAddress& peer) {
+Request request_head(const bhttp::request_header<>& msg, const Target& target, bool keep_alive, const IpAddress& client,
+                     const IpAddress& peer) {
   Request req;
   req.method = std::string(msg.method_string());
   req.target = target.origin;

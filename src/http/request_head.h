@@ -53,8 +53,8 @@ struct Target {
 std::optional<Target> parse_target(std::string_view target);
 
 // The request without its body (read later, into memory or a file).
-Request request_head(const bhttp::request_header<>& msg, const Target& target, bool keep_alive,
-                     const IpAddress& client, const IpAddress& peer);
+Request request_head(const bhttp::request_header<>& msg, const Target& target, bool keep_alive, const IpAddress& client,
+                     const IpAddress& peer);
 
 // Every X-Forwarded-For field of the head, in order.
 std::vector<std::string_view> forwarded_for(const bhttp::request_header<>& msg);

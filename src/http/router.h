@@ -19,7 +19,7 @@ struct RouteMatch {
   enum class Kind { kFound, kNotFound, kMethodNotAllowed };
   Kind kind = Kind::kNotFound;
   const Handler* handler = nullptr;
-  std::string pattern;                       // the matched route pattern (metrics label)
+  std::string pattern;                        // the matched route pattern (metrics label)
   std::map<std::string, std::string> params;  // decoded path parameters
   std::vector<std::string> allowed;           // for kMethodNotAllowed: the Allow list
 };

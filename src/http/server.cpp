@@ -67,10 +67,14 @@ struct Connection {
 // head (write() then answers false so the producer stops at once).
 class ChunkedStream final : public ResponseStream {
  public:
-  ChunkedStream(ConnStream& stream, std::chrono::seconds write_timeout, bool keep_alive,
-                const Headers& extra_headers, unsigned version, bool head_only)
-      : stream_(stream), write_timeout_(write_timeout), keep_alive_(keep_alive && version >= 11),
-        extra_headers_(extra_headers), chunked_(version >= 11), close_delimited_(version < 11 && !head_only),
+  ChunkedStream(ConnStream& stream, std::chrono::seconds write_timeout, bool keep_alive, const Headers& extra_headers,
+                unsigned version, bool head_only)
+      : stream_(stream),
+        write_timeout_(write_timeout),
+        keep_alive_(keep_alive && version >= 11),
+        extra_headers_(extra_headers),
+        chunked_(version >= 11),
+        close_delimited_(version < 11 && !head_only),
         head_only_(head_only) {}
 
   net::awaitable<bool> begin(int status, const Headers& headers) override {
@@ -126,9 +130,9 @@ class ChunkedStream final : public ResponseStream {
   std::chrono::seconds write_timeout_;
   bool keep_alive_;
   const Headers& extra_headers_;  // added by middleware (request id, CORS)
-  bool chunked_;                   // HTTP/1.1 client: the body goes in chunks
-  bool close_delimited_;           // HTTP/1.0 client: no chunks, close at the end
-  bool head_only_;                 // HEAD: the head and nothing else
+  bool chunked_;                  // HTTP/1.1 client: the body goes in chunks
+  bool close_delimited_;          // HTTP/1.0 client: no chunks, close at the end
+  bool head_only_;                // HEAD: the head and nothing else
   bool started_ = false;
   bool ended_ = false;
   bool failed_ = false;
@@ -151,9 +155,11 @@ void refuse_connection(tcp::socket& socket, const Error& error, bool answer) {
     return;
   }
   Response r = error_response(error, new_request_id());
-  std::string bytes = "HTTP/1.1 " + std::to_string(r.status) + (r.status == 429 ? " Too Many Requests" : " Service Unavailable") +
+  std::string bytes = "HTTP/1.1 " + std::to_string(r.status) +
+                      (r.status == 429 ? " Too Many Requests" : " Service Unavailable") +
                       "\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nServer: llmd\r\n"
-                      "Content-Length: " + std::to_string(r.body.size()) + "\r\n\r\n" + r.body;
+                      "Content-Length: " +
+                      std::to_string(r.body.size()) + "\r\n\r\n" + r.body;
   socket.write_some(net::buffer(bytes), ec);
   socket.shutdown(tcp::socket::shutdown_send, ec);
   socket.close(ec);
@@ -169,12 +175,16 @@ bool is_disconnect(const beast::error_code& ec) {
 
 struct Server::Impl {
   Impl(ServerOptions o, Handler h, observe::Logger l)
-      : options(std::move(o)), io(options.io_threads > 0 ? options.io_threads : 1), handler(std::move(h)),
-        log(std::move(l)), acceptor(io), signals(io), drain_timer(io) {
+      : options(std::move(o)),
+        io(options.io_threads > 0 ? options.io_threads : 1),
+        handler(std::move(h)),
+        log(std::move(l)),
+        acceptor(io),
+        signals(io),
+        drain_timer(io) {
     max_connections = options.max_connections > 0 ? options.max_connections : default_max_connections();
-    max_connections_per_ip = options.max_connections_per_ip > 0
-                                 ? options.max_connections_per_ip
-                                 : std::clamp<std::size_t>(max_connections / 8, 4, 64);
+    max_connections_per_ip = options.max_connections_per_ip > 0 ? options.max_connections_per_ip
+                                                                : std::clamp<std::size_t>(max_connections / 8, 4, 64);
   }
 
   ServerOptions options;
@@ -192,12 +202,13 @@ struct Server::Impl {
 
   std::mutex connections_mutex;
   // Live connections and the strand each runs on. Guarded by connections_mutex.
-  std::map<std::uint64_t, std::pair<net::strand<net::io_context::executor_type>, std::weak_ptr<Connection>>> connections;
+  std::map<std::uint64_t, std::pair<net::strand<net::io_context::executor_type>, std::weak_ptr<Connection>>>
+      connections;
   std::uint64_t next_connection_id = 0;  // guarded by connections_mutex
   // Open connections per TCP peer address (entries at 0 are removed).
   // Guarded by connections_mutex.
   std::map<IpAddress, std::size_t> connections_per_ip;
-  std::size_t max_connections = 0;         // resolved from options at construction
+  std::size_t max_connections = 0;  // resolved from options at construction
   std::size_t max_connections_per_ip = 0;
 
   // Registers a new connection, or says why it is refused (over a cap).
@@ -223,9 +234,9 @@ struct Server::Impl {
                                                           bhttp::request_parser<bhttp::string_body>& parser,
                                                           const SpoolPlan& plan);
   Error too_large(boost::optional<std::uint64_t> declared, std::uint64_t limit) const {
-    return Error(ErrorCode::kTooLarge, (declared ? "request body of " + std::to_string(*declared) + " bytes"
-                                                 : std::string("request body")) +
-                                           " exceeds the limit of " + std::to_string(limit) + " bytes");
+    return Error(ErrorCode::kTooLarge,
+                 (declared ? "request body of " + std::to_string(*declared) + " bytes" : std::string("request body")) +
+                     " exceeds the limit of " + std::to_string(limit) + " bytes");
   }
   void begin_shutdown();
   void drain_check(std::chrono::steady_clock::time_point deadline);
@@ -245,8 +256,7 @@ struct Server::Impl {
 };
 
 std::optional<Error> Server::Impl::admit(const std::shared_ptr<Connection>& conn,
-                                         const net::strand<net::io_context::executor_type>& strand,
-                                         std::uint64_t& id) {
+                                         const net::strand<net::io_context::executor_type>& strand, std::uint64_t& id) {
   std::lock_guard lock(connections_mutex);
   if (connections.size() >= max_connections) {
     return Error(ErrorCode::kUnavailable, "the server has too many open connections; retry shortly",
@@ -383,9 +393,9 @@ net::awaitable<void> Server::Impl::drain_before_close(Connection& conn) {
   }
 }
 
-net::awaitable<std::shared_ptr<SpooledBody>> Server::Impl::spool_body(
-    Connection& conn, beast::flat_buffer& buffer, bhttp::request_parser<bhttp::string_body>& parser,
-    const SpoolPlan& plan) {
+net::awaitable<std::shared_ptr<SpooledBody>> Server::Impl::spool_body(Connection& conn, beast::flat_buffer& buffer,
+                                                                      bhttp::request_parser<bhttp::string_body>& parser,
+                                                                      const SpoolPlan& plan) {
   if (auto len = parser.content_length(); len && *len > plan.max_bytes) {
     co_await write_error(conn, too_large(len, plan.max_bytes), false);
     co_await drain_before_close(conn);
@@ -400,8 +410,8 @@ net::awaitable<std::shared_ptr<SpooledBody>> Server::Impl::spool_body(
   file_parser.get().body().open(path.c_str(), beast::file_mode::write_new, ec);
   if (ec) {
     log.error("cannot create a temporary file for a request body", {{"error", ec.message()}});
-    co_await write_error(conn, Error(ErrorCode::kUnavailable, "cannot store the request body now", "storage_unavailable"),
-                         false);
+    co_await write_error(
+        conn, Error(ErrorCode::kUnavailable, "cannot store the request body now", "storage_unavailable"), false);
     co_await drain_before_close(conn);
     co_return nullptr;
   }
@@ -436,8 +446,8 @@ net::awaitable<std::shared_ptr<SpooledBody>> Server::Impl::spool_body(
   }
   file_parser.get().body().file().close(ec);
   if (ec) {
-    co_await write_error(conn, Error(ErrorCode::kUnavailable, "cannot store the request body now", "storage_unavailable"),
-                         false);
+    co_await write_error(
+        conn, Error(ErrorCode::kUnavailable, "cannot store the request body now", "storage_unavailable"), false);
     co_return nullptr;
   }
   const auto received = std::filesystem::file_size(path, fs_ec);
@@ -484,7 +494,8 @@ net::awaitable<bool> Server::Impl::serve_one(Connection& conn, beast::flat_buffe
   const std::vector<std::string_view> forwarded = forwarded_for(parser.get());
   const IpAddress client = client_address(conn.peer, forwarded, options.trusted_proxies);
   if (!options.allowed_networks.empty() && !options.allowed_networks.contains(client)) {
-    const ProtocolError not_allowed{403, "client_not_allowed", "this server does not accept requests from your address"};
+    const ProtocolError not_allowed{403, "client_not_allowed",
+                                    "this server does not accept requests from your address"};
     co_await refuse(conn, not_allowed);
     co_return false;
   }
@@ -626,8 +637,8 @@ bool plausible_authority(std::string_view a) {
 
 net::awaitable<void> Server::Impl::answer_plain_http(Connection& conn, const bhttp::request_header<>& head) {
   const auto target = parse_target(head.target());
-  const std::string authority = target && !target->authority.empty() ? target->authority
-                                                                     : std::string(head[bhttp::field::host]);
+  const std::string authority =
+      target && !target->authority.empty() ? target->authority : std::string(head[bhttp::field::host]);
   const bool known_host = head.count(bhttp::field::host) <= 1 && plausible_authority(authority);
   const bool safe_method = head.method() == bhttp::verb::get || head.method() == bhttp::verb::head;
   log.debug("plain HTTP request on the HTTPS listener", {{"client", conn.peer.to_string()}});
@@ -644,9 +655,9 @@ net::awaitable<void> Server::Impl::answer_plain_http(Connection& conn, const bht
     if (!ec) co_await drain_before_close(conn);
     co_return;
   }
-  const ProtocolError https_required{
-      400, "https_required",
-      known_host ? "this port speaks HTTPS: use https://" + authority + "/" : "this port speaks HTTPS: use an https:// URL"};
+  const ProtocolError https_required{400, "https_required",
+                                     known_host ? "this port speaks HTTPS: use https://" + authority + "/"
+                                                : "this port speaks HTTPS: use an https:// URL"};
   co_await refuse(conn, https_required);
 }
 
@@ -722,17 +733,18 @@ Result<void> Server::listen() {
   auto& a = impl_->acceptor;
   beast::error_code ec;
   const auto address = net::ip::make_address(impl_->options.host, ec);
-  if (ec) return fail(ErrorCode::kInvalidArgument, "server.host: not an IP address: " + impl_->options.host, "bad_config");
+  if (ec)
+    return fail(ErrorCode::kInvalidArgument, "server.host: not an IP address: " + impl_->options.host, "bad_config");
   const tcp::endpoint ep(address, static_cast<unsigned short>(impl_->options.port));
   a.open(ep.protocol(), ec);
   if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) a.bind(ep, ec);
   if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
-    return fail(ErrorCode::kUnavailable,
-                "cannot listen on " + impl_->options.host + ":" + std::to_string(impl_->options.port) + ": " +
-                    ec.message(),
-                "listen_failed");
+    return fail(
+        ErrorCode::kUnavailable,
+        "cannot listen on " + impl_->options.host + ":" + std::to_string(impl_->options.port) + ": " + ec.message(),
+        "listen_failed");
   }
   return {};
 }

@@ -52,14 +52,14 @@ using BodyPolicy = std::function<boost::asio::awaitable<Result<std::optional<Spo
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;                  // 0 = any free port (see Server::port())
+  int port = 8080;  // 0 = any free port (see Server::port())
   int io_threads = 1;
   std::uint64_t max_body_bytes = 10 * 1024 * 1024;
   std::chrono::seconds header_timeout{10};
   std::chrono::seconds idle_timeout{60};
   std::chrono::seconds shutdown_grace{10};
-  bool handle_signals = true;       // SIGINT/SIGTERM start a graceful shutdown
-  BodyPolicy body_policy;           // empty = every body in memory
+  bool handle_signals = true;  // SIGINT/SIGTERM start a graceful shutdown
+  BodyPolicy body_policy;      // empty = every body in memory
 
   // Peers whose X-Forwarded-For is believed (see client_address()); the
   // result is Request::remote_ip. Empty = the TCP peer is always the client.

@@ -102,8 +102,8 @@ Result<TlsContext> make_tls_context(const TlsFiles& files) {
   ERR_clear_error();
   if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1 ||
       SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1) {
-    return fail(ErrorCode::kInternal, "server.tls: this OpenSSL cannot apply the TLS policy: " +
-                                          openssl_error("unknown error"));
+    return fail(ErrorCode::kInternal,
+                "server.tls: this OpenSSL cannot apply the TLS policy: " + openssl_error("unknown error"));
   }
   SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_default_passwd_cb(native, no_passphrase);
@@ -122,20 +122,23 @@ Result<TlsContext> make_tls_context(const TlsFiles& files) {
       key_bio ? PEM_read_bio_PrivateKey(key_bio.get(), nullptr, no_passphrase, nullptr) : nullptr, EVP_PKEY_free);
   if (!key) {
     const std::string why = openssl_error("no private key found");
-    return std::unexpected(bad("server.tls.key", files.key,
-                               key_pem->find("ENCRYPTED") != std::string::npos
-                                   ? "the key is protected by a passphrase, which llmd cannot enter; store it unencrypted "
-                                     "(readable only by llmd's user)"
-                                   : "not a PEM private key (" + why + ")"));
+    return std::unexpected(
+        bad("server.tls.key", files.key,
+            key_pem->find("ENCRYPTED") != std::string::npos
+                ? "the key is protected by a passphrase, which llmd cannot enter; store it unencrypted "
+                  "(readable only by llmd's user)"
+                : "not a PEM private key (" + why + ")"));
   }
   const X509* leaf = SSL_CTX_get0_certificate(native);
   if (leaf == nullptr) return std::unexpected(bad("server.tls.cert", files.cert, "no certificate in the file"));
   if (X509_check_private_key(leaf, key.get()) != 1) {
     ERR_clear_error();
-    return std::unexpected(bad("server.tls.key", files.key, "does not match the certificate in " + files.cert.string()));
+    return std::unexpected(
+        bad("server.tls.key", files.key, "does not match the certificate in " + files.cert.string()));
   }
   if (SSL_CTX_use_PrivateKey(native, key.get()) != 1 || SSL_CTX_check_private_key(native) != 1) {
-    return std::unexpected(bad("server.tls.key", files.key, "cannot use the key (" + openssl_error("unknown error") + ")"));
+    return std::unexpected(
+        bad("server.tls.key", files.key, "cannot use the key (" + openssl_error("unknown error") + ")"));
   }
 
   TlsContext out;
@@ -152,9 +155,8 @@ Result<std::shared_ptr<TlsCertificates>> TlsCertificates::load(TlsFiles files, s
   const FileStamp key_stamp = stamp_of(files.key);
   auto first = make_tls_context(files);
   if (!first) return std::unexpected(first.error());
-  log.info("TLS certificate loaded", {{"cert", files.cert.string()},
-                                      {"subject", first->subject},
-                                      {"not_after", first->not_after}});
+  log.info("TLS certificate loaded",
+           {{"cert", files.cert.string()}, {"subject", first->subject}, {"not_after", first->not_after}});
   if (first->expired) log.warn("the TLS certificate has expired", {{"cert", files.cert.string()}});
   std::shared_ptr<TlsCertificates> certs(
       new TlsCertificates(std::move(files), check_interval, std::move(log), std::move(*first)));
@@ -165,8 +167,11 @@ Result<std::shared_ptr<TlsCertificates>> TlsCertificates::load(TlsFiles files, s
 
 TlsCertificates::TlsCertificates(TlsFiles files, std::chrono::seconds check_interval, observe::Logger log,
                                  TlsContext first)
-    : files_(std::move(files)), check_interval_(check_interval), log_(std::move(log)),
-      context_(std::move(first.context)), next_check_(std::chrono::steady_clock::now() + check_interval) {}
+    : files_(std::move(files)),
+      check_interval_(check_interval),
+      log_(std::move(log)),
+      context_(std::move(first.context)),
+      next_check_(std::chrono::steady_clock::now() + check_interval) {}
 
 std::shared_ptr<boost::asio::ssl::context> TlsCertificates::current() {
   std::lock_guard lock(mutex_);
@@ -189,9 +194,8 @@ std::shared_ptr<boost::asio::ssl::context> TlsCertificates::current() {
     return context_;
   }
   context_ = std::move(next->context);
-  log_.info("TLS certificate reloaded", {{"cert", files_.cert.string()},
-                                         {"subject", next->subject},
-                                         {"not_after", next->not_after}});
+  log_.info("TLS certificate reloaded",
+            {{"cert", files_.cert.string()}, {"subject", next->subject}, {"not_after", next->not_after}});
   if (next->expired) log_.warn("the reloaded TLS certificate has expired", {{"cert", files_.cert.string()}});
   return context_;
 }

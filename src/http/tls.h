@@ -72,8 +72,8 @@ class TlsCertificates {
     ino_t inode = 0;
     dev_t device = 0;
     bool operator==(const FileStamp& o) const {
-      return mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec && size == o.size &&
-             inode == o.inode && device == o.device;
+      return mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec && size == o.size && inode == o.inode &&
+             device == o.device;
     }
   };
 

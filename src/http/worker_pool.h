@@ -46,8 +46,7 @@ class WorkerPool {
     using R = std::invoke_result_t<F&>;
     F f(std::forward<Fn>(fn_ref));
     if constexpr (std::is_void_v<R>) {
-      co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&,
-                                                        void(std::exception_ptr)>(
+      co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, void(std::exception_ptr)>(
           [this](auto handler, F fn) {
             boost::asio::post(pool_, [h = std::move(handler), fn = std::move(fn)]() mutable {
               std::exception_ptr e;
@@ -74,9 +73,8 @@ class WorkerPool {
                 e = std::current_exception();
               }
               auto ex = boost::asio::get_associated_executor(h);
-              boost::asio::dispatch(ex, [h = std::move(h), e, r = std::move(r)]() mutable {
-                std::move(h)(e, std::move(r));
-              });
+              boost::asio::dispatch(
+                  ex, [h = std::move(h), e, r = std::move(r)]() mutable { std::move(h)(e, std::move(r)); });
             });
           },
           boost::asio::use_awaitable, std::move(f));

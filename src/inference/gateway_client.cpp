@@ -184,8 +184,8 @@ class GatewayClient final : public ModelClient {
   static std::optional<CallFailure> failure_of(const models::Exchange& sent) {
     const Usage usage{sent.usage.prompt_tokens, sent.usage.completion_tokens};
     if (!sent.reply) {
-      return CallFailure{models::Proxy::shown_error(*sent.error, false), models::refusal_of(*sent.error),
-                         sent.instance, usage};
+      return CallFailure{models::Proxy::shown_error(*sent.error, false), models::refusal_of(*sent.error), sent.instance,
+                         usage};
     }
     if (sent.reply->status != 200) {
       const Refusal why = sent.reply->status >= 500 ? Refusal::kWorkerFailed : Refusal::kWorkerRejected;
@@ -199,8 +199,8 @@ class GatewayClient final : public ModelClient {
 
 }  // namespace
 
-std::unique_ptr<ModelClient> make_gateway_client(models::Manager& manager, http::HttpClient& http,
-                                                 observe::Logger log, GatewayOptions options) {
+std::unique_ptr<ModelClient> make_gateway_client(models::Manager& manager, http::HttpClient& http, observe::Logger log,
+                                                 GatewayOptions options) {
   return std::make_unique<GatewayClient>(manager, http, std::move(log), options);
 }
 

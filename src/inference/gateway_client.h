@@ -14,12 +14,12 @@
 namespace llmd::inference {
 
 struct GatewayOptions {
-  std::chrono::milliseconds acquire_timeout{std::chrono::seconds(120)};  // waiting for a free instance
+  std::chrono::milliseconds acquire_timeout{std::chrono::seconds(120)};   // waiting for a free instance
   std::chrono::milliseconds upstream_timeout{std::chrono::seconds(300)};  // one worker's reply
 };
 
 // `manager` and `http` must outlive the client. Thread-safe.
-std::unique_ptr<ModelClient> make_gateway_client(models::Manager& manager, http::HttpClient& http,
-                                                 observe::Logger log, GatewayOptions options = {});
+std::unique_ptr<ModelClient> make_gateway_client(models::Manager& manager, http::HttpClient& http, observe::Logger log,
+                                                 GatewayOptions options = {});
 
 }  // namespace llmd::inference

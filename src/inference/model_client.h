@@ -99,8 +99,8 @@ class ModelClient {
   // usage as it grows. When it answers false the generation stops: the
   // reply so far is the result, with finish_reason "length" and the usage
   // last reported (what was generated until then). Same threading rules.
-  virtual boost::asio::awaitable<CallResult<ChatReply>> chat_streamed(const ChatRequest& request,
-                                                                      const CallTag& tag, Progress on_progress) = 0;
+  virtual boost::asio::awaitable<CallResult<ChatReply>> chat_streamed(const ChatRequest& request, const CallTag& tag,
+                                                                      Progress on_progress) = 0;
 
   // How many tokens `text` is to `model`'s own tokenizer (no BOS/EOS added;
   // special-token text counts as text): what a task bills for the user's
@@ -118,8 +118,10 @@ class ModelClient {
   // upstream, a prompt shape it does not take apart). A worker's 4xx about
   // the request is the error the generation would give. Same threading
   // rules as chat().
-  virtual boost::asio::awaitable<CallResult<std::optional<std::int64_t>>> count_prompt(
-      const std::string& model, const std::string& path, const nlohmann::json& request, const CallTag& tag) = 0;
+  virtual boost::asio::awaitable<CallResult<std::optional<std::int64_t>>> count_prompt(const std::string& model,
+                                                                                       const std::string& path,
+                                                                                       const nlohmann::json& request,
+                                                                                       const CallTag& tag) = 0;
 };
 
 // The request as the worker's JSON body (what the prompt's worst case is

@@ -75,9 +75,8 @@ Result<void> add_message(const json& m, json& out) {
         return std::unexpected(invalid("a tool_use block needs id and name"));
       }
       const json input = b.contains("input") ? b["input"] : json::object();
-      tool_calls.push_back({{"id", b["id"]},
-                            {"type", "function"},
-                            {"function", {{"name", b["name"]}, {"arguments", input.dump()}}}});
+      tool_calls.push_back(
+          {{"id", b["id"]}, {"type", "function"}, {"function", {{"name", b["name"]}, {"arguments", input.dump()}}}});
     } else if (type == "tool_result" && role == "user") {
       if (!b.contains("tool_use_id") || !b["tool_use_id"].is_string()) {
         return std::unexpected(invalid("a tool_result block needs tool_use_id"));
@@ -128,7 +127,8 @@ Result<json> tool_choice_of(const json& choice) {
   if (type == "tool" && choice.contains("name") && choice["name"].is_string()) {
     return json{{"type", "function"}, {"function", {{"name", choice["name"]}}}};
   }
-  return std::unexpected(invalid("tool_choice must be {\"type\": \"auto\" | \"any\" | \"tool\" (with name) | \"none\"}"));
+  return std::unexpected(
+      invalid("tool_choice must be {\"type\": \"auto\" | \"any\" | \"tool\" (with name) | \"none\"}"));
 }
 
 json event_data(const char* type, json fields) {
@@ -265,13 +265,17 @@ nlohmann::json from_chat(const json& completion, const std::string& id, const st
 
 std::string error_type(int status) {
   switch (status) {
-    case 400: case 413: case 415: case 422: return status == 413 ? "request_too_large" : "invalid_request_error";
+    case 400:
+    case 413:
+    case 415:
+    case 422: return status == 413 ? "request_too_large" : "invalid_request_error";
     case 401: return "authentication_error";
     case 402: return "billing_error";
     case 403: return "permission_error";
     case 404: return "not_found_error";
     case 429: return "rate_limit_error";
-    case 503: case 529: return "overloaded_error";
+    case 503:
+    case 529: return "overloaded_error";
     case 504: return "timeout_error";
     default: return "api_error";
   }
@@ -327,7 +331,8 @@ std::vector<Event> StreamTranslator::feed(const json& chunk) {
   };
   if (delta.contains("reasoning_content") && delta["reasoning_content"].is_string() &&
       !delta["reasoning_content"].get<std::string>().empty()) {
-    if (block_ != Block::kThinking) open_block(out, Block::kThinking, {{"type", "thinking"}, {"thinking", ""}, {"signature", ""}});
+    if (block_ != Block::kThinking)
+      open_block(out, Block::kThinking, {{"type", "thinking"}, {"thinking", ""}, {"signature", ""}});
     delta_event({{"type", "thinking_delta"}, {"thinking", delta["reasoning_content"]}});
   }
   if (delta.contains("content") && delta["content"].is_string() && !delta["content"].get<std::string>().empty()) {
@@ -341,7 +346,9 @@ std::vector<Event> StreamTranslator::feed(const json& chunk) {
       const json fn = piece.value("function", json::object());
       if (block_ != Block::kTool || call != tool_call_) {
         open_block(out, Block::kTool,
-                   {{"type", "tool_use"}, {"id", piece.value("id", "")}, {"name", fn.value("name", "")},
+                   {{"type", "tool_use"},
+                    {"id", piece.value("id", "")},
+                    {"name", fn.value("name", "")},
                     {"input", json::object()}});
         tool_call_ = call;
       }
@@ -358,10 +365,9 @@ std::vector<Event> StreamTranslator::finish(std::int64_t input_tokens, std::int6
   start(out);
   close_block(out);
   out.push_back({"message_delta",
-                 event_data("message_delta", {{"delta", {{"stop_reason", stop_reason(finish_reason_)},
-                                                          {"stop_sequence", nullptr}}},
-                                              {"usage", {{"input_tokens", input_tokens},
-                                                         {"output_tokens", output_tokens}}}})
+                 event_data("message_delta",
+                            {{"delta", {{"stop_reason", stop_reason(finish_reason_)}, {"stop_sequence", nullptr}}},
+                             {"usage", {{"input_tokens", input_tokens}, {"output_tokens", output_tokens}}}})
                      .dump()});
   out.push_back({"message_stop", event_data("message_stop", json::object()).dump()});
   return out;

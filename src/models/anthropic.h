@@ -68,8 +68,8 @@ class StreamTranslator {
   std::string model_;
   bool started_ = false;
   Block block_ = Block::kNone;
-  int index_ = -1;           // the open block's index
-  int tool_call_ = -1;       // the OpenAI tool-call index of the open tool_use block
+  int index_ = -1;      // the open block's index
+  int tool_call_ = -1;  // the OpenAI tool-call index of the open tool_use block
   std::string finish_reason_;
   std::int64_t prompt_tokens_ = 0;
 };

@@ -24,14 +24,14 @@ enum class Strategy { kRoundRobin, kWeightedRoundRobin, kLeastConnections };
 std::optional<Strategy> parse_strategy(std::string_view s);
 
 struct HealthPolicy {
-  int fail_threshold = 3;                        // consecutive failures that trip an instance
-  std::chrono::milliseconds cooldown{30000};     // how long a tripped instance gets no traffic
+  int fail_threshold = 3;                     // consecutive failures that trip an instance
+  std::chrono::milliseconds cooldown{30000};  // how long a tripped instance gets no traffic
 };
 
 enum class Health {
-  kHealthy,   // gets traffic
-  kCooling,   // passively tripped (errors); traffic resumes when the cooldown ends
-  kDown,      // the active health check failed; traffic resumes when it passes
+  kHealthy,  // gets traffic
+  kCooling,  // passively tripped (errors); traffic resumes when the cooldown ends
+  kDown,     // the active health check failed; traffic resumes when it passes
 };
 std::string_view health_name(Health h);
 

@@ -15,14 +15,14 @@
 namespace llmd::models {
 
 struct CatalogModel {
-  std::string name;                 // configured name, or the file stem
+  std::string name;  // configured name, or the file stem
   std::string description;
-  std::filesystem::path path;       // the GGUF file; empty for command-only models
-  config::ModelEntry entry;            // launch settings (defaults for discovered files)
-  bool configured = false;          // true when it comes from models.list
-  std::uint64_t size = 0;           // file size in bytes
-  std::optional<GgufInfo> gguf;     // metadata when the file parsed
-  std::string error;                // why the model cannot be used ("" = fine)
+  std::filesystem::path path;    // the GGUF file; empty for command-only models
+  config::ModelEntry entry;      // launch settings (defaults for discovered files)
+  bool configured = false;       // true when it comes from models.list
+  std::uint64_t size = 0;        // file size in bytes
+  std::optional<GgufInfo> gguf;  // metadata when the file parsed
+  std::string error;             // why the model cannot be used ("" = fine)
 };
 
 // Scans the configuration and the directory. Configured files are resolved

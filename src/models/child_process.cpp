@@ -64,7 +64,8 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::spawn(const std::vector<std:
   ::close(fds[1]);
   std::unique_ptr<ChildProcess> child(new ChildProcess());
   child->pid_ = pid;
-  child->reader_ = std::thread([c = child.get(), fd = fds[0], s = std::move(sink)]() mutable { c->read_loop(fd, std::move(s)); });
+  child->reader_ =
+      std::thread([c = child.get(), fd = fds[0], s = std::move(sink)]() mutable { c->read_loop(fd, std::move(s)); });
   return child;
 }
 
@@ -99,8 +100,10 @@ void ChildProcess::read_loop(int fd, LineSink sink) {
 
   bool open = true;
   for (;;) {
-    if (open) open = drain(100);
-    else ::usleep(50 * 1000);
+    if (open)
+      open = drain(100);
+    else
+      ::usleep(50 * 1000);
     int status = 0;
     std::unique_lock lock(mutex_);
     const pid_t r = ::waitpid(pid_, &status, WNOHANG);

@@ -14,8 +14,8 @@
 #include <memory>
 #include <optional>
 
-#include <nlohmann/json.hpp>
 #include <openssl/evp.h>
+#include <nlohmann/json.hpp>
 
 namespace llmd::models {
 namespace {
@@ -68,7 +68,8 @@ Result<ParsedUrl> parse_url(const std::string& url) {
   part(CURLUPART_SCHEME, out.scheme, 0);
   part(CURLUPART_HOST, out.host, 0);
   part(CURLUPART_PATH, out.path, CURLU_URLDECODE);
-  std::transform(out.scheme.begin(), out.scheme.end(), out.scheme.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(out.scheme.begin(), out.scheme.end(), out.scheme.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   if (out.scheme != "http" && out.scheme != "https") {
     return fail(ErrorCode::kInvalidArgument, "only http and https URLs can be pulled", "bad_url");
   }
@@ -79,9 +80,8 @@ Result<ParsedUrl> parse_url(const std::string& url) {
 bool valid_file_name(const std::string& name) {
   if (name.empty() || name.size() > kMaxFileName || name.front() == '.' || name.front() == '-') return false;
   if (name.size() < 6 || name.substr(name.size() - 5) != ".gguf") return false;
-  return std::all_of(name.begin(), name.end(), [](unsigned char c) {
-    return std::isalnum(c) || c == '.' || c == '_' || c == '-' || c == '+';
-  });
+  return std::all_of(name.begin(), name.end(),
+                     [](unsigned char c) { return std::isalnum(c) || c == '.' || c == '_' || c == '-' || c == '+'; });
 }
 
 std::string to_lower(std::string s) {
@@ -129,14 +129,14 @@ struct Transfer {
   std::FILE* file = nullptr;
   EVP_MD_CTX* digest = nullptr;
   const DownloadOptions* options = nullptr;
-  bool allow_private = true;       // this hop may connect to a private address
+  bool allow_private = true;  // this hop may connect to a private address
   bool refused_private = false;
   bool write_failed = false;
-  long status = 0;                 // of the current response (headers)
-  bool body_accepted = false;      // the current response's body is the file
-  bool restart = false;            // 200 on a Range request: truncate and start over
-  std::uint64_t offset = 0;        // bytes already in the file
-  std::uint64_t total = 0;         // expected file size, 0 = unknown
+  long status = 0;             // of the current response (headers)
+  bool body_accepted = false;  // the current response's body is the file
+  bool restart = false;        // 200 on a Range request: truncate and start over
+  std::uint64_t offset = 0;    // bytes already in the file
+  std::uint64_t total = 0;     // expected file size, 0 = unknown
   std::uint64_t content_length = 0;
   std::string etag, last_modified, location, content_range;
 };
@@ -165,11 +165,16 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   if (colon == std::string_view::npos) return size * n;
   const std::string name = to_lower(std::string(line.substr(0, colon)));
   const std::string value = trim(line.substr(colon + 1));
-  if (name == "etag") t.etag = value;
-  else if (name == "last-modified") t.last_modified = value;
-  else if (name == "location") t.location = value;
-  else if (name == "content-range") t.content_range = value;
-  else if (name == "content-length") t.content_length = std::strtoull(value.c_str(), nullptr, 10);
+  if (name == "etag")
+    t.etag = value;
+  else if (name == "last-modified")
+    t.last_modified = value;
+  else if (name == "location")
+    t.location = value;
+  else if (name == "content-range")
+    t.content_range = value;
+  else if (name == "content-length")
+    t.content_length = std::strtoull(value.c_str(), nullptr, 10);
   return size * n;
 }
 

@@ -27,9 +27,9 @@ namespace llmd::models {
 
 struct DownloadOptions {
   std::string url;
-  std::filesystem::path dir;          // models.dir
-  std::string file_name;              // empty = last path segment of the URL (must end in .gguf)
-  std::string sha256;                 // expected, lower- or upper-case hex; empty = not checked
+  std::filesystem::path dir;  // models.dir
+  std::string file_name;      // empty = last path segment of the URL (must end in .gguf)
+  std::string sha256;         // expected, lower- or upper-case hex; empty = not checked
   bool allow_private_redirects = false;
   std::chrono::seconds connect_timeout{30};
   std::chrono::seconds stall_timeout{60};  // abort when no byte arrives for this long
@@ -40,8 +40,8 @@ struct DownloadOptions {
 struct DownloadResult {
   std::filesystem::path path;
   std::uint64_t size = 0;
-  std::string sha256;                 // lower-case hex of the whole file
-  std::uint64_t resumed_from = 0;     // bytes kept from an earlier run
+  std::string sha256;              // lower-case hex of the whole file
+  std::uint64_t resumed_from = 0;  // bytes kept from an earlier run
 };
 
 // Errors: kInvalidArgument (bad URL, scheme, file name, sha256 syntax),

@@ -73,17 +73,35 @@ class FileSource final : public Source {
 };
 
 enum GgufType : std::uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
-  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12,
 };
 
 // Byte size of a fixed-size scalar type, 0 for string/array/unknown.
 std::uint64_t scalar_size(std::uint32_t t) {
   switch (t) {
-    case kU8: case kI8: case kBool: return 1;
-    case kU16: case kI16: return 2;
-    case kU32: case kI32: case kF32: return 4;
-    case kU64: case kI64: case kF64: return 8;
+    case kU8:
+    case kI8:
+    case kBool: return 1;
+    case kU16:
+    case kI16: return 2;
+    case kU32:
+    case kI32:
+    case kF32: return 4;
+    case kU64:
+    case kI64:
+    case kF64: return 8;
     default: return 0;
   }
 }
@@ -95,24 +113,24 @@ struct TypeTraits {
 };
 TypeTraits tensor_type_traits(std::uint32_t t) {
   switch (t) {
-    case 0: return {4, 1};      // F32
-    case 1: return {2, 1};      // F16
-    case 2: return {18, 32};    // Q4_0
-    case 3: return {20, 32};    // Q4_1
-    case 6: return {22, 32};    // Q5_0
-    case 7: return {24, 32};    // Q5_1
-    case 8: return {34, 32};    // Q8_0
-    case 10: return {84, 256};  // Q2_K
-    case 11: return {110, 256}; // Q3_K
-    case 12: return {144, 256}; // Q4_K
-    case 13: return {176, 256}; // Q5_K
-    case 14: return {210, 256}; // Q6_K
-    case 24: return {1, 1};     // I8
-    case 25: return {2, 1};     // I16
-    case 26: return {4, 1};     // I32
-    case 27: return {8, 1};     // I64
-    case 28: return {8, 1};     // F64
-    case 30: return {2, 1};     // BF16
+    case 0: return {4, 1};       // F32
+    case 1: return {2, 1};       // F16
+    case 2: return {18, 32};     // Q4_0
+    case 3: return {20, 32};     // Q4_1
+    case 6: return {22, 32};     // Q5_0
+    case 7: return {24, 32};     // Q5_1
+    case 8: return {34, 32};     // Q8_0
+    case 10: return {84, 256};   // Q2_K
+    case 11: return {110, 256};  // Q3_K
+    case 12: return {144, 256};  // Q4_K
+    case 13: return {176, 256};  // Q5_K
+    case 14: return {210, 256};  // Q6_K
+    case 24: return {1, 1};      // I8
+    case 25: return {2, 1};      // I16
+    case 26: return {4, 1};      // I32
+    case 27: return {8, 1};      // I64
+    case 28: return {8, 1};      // F64
+    case 30: return {2, 1};      // BF16
     default: return {0, 0};
   }
 }
@@ -149,12 +167,18 @@ class Parser {
       LLMD_TRY(u32(type, "value type"));
       Value v;
       LLMD_TRY(value(type, v, 0));
-      if (key == "general.architecture" && v.is_string) info.architecture = v.text;
-      else if (key == "general.name" && v.is_string) info.name = v.text.substr(0, 256);
-      else if (key == "general.file_type" && v.number) info.file_type = static_cast<int>(*v.number);
-      else if (key == "general.alignment" && v.number) alignment = static_cast<std::uint64_t>(*v.number);
-      else if (key == chat_template_key) info.has_chat_template = v.is_string && v.length > 0;
-      else if (v.number) numbers_.emplace_back(std::move(key), *v.number);
+      if (key == "general.architecture" && v.is_string)
+        info.architecture = v.text;
+      else if (key == "general.name" && v.is_string)
+        info.name = v.text.substr(0, 256);
+      else if (key == "general.file_type" && v.number)
+        info.file_type = static_cast<int>(*v.number);
+      else if (key == "general.alignment" && v.number)
+        alignment = static_cast<std::uint64_t>(*v.number);
+      else if (key == chat_template_key)
+        info.has_chat_template = v.is_string && v.length > 0;
+      else if (v.number)
+        numbers_.emplace_back(std::move(key), *v.number);
     }
     if (alignment == 0 || alignment > (1u << 20) || (alignment & (alignment - 1)) != 0) {
       return bad("bad general.alignment");
@@ -163,11 +187,16 @@ class Parser {
       const std::string prefix = info.architecture + ".";
       if (info.architecture.empty() || !key.starts_with(prefix)) continue;
       const std::string_view rest = std::string_view(key).substr(prefix.size());
-      if (rest == "context_length") info.context_length = n;
-      else if (rest == "block_count") info.n_layer = n;
-      else if (rest == "embedding_length") info.n_embd = n;
-      else if (rest == "attention.head_count") info.n_head = n;
-      else if (rest == "attention.head_count_kv") info.n_head_kv = n;
+      if (rest == "context_length")
+        info.context_length = n;
+      else if (rest == "block_count")
+        info.n_layer = n;
+      else if (rest == "embedding_length")
+        info.n_embd = n;
+      else if (rest == "attention.head_count")
+        info.n_head = n;
+      else if (rest == "attention.head_count_kv")
+        info.n_head_kv = n;
     }
     if (info.n_head_kv == 0) info.n_head_kv = info.n_head;
     if (info.file_type >= 0) info.quantization = std::string(file_type_name(info.file_type));
@@ -209,9 +238,9 @@ class Parser {
  private:
   struct Value {
     bool is_string = false;
-    std::uint64_t length = 0;              // string length
-    std::string text;                      // first bytes of a string value
-    std::optional<std::int64_t> number;    // integer scalars
+    std::uint64_t length = 0;            // string length
+    std::string text;                    // first bytes of a string value
+    std::optional<std::int64_t> number;  // integer scalars
   };
 
   static std::unexpected<Error> bad(std::string what) {
@@ -313,12 +342,12 @@ Result<GgufInfo> read_gguf_info(const std::filesystem::path& path) {
 
 std::string_view file_type_name(int t) {
   static constexpr std::array<std::pair<int, std::string_view>, 33> kNames{{
-      {0, "F32"},      {1, "F16"},      {2, "Q4_0"},     {3, "Q4_1"},     {7, "Q8_0"},     {8, "Q5_0"},
-      {9, "Q5_1"},     {10, "Q2_K"},    {11, "Q3_K_S"},  {12, "Q3_K_M"},  {13, "Q3_K_L"},  {14, "Q4_K_S"},
-      {15, "Q4_K_M"},  {16, "Q5_K_S"},  {17, "Q5_K_M"},  {18, "Q6_K"},    {19, "IQ2_XXS"}, {20, "IQ2_XS"},
-      {21, "Q2_K_S"},  {22, "IQ3_XS"},  {23, "IQ3_XXS"}, {24, "IQ1_S"},   {25, "IQ4_NL"},  {26, "IQ3_S"},
-      {27, "IQ3_M"},   {28, "IQ2_S"},   {29, "IQ2_M"},   {30, "IQ4_XS"},  {31, "IQ1_M"},   {32, "BF16"},
-      {36, "TQ1_0"},   {37, "TQ2_0"},   {38, "MXFP4_MOE"},
+      {0, "F32"},     {1, "F16"},     {2, "Q4_0"},       {3, "Q4_1"},    {7, "Q8_0"},     {8, "Q5_0"},
+      {9, "Q5_1"},    {10, "Q2_K"},   {11, "Q3_K_S"},    {12, "Q3_K_M"}, {13, "Q3_K_L"},  {14, "Q4_K_S"},
+      {15, "Q4_K_M"}, {16, "Q5_K_S"}, {17, "Q5_K_M"},    {18, "Q6_K"},   {19, "IQ2_XXS"}, {20, "IQ2_XS"},
+      {21, "Q2_K_S"}, {22, "IQ3_XS"}, {23, "IQ3_XXS"},   {24, "IQ1_S"},  {25, "IQ4_NL"},  {26, "IQ3_S"},
+      {27, "IQ3_M"},  {28, "IQ2_S"},  {29, "IQ2_M"},     {30, "IQ4_XS"}, {31, "IQ1_M"},   {32, "BF16"},
+      {36, "TQ1_0"},  {37, "TQ2_0"},  {38, "MXFP4_MOE"},
   }};
   for (const auto& [k, v] : kNames) {
     if (k == t) return v;

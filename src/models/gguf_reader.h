@@ -21,10 +21,10 @@ struct GgufInfo {
   std::uint64_t file_size = 0;
   std::uint64_t tensor_count = 0;
   std::uint64_t kv_count = 0;
-  std::string architecture;     // general.architecture, e.g. "qwen2"
-  std::string name;             // general.name (may be empty)
-  int file_type = -1;           // general.file_type (llama_ftype), -1 when absent
-  std::string quantization;     // "Q4_K_M", "F16", ... ("" when unknown)
+  std::string architecture;           // general.architecture, e.g. "qwen2"
+  std::string name;                   // general.name (may be empty)
+  int file_type = -1;                 // general.file_type (llama_ftype), -1 when absent
+  std::string quantization;           // "Q4_K_M", "F16", ... ("" when unknown)
   std::uint64_t parameter_count = 0;  // sum over tensors of their element counts
   std::int64_t context_length = 0;    // <arch>.context_length (0 when absent)
   std::int64_t n_layer = 0;           // <arch>.block_count

@@ -26,10 +26,10 @@
 namespace llmd::models {
 
 struct CallInfo {
-  std::string route;            // "/v1/chat/completions", "/api/v1/models/{name}/chat", ...
-  std::string model;            // resolved model name
-  std::int64_t max_tokens = 0;  // completion tokens at most per choice (after gateway defaults)
-  std::int64_t choices = 1;     // replies generated (OpenAI's n, or best_of when larger)
+  std::string route;               // "/v1/chat/completions", "/api/v1/models/{name}/chat", ...
+  std::string model;               // resolved model name
+  std::int64_t max_tokens = 0;     // completion tokens at most per choice (after gateway defaults)
+  std::int64_t choices = 1;        // replies generated (OpenAI's n, or best_of when larger)
   std::uint64_t prompt_bytes = 0;  // size of the prompt material (the worst case when it cannot be counted)
   bool stream = false;
   // What the worker will be asked (valid during admit): the OpenAI body for
@@ -52,15 +52,15 @@ struct CallUsage {
 
 struct CallOutcome {
   std::string model;
-  std::string instance;         // "" when no instance was reached
-  CallUsage usage;              // as reported by the worker
-  int status = 0;               // HTTP status sent to the client
-  bool ok = false;              // the model call completed
+  std::string instance;  // "" when no instance was reached
+  CallUsage usage;       // as reported by the worker
+  int status = 0;        // HTTP status sent to the client
+  bool ok = false;       // the model call completed
   std::chrono::milliseconds latency{0};
 };
 
 struct Settlement {
-  std::int64_t tokens_consumed = 0;             // what the caller was charged
+  std::int64_t tokens_consumed = 0;              // what the caller was charged
   std::optional<std::int64_t> remaining_tokens;  // balance after, when known
 };
 

@@ -16,17 +16,17 @@
 #include <set>
 #include <thread>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
-#include <nlohmann/json.hpp>
 #include <openssl/rand.h>
+#include <nlohmann/json.hpp>
 
 #include "http/client.h"
 #include "models/balancer.h"
@@ -161,12 +161,13 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     }
     // Started outside the lock: a probe may complete inline and call on_probe.
     for (auto& j : jobs) {
-      net::co_spawn(io,
-                    [self = shared_from_this(), j = std::move(j)]() -> net::awaitable<void> {
-                      const bool ok = co_await self->probe(j.url, j.api_key);
-                      self->on_probe(j.model, j.id, j.serial, ok);
-                    },
-                    net::detached);
+      net::co_spawn(
+          io,
+          [self = shared_from_this(), j = std::move(j)]() -> net::awaitable<void> {
+            const bool ok = co_await self->probe(j.url, j.api_key);
+            self->on_probe(j.model, j.id, j.serial, ok);
+          },
+          net::detached);
     }
   }
 
@@ -181,9 +182,7 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
         continue;
       }
       switch (inst.state) {
-        case State::kPending:
-          spawn(m, inst, now);
-          break;
+        case State::kPending: spawn(m, inst, now); break;
         case State::kStarting:
           if (now >= inst.deadline) {
             const auto lines = inst.worker ? inst.worker->last_lines() : std::vector<std::string>{};
@@ -191,10 +190,12 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
             inst.state = State::kFailed;
             // The worker's output stays in the operator's log: it can hold
             // other users' request ids, so no API answer repeats it.
-            inst.error = "worker did not become ready within " +
-                         std::to_string(options.ready_timeout.count() / 1000) + " s (see the server log)";
+            inst.error = "worker did not become ready within " + std::to_string(options.ready_timeout.count() / 1000) +
+                         " s (see the server log)";
             m.last_error = inst.error;
-            deps.log.error("worker not ready", {{"model", m.cat.name}, {"instance", inst.id}, {"reason", inst.error},
+            deps.log.error("worker not ready", {{"model", m.cat.name},
+                                                {"instance", inst.id},
+                                                {"reason", inst.error},
                                                 {"last_output", join_lines(lines, 5)}});
           } else if (!inst.probing) {
             launch_probe(m, inst, now);
@@ -209,8 +210,7 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
         case State::kBackoff:
           if (now >= inst.deadline) spawn(m, inst, now);
           break;
-        case State::kFailed:
-          break;
+        case State::kFailed: break;
       }
     }
     std::erase_if(m.instances, [](const Instance& i) { return !i.remote && i.state == State::kStopping && !i.worker; });
@@ -239,14 +239,20 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
       inst.state = State::kBackoff;
       inst.deadline = now + delay;
       inst.error = why;
-      deps.log.warn("worker crashed; restarting", {{"model", m.cat.name}, {"instance", inst.id}, {"exit_code", code},
-                                                   {"attempt", inst.restarts}, {"delay_ms", delay.count()},
+      deps.log.warn("worker crashed; restarting", {{"model", m.cat.name},
+                                                   {"instance", inst.id},
+                                                   {"exit_code", code},
+                                                   {"attempt", inst.restarts},
+                                                   {"delay_ms", delay.count()},
                                                    {"last_output", last_output}});
     } else {
       inst.state = State::kFailed;
       inst.error = why;
-      deps.log.error("worker crashed; giving up", {{"model", m.cat.name}, {"instance", inst.id}, {"exit_code", code},
-                                                   {"reason", why}, {"last_output", last_output}});
+      deps.log.error("worker crashed; giving up", {{"model", m.cat.name},
+                                                   {"instance", inst.id},
+                                                   {"exit_code", code},
+                                                   {"reason", why},
+                                                   {"last_output", last_output}});
     }
   }
 
@@ -328,8 +334,11 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     inst.spawned_at = now;
     inst.deadline = now + options.ready_timeout;
     inst.probe_failures = 0;
-    deps.log.info("worker started", {{"model", m.cat.name}, {"instance", inst.id}, {"port", inst.port},
-                                     {"pid", inst.worker->pid()}, {"threads", inst.threads}});
+    deps.log.info("worker started", {{"model", m.cat.name},
+                                     {"instance", inst.id},
+                                     {"port", inst.port},
+                                     {"pid", inst.worker->pid()},
+                                     {"threads", inst.threads}});
   }
 
   void launch_probe(ModelState& m, Instance& inst, Clock::time_point now) {
@@ -408,16 +417,18 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
 
   Result<void> start_locked(ModelState& m, Clock::time_point now) {
     if (!m.cat.error.empty()) {
-      return fail(Error(ErrorCode::kUnavailable, "model " + m.cat.name + " cannot be used: " + m.cat.error, "model_error")
-                      .with_retry_after(60));
+      return fail(
+          Error(ErrorCode::kUnavailable, "model " + m.cat.name + " cannot be used: " + m.cat.error, "model_error")
+              .with_retry_after(60));
     }
     if (!m.startable()) return {};  // remote-only: nothing to start
-    const bool running_locally =
-        m.wanted && std::any_of(m.instances.begin(), m.instances.end(),
-                                [](const Instance& i) { return !i.remote && i.state != State::kFailed; });
+    const bool running_locally = m.wanted && std::any_of(m.instances.begin(), m.instances.end(), [](const Instance& i) {
+                                   return !i.remote && i.state != State::kFailed;
+                                 });
     if (running_locally) return {};
 
-    const std::uint64_t need = estimate_model_memory(m.cat) * static_cast<std::uint64_t>(std::max(1, m.cat.entry.replicas));
+    const std::uint64_t need =
+        estimate_model_memory(m.cat) * static_cast<std::uint64_t>(std::max(1, m.cat.entry.replicas));
     const auto available = deps.mem_available ? deps.mem_available() : read_mem_available();
     if (need > 0 && available && need > *available) {
       return fail(Error(ErrorCode::kUnavailable,
@@ -478,7 +489,8 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     if (requests) requests->with({model, id}).inc();
     if (!ok && errors) errors->with({model, id}).inc();
     if (latency) latency->with({model, id}).observe(seconds);
-    if (tokens > 0 && seconds > 0 && tokens_per_s) tokens_per_s->with({model, id}).set(static_cast<double>(tokens) / seconds);
+    if (tokens > 0 && seconds > 0 && tokens_per_s)
+      tokens_per_s->with({model, id}).set(static_cast<double>(tokens) / seconds);
   }
 
   void collect() {
@@ -528,8 +540,8 @@ Result<std::unique_ptr<Manager>> Manager::create(ManagerOptions options, Manager
                                                  std::vector<CatalogModel> catalog) {
   auto strategy = parse_strategy(options.balancer.strategy);
   if (!strategy) {
-    return fail(ErrorCode::kInvalidArgument, "balancer.strategy: unknown strategy \"" + options.balancer.strategy + "\"",
-                "bad_config");
+    return fail(ErrorCode::kInvalidArgument,
+                "balancer.strategy: unknown strategy \"" + options.balancer.strategy + "\"", "bad_config");
   }
   if (!deps.factory) return fail(ErrorCode::kInvalidArgument, "manager needs a worker factory", "bad_config");
   std::unique_ptr<Manager> mgr(new Manager());
@@ -537,8 +549,9 @@ Result<std::unique_ptr<Manager>> Manager::create(ManagerOptions options, Manager
   core->strategy = *strategy;
   core->policy.fail_threshold = options.balancer.fail_threshold;
   core->policy.cooldown = std::chrono::seconds(options.balancer.cooldown);
-  core->health_interval = options.health_interval.count() > 0 ? options.health_interval
-                                                               : std::chrono::milliseconds(options.balancer.health_interval * 1000);
+  core->health_interval = options.health_interval.count() > 0
+                              ? options.health_interval
+                              : std::chrono::milliseconds(options.balancer.health_interval * 1000);
   core->cpu_cores = options.models.cpu_cores > 0 ? options.models.cpu_cores : physical_cpu_cores();
   core->options = std::move(options);
   core->deps = std::move(deps);
@@ -555,7 +568,8 @@ Result<std::unique_ptr<Manager>> Manager::create(ManagerOptions options, Manager
       c.name = u.model;
       c.entry.name = u.model;
       c.description = "remote model";
-      it = core->models.emplace(u.model, std::make_unique<ModelState>(std::move(c), core->strategy, core->policy)).first;
+      it =
+          core->models.emplace(u.model, std::make_unique<ModelState>(std::move(c), core->strategy, core->policy)).first;
     }
     Instance inst;
     inst.id = "upstream:" + u.name;
@@ -573,19 +587,23 @@ Result<std::unique_ptr<Manager>> Manager::create(ManagerOptions options, Manager
   if (auto* reg = core->deps.metrics) {
     const std::vector<std::string> labels{"model", "instance"};
     core->requests = &reg->counter("llmd_instance_requests_total", "Requests sent to a model instance", labels);
-    core->errors = &reg->counter("llmd_instance_errors_total", "Failed requests (connection errors, 5xx) per instance", labels);
+    core->errors =
+        &reg->counter("llmd_instance_errors_total", "Failed requests (connection errors, 5xx) per instance", labels);
     core->latency = &reg->histogram("llmd_instance_request_duration_seconds", "Request latency per instance", labels);
-    core->tokens_per_s = &reg->gauge("llmd_instance_tokens_per_second", "Completion tokens/s of the last request", labels);
+    core->tokens_per_s =
+        &reg->gauge("llmd_instance_tokens_per_second", "Completion tokens/s of the last request", labels);
     core->in_flight_gauge = &reg->gauge("llmd_instance_in_flight", "Requests in flight per instance", labels);
     core->healthy_gauge = &reg->gauge("llmd_instance_healthy", "1 when the instance gets traffic", labels);
-    core->load_seconds = &reg->gauge("llmd_model_load_seconds", "Time from spawn to ready of the last start", {"model"});
+    core->load_seconds =
+        &reg->gauge("llmd_model_load_seconds", "Time from spawn to ready of the last start", {"model"});
     reg->add_collector([weak = std::weak_ptr<Lease::Core>(core)] {
       if (auto c = weak.lock()) c->collect();
     });
   }
 
   core->work.emplace(core->io.get_executor());
-  net::co_spawn(core->io, [c = core.get()] { return c->supervise(); }, net::detached);
+  net::co_spawn(
+      core->io, [c = core.get()] { return c->supervise(); }, net::detached);
   core->thread = std::thread([c = core.get()] { c->io.run(); });
   mgr->core_ = std::move(core);
   return mgr;
@@ -653,7 +671,8 @@ Result<ModelStatus> Manager::start(const std::string& name) {
     std::lock_guard lock(core_->mutex);
     auto it = core_->models.find(name);
     if (it == core_->models.end()) return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
-    if (core_->shutting_down) return fail(Error(ErrorCode::kUnavailable, "shutting down", "shutting_down").with_retry_after(5));
+    if (core_->shutting_down)
+      return fail(Error(ErrorCode::kUnavailable, "shutting down", "shutting_down").with_retry_after(5));
     const auto now = Clock::now();
     LLMD_TRY(core_->start_locked(*it->second, now));
     out = core_->status_locked(*it->second, now);
@@ -690,7 +709,8 @@ net::awaitable<Result<Lease>> Manager::acquire(std::string name, std::chrono::mi
       std::lock_guard lock(core->mutex);
       auto it = core->models.find(name);
       if (it == core->models.end()) co_return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
-      if (core->shutting_down) co_return fail(Error(ErrorCode::kUnavailable, "shutting down", "shutting_down").with_retry_after(5));
+      if (core->shutting_down)
+        co_return fail(Error(ErrorCode::kUnavailable, "shutting down", "shutting_down").with_retry_after(5));
       ModelState& m = *it->second;
       const auto now = Clock::now();
       m.last_used = now;
@@ -719,8 +739,9 @@ net::awaitable<Result<Lease>> Manager::acquire(std::string name, std::chrono::mi
         if (auto r = core->start_locked(m, now); !r) co_return std::unexpected(r.error());
         poke = true;
       } else if (!m.cat.error.empty()) {
-        co_return fail(Error(ErrorCode::kUnavailable, "model " + name + " cannot be used: " + m.cat.error, "model_error")
-                           .with_retry_after(60));
+        co_return fail(
+            Error(ErrorCode::kUnavailable, "model " + name + " cannot be used: " + m.cat.error, "model_error")
+                .with_retry_after(60));
       } else {
         const bool pending = std::any_of(m.instances.begin(), m.instances.end(), [](const Instance& i) {
           return !i.remote && (i.state == State::kPending || i.state == State::kStarting || i.state == State::kBackoff);
@@ -735,8 +756,8 @@ net::awaitable<Result<Lease>> Manager::acquire(std::string name, std::chrono::mi
     if (poke) core->poke();
     const auto now = Clock::now();
     if (now >= deadline) {
-      co_return fail(Error(ErrorCode::kUnavailable, "model " + name + " is still starting", "model_starting")
-                         .with_retry_after(5));
+      co_return fail(
+          Error(ErrorCode::kUnavailable, "model " + name + " is still starting", "model_starting").with_retry_after(5));
     }
     timer.expires_after(std::min<Clock::duration>(std::chrono::milliseconds(50), deadline - now));
     co_await timer.async_wait(net::as_tuple(net::use_awaitable));

@@ -38,20 +38,20 @@ struct ManagerOptions {
   config::ModelsConfig models;
   std::vector<config::UpstreamEntry> upstreams;
   config::BalancerConfig balancer;
-  std::string host = "127.0.0.1";                     // where local workers listen
-  std::chrono::milliseconds ready_timeout{120000};    // spawn -> /health 200
-  std::chrono::milliseconds stop_grace{5000};         // SIGTERM -> SIGKILL
-  int max_restarts = 3;                               // consecutive crashes before "error"
-  std::chrono::milliseconds restart_backoff{1000};    // doubled per consecutive crash
-  std::chrono::milliseconds tick{100};                // supervisor period
-  std::chrono::milliseconds health_interval{0};       // 0 = balancer.health_interval seconds
+  std::string host = "127.0.0.1";                   // where local workers listen
+  std::chrono::milliseconds ready_timeout{120000};  // spawn -> /health 200
+  std::chrono::milliseconds stop_grace{5000};       // SIGTERM -> SIGKILL
+  int max_restarts = 3;                             // consecutive crashes before "error"
+  std::chrono::milliseconds restart_backoff{1000};  // doubled per consecutive crash
+  std::chrono::milliseconds tick{100};              // supervisor period
+  std::chrono::milliseconds health_interval{0};     // 0 = balancer.health_interval seconds
 };
 
 struct ManagerDeps {
   observe::Logger log = observe::Logger::null();
-  observe::Registry* metrics = nullptr;               // optional
-  std::shared_ptr<WorkerFactory> factory;             // required
-  Prober prober;                                      // empty = HTTP GET /health
+  observe::Registry* metrics = nullptr;    // optional
+  std::shared_ptr<WorkerFactory> factory;  // required
+  Prober prober;                           // empty = HTTP GET /health
   // Bytes of MemAvailable; empty = read /proc/meminfo. nullopt = unknown (no check).
   std::function<std::optional<std::uint64_t>()> mem_available;
 };
@@ -59,20 +59,20 @@ struct ManagerDeps {
 struct InstanceStatus {
   std::string id;
   std::string url;
-  std::string status;    // starting | running | stopping | restarting | error
-  std::string health;    // healthy | cooling | down
+  std::string status;  // starting | running | stopping | restarting | error
+  std::string health;  // healthy | cooling | down
   int in_flight = 0;
   int port = 0;
   int restarts = 0;
   bool remote = false;
   std::string error;
-  int threads = 0;       // generation threads the local worker was started with (0: remote)
+  int threads = 0;  // generation threads the local worker was started with (0: remote)
 };
 
 struct ModelStatus {
   std::string name;
   std::string description;
-  std::string status;    // available | starting | running | stopping | error
+  std::string status;  // available | starting | running | stopping | error
   std::uint64_t size = 0;
   std::string arch;
   std::string quantization;
@@ -80,7 +80,7 @@ struct ModelStatus {
   std::uint64_t parameter_count = 0;
   bool has_chat_template = false;
   std::vector<InstanceStatus> instances;
-  std::string error;     // the most recent error, if any
+  std::string error;  // the most recent error, if any
 };
 
 class Manager;
@@ -97,7 +97,7 @@ class Lease {
 
   const std::string& model() const { return model_; }
   const std::string& instance_id() const { return instance_; }
-  const std::string& base_url() const { return url_; }   // "http://host:port"
+  const std::string& base_url() const { return url_; }  // "http://host:port"
   // The key the instance requires as Authorization: Bearer: the upstream's
   // configured key, or the random key of this spawn of a local worker.
   const std::string& api_key() const { return api_key_; }

@@ -6,7 +6,8 @@ namespace llmd::models::detail {
 
 std::string_view state_name(State s) {
   switch (s) {
-    case State::kPending: case State::kStarting: return "starting";
+    case State::kPending:
+    case State::kStarting: return "starting";
     case State::kRunning: return "running";
     case State::kStopping: return "stopping";
     case State::kBackoff: return "restarting";
@@ -58,13 +59,20 @@ ModelStatus status_of(const ModelState& m, Clock::time_point now) {
     }
     s.instances.push_back(std::move(is));
   }
-  if (!m.cat.error.empty()) s.status = "error";
-  else if (any_running) s.status = "running";
-  else if (any_starting && m.wanted) s.status = "starting";
-  else if (any_stopping) s.status = "stopping";
-  else if (m.wanted && any_local) s.status = "error";
-  else if (!m.startable()) s.status = "error";
-  else s.status = "available";
+  if (!m.cat.error.empty())
+    s.status = "error";
+  else if (any_running)
+    s.status = "running";
+  else if (any_starting && m.wanted)
+    s.status = "starting";
+  else if (any_stopping)
+    s.status = "stopping";
+  else if (m.wanted && any_local)
+    s.status = "error";
+  else if (!m.startable())
+    s.status = "error";
+  else
+    s.status = "available";
   if (s.status == "error" && s.error.empty()) s.error = "no healthy instance";
   return s;
 }

@@ -36,21 +36,21 @@ struct Instance {
   int port = 0;
   State state = State::kPending;
   std::unique_ptr<Worker> worker;
-  std::uint64_t serial = 0;               // identifies one spawn / probe target
-  Clock::time_point deadline{};           // ready deadline, stop deadline or restart time
+  std::uint64_t serial = 0;      // identifies one spawn / probe target
+  Clock::time_point deadline{};  // ready deadline, stop deadline or restart time
   Clock::time_point spawned_at{};
   Clock::time_point next_health{};
   int restarts = 0;
   int probe_failures = 0;
   bool probing = false;
-  int threads = 0;                        // of the running local worker
+  int threads = 0;  // of the running local worker
   std::string error;
 };
 
 struct ModelState {
   ModelState(CatalogModel c, Strategy s, HealthPolicy p) : cat(std::move(c)), balancer(s, p) {}
   CatalogModel cat;
-  bool wanted = false;                    // the operator or a request wants it running
+  bool wanted = false;  // the operator or a request wants it running
   std::vector<Instance> instances;
   Balancer balancer;
   Clock::time_point last_used{};

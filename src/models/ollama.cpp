@@ -25,8 +25,10 @@ Result<void> add_sampling(const json& request, json& out) {
       out[k] = (*o)[k];
     }
     if (o->contains("num_predict") && !(*o)["num_predict"].is_null()) {
-      if (!(*o)["num_predict"].is_number_integer()) return std::unexpected(invalid("options.num_predict must be an integer"));
-      if ((*o)["num_predict"].get<std::int64_t>() >= 0) out["max_tokens"] = (*o)["num_predict"];  // -1: no limit of its own
+      if (!(*o)["num_predict"].is_number_integer())
+        return std::unexpected(invalid("options.num_predict must be an integer"));
+      if ((*o)["num_predict"].get<std::int64_t>() >= 0)
+        out["max_tokens"] = (*o)["num_predict"];  // -1: no limit of its own
     }
     if (o->contains("stop") && !(*o)["stop"].is_null()) out["stop"] = (*o)["stop"];
   }
@@ -110,18 +112,22 @@ Result<json> chat_request(const json& request) {
       return std::unexpected(invalid("message content must be a string"));
     }
     json out = {{"role", role}, {"content", m.value("content", json("")).is_string() ? m["content"] : json("")}};
-    if (role == "assistant" && m.contains("thinking") && m["thinking"].is_string()) out["reasoning_content"] = m["thinking"];
+    if (role == "assistant" && m.contains("thinking") && m["thinking"].is_string())
+      out["reasoning_content"] = m["thinking"];
     if (role == "assistant" && m.contains("tool_calls") && m["tool_calls"].is_array()) {
       json calls = json::array();
       for (const json& c : m["tool_calls"]) {
         const json fn = c.is_object() ? c.value("function", json::object()) : json::object();
-        if (!fn.contains("name") || !fn["name"].is_string()) return std::unexpected(invalid("a tool call needs a function name"));
+        if (!fn.contains("name") || !fn["name"].is_string())
+          return std::unexpected(invalid("a tool call needs a function name"));
         const std::string id = "call_" + std::to_string(++call_number);
         unanswered.push_back(id);
         const json arguments = fn.contains("arguments") ? fn["arguments"] : json::object();
         calls.push_back({{"id", id},
                          {"type", "function"},
-                         {"function", {{"name", fn["name"]}, {"arguments", arguments.is_string() ? arguments.get<std::string>() : arguments.dump()}}}});
+                         {"function",
+                          {{"name", fn["name"]},
+                           {"arguments", arguments.is_string() ? arguments.get<std::string>() : arguments.dump()}}}});
       }
       if (!calls.empty()) out["tool_calls"] = std::move(calls);
     }
@@ -215,13 +221,20 @@ Result<std::optional<std::chrono::seconds>> keep_alive(const json& request) {
     const std::string unit = text.substr(i, unit_end - i);
     i = unit_end;
     double scale = 0;
-    if (unit == "h") scale = 3600;
-    else if (unit == "m") scale = 60;
-    else if (unit == "s" || (unit.empty() && i == text.size() && !any)) scale = 1;
-    else if (unit == "ms") scale = 1e-3;
-    else if (unit == "us" || unit == "µs") scale = 1e-6;
-    else if (unit == "ns") scale = 1e-9;
-    else return std::unexpected(invalid("keep_alive \"" + text + "\" is not a duration (e.g. \"5m\", \"1h\", \"0\")"));
+    if (unit == "h")
+      scale = 3600;
+    else if (unit == "m")
+      scale = 60;
+    else if (unit == "s" || (unit.empty() && i == text.size() && !any))
+      scale = 1;
+    else if (unit == "ms")
+      scale = 1e-3;
+    else if (unit == "us" || unit == "µs")
+      scale = 1e-6;
+    else if (unit == "ns")
+      scale = 1e-9;
+    else
+      return std::unexpected(invalid("keep_alive \"" + text + "\" is not a duration (e.g. \"5m\", \"1h\", \"0\")"));
     total += value * scale;
     any = true;
   }
@@ -252,8 +265,10 @@ json reply(Kind kind, const json& completion, const std::string& model, const Ti
     if (choice.contains("text") && choice["text"].is_string()) content = choice["text"];  // a raw generate
     const json message = choice.value("message", json::object());
     if (message.contains("content") && message["content"].is_string()) content = message["content"];
-    if (message.contains("reasoning_content") && message["reasoning_content"].is_string()) thinking = message["reasoning_content"];
-    if (message.contains("tool_calls") && message["tool_calls"].is_array()) calls = tool_calls_of(message["tool_calls"]);
+    if (message.contains("reasoning_content") && message["reasoning_content"].is_string())
+      thinking = message["reasoning_content"];
+    if (message.contains("tool_calls") && message["tool_calls"].is_array())
+      calls = tool_calls_of(message["tool_calls"]);
   }
   json out = {{"model", model}, {"created_at", now_rfc3339()}};
   if (kind == Kind::kChat) {
@@ -300,10 +315,12 @@ std::vector<json> StreamTranslator::feed(const json& chunk) {
   const json& choice = (*choices)[0];
   if (choice.contains("finish_reason") && choice["finish_reason"].is_string()) finish_reason_ = choice["finish_reason"];
   const json delta = choice.value("delta", json::object());
-  std::string text = delta.contains("content") && delta["content"].is_string() ? delta["content"].get<std::string>() : "";
+  std::string text =
+      delta.contains("content") && delta["content"].is_string() ? delta["content"].get<std::string>() : "";
   if (choice.contains("text") && choice["text"].is_string()) text = choice["text"];  // a raw generate
-  const std::string thinking =
-      delta.contains("reasoning_content") && delta["reasoning_content"].is_string() ? delta["reasoning_content"].get<std::string>() : "";
+  const std::string thinking = delta.contains("reasoning_content") && delta["reasoning_content"].is_string()
+                                   ? delta["reasoning_content"].get<std::string>()
+                                   : "";
   if (delta.contains("tool_calls") && delta["tool_calls"].is_array()) {
     for (const json& piece : delta["tool_calls"]) {
       if (!piece.is_object()) continue;

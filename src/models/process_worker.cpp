@@ -5,8 +5,8 @@
 
 #include <cerrno>
 #include <csignal>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 #include <utility>
@@ -38,7 +38,8 @@ class KeyFile {
   // Errors: kInternal (cannot create or write the file).
   static Result<KeyFile> write(const fs::path& path, const std::string& key) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) return fail(ErrorCode::kInternal, "cannot create the worker's key file " + path.string(), "spawn_failed");
+    if (fd < 0)
+      return fail(ErrorCode::kInternal, "cannot create the worker's key file " + path.string(), "spawn_failed");
     KeyFile f;
     f.path_ = path;  // removed from here on, also when the write fails
     const std::string text = key + "\n";
@@ -97,9 +98,13 @@ class ProcessWorkerFactory final : public WorkerFactory {
       argv = std::move(*expanded);
     } else {
       const auto& e = spec.entry;
-      argv = {binary_, "runner", "--model", spec.file.string(), "--host", spec.host,
-              "--port", std::to_string(spec.port), "--ctx", std::to_string(e.ctx),
-              "--parallel", std::to_string(e.parallel), "--alias", spec.model};
+      argv = {binary_,      "runner",
+              "--model",    spec.file.string(),
+              "--host",     spec.host,
+              "--port",     std::to_string(spec.port),
+              "--ctx",      std::to_string(e.ctx),
+              "--parallel", std::to_string(e.parallel),
+              "--alias",    spec.model};
       if (e.threads > 0) argv.insert(argv.end(), {"--threads", std::to_string(e.threads)});
       if (e.gpu_layers != 0) argv.insert(argv.end(), {"--gpu-layers", std::to_string(e.gpu_layers)});
       if (!e.chat_template.empty()) argv.insert(argv.end(), {"--chat-template", e.chat_template});
@@ -122,8 +127,9 @@ class ProcessWorkerFactory final : public WorkerFactory {
     const fs::path base = fs::temp_directory_path(ec);
     std::string templ = ((ec ? fs::path("/tmp") : base) / "llmd-worker-keys-XXXXXX").string();
     if (::mkdtemp(templ.data()) == nullptr) {
-      return fail(ErrorCode::kInternal, "cannot create a private directory for worker keys: " +
-                                            std::string(std::strerror(errno)), "spawn_failed");
+      return fail(ErrorCode::kInternal,
+                  "cannot create a private directory for worker keys: " + std::string(std::strerror(errno)),
+                  "spawn_failed");
     }
     key_dir_ = templ;
     return key_dir_;
@@ -131,7 +137,7 @@ class ProcessWorkerFactory final : public WorkerFactory {
 
   std::string binary_;
   observe::Logger log_;
-  fs::path key_dir_;            // supervisor thread only
+  fs::path key_dir_;             // supervisor thread only
   std::uint64_t key_files_ = 0;  // supervisor thread only
 };
 

@@ -26,9 +26,9 @@ struct ProxyResult {
   // The reply to return from the handler: the worker's reply (call), an
   // error reply when nothing was streamed, or already_streamed.
   http::Response response;
-  bool ok = false;        // the worker answered 200 and the reply was complete
-  bool started = false;   // bytes went to the client
-  std::string instance;   // the instance that served (last tried)
+  bool ok = false;       // the worker answered 200 and the reply was complete
+  bool started = false;  // bytes went to the client
+  std::string instance;  // the instance that served (last tried)
   // From the worker's reply; for a stream cut short (client gone, worker
   // died), the usage so far from its per-chunk timings (timings_per_token):
   // the whole prompt plus the tokens generated.
@@ -96,7 +96,10 @@ class Proxy {
  public:
   Proxy(Manager& manager, http::HttpClient& client, observe::Logger log, std::chrono::milliseconds acquire_timeout,
         std::chrono::milliseconds upstream_timeout)
-      : manager_(manager), client_(client), log_(std::move(log)), acquire_timeout_(acquire_timeout),
+      : manager_(manager),
+        client_(client),
+        log_(std::move(log)),
+        acquire_timeout_(acquire_timeout),
         upstream_timeout_(upstream_timeout) {}
 
   // Non-streamed call for no client: POST `path` with `body` (X-Request-ID
@@ -138,9 +141,8 @@ class Proxy {
   // `ctx` is the client's connection to relay to; null when `on_event`
   // takes the events instead.
   boost::asio::awaitable<ProxyResult> stream(const std::string& request_id, http::RequestContext* ctx,
-                                             const std::string& model, const std::string& path,
-                                             const std::string& body, bool forward_usage_chunk, bool forward_timings,
-                                             const OnEvent* on_event);
+                                             const std::string& model, const std::string& path, const std::string& body,
+                                             bool forward_usage_chunk, bool forward_timings, const OnEvent* on_event);
   http::ClientRequest make_request(const std::string& request_id, const Lease& lease, const std::string& path,
                                    const std::string& body) const;
 

@@ -8,17 +8,17 @@
 namespace llmd::models {
 
 enum class Refusal {
-  kModelNotFound,        // no such model
-  kModelStarting,        // loading: retry shortly
-  kModelError,           // it failed to load
-  kMaxLoaded,            // no room to load it
+  kModelNotFound,  // no such model
+  kModelStarting,  // loading: retry shortly
+  kModelError,     // it failed to load
+  kMaxLoaded,      // no room to load it
   kInsufficientMemory,
   kNoHealthyInstance,
   kShuttingDown,
-  kUnreachable,          // the worker could not be reached
-  kTimeout,              // no (complete) reply in time
-  kWorkerFailed,         // the worker answered 5xx or broke off
-  kWorkerRejected,       // the worker answered 4xx (the request itself)
+  kUnreachable,     // the worker could not be reached
+  kTimeout,         // no (complete) reply in time
+  kWorkerFailed,    // the worker answered 5xx or broke off
+  kWorkerRejected,  // the worker answered 4xx (the request itself)
 };
 
 // The refusal an error of the manager or of the HTTP client stands for.

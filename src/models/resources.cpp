@@ -44,8 +44,10 @@ int physical_cpu_cores() {
       long package = -1, core = -1;
       std::ifstream(topo + "physical_package_id") >> package;
       std::ifstream(topo + "core_id") >> core;
-      if (package >= 0 && core >= 0) cores.emplace(package, core);
-      else cores.emplace(-1, cpu);
+      if (package >= 0 && core >= 0)
+        cores.emplace(package, core);
+      else
+        cores.emplace(-1, cpu);
     }
   }
   int n = !cores.empty() ? static_cast<int>(cores.size()) : static_cast<int>(std::thread::hardware_concurrency());

@@ -17,7 +17,8 @@ Result<std::string> content_text(const json& content) {
   for (const json& part : content) {
     const std::string type = part.is_object() ? part.value("type", "") : "";
     if (type == "input_text" || type == "output_text" || type == "text") {
-      if (!part.contains("text") || !part["text"].is_string()) return std::unexpected(invalid("a text part needs text"));
+      if (!part.contains("text") || !part["text"].is_string())
+        return std::unexpected(invalid("a text part needs text"));
       out += part["text"].get<std::string>();
     } else if (type == "input_image" || type == "input_file" || type == "input_audio") {
       return std::unexpected(invalid("this server reads text only: " + type + " parts are not supported"));
@@ -44,7 +45,8 @@ Result<void> add_item(const json& item, json& messages) {
     return {};
   }
   if (type == "function_call") {
-    if (!item.contains("call_id") || !item["call_id"].is_string() || !item.contains("name") || !item["name"].is_string()) {
+    if (!item.contains("call_id") || !item["call_id"].is_string() || !item.contains("name") ||
+        !item["name"].is_string()) {
       return std::unexpected(invalid("a function_call item needs call_id and name"));
     }
     const json call = {{"id", item["call_id"]},
@@ -135,10 +137,10 @@ json reasoning_item(const std::string& id, const std::string& text) {
           {"content", json::array({{{"type", "reasoning_text"}, {"text", text}}})}};
 }
 
-json call_item(const std::string& id, const std::string& call_id, const std::string& name,
-               const std::string& arguments, const char* status) {
-  return {{"type", "function_call"}, {"id", id},           {"call_id", call_id},
-          {"name", name},            {"arguments", arguments}, {"status", status}};
+json call_item(const std::string& id, const std::string& call_id, const std::string& name, const std::string& arguments,
+               const char* status) {
+  return {{"type", "function_call"}, {"id", id},        {"call_id", call_id}, {"name", name},
+          {"arguments", arguments},  {"status", status}};
 }
 
 }  // namespace
@@ -148,7 +150,7 @@ Result<nlohmann::json> to_chat(const json& request) {
   for (const char* k : {"previous_response_id", "conversation"}) {
     if (request.contains(k) && !request[k].is_null()) {
       return std::unexpected(invalid(std::string(k) + " is not supported: llmd keeps no responses (store is false); "
-                                     "send the whole conversation as input"));
+                                                      "send the whole conversation as input"));
     }
   }
   if (!request.contains("model") || !request["model"].is_string()) return std::unexpected(invalid("model is required"));
@@ -179,7 +181,8 @@ Result<nlohmann::json> to_chat(const json& request) {
                                        (t.is_object() ? t.value("type", std::string("?")) : std::string("?")) +
                                        " are not)"));
       }
-      if (!t.contains("name") || !t["name"].is_string()) return std::unexpected(invalid("a function tool needs a name"));
+      if (!t.contains("name") || !t["name"].is_string())
+        return std::unexpected(invalid("a function tool needs a name"));
       json fn = {{"name", t["name"]}, {"parameters", t.value("parameters", json{{"type", "object"}})}};
       if (t.contains("description") && t["description"].is_string()) fn["description"] = t["description"];
       tools.push_back({{"type", "function"}, {"function", std::move(fn)}});
@@ -193,7 +196,8 @@ Result<nlohmann::json> to_chat(const json& request) {
     } else if (c.is_object() && c.value("type", "") == "function" && c.contains("name") && c["name"].is_string()) {
       chat["tool_choice"] = {{"type", "function"}, {"function", {{"name", c["name"]}}}};
     } else {
-      return std::unexpected(invalid("tool_choice must be auto, none, required or {\"type\":\"function\",\"name\":...}"));
+      return std::unexpected(
+          invalid("tool_choice must be auto, none, required or {\"type\":\"function\",\"name\":...}"));
     }
   }
   if (request.contains("parallel_tool_calls") && request["parallel_tool_calls"].is_boolean()) {
@@ -206,15 +210,16 @@ Result<nlohmann::json> to_chat(const json& request) {
     } else if (type == "json_schema") {
       if (!format.contains("schema")) return std::unexpected(invalid("text.format json_schema needs a schema"));
       chat["response_format"] = {{"type", "json_schema"},
-                                 {"json_schema", {{"name", format.value("name", "response")},
-                                                  {"schema", format["schema"]},
-                                                  {"strict", format.value("strict", false)}}}};
+                                 {"json_schema",
+                                  {{"name", format.value("name", "response")},
+                                   {"schema", format["schema"]},
+                                   {"strict", format.value("strict", false)}}}};
     } else if (type != "text") {
       return std::unexpected(invalid("text.format type must be text, json_object or json_schema"));
     }
   }
-  if (const json reasoning = request.value("reasoning", json()); reasoning.is_object() && reasoning.contains("effort") &&
-                                                               reasoning["effort"].is_string()) {
+  if (const json reasoning = request.value("reasoning", json());
+      reasoning.is_object() && reasoning.contains("effort") && reasoning["effort"].is_string()) {
     const std::string effort = reasoning["effort"];
     chat["chat_template_kwargs"] = {{"enable_thinking", effort != "minimal" && effort != "none"}};
   }
@@ -230,7 +235,8 @@ Result<nlohmann::json> to_chat(const json& request) {
     chat[k] = request[k];
   }
   // llama.cpp's sampling extensions, sent as extra body fields.
-  for (const char* k : {"seed", "top_k", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty", "logit_bias"}) {
+  for (const char* k :
+       {"seed", "top_k", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty", "logit_bias"}) {
     if (request.contains(k) && !request[k].is_null()) chat[k] = request[k];
   }
   if (request.contains("stream")) {
@@ -252,10 +258,11 @@ nlohmann::json from_chat(const json& completion, const Ids& ids, const json& req
                                       : "";
     const std::string text =
         message.contains("content") && message["content"].is_string() ? message["content"].get<std::string>() : "";
-    const json calls = message.contains("tool_calls") && message["tool_calls"].is_array() ? message["tool_calls"]
-                                                                                            : json::array();
+    const json calls =
+        message.contains("tool_calls") && message["tool_calls"].is_array() ? message["tool_calls"] : json::array();
     if (!reasoning.empty()) output.push_back(reasoning_item(derived_id(ids.response, "rs_", 0), reasoning));
-    if (!text.empty() || calls.empty()) output.push_back(message_item(derived_id(ids.response, "msg_", 0), text, "completed"));
+    if (!text.empty() || calls.empty())
+      output.push_back(message_item(derived_id(ids.response, "msg_", 0), text, "completed"));
     int n = 0;
     for (const json& call : calls) {
       const json fn = call.value("function", json::object());
@@ -265,10 +272,10 @@ nlohmann::json from_chat(const json& completion, const Ids& ids, const json& req
   }
   const json usage = completion.value("usage", json::object());
   const bool cut = finish == "length";
-  return response_object(ids, request, cut ? "incomplete" : "completed", std::move(output),
-                         usage_of(usage.value("prompt_tokens", std::int64_t{0}),
-                                  usage.value("completion_tokens", std::int64_t{0})),
-                         cut ? json{{"reason", "max_output_tokens"}} : json(nullptr));
+  return response_object(
+      ids, request, cut ? "incomplete" : "completed", std::move(output),
+      usage_of(usage.value("prompt_tokens", std::int64_t{0}), usage.value("completion_tokens", std::int64_t{0})),
+      cut ? json{{"reason", "max_output_tokens"}} : json(nullptr));
 }
 
 void StreamTranslator::emit(std::vector<SseEvent>& out, const char* type, json fields) {
@@ -296,11 +303,15 @@ void StreamTranslator::open_item(std::vector<SseEvent>& out, Item kind, json ite
   emit(out, "response.output_item.added", {{"output_index", index}, {"item", current_}});
   if (kind == Item::kMessage) {
     emit(out, "response.content_part.added",
-         {{"item_id", item_id()}, {"output_index", index}, {"content_index", 0},
+         {{"item_id", item_id()},
+          {"output_index", index},
+          {"content_index", 0},
           {"part", {{"type", "output_text"}, {"text", ""}, {"annotations", json::array()}}}});
   } else if (kind == Item::kReasoning) {
     emit(out, "response.content_part.added",
-         {{"item_id", item_id()}, {"output_index", index}, {"content_index", 0},
+         {{"item_id", item_id()},
+          {"output_index", index},
+          {"content_index", 0},
           {"part", {{"type", "reasoning_text"}, {"text", ""}}}});
   }
 }
@@ -312,14 +323,19 @@ void StreamTranslator::close_item(std::vector<SseEvent>& out) {
   json done;
   if (item_ == Item::kMessage) {
     const json part = {{"type", "output_text"}, {"text", text_}, {"annotations", json::array()}};
-    emit(out, "response.output_text.done",
-         {{"item_id", id}, {"output_index", index}, {"content_index", 0}, {"text", text_}, {"logprobs", json::array()}});
-    emit(out, "response.content_part.done", {{"item_id", id}, {"output_index", index}, {"content_index", 0}, {"part", part}});
+    emit(
+        out, "response.output_text.done",
+        {{"item_id", id}, {"output_index", index}, {"content_index", 0}, {"text", text_}, {"logprobs", json::array()}});
+    emit(out, "response.content_part.done",
+         {{"item_id", id}, {"output_index", index}, {"content_index", 0}, {"part", part}});
     done = message_item(id, text_, "completed");
   } else if (item_ == Item::kReasoning) {
-    emit(out, "response.reasoning_text.done", {{"item_id", id}, {"output_index", index}, {"content_index", 0}, {"text", text_}});
+    emit(out, "response.reasoning_text.done",
+         {{"item_id", id}, {"output_index", index}, {"content_index", 0}, {"text", text_}});
     emit(out, "response.content_part.done",
-         {{"item_id", id}, {"output_index", index}, {"content_index", 0},
+         {{"item_id", id},
+          {"output_index", index},
+          {"content_index", 0},
           {"part", {{"type", "reasoning_text"}, {"text", text_}}}});
     done = reasoning_item(id, text_);
   } else {
@@ -344,21 +360,32 @@ std::vector<SseEvent> StreamTranslator::feed(const json& chunk) {
   };
   const int index = static_cast<int>(output_.size());
   if (const std::string thinking = piece("reasoning_content"); !thinking.empty()) {
-    if (item_ != Item::kReasoning) open_item(out, Item::kReasoning, {{"type", "reasoning"}, {"id", derived_id(ids_.response, "rs_", index)}, {"summary", json::array()}});
+    if (item_ != Item::kReasoning)
+      open_item(out, Item::kReasoning,
+                {{"type", "reasoning"}, {"id", derived_id(ids_.response, "rs_", index)}, {"summary", json::array()}});
     text_ += thinking;
     emit(out, "response.reasoning_text.delta",
-         {{"item_id", item_id()}, {"output_index", static_cast<int>(output_.size())}, {"content_index", 0}, {"delta", thinking}});
+         {{"item_id", item_id()},
+          {"output_index", static_cast<int>(output_.size())},
+          {"content_index", 0},
+          {"delta", thinking}});
   }
   if (const std::string text = piece("content"); !text.empty()) {
     if (item_ != Item::kMessage) {
       open_item(out, Item::kMessage,
-                {{"type", "message"}, {"id", derived_id(ids_.response, "msg_", static_cast<int>(output_.size()))},
-                 {"status", "in_progress"}, {"role", "assistant"}, {"content", json::array()}});
+                {{"type", "message"},
+                 {"id", derived_id(ids_.response, "msg_", static_cast<int>(output_.size()))},
+                 {"status", "in_progress"},
+                 {"role", "assistant"},
+                 {"content", json::array()}});
     }
     text_ += text;
     emit(out, "response.output_text.delta",
-         {{"item_id", item_id()}, {"output_index", static_cast<int>(output_.size())}, {"content_index", 0},
-          {"delta", text}, {"logprobs", json::array()}});
+         {{"item_id", item_id()},
+          {"output_index", static_cast<int>(output_.size())},
+          {"content_index", 0},
+          {"delta", text},
+          {"logprobs", json::array()}});
   }
   if (delta.contains("tool_calls") && delta["tool_calls"].is_array()) {
     for (const json& call : delta["tool_calls"]) {
@@ -386,14 +413,17 @@ std::vector<SseEvent> StreamTranslator::finish(std::int64_t input_tokens, std::i
   close_item(out);
   if (output_.empty()) {  // an empty reply is still a message
     open_item(out, Item::kMessage,
-              {{"type", "message"}, {"id", derived_id(ids_.response, "msg_", 0)}, {"status", "in_progress"},
-               {"role", "assistant"}, {"content", json::array()}});
+              {{"type", "message"},
+               {"id", derived_id(ids_.response, "msg_", 0)},
+               {"status", "in_progress"},
+               {"role", "assistant"},
+               {"content", json::array()}});
     close_item(out);
   }
   const bool cut = finish_reason_ == "length";
-  const json response = response_object(ids_, request_, cut ? "incomplete" : "completed", output_,
-                                        usage_of(input_tokens, output_tokens),
-                                        cut ? json{{"reason", "max_output_tokens"}} : json(nullptr));
+  const json response =
+      response_object(ids_, request_, cut ? "incomplete" : "completed", output_, usage_of(input_tokens, output_tokens),
+                      cut ? json{{"reason", "max_output_tokens"}} : json(nullptr));
   emit(out, cut ? "response.incomplete" : "response.completed", {{"response", response}});
   return out;
 }

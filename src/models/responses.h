@@ -65,9 +65,9 @@ class StreamTranslator {
   std::int64_t sequence_ = 0;
   nlohmann::json output_ = nlohmann::json::array();  // the finished items
   Item item_ = Item::kNone;
-  nlohmann::json current_;   // the open item
-  std::string text_;         // its text or arguments so far
-  int tool_call_ = -1;       // the chat tool-call index of the open function_call
+  nlohmann::json current_;  // the open item
+  std::string text_;        // its text or arguments so far
+  int tool_call_ = -1;      // the chat tool-call index of the open function_call
   std::string finish_reason_;
 };
 

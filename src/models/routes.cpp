@@ -42,8 +42,8 @@ class OpenHooks final : public CallHooks {
 enum class Audience { kUser, kAdmin };
 
 json instance_json(const InstanceStatus& i, Audience audience) {
-  json j = {{"id", i.id},           {"status", i.status}, {"health", i.health},
-            {"in_flight", i.in_flight}, {"remote", i.remote}, {"restarts", i.restarts}};
+  json j = {{"id", i.id},         {"status", i.status},    {"health", i.health}, {"in_flight", i.in_flight},
+            {"remote", i.remote}, {"restarts", i.restarts}};
   if (audience == Audience::kAdmin) {
     j["url"] = i.url;
     j["port"] = i.port;
@@ -78,7 +78,6 @@ json usage_json(const CallUsage& u) {
   j["completion_tokens"] = u.completion_tokens;
   return j;
 }
-
 
 // Shared state of the handlers.
 struct Routes {
@@ -212,8 +211,10 @@ struct Routes {
     ProxyResult r =
         co_await forward(ctx, call.stream, *model, path, upstream_body, client_wants_usage, client_wants_timings);
     http::Response resp = r.response;
-    CallOutcome outcome{*model, r.instance, r.usage, r.status_for_usage(), r.ok,
-                        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)};
+    CallOutcome outcome{
+        *model,  r.instance,
+        r.usage, r.status_for_usage(),
+        r.ok,    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)};
     const Settlement settled = co_await deps.hooks->settle(ctx, call, outcome);
     if (!call.stream) cost_headers(resp, settled);
     co_return resp;
@@ -282,8 +283,8 @@ struct Routes {
   // A dialect's whole reply: the worker's reply translated (`translate`
   // gets it and its usage), with the cost headers; a worker's error as it came.
   template <class Translate>
-  net::awaitable<Result<http::Response>> reply_translated(http::RequestContext& ctx, const Admitted& admitted, const json& body,
-                                                  Translate translate) {
+  net::awaitable<Result<http::Response>> reply_translated(http::RequestContext& ctx, const Admitted& admitted,
+                                                          const json& body, Translate translate) {
     auto done = co_await call_settled(ctx, admitted, body);
     const ProxyResult& r = done.first;
     if (!r.ok || r.response.status != 200) co_return r.response;
@@ -298,9 +299,9 @@ struct Routes {
   // with `failure` when the worker fails mid-reply. Before anything was
   // sent, a failure is an ordinary error reply.
   template <class Translator>
-  net::awaitable<Result<http::Response>> stream_translated(http::RequestContext& ctx, const Admitted& admitted, json& body,
-                                                   Translator& translator, std::vector<SseEvent> opening,
-                                                   SseEvent failure) {
+  net::awaitable<Result<http::Response>> stream_translated(http::RequestContext& ctx, const Admitted& admitted,
+                                                           json& body, Translator& translator,
+                                                           std::vector<SseEvent> opening, SseEvent failure) {
     http::SseWriter sse(ctx);
     bool opened = false;
     const auto send_all = [&](const std::vector<SseEvent>& events) -> net::awaitable<bool> {
@@ -337,7 +338,8 @@ struct Routes {
   // dialect_error_middleware.
   net::awaitable<Result<http::Response>> anthropic_messages(http::RequestContext& ctx) {
     const json in = json::parse(ctx.request.body, nullptr, false);
-    if (in.is_discarded()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    if (in.is_discarded())
+      co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
     auto translated = anthropic::to_chat(in);
     if (!translated) co_return std::unexpected(translated.error());
     json body = std::move(*translated);
@@ -347,8 +349,9 @@ struct Routes {
     const std::string shown_model = in["model"];
 
     if (!admitted->call.stream) {
-      co_return co_await reply_translated(ctx, *admitted, body,
-                                          [&](const json& reply, const CallUsage&) { return anthropic::from_chat(reply, id, shown_model); });
+      co_return co_await reply_translated(ctx, *admitted, body, [&](const json& reply, const CallUsage&) {
+        return anthropic::from_chat(reply, id, shown_model);
+      });
     }
 
     anthropic::StreamTranslator translator(id, shown_model);
@@ -362,7 +365,8 @@ struct Routes {
   // completion and served like /v1/chat/completions.
   net::awaitable<Result<http::Response>> responses_create(http::RequestContext& ctx) {
     const json in = json::parse(ctx.request.body, nullptr, false);
-    if (in.is_discarded()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    if (in.is_discarded())
+      co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
     auto translated = responses::to_chat(in);
     if (!translated) co_return std::unexpected(translated.error());
     json body = std::move(*translated);
@@ -371,14 +375,16 @@ struct Routes {
     const responses::Ids ids{"resp_" + ctx.request_id, static_cast<std::int64_t>(std::time(nullptr))};
 
     if (!admitted->call.stream) {
-      co_return co_await reply_translated(ctx, *admitted, body,
-                                          [&](const json& reply, const CallUsage&) { return responses::from_chat(reply, ids, in); });
+      co_return co_await reply_translated(ctx, *admitted, body, [&](const json& reply, const CallUsage&) {
+        return responses::from_chat(reply, ids, in);
+      });
     }
 
     responses::StreamTranslator translator(ids, in);
     // The opening events first: their sequence numbers come before the rest.
     std::vector<SseEvent> opening = translator.start();
-    const json failed = {{"type", "error"}, {"code", "upstream_error"}, {"message", "the model worker failed mid-reply"}};
+    const json failed = {
+        {"type", "error"}, {"code", "upstream_error"}, {"message", "the model worker failed mid-reply"}};
     SseEvent failure{"error", failed.dump()};
     co_return co_await stream_translated(ctx, *admitted, body, translator, std::move(opening), std::move(failure));
   }
@@ -388,7 +394,8 @@ struct Routes {
   // /v1/completions).
   net::awaitable<Result<http::Response>> ollama_generation(http::RequestContext& ctx, ollama::Kind kind) {
     const json in = json::parse(ctx.request.body, nullptr, false);
-    if (in.is_discarded()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    if (in.is_discarded())
+      co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
     const auto keep = ollama::keep_alive(in);
     if (!keep) co_return std::unexpected(keep.error());
     const bool admin = (co_await deps.hooks->require_admin(ctx)).has_value();
@@ -416,9 +423,9 @@ struct Routes {
       if (admin && *keep) (void)deps.manager.set_keep_alive(admitted->call.model, *keep);
     };
     if (!admitted->call.stream) {
-      Result<http::Response> out = co_await reply_translated(ctx, *admitted, body, [&](const json& reply, const CallUsage& u) {
-        return ollama::reply(kind, reply, shown_model, timing(u));
-      });
+      Result<http::Response> out = co_await reply_translated(
+          ctx, *admitted, body,
+          [&](const json& reply, const CallUsage& u) { return ollama::reply(kind, reply, shown_model, timing(u)); });
       keep_model_alive();
       co_return out;
     }
@@ -462,7 +469,7 @@ struct Routes {
   // POST /api/generate without a prompt (an administrator's): Ollama's way
   // to load a model, or with keep_alive 0 to unload it.
   net::awaitable<Result<http::Response>> ollama_load(const std::string& model,
-                                             std::optional<std::chrono::seconds> keep) {
+                                                     std::optional<std::chrono::seconds> keep) {
     const bool unload = keep && keep->count() == 0;
     auto status = unload ? deps.manager.stop(model) : deps.manager.start(model);
     if (!status) co_return std::unexpected(status.error());
@@ -477,7 +484,8 @@ struct Routes {
   // POST /api/embed (Ollama): served like /v1/embeddings.
   net::awaitable<Result<http::Response>> ollama_embed(http::RequestContext& ctx) {
     const json in = json::parse(ctx.request.body, nullptr, false);
-    if (in.is_discarded()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    if (in.is_discarded())
+      co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
     auto translated = ollama::embed_request(in);
     if (!translated) co_return std::unexpected(translated.error());
     json body = std::move(*translated);
@@ -499,7 +507,7 @@ struct Routes {
   }
   static json ollama_model(const ModelStatus& m) {
     return {{"name", m.name}, {"model", m.name}, {"modified_at", "1970-01-01T00:00:00Z"},
-            {"size", m.size}, {"digest", ""}, {"details", ollama_details(m)}};
+            {"size", m.size}, {"digest", ""},    {"details", ollama_details(m)}};
   }
 
   // GET /api/tags, /api/ps (the running ones), POST /api/show, GET /api/version.
@@ -525,27 +533,29 @@ struct Routes {
     const json in = json::parse(ctx.request.body, nullptr, false);
     std::string name;
     if (in.is_object()) name = in.value("model", in.value("name", ""));
-    if (name.empty()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "model is required", "invalid_request"));
+    if (name.empty())
+      co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "model is required", "invalid_request"));
     auto m = deps.manager.get(name);
     if (!m) co_return std::unexpected(m.error());
     json capabilities = json::array({"completion"});
     if (m->has_chat_template) capabilities.push_back("tools");
-    co_return http::Response::json(
-        200, {{"modelfile", ""},
-              {"parameters", ""},
-              {"template", ""},
-              {"details", ollama_details(*m)},
-              {"model_info",
-               {{"general.architecture", m->arch}, {"general.parameter_count", m->parameter_count},
-                {m->arch + ".context_length", m->context_length}}},
-              {"capabilities", capabilities}});
+    co_return http::Response::json(200, {{"modelfile", ""},
+                                         {"parameters", ""},
+                                         {"template", ""},
+                                         {"details", ollama_details(*m)},
+                                         {"model_info",
+                                          {{"general.architecture", m->arch},
+                                           {"general.parameter_count", m->parameter_count},
+                                           {m->arch + ".context_length", m->context_length}}},
+                                         {"capabilities", capabilities}});
   }
 
   // POST /v1/messages/count_tokens: the prompt's tokens as the model's worker
   // counts them (its /apply-template); free of charge.
   net::awaitable<Result<http::Response>> anthropic_count_tokens(http::RequestContext& ctx) {
     const json in = json::parse(ctx.request.body, nullptr, false);
-    if (in.is_discarded()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    if (in.is_discarded())
+      co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
     auto translated = anthropic::to_chat(in, false);
     if (!translated) co_return std::unexpected(translated.error());
     json body = std::move(*translated);
@@ -564,7 +574,8 @@ struct Routes {
     if (!r.ok || r.response.status != 200) co_return r.response;
     const json reply = json::parse(r.response.body, nullptr, false);
     if (!reply.is_object() || !reply.contains("prompt_tokens") || !reply["prompt_tokens"].is_number_unsigned()) {
-      co_return std::unexpected(Error(ErrorCode::kUnprocessable, "model " + *model + " cannot count tokens", "not_supported"));
+      co_return std::unexpected(
+          Error(ErrorCode::kUnprocessable, "model " + *model + " cannot count tokens", "not_supported"));
     }
     co_return http::Response::json(200, {{"input_tokens", reply["prompt_tokens"]}});
   }
@@ -577,20 +588,24 @@ struct Routes {
       co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not a JSON object", "invalid_json"));
     }
     if (!in.contains("message") || !in["message"].is_string() || in["message"].get<std::string>().empty()) {
-      co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "message must be a non-empty string", "invalid_request"));
+      co_return std::unexpected(
+          Error(ErrorCode::kInvalidArgument, "message must be a non-empty string", "invalid_request"));
     }
     json messages = json::array();
     if (in.contains("system") && !in["system"].is_null()) {
-      if (!in["system"].is_string()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "system must be a string", "invalid_request"));
+      if (!in["system"].is_string())
+        co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "system must be a string", "invalid_request"));
       messages.push_back({{"role", "system"}, {"content", in["system"]}});
     }
     if (in.contains("history") && !in["history"].is_null()) {
-      if (!in["history"].is_array()) co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "history must be an array", "invalid_request"));
+      if (!in["history"].is_array())
+        co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "history must be an array", "invalid_request"));
       for (const auto& h : in["history"]) {
         if (!h.is_object() || !h.contains("role") || !h["role"].is_string() || !h.contains("content") ||
             !h["content"].is_string() || (h["role"] != "user" && h["role"] != "assistant" && h["role"] != "system")) {
           co_return std::unexpected(Error(ErrorCode::kInvalidArgument,
-                                     "history entries are {role: user|assistant|system, content: string}", "invalid_request"));
+                                          "history entries are {role: user|assistant|system, content: string}",
+                                          "invalid_request"));
         }
         messages.push_back({{"role", h["role"]}, {"content", h["content"]}});
       }
@@ -632,13 +647,15 @@ struct Routes {
       if (!r.ok || r.response.status != 200) co_return r.response;
       json reply = json::parse(r.response.body, nullptr, false);
       std::string text;
-      if (!reply.is_discarded() && reply.contains("choices") && reply["choices"].is_array() && !reply["choices"].empty()) {
+      if (!reply.is_discarded() && reply.contains("choices") && reply["choices"].is_array() &&
+          !reply["choices"].empty()) {
         text = reply["choices"][0]["message"].value("content", "");
       }
-      json out = {{"reply", text},
-                  {"usage", {{"prompt_tokens", r.usage.prompt_tokens}, {"completion_tokens", r.usage.completion_tokens}}},
-                  {"tokens_consumed", s.tokens_consumed},
-                  {"remaining_tokens", s.remaining_tokens ? json(*s.remaining_tokens) : json(nullptr)}};
+      json out = {
+          {"reply", text},
+          {"usage", {{"prompt_tokens", r.usage.prompt_tokens}, {"completion_tokens", r.usage.completion_tokens}}},
+          {"tokens_consumed", s.tokens_consumed},
+          {"remaining_tokens", s.remaining_tokens ? json(*s.remaining_tokens) : json(nullptr)}};
       if (clamped) out["max_tokens_clamped"] = true;
       http::Response reply_response = http::Response::json(200, out);
       cost_headers(reply_response, s);
@@ -649,25 +666,23 @@ struct Routes {
     body["timings_per_token"] = true;  // the usage so far, should the stream be cut short
     http::SseWriter sse(ctx);
     bool opened = false;
-    auto r = co_await proxy().stream_events(ctx, name, "/v1/chat/completions", body.dump(),
-                                            [&](const json& chunk) -> net::awaitable<bool> {
-                                              if (!opened) {
-                                                opened = true;
-                                                if (!co_await sse.open(200)) co_return false;
-                                              }
-                                              if (!chunk.contains("choices") || !chunk["choices"].is_array() ||
-                                                  chunk["choices"].empty()) {
-                                                co_return true;
-                                              }
-                                              const auto& delta = chunk["choices"][0]["delta"];
-                                              if (!delta.is_object() || !delta.contains("content") ||
-                                                  !delta["content"].is_string()) {
-                                                co_return true;
-                                              }
-                                              json piece = json::object();
-                                              piece["delta"] = delta["content"];
-                                              co_return co_await sse.send(piece.dump());
-                                            });
+    auto r = co_await proxy().stream_events(
+        ctx, name, "/v1/chat/completions", body.dump(), [&](const json& chunk) -> net::awaitable<bool> {
+          if (!opened) {
+            opened = true;
+            if (!co_await sse.open(200)) co_return false;
+          }
+          if (!chunk.contains("choices") || !chunk["choices"].is_array() || chunk["choices"].empty()) {
+            co_return true;
+          }
+          const auto& delta = chunk["choices"][0]["delta"];
+          if (!delta.is_object() || !delta.contains("content") || !delta["content"].is_string()) {
+            co_return true;
+          }
+          json piece = json::object();
+          piece["delta"] = delta["content"];
+          co_return co_await sse.send(piece.dump());
+        });
     CallOutcome outcome{name, r.instance, r.usage, r.ok ? 200 : r.status_for_usage(), r.ok, elapsed()};
     const Settlement s = co_await deps.hooks->settle(ctx, call, outcome);
     if (!opened) co_return r.response;  // nothing sent yet: a normal error reply
@@ -728,7 +743,7 @@ http::Middleware dialect_error_middleware() {
     http::Response resp = co_await next(ctx);
     const std::string& path = ctx.request.path;
     const bool anthropic_path = path.starts_with("/v1/messages");
-    static constexpr std::string_view kOllamaPaths[] = {"/api/chat", "/api/generate", "/api/embed", "/api/tags",
+    static constexpr std::string_view kOllamaPaths[] = {"/api/chat", "/api/generate", "/api/embed",  "/api/tags",
                                                         "/api/ps",   "/api/show",     "/api/version"};
     const bool ollama_path = std::ranges::find(kOllamaPaths, std::string_view(path)) != std::end(kOllamaPaths);
     if ((!anthropic_path && !ollama_path) || resp.status < 400 || resp.body.empty()) co_return resp;

@@ -27,13 +27,13 @@ namespace llmd::models {
 struct ModelRoutesDeps {
   ModelRoutesDeps(Manager& m, http::HttpClient& c, observe::Logger l) : manager(m), client(c), log(std::move(l)) {}
 
-  Manager& manager;         // outlives the routes' requests
+  Manager& manager;          // outlives the routes' requests
   http::HttpClient& client;  // upstream connections (on the server's I/O context); outlives them too
   observe::Logger log;
-  std::shared_ptr<CallHooks> hooks;       // null = open_call_hooks()
+  std::shared_ptr<CallHooks> hooks;  // null = open_call_hooks()
   GatewayLimits limits;
-  std::chrono::milliseconds acquire_timeout{60000};   // wait for a model to start
-  std::chrono::milliseconds upstream_timeout{300000}; // per read step from a worker
+  std::chrono::milliseconds acquire_timeout{60000};    // wait for a model to start
+  std::chrono::milliseconds upstream_timeout{300000};  // per read step from a worker
 };
 
 // Registers the routes on `router`.

@@ -22,8 +22,8 @@ Result<std::unique_ptr<Manager>> create_manager(const config::Config& config, ob
   for (const auto& m : catalog) {
     if (!m.error.empty()) log.warn("model unusable", {{"model", m.name}, {"reason", m.error}});
   }
-  log.info("model catalog", {{"models", catalog.size()}, {"upstreams", config.upstreams.size()},
-                             {"dir", config.models.dir}});
+  log.info("model catalog",
+           {{"models", catalog.size()}, {"upstreams", config.upstreams.size()}, {"dir", config.models.dir}});
   return Manager::create(std::move(o), std::move(d), std::move(catalog));
 }
 

@@ -6,9 +6,7 @@
 namespace llmd::models {
 namespace {
 
-std::unexpected<Error> bad(const std::string& msg) {
-  return fail(ErrorCode::kInvalidArgument, msg, "invalid_request");
-}
+std::unexpected<Error> bad(const std::string& msg) { return fail(ErrorCode::kInvalidArgument, msg, "invalid_request"); }
 
 Result<void> number_in(const nlohmann::json& body, const char* key, double lo, double hi) {
   auto it = body.find(key);
@@ -27,7 +25,8 @@ Result<void> integer_in(const nlohmann::json& body, const char* key, std::int64_
   if (it == body.end() || it->is_null()) return {};
   if (!it->is_number_integer()) return bad(std::string(key) + " must be an integer");
   const auto v = it->get<std::int64_t>();
-  if (v < lo || v > hi) return bad(std::string(key) + " must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+  if (v < lo || v > hi)
+    return bad(std::string(key) + " must be between " + std::to_string(lo) + " and " + std::to_string(hi));
   return {};
 }
 

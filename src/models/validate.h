@@ -14,8 +14,8 @@
 namespace llmd::models {
 
 struct GatewayLimits {
-  std::int64_t max_tokens = 4096;         // upper bound for max_tokens
-  std::int64_t default_max_tokens = 1024; // used when the client sends none
+  std::int64_t max_tokens = 4096;          // upper bound for max_tokens
+  std::int64_t default_max_tokens = 1024;  // used when the client sends none
   std::size_t max_messages = 1000;
   std::size_t max_stop = 4;
 };

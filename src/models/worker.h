@@ -20,10 +20,10 @@
 namespace llmd::models {
 
 struct WorkerSpec {
-  std::string model;             // model name (log tag, --alias)
-  std::string instance_id;       // e.g. "qwen#0"
-  std::filesystem::path file;    // GGUF file
-  config::ModelEntry entry;         // ctx, threads, parallel, gpu_layers, chat_template, command
+  std::string model;           // model name (log tag, --alias)
+  std::string instance_id;     // e.g. "qwen#0"
+  std::filesystem::path file;  // GGUF file
+  config::ModelEntry entry;    // ctx, threads, parallel, gpu_layers, chat_template, command
   std::string host = "127.0.0.1";
   int port = 0;
   // The key the worker must require (Authorization: Bearer), "" = none. The

@@ -83,18 +83,24 @@ void append_escaped(std::string& out, std::string_view s, bool quote) {
 
 bool parse_log_level(std::string_view s, LogLevel& out) {
   const std::string l = text::to_lower(s);
-  if (l == "trace") out = LogLevel::kTrace;
-  else if (l == "debug") out = LogLevel::kDebug;
-  else if (l == "info") out = LogLevel::kInfo;
-  else if (l == "warn" || l == "warning") out = LogLevel::kWarn;
-  else if (l == "error") out = LogLevel::kError;
-  else if (l == "off") out = LogLevel::kOff;
-  else return false;
+  if (l == "trace")
+    out = LogLevel::kTrace;
+  else if (l == "debug")
+    out = LogLevel::kDebug;
+  else if (l == "info")
+    out = LogLevel::kInfo;
+  else if (l == "warn" || l == "warning")
+    out = LogLevel::kWarn;
+  else if (l == "error")
+    out = LogLevel::kError;
+  else if (l == "off")
+    out = LogLevel::kOff;
+  else
+    return false;
   return true;
 }
 
-std::string format_log_line(LogFormat format, LogLevel level, std::string_view msg,
-                            const nlohmann::json& fields) {
+std::string format_log_line(LogFormat format, LogLevel level, std::string_view msg, const nlohmann::json& fields) {
   if (format == LogFormat::kJson) {
     // Written field by field (no intermediate document): ts, level, msg
     // first, then the fields in their (sorted) order. Invalid UTF-8 is
@@ -143,8 +149,7 @@ std::string format_log_line(LogFormat format, LogLevel level, std::string_view m
   return out;
 }
 
-Logger::Logger(LogLevel level, LogFormat format, const std::string& file)
-    : level_(level), format_(format) {
+Logger::Logger(LogLevel level, LogFormat format, const std::string& file) : level_(level), format_(format) {
   spdlog::sink_ptr sink;
   if (file.empty()) {
     sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
@@ -168,9 +173,7 @@ void Logger::log(LogLevel level, std::string_view msg, const nlohmann::json& fie
   sink_->info(format_log_line(format_, level, msg, fields));
 }
 
-void Logger::log(LogLevel level, std::string_view msg) const {
-  log(level, msg, nlohmann::json());
-}
+void Logger::log(LogLevel level, std::string_view msg) const { log(level, msg, nlohmann::json()); }
 
 void Logger::flush() const {
   if (sink_) sink_->flush();

@@ -54,7 +54,6 @@ class Logger {
 };
 
 // Renders one log line without the trailing newline (exposed for tests).
-std::string format_log_line(LogFormat format, LogLevel level, std::string_view msg,
-                            const nlohmann::json& fields);
+std::string format_log_line(LogFormat format, LogLevel level, std::string_view msg, const nlohmann::json& fields);
 
 }  // namespace llmd::observe

@@ -44,10 +44,14 @@ std::string escape_label_value(const std::string& v) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -57,8 +61,7 @@ std::vector<double> default_latency_buckets() {
 }
 
 Histogram::Histogram(std::vector<double> bounds)
-    : bounds_(std::move(bounds)),
-      buckets_(std::make_unique<std::atomic<std::uint64_t>[]>(bounds_.size() + 1)) {}
+    : bounds_(std::move(bounds)), buckets_(std::make_unique<std::atomic<std::uint64_t>[]>(bounds_.size() + 1)) {}
 
 void Histogram::observe(double v) {
   std::size_t i = 0;
@@ -81,22 +84,20 @@ std::vector<std::uint64_t> Histogram::cumulative_counts() const {
 Family<Counter>& Registry::counter(const std::string& name, const std::string& help,
                                    std::vector<std::string> label_names) {
   std::lock_guard lock(mutex_);
-  counters_.push_back(std::make_unique<Family<Counter>>(
-      name, help, std::move(label_names), [] { return std::make_unique<Counter>(); }));
+  counters_.push_back(std::make_unique<Family<Counter>>(name, help, std::move(label_names),
+                                                        [] { return std::make_unique<Counter>(); }));
   return *counters_.back();
 }
 
-Family<Gauge>& Registry::gauge(const std::string& name, const std::string& help,
-                               std::vector<std::string> label_names) {
+Family<Gauge>& Registry::gauge(const std::string& name, const std::string& help, std::vector<std::string> label_names) {
   std::lock_guard lock(mutex_);
-  gauges_.push_back(std::make_unique<Family<Gauge>>(
-      name, help, std::move(label_names), [] { return std::make_unique<Gauge>(); }));
+  gauges_.push_back(
+      std::make_unique<Family<Gauge>>(name, help, std::move(label_names), [] { return std::make_unique<Gauge>(); }));
   return *gauges_.back();
 }
 
 Family<Histogram>& Registry::histogram(const std::string& name, const std::string& help,
-                                       std::vector<std::string> label_names,
-                                       std::vector<double> bounds) {
+                                       std::vector<std::string> label_names, std::vector<double> bounds) {
   std::lock_guard lock(mutex_);
   histograms_.push_back(std::make_unique<Family<Histogram>>(
       name, help, std::move(label_names),
@@ -131,8 +132,8 @@ std::string Registry::render() const {
       const auto counts = h.cumulative_counts();
       for (std::size_t i = 0; i < counts.size(); ++i) {
         const std::string le = i < h.bounds().size() ? format_number(h.bounds()[i]) : "+Inf";
-        out += f->name() + "_bucket" + label_block(f->label_names(), lv, "le", le) + " " +
-               std::to_string(counts[i]) + "\n";
+        out += f->name() + "_bucket" + label_block(f->label_names(), lv, "le", le) + " " + std::to_string(counts[i]) +
+               "\n";
       }
       out += f->name() + "_sum" + label_block(f->label_names(), lv) + " " + format_number(h.sum()) + "\n";
       out += f->name() + "_count" + label_block(f->label_names(), lv) + " " + std::to_string(h.count()) + "\n";

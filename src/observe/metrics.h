@@ -65,8 +65,7 @@ class Family {
  public:
   Family(std::string name, std::string help, std::vector<std::string> label_names,
          std::function<std::unique_ptr<T>()> make)
-      : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)),
-        make_(std::move(make)) {}
+      : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)), make_(std::move(make)) {}
 
   // The child for these label values (created on first use). `values` must
   // have one entry per label name.
@@ -102,12 +101,9 @@ class Family {
 
 class Registry {
  public:
-  Family<Counter>& counter(const std::string& name, const std::string& help,
-                           std::vector<std::string> label_names = {});
-  Family<Gauge>& gauge(const std::string& name, const std::string& help,
-                       std::vector<std::string> label_names = {});
-  Family<Histogram>& histogram(const std::string& name, const std::string& help,
-                               std::vector<std::string> label_names,
+  Family<Counter>& counter(const std::string& name, const std::string& help, std::vector<std::string> label_names = {});
+  Family<Gauge>& gauge(const std::string& name, const std::string& help, std::vector<std::string> label_names = {});
+  Family<Histogram>& histogram(const std::string& name, const std::string& help, std::vector<std::string> label_names,
                                std::vector<double> bounds = default_latency_buckets());
 
   // Runs before each render; lets owners refresh gauges computed on demand

@@ -29,8 +29,7 @@ std::filesystem::path executable_dir() {
 // the npm package directory).
 std::filesystem::path ggml_library_dir() {
   Dl_info info{};
-  if (dladdr(reinterpret_cast<void*>(&ggml_backend_load_all_from_path), &info) == 0 ||
-      info.dli_fname == nullptr) {
+  if (dladdr(reinterpret_cast<void*>(&ggml_backend_load_all_from_path), &info) == 0 || info.dli_fname == nullptr) {
     return {};
   }
   std::error_code ec;

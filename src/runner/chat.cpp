@@ -239,9 +239,8 @@ Json reply_message_json(const ChatReply& reply) {
   if (!reply.tool_calls.empty()) {
     Json calls = Json::array();
     for (const auto& c : reply.tool_calls) {
-      calls.push_back(Json{{"id", c.id},
-                           {"type", "function"},
-                           {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+      calls.push_back(
+          Json{{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
     }
     m["tool_calls"] = std::move(calls);
   }

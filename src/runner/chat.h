@@ -52,7 +52,7 @@ struct ChatPrompt {
   std::string prompt;
   // Constraint derived from tools / json_schema / grammar (GBNF, root "root").
   std::string grammar;
-  bool grammar_lazy = false;  // applies only once a trigger appears
+  bool grammar_lazy = false;                  // applies only once a trigger appears
   std::vector<std::string> trigger_patterns;  // regexes over the generated text
   std::vector<llama_token> trigger_tokens;    // tokens that trigger it
   // The generation prompt (e.g. "<|im_start|>assistant\n<think>\n"): the

@@ -66,7 +66,7 @@ class CompletionChannel : public std::enable_shared_from_this<CompletionChannel>
     std::optional<Usage> progress;
     std::vector<TokenProb> probs;
     std::vector<std::size_t> prob_marks;  // text.size() when each of `probs` arrived
-    bool progress_seen = false;  // the first progress woke next()
+    bool progress_seen = false;           // the first progress woke next()
     bool any() const { return !text.empty() || done || progress; }
   };
 

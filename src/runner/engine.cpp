@@ -134,7 +134,8 @@ TokenProb token_prob(const float* logits, int n_vocab, llama_token token, int n)
     const auto k = static_cast<std::ptrdiff_t>(std::min(n, n_vocab));
     std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
                       [logits](llama_token a, llama_token b) { return logits[a] > logits[b]; });
-    for (std::ptrdiff_t i = 0; i < k; ++i) p.top.emplace_back(ids[static_cast<std::size_t>(i)], logits[ids[static_cast<std::size_t>(i)]] - log_z);
+    for (std::ptrdiff_t i = 0; i < k; ++i)
+      p.top.emplace_back(ids[static_cast<std::size_t>(i)], logits[ids[static_cast<std::size_t>(i)]] - log_z);
   }
   return p;
 }
@@ -253,10 +254,8 @@ Slot* Engine::Impl::pick_slot(const Task& task) {
   std::size_t best_prefix = 0;
   for (auto& s : slots) {
     if (s.busy()) continue;
-    const std::size_t prefix =
-        task.request.cache_prompt ? common_prefix(s.cache, task.request.prompt_tokens) : 0;
-    if (best == nullptr || prefix > best_prefix ||
-        (prefix == best_prefix && s.last_used < best->last_used)) {
+    const std::size_t prefix = task.request.cache_prompt ? common_prefix(s.cache, task.request.prompt_tokens) : 0;
+    if (best == nullptr || prefix > best_prefix || (prefix == best_prefix && s.last_used < best->last_used)) {
       best = &s;
       best_prefix = prefix;
     }
@@ -361,7 +360,7 @@ void Engine::Impl::fork(Slot& leader) {
     f.cache = leader.cache;
     f.n_prompt_done = leader.n_prompt_done;
     f.n_cached = static_cast<int>(leader.cache.size());  // the whole prompt came from the first choice
-    f.i_batch = leader.i_batch;  // samples from the same logits
+    f.i_batch = leader.i_batch;                          // samples from the same logits
     f.phase = Slot::Phase::kPrefill;
   }
 }
@@ -435,16 +434,14 @@ void Engine::Impl::step() {
   for (auto& s : slots) {
     if (s.phase == Slot::Phase::kPrefill) prefill.push_back(&s);
   }
-  std::sort(prefill.begin(), prefill.end(),
-            [](const Slot* a, const Slot* b) { return a->last_used < b->last_used; });
+  std::sort(prefill.begin(), prefill.end(), [](const Slot* a, const Slot* b) { return a->last_used < b->last_used; });
   for (Slot* s : prefill) {
     if (batch->size() >= batch->capacity()) break;
     in_batch.push_back(s);
     const auto& prompt = s->task->request.prompt_tokens;
     while (s->n_prompt_done < prompt.size() && batch->size() < batch->capacity()) {
       const bool last = s->n_prompt_done + 1 == prompt.size();
-      const int32_t idx = batch->add(prompt[s->n_prompt_done],
-                                     static_cast<llama_pos>(s->cache.size()), s->id, last);
+      const int32_t idx = batch->add(prompt[s->n_prompt_done], static_cast<llama_pos>(s->cache.size()), s->id, last);
       s->cache.push_back(prompt[s->n_prompt_done]);
       ++s->n_prompt_done;
       ++n_prompt;
@@ -456,15 +453,14 @@ void Engine::Impl::step() {
   const auto t0 = Clock::now();
   const int32_t rc = llama_decode(ctx.get(), batch->get());
   const auto t1 = Clock::now();
-  shared->decode_us_total.fetch_add(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count()));
+  shared->decode_us_total.fetch_add(
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count()));
   if (rc != 0) {
     // Translate llama_decode's codes once: 1 = no room in the KV cache
     // (transient), anything else = failure. Every slot in the batch is reset:
     // its KV state is unknown now.
     const Error e = rc == 1 ? Error(ErrorCode::kUnavailable, "no room left in the model's context")
-                            : Error(ErrorCode::kInternal, "llama_decode failed (code " +
-                                                              std::to_string(rc) + ")");
+                            : Error(ErrorCode::kInternal, "llama_decode failed (code " + std::to_string(rc) + ")");
     for (Slot* s : in_batch) fail_slot(*s, e);
     return;
   }
@@ -483,8 +479,8 @@ void Engine::Impl::sample_and_emit(Slot& s) {
   const llama_token token = t.sampler->sample(ctx.get(), s.i_batch);
   const bool ends = model->is_eog(token) && !t.request.ignore_eos;
   if (t.request.n_probs >= 0 && !ends) {
-    s.probs.push_back(token_prob(llama_get_logits_ith(ctx.get(), s.i_batch), model->info().n_vocab, token,
-                                 t.request.n_probs));
+    s.probs.push_back(
+        token_prob(llama_get_logits_ith(ctx.get(), s.i_batch), model->info().n_vocab, token, t.request.n_probs));
     call_on_token_prob(t, s.probs.back());
   }
   s.i_batch = -1;
@@ -530,8 +526,7 @@ void Engine::Impl::run_embedding(Task& t) {
   }
   const llama_model* m = model->raw();
   const bool encoder_only = llama_model_has_encoder(m) && !llama_model_has_decoder(m);
-  const int32_t rc = encoder_only ? llama_encode(ctx.get(), batch->get())
-                                  : llama_decode(ctx.get(), batch->get());
+  const int32_t rc = encoder_only ? llama_encode(ctx.get(), batch->get()) : llama_decode(ctx.get(), batch->get());
   Result<std::vector<float>> result;
   if (rc != 0) {
     result = fail(ErrorCode::kInternal, "embedding computation failed (code " + std::to_string(rc) + ")");
@@ -559,8 +554,7 @@ void Engine::Impl::run_embedding(Task& t) {
 Engine::Engine(std::shared_ptr<const Model> model, const EngineOptions& options)
     : model_(std::move(model)), options_(options), shared_(std::make_shared<EngineShared>()) {}
 
-Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Model> model,
-                                               const EngineOptions& options) {
+Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Model> model, const EngineOptions& options) {
   if (!model) return fail(ErrorCode::kInvalidArgument, "no model");
   EngineOptions o = options;
   const int max_seq = static_cast<int>(llama_max_parallel_sequences());
@@ -601,8 +595,7 @@ Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Model> mode
   impl->ctx.reset(llama_init_from_model(model->raw(), cp));
   if (!impl->ctx) return fail(ErrorCode::kInternal, "llama.cpp could not create the context (out of memory?)");
   if (o.embeddings && llama_pooling_type(impl->ctx.get()) == LLAMA_POOLING_TYPE_NONE) {
-    return fail(ErrorCode::kUnprocessable, "this model does not support pooled embeddings",
-                "embeddings_not_supported");
+    return fail(ErrorCode::kUnprocessable, "this model does not support pooled embeddings", "embeddings_not_supported");
   }
   impl->mem = llama_get_memory(impl->ctx.get());
   impl->n_ctx_slot = static_cast<int>(llama_n_ctx_seq(impl->ctx.get()));
@@ -652,8 +645,7 @@ Result<std::shared_ptr<Task>> Engine::prepare(GenerateRequest request, GenerateC
                     .with_detail("n_ctx", n_ctx_slot_));
   }
   if (request.max_tokens == 0 || request.max_tokens < -1 || request.max_tokens > n_ctx_slot_) {
-    return fail(ErrorCode::kInvalidArgument,
-                "max_tokens must be -1 or in 1.." + std::to_string(n_ctx_slot_));
+    return fail(ErrorCode::kInvalidArgument, "max_tokens must be -1 or in 1.." + std::to_string(n_ctx_slot_));
   }
   for (const auto& s : request.stop) {
     if (s.empty() || s.size() > 1024) {
@@ -686,9 +678,8 @@ Result<void> Engine::enqueue(std::shared_ptr<Task> task) {
     }
     const std::size_t waiting = live + static_cast<std::size_t>(busy) + 1 + task->followers.size();
     if (waiting > static_cast<std::size_t>(options_.n_parallel + options_.queue_max)) {
-      return fail(Error(ErrorCode::kUnavailable, "the model is busy: request queue is full",
-                        "queue_full")
-                      .with_retry_after(1));
+      return fail(
+          Error(ErrorCode::kUnavailable, "the model is busy: request queue is full", "queue_full").with_retry_after(1));
     }
     shared_->queue.push_back(std::move(task));
     shared_->queue_length.store(static_cast<int>(shared_->queue.size()));
@@ -707,8 +698,8 @@ Result<RequestHandle> Engine::submit(GenerateRequest request, GenerateCallbacks 
 Result<std::vector<RequestHandle>> Engine::submit_choices(GenerateRequest request,
                                                           std::vector<GenerateCallbacks> callbacks) {
   if (callbacks.empty() || callbacks.size() > static_cast<std::size_t>(options_.n_parallel)) {
-    return fail(ErrorCode::kInvalidArgument, "n must be in 1.." + std::to_string(options_.n_parallel) +
-                                                 " (the model's parallel slots)");
+    return fail(ErrorCode::kInvalidArgument,
+                "n must be in 1.." + std::to_string(options_.n_parallel) + " (the model's parallel slots)");
   }
   const auto seed = request.sampling.seed;
   std::vector<std::shared_ptr<Task>> tasks;
@@ -728,8 +719,7 @@ Result<std::vector<RequestHandle>> Engine::submit_choices(GenerateRequest reques
   return handles;
 }
 
-Result<Completion> Engine::generate(GenerateRequest request,
-                                    std::function<bool(std::string_view)> on_text) {
+Result<Completion> Engine::generate(GenerateRequest request, std::function<bool(std::string_view)> on_text) {
   std::promise<Result<Completion>> promise;
   auto future = promise.get_future();
   GenerateCallbacks cb;
@@ -750,10 +740,10 @@ Result<std::vector<float>> Engine::embed(std::string_view text) {
   if (!tokens) return fail(tokens.error());
   if (tokens->empty()) return fail(ErrorCode::kInvalidArgument, "the input is empty");
   if (tokens->size() > static_cast<std::size_t>(std::min(n_ctx_slot_, options_.n_batch))) {
-    return fail(ErrorCode::kInvalidArgument, "the input is " + std::to_string(tokens->size()) +
-                                                 " tokens; at most " +
-                                                 std::to_string(std::min(n_ctx_slot_, options_.n_batch)) +
-                                                 " fit", "context_length_exceeded");
+    return fail(ErrorCode::kInvalidArgument,
+                "the input is " + std::to_string(tokens->size()) + " tokens; at most " +
+                    std::to_string(std::min(n_ctx_slot_, options_.n_batch)) + " fit",
+                "context_length_exceeded");
   }
   std::promise<Result<std::vector<float>>> promise;
   auto future = promise.get_future();
@@ -766,8 +756,8 @@ Result<std::vector<float>> Engine::embed(std::string_view text) {
     std::lock_guard lock(shared_->mu);
     if (shared_->stopping) return fail(ErrorCode::kUnavailable, "the model is shutting down");
     if (shared_->queue.size() >= static_cast<std::size_t>(options_.queue_max + options_.n_parallel)) {
-      return fail(Error(ErrorCode::kUnavailable, "the model is busy: request queue is full", "queue_full")
-                      .with_retry_after(1));
+      return fail(
+          Error(ErrorCode::kUnavailable, "the model is busy: request queue is full", "queue_full").with_retry_after(1));
     }
     shared_->queue.push_back(task);
   }

@@ -32,12 +32,12 @@
 namespace llmd::runner {
 
 struct EngineOptions {
-  int n_ctx = 4096;       // context per slot (max prompt + completion tokens); 0 = model's n_ctx_train
-  int n_parallel = 1;     // slots decoding concurrently
-  int n_threads = 0;      // generation threads; 0 = hardware concurrency
+  int n_ctx = 4096;         // context per slot (max prompt + completion tokens); 0 = model's n_ctx_train
+  int n_parallel = 1;       // slots decoding concurrently
+  int n_threads = 0;        // generation threads; 0 = hardware concurrency
   int n_threads_batch = 0;  // prompt-processing threads; 0 = n_threads
-  int n_batch = 512;      // tokens per decode step (all slots together)
-  int queue_max = 64;     // requests waiting for a slot beyond which submit() fails
+  int n_batch = 512;        // tokens per decode step (all slots together)
+  int queue_max = 64;       // requests waiting for a slot beyond which submit() fails
   // Serve embeddings instead of completions (context created with pooling).
   bool embeddings = false;
   // Pooling for embeddings: UNSPECIFIED = the model's own (generative models
@@ -57,7 +57,7 @@ struct GenerateRequest {
   std::vector<llama_token> prompt_tokens;
   bool add_special = true;  // add BOS etc. when tokenizing `prompt`
   SamplingParams sampling;
-  int max_tokens = -1;      // -1: until end-of-generation or the context is full
+  int max_tokens = -1;            // -1: until end-of-generation or the context is full
   std::vector<std::string> stop;  // stop strings; not included in the output
   bool cache_prompt = true;       // reuse a slot's cached prefix of this prompt
   bool ignore_eos = false;        // keep generating past end-of-generation (benchmarks)
@@ -84,10 +84,10 @@ struct Usage {
 };
 
 struct Timings {
-  double queue_ms = 0;       // waiting for a slot
-  double prompt_ms = 0;      // slot assigned → first token sampled
-  double generation_ms = 0;  // first token → finish
-  double first_token_ms = 0; // submit → first token sampled
+  double queue_ms = 0;        // waiting for a slot
+  double prompt_ms = 0;       // slot assigned → first token sampled
+  double generation_ms = 0;   // first token → finish
+  double first_token_ms = 0;  // submit → first token sampled
 };
 
 struct Completion {
@@ -95,7 +95,7 @@ struct Completion {
   FinishReason finish = FinishReason::kStop;
   Usage usage;
   Timings timings;
-  int slot = -1;  // slot that served the request
+  int slot = -1;                 // slot that served the request
   std::vector<TokenProb> probs;  // one per sampled token when n_probs >= 0 (end of generation excluded)
 };
 
@@ -123,11 +123,11 @@ struct GenerateCallbacks {
 struct SlotState {
   int id = 0;
   bool busy = false;
-  uint64_t request = 0;         // the engine's number of the request it serves or served last; 0: none yet
-  int n_prompt_tokens = 0;      // of that request
-  int n_prompt_cached = 0;      // of which reused from the cache
-  int n_decoded = 0;            // tokens sampled for it so far (0 once idle)
-  int n_remain = -1;            // tokens it may still sample; -1: no limit, or idle
+  uint64_t request = 0;     // the engine's number of the request it serves or served last; 0: none yet
+  int n_prompt_tokens = 0;  // of that request
+  int n_prompt_cached = 0;  // of which reused from the cache
+  int n_decoded = 0;        // tokens sampled for it so far (0 once idle)
+  int n_remain = -1;        // tokens it may still sample; -1: no limit, or idle
 };
 
 struct EngineStats {
@@ -171,8 +171,7 @@ class Engine {
   // Creates the context and starts the engine thread. Errors:
   // kInvalidArgument (bad options), kInternal (llama.cpp failed to create
   // the context, e.g. out of memory).
-  static Result<std::unique_ptr<Engine>> create(std::shared_ptr<const Model> model,
-                                                const EngineOptions& options);
+  static Result<std::unique_ptr<Engine>> create(std::shared_ptr<const Model> model, const EngineOptions& options);
   // Stops the engine thread; requests still running or queued get on_done
   // with kUnavailable. Must not be called from an engine callback.
   ~Engine();
@@ -193,13 +192,11 @@ class Engine {
   // it has as many free slots as choices. Errors as submit(), and
   // kInvalidArgument for no choices or more choices than slots. Handles
   // in choice order; each cancels its own choice.
-  Result<std::vector<RequestHandle>> submit_choices(GenerateRequest request,
-                                                    std::vector<GenerateCallbacks> callbacks);
+  Result<std::vector<RequestHandle>> submit_choices(GenerateRequest request, std::vector<GenerateCallbacks> callbacks);
 
   // Blocking convenience over submit(): waits for the result. `on_text` as in
   // GenerateCallbacks. Thread-safe; not from an engine callback.
-  Result<Completion> generate(GenerateRequest request,
-                              std::function<bool(std::string_view)> on_text = {});
+  Result<Completion> generate(GenerateRequest request, std::function<bool(std::string_view)> on_text = {});
 
   // Embedding of `text` (pooled, L2-normalised). Requires options.embeddings
   // and a model/context with pooling; otherwise kUnprocessable. Blocking;

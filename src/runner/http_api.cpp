@@ -27,9 +27,7 @@ using http::Response;
 // keep-alive comment checks that the client is still there.
 constexpr std::chrono::seconds kStreamHeartbeat{5};
 
-Response json_reply(int status, const Json& body) {
-  return Response::text(status, dump(body), "application/json");
-}
+Response json_reply(int status, const Json& body) { return Response::text(status, dump(body), "application/json"); }
 
 // Every runner error carries OpenAI's error.type beside llmd's code.
 Response error_reply(const Error& e, const std::string& request_id) {
@@ -78,7 +76,8 @@ Result<void> format_chat_prompt(const RunnerService& svc, ParsedGenerate& p) {
     r.sampling.grammar_lazy = rendered->grammar_lazy;
     r.sampling.grammar_trigger_patterns = rendered->trigger_patterns;
     r.sampling.grammar_trigger_tokens = rendered->trigger_tokens;
-    if (!rendered->grammar_lazy) r.sampling.grammar_prefill = generation_prompt_tokens(model, rendered->generation_prompt);
+    if (!rendered->grammar_lazy)
+      r.sampling.grammar_prefill = generation_prompt_tokens(model, rendered->generation_prompt);
   } else {
     r.sampling.grammar = p.chat.grammar;
   }
@@ -262,9 +261,9 @@ net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& s
 
   // Each choice opens with its role (chat) or the echoed prompt. Built
   // outside the co_await: g++ 12 miscompiles a braced Json list inside one.
-  const Json opening = kind == ApiKind::kChat
-                           ? chat_chunk_json(meta, Json{{"role", "assistant"}, {"content", ""}}, std::nullopt, usage_null)
-                           : text_chunk_json(meta, echoed, std::nullopt, usage_null);
+  const Json opening = kind == ApiKind::kChat ? chat_chunk_json(meta, Json{{"role", "assistant"}, {"content", ""}},
+                                                                std::nullopt, usage_null)
+                                              : text_chunk_json(meta, echoed, std::nullopt, usage_null);
   bool alive = co_await sse.open();
   for (std::size_t i = 0; alive && i < n && (kind == ApiKind::kChat || p.echo); ++i) {
     alive = co_await sse.send(dump(with_index(opening, i)));
@@ -288,7 +287,7 @@ net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& s
     // Token probabilities ride on the first chunk sent for this event.
     std::optional<Json> probs;
     if (p.request.n_probs >= 0 && !ev.probs.empty()) {
-      probs = kind == ApiKind::kChat ? chat_logprobs_json(ev.probs, piece_of(svc))
+      probs = kind == ApiKind::kChat             ? chat_logprobs_json(ev.probs, piece_of(svc))
               : kind == ApiKind::kTextCompletion ? text_logprobs_json(ev.probs, piece_of(svc), choice.text_sent)
                                                  : llama_probs_json(ev.probs, piece_of(svc));
     }
@@ -329,12 +328,13 @@ net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& s
       std::vector<ChatDelta> rest;
       const ChatReply reply = choice.parser->finish(&rest);
       for (const auto& d : rest) {
-        alive = co_await sse.send(dump(with_timings(chat_chunk_json(meta, delta_json(d), std::nullopt, usage_null), i)));
+        alive =
+            co_await sse.send(dump(with_timings(chat_chunk_json(meta, delta_json(d), std::nullopt, usage_null), i)));
         if (!alive) break;
       }
       if (alive) {
-        alive = co_await sse.send(dump(with_timings(
-            chat_chunk_json(meta, Json::object(), openai_finish_reason(c.finish, reply), usage_null), i)));
+        alive = co_await sse.send(dump(
+            with_timings(chat_chunk_json(meta, Json::object(), openai_finish_reason(c.finish, reply), usage_null), i)));
       }
     } else if (kind == ApiKind::kTextCompletion) {
       alive = co_await sse.send(dump(with_timings(text_chunk_json(meta, "", c.finish, usage_null), i)));
@@ -348,8 +348,7 @@ net::awaitable<Response> stream_generation(RequestContext& ctx, RunnerService& s
   if (alive && finished == n && openai) {
     if (p.include_usage) {
       const std::string_view object = kind == ApiKind::kChat ? "chat.completion.chunk" : "text_completion";
-      alive = co_await sse.send(dump(usage_chunk_json(meta, object,
-                                             total_so_far())));
+      alive = co_await sse.send(dump(usage_chunk_json(meta, object, total_so_far())));
     }
     if (alive) co_await sse.send("[DONE]");
   }
@@ -443,10 +442,10 @@ net::awaitable<Response> serve_generation(RequestContext& ctx, RunnerService& sv
 
 net::awaitable<Response> serve_embeddings(RequestContext& ctx, RunnerService& svc, http::WorkerPool& pool) {
   if (!svc.engine().options().embeddings) {
-    co_return error_reply(Error(ErrorCode::kUnprocessable,
-                                "this runner does not serve embeddings (start it with --embeddings)",
-                                "embeddings_not_supported"),
-                          ctx);
+    co_return error_reply(
+        Error(ErrorCode::kUnprocessable, "this runner does not serve embeddings (start it with --embeddings)",
+              "embeddings_not_supported"),
+        ctx);
   }
   auto body = parse_json_body(ctx.request.body);
   if (!body) co_return error_reply(body.error(), ctx);
@@ -485,10 +484,7 @@ Json models_json(const RunnerService& svc) {
 Json slots_json(const RunnerService& svc) {
   Json out = Json::array();
   for (const SlotState& s : svc.engine().slots()) {
-    Json j{{"id", s.id},
-           {"n_ctx", svc.engine().n_ctx_slot()},
-           {"speculative", false},
-           {"is_processing", s.busy}};
+    Json j{{"id", s.id}, {"n_ctx", svc.engine().n_ctx_slot()}, {"speculative", false}, {"is_processing", s.busy}};
     if (s.request != 0) {
       j["id_task"] = s.request;
       j["n_prompt_tokens"] = s.n_prompt_tokens;
@@ -544,23 +540,23 @@ Json props_json(const RunnerService& svc) {
 RunnerService::RunnerService(RunnerConfig config, observe::Registry& metrics, observe::Logger log)
     : config_(std::move(config)), metrics_(metrics), log_(std::move(log)) {
   if (config_.alias.empty()) config_.alias = std::filesystem::path(config_.model_path).stem().string();
-  tokens_per_second_ = &metrics_.gauge("llmd_runner_tokens_per_second",
-                                       "Generation speed of the last finished request (tokens/s)")
-                            .with({});
-  first_token_seconds_ = &metrics_.histogram("llmd_runner_time_to_first_token_seconds",
-                                             "From request arrival to its first generated token", {})
+  tokens_per_second_ =
+      &metrics_.gauge("llmd_runner_tokens_per_second", "Generation speed of the last finished request (tokens/s)")
+           .with({});
+  first_token_seconds_ = &metrics_
+                              .histogram("llmd_runner_time_to_first_token_seconds",
+                                         "From request arrival to its first generated token", {})
                               .with({});
   auto& slots_total = metrics_.gauge("llmd_runner_slots_total", "Parallel slots").with({});
   auto& slots_busy = metrics_.gauge("llmd_runner_slots_busy", "Slots serving a request").with({});
   auto& queue = metrics_.gauge("llmd_runner_queue_length", "Requests waiting for a slot").with({});
   auto& loaded = metrics_.gauge("llmd_runner_model_loaded", "1 once the model is loaded").with({});
   auto& requests = metrics_.counter("llmd_runner_requests_total", "Generation requests started").with({});
-  auto& prompt = metrics_.counter("llmd_runner_prompt_tokens_total", "Prompt tokens processed (cache hits excluded)")
-                     .with({});
+  auto& prompt =
+      metrics_.counter("llmd_runner_prompt_tokens_total", "Prompt tokens processed (cache hits excluded)").with({});
   auto& completion = metrics_.counter("llmd_runner_completion_tokens_total", "Tokens generated").with({});
   auto& decode = metrics_.counter("llmd_runner_decode_seconds_total", "Wall time spent in llama_decode").with({});
-  metrics_.add_collector([this, &slots_total, &slots_busy, &queue, &loaded, &requests, &prompt, &completion,
-                          &decode] {
+  metrics_.add_collector([this, &slots_total, &slots_busy, &queue, &loaded, &requests, &prompt, &completion, &decode] {
     if (!ready()) return;
     const EngineStats s = engine_->stats();
     std::lock_guard lock(stats_mu_);
@@ -632,22 +628,20 @@ void add_runner_routes(http::Router& router, RunnerService& svc, http::WorkerPoo
     if (!svc.ready()) co_return Response::json(503, {{"status", "loading model"}});
     co_return Response::json(200, {{"status", "ok"}});
   });
-  router.get("/props", [&svc](RequestContext&) -> net::awaitable<Response> {
-    co_return json_reply(200, props_json(svc));
-  });
+  router.get("/props",
+             [&svc](RequestContext&) -> net::awaitable<Response> { co_return json_reply(200, props_json(svc)); });
   router.get("/slots", [&svc](RequestContext& ctx) -> net::awaitable<Response> {
     if (!svc.config().slots_endpoint) {
-      co_return error_reply(Error(ErrorCode::kNotImplemented, "this runner does not serve /slots (started with --no-slots)",
-                                  "not_supported"),
+      co_return error_reply(Error(ErrorCode::kNotImplemented,
+                                  "this runner does not serve /slots (started with --no-slots)", "not_supported"),
                             ctx);
     }
     co_return json_reply(200, slots_json(svc));
   });
   // llama-server answers its OpenAI routes with and without the /v1 prefix.
   for (const char* path : {"/v1/models", "/models"}) {
-    router.get(path, [&svc](RequestContext&) -> net::awaitable<Response> {
-      co_return json_reply(200, models_json(svc));
-    });
+    router.get(path,
+               [&svc](RequestContext&) -> net::awaitable<Response> { co_return json_reply(200, models_json(svc)); });
   }
   for (const char* path : {"/v1/chat/completions", "/chat/completions"}) {
     router.post(path, [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
@@ -674,7 +668,8 @@ void add_runner_routes(http::Router& router, RunnerService& svc, http::WorkerPoo
     if (!body) co_return error_reply(body.error(), ctx);
     auto req = parse_tokenize_request(*body);
     if (!req) co_return error_reply(req.error(), ctx);
-    auto tokens = co_await pool.run([&] { return svc.model().tokenize(req->content, req->add_special, req->parse_special); });
+    auto tokens =
+        co_await pool.run([&] { return svc.model().tokenize(req->content, req->add_special, req->parse_special); });
     if (!tokens) co_return error_reply(tokens.error(), ctx);
     Json out = Json::array();
     for (const llama_token t : *tokens) {
@@ -735,10 +730,9 @@ http::Middleware api_key_middleware(std::string key) {
       diff |= static_cast<unsigned char>(expected[i] ^ (i < got.size() ? got[i] : 0));
     }
     if (diff != 0) {
-      Response r = error_reply(
-          Error(ErrorCode::kUnauthenticated, "missing or invalid API key (Authorization: Bearer <key>)",
-                "invalid_api_key"),
-          ctx.request_id);
+      Response r = error_reply(Error(ErrorCode::kUnauthenticated,
+                                     "missing or invalid API key (Authorization: Bearer <key>)", "invalid_api_key"),
+                               ctx.request_id);
       r.headers.set("WWW-Authenticate", "Bearer");
       co_return r;
     }

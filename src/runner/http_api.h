@@ -30,11 +30,11 @@ namespace llmd::runner {
 
 struct RunnerConfig {
   std::string model_path;
-  std::string alias;          // name in /v1/models and responses; default: the file's stem
+  std::string alias;  // name in /v1/models and responses; default: the file's stem
   // Override: a llama.cpp built-in name (chatml, llama3, ...) or Jinja
   // template text; empty: the model's own.
   std::string chat_template;
-  std::string build_info;     // e.g. "llmd 0.1.0", shown in /props
+  std::string build_info;  // e.g. "llmd 0.1.0", shown in /props
   // Tokens a request generates at most, and when it names no limit (-1:
   // none; llama-server's --n-predict).
   int n_predict = -1;
@@ -86,8 +86,8 @@ class RunnerService {
   RunnerConfig config_;
   observe::Registry& metrics_;
   observe::Logger log_;
-  std::shared_ptr<Model> model_;    // set by load() before ready_
-  std::unique_ptr<Engine> engine_;  // set by load() before ready_
+  std::shared_ptr<Model> model_;            // set by load() before ready_
+  std::unique_ptr<Engine> engine_;          // set by load() before ready_
   std::optional<ChatTemplates> templates_;  // set by load() before ready_
   std::atomic<bool> ready_{false};
   int64_t loaded_at_ = 0;

@@ -38,7 +38,7 @@ std::optional<FimTokens> fim_tokens(const Model& model);
 struct FimText {
   std::string prefix;
   std::string suffix;
-  std::string prompt;  // written at the gap after the prefix
+  std::string prompt;                                      // written at the gap after the prefix
   std::vector<std::pair<std::string, std::string>> extra;  // (filename, text), most relevant last
 };
 

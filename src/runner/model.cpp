@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <climits>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <system_error>
 
@@ -19,9 +19,7 @@ struct GgufDeleter {
   void operator()(gguf_context* c) const noexcept { gguf_free(c); }
 };
 
-Error unprocessable(std::string msg) {
-  return Error(ErrorCode::kUnprocessable, std::move(msg), "invalid_model_file");
-}
+Error unprocessable(std::string msg) { return Error(ErrorCode::kUnprocessable, std::move(msg), "invalid_model_file"); }
 
 std::string meta_string(const llama_model* m, const char* key) {
   std::array<char, 512> buf{};
@@ -84,25 +82,21 @@ Result<void> validate_gguf_file(const std::filesystem::path& path) {
     overflow = overflow || __builtin_mul_overflow(elements / blck, ggml_type_size(type), &bytes);
     if (overflow) bytes = UINT64_MAX;
     if (bytes > file_size) {
-      return fail(unprocessable("model file is corrupt: tensor '" +
-                                std::string(gguf_get_tensor_name(g.get(), i)) +
+      return fail(unprocessable("model file is corrupt: tensor '" + std::string(gguf_get_tensor_name(g.get(), i)) +
                                 "' is larger than the file"));
     }
     const uint64_t off = gguf_get_tensor_offset(g.get(), i);
     const uint64_t size = gguf_get_tensor_size(g.get(), i);
     // Written so that no sum can overflow: each term is checked against the file size.
-    if (data_offset > file_size || off > file_size - data_offset ||
-        size > file_size - data_offset - off) {
-      return fail(unprocessable("model file is truncated: tensor '" +
-                                std::string(gguf_get_tensor_name(g.get(), i)) +
+    if (data_offset > file_size || off > file_size - data_offset || size > file_size - data_offset - off) {
+      return fail(unprocessable("model file is truncated: tensor '" + std::string(gguf_get_tensor_name(g.get(), i)) +
                                 "' extends past the end of the file"));
     }
   }
   return {};
 }
 
-Result<std::shared_ptr<Model>> Model::load(const std::filesystem::path& path,
-                                           const ModelOptions& options) {
+Result<std::shared_ptr<Model>> Model::load(const std::filesystem::path& path, const ModelOptions& options) {
   if (auto v = validate_gguf_file(path); !v) return fail(v.error());
   init_backends();
   if (backend_device_count() == 0) {
@@ -117,8 +111,8 @@ Result<std::shared_ptr<Model>> Model::load(const std::filesystem::path& path,
   std::shared_ptr<Model> m(new Model());
   m->model_.reset(llama_model_load_from_file(path.c_str(), mp));
   if (!m->model_) {
-    return fail(unprocessable(
-        "llama.cpp could not load the model (unsupported architecture or missing/invalid tensors)"));
+    return fail(
+        unprocessable("llama.cpp could not load the model (unsupported architecture or missing/invalid tensors)"));
   }
   m->vocab_ = llama_model_get_vocab(m->model_.get());
   auto& info = m->info_;
@@ -141,29 +135,27 @@ Result<std::shared_ptr<Model>> Model::load(const std::filesystem::path& path,
   return m;
 }
 
-Result<std::vector<llama_token>> Model::tokenize(std::string_view text, bool add_special,
-                                                 bool parse_special) const {
+Result<std::vector<llama_token>> Model::tokenize(std::string_view text, bool add_special, bool parse_special) const {
   if (text.size() > static_cast<size_t>(INT32_MAX / 2)) {
     return fail(ErrorCode::kInvalidArgument, "text too long to tokenize");
   }
   const auto len = static_cast<int32_t>(text.size());
   // A token covers at least one byte, plus BOS/EOS.
   std::vector<llama_token> tokens(text.size() + 2);
-  int32_t n = llama_tokenize(vocab_, text.data(), len, tokens.data(),
-                             static_cast<int32_t>(tokens.size()), add_special, parse_special);
+  int32_t n = llama_tokenize(vocab_, text.data(), len, tokens.data(), static_cast<int32_t>(tokens.size()), add_special,
+                             parse_special);
   if (n < 0) {
     if (n == INT32_MIN) return fail(ErrorCode::kInvalidArgument, "text too long to tokenize");
     tokens.resize(static_cast<size_t>(-n));
-    n = llama_tokenize(vocab_, text.data(), len, tokens.data(),
-                       static_cast<int32_t>(tokens.size()), add_special, parse_special);
+    n = llama_tokenize(vocab_, text.data(), len, tokens.data(), static_cast<int32_t>(tokens.size()), add_special,
+                       parse_special);
     if (n < 0) return fail(ErrorCode::kInternal, "tokenization failed");
   }
   tokens.resize(static_cast<size_t>(n));
   return tokens;
 }
 
-Result<std::string> Model::detokenize(std::span<const llama_token> tokens,
-                                      bool render_special) const {
+Result<std::string> Model::detokenize(std::span<const llama_token> tokens, bool render_special) const {
   for (const llama_token t : tokens) {
     if (!is_valid_token(t)) {
       return fail(ErrorCode::kInvalidArgument, "invalid token id " + std::to_string(t));
@@ -174,12 +166,12 @@ Result<std::string> Model::detokenize(std::span<const llama_token> tokens,
   }
   const auto n_tokens = static_cast<int32_t>(tokens.size());
   std::string text(tokens.size() * 8 + 16, '\0');
-  int32_t n = llama_detokenize(vocab_, tokens.data(), n_tokens, text.data(),
-                               static_cast<int32_t>(text.size()), /*remove_special=*/true, render_special);
+  int32_t n = llama_detokenize(vocab_, tokens.data(), n_tokens, text.data(), static_cast<int32_t>(text.size()),
+                               /*remove_special=*/true, render_special);
   if (n < 0) {
     text.resize(static_cast<size_t>(-n));
-    n = llama_detokenize(vocab_, tokens.data(), n_tokens, text.data(),
-                         static_cast<int32_t>(text.size()), /*remove_special=*/true, render_special);
+    n = llama_detokenize(vocab_, tokens.data(), n_tokens, text.data(), static_cast<int32_t>(text.size()),
+                         /*remove_special=*/true, render_special);
     if (n < 0) return fail(ErrorCode::kInternal, "detokenization failed");
   }
   text.resize(static_cast<size_t>(n));
@@ -191,8 +183,7 @@ std::string Model::token_to_piece(llama_token token, bool render_special) const 
   int32_t n = llama_token_to_piece(vocab_, token, buf.data(), buf.size(), 0, render_special);
   if (n >= 0) return std::string(buf.data(), static_cast<size_t>(n));
   std::string big(static_cast<size_t>(-n), '\0');
-  n = llama_token_to_piece(vocab_, token, big.data(), static_cast<int32_t>(big.size()), 0,
-                           render_special);
+  n = llama_token_to_piece(vocab_, token, big.data(), static_cast<int32_t>(big.size()), 0, render_special);
   big.resize(n > 0 ? static_cast<size_t>(n) : 0);
   return big;
 }

@@ -17,8 +17,8 @@
 namespace llmd::runner {
 
 struct ModelOptions {
-  int gpu_layers = 0;     // layers to offload to a GPU backend, -1 = all
-  bool use_mmap = true;   // map the file instead of reading it
+  int gpu_layers = 0;       // layers to offload to a GPU backend, -1 = all
+  bool use_mmap = true;     // map the file instead of reading it
   bool vocab_only = false;  // tokenizer and metadata only, no weights (fast; for tools)
 };
 
@@ -52,8 +52,7 @@ class Model {
   // Validates then loads the model. Calls init_backends() first.
   // Errors: those of validate_gguf_file, plus kUnprocessable when llama.cpp
   // rejects the file (unknown architecture, missing tensors, ...).
-  static Result<std::shared_ptr<Model>> load(const std::filesystem::path& path,
-                                             const ModelOptions& options = {});
+  static Result<std::shared_ptr<Model>> load(const std::filesystem::path& path, const ModelOptions& options = {});
 
   const ModelInfo& info() const { return info_; }
   llama_model* raw() const { return model_.get(); }
@@ -64,13 +63,11 @@ class Model {
   // the control token (use it for templated prompts, not for user data
   // embedded elsewhere). Errors: kInvalidArgument when the text is too long
   // to tokenize.
-  Result<std::vector<llama_token>> tokenize(std::string_view text, bool add_special,
-                                            bool parse_special) const;
+  Result<std::vector<llama_token>> tokenize(std::string_view text, bool add_special, bool parse_special) const;
 
   // Tokens → text. `render_special` renders control tokens as their text.
   // Invalid token ids yield kInvalidArgument.
-  Result<std::string> detokenize(std::span<const llama_token> tokens,
-                                 bool render_special = false) const;
+  Result<std::string> detokenize(std::span<const llama_token> tokens, bool render_special = false) const;
 
   // One token's bytes (may be a partial UTF-8 sequence). Precondition: valid id.
   std::string token_to_piece(llama_token token, bool render_special = false) const;

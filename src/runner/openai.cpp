@@ -57,8 +57,8 @@ class Fields {
     if (v->is_number_integer()) {
       // Unsigned values above INT64_MAX wrap negative: refuse them as out of range.
       if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
-        return bad(std::string(key) + " must be an integer in [" + std::to_string(lo) + ", " +
-                   std::to_string(hi) + "]");
+        return bad(std::string(key) + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                   "]");
       }
       n = v->get<int64_t>();
     } else if (v->is_number_float()) {
@@ -72,8 +72,7 @@ class Fields {
       return bad(std::string(key) + " must be an integer, got " + type_name(*v));
     }
     if (n < lo || n > hi) {
-      return bad(std::string(key) + " must be an integer in [" + std::to_string(lo) + ", " +
-                 std::to_string(hi) + "]");
+      return bad(std::string(key) + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
     }
     return n;
   }
@@ -96,10 +95,10 @@ class Fields {
 };
 
 // Assigns an optional result to `out` when present; propagates errors.
-#define LLMD_FIELD(expr, out)                              \
-  do {                                                     \
-    auto llmd_field_ = (expr);                             \
-    if (!llmd_field_) return fail(llmd_field_.error());    \
+#define LLMD_FIELD(expr, out)                                                                   \
+  do {                                                                                          \
+    auto llmd_field_ = (expr);                                                                  \
+    if (!llmd_field_) return fail(llmd_field_.error());                                         \
     if (*llmd_field_) out = static_cast<std::remove_reference_t<decltype(out)>>(**llmd_field_); \
   } while (0)
 
@@ -328,8 +327,8 @@ Result<void> parse_common(const Json& body, int n_ctx_slot, std::initializer_lis
     LLMD_FIELD(f.integer(key, is_n_predict ? -1 : 1, INT32_MAX), n);
     if (!n) continue;
     if (*n > n_ctx_slot) {
-      return bad(std::string(key) + " is " + std::to_string(*n) + "; the context holds " +
-                     std::to_string(n_ctx_slot) + " tokens",
+      return bad(std::string(key) + " is " + std::to_string(*n) + "; the context holds " + std::to_string(n_ctx_slot) +
+                     " tokens",
                  "context_length_exceeded");
     }
     if (*n == 0) return bad(std::string(key) + " must not be 0");
@@ -462,10 +461,14 @@ Result<void> parse_tools(const Fields& f, ChatInput& chat) {
   if (choice != nullptr) {
     if (choice->is_string()) {
       const auto c = choice->get<std::string>();
-      if (c == "auto") chat.tool_choice = ToolChoice::kAuto;
-      else if (c == "none") chat.tool_choice = ToolChoice::kNone;
-      else if (c == "required") chat.tool_choice = ToolChoice::kRequired;
-      else return bad("tool_choice must be auto, none, required or {\"type\":\"function\",\"function\":{\"name\":...}}");
+      if (c == "auto")
+        chat.tool_choice = ToolChoice::kAuto;
+      else if (c == "none")
+        chat.tool_choice = ToolChoice::kNone;
+      else if (c == "required")
+        chat.tool_choice = ToolChoice::kRequired;
+      else
+        return bad("tool_choice must be auto, none, required or {\"type\":\"function\",\"function\":{\"name\":...}}");
     } else if (choice->is_object()) {
       const Json* fn = choice->contains("function") ? &(*choice)["function"] : choice;  // function_call: {name}
       if (!fn->is_object() || !fn->contains("name") || !(*fn)["name"].is_string()) {
@@ -666,7 +669,8 @@ Result<ParsedGenerate> parse_llama_completion_request(const Json& body, int n_ct
   LLMD_TRY(parse_prompt(body, out));
   LLMD_TRY(parse_common(body, n_ctx_slot, {"n_predict", "max_tokens"}, out));
   if (const Json* fields = Fields(body).get("response_fields"); fields != nullptr && !fields->is_null()) {
-    if (!fields->is_array() || fields->size() > 64) return bad("response_fields must be an array of at most 64 strings");
+    if (!fields->is_array() || fields->size() > 64)
+      return bad("response_fields must be an array of at most 64 strings");
     for (const auto& f : *fields) {
       if (!f.is_string()) return bad("response_fields must be an array of at most 64 strings");
       out.response_fields.push_back(f.get<std::string>());

@@ -43,7 +43,7 @@ enum class ApiKind { kChat, kTextCompletion, kLlamaCompletion };
 struct InfillInput {
   std::string prefix;
   std::string suffix;
-  std::string prompt;  // text already written at the gap, right after the prefix
+  std::string prompt;                                      // text already written at the gap, right after the prefix
   std::vector<std::pair<std::string, std::string>> extra;  // (filename, text), most relevant last
 };
 
@@ -52,7 +52,7 @@ struct ParsedGenerate {
   // Prompt (text or tokens), sampling, max_tokens, stop. For kChat the prompt
   // is empty: the caller renders `chat` with the model's template.
   GenerateRequest request;
-  ChatInput chat;  // kChat only: messages, tools, template switches, reply constraint
+  ChatInput chat;       // kChat only: messages, tools, template switches, reply constraint
   ChatPrompt rendered;  // kChat only, once rendered: what the output parser needs
   // Reasoning-token budget (reasoning_budget_tokens / thinking_budget_tokens); none: unlimited.
   std::optional<int> reasoning_budget;
@@ -64,13 +64,13 @@ struct ParsedGenerate {
   // FIM tokens (request.prompt then holds nothing the engine reads).
   std::optional<InfillInput> infill;
   bool stream = false;
-  bool echo = false;  // /v1/completions: the reply's text starts with the prompt
+  bool echo = false;           // /v1/completions: the reply's text starts with the prompt
   bool include_usage = false;  // stream_options.include_usage
   // llama-server's timings_per_token: every streamed chunk carries
   // "timings" {cache_n, prompt_n, predicted_n} (the usage so far), so a
   // gateway can bill a stream that is cut short exactly.
   bool timings_per_token = false;
-  std::string model;           // the model name the client asked for (informational)
+  std::string model;                         // the model name the client asked for (informational)
   std::vector<std::string> response_fields;  // /completion: reply with only these fields (empty: all)
 };
 
@@ -151,8 +151,8 @@ Json text_logprobs_json(std::span<const TokenProb> probs, const PieceOf& piece, 
 // llama-server: completion_probabilities [{id, token, logprob, bytes, top_logprobs}].
 Json llama_probs_json(std::span<const TokenProb> probs, const PieceOf& piece);
 
-// Non-streamed bodies (logprobs: null; the caller sets them when asked). A chat reply carries the parsed message (content,
-// reasoning_content, tool_calls); finish_reason "tool_calls" when it called one.
+// Non-streamed bodies (logprobs: null; the caller sets them when asked). A chat reply carries the parsed message
+// (content, reasoning_content, tool_calls); finish_reason "tool_calls" when it called one.
 Json chat_completion_json(const ResponseMeta& meta, const Completion& c, const ChatReply& reply);
 Json text_completion_json(const ResponseMeta& meta, const Completion& c);
 // llama-server's /completion reply; `settings` is its generation_settings.
@@ -166,18 +166,17 @@ Json select_fields(const Json& reply, const std::vector<std::string>& fields);
 
 // Streamed chunks. `finish` set on the last content chunk; `usage_null` adds
 // "usage": null as OpenAI does when include_usage is on.
-Json chat_chunk_json(const ResponseMeta& meta, Json delta, std::optional<std::string_view> finish,
+Json chat_chunk_json(const ResponseMeta& meta, Json delta, std::optional<std::string_view> finish, bool usage_null);
+Json text_chunk_json(const ResponseMeta& meta, std::string_view text, std::optional<FinishReason> finish,
                      bool usage_null);
-Json text_chunk_json(const ResponseMeta& meta, std::string_view text,
-                     std::optional<FinishReason> finish, bool usage_null);
 // The final include_usage chunk: empty choices, usage filled.
 Json usage_chunk_json(const ResponseMeta& meta, std::string_view object, const Usage& usage);
 // llama-server stream pieces: {"content": text, "stop": false}; the last one is
 // llama_completion_json with "stop": true and empty content (the text was streamed).
 Json llama_chunk_json(std::string_view text);
 
-Json embeddings_json(const std::string& model, const std::vector<std::vector<float>>& vectors,
-                     bool base64, int prompt_tokens);
+Json embeddings_json(const std::string& model, const std::vector<std::vector<float>>& vectors, bool base64,
+                     int prompt_tokens);
 
 // Serializes for the wire; invalid UTF-8 in generated text becomes U+FFFD.
 std::string dump(const Json& j);

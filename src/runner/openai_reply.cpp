@@ -159,16 +159,16 @@ Json chat_completion_json(const ResponseMeta& meta, const Completion& c, const C
 }
 
 Json text_completion_json(const ResponseMeta& meta, const Completion& c) {
-  return Json{{"id", meta.id},
-              {"object", "text_completion"},
-              {"created", meta.created},
-              {"model", meta.model},
-              {"choices", Json::array({Json{{"index", 0},
-                                            {"text", c.text},
-                                            {"logprobs", nullptr},
-                                            {"finish_reason", openai_finish_reason(c.finish)}}})},
-              {"usage", usage_json(c.usage)},
-              {"timings", timings_from(c)}};
+  return Json{
+      {"id", meta.id},
+      {"object", "text_completion"},
+      {"created", meta.created},
+      {"model", meta.model},
+      {"choices",
+       Json::array({Json{
+           {"index", 0}, {"text", c.text}, {"logprobs", nullptr}, {"finish_reason", openai_finish_reason(c.finish)}}})},
+      {"usage", usage_json(c.usage)},
+      {"timings", timings_from(c)}};
 }
 
 Json generation_settings_json(const GenerateRequest& r) {
@@ -229,8 +229,7 @@ Json llama_completion_json(const ResponseMeta& meta, const Completion& c, const 
               {"timings", timings_from(c)}};
 }
 
-Json chat_chunk_json(const ResponseMeta& meta, Json delta, std::optional<std::string_view> finish,
-                     bool usage_null) {
+Json chat_chunk_json(const ResponseMeta& meta, Json delta, std::optional<std::string_view> finish, bool usage_null) {
   Json j{{"id", meta.id},
          {"object", "chat.completion.chunk"},
          {"created", meta.created},
@@ -259,21 +258,18 @@ Json text_chunk_json(const ResponseMeta& meta, std::string_view text, std::optio
 }
 
 Json usage_chunk_json(const ResponseMeta& meta, std::string_view object, const Usage& usage) {
-  return Json{{"id", meta.id},         {"object", std::string(object)}, {"created", meta.created},
-              {"model", meta.model},   {"choices", Json::array()},      {"usage", usage_json(usage)}};
+  return Json{{"id", meta.id},       {"object", std::string(object)}, {"created", meta.created},
+              {"model", meta.model}, {"choices", Json::array()},      {"usage", usage_json(usage)}};
 }
 
-Json llama_chunk_json(std::string_view text) {
-  return Json{{"content", std::string(text)}, {"stop", false}};
-}
+Json llama_chunk_json(std::string_view text) { return Json{{"content", std::string(text)}, {"stop", false}}; }
 
 Json embeddings_json(const std::string& model, const std::vector<std::vector<float>>& vectors, bool b64,
                      int prompt_tokens) {
   Json data = Json::array();
   for (std::size_t i = 0; i < vectors.size(); ++i) {
-    data.push_back(Json{{"object", "embedding"},
-                        {"index", i},
-                        {"embedding", b64 ? Json(base64(vectors[i])) : Json(vectors[i])}});
+    data.push_back(
+        Json{{"object", "embedding"}, {"index", i}, {"embedding", b64 ? Json(base64(vectors[i])) : Json(vectors[i])}});
   }
   return Json{{"object", "list"},
               {"data", std::move(data)},

@@ -12,8 +12,8 @@ namespace {
 
 Result<void> check_range(const char* name, double v, double lo, double hi) {
   if (!std::isfinite(v) || v < lo || v > hi) {
-    return fail(ErrorCode::kInvalidArgument, std::string(name) + " must be a number in [" +
-                                                 std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return fail(ErrorCode::kInvalidArgument,
+                std::string(name) + " must be a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
   }
   return {};
 }
@@ -83,8 +83,8 @@ LlamaSamplerPtr make_adjustments(const Model& model, const SamplingParams& p, in
     for (const auto& [token, bias] : p.logit_bias) {
       if (token < n_vocab) biases.push_back({token, bias});
     }
-    llama_sampler_chain_add(chain.get(), llama_sampler_init_logit_bias(n_vocab, static_cast<int32_t>(biases.size()),
-                                                                       biases.data()));
+    llama_sampler_chain_add(chain.get(),
+                            llama_sampler_init_logit_bias(n_vocab, static_cast<int32_t>(biases.size()), biases.data()));
     any = true;
   }
   if (p.repeat_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f) {
@@ -96,10 +96,9 @@ LlamaSamplerPtr make_adjustments(const Model& model, const SamplingParams& p, in
   if (p.dry_multiplier > 0.0f) {
     std::vector<const char*> breakers;
     for (const auto& b : p.dry_sequence_breakers) breakers.push_back(b.c_str());
-    llama_sampler_chain_add(chain.get(), llama_sampler_init_dry(model.vocab(),
-                                                                p.dry_multiplier, p.dry_base, p.dry_allowed_length,
-                                                                window(p.dry_penalty_last_n, n_ctx), breakers.data(),
-                                                                breakers.size()));
+    llama_sampler_chain_add(
+        chain.get(), llama_sampler_init_dry(model.vocab(), p.dry_multiplier, p.dry_base, p.dry_allowed_length,
+                                            window(p.dry_penalty_last_n, n_ctx), breakers.data(), breakers.size()));
     any = true;
   }
   return any ? std::move(chain) : nullptr;
@@ -115,10 +114,10 @@ LlamaSamplerPtr make_chain(const Model& model, const SamplingParams& p) {
   const uint32_t seed = p.seed.value_or(LLAMA_DEFAULT_SEED);
   if (p.mirostat != 0) {
     llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(p.temperature));
-    llama_sampler_chain_add(chain.get(), p.mirostat == 1 ? llama_sampler_init_mirostat(model.info().n_vocab, seed,
-                                                                                       p.mirostat_tau, p.mirostat_eta, 100)
-                                                         : llama_sampler_init_mirostat_v2(seed, p.mirostat_tau,
-                                                                                          p.mirostat_eta));
+    llama_sampler_chain_add(
+        chain.get(), p.mirostat == 1
+                         ? llama_sampler_init_mirostat(model.info().n_vocab, seed, p.mirostat_tau, p.mirostat_eta, 100)
+                         : llama_sampler_init_mirostat_v2(seed, p.mirostat_tau, p.mirostat_eta));
     return chain;
   }
   if (p.top_k > 0) llama_sampler_chain_add(chain.get(), llama_sampler_init_top_k(p.top_k));

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <optional>
 #include <span>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -17,10 +17,10 @@ namespace llmd::runner {
 // Defaults follow llama-server. A temperature <= 0 means greedy decoding.
 struct SamplingParams {
   float temperature = 0.8f;
-  float top_p = 0.95f;  // 1 disables
-  int top_k = 40;       // 0 disables
-  float min_p = 0.05f;  // 0 disables
-  float typical_p = 1.0f;  // 1 disables
+  float top_p = 0.95f;           // 1 disables
+  int top_k = 40;                // 0 disables
+  float min_p = 0.05f;           // 0 disables
+  float typical_p = 1.0f;        // 1 disables
   std::optional<uint32_t> seed;  // none: a random seed
   // Penalties over the last `repeat_last_n` tokens (prompt included; -1 = the
   // whole context): repeat (1 disables), frequency and presence (0 disable).
@@ -103,11 +103,11 @@ class Sampler {
   // logit bias → penalties → DRY: adjusts logits over the whole vocabulary,
   // before the grammar looks at them; null when none is set.
   LlamaSamplerPtr adjust_;
-  LlamaSamplerPtr budget_;   // thinking budget; sees sampled tokens only
-  LlamaSamplerPtr chain_;    // top_k → ... → dist, or greedy; no grammar
-  LlamaSamplerPtr grammar_;  // null when unconstrained
-  std::size_t need_ = 1;     // valid candidates the chain can use at most
-  llama_token fallback_ = 0; // end of generation, when the grammar allows nothing
+  LlamaSamplerPtr budget_;    // thinking budget; sees sampled tokens only
+  LlamaSamplerPtr chain_;     // top_k → ... → dist, or greedy; no grammar
+  LlamaSamplerPtr grammar_;   // null when unconstrained
+  std::size_t need_ = 1;      // valid candidates the chain can use at most
+  llama_token fallback_ = 0;  // end of generation, when the grammar allows nothing
   int n_vocab_ = 0;
   std::vector<llama_token_data> candidates_;  // scratch, reused per token
 };

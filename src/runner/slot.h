@@ -23,9 +23,9 @@ using Clock = std::chrono::steady_clock;
 // thread. Lives as long as the longest of the engine and its handles.
 struct EngineShared {
   std::mutex mu;
-  std::condition_variable cv;                  // signalled on new work, cancel, stop
-  std::deque<std::shared_ptr<Task>> queue;     // GUARDED_BY(mu): waiting for a slot
-  bool stopping = false;                       // GUARDED_BY(mu)
+  std::condition_variable cv;               // signalled on new work, cancel, stop
+  std::deque<std::shared_ptr<Task>> queue;  // GUARDED_BY(mu): waiting for a slot
+  bool stopping = false;                    // GUARDED_BY(mu)
 
   // Statistics: written by the engine thread (and submit for queue/requests),
   // read by anyone.
@@ -71,16 +71,16 @@ struct Slot {
 
   int id = 0;
   Phase phase = Phase::kIdle;
-  std::shared_ptr<Task> task;          // null when idle
-  std::vector<llama_token> cache;      // exactly the tokens of this sequence in the KV cache
-  std::size_t n_prompt_done = 0;       // prompt tokens already in the KV cache
-  int n_cached = 0;                    // of which reused from the previous request
-  llama_token pending = -1;            // sampled, decoded in the next step
-  int32_t i_batch = -1;                // index of this slot's logits in the current batch
-  int n_decoded = 0;                   // tokens sampled for the current request
-  uint64_t last_used = 0;              // for least-recently-used slot choice
-  uint64_t assignment = 0;             // counts the tasks this slot was given
-  uint64_t request = 0;                // the engine's number of the current (or last) task
+  std::shared_ptr<Task> task;      // null when idle
+  std::vector<llama_token> cache;  // exactly the tokens of this sequence in the KV cache
+  std::size_t n_prompt_done = 0;   // prompt tokens already in the KV cache
+  int n_cached = 0;                // of which reused from the previous request
+  llama_token pending = -1;        // sampled, decoded in the next step
+  int32_t i_batch = -1;            // index of this slot's logits in the current batch
+  int n_decoded = 0;               // tokens sampled for the current request
+  uint64_t last_used = 0;          // for least-recently-used slot choice
+  uint64_t assignment = 0;         // counts the tasks this slot was given
+  uint64_t request = 0;            // the engine's number of the current (or last) task
   // While this slot evaluates a prompt with further choices: the slots
   // (id, assignment) waiting in kAwaitFork for its KV state.
   std::vector<std::pair<int, uint64_t>> forks;

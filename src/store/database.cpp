@@ -90,9 +90,8 @@ Result<int> apply_migrations(Connection& c, const std::vector<Migration>& migrat
   const int known = migrations.empty() ? 0 : migrations.back().version;
   if (*current > known) {
     return fail(ErrorCode::kUnavailable,
-                "database schema version " + std::to_string(*current) +
-                    " is newer than this llmd build knows (" + std::to_string(known) +
-                    "); upgrade llmd or use another database",
+                "database schema version " + std::to_string(*current) + " is newer than this llmd build knows (" +
+                    std::to_string(known) + "); upgrade llmd or use another database",
                 "schema_too_new");
   }
   int applied = *current;

@@ -19,9 +19,9 @@ struct ServiceUrl {
   bool has_password = false;  // a ':' in the userinfo
   std::string user;
   std::string password;
-  std::string host;           // empty = not given
-  std::optional<int> port;    // 1..65535 when given
-  std::string path;           // after the first '/', decoded
+  std::string host;         // empty = not given
+  std::optional<int> port;  // 1..65535 when given
+  std::string path;         // after the first '/', decoded
   std::vector<std::pair<std::string, std::string>> params;
 };
 

@@ -3,10 +3,10 @@
 // nothing changed (balances, users, keys) and that the server still serves.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <atomic>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "support/http.h"
@@ -47,8 +47,9 @@ std::string hs256(const std::string& key, const json& header, const json& payloa
 class AccountsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    server_ = new LlmdServe(kBinary, "auth: { bcrypt_cost: 10, initial_tokens: 1000 }\n"
-                                     "limits: { login_attempts: 20, user_rpm: 0, ip_rpm: 0 }\n",
+    server_ = new LlmdServe(kBinary,
+                            "auth: { bcrypt_cost: 10, initial_tokens: 1000 }\n"
+                            "limits: { login_attempts: 20, user_rpm: 0, ip_rpm: 0 }\n",
                             "", {{"LLMD_ADMIN_PASSWORD", kAdminPassword}});
   }
   static void TearDownTestSuite() {
@@ -110,7 +111,8 @@ TEST_F(AccountsTest, RegisterLoginProfileRoundTrip) {
 TEST_F(AccountsTest, PasswordChangeEndsEveryOtherSessionAndKeepsTheAccount) {
   auto [first, user] = new_user("pat");
   EXPECT_EQ(user["must_change_password"], false);
-  auto second_login = call("POST", "/api/v1/auth/login", json{{"username", "pat"}, {"password", "password-pat"}}.dump());
+  auto second_login =
+      call("POST", "/api/v1/auth/login", json{{"username", "pat"}, {"password", "password-pat"}}.dump());
   ASSERT_EQ(second_login->status, 200);
   const std::string second = json::parse(second_login->body)["token"];
   auto key = call("POST", "/api/v1/auth/keys", json{{"name", "script"}}.dump(), first);
@@ -150,8 +152,9 @@ TEST_F(AccountsTest, PasswordChangeEndsEveryOtherSessionAndKeepsTheAccount) {
   // The old password no longer logs in; the new one does.
   EXPECT_EQ(call("POST", "/api/v1/auth/login", json{{"username", "pat"}, {"password", "password-pat"}}.dump())->status,
             401);
-  EXPECT_EQ(call("POST", "/api/v1/auth/login", json{{"username", "pat"}, {"password", "a-new-password"}}.dump())->status,
-            200);
+  EXPECT_EQ(
+      call("POST", "/api/v1/auth/login", json{{"username", "pat"}, {"password", "a-new-password"}}.dump())->status,
+      200);
   expect_still_serving();
 }
 
@@ -204,7 +207,8 @@ TEST_F(AccountsTest, AdminResetsAForgottenPassword) {
   auto chosen = call("POST", path, json{{"password", "set-by-admin-1"}, {"must_change", false}}.dump(), admin);
   ASSERT_EQ(chosen->status, 200) << chosen->body;
   EXPECT_FALSE(json::parse(chosen->body).contains("password"));
-  auto again = call("POST", "/api/v1/auth/login", json{{"username", "forgetful"}, {"password", "set-by-admin-1"}}.dump());
+  auto again =
+      call("POST", "/api/v1/auth/login", json{{"username", "forgetful"}, {"password", "set-by-admin-1"}}.dump());
   ASSERT_EQ(again->status, 200);
   EXPECT_EQ(json::parse(again->body)["user"]["must_change_password"], false);
 }
@@ -239,8 +243,13 @@ TEST_F(AccountsTest, RegistrationValidatesEveryField) {
 
 TEST_F(AccountsTest, MassAssignmentOfRoleAndTokensIsIgnored) {
   auto r = call("POST", "/api/v1/auth/register",
-                json{{"username", "mallory"}, {"password", "password-m"}, {"email", "m@b.cn"},
-                     {"role", "admin"}, {"tokens", 1e9}, {"balance", 1e9}}.dump());
+                json{{"username", "mallory"},
+                     {"password", "password-m"},
+                     {"email", "m@b.cn"},
+                     {"role", "admin"},
+                     {"tokens", 1e9},
+                     {"balance", 1e9}}
+                    .dump());
   ASSERT_EQ(r->status, 201);
   const auto user = json::parse(r->body)["user"];
   EXPECT_EQ(user["role"], "user");
@@ -263,14 +272,16 @@ TEST_F(AccountsTest, MissingEmptyGarbageAuthorizationIs401) {
 TEST_F(AccountsTest, ForgedTokensAre401) {
   auto [token, user] = new_user("dave");
   const std::int64_t now = std::time(nullptr);
-  const json claims = {{"iss", "llmd"}, {"sub", std::to_string(user["id"].get<int>())}, {"iat", now}, {"exp", now + 600}};
+  const json claims = {
+      {"iss", "llmd"}, {"sub", std::to_string(user["id"].get<int>())}, {"iat", now}, {"exp", now + 600}};
   // alg none
   const std::string none = b64url(json{{"alg", "none"}}.dump()) + "." + b64url(claims.dump()) + ".";
   EXPECT_EQ(call("GET", "/api/v1/auth/profile", "", none)->status, 401);
   // HS256 signed with another secret
-  EXPECT_EQ(call("GET", "/api/v1/auth/profile", "", hs256("not-the-server-secret-not-the-server", {{"alg", "HS256"}}, claims))
-                ->status,
-            401);
+  EXPECT_EQ(
+      call("GET", "/api/v1/auth/profile", "", hs256("not-the-server-secret-not-the-server", {{"alg", "HS256"}}, claims))
+          ->status,
+      401);
   // Expired and not-yet-valid, signed with the real secret
   json expired = claims;
   expired["iat"] = now - 7200;
@@ -286,7 +297,8 @@ TEST_F(AccountsTest, ForgedTokensAre401) {
 TEST_F(AccountsTest, WrongPasswordAndUnknownUserGiveTheSame401) {
   new_user("erin");
   auto wrong = call("POST", "/api/v1/auth/login", json{{"username", "erin"}, {"password", "wrong-password"}}.dump());
-  auto unknown = call("POST", "/api/v1/auth/login", json{{"username", "nobody-here"}, {"password", "x-password"}}.dump());
+  auto unknown =
+      call("POST", "/api/v1/auth/login", json{{"username", "nobody-here"}, {"password", "x-password"}}.dump());
   EXPECT_EQ(wrong->status, 401);
   EXPECT_EQ(unknown->status, 401);
   EXPECT_EQ(json::parse(wrong->body)["error"]["message"], json::parse(unknown->body)["error"]["message"]);
@@ -297,8 +309,9 @@ TEST_F(AccountsTest, TwentyWrongPasswordsThen429) {
   new_user("frank");
   int last = 0;
   for (int i = 0; i < 21; ++i) {
-    last = call("POST", "/api/v1/auth/login", json{{"username", "frank"}, {"password", "bad-" + std::to_string(i)}}.dump())
-               ->status;
+    last =
+        call("POST", "/api/v1/auth/login", json{{"username", "frank"}, {"password", "bad-" + std::to_string(i)}}.dump())
+            ->status;
   }
   EXPECT_EQ(last, 429);
   auto r = call("POST", "/api/v1/auth/login", json{{"username", "frank"}, {"password", "password-frank"}}.dump());
@@ -308,9 +321,9 @@ TEST_F(AccountsTest, TwentyWrongPasswordsThen429) {
 
 TEST_F(AccountsTest, SqlMetacharactersAreJustData) {
   const std::string evil = "x' OR '1'='1";
-  for (const auto& body : {json{{"username", evil}, {"password", "password1"}},
-                           json{{"username", "admin"}, {"password", evil}},
-                           json{{"username", "admin'--"}, {"password", "anything1"}}}) {
+  for (const auto& body :
+       {json{{"username", evil}, {"password", "password1"}}, json{{"username", "admin"}, {"password", evil}},
+        json{{"username", "admin'--"}, {"password", "anything1"}}}) {
     EXPECT_EQ(call("POST", "/api/v1/auth/login", body.dump())->status, 401) << body.dump();
   }
   EXPECT_EQ(call("GET", "/api/v1/auth/profile", "", "sk-' OR 1=1 --")->status, 401);
@@ -355,9 +368,10 @@ TEST_F(AccountsTest, UsersCannotCallAdminRoutes) {
   auto [token, user] = new_user("judy");
   const std::string id = std::to_string(user["id"].get<int>());
   EXPECT_EQ(call("GET", "/api/v1/admin/users", "", token)->status, 403);
-  EXPECT_EQ(call("POST", "/api/v1/admin/users/" + id + "/tokens", json{{"amount", 1000000}, {"reason", "me"}}.dump(), token)
-                ->status,
-            403);
+  EXPECT_EQ(
+      call("POST", "/api/v1/admin/users/" + id + "/tokens", json{{"amount", 1000000}, {"reason", "me"}}.dump(), token)
+          ->status,
+      403);
   EXPECT_EQ(call("POST", "/api/v1/admin/users/" + id + "/role", json{{"role", "admin"}}.dump(), token)->status, 403);
   EXPECT_EQ(call("GET", "/api/v1/admin/usage", "", token)->status, 403);
   EXPECT_EQ(call("GET", "/api/v1/admin/users")->status, 401);
@@ -370,11 +384,13 @@ TEST_F(AccountsTest, AdminGrantsDeductsSetsRoleAndDisables) {
   auto [token, user] = new_user("ken");
   const std::string id = std::to_string(user["id"].get<int>());
   const std::string admin = admin_token();
-  auto grant = call("POST", "/api/v1/admin/users/" + id + "/tokens", json{{"amount", 250}, {"reason", "prize"}}.dump(), admin);
+  auto grant =
+      call("POST", "/api/v1/admin/users/" + id + "/tokens", json{{"amount", 250}, {"reason", "prize"}}.dump(), admin);
   ASSERT_EQ(grant->status, 200) << grant->body;
   EXPECT_EQ(json::parse(grant->body)["user"]["tokens"], 1250);
   EXPECT_EQ(profile(token)["tokens"], 1250);
-  auto deduct = call("POST", "/api/v1/admin/users/" + id + "/tokens", json{{"amount", -2000}, {"reason", "x"}}.dump(), admin);
+  auto deduct =
+      call("POST", "/api/v1/admin/users/" + id + "/tokens", json{{"amount", -2000}, {"reason", "x"}}.dump(), admin);
   EXPECT_EQ(deduct->status, 402);
   EXPECT_EQ(profile(token)["tokens"], 1250);
   EXPECT_EQ(call("POST", "/api/v1/admin/users/" + id + "/tokens", json{{"amount", 5}}.dump(), admin)->status, 400);
@@ -385,8 +401,9 @@ TEST_F(AccountsTest, AdminGrantsDeductsSetsRoleAndDisables) {
   EXPECT_EQ(call("GET", "/api/v1/auth/profile", "", token)->status, 401);  // the token stops working at once
   auto login = call("POST", "/api/v1/auth/login", json{{"username", "ken"}, {"password", "password-ken"}}.dump());
   EXPECT_EQ(login->status, 401);
-  EXPECT_EQ(call("POST", "/api/v1/admin/users/999999/tokens", json{{"amount", 5}, {"reason", "x"}}.dump(), admin)->status,
-            404);
+  EXPECT_EQ(
+      call("POST", "/api/v1/admin/users/999999/tokens", json{{"amount", 5}, {"reason", "x"}}.dump(), admin)->status,
+      404);
 }
 
 TEST_F(AccountsTest, AdminCannotChangeOwnRole) {
@@ -465,8 +482,7 @@ TEST(AccountsRestart, SecretPersistsSoTokensSurviveARestart) {
   std::string token;
   TempDir shared;
   {
-    LlmdServe first(kBinary, "auth: { bcrypt_cost: 10 }\n", "",
-                    {{"LLMD_ADMIN_PASSWORD", kAdminPassword}});
+    LlmdServe first(kBinary, "auth: { bcrypt_cost: 10 }\n", "", {{"LLMD_ADMIN_PASSWORD", kAdminPassword}});
     ASSERT_TRUE(first.started());
     auto r = http_request(first.port(), "POST", "/api/v1/auth/login",
                           json{{"username", "admin"}, {"password", kAdminPassword}}.dump());
@@ -475,9 +491,9 @@ TEST(AccountsRestart, SecretPersistsSoTokensSurviveARestart) {
   }
   // Start a second server on a copy of the first one's data directory.
   const int port = free_port();
-  write_file(shared / "llmd.yaml", "server: { port: " + std::to_string(port) + ", data_dir: " +
-                                      (shared / "data").string() + " }\ndatabase: \"sqlite:" +
-                                      (shared / "data/llmd.db").string() + "\"\nauth: { bcrypt_cost: 10 }\n");
+  write_file(shared / "llmd.yaml",
+             "server: { port: " + std::to_string(port) + ", data_dir: " + (shared / "data").string() +
+                 " }\ndatabase: \"sqlite:" + (shared / "data/llmd.db").string() + "\"\nauth: { bcrypt_cost: 10 }\n");
   Process second({kBinary, "serve", "-c", (shared / "llmd.yaml").string()}, shared.path(), shared / "log");
   ASSERT_TRUE(wait_for_http(port, "/health", 200, std::chrono::seconds(30))) << second.log();
   auto r = http_request(port, "GET", "/api/v1/auth/profile", "", {{"Authorization", "Bearer " + token}});

@@ -20,8 +20,8 @@ class AdminCliTest : public ::testing::Test {
   }
   // Runs `llmd admin -c llmd.yaml ARGS` through the shell (for stdin); returns {exit code, output}.
   std::pair<int, std::string> admin(const std::string& args, const std::string& stdin_text = "") {
-    const std::string cmd = (stdin_text.empty() ? "" : "printf '%s\\n' '" + stdin_text + "' | ") + kBinary +
-                            " admin -c llmd.yaml " + args;
+    const std::string cmd =
+        (stdin_text.empty() ? "" : "printf '%s\\n' '" + stdin_text + "' | ") + kBinary + " admin -c llmd.yaml " + args;
     const auto log = dir_ / ("out-" + std::to_string(++calls_) + ".log");
     Process p({"/bin/sh", "-c", cmd}, dir_.path(), log);
     const auto code = p.wait(std::chrono::seconds(60));
@@ -117,11 +117,13 @@ TEST_F(AdminCliTest, ServerSeesUsersCreatedByTheCli) {
   Process serve({kBinary, "serve", "-c", "llmd.yaml"}, dir_.path(), dir_ / "serve.log",
                 {{"LLMD_ADMIN_PASSWORD", kTestAdminPassword}});
   ASSERT_TRUE(wait_for_http(port, "/health", 200, std::chrono::seconds(30))) << serve.log();
-  auto r = http_request(port, "POST", "/api/v1/auth/login", json{{"username", "dora"}, {"password", "dora-password"}}.dump());
+  auto r = http_request(port, "POST", "/api/v1/auth/login",
+                        json{{"username", "dora"}, {"password", "dora-password"}}.dump());
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(json::parse(r->body)["user"]["tokens"], 100);
   EXPECT_EQ(admin("disable dora").first, 0);
-  auto again = http_request(port, "POST", "/api/v1/auth/login", json{{"username", "dora"}, {"password", "dora-password"}}.dump());
+  auto again = http_request(port, "POST", "/api/v1/auth/login",
+                            json{{"username", "dora"}, {"password", "dora-password"}}.dump());
   EXPECT_EQ(again->status, 401);
   EXPECT_EQ(r->header("x-content-type-options"), "nosniff");
   EXPECT_EQ(r->header("cache-control"), "no-store");

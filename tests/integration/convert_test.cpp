@@ -2,8 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <filesystem>
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -19,8 +19,9 @@ constexpr const char* kBinary = LLMD_BINARY;
 class ConvertApiTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    server_ = new LlmdServe(kBinary, "auth: { bcrypt_cost: 10, initial_tokens: 1000 }\nlimits: { ip_rpm: 0, user_rpm: 0 }\n",
-                            "", {{"LLMD_ADMIN_PASSWORD", "admin-password-x"}});
+    server_ =
+        new LlmdServe(kBinary, "auth: { bcrypt_cost: 10, initial_tokens: 1000 }\nlimits: { ip_rpm: 0, user_rpm: 0 }\n",
+                      "", {{"LLMD_ADMIN_PASSWORD", "admin-password-x"}});
   }
   static void TearDownTestSuite() { delete server_; }
   void SetUp() override { ASSERT_TRUE(server_->started()) << server_->log(); }
@@ -42,7 +43,8 @@ class ConvertApiTest : public ::testing::Test {
     return json::parse(call("GET", "/api/v1/auth/profile", "", token)->body)["user"]["tokens"];
   }
   std::string admin() {
-    auto r = call("POST", "/api/v1/auth/login", json{{"username", "admin"}, {"password", "admin-password-x"}}.dump(), "");
+    auto r =
+        call("POST", "/api/v1/auth/login", json{{"username", "admin"}, {"password", "admin-password-x"}}.dump(), "");
     return json::parse(r->body)["token"];
   }
   static LlmdServe* server_;
@@ -81,8 +83,9 @@ TEST_F(ConvertApiTest, JsonToYamlIsChargedByTheSpecFormula) {
 
 TEST_F(ConvertApiTest, ParseErrorNamesLineAndColumnAndCostsNothing) {
   auto [token, id] = user("conv2");
-  auto r = call("POST", "/api/v1/tasks/convert",
-                json{{"source_format", "json"}, {"target_format", "xml"}, {"content", "{\n  \"a\": [1,\n}"}}.dump(), token);
+  auto r =
+      call("POST", "/api/v1/tasks/convert",
+           json{{"source_format", "json"}, {"target_format", "xml"}, {"content", "{\n  \"a\": [1,\n}"}}.dump(), token);
   EXPECT_EQ(r->status, 400);
   const std::string msg = json::parse(r->body)["error"]["message"];
   EXPECT_NE(msg.find("line 3"), std::string::npos) << msg;
@@ -96,20 +99,25 @@ TEST_F(ConvertApiTest, BadRequestsAreRefusedWithTheRightStatus) {
   EXPECT_EQ(unknown->status, 415);
   auto missing = call("POST", "/api/v1/tasks/convert", json{{"source_format", "json"}}.dump(), token);
   EXPECT_EQ(missing->status, 400);
-  auto bad_option = call("POST", "/api/v1/tasks/convert",
-                         json{{"source_format", "json"}, {"target_format", "yaml"}, {"content", "{}"},
-                              {"options", {{"indent", 99}}}}.dump(), token);
+  auto bad_option =
+      call("POST", "/api/v1/tasks/convert",
+           json{{"source_format", "json"}, {"target_format", "yaml"}, {"content", "{}"}, {"options", {{"indent", 99}}}}
+               .dump(),
+           token);
   EXPECT_EQ(bad_option->status, 400);
   auto anonymous = call("POST", "/api/v1/tasks/convert",
                         json{{"source_format", "json"}, {"target_format", "yaml"}, {"content", "{}"}}.dump(), "");
   EXPECT_EQ(anonymous->status, 401);
   auto bomb = call("POST", "/api/v1/tasks/convert",
-                   json{{"source_format", "yaml"}, {"target_format", "json"},
-                        {"content", "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
-                                    "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
-                                    "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
-                                    "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"}}
-                       .dump(), token);
+                   json{{"source_format", "yaml"},
+                        {"target_format", "json"},
+                        {"content",
+                         "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+                         "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+                         "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+                         "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"}}
+                       .dump(),
+                   token);
   EXPECT_EQ(bomb->status, 422);
   EXPECT_EQ(tokens(token), 1000);
 }
@@ -155,8 +163,12 @@ TEST_F(ConvertApiTest, FiftyParallelSpendsWithBalanceForTenGiveExactlyTen) {
 TEST_F(ConvertApiTest, RepairWithoutAModelIs503AndCostsNothing) {
   auto [token, id] = user("conv6");
   auto r = call("POST", "/api/v1/tasks/convert",
-                json{{"source_format", "json"}, {"target_format", "yaml"}, {"content", "{\"a\": 1,,}"},
-                     {"options", {{"repair", true}}}}.dump(), token);
+                json{{"source_format", "json"},
+                     {"target_format", "yaml"},
+                     {"content", "{\"a\": 1,,}"},
+                     {"options", {{"repair", true}}}}
+                    .dump(),
+                token);
   EXPECT_EQ(r->status, 503);
   EXPECT_EQ(json::parse(r->body)["error"]["code"], "model_unavailable");
   EXPECT_EQ(tokens(token), 1000);
@@ -174,7 +186,8 @@ TEST(ConvertRepair, BrokenInputIsRecoveredByTheModelAndCharged) {
   const int base_port = free_port();
   LlmdServe server(kBinary,
                    "auth: { bcrypt_cost: 10, initial_tokens: 5000 }\nlimits: { ip_rpm: 0, user_rpm: 0 }\n"
-                   "models: { dir: " + (dir / "models").string() + ", port_range: \"" + std::to_string(base_port) + "-" +
+                   "models: { dir: " +
+                       (dir / "models").string() + ", port_range: \"" + std::to_string(base_port) + "-" +
                        std::to_string(base_port + 20) +
                        "\", list: [ { name: tiny, file: tiny.gguf, ctx: 4096, parallel: 1, threads: 1 } ] }\n"
                        "tasks: { convert: { model: tiny } }\n");
@@ -186,15 +199,22 @@ TEST(ConvertRepair, BrokenInputIsRecoveredByTheModelAndCharged) {
 
   // Input that parses needs no model: method "parser".
   auto good = http_request(server.port(), "POST", "/api/v1/tasks/convert",
-                           json{{"source_format", "json"}, {"target_format", "json"}, {"content", "{\"a\": 1}"},
-                                {"options", {{"repair", true}}}}.dump(), auth);
+                           json{{"source_format", "json"},
+                                {"target_format", "json"},
+                                {"content", "{\"a\": 1}"},
+                                {"options", {{"repair", true}}}}
+                               .dump(),
+                           auth);
   ASSERT_EQ(good->status, 200) << good->body;
   EXPECT_EQ(json::parse(good->body)["method"], "parser");
   const int before = json::parse(good->body)["remaining_tokens"];
 
   auto r = http_request(server.port(), "POST", "/api/v1/tasks/convert",
-                        json{{"source_format", "json"}, {"target_format", "json"},
-                             {"content", "{\"name\": \"小明\", \"age\": 12,,"}, {"options", {{"repair", true}}}}.dump(),
+                        json{{"source_format", "json"},
+                             {"target_format", "json"},
+                             {"content", "{\"name\": \"小明\", \"age\": 12,,"},
+                             {"options", {{"repair", true}}}}
+                            .dump(),
                         auth);
   ASSERT_EQ(r->status, 200) << r->body;
   const auto j = json::parse(r->body);

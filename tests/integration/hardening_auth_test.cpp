@@ -62,9 +62,9 @@ std::string error_code(const HttpReply& r) {
 // Item 6: two admins demoting / disabling each other at the same moment.
 
 struct Admin {
-  int port;          // the instance this admin talks to
+  int port;  // the instance this admin talks to
   std::int64_t id;
-  std::string key;   // sk- key
+  std::string key;  // sk- key
 };
 
 // Active administrators as the API lists them.
@@ -112,10 +112,8 @@ void admins_race(const Admin& a, const Admin& b, int rounds) {
   const json demote{{"role", "user"}}, disable{{"disabled", true}};
   for (int i = 0; i < rounds; ++i) {
     const bool a_disables = i % 2 == 1, b_disables = i % 4 >= 2;
-    const std::string a_path =
-        "/api/v1/admin/users/" + std::to_string(b.id) + (a_disables ? "/disable" : "/role");
-    const std::string b_path =
-        "/api/v1/admin/users/" + std::to_string(a.id) + (b_disables ? "/disable" : "/role");
+    const std::string a_path = "/api/v1/admin/users/" + std::to_string(b.id) + (a_disables ? "/disable" : "/role");
+    const std::string b_path = "/api/v1/admin/users/" + std::to_string(a.id) + (b_disables ? "/disable" : "/role");
     auto [sa, sb] = race(a, a_path, a_disables ? disable : demote, b, b_path, b_disables ? disable : demote);
     ASSERT_EQ((sa == 200) + (sb == 200), 1) << "round " << i << ": " << sa << " / " << sb;
     const Admin& winner = sa == 200 ? a : b;
@@ -124,8 +122,7 @@ void admins_race(const Admin& a, const Admin& b, int rounds) {
     // Restore the loser (both fields: it lost one of them).
     const std::string base = "/api/v1/admin/users/" + std::to_string(loser.id);
     ASSERT_EQ(call(winner.port, "POST", base + "/role", json{{"role", "admin"}}.dump(), winner.key)->status, 200);
-    ASSERT_EQ(call(winner.port, "POST", base + "/disable", json{{"disabled", false}}.dump(), winner.key)->status,
-              200);
+    ASSERT_EQ(call(winner.port, "POST", base + "/disable", json{{"disabled", false}}.dump(), winner.key)->status, 200);
     ASSERT_EQ(active_admins(winner.port, winner.key), 2) << "round " << i;
   }
 }
@@ -143,7 +140,8 @@ Admin second_admin(int register_port, int admin_port, const std::string& admin_k
 
 TEST(HardeningAuth, AdminsDemotingEachOtherAtOnceAlwaysLeaveOneActiveAdmin) {
   // auth_failures_per_minute off: a disabled loser's own key answers 401 every round.
-  LlmdServe serve(kBinary, "auth: { bcrypt_cost: 10 }\nlimits: { user_rpm: 0, ip_rpm: 0, auth_failures_per_minute: 0 }\n");
+  LlmdServe serve(kBinary,
+                  "auth: { bcrypt_cost: 10 }\nlimits: { user_rpm: 0, ip_rpm: 0, auth_failures_per_minute: 0 }\n");
   ASSERT_TRUE(serve.started()) << serve.log();
   const int port = serve.port();
   const std::string admin_token = login(port, "admin", kTestAdminPassword);
@@ -162,8 +160,9 @@ TEST(HardeningAuth, AdminsOnTwoInstancesOfOneMariaDbAlwaysLeaveOneActiveAdmin) {
   ASSERT_TRUE(mariadb.started()) << mariadb.error();
   const std::string db_url = mariadb.create_database(/*tcp=*/true);
   ASSERT_FALSE(db_url.empty());
-  const std::string yaml = "auth: { bcrypt_cost: 10, jwt_secret: \"a-shared-secret-of-more-than-32-bytes!!\" }\n"
-                           "limits: { user_rpm: 0, ip_rpm: 0, auth_failures_per_minute: 0 }\n";
+  const std::string yaml =
+      "auth: { bcrypt_cost: 10, jwt_secret: \"a-shared-secret-of-more-than-32-bytes!!\" }\n"
+      "limits: { user_rpm: 0, ip_rpm: 0, auth_failures_per_minute: 0 }\n";
   const std::map<std::string, std::string> env{{"LLMD_DATABASE", db_url}};
   LlmdServe a(kBinary, yaml, "", env);
   ASSERT_TRUE(a.started()) << a.log();
@@ -182,8 +181,9 @@ TEST(HardeningAuth, AdminsOnTwoInstancesOfOneMariaDbAlwaysLeaveOneActiveAdmin) {
 // Item 12: junk credentials spend the address's budget.
 
 TEST(HardeningAuth, JunkKeysAndTokensMeet429WithRetryAfter) {
-  LlmdServe serve(kBinary, "auth: { bcrypt_cost: 10 }\n"
-                           "limits: { user_rpm: 0, ip_rpm: 0, auth_failures_per_minute: 20 }\n");
+  LlmdServe serve(kBinary,
+                  "auth: { bcrypt_cost: 10 }\n"
+                  "limits: { user_rpm: 0, ip_rpm: 0, auth_failures_per_minute: 20 }\n");
   ASSERT_TRUE(serve.started()) << serve.log();
   const int port = serve.port();
   const std::string valid = register_user(port, "victim").first;  // before the flood: registration is not throttled
@@ -217,16 +217,17 @@ TEST(HardeningAuth, JunkKeysAndTokensMeet429WithRetryAfter) {
 // behaviour is unit-tested in auth_unit_tests: LoginThrottle.*).
 
 TEST(HardeningAuth, WrongPasswordsThrottleThatNameFromThatAddressOnly) {
-  LlmdServe serve(kBinary, "auth: { bcrypt_cost: 10 }\n"
-                           "limits: { user_rpm: 0, ip_rpm: 0, login_attempts: 5 }\n");
+  LlmdServe serve(kBinary,
+                  "auth: { bcrypt_cost: 10 }\n"
+                  "limits: { user_rpm: 0, ip_rpm: 0, login_attempts: 5 }\n");
   ASSERT_TRUE(serve.started()) << serve.log();
   const int port = serve.port();
   register_user(port, "target");
   register_user(port, "neighbour");
   const std::string wrong = json{{"username", "target"}, {"password", "not-the-password"}}.dump();
   for (int i = 0; i < 5; ++i) EXPECT_EQ(call(port, "POST", "/api/v1/auth/login", wrong)->status, 401) << i;
-  auto blocked = call(port, "POST", "/api/v1/auth/login",
-                      json{{"username", "target"}, {"password", "password-target"}}.dump());
+  auto blocked =
+      call(port, "POST", "/api/v1/auth/login", json{{"username", "target"}, {"password", "password-target"}}.dump());
   EXPECT_EQ(blocked->status, 429) << blocked->body;
   EXPECT_GE(std::stoi(blocked->header("retry-after")), 1);
   EXPECT_EQ(error_code(*blocked), "too_many_attempts");
@@ -238,9 +239,10 @@ TEST(HardeningAuth, WrongPasswordsThrottleThatNameFromThatAddressOnly) {
 // Item 10: registrations per address, their tokens, and bcrypt off the shared pool.
 
 TEST(HardeningAuth, RegistrationsPerAddressAreLimited) {
-  LlmdServe serve(kBinary, "auth: { bcrypt_cost: 10, initial_tokens: 1000, register_initial_tokens: 50,\n"
-                           "        register_per_ip_per_hour: 3 }\n"
-                           "limits: { user_rpm: 0, ip_rpm: 0 }\n");
+  LlmdServe serve(kBinary,
+                  "auth: { bcrypt_cost: 10, initial_tokens: 1000, register_initial_tokens: 50,\n"
+                  "        register_per_ip_per_hour: 3 }\n"
+                  "limits: { user_rpm: 0, ip_rpm: 0 }\n");
   ASSERT_TRUE(serve.started()) << serve.log();
   const int port = serve.port();
   // A malformed request costs nothing and does not count.
@@ -267,8 +269,9 @@ TEST(HardeningAuth, RegistrationsPerAddressAreLimited) {
 // with bcrypt on the same 4-thread pool, reads wait behind the hashes:
 // seconds).
 TEST(HardeningAuth, ProfileStaysFastWhileRegistrationsLoop) {
-  LlmdServe serve(kBinary, "auth: { bcrypt_cost: 12, register_per_ip_per_hour: 0, password_threads: 1 }\n"
-                           "limits: { user_rpm: 0, ip_rpm: 0 }\n",
+  LlmdServe serve(kBinary,
+                  "auth: { bcrypt_cost: 12, register_per_ip_per_hour: 0, password_threads: 1 }\n"
+                  "limits: { user_rpm: 0, ip_rpm: 0 }\n",
                   "  worker_threads: 4\n");
   ASSERT_TRUE(serve.started()) << serve.log();
   const int port = serve.port();

@@ -9,8 +9,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "support/http.h"
@@ -36,7 +36,8 @@ class BillingHardening : public ::testing::Test {
     server_ = std::make_unique<LlmdServe>(
         kBinary,
         "limits: { ip_rpm: 100000, user_rpm: 100000 }\nauth: { bcrypt_cost: 10, initial_tokens: 1000000 }\n"
-        "models:\n  dir: " + models.string() + "\n  default_model: tiny\n  port_range: \"" + std::to_string(base) + "-" +
+        "models:\n  dir: " +
+            models.string() + "\n  default_model: tiny\n  port_range: \"" + std::to_string(base) + "-" +
             std::to_string(base + 20) + "\"\n");
     ASSERT_TRUE(server_->started()) << server_->log();
     auto r = call("POST", "/api/v1/auth/register",
@@ -78,10 +79,9 @@ TEST_F(BillingHardening, EveryLengthAliasObeysTheReservedLimit) {
   const std::int64_t before = balance();
   std::size_t calls = 0;
   for (const std::string path : {"/v1/chat/completions", "/v1/completions"}) {
-    for (const json& lengths : {json{{"max_tokens", 1}, {"n_predict", 2000}},
-                                json{{"n_predict", 2000}, {"max_tokens", 1}},
-                                json{{"max_completion_tokens", 1}, {"n_predict", 2000}},
-                                json{{"n_predict", 2}, {"max_tokens", 50}}}) {
+    for (const json& lengths :
+         {json{{"max_tokens", 1}, {"n_predict", 2000}}, json{{"n_predict", 2000}, {"max_tokens", 1}},
+          json{{"max_completion_tokens", 1}, {"n_predict", 2000}}, json{{"n_predict", 2}, {"max_tokens", 50}}}) {
       json body = {{"ignore_eos", true}, {"seed", 1}};
       if (path == "/v1/completions") {
         body["prompt"] = "hello";
@@ -116,7 +116,10 @@ TEST_F(BillingHardening, SeveralChoicesArePaidForEveryChoiceAndThePromptOnce) {
   for (const bool stream : {false, true}) {
     const std::int64_t before = balance();
     json body{{"messages", json::array({{{"role", "user"}, {"content", "three answers please"}}})},
-              {"max_tokens", 5}, {"ignore_eos", true}, {"n", 3}, {"seed", 4}};
+              {"max_tokens", 5},
+              {"ignore_eos", true},
+              {"n", 3},
+              {"seed", 4}};
     if (stream) body["stream"] = true;
     auto r = call("POST", "/v1/chat/completions", body.dump());
     ASSERT_TRUE(r);

@@ -155,15 +155,17 @@ TEST_F(HardeningFraming, TransferEncodingOtherThanChunkedIs400) {
 }
 
 TEST_F(HardeningFraming, UnknownCodingBeforeChunkedIs501) {
-  expect_refused("POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip, chunked\r\n"
-                 "Content-Type: application/json\r\n\r\n0\r\n\r\n",
-                 501);
+  expect_refused(
+      "POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip, chunked\r\n"
+      "Content-Type: application/json\r\n\r\n0\r\n\r\n",
+      501);
 }
 
 TEST_F(HardeningFraming, PlainChunkedStillWorks) {
   RawConnection c(port());
-  ASSERT_TRUE(c.send("POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: Chunked\r\n"
-                     "Content-Type: application/json\r\n\r\n2\r\n{}\r\n0\r\n\r\n"));
+  ASSERT_TRUE(
+      c.send("POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: Chunked\r\n"
+             "Content-Type: application/json\r\n\r\n2\r\n{}\r\n0\r\n\r\n"));
   auto r = c.read_reply(std::chrono::seconds(10));
   ASSERT_TRUE(r);
   EXPECT_NE(r->status, 501);
@@ -186,14 +188,16 @@ TEST_F(HardeningFraming, AbsoluteFormTargetIsRoutedByItsPath) {
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(nlohmann::json::parse(r->body)["status"], "ok");
 
-  auto q = raw_request(port(), "GET HTTP://localhost:1234?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  auto q =
+      raw_request(port(), "GET HTTP://localhost:1234?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
   ASSERT_TRUE(q);
   EXPECT_NE(q->status, 400) << "an absolute-form URL with an empty path means /";
 
   // The URL's authority is the host (RFC 9112 §3.2.2): the Host allow-list
   // applies to it, not to a Host header that disagrees.
-  auto evil = raw_request(port(), "GET http://evil.example/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                  "Connection: close\r\n\r\n");
+  auto evil = raw_request(port(),
+                          "GET http://evil.example/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          "Connection: close\r\n\r\n");
   ASSERT_TRUE(evil);
   EXPECT_EQ(evil->status, 403);
   EXPECT_EQ(error_code_of(*evil), "host_not_allowed");
@@ -237,8 +241,9 @@ TEST(HardeningHttp, AllowedNetworksRefuseOtherClientsBeforeTheBody) {
   // A 50 MB body announced: the 403 comes from the head alone, and the
   // connection closes without the body ever being sent.
   RawConnection c(serve.port(), "127.0.0.2");
-  ASSERT_TRUE(c.send("POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     "Content-Length: 52428800\r\n\r\n"));
+  ASSERT_TRUE(
+      c.send("POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+             "Content-Length: 52428800\r\n\r\n"));
   auto refused = c.read_reply(std::chrono::seconds(10));
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 403);
@@ -445,7 +450,8 @@ TEST(HardeningHttp, AcceptBacksOffQuietlyWhenDescriptorsRunOut) {
   const long ticks_before = cpu_ticks(pid);
   std::this_thread::sleep_for(std::chrono::seconds(2));
   const long ticks_after = cpu_ticks(pid);
-  const double cpu_seconds = static_cast<double>(ticks_after - ticks_before) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double cpu_seconds =
+      static_cast<double>(ticks_after - ticks_before) / static_cast<double>(sysconf(_SC_CLK_TCK));
   EXPECT_LT(cpu_seconds, 0.5) << "serve spins while accept fails";
   std::printf("[ metrics  ] serve used %.2f s of CPU in 2 s of EMFILE\n", cpu_seconds);
   ASSERT_TRUE(serve.process().running()) << serve.log();
@@ -464,7 +470,8 @@ TEST(HardeningHttp, AcceptBacksOffQuietlyWhenDescriptorsRunOut) {
   const std::string final_log = serve.log();
   const std::size_t reports = count_of(final_log, "runtime error:");
   EXPECT_EQ(reports, count_of(final_log, "note: object has invalid vptr\n<memory cannot be printed>"))
-      << "a sanitizer report other than the vptr check's blindness without descriptors:\n" << final_log;
+      << "a sanitizer report other than the vptr check's blindness without descriptors:\n"
+      << final_log;
 }
 
 }  // namespace

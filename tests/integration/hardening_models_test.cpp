@@ -32,11 +32,13 @@ class HardeningModels : public ::testing::Test {
     fs::create_symlink(tiny_test_model(kBinary), models / "tiny.gguf");
     const int base = free_port();
     serve_ = std::make_unique<LlmdServe>(
-        kBinary, "limits: { ip_rpm: 0, user_rpm: 0 }\nauth: { bcrypt_cost: 10, initial_tokens: 1000000 }\n"
-                 "models:\n  dir: " + models.string() + "\n  port_range: \"" + std::to_string(base) + "-" +
-                     std::to_string(base + 20) + "\"\n");
+        kBinary,
+        "limits: { ip_rpm: 0, user_rpm: 0 }\nauth: { bcrypt_cost: 10, initial_tokens: 1000000 }\n"
+        "models:\n  dir: " +
+            models.string() + "\n  port_range: \"" + std::to_string(base) + "-" + std::to_string(base + 20) + "\"\n");
     ASSERT_TRUE(serve_->started()) << serve_->log();
-    auto login = call("POST", "/api/v1/auth/login", json{{"username", "admin"}, {"password", kTestAdminPassword}}.dump());
+    auto login =
+        call("POST", "/api/v1/auth/login", json{{"username", "admin"}, {"password", kTestAdminPassword}}.dump());
     ASSERT_TRUE(login && login->status == 200) << (login ? login->body : "no reply");
     admin_ = json::parse(login->body)["token"];
     auto reg = call("POST", "/api/v1/auth/register",

@@ -169,9 +169,12 @@ TEST_F(TaskHardening, HeavyConversionsOfOneUserDoNotStarveOthers) {
   for (int i = 0; i < 8; ++i) {
     attack.emplace_back([&] {
       auto r = c.call("POST", "/api/v1/tasks/convert", heavy, attacker);
-      if (r && r->status == 200) ++ok;
-      else if (r && r->status == 429) ++limited;
-      else ++other;
+      if (r && r->status == 200)
+        ++ok;
+      else if (r && r->status == 429)
+        ++limited;
+      else
+        ++other;
       --running;
     });
   }
@@ -189,8 +192,8 @@ TEST_F(TaskHardening, HeavyConversionsOfOneUserDoNotStarveOthers) {
   const auto worst = *std::max_element(latencies.begin(), latencies.end());
   std::sort(latencies.begin(), latencies.end());
   std::printf("[ measure ] profile during attack: %zu calls, median %lld ms, max %lld ms; attacker 200=%d 429=%d\n",
-              latencies.size(), static_cast<long long>(latencies[latencies.size() / 2]),
-              static_cast<long long>(worst), ok.load(), limited.load());
+              latencies.size(), static_cast<long long>(latencies[latencies.size() / 2]), static_cast<long long>(worst),
+              ok.load(), limited.load());
   EXPECT_LT(worst, 1000);
   EXPECT_GE(ok.load(), 1);
   EXPECT_EQ(other.load(), 0);

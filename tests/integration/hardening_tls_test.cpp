@@ -133,8 +133,9 @@ TestPki* HardeningTls::pki_ = nullptr;
 LlmdServe* HardeningTls::serve_ = nullptr;
 
 TEST_F(HardeningTls, AccountsWorkOverVerifiedHttps) {
-  auto reg = https_request(port(), ca(), "POST", "/api/v1/auth/register",
-                           json{{"username", "tls-user"}, {"password", "tls-user-password"}, {"email", "t@l.s"}}.dump());
+  auto reg =
+      https_request(port(), ca(), "POST", "/api/v1/auth/register",
+                    json{{"username", "tls-user"}, {"password", "tls-user-password"}, {"email", "t@l.s"}}.dump());
   ASSERT_TRUE(reg) << "handshake or request failed";
   ASSERT_EQ(reg->status, 201) << reg->body;
   auto login = https_request(port(), ca(), "POST", "/api/v1/auth/login",
@@ -178,7 +179,8 @@ TEST_F(HardeningTls, EveryResponseOverTlsCarriesHsts) {
 TEST_F(HardeningTls, FramingAndLimitsHoldOverTls) {
   // Pipelined requests in one TLS write are answered in order.
   auto c = connect_tls(port(), ca());
-  ASSERT_TRUE(c->send("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  ASSERT_TRUE(
+      c->send("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
   auto first = c->read_reply(10s);
   auto second = c->read_reply(10s);
   ASSERT_TRUE(first && second);
@@ -194,16 +196,19 @@ TEST_F(HardeningTls, FramingAndLimitsHoldOverTls) {
   std::string chunked = std::string(sizes) + "\r\n" + body.substr(0, half) + "\r\n";
   std::snprintf(sizes, sizeof sizes, "%zx", body.size() - half);
   chunked += std::string(sizes) + "\r\n" + body.substr(half) + "\r\n0\r\n\r\n";
-  ASSERT_TRUE(c->send("POST /api/v1/auth/register HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                      "Transfer-Encoding: chunked\r\n\r\n" + chunked));
+  ASSERT_TRUE(
+      c->send("POST /api/v1/auth/register HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+              "Transfer-Encoding: chunked\r\n\r\n" +
+              chunked));
   auto registered = c->read_reply(10s);
   ASSERT_TRUE(registered);
   EXPECT_EQ(registered->status, 201) << registered->body;
 
   // A body over max_body_bytes is refused from its Content-Length, unsent.
   auto big = connect_tls(port(), ca());
-  ASSERT_TRUE(big->send("POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                        "Content-Length: 20000000\r\n\r\n"));
+  ASSERT_TRUE(
+      big->send("POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                "Content-Length: 20000000\r\n\r\n"));
   auto refused = big->read_reply(10s);
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 413);
@@ -217,8 +222,7 @@ TEST_F(HardeningTls, Tls10And11AreRefused) {
     ASSERT_TRUE(c.ok());
     TlsClientOptions old = verified_by(ca(), version);
     old.min_version = version;
-    EXPECT_FALSE(c.start_tls(old))
-        << "protocol " << std::hex << version << " was accepted";
+    EXPECT_FALSE(c.start_tls(old)) << "protocol " << std::hex << version << " was accepted";
     EXPECT_NE(c.tls_error().find("protocol"), std::string::npos) << c.tls_error();
   }
   // TLS 1.2 works, with an ECDHE key exchange and an AEAD cipher.
@@ -226,7 +230,8 @@ TEST_F(HardeningTls, Tls10And11AreRefused) {
   ASSERT_TRUE(c12.start_tls(verified_by(ca(), TLS1_2_VERSION))) << c12.tls_error();
   EXPECT_EQ(c12.tls_version(), "TLSv1.2");
   EXPECT_TRUE(c12.tls_cipher().starts_with("ECDHE-")) << c12.tls_cipher();
-  EXPECT_TRUE(c12.tls_cipher().find("GCM") != std::string::npos || c12.tls_cipher().find("CHACHA20") != std::string::npos)
+  EXPECT_TRUE(c12.tls_cipher().find("GCM") != std::string::npos ||
+              c12.tls_cipher().find("CHACHA20") != std::string::npos)
       << c12.tls_cipher();
   auto r = c12.request("GET", "/health");
   ASSERT_TRUE(r);
@@ -239,8 +244,7 @@ TEST_F(HardeningTls, Tls12CbcCiphersAreRefused) {
   ASSERT_TRUE(c.ok());
   TlsClientOptions cbc = verified_by(ca(), TLS1_2_VERSION);
   cbc.tls12_ciphers = "ECDHE-ECDSA-AES128-SHA";
-  EXPECT_FALSE(c.start_tls(cbc))
-      << "negotiated " << c.tls_cipher();
+  EXPECT_FALSE(c.start_tls(cbc)) << "negotiated " << c.tls_cipher();
 }
 
 TEST_F(HardeningTls, PlainHttpOnTheTlsPortIsRefusedClearly) {
@@ -375,9 +379,9 @@ TEST(HardeningTlsStartup, KeyThatDoesNotMatchTheCertificateIsAConfigError) {
   const auto files = pki.issue("server", "llmd-one", 100);
   const auto stray = pki.stray_key("stray");
   write_file(dir / "llmd.yaml", "server:\n  host: 127.0.0.1\n  port: " + std::to_string(free_port()) +
-                                    "\n  data_dir: " + (dir / "data").string() + "\n  tls:\n    cert: " +
-                                    files.cert.string() + "\n    key: " + stray.string() + "\n" +
-                                    "database: \"sqlite:" + (dir / "data/llmd.db").string() + "\"\n");
+                                    "\n  data_dir: " + (dir / "data").string() +
+                                    "\n  tls:\n    cert: " + files.cert.string() + "\n    key: " + stray.string() +
+                                    "\n" + "database: \"sqlite:" + (dir / "data/llmd.db").string() + "\"\n");
   Process serve({kBinary, "serve", "-c", (dir / "llmd.yaml").string()}, dir.path(), dir / "serve.log",
                 {{"LLMD_ADMIN_PASSWORD", kTestAdminPassword}});
   EXPECT_EQ(serve.wait(60s), 2) << serve.log();
@@ -395,9 +399,9 @@ TEST(HardeningTlsStartup, MissingCertificateFileIsAConfigErrorNamingIt) {
   const auto files = pki.issue("server", "llmd-one", 100);
   const fs::path missing = dir / "no-such-chain.pem";
   write_file(dir / "llmd.yaml", "server:\n  host: 127.0.0.1\n  port: " + std::to_string(free_port()) +
-                                    "\n  data_dir: " + (dir / "data").string() + "\n  tls:\n    cert: " +
-                                    missing.string() + "\n    key: " + files.key.string() + "\n" +
-                                    "database: \"sqlite:" + (dir / "data/llmd.db").string() + "\"\n");
+                                    "\n  data_dir: " + (dir / "data").string() +
+                                    "\n  tls:\n    cert: " + missing.string() + "\n    key: " + files.key.string() +
+                                    "\n" + "database: \"sqlite:" + (dir / "data/llmd.db").string() + "\"\n");
   Process serve({kBinary, "serve", "-c", (dir / "llmd.yaml").string()}, dir.path(), dir / "serve.log",
                 {{"LLMD_ADMIN_PASSWORD", kTestAdminPassword}});
   EXPECT_EQ(serve.wait(60s), 2) << serve.log();
@@ -459,12 +463,13 @@ class HardeningTlsModel : public ::testing::Test {
     fs::create_directories(models);
     fs::create_symlink(tiny_test_model(kBinary), models / "tiny.gguf");
     const int base = free_port();
-    serve_ = new LlmdServe(kBinary,
-                           "limits: { ip_rpm: 0, user_rpm: 0 }\nauth: { bcrypt_cost: 10, initial_tokens: 1000000 }\n"
-                           "models:\n  dir: " + models.string() + "\n  port_range: \"" + std::to_string(base) + "-" +
-                               std::to_string(base + 10) +
-                               "\"\n  list:\n    - { name: tiny, file: tiny.gguf, ctx: 512, parallel: 2, threads: 1 }\n",
-                           tls_yaml(files), {}, pki_->ca_file());
+    serve_ = new LlmdServe(
+        kBinary,
+        "limits: { ip_rpm: 0, user_rpm: 0 }\nauth: { bcrypt_cost: 10, initial_tokens: 1000000 }\n"
+        "models:\n  dir: " +
+            models.string() + "\n  port_range: \"" + std::to_string(base) + "-" + std::to_string(base + 10) +
+            "\"\n  list:\n    - { name: tiny, file: tiny.gguf, ctx: 512, parallel: 2, threads: 1 }\n",
+        tls_yaml(files), {}, pki_->ca_file());
     if (!serve_->started()) return;
     auto reg = https_request(serve_->port(), pki_->ca_file(), "POST", "/api/v1/auth/register",
                              json{{"username", "tls-model"}, {"password", "tls-model-pw"}, {"email", "m@t.io"}}.dump());
@@ -495,10 +500,11 @@ LlmdServe* HardeningTlsModel::serve_ = nullptr;
 
 TEST_F(HardeningTlsModel, ChatStreamIsServerSentEventsOverTls) {
   auto c = connect_tls(serve_->port(), pki_->ca_file());
-  const std::string body =
-      json{{"model", "tiny"}, {"messages", json::array({{{"role", "user"}, {"content", "count"}}})},
-           {"max_tokens", 6}, {"stream", true}}
-          .dump();
+  const std::string body = json{
+      {"model", "tiny"},
+      {"messages", json::array({{{"role", "user"}, {"content", "count"}}})},
+      {"max_tokens", 6},
+      {"stream", true}}.dump();
   auto r = c->request("POST", "/v1/chat/completions", body,
                       {{"Authorization", "Bearer " + token_}, {"Connection", "close"}});
   ASSERT_TRUE(r) << serve_->log();

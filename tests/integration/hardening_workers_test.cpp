@@ -30,8 +30,8 @@ constexpr const char* kBinary = LLMD_BINARY;
 std::string models_yaml(const fs::path& dir, const std::string& extra) {
   const int base = free_port();
   return "limits: { ip_rpm: 0, user_rpm: 0 }\nauth: { bcrypt_cost: 10, initial_tokens: 100000000 }\n"
-         "models:\n  dir: " + dir.string() + "\n  port_range: \"" + std::to_string(base) + "-" +
-         std::to_string(base + 40) + "\"\n" + extra;
+         "models:\n  dir: " +
+         dir.string() + "\n  port_range: \"" + std::to_string(base) + "-" + std::to_string(base + 40) + "\"\n" + extra;
 }
 
 std::string login(int port, const std::string& user, const std::string& password) {
@@ -77,11 +77,13 @@ TEST(WorkerHardening, EvictionUnderParallelChatsNeverShutsServeDown) {
   TempDir dir;
   const fs::path models = dir / "models";
   fs::create_directories(models);
-  for (const char* name : {"a", "b", "c"}) fs::create_symlink(tiny_test_model(kBinary), models / (std::string(name) + ".gguf"));
+  for (const char* name : {"a", "b", "c"})
+    fs::create_symlink(tiny_test_model(kBinary), models / (std::string(name) + ".gguf"));
   LlmdServe serve(kBinary, models_yaml(models, "  max_loaded: 1\n"));
   ASSERT_TRUE(serve.started()) << serve.log();
-  auto reg = http_request(serve.port(), "POST", "/api/v1/auth/register",
-                          json{{"username", "student"}, {"password", "password-123"}, {"email", "s@example.com"}}.dump());
+  auto reg =
+      http_request(serve.port(), "POST", "/api/v1/auth/register",
+                   json{{"username", "student"}, {"password", "password-123"}, {"email", "s@example.com"}}.dump());
   ASSERT_TRUE(reg && reg->status == 201);
   const std::string user = json::parse(reg->body)["token"];
   for (int round = 0; round < 2 && serve.process().running(); ++round) {
@@ -105,10 +107,12 @@ TEST(WorkerHardening, ACrashingWorkersOutputReachesTheLogNeverAUser) {
   const fs::path script = dir / "crash.sh";
   write_file(script, "#!/bin/sh\necho 'request_id=other-users-secret-4711'\nexit 3\n");
   ::chmod(script.c_str(), 0755);
-  LlmdServe serve(kBinary, models_yaml(models, "  list:\n    - { name: crashy, command: \"" + script.string() + "\" }\n"));
+  LlmdServe serve(kBinary,
+                  models_yaml(models, "  list:\n    - { name: crashy, command: \"" + script.string() + "\" }\n"));
   ASSERT_TRUE(serve.started()) << serve.log();
-  auto reg = http_request(serve.port(), "POST", "/api/v1/auth/register",
-                          json{{"username", "student"}, {"password", "password-123"}, {"email", "s@example.com"}}.dump());
+  auto reg =
+      http_request(serve.port(), "POST", "/api/v1/auth/register",
+                   json{{"username", "student"}, {"password", "password-123"}, {"email", "s@example.com"}}.dump());
   ASSERT_TRUE(reg && reg->status == 201);
   const std::string user = json::parse(reg->body)["token"];
   const std::string chat =
@@ -124,7 +128,8 @@ TEST(WorkerHardening, ACrashingWorkersOutputReachesTheLogNeverAUser) {
   }
   ASSERT_NE(serve.log().find("giving up"), std::string::npos) << serve.log();
   for (const std::string path : {"/v1/chat/completions", "/api/v1/models", "/api/v1/models/crashy"}) {
-    auto r = path == "/v1/chat/completions" ? as(serve.port(), user, "POST", path, chat) : as(serve.port(), user, "GET", path);
+    auto r = path == "/v1/chat/completions" ? as(serve.port(), user, "POST", path, chat)
+                                            : as(serve.port(), user, "GET", path);
     ASSERT_TRUE(r);
     EXPECT_EQ(r->body.find("secret-4711"), std::string::npos) << path << ": " << r->body;
   }

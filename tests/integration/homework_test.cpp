@@ -44,13 +44,15 @@ class HomeworkApiTest : public ::testing::Test {
     const int base_port = free_port();
     server_ = new LlmdServe(kBinary,
                             "auth: { bcrypt_cost: 10, initial_tokens: 100000 }\nlimits: { ip_rpm: 0, user_rpm: 0 }\n"
-                            "models: { dir: " + (*dir_ / "models").string() + ", default_model: tiny, port_range: \"" +
+                            "models: { dir: " +
+                                (*dir_ / "models").string() + ", default_model: tiny, port_range: \"" +
                                 std::to_string(base_port) + "-" + std::to_string(base_port + 20) +
                                 "\", list: [ { name: tiny, file: tiny.gguf, ctx: 4096, parallel: 2, threads: 1 } ] }\n",
                             "", {{"LLMD_ADMIN_PASSWORD", "admin-password-x"}});
     // Without any model: arithmetic is graded by the exact check alone.
-    bare_ = new LlmdServe(kBinary, "auth: { bcrypt_cost: 10, initial_tokens: 1000 }\nlimits: { ip_rpm: 0, user_rpm: 0 }\n",
-                          "", {{"LLMD_ADMIN_PASSWORD", "admin-password-x"}});
+    bare_ =
+        new LlmdServe(kBinary, "auth: { bcrypt_cost: 10, initial_tokens: 1000 }\nlimits: { ip_rpm: 0, user_rpm: 0 }\n",
+                      "", {{"LLMD_ADMIN_PASSWORD", "admin-password-x"}});
   }
   static void TearDownTestSuite() {
     delete bare_;
@@ -80,14 +82,18 @@ class HomeworkApiTest : public ::testing::Test {
     return json::parse(call(s, "GET", "/api/v1/auth/profile", "", token)->body)["user"]["tokens"];
   }
   static std::string admin(LlmdServe& s) {
-    auto r = call(s, "POST", "/api/v1/auth/login", json{{"username", "admin"}, {"password", "admin-password-x"}}.dump(), "");
+    auto r =
+        call(s, "POST", "/api/v1/auth/login", json{{"username", "admin"}, {"password", "admin-password-x"}}.dump(), "");
     return json::parse(r->body)["token"];
   }
   static json homework(const std::string& subject, const std::string& question, const std::string& answer,
                        json options = json::object()) {
     options["brief"] = true;
     options["max_tokens"] = 512;
-    return {{"subject", subject}, {"question", question}, {"answer", answer}, {"grade_level", "小学"},
+    return {{"subject", subject},
+            {"question", question},
+            {"answer", answer},
+            {"grade_level", "小学"},
             {"options", options}};
   }
   static std::optional<HttpReply> grade(LlmdServe& s, const json& request, const std::string& token) {
@@ -193,14 +199,16 @@ TEST_F(HomeworkApiTest, DelimiterBreakoutIsNeutralisedInTheRenderedPrompt) {
 TEST_F(HomeworkApiTest, ChargedExactlyBaseTimesTwoPlusTwenty) {
   auto [token, id] = user(*server_, "charge");
   const auto before = tokens(*server_, token);
-  auto r = grade(*server_, homework("英语", "Correct: He go to school yesterday.", "He went to school yesterday."), token);
+  auto r =
+      grade(*server_, homework("英语", "Correct: He go to school yesterday.", "He went to school yesterday."), token);
   ASSERT_EQ(r->status, 200) << r->body;
   const auto j = json::parse(r->body);
-  auto usage = call(*server_, "GET", "/api/v1/admin/usage?task=homework&user_id=" + std::to_string(id), "",
-                    admin(*server_));
+  auto usage =
+      call(*server_, "GET", "/api/v1/admin/usage?task=homework&user_id=" + std::to_string(id), "", admin(*server_));
   const auto records = json::parse(usage->body)["records"];
   ASSERT_EQ(records.size(), 1u) << usage->body;
-  const std::int64_t base = records[0]["prompt_tokens"].get<std::int64_t>() + records[0]["completion_tokens"].get<std::int64_t>();
+  const std::int64_t base =
+      records[0]["prompt_tokens"].get<std::int64_t>() + records[0]["completion_tokens"].get<std::int64_t>();
   // SPEC §5: only the user's question and answer are billed (by the model's
   // tokenizer), not the grading template around them (hundreds of tokens).
   EXPECT_GT(records[0]["prompt_tokens"].get<std::int64_t>(), 5);
@@ -226,8 +234,8 @@ TEST_F(HomeworkApiTest, SamplesGiveMedianAndConfidenceAndAreAllCharged) {
   EXPECT_EQ(j["score"], scores[1]);
   EXPECT_GE(j["confidence"].get<double>(), 0.0);
   EXPECT_LE(j["confidence"].get<double>(), 1.0);
-  auto usage = call(*server_, "GET", "/api/v1/admin/usage?task=homework&user_id=" + std::to_string(id), "",
-                    admin(*server_));
+  auto usage =
+      call(*server_, "GET", "/api/v1/admin/usage?task=homework&user_id=" + std::to_string(id), "", admin(*server_));
   const auto rec = json::parse(usage->body)["records"][0];
   const std::int64_t base = rec["prompt_tokens"].get<std::int64_t>() + rec["completion_tokens"].get<std::int64_t>();
   // The user's content once per sample, not the template: three equal counts.
@@ -333,9 +341,9 @@ TEST(HomeworkPrompts, OperatorTemplatesAreCheckedAtStart) {
   TempDir dir;
   fs::create_directories(dir / "prompts");
   const auto serve_exits = [&](const std::string& prompts_dir) {
-    write_file(dir / "llmd.yaml", "server: { host: 127.0.0.1, port: " + std::to_string(free_port()) + ", data_dir: " +
-                                      (dir / "data").string() + " }\ntasks: { homework: { prompts_dir: " +
-                                      prompts_dir + " } }\n");
+    write_file(dir / "llmd.yaml", "server: { host: 127.0.0.1, port: " + std::to_string(free_port()) +
+                                      ", data_dir: " + (dir / "data").string() +
+                                      " }\ntasks: { homework: { prompts_dir: " + prompts_dir + " } }\n");
     Process p({kBinary, "serve", "-c", (dir / "llmd.yaml").string()}, dir.path(), dir / "serve.log");
     const auto code = p.wait(std::chrono::seconds(30));
     EXPECT_TRUE(code.has_value() && *code != 0) << "serve kept running with prompts_dir " << prompts_dir;

@@ -4,16 +4,16 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/sha.h>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
-#include <openssl/sha.h>
 #include <iomanip>
+#include <mutex>
 #include <sstream>
 #include <thread>
 #include <vector>

@@ -3,9 +3,9 @@
 // the test as upstreams).
 #include <gtest/gtest.h>
 
-#include <mutex>
 #include <signal.h>
 #include <unistd.h>
+#include <mutex>
 
 #include <atomic>
 #include <filesystem>
@@ -41,8 +41,8 @@ std::string models_dir(const TempDir& dir, const std::vector<std::string>& names
 std::string models_yaml(const std::string& dir, const std::string& extra = "") {
   const int base = free_port();
   return "limits: { ip_rpm: 100000, user_rpm: 100000 }\nauth: { bcrypt_cost: 10, initial_tokens: 100000000 }\n"
-         "models:\n  dir: " + dir + "\n  port_range: \"" + std::to_string(base) + "-" + std::to_string(base + 30) +
-         "\"\n" + extra;
+         "models:\n  dir: " +
+         dir + "\n  port_range: \"" + std::to_string(base) + "-" + std::to_string(base + 30) + "\"\n" + extra;
 }
 
 // Every model route needs a caller: the tests act as the bootstrap admin
@@ -61,7 +61,8 @@ std::string admin_token(int port) {
   return t;
 }
 
-std::optional<HttpReply> api(int port, const std::string& method, const std::string& path, const std::string& body = "") {
+std::optional<HttpReply> api(int port, const std::string& method, const std::string& path,
+                             const std::string& body = "") {
   return http_request(port, method, path, body, {{"Authorization", "Bearer " + admin_token(port)}});
 }
 
@@ -145,11 +146,12 @@ TEST(Models, StartRunChatStopAndHostileFilesListedAsError) {
   TempDir dir;
   const auto mdir = models_dir(dir, {});
   testing::write_file(fs::path(mdir) / "junk.gguf", "GGUF\x03\x00\x00\x00garbage");
-  testing::write_file(fs::path(mdir) / "huge.gguf", std::string("GGUF\x03\x00\x00\x00", 8) + std::string(8, '\xff') +
-                                                        std::string(8, '\x7f'));
+  testing::write_file(fs::path(mdir) / "huge.gguf",
+                      std::string("GGUF\x03\x00\x00\x00", 8) + std::string(8, '\xff') + std::string(8, '\x7f'));
   fs::create_symlink(test_model(), fs::path(mdir) / "tiny-file.gguf");
-  LlmdServe serve(kBinary, models_yaml(mdir, "  list:\n    - { name: tiny, file: tiny-file.gguf, description: test model, "
-                                             "ctx: 512, parallel: 2, threads: 1 }\n"));
+  LlmdServe serve(kBinary, models_yaml(mdir,
+                                       "  list:\n    - { name: tiny, file: tiny-file.gguf, description: test model, "
+                                       "ctx: 512, parallel: 2, threads: 1 }\n"));
   ASSERT_TRUE(serve.started()) << serve.log();
   const int port = serve.port();
 
@@ -177,7 +179,8 @@ TEST(Models, StartRunChatStopAndHostileFilesListedAsError) {
   EXPECT_TRUE(cj["reply"].is_string());
   EXPECT_GT(cj["usage"]["prompt_tokens"].get<int>(), 0);
   EXPECT_GT(cj["usage"]["completion_tokens"].get<int>(), 0);
-  EXPECT_EQ(cj["tokens_consumed"], cj["usage"]["prompt_tokens"].get<int>() + cj["usage"]["completion_tokens"].get<int>());
+  EXPECT_EQ(cj["tokens_consumed"],
+            cj["usage"]["prompt_tokens"].get<int>() + cj["usage"]["completion_tokens"].get<int>());
 
   auto sse = api(port, "POST", "/api/v1/models/tiny/chat", R"({"message":"hi","max_tokens":6,"stream":true})");
   ASSERT_EQ(sse->status, 200);
@@ -201,7 +204,9 @@ TEST(Models, StartRunChatStopAndHostileFilesListedAsError) {
   EXPECT_EQ(api(port, "POST", "/v1/chat/completions", R"({"model":"tiny","messages":[],"max_tokens":3})")->status, 400);
   EXPECT_EQ(api(port, "POST", "/v1/chat/completions", chat_body(1000000))->status, 400);
   EXPECT_EQ(api(port, "POST", "/v1/chat/completions",
-                         R"({"model":"tiny","messages":[{"role":"user","content":"x"}],"temperature":9})")->status, 400);
+                R"({"model":"tiny","messages":[{"role":"user","content":"x"}],"temperature":9})")
+                ->status,
+            400);
   EXPECT_EQ(api(port, "POST", "/v1/chat/completions", chat_body(3, false, "nope"))->status, 404);
   auto models = get_json(port, "/v1/models");
   EXPECT_EQ(models["data"].size(), 1u) << models.dump();
@@ -258,9 +263,13 @@ TEST(Models, KilledWorkerMidStreamGivesCleanErrorAndRestarts) {
 
   RawConnection conn(port);
   const std::string body = chat_body(400, true);
-  ASSERT_TRUE(conn.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                        "Authorization: Bearer " + admin_token(port) + "\r\n"
-                        "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
+  ASSERT_TRUE(
+      conn.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Authorization: Bearer " +
+                admin_token(port) +
+                "\r\n"
+                "Content-Length: " +
+                std::to_string(body.size()) + "\r\n\r\n" + body));
   // Kill the worker while tokens are flowing; the reply must still end properly.
   std::thread killer([&] {
     std::this_thread::sleep_for(400ms);
@@ -330,11 +339,11 @@ TEST_F(UpstreamTest, WeightedRoundRobinDeadUpstreamSkippedRetriedAndRejoins) {
   const int p1 = free_port(), p2 = free_port();
   auto r1 = runner(p1);
   auto r2 = runner(p2);
-  const std::string yaml = models_yaml(models_dir(dir_, {})) +
-                           "upstreams:\n  - { name: big, url: \"http://127.0.0.1:" + std::to_string(p1) +
-                           "\", model: remote, weight: 3 }\n  - { name: small, url: \"http://127.0.0.1:" +
-                           std::to_string(p2) + "\", model: remote, weight: 1 }\n"
-                           "balancer: { strategy: weighted_round_robin, health_interval: 1, fail_threshold: 50, cooldown: 1 }\n";
+  const std::string yaml =
+      models_yaml(models_dir(dir_, {})) + "upstreams:\n  - { name: big, url: \"http://127.0.0.1:" + std::to_string(p1) +
+      "\", model: remote, weight: 3 }\n  - { name: small, url: \"http://127.0.0.1:" + std::to_string(p2) +
+      "\", model: remote, weight: 1 }\n"
+      "balancer: { strategy: weighted_round_robin, health_interval: 1, fail_threshold: 50, cooldown: 1 }\n";
   LlmdServe serve(kBinary, yaml);
   ASSERT_TRUE(serve.started()) << serve.log();
   int failures = 0;
@@ -364,9 +373,10 @@ TEST_F(UpstreamTest, WeightedRoundRobinDeadUpstreamSkippedRetriedAndRejoins) {
 class OpenStream {
  public:
   OpenStream(int port, const std::string& body, const std::string& token) : conn_(port) {
-    conn_.send("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-               "Authorization: Bearer " + token + "\r\nContent-Length: " + std::to_string(body.size()) +
-               "\r\n\r\n" + body);
+    conn_.send(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Authorization: Bearer " +
+        token + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
   }
   // The X-Llmd-Instance header of the response head ("" when none arrived).
   std::string instance() {
@@ -385,11 +395,11 @@ TEST_F(UpstreamTest, LeastConnectionsSendsWorkToTheIdleInstanceWhileAStreamIsSlo
   const int p1 = free_port(), p2 = free_port();
   auto r1 = runner(p1);
   auto r2 = runner(p2);
-  const std::string yaml = models_yaml(models_dir(dir_, {})) +
-                           "upstreams:\n  - { name: a, url: \"http://127.0.0.1:" + std::to_string(p1) +
-                           "\", model: remote }\n  - { name: b, url: \"http://127.0.0.1:" + std::to_string(p2) +
-                           "\", model: remote }\n"
-                           "balancer: { strategy: least_connections, health_interval: 1, fail_threshold: 50, cooldown: 1 }\n";
+  const std::string yaml =
+      models_yaml(models_dir(dir_, {})) + "upstreams:\n  - { name: a, url: \"http://127.0.0.1:" + std::to_string(p1) +
+      "\", model: remote }\n  - { name: b, url: \"http://127.0.0.1:" + std::to_string(p2) +
+      "\", model: remote }\n"
+      "balancer: { strategy: least_connections, health_interval: 1, fail_threshold: 50, cooldown: 1 }\n";
   LlmdServe serve(kBinary, yaml);
   ASSERT_TRUE(serve.started()) << serve.log();
   // Slow on purpose: a long schema-constrained string from a random model.

@@ -46,16 +46,18 @@ class OfficialClients : public ::testing::Test {
     const int base = free_port();
     serve_ = new LlmdServe(kBinary,
                            "limits: { ip_rpm: 0, user_rpm: 0 }\nauth: { bcrypt_cost: 10, initial_tokens: 1000000 }\n"
-                           "models:\n  dir: " + models.string() + "\n  port_range: \"" + std::to_string(base) + "-" +
+                           "models:\n  dir: " +
+                               models.string() + "\n  port_range: \"" + std::to_string(base) + "-" +
                                std::to_string(base + 10) +
                                "\"\n  list:\n    - { name: tiny, file: tiny.gguf, ctx: 512, parallel: 2, threads: 1 }\n"
                                "    - { name: tools, file: tools.gguf, ctx: 1024, parallel: 1, threads: 1 }\n"
                                "    - { name: reasoner, file: reasoner.gguf, ctx: 512, parallel: 1, threads: 1 }\n"
-                               "upstreams:\n  - { name: embed, url: \"http://127.0.0.1:" + std::to_string(embed_port) +
-                               "\", model: tiny-embed }\n");
+                               "upstreams:\n  - { name: embed, url: \"http://127.0.0.1:" +
+                               std::to_string(embed_port) + "\", model: tiny-embed }\n");
     if (!serve_->started()) return;
-    auto reg = http_request(serve_->port(), "POST", "/api/v1/auth/register",
-                            json{{"username", "node-client"}, {"password", "node-client-pw"}, {"email", "n@c.io"}}.dump());
+    auto reg =
+        http_request(serve_->port(), "POST", "/api/v1/auth/register",
+                     json{{"username", "node-client"}, {"password", "node-client-pw"}, {"email", "n@c.io"}}.dump());
     if (!reg || reg->status != 201) return;
     token_ = json::parse(reg->body)["token"];
     auto key = http_request(serve_->port(), "POST", "/api/v1/auth/keys", json{{"name", "node"}}.dump(),
@@ -88,7 +90,8 @@ class OfficialClients : public ::testing::Test {
     EXPECT_LT(tokens(), before);  // the calls were charged to the key's owner
   }
   static std::int64_t tokens() {
-    auto profile = http_request(serve_->port(), "GET", "/api/v1/auth/profile", "", {{"Authorization", "Bearer " + token_}});
+    auto profile =
+        http_request(serve_->port(), "GET", "/api/v1/auth/profile", "", {{"Authorization", "Bearer " + token_}});
     if (!profile || profile->status != 200) return -1;
     return json::parse(profile->body)["user"]["tokens"].get<std::int64_t>();
   }

@@ -43,7 +43,8 @@ fs::path test_model(const std::string& arch, bool fim = false) {
   if (fs::exists(out)) return out;
   fs::create_directories(dir);
   const fs::path tmp = dir / ("tmp-" + std::to_string(::getpid()) + "-" + name + ".gguf");
-  std::vector<std::string> argv{kBinary, "dev", "make-test-model", "--arch", arch, "--seed", "7", "--out", tmp.string()};
+  std::vector<std::string> argv{kBinary,  "dev", "make-test-model", "--arch",    arch,
+                                "--seed", "7",   "--out",           tmp.string()};
   if (fim) argv.push_back("--fim");
   Process gen(argv, dir, dir / ("gen-" + std::to_string(::getpid()) + ".log"));
   const auto rc = gen.wait(std::chrono::seconds(120));
@@ -129,15 +130,18 @@ class StreamSocket {
   }
   ~StreamSocket() { hang_up(); }
   bool send_post(const std::string& path, const std::string& body) {
-    const std::string req = "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-                            std::to_string(body.size()) + "\r\n\r\n" + body;
+    const std::string req =
+        "POST " + path +
+        " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\n\r\n" + body;
     return fd_ >= 0 && ::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
   }
   // Reads until `needle` appeared in what was received (or timeout).
   bool read_until(const std::string& needle, std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (received_.find(needle) == std::string::npos) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return false;
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
@@ -240,8 +244,9 @@ TEST_F(RunnerTest, ApplyTemplateCountsThePromptAsTheGenerationWill) {
 }
 
 TEST_F(RunnerTest, Qwen2ChatTemplateIsChatML) {
-  auto r = post(port(), "/apply-template",
-                {{"messages", {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "你好"}}}}});
+  auto r =
+      post(port(), "/apply-template",
+           {{"messages", {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "你好"}}}}});
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(body_json(r)["prompt"],
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n你好<|im_end|>\n<|im_start|>assistant\n");
@@ -269,7 +274,8 @@ TEST_F(RunnerTest, UnprefixedOpenAiRoutesAndXApiKeyAsLlamaServerHasThem) {
 }
 
 TEST_F(RunnerTest, EchoPrependsThePromptToLegacyCompletions) {
-  const json plain = body_json(post(port(), "/v1/completions", {{"prompt", "Once upon"}, {"max_tokens", 3}, {"temperature", 0}}));
+  const json plain =
+      body_json(post(port(), "/v1/completions", {{"prompt", "Once upon"}, {"max_tokens", 3}, {"temperature", 0}}));
   const json echoed = body_json(post(port(), "/v1/completions",
                                      {{"prompt", "Once upon"}, {"max_tokens", 3}, {"temperature", 0}, {"echo", true}}));
   EXPECT_EQ(echoed["choices"][0]["text"], "Once upon" + plain["choices"][0]["text"].get<std::string>());
@@ -345,7 +351,8 @@ TEST_F(RunnerTest, StreamedChunksConcatenateToTheNonStreamedText) {
     EXPECT_EQ(text, w["choices"][0]["message"]["content"]) << prompt;
     EXPECT_EQ(finish, w["choices"][0]["finish_reason"]);
     // Token counts agree; the cached share differs (the second run reuses the first's prompt).
-    for (const char* k : {"prompt_tokens", "completion_tokens", "total_tokens"}) EXPECT_EQ(usage[k], w["usage"][k]) << k;
+    for (const char* k : {"prompt_tokens", "completion_tokens", "total_tokens"})
+      EXPECT_EQ(usage[k], w["usage"][k]) << k;
   }
 }
 
@@ -372,7 +379,10 @@ TEST_F(RunnerTest, SeveralChoicesShareOnePromptAndStreamInterleaved) {
   // reason; per-chunk timings are the whole request's running total.
   auto streamed = post(port(), "/v1/chat/completions",
                        chat("Name three rivers", 10,
-                            {{"ignore_eos", true}, {"n", 2}, {"stream", true}, {"timings_per_token", true},
+                            {{"ignore_eos", true},
+                             {"n", 2},
+                             {"stream", true},
+                             {"timings_per_token", true},
                              {"stream_options", {{"include_usage", true}}}}));
   ASSERT_EQ(streamed->status, 200) << streamed->body;
   const auto events = sse_data(streamed->body);
@@ -421,8 +431,14 @@ TEST_F(RunnerTest, SeveralChoicesShareOnePromptAndStreamInterleaved) {
 }
 
 TEST_F(RunnerTest, BestOfReturnsTheLikeliestChoicesAndCountsEveryGeneratedToken) {
-  const json req{{"prompt", "Once upon a time"}, {"max_tokens", 8}, {"temperature", 1.0}, {"seed", 11},
-                 {"ignore_eos", true}, {"best_of", 3}, {"n", 1}, {"cache_prompt", false}};
+  const json req{{"prompt", "Once upon a time"},
+                 {"max_tokens", 8},
+                 {"temperature", 1.0},
+                 {"seed", 11},
+                 {"ignore_eos", true},
+                 {"best_of", 3},
+                 {"n", 1},
+                 {"cache_prompt", false}};
   auto best = post(port(), "/v1/completions", req);
   ASSERT_EQ(best->status, 200) << best->body;
   const auto b = body_json(best);
@@ -483,9 +499,9 @@ TEST_F(RunnerTest, LlamaServerCompletionShapeAndStream) {
 }
 
 TEST_F(RunnerTest, CompletionReportsItsSettingsAndAnswersOnlyTheFieldsAsked) {
-  const json r = body_json(post(port(), "/completion",
-                                {{"prompt", "Once upon a time"}, {"n_predict", 6}, {"temperature", 0.5},
-                                 {"seed", 3}, {"ignore_eos", true}}));
+  const json r = body_json(post(
+      port(), "/completion",
+      {{"prompt", "Once upon a time"}, {"n_predict", 6}, {"temperature", 0.5}, {"seed", 3}, {"ignore_eos", true}}));
   const json& settings = r["generation_settings"];
   EXPECT_EQ(settings["n_predict"], 6);
   EXPECT_EQ(settings["seed"], 3);
@@ -500,7 +516,8 @@ TEST_F(RunnerTest, CompletionReportsItsSettingsAndAnswersOnlyTheFieldsAsked) {
   EXPECT_TRUE(plain["generation_settings"]["logit_bias"].empty());
 
   const json only = body_json(post(port(), "/completion",
-                                   {{"prompt", "Once upon a time"}, {"n_predict", 4},
+                                   {{"prompt", "Once upon a time"},
+                                    {"n_predict", 4},
                                     {"response_fields", {"content", "generation_settings/n_predict", "nope"}}}));
   EXPECT_EQ(only.size(), 2u) << only.dump();
   EXPECT_EQ(only["generation_settings/n_predict"], 4);
@@ -544,14 +561,16 @@ TEST_F(RunnerTest, ParallelRequestsGiveTheSameOutputsAsSequentialOnes) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), 8);
-  for (int i = 0; i < 8; ++i) EXPECT_EQ(parallel[static_cast<std::size_t>(i)], sequential[static_cast<std::size_t>(i)]) << i;
+  for (int i = 0; i < 8; ++i)
+    EXPECT_EQ(parallel[static_cast<std::size_t>(i)], sequential[static_cast<std::size_t>(i)]) << i;
 }
 
 TEST_F(RunnerTest, JsonObjectResponseFormatParses) {
   for (int seed = 0; seed < 2; ++seed) {
-    auto r = post(port(), "/v1/chat/completions",
-                  chat("JSON please", 120, {{"temperature", 1.0}, {"top_k", 3}, {"seed", seed},
-                                            {"response_format", {{"type", "json_object"}}}}));
+    auto r = post(
+        port(), "/v1/chat/completions",
+        chat("JSON please", 120,
+             {{"temperature", 1.0}, {"top_k", 3}, {"seed", seed}, {"response_format", {{"type", "json_object"}}}}));
     ASSERT_EQ(r->status, 200) << r->body;
     const auto j = body_json(r);
     const std::string content = j["choices"][0]["message"]["content"];
@@ -564,8 +583,12 @@ TEST_F(RunnerTest, JsonObjectResponseFormatParses) {
 
 TEST_F(RunnerTest, DigitGrammarYieldsOnlyDigits) {
   for (int seed = 0; seed < 5; ++seed) {
-    auto r = post(port(), "/completion", {{"prompt", "Write something:"}, {"n_predict", 12}, {"temperature", 1.0},
-                                          {"seed", seed}, {"grammar", "root ::= [0-9]+"}});
+    auto r = post(port(), "/completion",
+                  {{"prompt", "Write something:"},
+                   {"n_predict", 12},
+                   {"temperature", 1.0},
+                   {"seed", seed},
+                   {"grammar", "root ::= [0-9]+"}});
     ASSERT_EQ(r->status, 200) << r->body;
     const std::string content = body_json(r)["content"];
     ASSERT_FALSE(content.empty());
@@ -620,7 +643,8 @@ TEST_F(RunnerTest, InvalidParametersAre400AndTheRunnerKeepsServing) {
   EXPECT_EQ(http_request(port(), "POST", "/completion", "{\"prompt\":")->status, 400);
   EXPECT_EQ(http_request(port(), "POST", "/completion", "[1,2]")->status, 400);
   // A schema outside the supported subset is refused, not ignored.
-  auto unsupported = post(port(), "/completion", {{"prompt", "x"}, {"json_schema", {{"type", "string"}, {"pattern", "a+"}}}});
+  auto unsupported =
+      post(port(), "/completion", {{"prompt", "x"}, {"json_schema", {{"type", "string"}, {"pattern", "a+"}}}});
   EXPECT_EQ(unsupported->status, 422) << unsupported->body;
   EXPECT_EQ(post(port(), "/v1/chat/completions", chat("still alive?", 4))->status, 200);
 }
@@ -705,13 +729,14 @@ TEST_F(RunnerTest, LogitBiasOfMinus100BansATokenAndPlus100ForcesIt) {
     ban[std::to_string(ids[0])] = -100;
   }
   // llama-server's text form: every token of "{" pushed up, so it is all the model writes.
-  auto forced = body_json(post(port(), "/v1/chat/completions", chat("tell me", 5, {{"logit_bias", json::array({json::array({"{", 100})})}})));
+  auto forced = body_json(post(port(), "/v1/chat/completions",
+                               chat("tell me", 5, {{"logit_bias", json::array({json::array({"{", 100})})}})));
   EXPECT_EQ(forced["choices"][0]["message"]["content"], "{{{{{");
 }
 
 TEST_F(RunnerTest, LogprobsHaveTheOpenAiShapesAndAreProbabilities) {
-  auto r = body_json(post(port(), "/v1/chat/completions",
-                          chat("tell me", 6, {{"logprobs", true}, {"top_logprobs", 3}})));
+  auto r =
+      body_json(post(port(), "/v1/chat/completions", chat("tell me", 6, {{"logprobs", true}, {"top_logprobs", 3}})));
   const json& choice = r["choices"][0];
   const json& content = choice["logprobs"]["content"];
   ASSERT_EQ(content.size(), r["usage"]["completion_tokens"].get<std::size_t>()) << r.dump();
@@ -744,14 +769,15 @@ TEST_F(RunnerTest, LogprobsHaveTheOpenAiShapesAndAreProbabilities) {
   EXPECT_EQ(streamed, text);
 
   // Legacy completions: logprobs is a count; llama-server: n_probs.
-  auto legacy = body_json(post(port(), "/v1/completions",
-                               {{"prompt", "tell me"}, {"max_tokens", 4}, {"temperature", 0}, {"logprobs", 2}}));
+  auto legacy = body_json(
+      post(port(), "/v1/completions", {{"prompt", "tell me"}, {"max_tokens", 4}, {"temperature", 0}, {"logprobs", 2}}));
   const json& lp = legacy["choices"][0]["logprobs"];
   ASSERT_EQ(lp["tokens"].size(), 4u) << legacy.dump();
   EXPECT_EQ(lp["token_logprobs"].size(), 4u);
   EXPECT_EQ(lp["top_logprobs"][0].size(), 2u);
   EXPECT_EQ(lp["text_offset"][1].get<std::size_t>(), lp["tokens"][0].get<std::string>().size());
-  auto llama = body_json(post(port(), "/completion", {{"prompt", "tell me"}, {"n_predict", 3}, {"temperature", 0}, {"n_probs", 2}}));
+  auto llama = body_json(
+      post(port(), "/completion", {{"prompt", "tell me"}, {"n_predict", 3}, {"temperature", 0}, {"n_probs", 2}}));
   ASSERT_EQ(llama["completion_probabilities"].size(), 3u) << llama.dump();
   EXPECT_EQ(llama["completion_probabilities"][0]["top_logprobs"].size(), 2u);
 }
@@ -762,21 +788,22 @@ TEST_F(RunnerTest, PenaltiesChangeARepetitiveGreedyOutput) {
     std::sort(ids.begin(), ids.end());
     return std::unique(ids.begin(), ids.end()) - ids.begin();
   };
-  const std::string plain = body_json(post(port(), "/v1/chat/completions", chat("again", 40)))["choices"][0]["message"]["content"];
+  const std::string plain =
+      body_json(post(port(), "/v1/chat/completions", chat("again", 40)))["choices"][0]["message"]["content"];
   // (A presence penalty of 2, OpenAI's maximum, is smaller than the random
   // model's lead for its favourite token: it runs below, with the others.)
-  for (const json& extra : {json{{"frequency_penalty", 2}}, json{{"repeat_penalty", 3}, {"repeat_last_n", -1}},
-                            json{{"dry_multiplier", 5}, {"dry_allowed_length", 1},
-                                 {"dry_sequence_breakers", json::array({"@"})}}}) {
+  for (const json& extra :
+       {json{{"frequency_penalty", 2}}, json{{"repeat_penalty", 3}, {"repeat_last_n", -1}},
+        json{{"dry_multiplier", 5}, {"dry_allowed_length", 1}, {"dry_sequence_breakers", json::array({"@"})}}}) {
     const std::string penalised =
         body_json(post(port(), "/v1/chat/completions", chat("again", 40, extra)))["choices"][0]["message"]["content"];
     EXPECT_NE(penalised, plain) << extra.dump();
     EXPECT_GE(distinct(penalised), distinct(plain)) << extra.dump() << "\n" << plain << "\n" << penalised;
   }
   // The other samplers run (sampled, seeded: reproducible).
-  for (const json& extra : {json{{"presence_penalty", 2}}, json{{"typical_p", 0.5}},
-                            json{{"xtc_probability", 1}, {"xtc_threshold", 0.01}},
-                            json{{"mirostat", 1}}, json{{"mirostat", 2}, {"mirostat_tau", 3}}}) {
+  for (const json& extra :
+       {json{{"presence_penalty", 2}}, json{{"typical_p", 0.5}}, json{{"xtc_probability", 1}, {"xtc_threshold", 0.01}},
+        json{{"mirostat", 1}}, json{{"mirostat", 2}, {"mirostat_tau", 3}}}) {
     json body = chat("again", 10, extra);
     body["temperature"] = 0.8;
     body["seed"] = 11;
@@ -922,11 +949,12 @@ TEST(RunnerTemplates, ThinkingArrivesInReasoningContentNeverInContent) {
   }
   EXPECT_EQ(reasoning, message["reasoning_content"]);
   // /props says the template thinks.
-  EXPECT_TRUE(body_json(http_request(runner.port(), "GET", "/props"))["chat_template_caps"]["supports_thinking"].get<bool>());
+  EXPECT_TRUE(
+      body_json(http_request(runner.port(), "GET", "/props"))["chat_template_caps"]["supports_thinking"].get<bool>());
 
   // A thinking budget: after 3 tokens the end tag is forced, and the answer follows.
-  const json budget = body_json(post(runner.port(), "/v1/chat/completions",
-                                     chat("2+2?", 24, {{"reasoning_budget_tokens", 3}})));
+  const json budget =
+      body_json(post(runner.port(), "/v1/chat/completions", chat("2+2?", 24, {{"reasoning_budget_tokens", 3}})));
   const json& limited = budget["choices"][0]["message"];
   const auto n_reasoning = token_ids(runner.port(), limited["reasoning_content"].get<std::string>()).size();
   EXPECT_GE(n_reasoning, 1u) << budget.dump();
@@ -944,14 +972,16 @@ class LlamaRunnerTest : public SharedRunnerTest<LlamaRunnerTest> {
 TEST_F(LlamaRunnerTest, JsonSchemaOutputParsesAndValidatesOverManySeeds) {
   // Bounded sizes (enum, integer range, maxLength, maxItems): every sentence
   // of the grammar fits in max_tokens, so output always completes.
-  const json schema = {{"type", "object"},
-                       {"properties",
-                        {{"grade", {{"type", "integer"}, {"minimum", 0}, {"maximum", 100}}},
-                         {"ok", {{"type", "boolean"}}},
-                         {"tag", {{"enum", {"a", "b", "c"}}}},
-                         {"note", {{"type", "string"}, {"maxLength", 6}}},
-                         {"list", {{"type", "array"}, {"items", {{"type", "integer"}, {"minimum", 0}, {"maximum", 9}}}, {"maxItems", 3}}}}},
-                       {"required", {"grade", "ok", "tag"}}};
+  const json schema = {
+      {"type", "object"},
+      {"properties",
+       {{"grade", {{"type", "integer"}, {"minimum", 0}, {"maximum", 100}}},
+        {"ok", {{"type", "boolean"}}},
+        {"tag", {{"enum", {"a", "b", "c"}}}},
+        {"note", {{"type", "string"}, {"maxLength", 6}}},
+        {"list",
+         {{"type", "array"}, {"items", {{"type", "integer"}, {"minimum", 0}, {"maximum", 9}}}, {"maxItems", 3}}}}},
+      {"required", {"grade", "ok", "tag"}}};
   const int seeds = 50;
   std::atomic<int> valid{0};
   std::vector<std::thread> threads;
@@ -961,9 +991,12 @@ TEST_F(LlamaRunnerTest, JsonSchemaOutputParsesAndValidatesOverManySeeds) {
   for (int w = 0; w < 4; ++w) {
     threads.emplace_back([&, w] {
       for (int seed = w; seed < seeds; seed += 4) {
-        json req = chat("Grade this", 200,
-                        {{"temperature", 1.0}, {"top_k", 3}, {"seed", seed},
-                         {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "g"}, {"schema", schema}}}}}});
+        json req = chat(
+            "Grade this", 200,
+            {{"temperature", 1.0},
+             {"top_k", 3},
+             {"seed", seed},
+             {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "g"}, {"schema", schema}}}}}});
         auto r = post(port(), "/v1/chat/completions", req);
         std::lock_guard lock(mu);
         if (!r || r->status != 200) {
@@ -1014,8 +1047,8 @@ TEST_F(FimRunnerTest, InfillPromptIsTheFimLayoutOfTheCodeAroundTheGap) {
   EXPECT_TRUE(i["content"].is_string());
   EXPECT_EQ(i["tokens_predicted"], 8);
   // The same prompt written out with the control tokens generates the same.
-  const std::string layout = fim_text("<|file_sep|>llama.h\nint n_threads();\n",
-                                      "#include <cstdio>\nint main() {\n    int n = ", "}\n");
+  const std::string layout =
+      fim_text("<|file_sep|>llama.h\nint n_threads();\n", "#include <cstdio>\nint main() {\n    int n = ", "}\n");
   json same{{"prompt", layout}};
   same.update(greedy_fields(8));
   auto completion = post(port(), "/completion", same);
@@ -1026,8 +1059,11 @@ TEST_F(FimRunnerTest, InfillPromptIsTheFimLayoutOfTheCodeAroundTheGap) {
 
   // OpenAI's suffix on /v1/completions is the same gap without other files.
   auto openai = post(port(), "/v1/completions",
-                     json{{"prompt", "def add(a, b):\n"}, {"suffix", "\nprint(add(1, 2))\n"}, {"max_tokens", 8},
-                          {"temperature", 0}, {"ignore_eos", true}});
+                     json{{"prompt", "def add(a, b):\n"},
+                          {"suffix", "\nprint(add(1, 2))\n"},
+                          {"max_tokens", 8},
+                          {"temperature", 0},
+                          {"ignore_eos", true}});
   ASSERT_EQ(openai->status, 200) << openai->body;
   json plain{{"prompt", fim_text("", "def add(a, b):\n", "\nprint(add(1, 2))\n")}};
   plain.update(greedy_fields(8));
@@ -1041,16 +1077,19 @@ TEST_F(FimRunnerTest, InvalidInfillRequestsAre400) {
   // llama-server's own cases (tools/server/tests/unit/test_infill.py), and ours.
   for (const json& extra : {json::object(), json{{"filename", "ok"}}, json{{"filename", 123}},
                             json{{"filename", 123}, {"text", "abc"}}, json{{"filename", 123}, {"text", 456}}}) {
-    json req{{"input_extra", json::array({extra})}, {"input_prefix", "int main() {\n"}, {"prompt", "  int n = "},
+    json req{{"input_extra", json::array({extra})},
+             {"input_prefix", "int main() {\n"},
+             {"prompt", "  int n = "},
              {"input_suffix", "}\n"}};
     auto r = post(port(), "/infill", req);
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 400) << extra.dump() << " -> " << r->body;
     EXPECT_TRUE(body_json(r).contains("error"));
   }
-  for (const json& req : {json{{"input_suffix", "x"}}, json{{"input_prefix", "x"}}, json{{"input_prefix", 1}, {"input_suffix", "x"}},
-                          json{{"input_prefix", "x"}, {"input_suffix", "y"}, {"prompt", 5}},
-                          json{{"input_prefix", "x"}, {"input_suffix", "y"}, {"input_extra", "z"}}}) {
+  for (const json& req :
+       {json{{"input_suffix", "x"}}, json{{"input_prefix", "x"}}, json{{"input_prefix", 1}, {"input_suffix", "x"}},
+        json{{"input_prefix", "x"}, {"input_suffix", "y"}, {"prompt", 5}},
+        json{{"input_prefix", "x"}, {"input_suffix", "y"}, {"input_extra", "z"}}}) {
     auto r = post(port(), "/infill", req);
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 400) << req.dump() << " -> " << r->body;
@@ -1231,9 +1270,11 @@ TEST(RunnerLifecycle, ApiKeyIsRequiredEverywhereButHealth) {
   EXPECT_EQ(none->status, 401);
   EXPECT_EQ(body_json(none)["error"]["code"], "invalid_api_key");
   EXPECT_EQ(http_request(r.port(), "GET", "/v1/models", "", {{"Authorization", "Bearer wrong"}})->status, 401);
-  EXPECT_EQ(post(r.port(), "/v1/chat/completions", chat("hi", 2), {{"Authorization", "Bearer s3cret-key-x"}})->status, 401);
+  EXPECT_EQ(post(r.port(), "/v1/chat/completions", chat("hi", 2), {{"Authorization", "Bearer s3cret-key-x"}})->status,
+            401);
   EXPECT_EQ(http_request(r.port(), "GET", "/v1/models", "", {{"Authorization", "Bearer s3cret-key"}})->status, 200);
-  EXPECT_EQ(post(r.port(), "/v1/chat/completions", chat("hi", 2), {{"Authorization", "Bearer s3cret-key"}})->status, 200);
+  EXPECT_EQ(post(r.port(), "/v1/chat/completions", chat("hi", 2), {{"Authorization", "Bearer s3cret-key"}})->status,
+            200);
   // x-api-key (Anthropic-style clients) carries the same key.
   EXPECT_EQ(http_request(r.port(), "GET", "/v1/models", "", {{"x-api-key", "s3cret-key"}})->status, 200);
   EXPECT_EQ(http_request(r.port(), "GET", "/v1/models", "", {{"x-api-key", "s3cret"}})->status, 401);
@@ -1294,8 +1335,8 @@ TEST(RunnerLifecycle, BadGgufFilesExitCleanlyWithOneClearLine) {
   };
   for (const auto& [name, content] : files) {
     write_file(dir / name, content);
-    Process p({kBinary, "runner", "--model", (dir / name).string(), "--port", std::to_string(free_port()), "--log-level",
-               "warn"},
+    Process p({kBinary, "runner", "--model", (dir / name).string(), "--port", std::to_string(free_port()),
+               "--log-level", "warn"},
               dir.path(), dir / (name + ".log"));
     const auto rc = p.wait(std::chrono::seconds(30));
     ASSERT_TRUE(rc.has_value()) << name << " did not exit";

@@ -11,8 +11,8 @@
 #include <atomic>
 #include <cmath>
 #include <filesystem>
-#include <thread>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "store/database.h"
 #include "support/http.h"
@@ -71,12 +71,14 @@ class SeedExamplesTest : public ::testing::Test {
     if (gen.wait(std::chrono::seconds(120)) != 0) return;
     const int base_port = free_port();
     // The embedded defaults (initial_tokens 1000, the SPEC's prices), one model.
-    server_ = new LlmdServe(kBinary,
-                            "auth: { bcrypt_cost: 10 }\nlimits: { ip_rpm: 0, user_rpm: 0 }\n"
-                            "models: { dir: " + (*dir_ / "models").string() + ", default_model: tiny, port_range: \"" +
-                                std::to_string(base_port) + "-" + std::to_string(base_port + 20) +
-                                "\", list: [ { name: tiny, file: tiny.gguf, ctx: 4096, parallel: 2, threads: 1, "
-                                "price_multiplier: 0.25 }, { name: spare, file: tiny.gguf, ctx: 1024, threads: 1 } ] }\n");
+    server_ =
+        new LlmdServe(kBinary,
+                      "auth: { bcrypt_cost: 10 }\nlimits: { ip_rpm: 0, user_rpm: 0 }\n"
+                      "models: { dir: " +
+                          (*dir_ / "models").string() + ", default_model: tiny, port_range: \"" +
+                          std::to_string(base_port) + "-" + std::to_string(base_port + 20) +
+                          "\", list: [ { name: tiny, file: tiny.gguf, ctx: 4096, parallel: 2, threads: 1, "
+                          "price_multiplier: 0.25 }, { name: spare, file: tiny.gguf, ctx: 1024, threads: 1 } ] }\n");
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -100,14 +102,14 @@ class SeedExamplesTest : public ::testing::Test {
     return json::parse(r->body, nullptr, false);
   }
   static std::string admin() {
-    return ok(call("POST", "/api/v1/auth/login", json{{"username", "admin"}, {"password", kTestAdminPassword}}.dump(), ""))
-        ["token"];
+    return ok(call("POST", "/api/v1/auth/login", json{{"username", "admin"}, {"password", kTestAdminPassword}}.dump(),
+                   ""))["token"];
   }
   static std::pair<std::string, std::int64_t> new_user(const std::string& name) {
-    const json j = ok(call("POST", "/api/v1/auth/register",
-                           json{{"username", name}, {"password", "password-" + name}, {"email", name + "@s.cn"}}.dump(),
-                           ""),
-                      201);
+    const json j =
+        ok(call("POST", "/api/v1/auth/register",
+                json{{"username", name}, {"password", "password-" + name}, {"email", name + "@s.cn"}}.dump(), ""),
+           201);
     return {j["token"], j["user"]["id"]};
   }
   static std::int64_t balance(const std::string& token) {
@@ -274,7 +276,8 @@ constexpr const char* kTenCueSrt =
 
 TEST_F(SeedExamplesTest, ANewAccountTranslatesATenCueSrt) {
   auto [token, id] = new_user("viewer");
-  const json body = {{"content", kTenCueSrt}, {"source_lang", "英文"}, {"target_lang", "中文"}, {"output_format", "srt"}};
+  const json body = {
+      {"content", kTenCueSrt}, {"source_lang", "英文"}, {"target_lang", "中文"}, {"output_format", "srt"}};
   const json accepted = ok(call("POST", "/api/v1/tasks/subtitle", body.dump(), token), 202);
   const std::string job = accepted["job_id"];
   json j;
@@ -295,7 +298,6 @@ TEST_F(SeedExamplesTest, ANewAccountTranslatesATenCueSrt) {
   EXPECT_EQ(balance(token), 1000 - rec["charged"].get<std::int64_t>());
 }
 
-
 TEST_F(SeedExamplesTest, ChatWithTooFewTokensForMaxTokensIsClampedNotRefused) {
   auto [token, id] = new_user("chatty");
   const json left = ok(call("POST", "/api/v1/admin/users/" + std::to_string(id) + "/tokens",
@@ -304,8 +306,8 @@ TEST_F(SeedExamplesTest, ChatWithTooFewTokensForMaxTokensIsClampedNotRefused) {
   // 1 000 completion tokens cost up to 260 at this model's price; 100 pay a base of 400.
   const json chat = ok(call("POST", "/api/v1/models/tiny/chat", R"({"message":"你好","max_tokens":1000})", token));
   EXPECT_EQ(chat["max_tokens_clamped"], true) << chat;
-  const std::int64_t base = chat["usage"]["prompt_tokens"].get<std::int64_t>() +
-                            chat["usage"]["completion_tokens"].get<std::int64_t>();
+  const std::int64_t base =
+      chat["usage"]["prompt_tokens"].get<std::int64_t>() + chat["usage"]["completion_tokens"].get<std::int64_t>();
   EXPECT_LE(base, 400) << chat;
   EXPECT_GT(chat["usage"]["completion_tokens"].get<int>(), 0) << chat;
   EXPECT_EQ(chat["tokens_consumed"], static_cast<std::int64_t>(std::ceil(base * kModelFactor - 1e-9)));
@@ -360,22 +362,25 @@ TEST_F(SeedExamplesTest, TwentyTypicalCallsReserveAtMostHalfAgainTheirCharge) {
   for (int i = 0; i < 4; ++i) {
     calls.emplace_back("/v1/chat/completions",
                        json{{"model", "tiny"},
-                            {"messages", {{{"role", "system"}, {"content", "You are a helpful tutor."}},
-                                          {{"role", "user"}, {"content", "Explain fractions in one sentence."}}}},
+                            {"messages",
+                             {{{"role", "system"}, {"content", "You are a helpful tutor."}},
+                              {{"role", "user"}, {"content", "Explain fractions in one sentence."}}}},
                             {"max_tokens", 48}}
                            .dump());
     if (i < 3) {
-      calls.emplace_back("/v1/completions",
-                         json{{"model", "tiny"}, {"prompt", "Once upon a time, in a quiet village,"}, {"max_tokens", 32}}
-                             .dump());
+      calls.emplace_back(
+          "/v1/completions",
+          json{{"model", "tiny"}, {"prompt", "Once upon a time, in a quiet village,"}, {"max_tokens", 32}}.dump());
     }
     calls.emplace_back("/api/v1/tasks/convert", kConvert);
   }
-  calls.emplace_back("/api/v1/models/tiny/chat",
-                     json{{"message", "用一句话解释分数。"}, {"system", "你是一位耐心的老师。"}, {"max_tokens", 60}}.dump());
+  calls.emplace_back(
+      "/api/v1/models/tiny/chat",
+      json{{"message", "用一句话解释分数。"}, {"system", "你是一位耐心的老师。"}, {"max_tokens", 60}}.dump());
   calls.emplace_back("/api/v1/tasks/homework", kHomework);
   for (const auto& [path, body] : calls) ok(call("POST", path, body, token));
-  const json srt = {{"content", kTenCueSrt}, {"source_lang", "英文"}, {"target_lang", "中文"}, {"output_format", "srt"}};
+  const json srt = {
+      {"content", kTenCueSrt}, {"source_lang", "英文"}, {"target_lang", "中文"}, {"output_format", "srt"}};
   const std::string job = ok(call("POST", "/api/v1/tasks/subtitle", srt.dump(), token), 202)["job_id"];
   json j;
   for (int i = 0; i < 600; ++i) {
@@ -391,12 +396,13 @@ TEST_F(SeedExamplesTest, TwentyTypicalCallsReserveAtMostHalfAgainTheirCharge) {
   // A subtitle job's one reservation is held under its submit request's id,
   // its usage record under the job's id.
   auto rows = (*db)->with_connection<std::vector<store::Row>>([&](store::Connection& c) {
-    return c.query("SELECT u.route, u.charged, u.prompt_tokens, u.completion_tokens, "
-                   "(SELECT COALESCE(SUM(r.amount), 0) FROM reservations r WHERE r.user_id = u.user_id AND "
-                   " (r.request_id = u.request_id OR (u.task = 'subtitle' AND r.request_id NOT IN "
-                   "  (SELECT request_id FROM usage_records WHERE user_id = u.user_id)))) "
-                   "FROM usage_records u WHERE u.user_id = ? ORDER BY u.id",
-                   std::vector<store::Value>{id});
+    return c.query(
+        "SELECT u.route, u.charged, u.prompt_tokens, u.completion_tokens, "
+        "(SELECT COALESCE(SUM(r.amount), 0) FROM reservations r WHERE r.user_id = u.user_id AND "
+        " (r.request_id = u.request_id OR (u.task = 'subtitle' AND r.request_id NOT IN "
+        "  (SELECT request_id FROM usage_records WHERE user_id = u.user_id)))) "
+        "FROM usage_records u WHERE u.user_id = ? ORDER BY u.id",
+        std::vector<store::Value>{id});
   });
   ASSERT_TRUE(rows) << rows.error().message;
   ASSERT_EQ(rows->size(), 20u);
@@ -413,9 +419,10 @@ TEST_F(SeedExamplesTest, TwentyTypicalCallsReserveAtMostHalfAgainTheirCharge) {
   EXPECT_EQ(balance(token), 5000 - charged);
   // The ledger adds up to the balance; nothing stays reserved.
   auto books = (*db)->with_connection<std::vector<store::Row>>([&](store::Connection& c) {
-    return c.query("SELECT balance, reserved, (SELECT SUM(delta) FROM ledger WHERE user_id = u.id) FROM users u "
-                   "WHERE id = ?",
-                   std::vector<store::Value>{id});
+    return c.query(
+        "SELECT balance, reserved, (SELECT SUM(delta) FROM ledger WHERE user_id = u.id) FROM users u "
+        "WHERE id = ?",
+        std::vector<store::Value>{id});
   });
   ASSERT_TRUE(books && books->size() == 1);
   EXPECT_EQ(books->front().integer(0), books->front().integer(2));
@@ -426,11 +433,12 @@ TEST_F(SeedExamplesTest, TwentyTypicalCallsReserveAtMostHalfAgainTheirCharge) {
 // the same tokens, the same charge, said in X-Llmd-Tokens-Consumed.
 TEST_F(SeedExamplesTest, EveryDialectIsChargedLikeTheSameChatCall) {
   auto [token, id] = new_user("dialects");
-  const json chat_body = {{"model", "tiny"},
-                          {"messages", {{{"role", "system"}, {"content", "Be brief."}},
-                                        {{"role", "user"}, {"content", "计算 2+3×4 的结果"}}}},
-                          {"max_tokens", 20},
-                          {"temperature", 0}};
+  const json chat_body = {
+      {"model", "tiny"},
+      {"messages",
+       {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "计算 2+3×4 的结果"}}}},
+      {"max_tokens", 20},
+      {"temperature", 0}};
   auto chat = call("POST", "/v1/chat/completions", chat_body.dump(), token);
   ASSERT_TRUE(chat && chat->status == 200) << (chat ? chat->body : "");
   const json chat_usage = json::parse(chat->body)["usage"];
@@ -513,13 +521,16 @@ TEST_F(SeedExamplesTest, FortyParallelCallsAcrossDialectsNeverOverspend) {
   const std::vector<std::pair<std::string, std::string>> dialects = {
       {"/v1/chat/completions",
        json{{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", message}}}}, {"max_tokens", 40}}.dump()},
-      {"/v1/messages",
-       json{{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", message}}}}, {"max_tokens", 40},
-            {"stream", true}}.dump()},
+      {"/v1/messages", json{{"model", "tiny"},
+                            {"messages", {{{"role", "user"}, {"content", message}}}},
+                            {"max_tokens", 40},
+                            {"stream", true}}
+                           .dump()},
       {"/v1/responses", json{{"model", "tiny"}, {"input", message}, {"max_output_tokens", 40}}.dump()},
-      {"/api/chat",
-       json{{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", message}}}},
-            {"options", {{"num_predict", 40}}}}.dump()}};
+      {"/api/chat", json{{"model", "tiny"},
+                         {"messages", {{{"role", "user"}, {"content", message}}}},
+                         {"options", {{"num_predict", 40}}}}
+                        .dump()}};
   std::atomic<int> served{0};
   std::atomic<int> refused{0};
   std::vector<std::thread> threads;
@@ -538,9 +549,10 @@ TEST_F(SeedExamplesTest, FortyParallelCallsAcrossDialectsNeverOverspend) {
   auto db = store::Database::open("sqlite:" + (server_->dir() / "data/llmd.db").string(), 1);
   ASSERT_TRUE(db) << db.error().message;
   auto books = (*db)->with_connection<std::vector<store::Row>>([&](store::Connection& c) {
-    return c.query("SELECT balance, reserved, (SELECT SUM(delta) FROM ledger WHERE user_id = u.id), "
-                   "(SELECT COALESCE(SUM(charged), 0) FROM usage_records WHERE user_id = u.id) FROM users u WHERE id = ?",
-                   std::vector<store::Value>{id});
+    return c.query(
+        "SELECT balance, reserved, (SELECT SUM(delta) FROM ledger WHERE user_id = u.id), "
+        "(SELECT COALESCE(SUM(charged), 0) FROM usage_records WHERE user_id = u.id) FROM users u WHERE id = ?",
+        std::vector<store::Value>{id});
   });
   ASSERT_TRUE(books && books->size() == 1);
   const store::Row& row = books->front();
@@ -601,8 +613,9 @@ TEST_F(SeedExamplesTest, ACallerWhoCannotPayStartsNoModel) {
                  R"({"model":"spare","messages":[{"role":"user","content":"你好"}],"max_tokens":10})", token);
   EXPECT_EQ(v1->status, 402) << v1->body;
   // Counting is free, but it too needs the model: not for a caller who could not use it.
-  auto counted = http_request(server_->port(), "POST", "/v1/messages/count_tokens",
-                              R"({"model":"spare","messages":[{"role":"user","content":"你好"}]})", {{"x-api-key", token}});
+  auto counted =
+      http_request(server_->port(), "POST", "/v1/messages/count_tokens",
+                   R"({"model":"spare","messages":[{"role":"user","content":"你好"}]})", {{"x-api-key", token}});
   ASSERT_TRUE(counted);
   EXPECT_EQ(counted->status, 402) << counted->body;
   EXPECT_EQ(json::parse(counted->body)["error"]["type"], "billing_error") << counted->body;

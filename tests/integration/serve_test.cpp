@@ -86,8 +86,9 @@ TEST_F(ServeTest, RequestIdIsEchoedOrReplacedWhenUnsafe) {
 
 TEST_F(ServeTest, OversizedBodyIsRefusedBeforeItIsSent) {
   RawConnection c(port());
-  ASSERT_TRUE(c.send("POST /api/v1/debug/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     "Content-Length: 100000000\r\n\r\n"));
+  ASSERT_TRUE(
+      c.send("POST /api/v1/debug/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Content-Length: 100000000\r\n\r\n"));
   // No body byte sent: the answer must come anyway, quickly.
   auto r = c.read_reply(std::chrono::seconds(3));
   ASSERT_TRUE(r);
@@ -109,8 +110,9 @@ TEST_F(ServeTest, OversizedChunkedBodyIs413) {
 
 TEST_F(ServeTest, ChunkedRequestBodyIsAssembled) {
   RawConnection c(port());
-  c.send("POST /api/v1/debug/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-         "5\r\n{\"a\":\r\n3\r\n[1]\r\n1\r\n}\r\n0\r\n\r\n");
+  c.send(
+      "POST /api/v1/debug/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\n{\"a\":\r\n3\r\n[1]\r\n1\r\n}\r\n0\r\n\r\n");
   auto r = c.read_reply();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
@@ -140,9 +142,10 @@ TEST_F(ServeTest, BadJsonAndInvalidUtf8Are400) {
 
 TEST_F(ServeTest, PipelinedRequestsAreAnsweredInOrder) {
   RawConnection c(port());
-  c.send("GET /health HTTP/1.1\r\nHost: x\r\nX-Request-ID: one\r\n\r\n"
-         "GET /nowhere HTTP/1.1\r\nHost: x\r\nX-Request-ID: two\r\n\r\n"
-         "GET /ready HTTP/1.1\r\nHost: x\r\nX-Request-ID: three\r\n\r\n");
+  c.send(
+      "GET /health HTTP/1.1\r\nHost: x\r\nX-Request-ID: one\r\n\r\n"
+      "GET /nowhere HTTP/1.1\r\nHost: x\r\nX-Request-ID: two\r\n\r\n"
+      "GET /ready HTTP/1.1\r\nHost: x\r\nX-Request-ID: three\r\n\r\n");
   auto a = c.read_reply(), b = c.read_reply(), d = c.read_reply();
   ASSERT_TRUE(a && b && d);
   EXPECT_EQ(a->header("x-request-id"), "one");
@@ -179,8 +182,10 @@ TEST_F(ServeTest, GracefulShutdownFinishesRequestInFlight) {
   RawConnection c(port());
   const std::string body = "{\"slow\":true}";
   // Head and half the body now; SIGTERM; the rest after.
-  ASSERT_TRUE(c.send("POST /api/v1/debug/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, 5)));
+  ASSERT_TRUE(
+      c.send("POST /api/v1/debug/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Content-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, 5)));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   server_->process().signal(SIGTERM);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -216,7 +221,8 @@ TEST(ServeConfig, EnvironmentOverridesPort) {
   TempDir dir;
   const int port = free_port();
   Process p({kBinary, "serve"}, dir.path(), dir / "out.log",
-            {{"LLMD_SERVER_PORT", std::to_string(port)}, {"LLMD_SERVER_DATA_DIR", (dir / "data").string()},
+            {{"LLMD_SERVER_PORT", std::to_string(port)},
+             {"LLMD_SERVER_DATA_DIR", (dir / "data").string()},
              {"LLMD_DATABASE", "sqlite:" + (dir / "data/x.db").string()}});
   EXPECT_TRUE(wait_for_http(port, "/health", 200, std::chrono::seconds(30))) << p.log();
   EXPECT_TRUE(std::filesystem::exists(dir / "data/x.db"));

@@ -109,9 +109,9 @@ TEST_F(StaticTest, ApiPathsKeepTheirJsonNotFound) {
 }
 
 TEST_F(StaticTest, TraversalAttemptsAre404) {
-  for (const char* path : {"/../secret.txt", "/assets/../../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E/%2e%2e/etc/passwd",
-                           "/assets/%2e%2e/%2e%2e/secret.txt", "/..%2fsecret.txt", "/leak.txt", "/up/secret.txt",
-                           "/up/dist/index.html", "/%5c..%5csecret.txt"}) {
+  for (const char* path : {"/../secret.txt", "/assets/../../secret.txt", "/%2e%2e/secret.txt",
+                           "/%2E%2E/%2e%2e/etc/passwd", "/assets/%2e%2e/%2e%2e/secret.txt", "/..%2fsecret.txt",
+                           "/leak.txt", "/up/secret.txt", "/up/dist/index.html", "/%5c..%5csecret.txt"}) {
     auto r = get(path);
     ASSERT_TRUE(r) << path;
     EXPECT_NE(r->body, "outside the web dir") << path;

@@ -16,8 +16,8 @@
 #include "support/http.h"
 #include "support/llmd_serve.h"
 #include "support/process.h"
-#include "support/test_model.h"
 #include "support/test_media.h"
+#include "support/test_model.h"
 #include "support/test_support.h"
 #include "tasks/subtitle/subtitle.h"
 
@@ -80,7 +80,8 @@ std::vector<SseEvent> parse_sse(const std::string& body) {
 // One backend on a data directory that survives restarts (SIGKILL included).
 class Backend {
  public:
-  explicit Backend(const std::string& subtitle_yaml = "batch_min: 10, batch_max: 20", const std::string& extra_yaml = "")
+  explicit Backend(const std::string& subtitle_yaml = "batch_min: 10, batch_max: 20",
+                   const std::string& extra_yaml = "")
       : subtitle_yaml_(subtitle_yaml), extra_yaml_(extra_yaml) {
     fs::create_directories(dir_ / "models");
     fs::create_directories(dir_ / "media");
@@ -92,20 +93,27 @@ class Backend {
     port_ = free_port();
     const int base = free_port();
     const std::string d = dir_.path().string();
-    const std::string yaml =
-        "server: { host: 127.0.0.1, port: " + std::to_string(port_) + ", threads: 2, data_dir: " + d + "/data }\n" +
-        "database: \"sqlite:" + d + "/data/llmd.db\"\n"
-        "logging: { level: debug, format: json }\n"
-        "auth: { bcrypt_cost: 10, initial_tokens: " + std::to_string(kInitialTokens) + " }\n"
-        "limits: { ip_rpm: 0, user_rpm: 0 }\n"
-        "models: { dir: " + d + "/models, default_model: tiny, port_range: \"" + std::to_string(base) + "-" +
-        std::to_string(base + 20) + "\", list: [ { name: tiny, file: tiny.gguf, ctx: 4096, parallel: 2, threads: 1 } ] }\n"
-        "tasks: { subtitle: { " + subtitle_yaml_ + " } }\n"
-        "uploads: { dir: " + d + "/data/uploads, media_roots: [" + d + "/media] }\n" + extra_yaml_;
+    const std::string yaml = "server: { host: 127.0.0.1, port: " + std::to_string(port_) +
+                             ", threads: 2, data_dir: " + d + "/data }\n" + "database: \"sqlite:" + d +
+                             "/data/llmd.db\"\n"
+                             "logging: { level: debug, format: json }\n"
+                             "auth: { bcrypt_cost: 10, initial_tokens: " +
+                             std::to_string(kInitialTokens) +
+                             " }\n"
+                             "limits: { ip_rpm: 0, user_rpm: 0 }\n"
+                             "models: { dir: " +
+                             d + "/models, default_model: tiny, port_range: \"" + std::to_string(base) + "-" +
+                             std::to_string(base + 20) +
+                             "\", list: [ { name: tiny, file: tiny.gguf, ctx: 4096, parallel: 2, threads: 1 } ] }\n"
+                             "tasks: { subtitle: { " +
+                             subtitle_yaml_ +
+                             " } }\n"
+                             "uploads: { dir: " +
+                             d + "/data/uploads, media_roots: [" + d + "/media] }\n" + extra_yaml_;
     write_file(dir_ / "llmd.yaml", yaml);
-    process_ = std::make_unique<Process>(std::vector<std::string>{kBinary, "serve", "-c", (dir_ / "llmd.yaml").string()},
-                                         dir_.path(), dir_ / "serve.log",
-                                         std::map<std::string, std::string>{{"LLMD_ADMIN_PASSWORD", kTestAdminPassword}});
+    process_ = std::make_unique<Process>(
+        std::vector<std::string>{kBinary, "serve", "-c", (dir_ / "llmd.yaml").string()}, dir_.path(),
+        dir_ / "serve.log", std::map<std::string, std::string>{{"LLMD_ADMIN_PASSWORD", kTestAdminPassword}});
     started_ = wait_for_http(port_, "/health", 200, 60s);
   }
 
@@ -191,7 +199,8 @@ std::int64_t spec_charge(std::int64_t base) {
 
 // The schemas the runner was sent, from the serve's debug log: for every
 // batch call, the "lines" array bounds.
-std::vector<std::pair<std::int64_t, std::int64_t>> logged_line_bounds(const std::string& log, const std::string& job_id) {
+std::vector<std::pair<std::int64_t, std::int64_t>> logged_line_bounds(const std::string& log,
+                                                                      const std::string& job_id) {
   std::vector<std::pair<std::int64_t, std::int64_t>> out;
   std::istringstream lines(log);
   for (std::string line; std::getline(lines, line);) {
@@ -199,7 +208,8 @@ std::vector<std::pair<std::int64_t, std::int64_t>> logged_line_bounds(const std:
     const json j = json::parse(line, nullptr, false);
     if (!j.is_object()) continue;
     const json& lines_schema = j["response_format"]["json_schema"]["schema"]["properties"]["lines"];
-    out.emplace_back(lines_schema.value("minItems", std::int64_t{-1}), lines_schema.value("maxItems", std::int64_t{-2}));
+    out.emplace_back(lines_schema.value("minItems", std::int64_t{-1}),
+                     lines_schema.value("maxItems", std::int64_t{-2}));
   }
   return out;
 }
@@ -294,7 +304,8 @@ TEST(SubtitleJobs, TwoHundredCuesTranslateInBatchesWithOrderedProgressAndTheSpec
   const auto records = b.usage(user_id);
   ASSERT_EQ(records.size(), 1u) << records.dump();
   EXPECT_EQ(records[0]["request_id"], id);
-  const std::int64_t base = records[0]["prompt_tokens"].get<std::int64_t>() + records[0]["completion_tokens"].get<std::int64_t>();
+  const std::int64_t base =
+      records[0]["prompt_tokens"].get<std::int64_t>() + records[0]["completion_tokens"].get<std::int64_t>();
   EXPECT_GT(base, 0);
   EXPECT_EQ(records[0]["charged"], spec_charge(base));
   EXPECT_EQ(done["result"]["tokens_consumed"], spec_charge(base));
@@ -373,7 +384,8 @@ TEST(SubtitleJobs, ABalanceThatRunsOutMidJobEndsItWithTheFinishedCuesDownloadabl
   const auto records = b.usage(user_id);
   ASSERT_EQ(records.size(), 1u) << records.dump();
   EXPECT_EQ(records[0]["status"], 402);
-  const std::int64_t base = records[0]["prompt_tokens"].get<std::int64_t>() + records[0]["completion_tokens"].get<std::int64_t>();
+  const std::int64_t base =
+      records[0]["prompt_tokens"].get<std::int64_t>() + records[0]["completion_tokens"].get<std::int64_t>();
   EXPECT_EQ(records[0]["charged"], spec_charge(base));
   EXPECT_EQ(end["tokens_consumed"], spec_charge(base));
   EXPECT_EQ(b.tokens(token), start - spec_charge(base));
@@ -405,7 +417,8 @@ TEST(SubtitleJobs, CancelStopsTheJobAndReleasesTheUnusedReservation) {
   const auto records = b.usage(user_id);
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0]["charged"], charged);
-  const std::int64_t base = records[0]["prompt_tokens"].get<std::int64_t>() + records[0]["completion_tokens"].get<std::int64_t>();
+  const std::int64_t base =
+      records[0]["prompt_tokens"].get<std::int64_t>() + records[0]["completion_tokens"].get<std::int64_t>();
   EXPECT_EQ(charged, spec_charge(base));
   // Balance back to before, minus only what was charged.
   EXPECT_EQ(b.tokens(token), kInitialTokens - charged);
@@ -425,13 +438,13 @@ TEST(SubtitleJobs, AnotherUsersJobIsNotFoundOnEveryRoute) {
   auto r = b.call("POST", "/api/v1/tasks/subtitle", job_body(make_srt(12)), alice);
   ASSERT_EQ(r->status, 202) << r->body;
   const std::string id = json::parse(r->body)["job_id"];
-  for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
-           {"GET", "/api/v1/jobs/" + id},
-           {"GET", "/api/v1/jobs/" + id + "/result"},
-           {"GET", "/api/v1/jobs/" + id + "/events"},
-           {"DELETE", "/api/v1/jobs/" + id},
-           {"GET", "/api/v1/jobs/0123456789abcdef0123456789abcdef"},
-           {"GET", "/api/v1/jobs/not-an-id"}}) {
+  for (const auto& [method, path] :
+       std::vector<std::pair<std::string, std::string>>{{"GET", "/api/v1/jobs/" + id},
+                                                        {"GET", "/api/v1/jobs/" + id + "/result"},
+                                                        {"GET", "/api/v1/jobs/" + id + "/events"},
+                                                        {"DELETE", "/api/v1/jobs/" + id},
+                                                        {"GET", "/api/v1/jobs/0123456789abcdef0123456789abcdef"},
+                                                        {"GET", "/api/v1/jobs/not-an-id"}}) {
     auto reply = b.call(method, path, "", bob);
     ASSERT_TRUE(reply);
     EXPECT_EQ(reply->status, 404) << method << " " << path << " " << reply->body;
@@ -467,8 +480,9 @@ TEST(SubtitleJobs, BadInputsAreRefusedBeforeAnythingIsReservedOrCreated) {
   expect(json{{"content", "WEBVTT\n\n"}, {"target_lang", "zh"}}, 400, "invalid_subtitle");  // no cues
 
   // A broken subtitle names the line and the cue.
-  auto broken = post(json{{"content", "1\n00:00:01,000 --> 00:00:02,000\nok\n\n2\n99:99:99,999 --> 00:00:01,000\nbad\n"},
-                          {"target_lang", "zh"}});
+  auto broken =
+      post(json{{"content", "1\n00:00:01,000 --> 00:00:02,000\nok\n\n2\n99:99:99,999 --> 00:00:01,000\nbad\n"},
+                {"target_lang", "zh"}});
   ASSERT_EQ(broken->status, 400) << broken->body;
   const std::string message = json::parse(broken->body)["error"]["message"];
   EXPECT_NE(message.find("line 6"), std::string::npos) << message;
@@ -476,9 +490,9 @@ TEST(SubtitleJobs, BadInputsAreRefusedBeforeAnythingIsReservedOrCreated) {
 
   // video_path outside the media root: traversal, absolute, symlink escape.
   fs::create_symlink("/etc", b.dir() / "media/escape");
-  for (const std::string& path : {std::string("../../etc/passwd"), std::string("/etc/passwd"),
-                                 (b.dir() / "media/../llmd.yaml").string(), (b.dir() / "media/escape/passwd").string(),
-                                 (b.dir() / "media/missing.mkv").string()}) {
+  for (const std::string& path :
+       {std::string("../../etc/passwd"), std::string("/etc/passwd"), (b.dir() / "media/../llmd.yaml").string(),
+        (b.dir() / "media/escape/passwd").string(), (b.dir() / "media/missing.mkv").string()}) {
     auto r = post(json{{"video_path", path}, {"target_lang", "zh"}});
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 400) << path << " -> " << r->body;
@@ -559,7 +573,8 @@ TEST(SubtitleJobs, RestartMidJobResumesFromTheLastFinishedBatch) {
   // Charged once, by the spec formula, and nothing stays reserved.
   const auto records = b.usage(user_id);
   ASSERT_EQ(records.size(), 1u) << records.dump();
-  const std::int64_t base = records[0]["prompt_tokens"].get<std::int64_t>() + records[0]["completion_tokens"].get<std::int64_t>();
+  const std::int64_t base =
+      records[0]["prompt_tokens"].get<std::int64_t>() + records[0]["completion_tokens"].get<std::int64_t>();
   EXPECT_EQ(records[0]["charged"], spec_charge(base));
   EXPECT_EQ(b.tokens(token), kInitialTokens - spec_charge(base));
 }
@@ -599,9 +614,9 @@ TEST(SubtitleJobs, UploadedSrtMkvSubtitleTrackAndSpeechBecomeJobs) {
                                 "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"movie night.srt\"\r\n"
                                 "Content-Type: application/x-subrip\r\n\r\n" +
                                 std::string(kTestSrt) + "\r\n--" + boundary + "--\r\n";
-  auto up = http_request(b.port(), "POST", "/api/v1/uploads", multipart,
-                         {{"Authorization", "Bearer " + token},
-                          {"Content-Type", "multipart/form-data; boundary=" + boundary}});
+  auto up = http_request(
+      b.port(), "POST", "/api/v1/uploads", multipart,
+      {{"Authorization", "Bearer " + token}, {"Content-Type", "multipart/form-data; boundary=" + boundary}});
   ASSERT_TRUE(up);
   ASSERT_EQ(up->status, 201) << up->body;
   const std::string upload_id = json::parse(up->body)["upload_id"];
@@ -614,7 +629,8 @@ TEST(SubtitleJobs, UploadedSrtMkvSubtitleTrackAndSpeechBecomeJobs) {
   }
   // Another user cannot use that upload.
   auto [other, other_id] = b.user("frank");
-  auto stolen = b.call("POST", "/api/v1/tasks/subtitle", json{{"upload_id", upload_id}, {"target_lang", "zh"}}.dump(), other);
+  auto stolen =
+      b.call("POST", "/api/v1/tasks/subtitle", json{{"upload_id", upload_id}, {"target_lang", "zh"}}.dump(), other);
   EXPECT_EQ(stolen->status, 404) << stolen->body;
 
   // The subrip track of an MKV inside the media root.

@@ -36,17 +36,18 @@ class FakeUpstream {
     router->post("/v1/chat/completions", [this](http::RequestContext& ctx) -> boost::asio::awaitable<http::Response> {
       ++calls;
       const json req = json::parse(ctx.request.body, nullptr, false);
-      const bool homework = req.is_object() && req.value("response_format", json::object()).value("type", "") ==
-                                                   "json_schema";
+      const bool homework =
+          req.is_object() && req.value("response_format", json::object()).value("type", "") == "json_schema";
       const std::string content =
           homework ? json{{"score", 10}, {"correct", false}, {"feedback", "f"}, {"suggestions", {"s"}}}.dump()
                    : json{{"repaired", true}}.dump();
       co_return http::Response::json(
-          200, {{"id", "x"},
-                {"object", "chat.completion"},
-                {"choices", {{{"index", 0}, {"finish_reason", "stop"},
-                              {"message", {{"role", "assistant"}, {"content", content}}}}}},
-                {"usage", {{"prompt_tokens", 10}, {"completion_tokens", 5}, {"total_tokens", 15}}}});
+          200,
+          {{"id", "x"},
+           {"object", "chat.completion"},
+           {"choices",
+            {{{"index", 0}, {"finish_reason", "stop"}, {"message", {{"role", "assistant"}, {"content", content}}}}}},
+           {"usage", {{"prompt_tokens", 10}, {"completion_tokens", 5}, {"total_tokens", 15}}}});
     });
     http::ServerOptions opts;
     opts.port = 0;
@@ -104,10 +105,11 @@ constexpr int kRequests = 32;
 class TasksConcurrencyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    yaml_ = "auth: { bcrypt_cost: 10, initial_tokens: 100000000 }\nlimits: { ip_rpm: 0, user_rpm: 0 }\n"
-            "models: { default_model: fake }\n"
-            "upstreams:\n  - { name: up, url: \"http://127.0.0.1:" + std::to_string(upstream_.port()) +
-            "\", model: fake }\n";
+    yaml_ =
+        "auth: { bcrypt_cost: 10, initial_tokens: 100000000 }\nlimits: { ip_rpm: 0, user_rpm: 0 }\n"
+        "models: { default_model: fake }\n"
+        "upstreams:\n  - { name: up, url: \"http://127.0.0.1:" +
+        std::to_string(upstream_.port()) + "\", model: fake }\n";
   }
   // A fresh server, `kRequests` first requests at once; each reply checked.
   template <typename Check>
@@ -128,7 +130,10 @@ class TasksConcurrencyTest : public ::testing::Test {
 };
 
 TEST_F(TasksConcurrencyTest, ManyFirstHomeworkRequestsAtOnceAreAllGradedRight) {
-  const json request = {{"subject", "math"}, {"question", "2+3*4=?"}, {"answer", "14"}, {"grade_level", "小学"},
+  const json request = {{"subject", "math"},
+                        {"question", "2+3*4=?"},
+                        {"answer", "14"},
+                        {"grade_level", "小学"},
                         {"options", {{"brief", true}}}};
   for (int round = 0; round < kRounds && !HasFatalFailure(); ++round) {
     first_burst("/api/v1/tasks/homework", request, [](const json& j) {
@@ -143,8 +148,8 @@ TEST_F(TasksConcurrencyTest, ManyFirstHomeworkRequestsAtOnceAreAllGradedRight) {
 }
 
 TEST_F(TasksConcurrencyTest, ManyFirstRepairRequestsAtOnceAreAllRepaired) {
-  const json request = {{"source_format", "json"}, {"target_format", "json"}, {"content", "{broken"},
-                        {"options", {{"repair", true}}}};
+  const json request = {
+      {"source_format", "json"}, {"target_format", "json"}, {"content", "{broken"}, {"options", {{"repair", true}}}};
   for (int round = 0; round < kRounds && !HasFatalFailure(); ++round) {
     first_burst("/api/v1/tasks/convert", request, [](const json& j) {
       EXPECT_EQ(j["method"], "model");

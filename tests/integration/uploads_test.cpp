@@ -292,8 +292,8 @@ class UploadHeadChecksTest : public ::testing::Test {
         "auth: { bcrypt_cost: 10 }\n"
         "limits: { user_rpm: 0, ip_rpm: 0, auth_failures_per_minute: 5 }\n"
         "uploads: { dir: " +
-            (root_.path() / "uploads").string() + ", max_bytes: 1073741824, quota_bytes_per_user: " +
-            std::to_string(kQuota) + " }\n",
+            (root_.path() / "uploads").string() +
+            ", max_bytes: 1073741824, quota_bytes_per_user: " + std::to_string(kQuota) + " }\n",
         "  allowed_hosts: [127.0.0.1, localhost]\n");
     ASSERT_TRUE(serve_->started()) << serve_->log();
   }
@@ -362,8 +362,7 @@ TEST_F(UploadHeadChecksTest, FailedUploadCredentialsCountAgainstTheAddress) {
 TEST_F(UploadHeadChecksTest, QuotaIsCheckedFromTheHeadAndExactlyAtSave) {
   const std::string t = token();
   const std::map<std::string, std::string> h{
-      {"Content-Type", std::string("multipart/form-data; boundary=") + kBoundary},
-      {"Authorization", "Bearer " + t}};
+      {"Content-Type", std::string("multipart/form-data; boundary=") + kBoundary}, {"Authorization", "Bearer " + t}};
   auto first = http_request(port(), "POST", "/api/v1/uploads", form("a.bin", std::string(60 * 1024, 'a')), h);
   ASSERT_TRUE(first);
   ASSERT_EQ(first->status, 201) << first->body;

@@ -57,7 +57,8 @@ bool RawConnection::start_tls(const TlsClientOptions& options) {
   SSL_CTX_set_security_level(ctx, 0);
   SSL_CTX_set_min_proto_version(ctx, options.min_version);
   SSL_CTX_set_max_proto_version(ctx, options.max_version);
-  const std::string ciphers = options.tls12_ciphers.empty() ? "DEFAULT:@SECLEVEL=0" : options.tls12_ciphers + ":@SECLEVEL=0";
+  const std::string ciphers =
+      options.tls12_ciphers.empty() ? "DEFAULT:@SECLEVEL=0" : options.tls12_ciphers + ":@SECLEVEL=0";
   if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1) {
     tls_error_ = "bad cipher list: " + last_ssl_error();
     return false;

@@ -34,9 +34,8 @@ LlmdServe::LlmdServe(const std::string& binary, const std::string& extra_yaml, c
   write_file(dir_ / "llmd.yaml", yaml);
   auto full_env = env;
   full_env.try_emplace("LLMD_ADMIN_PASSWORD", kTestAdminPassword);
-  process_ = std::make_unique<Process>(
-      std::vector<std::string>{binary, "serve", "-c", (dir_ / "llmd.yaml").string()}, dir_.path(),
-      dir_ / "serve.log", full_env);
+  process_ = std::make_unique<Process>(std::vector<std::string>{binary, "serve", "-c", (dir_ / "llmd.yaml").string()},
+                                       dir_.path(), dir_ / "serve.log", full_env);
   started_ = https_ca.empty() ? wait_for_http(port_, "/health", 200, std::chrono::seconds(30))
                               : wait_for_https(port_, https_ca, std::chrono::seconds(30));
 }

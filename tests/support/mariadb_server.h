@@ -18,16 +18,16 @@
 namespace llmd::testing {
 
 class MariaDbServer {
-public:
+ public:
   // Starts the server and waits (up to 30 s) until it accepts connections.
   MariaDbServer();
   ~MariaDbServer();
-  MariaDbServer(const MariaDbServer &) = delete;
-  MariaDbServer &operator=(const MariaDbServer &) = delete;
+  MariaDbServer(const MariaDbServer&) = delete;
+  MariaDbServer& operator=(const MariaDbServer&) = delete;
 
   // False when the server could not be started; error() says why.
   bool started() const { return started_; }
-  const std::string &error() const { return error_; }
+  const std::string& error() const { return error_; }
   std::string log() const;
   int port() const { return port_; }
 
@@ -38,9 +38,9 @@ public:
 
   // The server of this test process, started on first use and stopped when
   // the process exits (ctest runs each TEST as its own process).
-  static MariaDbServer &shared();
+  static MariaDbServer& shared();
 
-private:
+ private:
   TempDir dir_;
   int port_;
   std::unique_ptr<Process> process_;
@@ -49,4 +49,4 @@ private:
   int databases_ = 0;
 };
 
-} // namespace llmd::testing
+}  // namespace llmd::testing

@@ -17,8 +17,8 @@ extern char** environ;
 
 namespace llmd::testing {
 
-Process::Process(std::vector<std::string> argv, const std::filesystem::path& cwd,
-                 const std::filesystem::path& log_file, const std::map<std::string, std::string>& env)
+Process::Process(std::vector<std::string> argv, const std::filesystem::path& cwd, const std::filesystem::path& log_file,
+                 const std::map<std::string, std::string>& env)
     : log_file_(log_file) {
   const pid_t parent = getpid();
   pid_ = fork();

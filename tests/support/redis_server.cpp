@@ -9,27 +9,22 @@ namespace llmd::testing {
 
 RedisServer::RedisServer() : port_(free_port()) {
   std::string binary;
-  for (const char *p :
-       {"/usr/bin/redis-server", "/usr/local/bin/redis-server"}) {
-    if (std::filesystem::exists(p))
-      binary = p;
+  for (const char* p : {"/usr/bin/redis-server", "/usr/local/bin/redis-server"}) {
+    if (std::filesystem::exists(p)) binary = p;
   }
   if (binary.empty()) {
-    error_ = "redis-server not found: install the redis-server package "
-             "(./setup.sh test does)";
+    error_ =
+        "redis-server not found: install the redis-server package "
+        "(./setup.sh test does)";
     return;
   }
   process_ = std::make_unique<Process>(
-      std::vector<std::string>{binary, "--port", std::to_string(port_),
-                               "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir",
-                               dir_.path().string(), "--daemonize", "no"},
+      std::vector<std::string>{binary, "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", dir_.path().string(), "--daemonize", "no"},
       dir_.path(), dir_ / "redis.log");
-  store::redis::RedisClient client(
-      *store::redis::parse_redis_url(url()),
-      {1, std::chrono::milliseconds(500), std::chrono::milliseconds(0)});
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  store::redis::RedisClient client(*store::redis::parse_redis_url(url()),
+                                   {1, std::chrono::milliseconds(500), std::chrono::milliseconds(0)});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (std::chrono::steady_clock::now() < deadline) {
     if (!process_->running()) {
       error_ = "redis-server exited during start:\n" + log();
@@ -48,9 +43,7 @@ RedisServer::~RedisServer() = default;
 
 std::string RedisServer::log() const { return read_file(dir_ / "redis.log"); }
 
-std::string RedisServer::url() const {
-  return "redis://127.0.0.1:" + std::to_string(port_) + "/0";
-}
+std::string RedisServer::url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
 
 void RedisServer::kill() {
   if (process_ && process_->running()) {
@@ -60,4 +53,4 @@ void RedisServer::kill() {
   started_ = false;
 }
 
-} // namespace llmd::testing
+}  // namespace llmd::testing

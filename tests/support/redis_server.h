@@ -11,15 +11,15 @@
 namespace llmd::testing {
 
 class RedisServer {
-public:
+ public:
   // Starts the server and waits (up to 15 s) until it answers PING.
   RedisServer();
   ~RedisServer();
-  RedisServer(const RedisServer &) = delete;
-  RedisServer &operator=(const RedisServer &) = delete;
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
 
   bool started() const { return started_; }
-  const std::string &error() const { return error_; }
+  const std::string& error() const { return error_; }
   std::string log() const;
   int port() const { return port_; }
   // "redis://127.0.0.1:PORT/0"
@@ -28,7 +28,7 @@ public:
   // Stops the server (SIGKILL) to test what clients do when it goes away.
   void kill();
 
-private:
+ private:
   TempDir dir_;
   int port_;
   std::unique_ptr<Process> process_;
@@ -36,4 +36,4 @@ private:
   std::string error_;
 };
 
-} // namespace llmd::testing
+}  // namespace llmd::testing

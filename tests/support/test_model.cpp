@@ -22,7 +22,8 @@ fs::path generated_model(const std::string& binary, const std::string& name, std
   fs::create_directories(dir);
   const std::string pid = std::to_string(::getpid());
   const fs::path tmp = dir / ("tmp-" + pid + "-" + name + ".gguf");
-  std::vector<std::string> argv{binary, "dev", "make-test-model", "--arch", "qwen2", "--seed", "7", "--out", tmp.string()};
+  std::vector<std::string> argv{binary,   "dev", "make-test-model", "--arch",    "qwen2",
+                                "--seed", "7",   "--out",           tmp.string()};
   for (auto& a : extra) argv.push_back(std::move(a));
   Process gen(argv, dir, dir / ("gen-" + pid + ".log"));
   EXPECT_EQ(gen.wait(std::chrono::seconds(120)), 0) << gen.log();

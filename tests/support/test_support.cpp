@@ -49,7 +49,7 @@ std::string read_file(const std::filesystem::path& p) {
 }
 
 std::uint64_t inode_of(const std::filesystem::path& p) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(p.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_ino) : 0;
 }
 

@@ -44,7 +44,6 @@ Result<MysqlUrl> parse_mysql_url(std::string_view url);
 // unreachable server at start; the rest of the pool on demand, up to
 // `pool_size`). Errors: kInvalidArgument for a malformed URL, kUnavailable
 // when the server cannot be reached or refuses the login.
-Result<std::unique_ptr<Database>> open_mysql(const std::string &url,
-                                             int pool_size);
+Result<std::unique_ptr<Database>> open_mysql(const std::string& url, int pool_size);
 
-} // namespace llmd::store::mysql
+}  // namespace llmd::store::mysql

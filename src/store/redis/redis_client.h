@@ -41,38 +41,37 @@ struct Reply {
   enum class Kind { kNil, kInteger, kString, kArray };
   Kind kind = Kind::kNil;
   std::int64_t integer = 0;
-  std::string string; // bulk and status strings
+  std::string string;  // bulk and status strings
   std::vector<Reply> elements;
 };
 
 class RedisClient {
-public:
+ public:
   struct Options {
     int pool_size = 4;
-    std::chrono::milliseconds timeout{250};   // connect and each command
-    std::chrono::milliseconds down_for{1000}; // after a failed connect
+    std::chrono::milliseconds timeout{250};    // connect and each command
+    std::chrono::milliseconds down_for{1000};  // after a failed connect
   };
 
   // Connects lazily: creating a client never fails for an unreachable Redis.
   RedisClient(RedisUrl url, Options options);
   ~RedisClient();
-  RedisClient(const RedisClient &) = delete;
-  RedisClient &operator=(const RedisClient &) = delete;
+  RedisClient(const RedisClient&) = delete;
+  RedisClient& operator=(const RedisClient&) = delete;
 
   // Runs one command (binary-safe arguments). Errors: kUnavailable (reason
   // redis_unavailable) when Redis cannot be reached or times out;
   // kInternal (reason redis_error) for an error reply. Thread-safe.
-  Result<Reply> command(const std::vector<std::string> &argv);
+  Result<Reply> command(const std::vector<std::string>& argv);
 
   // EVALSHA of `script` with keys and args, loading the script first when
   // Redis does not have it. Errors as command().
-  Result<Reply> eval(const std::string &script,
-                     const std::vector<std::string> &keys,
-                     const std::vector<std::string> &args);
+  Result<Reply> eval(const std::string& script, const std::vector<std::string>& keys,
+                     const std::vector<std::string>& args);
 
-private:
+ private:
   struct ContextFree {
-    void operator()(redisContext *c) const;
+    void operator()(redisContext* c) const;
   };
   using ContextHandle = std::unique_ptr<redisContext, ContextFree>;
 
@@ -83,10 +82,9 @@ private:
   RedisUrl url_;
   Options options_;
   std::mutex mutex_;
-  std::vector<ContextHandle> idle_;                    // guarded by mutex_
-  std::chrono::steady_clock::time_point down_until_{}; // guarded by mutex_
-  std::unordered_map<std::string, std::string>
-      script_shas_; // script -> sha1; guarded by mutex_
+  std::vector<ContextHandle> idle_;                           // guarded by mutex_
+  std::chrono::steady_clock::time_point down_until_{};        // guarded by mutex_
+  std::unordered_map<std::string, std::string> script_shas_;  // script -> sha1; guarded by mutex_
 };
 
-} // namespace llmd::store::redis
+}  // namespace llmd::store::redis

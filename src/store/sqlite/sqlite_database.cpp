@@ -3,10 +3,10 @@
 
 #include <sqlite3.h>
 
-#include <chrono>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <chrono>
 
 #include <filesystem>
 #include <mutex>
@@ -102,10 +102,14 @@ class SqliteConnection final : public Connection {
       std::visit(
           [&](const auto& v) {
             using V = std::decay_t<decltype(v)>;
-            if constexpr (std::is_same_v<V, std::nullptr_t>) brc = sqlite3_bind_null(raw, idx);
-            else if constexpr (std::is_same_v<V, std::int64_t>) brc = sqlite3_bind_int64(raw, idx, v);
-            else if constexpr (std::is_same_v<V, double>) brc = sqlite3_bind_double(raw, idx, v);
-            else brc = sqlite3_bind_text64(raw, idx, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+            if constexpr (std::is_same_v<V, std::nullptr_t>)
+              brc = sqlite3_bind_null(raw, idx);
+            else if constexpr (std::is_same_v<V, std::int64_t>)
+              brc = sqlite3_bind_int64(raw, idx, v);
+            else if constexpr (std::is_same_v<V, double>)
+              brc = sqlite3_bind_double(raw, idx, v);
+            else
+              brc = sqlite3_bind_text64(raw, idx, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
           },
           params[i]);
       if (brc != SQLITE_OK) return std::unexpected(translate(brc));

@@ -53,7 +53,8 @@ constexpr std::array<std::string_view, 17> kConventions = {
 };
 
 Result<void> check_options(const ConvertOptions& o) {
-  if (o.indent < 1 || o.indent > 8) return fail(ErrorCode::kInvalidArgument, "indent must be between 1 and 8", "invalid_option");
+  if (o.indent < 1 || o.indent > 8)
+    return fail(ErrorCode::kInvalidArgument, "indent must be between 1 and 8", "invalid_option");
   if (o.root_name.empty() || o.item_name.empty())
     return fail(ErrorCode::kInvalidArgument, "root_name and item_name must not be empty", "invalid_option");
   return {};

@@ -64,8 +64,7 @@ Result<Value> read(Format from, std::string_view input, const ConvertOptions& op
 Result<std::string> write(Format to, const Value& doc, const ConvertOptions& options);
 
 // read() then write().
-Result<std::string> convert(std::string_view input, Format from, Format to,
-                            const ConvertOptions& options);
+Result<std::string> convert(std::string_view input, Format from, Format to, const ConvertOptions& options);
 
 // For GET /api/v1/tasks/formats: {"formats":[...], "conversions":[{"from","to"}...],
 // "conventions":[...lines...], "options":{...}, "limits":{...defaults}}.

@@ -176,8 +176,8 @@ Result<std::string> write_csv(const Value& v, char delimiter, const ConvertOptio
   for (std::size_t r = 0; r < rows.size(); ++r) {
     if (cancelled(o.limits)) return fail(cancelled_error());
     if (!rows[r]->is_object())
-      return fail(unrepresentable(fmt, "row " + std::to_string(r + 1) + " is " +
-                                           std::string(kind_name(rows[r]->kind())) + ", not an object"));
+      return fail(unrepresentable(
+          fmt, "row " + std::to_string(r + 1) + " is " + std::string(kind_name(rows[r]->kind())) + ", not an object"));
     flat.clear();
     flatten(*rows[r], flat);
     auto& cells = table.emplace_back();
@@ -204,8 +204,10 @@ Result<std::string> write_csv(const Value& v, char delimiter, const ConvertOptio
     for (const auto& [c, value] : cells) line[c] = value;
     for (std::size_t c = 0; c < header.size(); ++c) {
       if (c) out += delimiter;
-      if (line[c] && line[c]->is_string()) append_cell(out, line[c]->as_string(), delimiter, lone);
-      else append_cell(out, line[c] ? scalar_text(*line[c]) : std::string(), delimiter, lone);
+      if (line[c] && line[c]->is_string())
+        append_cell(out, line[c]->as_string(), delimiter, lone);
+      else
+        append_cell(out, line[c] ? scalar_text(*line[c]) : std::string(), delimiter, lone);
     }
     out += "\r\n";
   }

@@ -19,12 +19,11 @@ namespace llmd::convert::detail {
 std::pair<std::size_t, std::size_t> line_column(std::string_view text, std::size_t offset);
 
 // "<FORMAT> parse error at line L, column C: what" as kInvalidArgument/parse_error.
-Error parse_error(std::string_view format, std::size_t line, std::size_t column,
-                  std::string_view what);
+Error parse_error(std::string_view format, std::size_t line, std::size_t column, std::string_view what);
 // Same, for errors that are not about syntax (limits, duplicates) but still
 // point at a place in the input.
-Error input_error(ErrorCode code, std::string_view reason, std::string_view format,
-                  std::size_t line, std::size_t column, std::string_view what);
+Error input_error(ErrorCode code, std::string_view reason, std::string_view format, std::size_t line,
+                  std::size_t column, std::string_view what);
 // kUnprocessable/unrepresentable: "cannot write <format>: what".
 Error unrepresentable(std::string_view format, std::string_view what);
 
@@ -129,7 +128,7 @@ class Unflattener {
 
   struct Node {
     enum class Kind { kLeaf, kObject, kArray } kind = Kind::kLeaf;
-    std::size_t column = 0;                          // kLeaf
+    std::size_t column = 0;                              // kLeaf
     std::vector<std::pair<std::string, Node>> children;  // kObject / kArray (in index order)
   };
 

@@ -16,23 +16,18 @@ Result<Value> json_to_value(const Json& j, const Limits& limits, detail::Budget&
   if (!budget.add_nodes()) return fail(budget.nodes_code(), budget.nodes_message(), std::string(budget.nodes_reason()));
   switch (j.type()) {
     case nlohmann::json::value_t::null:
-    case nlohmann::json::value_t::discarded:
-      return Value();
-    case nlohmann::json::value_t::boolean:
-      return Value(j.template get<bool>());
-    case nlohmann::json::value_t::number_integer:
-      return Value(j.template get<std::int64_t>());
+    case nlohmann::json::value_t::discarded: return Value();
+    case nlohmann::json::value_t::boolean: return Value(j.template get<bool>());
+    case nlohmann::json::value_t::number_integer: return Value(j.template get<std::int64_t>());
     case nlohmann::json::value_t::number_unsigned: {
       auto u = j.template get<std::uint64_t>();
       if (u <= static_cast<std::uint64_t>(INT64_MAX)) return Value(static_cast<std::int64_t>(u));
       return Value(BigInt{std::to_string(u)});
     }
-    case nlohmann::json::value_t::number_float:
-      return Value(j.template get<double>());
+    case nlohmann::json::value_t::number_float: return Value(j.template get<double>());
     case nlohmann::json::value_t::string: {
       const auto& s = j.template get_ref<const std::string&>();
-      if (!text::is_valid_utf8(s))
-        return fail(ErrorCode::kUnprocessable, "string is not valid UTF-8", "invalid_utf8");
+      if (!text::is_valid_utf8(s)) return fail(ErrorCode::kUnprocessable, "string is not valid UTF-8", "invalid_utf8");
       return Value(s);
     }
     case nlohmann::json::value_t::binary:

@@ -123,8 +123,7 @@ class Value {
   friend bool operator==(const Value& a, const Value& b) { return a.data_ == b.data_; }
 
  private:
-  std::variant<std::nullptr_t, bool, std::int64_t, BigInt, double, std::string, Array, Object>
-      data_;
+  std::variant<std::nullptr_t, bool, std::int64_t, BigInt, double, std::string, Array, Object> data_;
 };
 
 // Limits applied while reading, so hostile input fails fast instead of

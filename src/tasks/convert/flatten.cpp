@@ -70,8 +70,7 @@ void settle(Unflattener::Node& node, bool is_root) {
 Value build_node(const Unflattener::Node& node, std::vector<Value>& cells) {
   using Kind = Unflattener::Node::Kind;
   switch (node.kind) {
-    case Kind::kLeaf:
-      return std::move(cells[node.column]);
+    case Kind::kLeaf: return std::move(cells[node.column]);
     case Kind::kArray: {
       Array a;
       a.reserve(node.children.size());
@@ -118,8 +117,7 @@ Result<Unflattener> Unflattener::make(const std::vector<std::string>& header) {
       auto [it, added] = child_index.try_emplace(path, node->children.size());
       if (!added && (last || node->children[it->second].second.kind == Kind::kLeaf)) {
         return fail(ErrorCode::kUnprocessable,
-                    "CSV header column \"" + header[column] + "\" conflicts with an earlier column",
-                    "csv_shape");
+                    "CSV header column \"" + header[column] + "\" conflicts with an earlier column", "csv_shape");
       }
       if (added) {
         Node child;

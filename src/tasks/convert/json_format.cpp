@@ -39,8 +39,7 @@ class Builder : public nlohmann::json_sax<Json> {
   bool end_object() override { return close(); }
   bool start_array(std::size_t) override { return open(Value(Array())); }
   bool end_array() override { return close(); }
-  bool parse_error(std::size_t position, const std::string&,
-                   const nlohmann::detail::exception& ex) override {
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& ex) override {
     std::string_view what = ex.what();
     // "[json.exception.parse_error.101] parse error at line 1, column 2: <detail>"
     if (auto p = what.find("column "); p != std::string_view::npos) {

@@ -11,8 +11,8 @@
 
 #include <boost/asio/awaitable.hpp>
 
-#include "billing/caller.h"
 #include "billing/accounts.h"
+#include "billing/caller.h"
 #include "core/error.h"
 #include "http/worker_pool.h"
 #include "inference/model_client.h"

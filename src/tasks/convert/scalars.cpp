@@ -23,13 +23,12 @@ std::pair<std::size_t, std::size_t> line_column(std::string_view text, std::size
   return {line, column};
 }
 
-Error parse_error(std::string_view format, std::size_t line, std::size_t column,
-                  std::string_view what) {
+Error parse_error(std::string_view format, std::size_t line, std::size_t column, std::string_view what) {
   return input_error(ErrorCode::kInvalidArgument, "parse_error", std::string(format) + " parse", line, column, what);
 }
 
-Error input_error(ErrorCode code, std::string_view reason, std::string_view format,
-                  std::size_t line, std::size_t column, std::string_view what) {
+Error input_error(ErrorCode code, std::string_view reason, std::string_view format, std::size_t line,
+                  std::size_t column, std::string_view what) {
   std::string msg(format);
   msg += " error at line " + std::to_string(line) + ", column " + std::to_string(column) + ": ";
   msg += what;
@@ -147,8 +146,10 @@ std::string format_double(double d) {
   if (s.find('.') == std::string::npos) {
     // Keep it a float in every reader: "1" -> "1.0", "1e+21" -> "1.0e+21"
     // (YAML 1.1 readers need the dot to see a float).
-    if (e == std::string::npos) s += ".0";
-    else s.insert(e, ".0");
+    if (e == std::string::npos)
+      s += ".0";
+    else
+      s.insert(e, ".0");
   }
   return s;
 }

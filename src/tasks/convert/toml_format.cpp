@@ -97,8 +97,10 @@ bool is_bare_key(std::string_view k) {
 void append_basic_string(std::string& out, std::string_view s) { append_quoted(out, s, /*strict=*/true); }
 
 void append_key(std::string& out, std::string_view k) {
-  if (is_bare_key(k)) out += k;
-  else append_basic_string(out, k);
+  if (is_bare_key(k))
+    out += k;
+  else
+    append_basic_string(out, k);
 }
 
 bool is_table_list(const Value& v) {
@@ -179,11 +181,10 @@ class Writer {
   Result<void> inline_value(const Value& v, std::vector<std::string_view>& path) {
     if (cancelled(limits_)) return fail(cancelled_error());
     switch (v.kind()) {
-      case Value::Kind::kNull:
-        return fail(unrepresentable("TOML", "TOML has no null (at " + path_text(path) + ")"));
+      case Value::Kind::kNull: return fail(unrepresentable("TOML", "TOML has no null (at " + path_text(path) + ")"));
       case Value::Kind::kBigInt:
-        return fail(unrepresentable("TOML", "integer " + v.as_big_int().digits + " does not fit 64 bits (at " +
-                                                path_text(path) + ")"));
+        return fail(unrepresentable(
+            "TOML", "integer " + v.as_big_int().digits + " does not fit 64 bits (at " + path_text(path) + ")"));
       case Value::Kind::kBool: out_ += v.as_bool() ? "true" : "false"; break;
       case Value::Kind::kInt: out_ += std::to_string(v.as_int()); break;
       case Value::Kind::kDouble: out_ += format_double(v.as_double()); break;

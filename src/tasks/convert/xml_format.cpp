@@ -26,7 +26,8 @@ class Reader {
   }
 
   Result<Value> element(const pugi::xml_node& node) {
-    if (!budget_.add_nodes()) return fail_at(node, budget_.nodes_code(), budget_.nodes_reason(), budget_.nodes_message());
+    if (!budget_.add_nodes())
+      return fail_at(node, budget_.nodes_code(), budget_.nodes_reason(), budget_.nodes_message());
     bool has_children = false;
     for (auto child : node.children()) {
       if (child.type() == pugi::node_element) {
@@ -42,7 +43,8 @@ class Reader {
     if (!budget_.enter()) return fail_at(node, ErrorCode::kUnprocessable, "depth_limit", budget_.depth_message());
     Object o;
     for (auto attr : node.attributes()) {
-      if (!budget_.add_nodes()) return fail_at(node, budget_.nodes_code(), budget_.nodes_reason(), budget_.nodes_message());
+      if (!budget_.add_nodes())
+        return fail_at(node, budget_.nodes_code(), budget_.nodes_reason(), budget_.nodes_message());
       // pugixml does not check Unique Att Spec; a repeated attribute is not
       // well-formed XML and is refused like a duplicate JSON key.
       if (!o.insert(std::string("@") + attr.name(), scalar(attr.value())))
@@ -70,12 +72,13 @@ class Reader {
         case pugi::node_pcdata:
         case pugi::node_cdata: {
           Value* text = o.find("#text");
-          if (!text) o.insert("#text", Value(std::string(child.value())));
-          else *text = Value(text->as_string() + child.value());
+          if (!text)
+            o.insert("#text", Value(std::string(child.value())));
+          else
+            *text = Value(text->as_string() + child.value());
           break;
         }
-        default:
-          break;
+        default: break;
       }
     }
     if (o_.infer_types) {
@@ -93,9 +96,7 @@ class Reader {
     return text;
   }
 
-  Value scalar(std::string text) const {
-    return o_.infer_types ? infer_scalar(text) : Value(std::move(text));
-  }
+  Value scalar(std::string text) const { return o_.infer_types ? infer_scalar(text) : Value(std::move(text)); }
 
   std::unexpected<Error> fail_at(const pugi::xml_node& node, ErrorCode code, std::string_view reason,
                                  const std::string& what) const {
@@ -137,8 +138,7 @@ class Writer {
 
   Result<void> element(pugi::xml_node parent, const std::string& name, const Value& v) {
     if (cancelled(o_.limits)) return fail(cancelled_error());
-    if (!is_xml_name(name))
-      return fail(unrepresentable("XML", "\"" + name + "\" is not a valid XML element name"));
+    if (!is_xml_name(name)) return fail(unrepresentable("XML", "\"" + name + "\" is not a valid XML element name"));
     if (v.is_array()) {
       if (v.as_array().empty()) {
         parent.append_child(name.c_str());  // an empty list becomes one empty element
@@ -201,9 +201,9 @@ struct StringSink : pugi::xml_writer {
 
 Result<Value> read_xml(std::string_view in, const ConvertOptions& o) {
   pugi::xml_document doc;
-  auto parsed = doc.load_buffer(in.data(), in.size(),
-                                pugi::parse_default | pugi::parse_doctype | pugi::parse_ws_pcdata_single,
-                                pugi::encoding_utf8);
+  auto parsed =
+      doc.load_buffer(in.data(), in.size(), pugi::parse_default | pugi::parse_doctype | pugi::parse_ws_pcdata_single,
+                      pugi::encoding_utf8);
   if (!parsed) {
     auto [line, column] = line_column(in, static_cast<std::size_t>(std::max<std::ptrdiff_t>(parsed.offset, 0)));
     return fail(parse_error("XML", line, column, parsed.description()));
@@ -213,13 +213,15 @@ Result<Value> read_xml(std::string_view in, const ConvertOptions& o) {
     if (node.type() == pugi::node_doctype) {
       std::string_view decl = node.value();
       if (decl.find("<!ENTITY") != std::string_view::npos) {
-        auto [line, column] = line_column(in, static_cast<std::size_t>(std::max<std::ptrdiff_t>(node.offset_debug(), 0)));
+        auto [line, column] =
+            line_column(in, static_cast<std::size_t>(std::max<std::ptrdiff_t>(node.offset_debug(), 0)));
         return fail(input_error(ErrorCode::kUnprocessable, "xml_entities_forbidden", "XML", line, column,
                                 "DOCTYPE entity declarations are not allowed"));
       }
     } else if (node.type() == pugi::node_element) {
       if (root) {
-        auto [line, column] = line_column(in, static_cast<std::size_t>(std::max<std::ptrdiff_t>(node.offset_debug(), 0)));
+        auto [line, column] =
+            line_column(in, static_cast<std::size_t>(std::max<std::ptrdiff_t>(node.offset_debug(), 0)));
         return fail(parse_error("XML", line, column, "more than one root element"));
       }
       root = node;
@@ -248,7 +250,8 @@ Result<std::string> write_xml(const Value& v, const ConvertOptions& o) {
     const auto& [name, value] = *v.as_object().begin();
     r = writer.element(doc, name, value);
   } else if (v.is_array()) {
-    if (!is_xml_name(o.root_name)) return fail(unrepresentable("XML", "\"" + o.root_name + "\" is not a valid XML element name"));
+    if (!is_xml_name(o.root_name))
+      return fail(unrepresentable("XML", "\"" + o.root_name + "\" is not a valid XML element name"));
     auto root = doc.append_child(o.root_name.c_str());
     if (!v.as_array().empty()) r = writer.element(root, o.item_name, v);
   } else {

@@ -37,9 +37,7 @@ struct Abort {};  // unwinds out of yaml-cpp after the handler recorded an error
 
 constexpr std::string_view kTagPrefix = "tag:yaml.org,2002:";
 
-bool is_null_word(std::string_view s) {
-  return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL";
-}
+bool is_null_word(std::string_view s) { return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL"; }
 
 std::optional<bool> bool_word(std::string_view s) {
   if (s == "true" || s == "True" || s == "TRUE") return true;
@@ -49,9 +47,12 @@ std::optional<bool> bool_word(std::string_view s) {
 
 std::optional<Value> radix_integer(std::string_view s) {
   int base = 0;
-  if (s.starts_with("0x")) base = 16;
-  else if (s.starts_with("0o")) base = 8;
-  else return std::nullopt;
+  if (s.starts_with("0x"))
+    base = 16;
+  else if (s.starts_with("0o"))
+    base = 8;
+  else
+    return std::nullopt;
   s.remove_prefix(2);
   if (s.empty()) return std::nullopt;
   std::uint64_t u = 0;
@@ -196,10 +197,12 @@ class Handler : public YAML::EventHandler {
 
   void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
     auto it = anchors_.find(anchor);
-    if (it == anchors_.end()) stop(ErrorCode::kUnprocessable, "alias_cycle", mark, "alias refers to a node that contains it");
+    if (it == anchors_.end())
+      stop(ErrorCode::kUnprocessable, "alias_cycle", mark, "alias refers to a node that contains it");
     const Anchored& a = it->second;
     if (expecting_key()) {
-      if (!a.value.is_scalar()) stop(ErrorCode::kUnprocessable, "unrepresentable", mark, "mapping keys must be scalars");
+      if (!a.value.is_scalar())
+        stop(ErrorCode::kUnprocessable, "unrepresentable", mark, "mapping keys must be scalars");
       return set_key(a.raw, false, mark);
     }
     charge(a.nodes, a.height, mark);
@@ -246,12 +249,9 @@ class Handler : public YAML::EventHandler {
     std::string raw;  // scalar text, for aliases used as keys
   };
 
-  bool expecting_key() const {
-    return !stack_.empty() && stack_.back().value.is_object() && !stack_.back().have_key;
-  }
+  bool expecting_key() const { return !stack_.empty() && stack_.back().value.is_object() && !stack_.back().have_key; }
 
-  [[noreturn]] void stop(ErrorCode code, std::string_view reason, const YAML::Mark& mark,
-                         std::string_view what) {
+  [[noreturn]] void stop(ErrorCode code, std::string_view reason, const YAML::Mark& mark, std::string_view what) {
     error_ = input_error(code, reason, "YAML", static_cast<std::size_t>(mark.line + 1),
                          static_cast<std::size_t>(mark.column + 1), what);
     throw Abort{};

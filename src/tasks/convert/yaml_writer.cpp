@@ -14,7 +14,7 @@ bool is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c
 bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
 // Words YAML 1.1 or 1.2 resolves to booleans or null, compared case-insensitively.
-constexpr std::array<std::string_view, 9> kReservedWords = {"y", "n", "yes", "no", "on",
+constexpr std::array<std::string_view, 9> kReservedWords = {"y",   "n",    "yes",   "no",  "on",
                                                             "off", "true", "false", "null"};
 
 bool is_reserved_word(std::string_view s) {
@@ -41,18 +41,26 @@ bool can_be_plain(std::string_view s) {
     }
     if (is_alpha(c) || is_digit(c)) continue;
     switch (c) {
-      case ' ': case '_': case '-': case '.': case '/': case '(': case ')': case '+': case '@':
-        continue;
-      default:
-        return false;
+      case ' ':
+      case '_':
+      case '-':
+      case '.':
+      case '/':
+      case '(':
+      case ')':
+      case '+':
+      case '@': continue;
+      default: return false;
     }
   }
   return true;
 }
 
 void append_string(std::string& out, std::string_view s) {
-  if (can_be_plain(s)) out += s;
-  else append_quoted(out, s, /*strict=*/true);
+  if (can_be_plain(s))
+    out += s;
+  else
+    append_quoted(out, s, /*strict=*/true);
 }
 
 class Writer {
@@ -61,8 +69,10 @@ class Writer {
       : indent_(static_cast<std::size_t>(o.indent)), limits_(o.limits), out_(out) {}
 
   void top(const Value& v) {
-    if (v.is_object() && !v.as_object().empty()) object(v.as_object(), 0, false);
-    else if (v.is_array() && !v.as_array().empty()) array(v.as_array(), 0, false);
+    if (v.is_object() && !v.as_object().empty())
+      object(v.as_object(), 0, false);
+    else if (v.is_array() && !v.as_array().empty())
+      array(v.as_array(), 0, false);
     else {
       scalar(v);
       out_ += '\n';
@@ -119,9 +129,12 @@ class Writer {
       case Value::Kind::kBigInt: out_ += v.as_big_int().digits; break;
       case Value::Kind::kDouble: {
         double d = v.as_double();
-        if (std::isnan(d)) out_ += ".nan";
-        else if (std::isinf(d)) out_ += d < 0 ? "-.inf" : ".inf";
-        else out_ += format_double(d);
+        if (std::isnan(d))
+          out_ += ".nan";
+        else if (std::isinf(d))
+          out_ += d < 0 ? "-.inf" : ".inf";
+        else
+          out_ += format_double(d);
         break;
       }
       case Value::Kind::kString: append_string(out_, v.as_string()); break;

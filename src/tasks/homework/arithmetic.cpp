@@ -74,11 +74,30 @@ std::u32string normalise(std::u32string_view s) {
     }
     switch (c) {
       case U'＋': out += U'+'; break;
-      case U'－': case U'−': case U'–': case U'﹣': out += U'-'; break;
-      case U'×': case U'＊': case U'∗': case U'·': case U'⋅': case U'✕': case U'✖': out += U'*'; break;
-      case U'÷': case U'／': case U'∕': out += U'/'; break;
-      case U'（': case U'[': case U'{': case U'［': case U'｛': out += U'('; break;
-      case U'）': case U']': case U'}': case U'］': case U'｝': out += U')'; break;
+      case U'－':
+      case U'−':
+      case U'–':
+      case U'﹣': out += U'-'; break;
+      case U'×':
+      case U'＊':
+      case U'∗':
+      case U'·':
+      case U'⋅':
+      case U'✕':
+      case U'✖': out += U'*'; break;
+      case U'÷':
+      case U'／':
+      case U'∕': out += U'/'; break;
+      case U'（':
+      case U'[':
+      case U'{':
+      case U'［':
+      case U'｛': out += U'('; break;
+      case U'）':
+      case U']':
+      case U'}':
+      case U'］':
+      case U'｝': out += U')'; break;
       case U'＾': out += U'^'; break;
       case U'％': out += U'%'; break;
       case U'．': out += U'.'; break;
@@ -86,7 +105,10 @@ std::u32string normalise(std::u32string_view s) {
       case U'？': out += U'?'; break;
       case U'：': out += U':'; break;
       case U'，': out += U','; break;
-      case U'\u3000': case U'\t': case U'\n': case U'\r': out += U' '; break;
+      case U'\u3000':
+      case U'\t':
+      case U'\n':
+      case U'\r': out += U' '; break;
       case U'²': out += U"^2"; break;
       case U'³': out += U"^3"; break;
       default: out += c;
@@ -125,8 +147,13 @@ std::u32string ascii_lower(std::u32string_view s) {
 // operators; elsewhere they stay words (and make the question not a bare
 // calculation).
 std::u32string operator_words(std::u32string_view s) {
-  static constexpr std::array<std::pair<std::u32string_view, char32_t>, 7> kWords = {{
-      {U"乘以", U'*'}, {U"除以", U'/'}, {U"加上", U'+'}, {U"减去", U'-'}, {U"乘", U'*'}, {U"加", U'+'}, {U"减", U'-'}}};
+  static constexpr std::array<std::pair<std::u32string_view, char32_t>, 7> kWords = {{{U"乘以", U'*'},
+                                                                                      {U"除以", U'/'},
+                                                                                      {U"加上", U'+'},
+                                                                                      {U"减去", U'-'},
+                                                                                      {U"乘", U'*'},
+                                                                                      {U"加", U'+'},
+                                                                                      {U"减", U'-'}}};
   std::u32string out;
   for (std::size_t i = 0; i < s.size();) {
     bool replaced = false;
@@ -262,7 +289,8 @@ class Evaluator {
     if (base == -1) return cpp_rational(e % 2 == 0 ? 1 : -1);
     const cpp_int magnitude = abs(e);
     const std::size_t bits = bit_size(numerator(base)) + bit_size(denominator(base));
-    if (magnitude > cpp_int(limits_.max_result_bits) || bits * magnitude.convert_to<std::size_t>() > limits_.max_result_bits) {
+    if (magnitude > cpp_int(limits_.max_result_bits) ||
+        bits * magnitude.convert_to<std::size_t>() > limits_.max_result_bits) {
       return fail(eval_error("too_large", "the power is too large to check exactly"));
     }
     const auto n = magnitude.convert_to<unsigned>();
@@ -281,7 +309,8 @@ class Evaluator {
   Result<cpp_rational> primary() {
     skip();
     if (eat('(')) {
-      if (++depth_ > limits_.max_depth) return fail(eval_error("not_arithmetic", "the expression is nested too deeply"));
+      if (++depth_ > limits_.max_depth)
+        return fail(eval_error("not_arithmetic", "the expression is nested too deeply"));
       auto v = expr();
       --depth_;
       if (!v) return v;
@@ -340,12 +369,53 @@ std::string format(const cpp_rational& v) {
 // -------------------------------------------------------- the question ---
 
 // Words that may surround a bare calculation (longest first).
-constexpr std::u32string_view kFillers[] = {
-    U"直接写出得数", U"the value of", U"what is", U"calculate", U"what's", U"evaluate", U"work out",
-    U"compute", U"please", U"简便计算", U"脱式计算", U"等于多少", U"等于几", U"是多少", U"得多少", U"算一算",
-    U"写出得数", U"的结果", U"计算", U"口算", U"笔算", U"简算", U"下面", U"下列", U"各题", U"结果", U"的值",
-    U"等于", U"多少", U"得数", U"答案", U"是几", U"请", U"求", U"值", U"是", U"的", U"find", U"value", U"of",
-    U"算", U"=", U"?", U":", U",", U"。", U"."};
+constexpr std::u32string_view kFillers[] = {U"直接写出得数",
+                                            U"the value of",
+                                            U"what is",
+                                            U"calculate",
+                                            U"what's",
+                                            U"evaluate",
+                                            U"work out",
+                                            U"compute",
+                                            U"please",
+                                            U"简便计算",
+                                            U"脱式计算",
+                                            U"等于多少",
+                                            U"等于几",
+                                            U"是多少",
+                                            U"得多少",
+                                            U"算一算",
+                                            U"写出得数",
+                                            U"的结果",
+                                            U"计算",
+                                            U"口算",
+                                            U"笔算",
+                                            U"简算",
+                                            U"下面",
+                                            U"下列",
+                                            U"各题",
+                                            U"结果",
+                                            U"的值",
+                                            U"等于",
+                                            U"多少",
+                                            U"得数",
+                                            U"答案",
+                                            U"是几",
+                                            U"请",
+                                            U"求",
+                                            U"值",
+                                            U"是",
+                                            U"的",
+                                            U"find",
+                                            U"value",
+                                            U"of",
+                                            U"算",
+                                            U"=",
+                                            U"?",
+                                            U":",
+                                            U",",
+                                            U"。",
+                                            U"."};
 
 bool only_fillers(std::u32string s) {
   s = ascii_lower(s);
@@ -378,24 +448,38 @@ bool has_operator(std::string_view e) {
 
 int cn_digit(char32_t c) {
   switch (c) {
-    case U'零': case U'〇': return 0;
-    case U'一': case U'壹': return 1;
-    case U'二': case U'贰': case U'两': return 2;
-    case U'三': case U'叁': return 3;
-    case U'四': case U'肆': return 4;
-    case U'五': case U'伍': return 5;
-    case U'六': case U'陆': return 6;
-    case U'七': case U'柒': return 7;
-    case U'八': case U'捌': return 8;
-    case U'九': case U'玖': return 9;
+    case U'零':
+    case U'〇': return 0;
+    case U'一':
+    case U'壹': return 1;
+    case U'二':
+    case U'贰':
+    case U'两': return 2;
+    case U'三':
+    case U'叁': return 3;
+    case U'四':
+    case U'肆': return 4;
+    case U'五':
+    case U'伍': return 5;
+    case U'六':
+    case U'陆': return 6;
+    case U'七':
+    case U'柒': return 7;
+    case U'八':
+    case U'捌': return 8;
+    case U'九':
+    case U'玖': return 9;
     default: return -1;
   }
 }
 int cn_unit(char32_t c) {
   switch (c) {
-    case U'十': case U'拾': return 10;
-    case U'百': case U'佰': return 100;
-    case U'千': case U'仟': return 1000;
+    case U'十':
+    case U'拾': return 10;
+    case U'百':
+    case U'佰': return 100;
+    case U'千':
+    case U'仟': return 1000;
     default: return 0;
   }
 }
@@ -511,14 +595,40 @@ std::optional<cpp_rational> value_of(std::u32string_view s) {
   return v;
 }
 
-constexpr std::u32string_view kAnswerPrefixes[] = {
-    U"the answer is", U"answer is", U"answer:", U"answer", U"result:", U"equals", U"it is", U"it's",
-    U"答案是", U"答案为", U"答案:", U"答案", U"结果是", U"结果为", U"结果:", U"结果", U"得数是", U"等于",
-    U"答:", U"答", U"解:", U"解", U"得", U"是", U"为", U"=", U":", U"约", U"≈", U"is"};
+constexpr std::u32string_view kAnswerPrefixes[] = {U"the answer is",
+                                                   U"answer is",
+                                                   U"answer:",
+                                                   U"answer",
+                                                   U"result:",
+                                                   U"equals",
+                                                   U"it is",
+                                                   U"it's",
+                                                   U"答案是",
+                                                   U"答案为",
+                                                   U"答案:",
+                                                   U"答案",
+                                                   U"结果是",
+                                                   U"结果为",
+                                                   U"结果:",
+                                                   U"结果",
+                                                   U"得数是",
+                                                   U"等于",
+                                                   U"答:",
+                                                   U"答",
+                                                   U"解:",
+                                                   U"解",
+                                                   U"得",
+                                                   U"是",
+                                                   U"为",
+                                                   U"=",
+                                                   U":",
+                                                   U"约",
+                                                   U"≈",
+                                                   U"is"};
 
-constexpr std::u32string_view kUnitSuffixes[] = {
-    U"厘米", U"千米", U"千克", U"平方米", U"个", U"只", U"元", U"块", U"米", U"克", U"人", U"本", U"支",
-    U"条", U"张", U"次", U"天", U"岁", U"分", U"度", U"。", U".", U"!", U"！"};
+constexpr std::u32string_view kUnitSuffixes[] = {U"厘米", U"千米", U"千克", U"平方米", U"个", U"只", U"元", U"块",
+                                                 U"米",   U"克",   U"人",   U"本",     U"支", U"条", U"张", U"次",
+                                                 U"天",   U"岁",   U"分",   U"度",     U"。", U".",  U"!",  U"！"};
 
 std::u32string_view strip_affixes(std::u32string_view s) {
   for (bool changed = true; changed;) {

@@ -34,7 +34,7 @@ struct Check {
   std::string expected;    // its exact value (`14`, `0.75`, `5/6`); empty when not evaluated
   std::string student;     // the value read from the answer; empty when none
   Verdict verdict = Verdict::kNotArithmetic;
-  std::string detail;      // one English sentence saying what happened
+  std::string detail;  // one English sentence saying what happened
 };
 
 struct ArithmeticLimits {

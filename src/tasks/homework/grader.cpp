@@ -34,9 +34,9 @@ std::string check_sentence(const Check& c, Language lang) {
                 : "Exact check: " + c.expression + " = " + c.expected + "; your answer " + c.student + " is wrong.";
     case Verdict::kUnparseableAnswer:
       return zh ? "精确验算：" + c.expression + " = " + c.expected + "，但没能从你的答案中读出一个数值。"
-                : "Exact check: " + c.expression + " = " + c.expected + ", but no number could be read from your answer.";
-    default:
-      return {};
+                : "Exact check: " + c.expression + " = " + c.expected +
+                      ", but no number could be read from your answer.";
+    default: return {};
   }
 }
 
@@ -69,7 +69,8 @@ nlohmann::json grade_schema(bool brief) {
 
 Result<ModelGrade> parse_model_grade(std::string_view content) {
   const auto invalid = [](const char* what) {
-    return fail(ErrorCode::kUnprocessable, std::string("the model's grade is unusable: ") + what, "model_reply_invalid");
+    return fail(ErrorCode::kUnprocessable, std::string("the model's grade is unusable: ") + what,
+                "model_reply_invalid");
   };
   const auto j = nlohmann::json::parse(content, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return invalid("not a JSON object (cut short?)");
@@ -98,7 +99,8 @@ bool decisive(const Check& c) {
   return c.verdict == Verdict::kMatch || c.verdict == Verdict::kMismatch || c.verdict == Verdict::kUnparseableAnswer;
 }
 
-Grade combine(const std::vector<ModelGrade>& samples, const Check& check, Language language, const GradePolicy& policy) {
+Grade combine(const std::vector<ModelGrade>& samples, const Check& check, Language language,
+              const GradePolicy& policy) {
   Grade g;
   g.checks.push_back(check);
   if (samples.empty()) return g;
@@ -140,7 +142,8 @@ Grade combine(const std::vector<ModelGrade>& samples, const Check& check, Langua
   }
   g.feedback = join_feedback(first, voice->feedback);
   if (g.suggestions.empty()) {
-    g.suggestions.push_back(language == Language::kZh ? "对照题目再检查一遍答案。" : "Check your answer against the question again.");
+    g.suggestions.push_back(language == Language::kZh ? "对照题目再检查一遍答案。"
+                                                      : "Check your answer against the question again.");
   }
   return g;
 }
@@ -168,7 +171,8 @@ std::optional<Grade> grade_by_check(const Check& check, Language language) {
     g.suggestions = {zh ? "注意运算顺序（先乘除后加减，先算括号），再验算一遍。"
                         : "Mind the order of operations (brackets, then x and /, then + and -) and check again."};
   } else {
-    g.suggestions = {zh ? "把最后的结果写成一个数，例如 14 或 3/4。" : "Write the final result as a number, e.g. 14 or 3/4."};
+    g.suggestions = {zh ? "把最后的结果写成一个数，例如 14 或 3/4。"
+                        : "Write the final result as a number, e.g. 14 or 3/4."};
   }
   return g;
 }

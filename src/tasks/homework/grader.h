@@ -20,8 +20,8 @@
 namespace llmd::homework {
 
 inline constexpr int kMaxSamples = 5;
-inline constexpr std::size_t kMaxFeedbackChars = 500;    // code points
-inline constexpr std::size_t kMaxSuggestionChars = 60;   // code points
+inline constexpr std::size_t kMaxFeedbackChars = 500;   // code points
+inline constexpr std::size_t kMaxSuggestionChars = 60;  // code points
 inline constexpr std::size_t kMaxSuggestions = 5;
 
 // The JSON schema the model's reply is forced to (response_format

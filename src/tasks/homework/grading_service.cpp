@@ -3,8 +3,8 @@
 #include <optional>
 #include <vector>
 
-#include "billing/reply_allowance.h"
 #include "billing/meter.h"
+#include "billing/reply_allowance.h"
 #include "http/errors.h"
 
 namespace llmd::homework {
@@ -19,14 +19,14 @@ struct Samples {
   int calls_read = 0;  // calls the worker read the prompt of
   std::string instance;
   std::optional<inference::CallFailure> call_error;  // a call failed: no more samples
-  std::optional<Error> reply_error;                   // a reply was not a grade
+  std::optional<Error> reply_error;                  // a reply was not a grade
 };
 
 // The samples one after another, each billed `content_tokens` for its
 // prompt, their replies kept within what `allowance` can reserve.
-awaitable<Samples> ask_samples(const HomeworkGraderDeps& d, const billing::Caller& caller,
-                               const RenderedPrompt& prompt, const GradeOptions& options,
-                               std::int64_t content_tokens, billing::ReplyAllowance& allowance) {
+awaitable<Samples> ask_samples(const HomeworkGraderDeps& d, const billing::Caller& caller, const RenderedPrompt& prompt,
+                               const GradeOptions& options, std::int64_t content_tokens,
+                               billing::ReplyAllowance& allowance) {
   Samples out;
   const inference::CallTag tag{caller.request_id};
   for (int i = 0; i < options.samples && !allowance.stopped(); ++i) {
@@ -95,8 +95,12 @@ awaitable<Result<GradeOutcome>> grade_with_model(const HomeworkGraderDeps& d, co
   // the reply streams (ReplyAllowance).
   const std::int64_t first = std::min(options.max_tokens, billing::kFirstReplyAllowance);
   const std::int64_t samples_n = options.samples;
-  const billing::MeterOpen what{caller.user_id, caller.request_id, "homework", d.model,
-                                samples_n * std::min(first, billing::kMinUsefulCompletion), ""};
+  const billing::MeterOpen what{caller.user_id,
+                                caller.request_id,
+                                "homework",
+                                d.model,
+                                samples_n * std::min(first, billing::kMinUsefulCompletion),
+                                ""};
   auto opened = co_await open_floor(d.pool, d.accounts, d.pricing, what);
   if (!opened) co_return std::unexpected(opened.error());
   billing::MeteredCall& meter = *opened;
@@ -106,7 +110,8 @@ awaitable<Result<GradeOutcome>> grade_with_model(const HomeworkGraderDeps& d, co
                                 samples_n * std::min(first, billing::kMinUsefulCompletion)};
   auto grown = co_await d.pool.run([&] { return meter.grow(fit); });
   if (!grown) co_return co_await refused<GradeOutcome>(d.pool, meter, grown.error());
-  billing::ReplyAllowance allowance(d.pool, cover_with(meter), fit.prompt_tokens + grown->max_completion, options.max_tokens);
+  billing::ReplyAllowance allowance(d.pool, cover_with(meter), fit.prompt_tokens + grown->max_completion,
+                                    options.max_tokens);
 
   Samples samples = co_await ask_samples(d, caller, out.prompt, options, *content_tokens, allowance);
   out.max_tokens_clamped = grown->clamped || allowance.stopped();
@@ -121,7 +126,11 @@ awaitable<Result<GradeOutcome>> grade_with_model(const HomeworkGraderDeps& d, co
   }
   const int status = grade ? 200 : samples.call_error ? http::status_for(samples.call_error->error.code) : 422;
   const billing::MeterOutcome outcome{
-      *content_tokens * samples.calls_read, samples.used.completion_tokens, status, samples.instance, caller.route,
+      *content_tokens * samples.calls_read,
+      samples.used.completion_tokens,
+      status,
+      samples.instance,
+      caller.route,
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - caller.started).count()};
   auto settled = co_await d.pool.run([&] { return meter.settle(outcome); });
   if (!grade) {

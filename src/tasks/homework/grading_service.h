@@ -12,8 +12,8 @@
 
 #include <boost/asio/awaitable.hpp>
 
-#include "billing/caller.h"
 #include "billing/accounts.h"
+#include "billing/caller.h"
 #include "core/error.h"
 #include "http/worker_pool.h"
 #include "inference/model_client.h"
@@ -24,10 +24,10 @@
 namespace llmd::homework {
 
 struct GradeOptions {
-  int samples = 1;          // 1..kMaxSamples; more than one: some temperature, median score
-  std::int64_t seed = 42;   // sample i uses seed + i
+  int samples = 1;         // 1..kMaxSamples; more than one: some temperature, median score
+  std::int64_t seed = 42;  // sample i uses seed + i
   std::int64_t max_tokens = 1024;
-  bool brief = false;       // the short schema (same shape, short texts)
+  bool brief = false;  // the short schema (same shape, short texts)
 };
 
 struct GradeOutcome {
@@ -38,7 +38,6 @@ struct GradeOutcome {
   bool max_tokens_clamped = false;  // the balance paid for fewer completion tokens than asked
   RenderedPrompt prompt;
 };
-
 
 struct HomeworkGraderDeps {
   inference::ModelClient& models;
@@ -54,10 +53,9 @@ struct HomeworkGraderDeps {
 // sample produced a grade and the exact check cannot decide either,
 // kUnprocessable (model_reply_invalid) for replies that were not grades.
 // Whatever the samples used is charged, also when grading failed.
-boost::asio::awaitable<Result<GradeOutcome>> grade_with_model(const HomeworkGraderDeps& d, const billing::Caller& caller,
-                                                              const PromptInput& input,
-                                                              const GradeOptions& options,
-                                                              const Check& check);
+boost::asio::awaitable<Result<GradeOutcome>> grade_with_model(const HomeworkGraderDeps& d,
+                                                              const billing::Caller& caller, const PromptInput& input,
+                                                              const GradeOptions& options, const Check& check);
 
 // What the caller is billed for (SPEC §5): question, answer, reference
 // answer and rubric as they wrote them.

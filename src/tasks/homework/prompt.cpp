@@ -85,7 +85,8 @@ bool any_of_words(std::string_view text, std::initializer_list<std::string_view>
 
 Result<std::string> read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return fail(ErrorCode::kInvalidArgument, "cannot read prompt template " + path.filename().string(), "bad_config");
+  if (!in)
+    return fail(ErrorCode::kInvalidArgument, "cannot read prompt template " + path.filename().string(), "bad_config");
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
@@ -144,11 +145,13 @@ std::string default_rubric(SubjectFamily family, Language language) {
   const bool zh = language == Language::kZh;
   switch (family) {
     case SubjectFamily::kMath:
-      return zh ? "正确性 60 分：最终结果是否正确。\n方法与步骤 30 分：思路和计算过程是否合理、完整。\n表达 10 分：书写、符号和单位是否规范。"
+      return zh ? "正确性 60 分：最终结果是否正确。\n方法与步骤 30 分：思路和计算过程是否合理、完整。\n表达 10 "
+                  "分：书写、符号和单位是否规范。"
                 : "Correctness 60: is the final result right.\nMethod and steps 30: is the reasoning and working sound "
                   "and complete.\nExpression 10: notation, symbols and units.";
     case SubjectFamily::kChinese:
-      return zh ? "正确性 60 分：内容是否正确、完整地回答了问题。\n方法与理解 25 分：理解和依据是否合理。\n表达 15 分：错别字、语法和标点。"
+      return zh ? "正确性 60 分：内容是否正确、完整地回答了问题。\n方法与理解 25 分：理解和依据是否合理。\n表达 15 "
+                  "分：错别字、语法和标点。"
                 : "Correctness 60: does the answer answer the question rightly and completely.\nUnderstanding 25: "
                   "reasoning and evidence.\nExpression 15: wrong characters, grammar and punctuation.";
     case SubjectFamily::kEnglish:
@@ -156,11 +159,11 @@ std::string default_rubric(SubjectFamily family, Language language) {
                 : "Correctness 60: meaning, word choice, tense and form.\nSpelling and grammar 30.\nExpression 10: "
                   "capitalisation and punctuation.";
     case SubjectFamily::kScience:
-      return zh ? "正确性 60 分：事实、概念和结果（含单位）是否正确。\n方法与推理 30 分：推理或步骤是否合理。\n表达 10 分：术语和表述是否准确清楚。"
+      return zh ? "正确性 60 分：事实、概念和结果（含单位）是否正确。\n方法与推理 30 分：推理或步骤是否合理。\n表达 10 "
+                  "分：术语和表述是否准确清楚。"
                 : "Correctness 60: facts, concepts and results (with units).\nMethod and reasoning 30.\nExpression "
                   "10: terms and clarity.";
-    case SubjectFamily::kGeneral:
-      break;
+    case SubjectFamily::kGeneral: break;
   }
   return zh ? "正确性 60 分：答案是否正确、完整。\n方法与思路 30 分。\n表达 10 分：是否清楚、规范。"
             : "Correctness 60: is the answer right and complete.\nMethod and reasoning 30.\nExpression 10: clarity.";
@@ -233,9 +236,11 @@ RenderedPrompt PromptSet::render(const PromptInput& in) const {
     if (name == "subject") return inline_text(in.subject);
     if (name == "grade_level") return grade_text(in.grade);
     if (name == "language") return language_text(in.language);
-    if (name == "rubric") return quote_data("RUBRIC", in.rubric.empty() ? default_rubric(in.family, in.language) : in.rubric);
+    if (name == "rubric")
+      return quote_data("RUBRIC", in.rubric.empty() ? default_rubric(in.family, in.language) : in.rubric);
     if (name == "reference_answer") {
-      return in.reference_answer.empty() ? std::string("(none given)") : quote_data("REFERENCE_ANSWER", in.reference_answer);
+      return in.reference_answer.empty() ? std::string("(none given)")
+                                         : quote_data("REFERENCE_ANSWER", in.reference_answer);
     }
     if (name == "question") return quote_data("QUESTION", in.question);
     if (name == "student_answer") return quote_data("STUDENT_ANSWER", in.answer);

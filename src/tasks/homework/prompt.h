@@ -18,9 +18,9 @@
 namespace llmd::homework {
 
 enum class SubjectFamily { kMath, kChinese, kEnglish, kScience, kGeneral };
-inline constexpr std::array<SubjectFamily, 5> kSubjectFamilies = {
-    SubjectFamily::kMath, SubjectFamily::kChinese, SubjectFamily::kEnglish, SubjectFamily::kScience,
-    SubjectFamily::kGeneral};
+inline constexpr std::array<SubjectFamily, 5> kSubjectFamilies = {SubjectFamily::kMath, SubjectFamily::kChinese,
+                                                                  SubjectFamily::kEnglish, SubjectFamily::kScience,
+                                                                  SubjectFamily::kGeneral};
 
 // "math", "chinese", "english", "science", "general" (the template file stems).
 std::string_view family_name(SubjectFamily f);

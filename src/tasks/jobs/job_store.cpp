@@ -9,10 +9,10 @@
 namespace llmd::jobs {
 namespace {
 
+using nlohmann::json;
 using store::Connection;
 using store::Row;
 using store::Value;
-using nlohmann::json;
 
 std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
@@ -108,10 +108,11 @@ Result<Job> JobStore::create(std::int64_t user_id, const std::string& kind, cons
   j.reservation_id = reservation_id;
   j.created_at = j.updated_at = now_seconds();
   return db_.with_connection<Job>([&](Connection& c) -> Result<Job> {
-    LLMD_TRY(c.exec("INSERT INTO jobs (id, user_id, kind, status, progress_done, progress_total, input, state, "
-                    "reservation_id, created_at, updated_at) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?)",
-                    std::vector<Value>{j.id, user_id, kind, progress_total, dump(input), dump(state), reservation_id,
-                                       j.created_at, j.updated_at}));
+    LLMD_TRY(
+        c.exec("INSERT INTO jobs (id, user_id, kind, status, progress_done, progress_total, input, state, "
+               "reservation_id, created_at, updated_at) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?)",
+               std::vector<Value>{j.id, user_id, kind, progress_total, dump(input), dump(state), reservation_id,
+                                  j.created_at, j.updated_at}));
     return j;
   });
 }
@@ -138,10 +139,11 @@ Result<Job> JobStore::get_any(const std::string& id) {
 Result<std::vector<Job>> JobStore::list(std::int64_t user_id, int limit) {
   return db_.with_connection<std::vector<Job>>([&](Connection& c) -> Result<std::vector<Job>> {
     // The payload columns are left out: a listing never needs them.
-    auto rows = c.query("SELECT id, user_id, kind, status, progress_done, progress_total, '', '', result_path, error, "
-                        "reservation_id, tokens_charged, created_at, updated_at FROM jobs WHERE user_id = ? "
-                        "ORDER BY created_at DESC, id DESC LIMIT ?",
-                        std::vector<Value>{user_id, std::int64_t{limit}});
+    auto rows = c.query(
+        "SELECT id, user_id, kind, status, progress_done, progress_total, '', '', result_path, error, "
+        "reservation_id, tokens_charged, created_at, updated_at FROM jobs WHERE user_id = ? "
+        "ORDER BY created_at DESC, id DESC LIMIT ?",
+        std::vector<Value>{user_id, std::int64_t{limit}});
     if (!rows) return std::unexpected(rows.error());
     std::vector<Job> out;
     for (const auto& r : *rows) out.push_back(job_from_row(r, false));
@@ -173,9 +175,10 @@ Result<bool> JobStore::claim(const std::string& id, const json& state) {
 
 Result<bool> JobStore::take_over(const std::string& id, std::int64_t seen_updated_at, const json& state) {
   return db_.with_connection<bool>([&](Connection& c) -> Result<bool> {
-    auto r = c.exec("UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND status IN ('running', 'cancelling') "
-                    "AND updated_at = ?",
-                    std::vector<Value>{dump(state), now_seconds(), id, seen_updated_at});
+    auto r = c.exec(
+        "UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND status IN ('running', 'cancelling') "
+        "AND updated_at = ?",
+        std::vector<Value>{dump(state), now_seconds(), id, seen_updated_at});
     if (!r) return std::unexpected(r.error());
     return r->affected_rows == 1;
   });
@@ -183,9 +186,10 @@ Result<bool> JobStore::take_over(const std::string& id, std::int64_t seen_update
 
 Result<bool> JobStore::save_progress(const std::string& id, std::int64_t done, std::int64_t total, const json& state) {
   return db_.with_connection<bool>([&](Connection& c) -> Result<bool> {
-    auto r = c.exec("UPDATE jobs SET progress_done = ?, progress_total = ?, state = ?, updated_at = ? "
-                    "WHERE id = ? AND status = 'running'",
-                    std::vector<Value>{done, total, dump(state), now_seconds(), id});
+    auto r = c.exec(
+        "UPDATE jobs SET progress_done = ?, progress_total = ?, state = ?, updated_at = ? "
+        "WHERE id = ? AND status = 'running'",
+        std::vector<Value>{done, total, dump(state), now_seconds(), id});
     if (!r) return std::unexpected(r.error());
     return r->affected_rows == 1;
   });
@@ -210,9 +214,10 @@ Result<void> JobStore::set_reservation(const std::string& id, std::int64_t reser
 Result<bool> JobStore::finish(const std::string& id, const std::string& result_path, std::int64_t tokens_charged,
                               const json& state) {
   return db_.with_connection<bool>([&](Connection& c) -> Result<bool> {
-    auto r = c.exec("UPDATE jobs SET status = 'done', progress_done = progress_total, result_path = ?, "
-                    "tokens_charged = ?, state = ?, updated_at = ? WHERE id = ? AND status = 'running'",
-                    std::vector<Value>{result_path, tokens_charged, dump(state), now_seconds(), id});
+    auto r = c.exec(
+        "UPDATE jobs SET status = 'done', progress_done = progress_total, result_path = ?, "
+        "tokens_charged = ?, state = ?, updated_at = ? WHERE id = ? AND status = 'running'",
+        std::vector<Value>{result_path, tokens_charged, dump(state), now_seconds(), id});
     if (!r) return std::unexpected(r.error());
     return r->affected_rows == 1;
   });
@@ -221,9 +226,10 @@ Result<bool> JobStore::finish(const std::string& id, const std::string& result_p
 Result<bool> JobStore::finish_partial(const std::string& id, const std::string& result_path,
                                       std::int64_t tokens_charged, const json& state, const std::string& error) {
   return db_.with_connection<bool>([&](Connection& c) -> Result<bool> {
-    auto r = c.exec("UPDATE jobs SET status = 'insufficient_tokens', result_path = ?, tokens_charged = ?, state = ?, "
-                    "error = ?, updated_at = ? WHERE id = ? AND status = 'running'",
-                    std::vector<Value>{result_path, tokens_charged, dump(state), error, now_seconds(), id});
+    auto r = c.exec(
+        "UPDATE jobs SET status = 'insufficient_tokens', result_path = ?, tokens_charged = ?, state = ?, "
+        "error = ?, updated_at = ? WHERE id = ? AND status = 'running'",
+        std::vector<Value>{result_path, tokens_charged, dump(state), error, now_seconds(), id});
     if (!r) return std::unexpected(r.error());
     return r->affected_rows == 1;
   });
@@ -231,9 +237,10 @@ Result<bool> JobStore::finish_partial(const std::string& id, const std::string& 
 
 Result<bool> JobStore::mark_failed(const std::string& id, const std::string& error, std::int64_t tokens_charged) {
   return db_.with_connection<bool>([&](Connection& c) -> Result<bool> {
-    auto r = c.exec("UPDATE jobs SET status = 'failed', error = ?, tokens_charged = ?, updated_at = ? "
-                    "WHERE id = ? AND status IN ('queued', 'running', 'cancelling')",
-                    std::vector<Value>{error, tokens_charged, now_seconds(), id});
+    auto r = c.exec(
+        "UPDATE jobs SET status = 'failed', error = ?, tokens_charged = ?, updated_at = ? "
+        "WHERE id = ? AND status IN ('queued', 'running', 'cancelling')",
+        std::vector<Value>{error, tokens_charged, now_seconds(), id});
     if (!r) return std::unexpected(r.error());
     return r->affected_rows == 1;
   });
@@ -241,9 +248,10 @@ Result<bool> JobStore::mark_failed(const std::string& id, const std::string& err
 
 Result<bool> JobStore::mark_cancelled(const std::string& id, std::int64_t tokens_charged) {
   return db_.with_connection<bool>([&](Connection& c) -> Result<bool> {
-    auto r = c.exec("UPDATE jobs SET status = 'cancelled', tokens_charged = ?, updated_at = ? "
-                    "WHERE id = ? AND status IN ('running', 'cancelling')",
-                    std::vector<Value>{tokens_charged, now_seconds(), id});
+    auto r = c.exec(
+        "UPDATE jobs SET status = 'cancelled', tokens_charged = ?, updated_at = ? "
+        "WHERE id = ? AND status IN ('running', 'cancelling')",
+        std::vector<Value>{tokens_charged, now_seconds(), id});
     if (!r) return std::unexpected(r.error());
     return r->affected_rows == 1;
   });

@@ -96,10 +96,11 @@ Result<std::vector<Cue>> parse_transcription(std::string_view body) {
   return cues;
 }
 
-AsrClient::AsrClient(http::HttpClient& client, config::AsrConfig config) : client_(client), config_(std::move(config)) {}
+AsrClient::AsrClient(http::HttpClient& client, config::AsrConfig config)
+    : client_(client), config_(std::move(config)) {}
 
 boost::asio::awaitable<Result<std::vector<Cue>>> AsrClient::transcribe(const std::string& wav,
-                                                                                 const AsrRequestOptions& options) {
+                                                                       const AsrRequestOptions& options) {
   auto dialect = asr_dialect(config_.url);
   if (!dialect) co_return std::unexpected(dialect.error());
 

@@ -56,8 +56,7 @@ class AsrClient {
   // "asr_unavailable" (unreachable, 5xx, api key refused), kDeadlineExceeded
   // "asr_timeout", kUnprocessable "asr_rejected" (the service refused the
   // audio: 4xx), kUnavailable "asr_bad_response" (reply not understood).
-  boost::asio::awaitable<Result<std::vector<Cue>>> transcribe(const std::string& wav,
-                                                                        const AsrRequestOptions& options);
+  boost::asio::awaitable<Result<std::vector<Cue>>> transcribe(const std::string& wav, const AsrRequestOptions& options);
 
  private:
   http::HttpClient& client_;

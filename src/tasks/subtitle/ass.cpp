@@ -33,7 +33,7 @@ constexpr std::string_view kDefaultHeader =
     "MarginR, MarginV, Encoding\n"
     "Style: Default,Arial,64,&H00FFFFFF,&H000000FF,&H00000000,&H80000000,0,0,0,0,100,100,0,0,1,3,1,2,60,60,50,1\n";
 
-const std::vector<std::string> kDefaultFormat = {"layer", "start",   "end",     "style",  "name",
+const std::vector<std::string> kDefaultFormat = {"layer",   "start",   "end",     "style",  "name",
                                                  "marginl", "marginr", "marginv", "effect", "text"};
 
 std::string lower(std::string_view s) {
@@ -47,8 +47,8 @@ std::vector<std::string> parse_format_line(std::string_view value) {
   std::size_t pos = 0;
   while (true) {
     const std::size_t comma = value.find(',', pos);
-    fields.push_back(lower(trim(value.substr(pos, comma == std::string_view::npos ? std::string_view::npos
-                                                                                   : comma - pos))));
+    fields.push_back(
+        lower(trim(value.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos))));
     if (comma == std::string_view::npos) break;
     pos = comma + 1;
   }
@@ -113,7 +113,8 @@ struct TagState {
 
 std::string ass_plain(std::string_view raw) {
   std::string out;
-  walk_ass(raw, [&](std::string_view t) { out += t; }, [](std::string_view, std::string_view) {});
+  walk_ass(
+      raw, [&](std::string_view t) { out += t; }, [](std::string_view, std::string_view) {});
   return out;
 }
 
@@ -264,7 +265,8 @@ Result<Document> parse_ass(std::string_view text) {
 std::string write_ass(const Document& doc, const WriteOptions& options) {
   std::string header = doc.ass_header.empty() ? std::string(kDefaultHeader) : doc.ass_header;
   const std::string lowered = lower(header);
-  const bool ssa = lowered.find("[v4 styles]") != std::string::npos && lowered.find("[v4+ styles]") == std::string::npos;
+  const bool ssa =
+      lowered.find("[v4 styles]") != std::string::npos && lowered.find("[v4+ styles]") == std::string::npos;
   std::string out = std::move(header);
   if (!out.ends_with('\n')) out += '\n';
   out += "\n[Events]\n";

@@ -69,9 +69,7 @@ bool valid_utf8(std::string_view s) {
 
 namespace {
 
-Error bad_encoding(std::string msg) {
-  return Error(ErrorCode::kInvalidArgument, std::move(msg), "invalid_encoding");
-}
+Error bad_encoding(std::string msg) { return Error(ErrorCode::kInvalidArgument, std::move(msg), "invalid_encoding"); }
 
 void append_utf8(std::string& out, char32_t cp) {
   if (cp < 0x80) {
@@ -222,7 +220,8 @@ Result<std::string> without_nul(std::string text) {
 Result<std::string> to_utf8(std::string_view bytes) {
   if (bytes.starts_with("\xEF\xBB\xBF")) {
     bytes.remove_prefix(3);
-    if (!detail::valid_utf8(bytes)) return fail(bad_encoding("the text has a UTF-8 byte order mark but is not valid UTF-8"));
+    if (!detail::valid_utf8(bytes))
+      return fail(bad_encoding("the text has a UTF-8 byte order mark but is not valid UTF-8"));
     return without_nul(std::string(bytes));
   }
   if (bytes.starts_with("\xFF\xFE")) {

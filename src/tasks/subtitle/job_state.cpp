@@ -5,10 +5,13 @@ namespace llmd::subtitle {
 using nlohmann::json;
 
 json spec_to_json(const SubtitleJobSpec& s) {
-  return {{"source_lang", s.source_lang},   {"target_lang", s.target_lang},
+  return {{"source_lang", s.source_lang},
+          {"target_lang", s.target_lang},
           {"output_format", std::string(format_name(s.output_format))},
-          {"bilingual", s.bilingual},       {"target_first", s.target_first},
-          {"max_line_chars", s.max_line_chars}, {"source", s.source},
+          {"bilingual", s.bilingual},
+          {"target_first", s.target_first},
+          {"max_line_chars", s.max_line_chars},
+          {"source", s.source},
           {"source_name", s.source_name}};
 }
 

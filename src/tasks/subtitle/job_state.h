@@ -26,9 +26,9 @@ struct SubtitleJobSpec {
   Format output_format = Format::kSrt;
   bool bilingual = false;
   bool target_first = true;
-  int max_line_chars = 0;       // 0 = the target language's default
-  std::string source;           // "content" | "upload" | "video" | "speech": where the cues came from
-  std::string source_name;      // original file name, for the download name (may be empty)
+  int max_line_chars = 0;   // 0 = the target language's default
+  std::string source;       // "content" | "upload" | "video" | "speech": where the cues came from
+  std::string source_name;  // original file name, for the download name (may be empty)
 };
 
 nlohmann::json spec_to_json(const SubtitleJobSpec& spec);
@@ -41,10 +41,10 @@ Result<Document> document_from_json(const nlohmann::json& j);
 // Where a job stands between batches (jobs.state).
 struct JobProgress {
   std::size_t next_batch = 0;
-  std::vector<std::string> lines;      // translations of the cues of batches [0, next_batch)
+  std::vector<std::string> lines;         // translations of the cues of batches [0, next_batch)
   std::vector<std::int64_t> kept_source;  // cue indices left in the source language
   Context context;
-  std::int64_t prompt_tokens = 0;      // billed: the cue texts of the finished batches
+  std::int64_t prompt_tokens = 0;  // billed: the cue texts of the finished batches
   std::int64_t completion_tokens = 0;
   std::int64_t model_calls = 0;
   std::int64_t started_at = 0;

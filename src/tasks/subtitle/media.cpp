@@ -90,18 +90,10 @@ StreamInfo describe(const AVFormatContext& ctx, const AVStream& st) {
   StreamInfo info;
   info.index = st.index;
   switch (st.codecpar->codec_type) {
-    case AVMEDIA_TYPE_VIDEO:
-      info.kind = "video";
-      break;
-    case AVMEDIA_TYPE_AUDIO:
-      info.kind = "audio";
-      break;
-    case AVMEDIA_TYPE_SUBTITLE:
-      info.kind = "subtitle";
-      break;
-    default:
-      info.kind = "other";
-      break;
+    case AVMEDIA_TYPE_VIDEO: info.kind = "video"; break;
+    case AVMEDIA_TYPE_AUDIO: info.kind = "audio"; break;
+    case AVMEDIA_TYPE_SUBTITLE: info.kind = "subtitle"; break;
+    default: info.kind = "other"; break;
   }
   info.codec = avcodec_get_name(st.codecpar->codec_id);
   if (st.codecpar->codec_type == AVMEDIA_TYPE_SUBTITLE) {

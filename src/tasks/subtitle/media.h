@@ -19,11 +19,11 @@ namespace llmd::subtitle {
 
 struct StreamInfo {
   int index = 0;
-  std::string kind;        // "video" | "audio" | "subtitle" | "other"
-  std::string codec;       // FFmpeg codec name: "mov_text", "subrip", "hdmv_pgs_subtitle", "aac", ...
+  std::string kind;   // "video" | "audio" | "subtitle" | "other"
+  std::string codec;  // FFmpeg codec name: "mov_text", "subrip", "hdmv_pgs_subtitle", "aac", ...
   bool text_subtitle = false;
   bool bitmap_subtitle = false;
-  std::string language;    // from stream metadata, may be empty
+  std::string language;  // from stream metadata, may be empty
   double duration_seconds = 0;
 };
 

@@ -31,7 +31,8 @@ Result<Document> parse_srt(std::string_view text) {
   const std::size_t n = lines.size();
   // A cue starts at "N" followed by a timing, or (tolerated) at a timing alone.
   const auto starts_cue = [&](std::size_t k) {
-    return is_timing_line(lines[k].text) || (is_number(lines[k].text) && k + 1 < n && is_timing_line(lines[k + 1].text));
+    return is_timing_line(lines[k].text) ||
+           (is_number(lines[k].text) && k + 1 < n && is_timing_line(lines[k + 1].text));
   };
   while (i < n) {
     if (blank(lines[i])) {
@@ -46,9 +47,9 @@ Result<Document> parse_srt(std::string_view text) {
         return fail(invalid(lines[i - 1].number, cue_no, "cue number is not followed by a timing"));
       }
     } else if (!is_timing_line(lines[i].text)) {
-      return fail(invalid(lines[i].number, cue_no,
-                          "expected a cue number or a timing, got '" + std::string(trim(lines[i].text).substr(0, 40)) +
-                              "'"));
+      return fail(
+          invalid(lines[i].number, cue_no,
+                  "expected a cue number or a timing, got '" + std::string(trim(lines[i].text).substr(0, 40)) + "'"));
     }
     auto timing = parse_timing(lines[i], cue_no);
     if (!timing) return fail(timing.error());

@@ -69,8 +69,8 @@ Error invalid(std::size_t line, std::size_t cue, std::string_view what) {
 }
 
 Error too_many_cues() {
-  return Error(ErrorCode::kTooLarge,
-               "the subtitle file has more than " + std::to_string(kMaxCues) + " cues", "subtitle_too_large");
+  return Error(ErrorCode::kTooLarge, "the subtitle file has more than " + std::to_string(kMaxCues) + " cues",
+               "subtitle_too_large");
 }
 
 std::string_view trim(std::string_view s) {
@@ -169,8 +169,8 @@ Result<Timing> parse_timing(const Line& line, std::size_t cue) {
 Result<void> check_order(std::int64_t start_ms, std::int64_t end_ms, std::size_t line, std::size_t cue,
                          TimeStyle style) {
   if (end_ms < start_ms) {
-    return fail(invalid(line, cue,
-                        "end " + format_time(end_ms, style) + " is before start " + format_time(start_ms, style)));
+    return fail(
+        invalid(line, cue, "end " + format_time(end_ms, style) + " is before start " + format_time(start_ms, style)));
   }
   return {};
 }
@@ -218,8 +218,8 @@ Result<Format> parse_format(std::string_view name) {
   if (lower == "srt") return Format::kSrt;
   if (lower == "vtt" || lower == "webvtt") return Format::kVtt;
   if (lower == "ass" || lower == "ssa") return Format::kAss;
-  return fail(ErrorCode::kInvalidArgument, "unknown subtitle format '" + std::string(name.substr(0, 20)) +
-                                               "' (use srt, vtt or ass)");
+  return fail(ErrorCode::kInvalidArgument,
+              "unknown subtitle format '" + std::string(name.substr(0, 20)) + "' (use srt, vtt or ass)");
 }
 
 std::string_view format_name(Format format) {

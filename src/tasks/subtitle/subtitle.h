@@ -30,9 +30,9 @@ inline constexpr std::size_t kMaxLineBytes = 4096;
 
 // "srt" | "vtt" | "webvtt" | "ass" | "ssa" (case-insensitive); else kInvalidArgument.
 Result<Format> parse_format(std::string_view name);
-std::string_view format_name(Format format);    // "srt" | "vtt" | "ass"
-std::string_view content_type(Format format);   // with "; charset=utf-8"
-std::string_view file_extension(Format format); // ".srt" | ".vtt" | ".ass"
+std::string_view format_name(Format format);     // "srt" | "vtt" | "ass"
+std::string_view content_type(Format format);    // with "; charset=utf-8"
+std::string_view file_extension(Format format);  // ".srt" | ".vtt" | ".ass"
 
 struct Cue {
   std::int64_t start_ms = 0;
@@ -43,9 +43,9 @@ struct Cue {
   // '\n' and \h as U+00A0.
   std::string text;
   // Format-specific extras, kept so a same-format write loses nothing:
-  std::string style;   // ASS style name ("Default"); VTT cue settings ("align:start ...")
-  std::string raw;     // ASS: the original Text field with override tags; empty otherwise
-  std::string id;      // VTT cue identifier, if any
+  std::string style;       // ASS style name ("Default"); VTT cue settings ("align:start ...")
+  std::string raw;         // ASS: the original Text field with override tags; empty otherwise
+  std::string id;          // VTT cue identifier, if any
   std::string ass_fields;  // ASS: "Layer,Name,MarginL,MarginR,MarginV,Effect" as read (SSA: Marked first)
 };
 

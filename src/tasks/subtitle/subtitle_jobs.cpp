@@ -19,8 +19,8 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "billing/reply_allowance.h"
 #include "billing/meter.h"
+#include "billing/reply_allowance.h"
 #include "inference/token_estimate.h"
 #include "tasks/subtitle/job_state.h"
 #include "tasks/subtitle/translate.h"
@@ -116,13 +116,11 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
   };
 
   std::mutex mutex;
-  std::deque<Pending> queue;                                        // guarded by mutex
-  int running = 0;                                                  // guarded by mutex
+  std::deque<Pending> queue;                                         // guarded by mutex
+  int running = 0;                                                   // guarded by mutex
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> active;  // job id -> cancel flag; guarded by mutex
 
-  std::int64_t price(std::int64_t base) const {
-    return base > 0 ? d.pricing.charge(kKind, base, d.model) : 0;
-  }
+  std::int64_t price(std::int64_t base) const { return base > 0 ? d.pricing.charge(kKind, base, d.model) : 0; }
 
   // The most completion tokens one batch may ask for.
   std::int64_t completion_bound(std::span<const Cue> batch, const Context& context) const {
@@ -214,8 +212,8 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     Result<Document> doc;
     SubtitleJobSpec spec;
     std::vector<Batch> batches;
-    std::int64_t total = 0;     // cues
-    std::string instance;       // of the last model call
+    std::int64_t total = 0;  // cues
+    std::string instance;    // of the last model call
     std::int64_t call_number = 0;
     // The batch running: its reply allowance, and the billed tokens before
     // its next call's reply (the finished batches, its cue tokens, the
@@ -252,17 +250,12 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
       case End::kStopped:
         d.log.info("subtitle job paused by shutdown; it resumes at the next start", {{"job_id", run.id}});
         co_return;
-      case End::kCancelled:
-        co_await finish_cancelled(run.job, run.progress, run.reservation, run.instance);
-        co_return;
+      case End::kCancelled: co_await finish_cancelled(run.job, run.progress, run.reservation, run.instance); co_return;
       case End::kFailed:
         co_await finish_failed(run.job, run.progress, run.reservation, ending.error, ending.status, run.instance);
         co_return;
-      case End::kOutOfTokens:
-        co_await finish_done(run, ending.error);
-        co_return;
-      case End::kDone:
-        break;
+      case End::kOutOfTokens: co_await finish_done(run, ending.error); co_return;
+      case End::kDone: break;
     }
     co_await finish_done(run, "");
   }
@@ -330,8 +323,10 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     run.reservation = *renewed;
     run.state["reservation"] = reservation_json(run.reservation);
     (void)co_await d.pool.run([&] { return d.store.set_reservation(run.id, run.reservation.id, run.state); });
-    d.log.info("subtitle job resumed", {{"job_id", run.id}, {"batch", run.progress.next_batch},
-                                        {"batches", run.batches.size()}, {"reserved", run.reservation.amount}});
+    d.log.info("subtitle job resumed", {{"job_id", run.id},
+                                        {"batch", run.progress.next_batch},
+                                        {"batches", run.batches.size()},
+                                        {"reserved", run.reservation.amount}});
     co_return true;
   }
 
@@ -395,8 +390,7 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
   // is held anew. Returns the completion tokens reserved; kPaymentRequired
   // when not even the floor fits (the reservation is then unchanged). The
   // reply's allowance grows from there as it streams (ReplyAllowance).
-  awaitable<Result<std::int64_t>> hold_batch(JobRun& run, std::span<const Cue> cues,
-                                             std::int64_t billed) {
+  awaitable<Result<std::int64_t>> hold_batch(JobRun& run, std::span<const Cue> cues, std::int64_t billed) {
     const billing::MeterOpen what{run.job.user_id, run.id, kKind, d.model, 0, ""};
     const std::int64_t bound = completion_bound(cues, run.progress.context);
     const std::int64_t first = std::min(bound, completion_floor(cues));
@@ -418,9 +412,10 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     }
     run.reservation = grown->held;
     if (grown->clamped) {
-      d.log.info("subtitle batch allowance lowered to the balance",
-                 {{"job_id", run.id}, {"batch", run.progress.next_batch}, {"max_tokens", grown->max_completion},
-                  {"bound", bound}});
+      d.log.info("subtitle batch allowance lowered to the balance", {{"job_id", run.id},
+                                                                     {"batch", run.progress.next_batch},
+                                                                     {"max_tokens", grown->max_completion},
+                                                                     {"bound", bound}});
     }
     co_return grown->max_completion;
   }
@@ -478,7 +473,8 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
       }
       if (!batch) {
         const bool out_of_tokens = batch.error().code == ErrorCode::kPaymentRequired;
-        out = Ending{out_of_tokens ? End::kOutOfTokens : End::kFailed, batch.error().message, out_of_tokens ? 402 : 500};
+        out =
+            Ending{out_of_tokens ? End::kOutOfTokens : End::kFailed, batch.error().message, out_of_tokens ? 402 : 500};
         break;
       }
       if (batch->lines.size() != cues.size()) {
@@ -543,10 +539,10 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
     }
     const std::string path = *written;
     progress_to_state(progress, run.state);
-    const std::string why = partial ? "not enough tokens for the rest: " + std::to_string(progress.lines.size()) +
-                                          " of " + std::to_string(run.total) + " cues were translated (" +
-                                          out_of_tokens + ")"
-                                    : std::string();
+    const std::string why = partial
+                                ? "not enough tokens for the rest: " + std::to_string(progress.lines.size()) + " of " +
+                                      std::to_string(run.total) + " cues were translated (" + out_of_tokens + ")"
+                                : std::string();
     auto finished = co_await d.pool.run([&]() -> Result<std::int64_t> {
       auto charged = settle_job(run.job, progress, run.reservation, partial ? 402 : 200, run.instance);
       if (!charged) return charged;
@@ -567,8 +563,11 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
       d.log.error("finishing subtitle job failed", {{"job_id", id}, {"error", finished.error().message}});
     } else {
       d.log.info(partial ? "subtitle job stopped: insufficient tokens" : "subtitle job done",
-                 {{"job_id", id}, {"cues", run.total}, {"translated", progress.lines.size()},
-                  {"model_calls", progress.model_calls}, {"kept_source", progress.kept_source.size()},
+                 {{"job_id", id},
+                  {"cues", run.total},
+                  {"translated", progress.lines.size()},
+                  {"model_calls", progress.model_calls},
+                  {"kept_source", progress.kept_source.size()},
                   {"tokens", *finished}});
     }
     watches.notify(id);
@@ -582,8 +581,10 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
       LLMD_TRY(d.store.mark_cancelled(job.id, *charged));
       return charged;
     });
-    if (!r) d.log.error("cancelling subtitle job failed", {{"job_id", job.id}, {"error", r.error().message}});
-    else d.log.info("subtitle job cancelled", {{"job_id", job.id}, {"tokens", *r}});
+    if (!r)
+      d.log.error("cancelling subtitle job failed", {{"job_id", job.id}, {"error", r.error().message}});
+    else
+      d.log.info("subtitle job cancelled", {{"job_id", job.id}, {"tokens", *r}});
     watches.notify(job.id);
   }
 
@@ -596,8 +597,10 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
       LLMD_TRY(d.store.mark_failed(job.id, message, paid));
       return paid;
     });
-    if (!r) d.log.error("failing subtitle job failed", {{"job_id", job.id}, {"error", r.error().message}});
-    else d.log.warn("subtitle job failed", {{"job_id", job.id}, {"error", message}, {"tokens", *r}});
+    if (!r)
+      d.log.error("failing subtitle job failed", {{"job_id", job.id}, {"error", r.error().message}});
+    else
+      d.log.warn("subtitle job failed", {{"job_id", job.id}, {"error", message}, {"tokens", *r}});
     watches.notify(job.id);
   }
 
@@ -655,9 +658,7 @@ void SubtitleJobs::start() {
   net::co_spawn(net::make_strand(s.d.executor()), Impl::heartbeat_loop(impl_), net::detached);
 }
 
-void SubtitleJobs::stop() {
-  impl_->stopping.store(true);
-}
+void SubtitleJobs::stop() { impl_->stopping.store(true); }
 
 std::int64_t SubtitleJobs::first_batch_reservation(const Document& doc) const {
   const auto batches = impl_->plan(doc.cues);
@@ -667,8 +668,7 @@ std::int64_t SubtitleJobs::first_batch_reservation(const Document& doc) const {
   // reserved for before the batch runs (hold_batch), and a balance short of
   // it ends the job then.
   const std::int64_t text_tokens = inference::estimated_tokens(billed_text(cues));
-  const std::int64_t floor =
-      std::min(impl_->completion_bound(cues, Context{}), completion_floor(cues));
+  const std::int64_t floor = std::min(impl_->completion_bound(cues, Context{}), completion_floor(cues));
   return impl_->price(text_tokens + floor);
 }
 
@@ -677,10 +677,10 @@ awaitable<Result<jobs::Job>> SubtitleJobs::submit(std::int64_t user_id, const Do
   Impl& s = *impl_;
   if (doc.cues.empty()) co_return fail(ErrorCode::kUnprocessable, "the subtitles contain no cues", "no_cues");
   if (doc.cues.size() > static_cast<std::size_t>(s.d.config.max_cues)) {
-    co_return fail(ErrorCode::kUnprocessable,
-                   "too many cues: " + std::to_string(doc.cues.size()) + " (at most " +
-                       std::to_string(s.d.config.max_cues) + ")",
-                   "too_many_cues");
+    co_return fail(
+        ErrorCode::kUnprocessable,
+        "too many cues: " + std::to_string(doc.cues.size()) + " (at most " + std::to_string(s.d.config.max_cues) + ")",
+        "too_many_cues");
   }
   if (s.d.model.empty()) {
     co_return fail(ErrorCode::kUnavailable,
@@ -703,8 +703,11 @@ awaitable<Result<jobs::Job>> SubtitleJobs::submit(std::int64_t user_id, const Do
     return job;
   });
   if (!created) co_return std::unexpected(created.error());
-  s.d.log.info("subtitle job accepted", {{"job_id", created->id}, {"request_id", request_id}, {"cues", total},
-                                         {"reserved", worst}, {"source", spec.source}});
+  s.d.log.info("subtitle job accepted", {{"job_id", created->id},
+                                         {"request_id", request_id},
+                                         {"cues", total},
+                                         {"reserved", worst},
+                                         {"source", spec.source}});
   s.enqueue({created->id, false});
   co_return created;
 }
@@ -743,7 +746,8 @@ bool has_result(const jobs::Job& job) {
 json job_json(const jobs::Job& job) {
   const std::int64_t total = job.progress_total;
   const std::int64_t done = std::min(job.progress_done, total);
-  const double percent = total > 0 ? std::floor(1000.0 * static_cast<double>(done) / static_cast<double>(total)) / 10.0 : 0.0;
+  const double percent =
+      total > 0 ? std::floor(1000.0 * static_cast<double>(done) / static_cast<double>(total)) / 10.0 : 0.0;
   json out = {{"job_id", job.id},
               {"kind", job.kind},
               {"status", std::string(jobs::status_name(job.status))},

@@ -41,14 +41,14 @@
 #include <boost/asio/awaitable.hpp>
 #include <nlohmann/json.hpp>
 
-#include "config/config.h"
-#include "tasks/jobs/job_watch.h"
 #include "billing/accounts.h"
+#include "config/config.h"
 #include "core/error.h"
 #include "http/worker_pool.h"
 #include "inference/model_client.h"
 #include "observe/log.h"
 #include "tasks/jobs/job_store.h"
+#include "tasks/jobs/job_watch.h"
 #include "tasks/subtitle/job_state.h"
 #include "tasks/subtitle/subtitle.h"
 
@@ -61,10 +61,10 @@ struct SubtitleJobsDeps {
   http::WorkerPool& pool;
   inference::ModelClient& models;  // the batches' chat calls
   observe::Logger log;
-  std::string model;            // tasks.subtitle.model or models.default_model
+  std::string model;  // tasks.subtitle.model or models.default_model
   config::SubtitleTaskConfig config;
-  std::string results_dir;      // <server.data_dir>/results
-  std::string instance_id;      // this backend process (as in reservations)
+  std::string results_dir;  // <server.data_dir>/results
+  std::string instance_id;  // this backend process (as in reservations)
   std::function<boost::asio::any_io_executor()> executor;
 };
 

@@ -41,10 +41,10 @@ std::vector<Batch> plan_batches(const std::vector<Cue>& cues, int min_batch = 10
 // Carried from batch to batch; stored with a job so a resumed job continues
 // with the same context.
 struct Context {
-  std::string summary;                                         // <= 400 characters
-  std::vector<std::pair<std::string, std::string>> glossary;   // source term -> chosen translation, <= 30
+  std::string summary;                                        // <= 400 characters
+  std::vector<std::pair<std::string, std::string>> glossary;  // source term -> chosen translation, <= 30
   nlohmann::json to_json() const;
-  static Context from_json(const nlohmann::json& j);           // tolerant: bad input = empty context
+  static Context from_json(const nlohmann::json& j);  // tolerant: bad input = empty context
 };
 
 struct TranslateOptions {
@@ -63,12 +63,12 @@ struct ModelReply {
 using ModelCall = std::function<boost::asio::awaitable<Result<ModelReply>>(const nlohmann::json& chat_request)>;
 
 struct BatchResult {
-  std::vector<std::string> lines;           // exactly cues.size() entries
-  std::vector<std::size_t> kept_source;     // indices (within the batch) left in the source language
+  std::vector<std::string> lines;        // exactly cues.size() entries
+  std::vector<std::size_t> kept_source;  // indices (within the batch) left in the source language
   std::int64_t prompt_tokens = 0;
   std::int64_t completion_tokens = 0;
   int model_calls = 0;
-  std::string error;                        // why lines were kept, if any
+  std::string error;  // why lines were kept, if any
 };
 
 // Translates one batch (retry / split / keep-source policy above) and
@@ -85,7 +85,7 @@ struct BatchResult {
 // is listed in kept_source and explained in `error`. Lines never shift:
 // every reply is matched to the indices it was asked for.
 boost::asio::awaitable<Result<BatchResult>> translate_batch(std::span<const Cue> cues, Context& context,
-                                                             const TranslateOptions& options, const ModelCall& call);
+                                                            const TranslateOptions& options, const ModelCall& call);
 
 // The chat request for one batch (exposed for tests): response_format is a
 // json_schema whose "lines" array has minItems = maxItems = cues.size()
@@ -103,12 +103,11 @@ nlohmann::json batch_request(std::span<const Cue> cues, const Context& context, 
 // a real model's reply with a short summary and glossary fits.
 std::int64_t completion_floor(std::span<const Cue> cues);
 
-
 struct OutputOptions {
   Format format = Format::kSrt;
   bool bilingual = false;
-  bool target_first = true;      // bilingual order: translation over source
-  int max_line_chars = 0;        // 0 = default_line_chars(target language)
+  bool target_first = true;  // bilingual order: translation over source
+  int max_line_chars = 0;    // 0 = default_line_chars(target language)
   std::string target_lang = "zh";
 };
 

@@ -12,8 +12,8 @@ bool blank(const Line& line) { return trim(line.text).empty(); }
 
 // "NOTE", "STYLE" or "REGION" alone or followed by white space.
 bool is_block_keyword(std::string_view s, std::string_view keyword) {
-  return s.starts_with(keyword) && (s.size() == keyword.size() || s[keyword.size()] == ' ' ||
-                                    s[keyword.size()] == '\t');
+  return s.starts_with(keyword) &&
+         (s.size() == keyword.size() || s[keyword.size()] == ' ' || s[keyword.size()] == '\t');
 }
 
 std::string decode_entities(std::string_view s) {

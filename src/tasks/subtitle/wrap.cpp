@@ -89,8 +89,7 @@ std::vector<Unit> split_units(std::string_view line) {
       continue;
     }
     const bool cjk = is_cjk(c);
-    const bool attach = !units.empty() && !pending_space &&
-                        (glue_next || is_closing(c) || (!cjk && in_latin_word));
+    const bool attach = !units.empty() && !pending_space && (glue_next || is_closing(c) || (!cjk && in_latin_word));
     if (attach) {
       units.back().text += bytes;
       units.back().width += 1;

@@ -80,9 +80,7 @@ std::string sanitize_content_type(std::string_view t) {
 // removes it); after a commit, discard() makes this remove it instead.
 class InPlaceFile {
  public:
-  explicit InPlaceFile(fs::path body) : path_(std::move(body)) {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
-  }
+  explicit InPlaceFile(fs::path body) : path_(std::move(body)) { fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC); }
   ~InPlaceFile() {
     if (fd_ >= 0) ::close(fd_);
     if (discarded_) {
@@ -237,8 +235,7 @@ Result<UploadRecord> UploadStore::save_multipart(std::int64_t user_id, const std
         }
         name_field.append(data);
         return {};
-      case Target::kNone:
-        return {};
+      case Target::kNone: return {};
     }
     return {};
   };
@@ -270,8 +267,8 @@ Result<UploadRecord> UploadStore::save_multipart(std::int64_t user_id, const std
   // still leave room for it (two parallel uploads cannot both take the last of it).
   const auto quota = quota_ == 0 ? std::numeric_limits<std::int64_t>::max() : static_cast<std::int64_t>(quota_);
   auto inserted = db_.with_connection<store::ExecResult>([&](store::Connection& c) {
-    const store::Value params[] = {rec.id,     rec.user_id, rec.path, rec.original_name, rec.content_type,
-                                   rec.size,   rec.sha256,  rec.created_at, rec.user_id, quota - rec.size};
+    const store::Value params[] = {rec.id,   rec.user_id, rec.path,       rec.original_name, rec.content_type,
+                                   rec.size, rec.sha256,  rec.created_at, rec.user_id,       quota - rec.size};
     return c.exec(
         "INSERT INTO uploads (id, user_id, path, original_name, content_type, size, sha256, created_at) "
         "SELECT ?, ?, ?, ?, ?, ?, ?, ? FROM (SELECT COALESCE(SUM(size), 0) AS used FROM uploads WHERE user_id = ?) q "

@@ -2,9 +2,9 @@
 
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <nlohmann/json.hpp>
 
 namespace llmd::auth {
 namespace {
@@ -27,9 +27,7 @@ std::string forge(const nlohmann::json& header, const nlohmann::json& payload, c
   return input + "." + (sign ? base64url_encode(hmac(key, input)) : "");
 }
 
-nlohmann::json good_payload() {
-  return {{"iss", "llmd"}, {"sub", "7"}, {"iat", kNow}, {"exp", kNow + 3600}};
-}
+nlohmann::json good_payload() { return {{"iss", "llmd"}, {"sub", "7"}, {"iat", kNow}, {"exp", kNow + 3600}}; }
 
 TEST(Jwt, SignedTokenVerifies) {
   const std::string t = sign_jwt({"7", kNow, kNow + 3600, 0}, kSecret);
@@ -114,7 +112,7 @@ TEST(Jwt, TamperedPayloadBreaksTheSignature) {
 
 TEST(Jwt, GarbageIsRejectedWithoutCrashing) {
   for (const std::string& g : std::vector<std::string>{"", ".", "..", "a.b.c", "a.b.c.d", "eyJ.eyJ.",
-                                                      std::string(5000, 'a'), std::string("\xff\xfe.\x00.x", 6)}) {
+                                                       std::string(5000, 'a'), std::string("\xff\xfe.\x00.x", 6)}) {
     EXPECT_FALSE(verify_jwt(g, kSecret, kNow));
   }
 }

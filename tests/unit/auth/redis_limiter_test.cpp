@@ -13,14 +13,12 @@ namespace {
 
 using store::redis::RedisClient;
 
-std::unique_ptr<RedisRateLimiter>
-limiter_for(const testing::RedisServer &server, const std::string &prefix,
-            RedisRateLimiter::Warn warn = {}) {
+std::unique_ptr<RedisRateLimiter> limiter_for(const testing::RedisServer& server, const std::string& prefix,
+                                              RedisRateLimiter::Warn warn = {}) {
   auto url = store::redis::parse_redis_url(server.url());
   EXPECT_TRUE(url);
-  return std::make_unique<RedisRateLimiter>(
-      std::make_unique<RedisClient>(*url, RedisClient::Options{}),
-      std::move(warn), prefix);
+  return std::make_unique<RedisRateLimiter>(std::make_unique<RedisClient>(*url, RedisClient::Options{}),
+                                            std::move(warn), prefix);
 }
 
 TEST(RedisUrl, ParsesHostPortPasswordAndDatabase) {
@@ -34,13 +32,13 @@ TEST(RedisUrl, ParsesHostPortPasswordAndDatabase) {
   ASSERT_TRUE(d);
   EXPECT_EQ(d->port, 6379);
   EXPECT_EQ(d->db, 0);
-  for (const char *bad : {"http://x", "redis://h:0/0", "redis://h:1/x"}) {
+  for (const char* bad : {"http://x", "redis://h:0/0", "redis://h:1/x"}) {
     EXPECT_FALSE(store::redis::parse_redis_url(bad)) << bad;
   }
 }
 
 class RedisLimiterTest : public ::testing::Test {
-protected:
+ protected:
   void SetUp() override { ASSERT_TRUE(server_.started()) << server_.error(); }
   testing::RedisServer server_;
 };
@@ -56,7 +54,7 @@ TEST_F(RedisLimiterTest, InstancesShareOneBucket) {
   auto refused = b->take("ip:1.2.3.4", 5);
   ASSERT_TRUE(refused);
   EXPECT_GE(*refused, 1);
-  EXPECT_LE(*refused, 12); // one token per 12 s at 5 per minute
+  EXPECT_LE(*refused, 12);  // one token per 12 s at 5 per minute
   EXPECT_FALSE(a->take("ip:5.6.7.8", 5)) << "another key has its own bucket";
 }
 
@@ -68,39 +66,34 @@ TEST_F(RedisLimiterTest, ParallelTakesNeverExceedTheLimit) {
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 10; ++i) {
-        if (!(t % 2 ? a : b)->take("user:7", 30))
-          ++allowed;
+        if (!(t % 2 ? a : b)->take("user:7", 30)) ++allowed;
       }
     });
   }
-  for (auto &th : threads)
-    th.join();
-  EXPECT_EQ(allowed.load(), 30); // 80 tries within well under 2 s: refill < 1
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(allowed.load(), 30);  // 80 tries within well under 2 s: refill < 1
 }
 
 TEST_F(RedisLimiterTest, BucketRefillsOverTime) {
   auto a = limiter_for(server_, "t3:");
-  for (int i = 0; i < 120; ++i)
-    ASSERT_FALSE(a->take("k", 120)) << i;
+  for (int i = 0; i < 120; ++i) ASSERT_FALSE(a->take("k", 120)) << i;
   auto refused = a->take("k", 120);
   ASSERT_TRUE(refused);
   EXPECT_EQ(*refused, 1);
-  std::this_thread::sleep_for(std::chrono::milliseconds(600)); // 2 per second
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // 2 per second
   EXPECT_FALSE(a->take("k", 120));
 }
 
 TEST_F(RedisLimiterTest, UnlimitedNeedsNoRedis) {
   auto a = limiter_for(server_, "t4:");
   server_.kill();
-  for (int i = 0; i < 100; ++i)
-    EXPECT_FALSE(a->take("k", 0));
+  for (int i = 0; i < 100; ++i) EXPECT_FALSE(a->take("k", 0));
 }
 
 TEST_F(RedisLimiterTest, RedisDownFallsBackToPerInstanceLimitsAndWarnsOnce) {
   std::atomic<int> warnings{0};
-  auto a =
-      limiter_for(server_, "t5:", [&](const std::string &) { ++warnings; });
-  EXPECT_FALSE(a->take("k", 3)); // through Redis
+  auto a = limiter_for(server_, "t5:", [&](const std::string&) { ++warnings; });
+  EXPECT_FALSE(a->take("k", 3));  // through Redis
   server_.kill();
   const auto start = std::chrono::steady_clock::now();
   // The API stays up: the in-memory bucket decides now (a fresh one: 3 more).
@@ -113,5 +106,5 @@ TEST_F(RedisLimiterTest, RedisDownFallsBackToPerInstanceLimitsAndWarnsOnce) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
 }
 
-} // namespace
-} // namespace llmd::auth
+}  // namespace
+}  // namespace llmd::auth

@@ -28,9 +28,10 @@ class AccountsTest : public ::testing::TestWithParam<testing::Backend> {
   // balance == SUM(ledger) and reserved == SUM(pending reservations), always.
   void expect_invariants() {
     auto rows = db_->with_connection<std::vector<store::Row>>([&](store::Connection& c) {
-      return c.query("SELECT u.balance, (SELECT COALESCE(SUM(delta),0) FROM ledger WHERE user_id = u.id), "
-                     "u.reserved, (SELECT COALESCE(SUM(amount),0) FROM reservations WHERE user_id = u.id AND "
-                     "state = 'pending') FROM users u");
+      return c.query(
+          "SELECT u.balance, (SELECT COALESCE(SUM(delta),0) FROM ledger WHERE user_id = u.id), "
+          "u.reserved, (SELECT COALESCE(SUM(amount),0) FROM reservations WHERE user_id = u.id AND "
+          "state = 'pending') FROM users u");
     });
     ASSERT_TRUE(rows);
     for (const auto& r : *rows) {
@@ -205,8 +206,8 @@ TEST_P(AccountsTest, AbandonedReservationsAreReleasedAtStart) {
 
 TEST_P(AccountsTest, UsageRecordsAreFilteredAndPaged) {
   for (int i = 0; i < 5; ++i) {
-    ASSERT_TRUE(accounts_->record_usage(
-        {"r" + std::to_string(i), user_, "/v1/chat/completions", i % 2 ? "chat" : "convert", "m1", "", 3, 4, 7, 200, 12}));
+    ASSERT_TRUE(accounts_->record_usage({"r" + std::to_string(i), user_, "/v1/chat/completions",
+                                         i % 2 ? "chat" : "convert", "m1", "", 3, 4, 7, 200, 12}));
   }
   auto all = accounts_->usage({});
   ASSERT_TRUE(all);
@@ -225,14 +226,14 @@ INSTANTIATE_TEST_SUITE_P(Backends, AccountsTest, ::testing::ValuesIn(testing::al
 TEST(Pricing, SpecFormulasRoundUp) {
   Pricing p;
   EXPECT_EQ(p.charge("chat", 10), 10);
-  EXPECT_EQ(p.charge("convert", 10), 17);    // 10 x 1.2 + 5
-  EXPECT_EQ(p.charge("convert", 11), 19);    // ceil(13.2) + 5
-  EXPECT_EQ(p.charge("homework", 10), 40);   // 10 x 2 + 20
-  EXPECT_EQ(p.charge("subtitle", 7), 71);    // 21 + 50
+  EXPECT_EQ(p.charge("convert", 10), 17);   // 10 x 1.2 + 5
+  EXPECT_EQ(p.charge("convert", 11), 19);   // ceil(13.2) + 5
+  EXPECT_EQ(p.charge("homework", 10), 40);  // 10 x 2 + 20
+  EXPECT_EQ(p.charge("subtitle", 7), 71);   // 21 + 50
   EXPECT_EQ(p.charge("unknown", 9), 9);
   p.set("chat", {0.5, 1});
-  EXPECT_EQ(p.charge("chat", 3), 3);         // ceil(1.5) + 1
-  EXPECT_EQ(parser_base(10, 3), 4);          // ceil(13 / 4)
+  EXPECT_EQ(p.charge("chat", 3), 3);  // ceil(1.5) + 1
+  EXPECT_EQ(parser_base(10, 3), 4);   // ceil(13 / 4)
   p.set_model_multiplier("big-model", 4.0);
   EXPECT_EQ(p.charge("v1", 10, "big-model"), 40);
   EXPECT_EQ(p.charge("v1", 10, "other"), 10);

@@ -35,8 +35,9 @@ TEST_F(ConfigTest, TlsKeysAreReadWithTheirDefaults) {
   EXPECT_EQ(t.reload_check_seconds, 5);
   EXPECT_TRUE(r->warnings.empty());
 
-  r = load("server:\n  tls: { cert: c, key: k, plain_http: redirect, hsts_max_age_seconds: 0, reload_check_seconds: 2, "
-           "ciphers: x }\n");
+  r = load(
+      "server:\n  tls: { cert: c, key: k, plain_http: redirect, hsts_max_age_seconds: 0, reload_check_seconds: 2, "
+      "ciphers: x }\n");
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->config.server.tls.plain_http, "redirect");
   EXPECT_EQ(r->config.server.tls.hsts_max_age_seconds, 0);
@@ -48,7 +49,8 @@ TEST_F(ConfigTest, TlsKeysAreReadWithTheirDefaults) {
 TEST_F(ConfigTest, BadTlsValuesNameTheKey) {
   auto r = load("server:\n  tls: { cert: c, key: k, plain_http: allow }\n");
   ASSERT_FALSE(r);
-  EXPECT_TRUE(r.error().message.starts_with("server.tls.plain_http: expected one of redirect|refuse")) << r.error().message;
+  EXPECT_TRUE(r.error().message.starts_with("server.tls.plain_http: expected one of redirect|refuse"))
+      << r.error().message;
   r = load("server:\n  tls: { cert: c, key: k, hsts_max_age_seconds: -1 }\n");
   ASSERT_FALSE(r);
   EXPECT_TRUE(r.error().message.starts_with("server.tls.hsts_max_age_seconds:")) << r.error().message;
@@ -192,8 +194,9 @@ TEST_F(ConfigTest, SubtitleJobKeysAreReadAndValidated) {
   auto defaults = load("");
   ASSERT_TRUE(defaults);
   EXPECT_EQ(defaults->config.subtitle.concurrency, 2);
-  auto r = load("tasks: { subtitle: { model: m, concurrency: 3, batch_min: 5, batch_max: 12, max_tokens_per_batch: 256, "
-                "max_cues: 900 } }");
+  auto r = load(
+      "tasks: { subtitle: { model: m, concurrency: 3, batch_min: 5, batch_max: 12, max_tokens_per_batch: 256, "
+      "max_cues: 900 } }");
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_TRUE(r->warnings.empty()) << r->warnings.front();
   EXPECT_EQ(r->config.tasks.at("subtitle").model, "m");
@@ -234,8 +237,9 @@ TEST_F(ConfigTest, ExampleFileInRepositoryLoadsWithoutWarnings) {
 
 // Issue 13, item 7.
 TEST_F(ConfigTest, ModelThreadsAcceptAutoAndCpuCoresDefaultsToDetection) {
-  auto r = load("models:\n  cpu_cores: 6\n  list:\n    - { name: a, file: a.gguf, threads: auto }\n"
-                "    - { name: b, file: b.gguf, threads: 3 }\n    - { name: c, file: c.gguf }\n");
+  auto r = load(
+      "models:\n  cpu_cores: 6\n  list:\n    - { name: a, file: a.gguf, threads: auto }\n"
+      "    - { name: b, file: b.gguf, threads: 3 }\n    - { name: c, file: c.gguf }\n");
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_TRUE(r->warnings.empty());
   EXPECT_EQ(r->config.models.cpu_cores, 6);

@@ -76,8 +76,8 @@ TEST(Language, EverySpellingResolvesToOneCanonicalLanguage) {
 }
 
 TEST(Language, NonsenseIsRefusedWithExamples) {
-  for (const char* bad : {"", "   ", "xx", "qq-ZZ", "Klingonese", "en-QQ", "中文中文", "english!", "zh-Xyzw",
-                          "\xff\xfe", "a", "1234"}) {
+  for (const char* bad :
+       {"", "   ", "xx", "qq-ZZ", "Klingonese", "en-QQ", "中文中文", "english!", "zh-Xyzw", "\xff\xfe", "a", "1234"}) {
     auto lang = resolve(bad);
     ASSERT_FALSE(lang.has_value()) << bad << " resolved to " << lang->tag;
     EXPECT_EQ(lang.error().code, ErrorCode::kInvalidArgument);

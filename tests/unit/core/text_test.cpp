@@ -12,10 +12,10 @@ TEST(Utf8, AcceptsAsciiChineseAndEmoji) {
 }
 
 TEST(Utf8, RejectsBrokenSequences) {
-  EXPECT_EQ(first_invalid_utf8("ab\xC3"), 2u);               // truncated
-  EXPECT_EQ(first_invalid_utf8("\xC0\xAF"), 0u);             // overlong '/'
-  EXPECT_EQ(first_invalid_utf8("x\xED\xA0\x80"), 1u);        // surrogate U+D800
-  EXPECT_EQ(first_invalid_utf8("\xF4\x90\x80\x80"), 0u);     // > U+10FFFF
+  EXPECT_EQ(first_invalid_utf8("ab\xC3"), 2u);            // truncated
+  EXPECT_EQ(first_invalid_utf8("\xC0\xAF"), 0u);          // overlong '/'
+  EXPECT_EQ(first_invalid_utf8("x\xED\xA0\x80"), 1u);     // surrogate U+D800
+  EXPECT_EQ(first_invalid_utf8("\xF4\x90\x80\x80"), 0u);  // > U+10FFFF
   EXPECT_EQ(first_invalid_utf8("ok\xFF"), 2u);
 }
 

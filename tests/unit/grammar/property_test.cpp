@@ -91,8 +91,7 @@ ordered_json random_schema(Random& r, int depth, ordered_json& defs) {
       if (r.chance(0.6)) s["maxItems"] = s.value("minItems", 0) + r.between(0, 3);
       return s;
     }
-    case 10:
-      return {{"anyOf", {random_schema(r, depth + 1, defs), random_schema(r, depth + 1, defs)}}};
+    case 10: return {{"anyOf", {random_schema(r, depth + 1, defs), random_schema(r, depth + 1, defs)}}};
     default: {
       const std::string name = "d" + std::to_string(defs.size());
       defs[name] = true;  // reserve the name before recursing
@@ -119,12 +118,13 @@ ordered_json random_instance(Random& r, const ordered_json& schema, const ordere
     return random_instance(r, root.at(ordered_json::json_pointer(ref.substr(1))), root, depth + 1);
   }
   if (schema.contains("allOf")) return random_instance(r, schema["allOf"][0], root, depth + 1);
-  if (schema.contains("anyOf")) return random_instance(r, r.pick(schema["anyOf"].get<std::vector<ordered_json>>()), root, depth + 1);
+  if (schema.contains("anyOf"))
+    return random_instance(r, r.pick(schema["anyOf"].get<std::vector<ordered_json>>()), root, depth + 1);
   if (schema.contains("const")) return schema["const"];
   if (schema.contains("enum")) return r.pick(schema["enum"].get<std::vector<ordered_json>>());
   const ordered_json& type = schema["type"];
-  const std::string t = type.is_array() ? type[static_cast<std::size_t>(r.between(0, 1))].get<std::string>()
-                                        : type.get<std::string>();
+  const std::string t =
+      type.is_array() ? type[static_cast<std::size_t>(r.between(0, 1))].get<std::string>() : type.get<std::string>();
   if (t == "string") {
     const int lo = schema.value("minLength", 0);
     const int hi = schema.value("maxLength", lo + 6);
@@ -171,7 +171,10 @@ void mutate(Random& r, ordered_json& v) {
     return;
   }
   switch (r.between(0, 4)) {
-    case 0: v = r.pick(std::vector<ordered_json>{1, -3, 0.5, "x", true, nullptr, ordered_json::array(), ordered_json::object()}); break;
+    case 0:
+      v = r.pick(
+          std::vector<ordered_json>{1, -3, 0.5, "x", true, nullptr, ordered_json::array(), ordered_json::object()});
+      break;
     case 1:
       if (v.is_array()) {
         v.push_back(v.empty() ? ordered_json(1) : v.back());
@@ -224,8 +227,9 @@ void run_seed(std::uint32_t seed, Totals& totals) {
     const bool valid = static_cast<bool>(validate(json::parse(instance.dump()), plain_schema));
     if (valid) {
       ++totals.valid_instances;
-      EXPECT_TRUE(matcher->accepts(instance.dump())) << "seed " << seed << "\nschema " << schema.dump() << "\ninstance "
-                                                     << instance.dump() << "\n" << *gbnf;
+      EXPECT_TRUE(matcher->accepts(instance.dump()))
+          << "seed " << seed << "\nschema " << schema.dump() << "\ninstance " << instance.dump() << "\n"
+          << *gbnf;
       EXPECT_TRUE(matcher->accepts(instance.dump(2))) << "seed " << seed << " pretty " << instance.dump(2);
     }
     mutate(r, instance);
@@ -234,7 +238,8 @@ void run_seed(std::uint32_t seed, Totals& totals) {
     ++totals.mutants;
     if (matcher->accepts(text)) {
       EXPECT_TRUE(verdict) << "grammar accepted an invalid instance, seed " << seed << "\nschema " << schema.dump()
-                           << "\ninstance " << text << "\n" << (verdict ? "" : verdict.error().message);
+                           << "\ninstance " << text << "\n"
+                           << (verdict ? "" : verdict.error().message);
     } else {
       ++totals.mutants_rejected;
     }

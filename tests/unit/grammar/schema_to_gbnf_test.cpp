@@ -60,8 +60,8 @@ TEST(JsonSchemaToGbnf, OptionalPropertiesMayBeOmittedAnywhere) {
                          R"({"c":3,"d":4})", R"({"a":1,"c":3,"d":4})"}) {
     EXPECT_TRUE(m.accepts(ok)) << ok;
   }
-  for (const char* bad : {R"({})", R"({"a":1})", R"({"a":1,"b":2,"d":4})", R"({,"c":3})", R"({"c":3,})",
-                          R"({"a":1,,"c":3})"}) {
+  for (const char* bad :
+       {R"({})", R"({"a":1})", R"({"a":1,"b":2,"d":4})", R"({,"c":3})", R"({"c":3,})", R"({"a":1,,"c":3})"}) {
     EXPECT_FALSE(m.accepts(bad)) << bad;
   }
 }
@@ -230,7 +230,8 @@ TEST(JsonSchemaToGbnf, RefsToDefsIncludingRecursion) {
   EXPECT_TRUE(m.accepts(R"({"v":1})"));
   EXPECT_TRUE(m.accepts(R"({"v":1,"kids":[{"v":2,"kids":[{"v":3}]},{"v":4}]})"));
   EXPECT_FALSE(m.accepts(R"({"v":1,"kids":[{"kids":[]}]})"));
-  const auto d = compile(R"({"definitions":{"s":{"type":"string"}},"type":"array","items":{"$ref":"#/definitions/s"}})");
+  const auto d =
+      compile(R"({"definitions":{"s":{"type":"string"}},"type":"array","items":{"$ref":"#/definitions/s"}})");
   EXPECT_TRUE(d.accepts(R"(["a","b"])"));
   EXPECT_FALSE(d.accepts("[1]"));
 }
@@ -290,10 +291,10 @@ TEST(JsonSchemaToGbnf, UnsupportedKeywordsAreRefusedWithTheirLocation) {
   EXPECT_NE(e.message.find("pattern"), std::string::npos);
   EXPECT_NE(e.message.find("#/properties/code"), std::string::npos);
   for (const char* schema :
-       {R"({"type":"object","minProperties":1})", R"({"not":{"type":"null"}})", R"({"type":"array","uniqueItems":true})",
-        R"({"$ref":"http://example.com/s.json"})", R"({"$ref":"#node"})", R"({"allOf":[{"type":"string"},{"minLength":1}]})",
-        R"({"type":"array","items":[{"type":"string"}]})", R"({"type":"integer","multipleOf":2})", "false",
-        R"({"type":"string","nullable":true})", R"({"$ref":"#"})",
+       {R"({"type":"object","minProperties":1})", R"({"not":{"type":"null"}})",
+        R"({"type":"array","uniqueItems":true})", R"({"$ref":"http://example.com/s.json"})", R"({"$ref":"#node"})",
+        R"({"allOf":[{"type":"string"},{"minLength":1}]})", R"({"type":"array","items":[{"type":"string"}]})",
+        R"({"type":"integer","multipleOf":2})", "false", R"({"type":"string","nullable":true})", R"({"$ref":"#"})",
         R"({"$defs":{"a":{"anyOf":[{"$ref":"#/$defs/a"},{"type":"null"}]}},"$ref":"#/$defs/a"})"}) {
     EXPECT_EQ(conversion_error(schema).code, ErrorCode::kUnprocessable) << schema;
   }

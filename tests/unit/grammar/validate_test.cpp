@@ -26,8 +26,8 @@ const json kGrading = json::parse(R"({
   "additionalProperties":false})");
 
 TEST(Validate, AcceptsAConformingInstance) {
-  EXPECT_TRUE(validate(json::parse(R"({"score":85,"correct":true,"feedback":"很好","suggestions":["多练习"]})"),
-                       kGrading));
+  EXPECT_TRUE(
+      validate(json::parse(R"({"score":85,"correct":true,"feedback":"很好","suggestions":["多练习"]})"), kGrading));
 }
 
 TEST(Validate, ReportsThePointerOfTheFirstViolation) {

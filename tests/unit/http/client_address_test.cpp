@@ -37,8 +37,8 @@ TEST(Network, Ipv4MappedAddressesCountAsIpv4) {
 }
 
 TEST(Network, JunkIsRefused) {
-  for (const char* bad : {"", "10.0.0.0/33", "fd00::/129", "10.0.0/8", "10.0.0.0/", "10.0.0.0/-1", "host.example",
-                          "10.0.0.0/8x"}) {
+  for (const char* bad :
+       {"", "10.0.0.0/33", "fd00::/129", "10.0.0/8", "10.0.0.0/", "10.0.0.0/-1", "host.example", "10.0.0.0/8x"}) {
     EXPECT_FALSE(Network::parse(bad)) << bad;
   }
   EXPECT_FALSE(NetworkList::parse({"10.0.0.0/8", "nope"}));
@@ -55,8 +55,7 @@ TEST(ClientAddress, RightMostUntrustedHopIsTheClient) {
   // The client wrote "1.2.3.4" itself; the proxy appended the real peer.
   EXPECT_EQ(client_address(ip("127.0.0.1"), {"1.2.3.4, 203.0.113.7"}, trusted).to_string(), "203.0.113.7");
   // Two proxies in a row, and two header fields.
-  EXPECT_EQ(client_address(ip("127.0.0.1"), {"1.2.3.4, 203.0.113.7", "10.0.0.5"}, trusted).to_string(),
-            "203.0.113.7");
+  EXPECT_EQ(client_address(ip("127.0.0.1"), {"1.2.3.4, 203.0.113.7", "10.0.0.5"}, trusted).to_string(), "203.0.113.7");
   // Only proxies: the left-most.
   EXPECT_EQ(client_address(ip("127.0.0.1"), {"10.0.0.9,10.0.0.5"}, trusted).to_string(), "10.0.0.9");
   // No header: the proxy itself.

@@ -29,20 +29,20 @@ TEST(ErrorBody, InsufficientTokensCarriesDetailsAnd402) {
 }
 
 TEST(ErrorBody, RateLimitAndUnavailableSetRetryAfter) {
-  EXPECT_EQ(error_response(Error(ErrorCode::kRateLimited, "slow down").with_retry_after(7), "r")
-                .headers.get("Retry-After"),
-            "7");
+  EXPECT_EQ(
+      error_response(Error(ErrorCode::kRateLimited, "slow down").with_retry_after(7), "r").headers.get("Retry-After"),
+      "7");
   EXPECT_EQ(error_response(Error(ErrorCode::kUnavailable, "loading"), "r").headers.get("Retry-After"), "1");
   EXPECT_FALSE(error_response(Error(ErrorCode::kInvalidArgument, "bad"), "r").headers.has("Retry-After"));
 }
 
 TEST(ErrorBody, EveryCodeMapsToItsStatus) {
   const std::pair<ErrorCode, int> table[] = {
-      {ErrorCode::kInvalidArgument, 400}, {ErrorCode::kUnauthenticated, 401}, {ErrorCode::kPaymentRequired, 402},
-      {ErrorCode::kPermissionDenied, 403}, {ErrorCode::kNotFound, 404},       {ErrorCode::kMethodNotAllowed, 405},
-      {ErrorCode::kConflict, 409},        {ErrorCode::kTooLarge, 413},        {ErrorCode::kUnsupportedFormat, 415},
-      {ErrorCode::kUnprocessable, 422},   {ErrorCode::kRateLimited, 429},     {ErrorCode::kInternal, 500},
-      {ErrorCode::kUnavailable, 503},     {ErrorCode::kDeadlineExceeded, 504}, {ErrorCode::kNotImplemented, 501},
+      {ErrorCode::kInvalidArgument, 400},  {ErrorCode::kUnauthenticated, 401},  {ErrorCode::kPaymentRequired, 402},
+      {ErrorCode::kPermissionDenied, 403}, {ErrorCode::kNotFound, 404},         {ErrorCode::kMethodNotAllowed, 405},
+      {ErrorCode::kConflict, 409},         {ErrorCode::kTooLarge, 413},         {ErrorCode::kUnsupportedFormat, 415},
+      {ErrorCode::kUnprocessable, 422},    {ErrorCode::kRateLimited, 429},      {ErrorCode::kInternal, 500},
+      {ErrorCode::kUnavailable, 503},      {ErrorCode::kDeadlineExceeded, 504}, {ErrorCode::kNotImplemented, 501},
   };
   for (const auto& [code, status] : table) EXPECT_EQ(status_for(code), status);
 }

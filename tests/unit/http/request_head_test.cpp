@@ -17,7 +17,9 @@ bhttp::request_header<> head(std::initializer_list<std::pair<std::string, std::s
 TEST(RequestHead, BodyFramingFollowsRfc9112) {
   EXPECT_FALSE(framing_error(head({{"Content-Length", "3"}})));
   EXPECT_FALSE(framing_error(head({{"Transfer-Encoding", " chunked "}})));
-  const auto status_of = [](const bhttp::request_header<>& h) { return framing_error(h).value_or(ProtocolError{}).status; };
+  const auto status_of = [](const bhttp::request_header<>& h) {
+    return framing_error(h).value_or(ProtocolError{}).status;
+  };
   EXPECT_EQ(status_of(head({{"Transfer-Encoding", "xchunked"}})), 400);
   EXPECT_EQ(status_of(head({{"Transfer-Encoding", "chunked, chunked"}})), 400);
   EXPECT_EQ(status_of(head({{"Transfer-Encoding", "gzip, chunked"}})), 501);

@@ -77,8 +77,7 @@ class ServerClientTest : public ::testing::Test {
     opts.io_threads = 2;
     opts.handle_signals = false;
     opts.shutdown_grace = std::chrono::seconds(2);
-    server_ = std::make_unique<Server>(opts, make_pipeline(router, {request_id_middleware()}),
-                                       observe::Logger::null());
+    server_ = std::make_unique<Server>(opts, make_pipeline(router, {request_id_middleware()}), observe::Logger::null());
     ASSERT_TRUE(server_->listen());
     url_ = "http://127.0.0.1:" + std::to_string(server_->port());
     thread_ = std::thread([this] { server_->run(); });

@@ -64,7 +64,8 @@ TEST(TlsContext, EncryptedKeyIsRefusedWithoutPrompting) {
   }
   auto ctx = make_tls_context({files.cert, encrypted});
   ASSERT_FALSE(ctx);
-  EXPECT_TRUE(ctx.error().message.starts_with("server.tls.key: " + encrypted.string() + ": the key is protected by a passphrase"))
+  EXPECT_TRUE(ctx.error().message.starts_with("server.tls.key: " + encrypted.string() +
+                                              ": the key is protected by a passphrase"))
       << ctx.error().message;
 }
 

@@ -15,10 +15,10 @@ TEST(TokenEstimate, FourAsciiBytesPerTokenRoundedUpPerRun) {
 }
 
 TEST(TokenEstimate, EveryOtherCodePointIsOneToken) {
-  EXPECT_EQ(estimated_tokens("计算"), 2);                   // 6 bytes, 2 code points
+  EXPECT_EQ(estimated_tokens("计算"), 2);                               // 6 bytes, 2 code points
   EXPECT_EQ(estimated_tokens("计算 2+3×4 的结果"), 2 + 1 + 1 + 1 + 3);  // "计算" " 2+3" "×" "4 " "的结果"
-  EXPECT_EQ(estimated_tokens("café"), 2);                  // "caf" + "é"
-  EXPECT_EQ(estimated_tokens("😀"), 1);                    // 4 bytes, 1 code point
+  EXPECT_EQ(estimated_tokens("café"), 2);                               // "caf" + "é"
+  EXPECT_EQ(estimated_tokens("😀"), 1);                                  // 4 bytes, 1 code point
 }
 
 }  // namespace

@@ -60,16 +60,23 @@ TEST(Anthropic, BadRequestsSayWhatIsWrong) {
   EXPECT_NE(why(R"({"model":"m","max_tokens":5,"messages":[{"role":"system","content":"x"}]})").find("role"),
             std::string::npos);
   EXPECT_NE(why(R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image",
-               "source":{"type":"base64","media_type":"image/png","data":"AA=="}}]}]})").find("text only"),
+               "source":{"type":"base64","media_type":"image/png","data":"AA=="}}]}]})")
+                .find("text only"),
             std::string::npos);
   EXPECT_NE(why(R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_use",
-               "id":"a","name":"f","input":{}}]}]})").find("not allowed"), std::string::npos);
+               "id":"a","name":"f","input":{}}]}]})")
+                .find("not allowed"),
+            std::string::npos);
   EXPECT_NE(why(R"({"model":"m","max_tokens":0,"messages":[{"role":"user","content":"x"}]})").find("positive"),
             std::string::npos);
   EXPECT_NE(why(R"({"model":"m","max_tokens":5,"tool_choice":{"type":"sometimes"},
-               "messages":[{"role":"user","content":"x"}]})").find("tool_choice"), std::string::npos);
+               "messages":[{"role":"user","content":"x"}]})")
+                .find("tool_choice"),
+            std::string::npos);
   EXPECT_NE(why(R"({"model":"m","max_tokens":5,"tools":[{"type":"web_search_20250305","name":"web_search"}],
-               "messages":[{"role":"user","content":"x"}]})").find("server tools"), std::string::npos);
+               "messages":[{"role":"user","content":"x"}]})")
+                .find("server tools"),
+            std::string::npos);
 }
 
 TEST(Anthropic, AChatReplyBecomesAMessageWithThinkingTextAndToolUse) {
@@ -96,21 +103,23 @@ TEST(Anthropic, StreamChunksBecomeTheMessagesEventSequence) {
   const auto feed = [&](const char* chunk) {
     for (auto& e : t.feed(json::parse(chunk))) events.push_back(std::move(e));
   };
-  feed(R"({"choices":[{"index":0,"delta":{"role":"assistant"}}],"timings":{"cache_n":0,"prompt_n":9,"predicted_n":0}})");
+  feed(
+      R"({"choices":[{"index":0,"delta":{"role":"assistant"}}],"timings":{"cache_n":0,"prompt_n":9,"predicted_n":0}})");
   feed(R"({"choices":[{"index":0,"delta":{"reasoning_content":"Hm."}}]})");
   feed(R"({"choices":[{"index":0,"delta":{"content":"It is "}}]})");
   feed(R"({"choices":[{"index":0,"delta":{"content":"sunny."}}]})");
-  feed(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","function":{"name":"f","arguments":"{\"a\""}}]}}]})");
+  feed(
+      R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","function":{"name":"f","arguments":"{\"a\""}}]}}]})");
   feed(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":":1}"}}]}}]})");
   feed(R"({"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})");
   for (auto& e : t.finish(9, 7)) events.push_back(std::move(e));
   std::vector<std::string> names;
   for (const auto& e : events) names.push_back(e.event);
   const std::vector<std::string> expected = {
-      "message_start", "content_block_start", "content_block_delta", "content_block_stop",  // thinking
+      "message_start",       "content_block_start", "content_block_delta", "content_block_stop",  // thinking
       "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",  // text
       "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",  // tool_use
-      "message_delta", "message_stop"};
+      "message_delta",       "message_stop"};
   EXPECT_EQ(names, expected);
   EXPECT_EQ(json::parse(events[0].data)["message"]["usage"]["input_tokens"], 9);
   EXPECT_EQ(json::parse(events[5].data)["delta"], json::parse(R"({"type":"text_delta","text":"It is "})"));
@@ -124,7 +133,8 @@ TEST(Anthropic, StreamChunksBecomeTheMessagesEventSequence) {
 }
 
 TEST(Anthropic, ErrorsHaveAnthropicsShapeAndTypes) {
-  EXPECT_EQ(error_body(400, "bad"), json::parse(R"({"type":"error","error":{"type":"invalid_request_error","message":"bad"}})"));
+  EXPECT_EQ(error_body(400, "bad"),
+            json::parse(R"({"type":"error","error":{"type":"invalid_request_error","message":"bad"}})"));
   EXPECT_EQ(error_type(401), "authentication_error");
   EXPECT_EQ(error_type(402), "billing_error");
   EXPECT_EQ(error_type(404), "not_found_error");

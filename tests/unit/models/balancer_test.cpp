@@ -127,7 +127,7 @@ TEST(Balancer, FailuresTripAnInstanceUntilCooldownEnds) {
     b.release(*id, true, kT0 + 1s);
   }
   EXPECT_FALSE(b.acquire(kT0 + 1s, {"b"}));  // only the tripped one left
-  auto later = b.acquire(kT0 + 11s, {"b"});   // cooldown over: it gets traffic again
+  auto later = b.acquire(kT0 + 11s, {"b"});  // cooldown over: it gets traffic again
   ASSERT_TRUE(later);
   EXPECT_EQ(*later, "a");
   b.release("a", true, kT0 + 11s);

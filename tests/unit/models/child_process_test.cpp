@@ -11,9 +11,9 @@
 #include <chrono>
 #include <thread>
 
+#include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <gtest/gtest.h>
 
 namespace llmd::models {
 namespace {

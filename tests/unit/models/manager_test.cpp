@@ -111,8 +111,8 @@ class ManagerTest : public ::testing::Test {
 
   // co_spawn's future needs a default-constructible result.
   static net::awaitable<std::optional<Result<Lease>>> wrap(Manager& m, std::string name,
-                                                            std::chrono::milliseconds timeout,
-                                                            std::vector<std::string> exclude = {}) {
+                                                           std::chrono::milliseconds timeout,
+                                                           std::vector<std::string> exclude = {}) {
     co_return co_await m.acquire(std::move(name), timeout, std::move(exclude));
   }
 
@@ -491,8 +491,8 @@ TEST(CommandTemplate, SubstitutesPlaceholdersWithoutShell) {
   spec.entry.ctx = 512;
   auto argv = expand_command("/usr/bin/llama-server -m {model} --port {port} -c {ctx} --alias {name}", spec);
   ASSERT_TRUE(argv);
-  EXPECT_EQ(*argv, (std::vector<std::string>{"/usr/bin/llama-server", "-m", "/x/m.gguf", "--port", "8099", "-c",
-                                             "512", "--alias", "m"}));
+  EXPECT_EQ(*argv, (std::vector<std::string>{"/usr/bin/llama-server", "-m", "/x/m.gguf", "--port", "8099", "-c", "512",
+                                             "--alias", "m"}));
   EXPECT_FALSE(expand_command("llama-server {model}", spec));
 }
 

@@ -48,7 +48,8 @@ TEST(Ollama, AChatWithOptionsFormatThinkAndAToolRoundTripBecomesAChatRequest) {
 TEST(Ollama, GenerateIsAChatOrWithRawThePromptAsItIs) {
   bool raw = true;
   auto chat = generate_request(json::parse(R"({"model":"m","prompt":"Hi","system":"Be brief.","stream":false,
-                                               "format":"json"})"), raw);
+                                               "format":"json"})"),
+                               raw);
   ASSERT_TRUE(chat) << chat.error().message;
   EXPECT_FALSE(raw);
   EXPECT_EQ((*chat)["stream"], false);
@@ -65,10 +66,12 @@ TEST(Ollama, BadRequestsSayWhatIsWrong) {
   bool raw = false;
   EXPECT_FALSE(chat_request(json::parse(R"({"messages":[]})")));
   EXPECT_FALSE(chat_request(json::parse(R"({"model":"m","messages":[{"role":"robot","content":"x"}]})")));
-  auto images = chat_request(json::parse(R"({"model":"m","messages":[{"role":"user","content":"x","images":["AA"]}]})"));
+  auto images =
+      chat_request(json::parse(R"({"model":"m","messages":[{"role":"user","content":"x","images":["AA"]}]})"));
   ASSERT_FALSE(images);
   EXPECT_NE(images.error().message.find("text only"), std::string::npos);
-  EXPECT_FALSE(chat_request(json::parse(R"({"model":"m","format":"yaml","messages":[{"role":"user","content":"x"}]})")));
+  EXPECT_FALSE(
+      chat_request(json::parse(R"({"model":"m","format":"yaml","messages":[{"role":"user","content":"x"}]})")));
   EXPECT_FALSE(generate_request(json::parse(R"({"model":"m","prompt":""})"), raw));
   EXPECT_FALSE(generate_request(json::parse(R"({"model":"m","prompt":"x","suffix":"y"})"), raw));
   EXPECT_FALSE(embed_request(json::parse(R"({"model":"m","input":[1,2]})")));

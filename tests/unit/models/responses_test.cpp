@@ -93,18 +93,26 @@ TEST(Responses, StreamChunksBecomeTheResponsesEventSequence) {
   };
   feed(R"({"choices":[{"delta":{"content":"He"}}]})");
   feed(R"({"choices":[{"delta":{"content":"llo"}}]})");
-  feed(R"({"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_1","function":{"name":"f","arguments":"{}"}}]}}]})");
+  feed(
+      R"({"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_1","function":{"name":"f","arguments":"{}"}}]}}]})");
   feed(R"({"choices":[{"delta":{},"finish_reason":"tool_calls"}]})");
   for (auto& e : t.finish(9, 4)) events.push_back(std::move(e));
   std::vector<std::string> names;
   for (const auto& e : events) names.push_back(e.event);
-  const std::vector<std::string> expected = {
-      "response.created", "response.in_progress",
-      "response.output_item.added", "response.content_part.added", "response.output_text.delta",
-      "response.output_text.delta", "response.output_text.done", "response.content_part.done",
-      "response.output_item.done",
-      "response.output_item.added", "response.function_call_arguments.delta", "response.function_call_arguments.done",
-      "response.output_item.done", "response.completed"};
+  const std::vector<std::string> expected = {"response.created",
+                                             "response.in_progress",
+                                             "response.output_item.added",
+                                             "response.content_part.added",
+                                             "response.output_text.delta",
+                                             "response.output_text.delta",
+                                             "response.output_text.done",
+                                             "response.content_part.done",
+                                             "response.output_item.done",
+                                             "response.output_item.added",
+                                             "response.function_call_arguments.delta",
+                                             "response.function_call_arguments.done",
+                                             "response.output_item.done",
+                                             "response.completed"};
   EXPECT_EQ(names, expected);
   for (std::size_t i = 0; i < events.size(); ++i) {
     const json data = json::parse(events[i].data);

@@ -104,10 +104,14 @@ TEST(Log, TextFormatIsKeyValue) {
 // must never end the text line, forge another one or reach a terminal raw.
 TEST(Log, TextFormatEscapesControlCharactersSoNoLineCanBeForged) {
   const std::string forged = "/x\n2026-01-01T00:00:00.000Z error admin login ok\r\x1b[31mred\x1b[0m";
-  const std::string line = format_log_line(
-      LogFormat::kText, LogLevel::kInfo, "request\nfake",
-      {{"path", forged}, {"nul", std::string("a\0b", 3)}, {"c0", "\x01\x07\x7f\t"},
-       {"c1", "\xc2\x9b" "31m\xc2\x85"}, {"key\nx", "v"}});
+  const std::string line = format_log_line(LogFormat::kText, LogLevel::kInfo, "request\nfake",
+                                           {{"path", forged},
+                                            {"nul", std::string("a\0b", 3)},
+                                            {"c0", "\x01\x07\x7f\t"},
+                                            {"c1",
+                                             "\xc2\x9b"
+                                             "31m\xc2\x85"},
+                                            {"key\nx", "v"}});
   for (const char c : line) {
     const auto u = static_cast<unsigned char>(c);
     EXPECT_FALSE(u < 0x20 || u == 0x7f) << "raw control byte " << int(u) << " in: " << line;

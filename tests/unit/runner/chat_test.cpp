@@ -166,23 +166,28 @@ std::optional<std::string> template_written(const ChatTemplates& t, const Json& 
   return without_end_of_turn(b->prompt.substr(a->prompt.size()));
 }
 
-const char* const kToolTemplates[] = {
-    "Qwen-Qwen3-0.6B", "Qwen-Qwen2.5-7B-Instruct", "meta-llama-Llama-3.1-8B-Instruct",
-    "meta-llama-Llama-3.3-70B-Instruct", "mistralai-Mistral-Nemo-Instruct-2407",
-    "NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B",
-    "openai-gpt-oss-120b", "google-gemma-4-31B-it", "ibm-granite-granite-4.0"};
+const char* const kToolTemplates[] = {"Qwen-Qwen3-0.6B",
+                                      "Qwen-Qwen2.5-7B-Instruct",
+                                      "meta-llama-Llama-3.1-8B-Instruct",
+                                      "meta-llama-Llama-3.3-70B-Instruct",
+                                      "mistralai-Mistral-Nemo-Instruct-2407",
+                                      "NousResearch-Hermes-3-Llama-3.1-8B-tool_use",
+                                      "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B",
+                                      "openai-gpt-oss-120b",
+                                      "google-gemma-4-31B-it",
+                                      "ibm-granite-granite-4.0"};
 
 // Forced call → tool_calls, and the tool's result renders in the next turn:
 // the template writes the call the way the model would, the template-derived
 // parser reads it back (whole and streamed in small pieces).
 TEST(ChatTemplates, ToolCallsRoundTripThroughRepresentativeTemplates) {
-  const Json call = Json{{"role", "assistant"},
-                         {"content", ""},
-                         {"tool_calls", Json::array({Json{{"id", "call_1"},
-                                                          {"type", "function"},
-                                                          {"function",
-                                                           {{"name", "get_weather"},
-                                                            {"arguments", "{\"city\":\"Paris\"}"}}}}})}};
+  const Json call =
+      Json{{"role", "assistant"},
+           {"content", ""},
+           {"tool_calls",
+            Json::array({Json{{"id", "call_1"},
+                              {"type", "function"},
+                              {"function", {{"name", "get_weather"}, {"arguments", "{\"city\":\"Paris\"}"}}}}})}};
   int round_trips = 0;
   for (const char* name : kToolTemplates) {
     SCOPED_TRACE(name);
@@ -231,10 +236,10 @@ TEST(ChatTemplates, ToolCallsRoundTripThroughRepresentativeTemplates) {
     EXPECT_EQ(Json::parse(args), Json::parse("{\"city\":\"Paris\"}"));
 
     // The tool's result goes back as role "tool" and renders in the next turn.
-    ChatInput next = input_of(Json::array({user("Weather in Paris?"), call,
-                                           Json{{"role", "tool"}, {"tool_call_id", "call_1"},
-                                                {"content", "sunny, 21 C"}}}),
-                              weather_tools());
+    ChatInput next =
+        input_of(Json::array({user("Weather in Paris?"), call,
+                              Json{{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "sunny, 21 C"}}}),
+                 weather_tools());
     auto turn = t->apply(next);
     ASSERT_TRUE(turn) << turn.error().message;
     EXPECT_NE(turn->prompt.find("sunny, 21 C"), std::string::npos);

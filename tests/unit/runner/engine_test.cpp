@@ -48,8 +48,7 @@ TEST(Engine, GreedyGenerationIsDeterministicAndCountsUsage) {
   EXPECT_EQ(a->text, b->text);
   EXPECT_EQ(a->finish, FinishReason::kLength);
   EXPECT_EQ(a->usage.completion_tokens, 12);
-  EXPECT_EQ(a->usage.prompt_tokens,
-            static_cast<int>(e->model().tokenize("Once upon a time", true, true)->size()));
+  EXPECT_EQ(a->usage.prompt_tokens, static_cast<int>(e->model().tokenize("Once upon a time", true, true)->size()));
   // The second run found the prompt in the slot's cache.
   EXPECT_EQ(b->usage.cached_prompt_tokens, b->usage.prompt_tokens - 1);
 }
@@ -475,8 +474,8 @@ TEST(Engine, EmbeddingsNeedPooling) {
   ASSERT_TRUE(gen);
   EXPECT_EQ(gen->embed("hi").error().code, ErrorCode::kUnprocessable);
 
-  auto e = Engine::create(model, {.n_ctx = 128, .n_threads = 2, .embeddings = true,
-                                  .pooling = LLAMA_POOLING_TYPE_MEAN});
+  auto e =
+      Engine::create(model, {.n_ctx = 128, .n_threads = 2, .embeddings = true, .pooling = LLAMA_POOLING_TYPE_MEAN});
   ASSERT_TRUE(e) << e.error().message;
   auto v = (*e)->embed("hello world");
   ASSERT_TRUE(v) << v.error().message;

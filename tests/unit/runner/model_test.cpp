@@ -146,16 +146,16 @@ TEST(ModelFile, AbsurdTensorSizeIsRejected) {
   std::string f = "GGUF";
   auto u32 = [&](uint32_t v) { f.append(reinterpret_cast<const char*>(&v), 4); };
   auto u64 = [&](uint64_t v) { f.append(reinterpret_cast<const char*>(&v), 8); };
-  u32(3);   // version
-  u64(1);   // tensors
-  u64(0);   // kv pairs
-  u64(4);   // name length
+  u32(3);  // version
+  u64(1);  // tensors
+  u64(0);  // kv pairs
+  u64(4);  // name length
   f += "huge";
-  u32(2);   // n_dims
+  u32(2);  // n_dims
   u64(1ull << 40);
   u64(1ull << 40);
-  u32(0);   // GGML_TYPE_F32
-  u64(0);   // offset
+  u32(0);  // GGML_TYPE_F32
+  u64(0);  // offset
   f.append(64, '\0');
   const auto path = write_bytes("huge.gguf", f);
   auto r = Model::load(path);

@@ -21,8 +21,14 @@ Error chat_error(Json extra) {
 }
 
 TEST(OpenAiParse, ChatRequestMapsSamplingFieldsAndStop) {
-  auto r = parse_chat_request(chat_body({{"temperature", 0.5}, {"top_p", 0.9}, {"top_k", 7}, {"min_p", 0.1},
-                                         {"seed", 42}, {"max_tokens", 20}, {"stop", "END"}, {"stream", true},
+  auto r = parse_chat_request(chat_body({{"temperature", 0.5},
+                                         {"top_p", 0.9},
+                                         {"top_k", 7},
+                                         {"min_p", 0.1},
+                                         {"seed", 42},
+                                         {"max_tokens", 20},
+                                         {"stop", "END"},
+                                         {"stream", true},
                                          {"stream_options", {{"include_usage", true}}}}),
                               512);
   ASSERT_TRUE(r) << r.error().message;
@@ -49,31 +55,32 @@ TEST(OpenAiParse, MessagesKeepTheirOpenAiShapeForTheTemplate) {
   EXPECT_EQ(r->chat.messages[0]["role"], "developer");  // the template layer maps it
   EXPECT_EQ(r->chat.messages[1]["content"].size(), 2u);
   EXPECT_EQ(r->chat.messages[2]["role"], "tool");  // a legacy function result
-  Json image{{"messages", Json::array({Json{{"role", "user"},
-                                            {"content", Json::array({Json{{"type", "image_url"}}})}}})}};
+  Json image{
+      {"messages", Json::array({Json{{"role", "user"}, {"content", Json::array({Json{{"type", "image_url"}}})}}})}};
   EXPECT_EQ(parse_chat_request(image, 512).error().reason, "unsupported_parameter");
 }
 
 Json weather_tool(std::string name = "get_weather") {
-  return Json{{"type", "function"},
-              {"function",
-               {{"name", name},
-                {"parameters", {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}}}}}};
+  return Json{
+      {"type", "function"},
+      {"function",
+       {{"name", name}, {"parameters", {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}}}}}};
 }
 
 TEST(OpenAiParse, ToolsToolChoiceAndLegacyFunctions) {
   auto r = parse_chat_request(chat_body({{"tools", Json::array({weather_tool(), weather_tool("other")})},
-                                         {"tool_choice", "required"}, {"parallel_tool_calls", false}}),
+                                         {"tool_choice", "required"},
+                                         {"parallel_tool_calls", false}}),
                               512);
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->chat.tools.size(), 2u);
   EXPECT_EQ(r->chat.tool_choice, ToolChoice::kRequired);
   EXPECT_EQ(r->chat.parallel_tool_calls, false);
   // A named choice offers only that function, and forces a call.
-  auto named = parse_chat_request(
-      chat_body({{"tools", Json::array({weather_tool(), weather_tool("other")})},
-                 {"tool_choice", {{"type", "function"}, {"function", {{"name", "other"}}}}}}),
-      512);
+  auto named =
+      parse_chat_request(chat_body({{"tools", Json::array({weather_tool(), weather_tool("other")})},
+                                    {"tool_choice", {{"type", "function"}, {"function", {{"name", "other"}}}}}}),
+                         512);
   ASSERT_TRUE(named) << named.error().message;
   ASSERT_EQ(named->chat.tools.size(), 1u);
   EXPECT_EQ(named->chat.tools[0]["function"]["name"], "other");
@@ -125,11 +132,18 @@ TEST(OpenAiParse, WrongTypesAndRangesNameTheField) {
 }
 
 TEST(OpenAiParse, PenaltiesDryXtcMirostatAndLogitBiasAreMapped) {
-  auto r = parse_chat_request(chat_body({{"presence_penalty", 0.5}, {"frequency_penalty", -0.5},
-                                         {"repeat_penalty", 1.3}, {"repeat_last_n", 32}, {"typical_p", 0.9},
-                                         {"dry_multiplier", 0.8}, {"dry_sequence_breakers", Json::array({"\n"})},
-                                         {"xtc_probability", 0.5}, {"xtc_threshold", 0.2}, {"mirostat", 2},
-                                         {"mirostat_tau", 4}, {"logit_bias", {{"15", -100}, {"7", 3}}}}),
+  auto r = parse_chat_request(chat_body({{"presence_penalty", 0.5},
+                                         {"frequency_penalty", -0.5},
+                                         {"repeat_penalty", 1.3},
+                                         {"repeat_last_n", 32},
+                                         {"typical_p", 0.9},
+                                         {"dry_multiplier", 0.8},
+                                         {"dry_sequence_breakers", Json::array({"\n"})},
+                                         {"xtc_probability", 0.5},
+                                         {"xtc_threshold", 0.2},
+                                         {"mirostat", 2},
+                                         {"mirostat_tau", 4},
+                                         {"logit_bias", {{"15", -100}, {"7", 3}}}}),
                               512);
   ASSERT_TRUE(r) << r.error().message;
   const auto& s = r->request.sampling;
@@ -147,15 +161,14 @@ TEST(OpenAiParse, PenaltiesDryXtcMirostatAndLogitBiasAreMapped) {
   EXPECT_TRUE(std::isinf(s.logit_bias[0].second) && s.logit_bias[0].second < 0);
   EXPECT_EQ(s.logit_bias[1], (std::pair<llama_token, float>{7, 3.0f}));
   // llama-server's array form, with text entries resolved later against the vocabulary.
-  auto arr = parse_chat_request(chat_body({{"logit_bias", Json::array({Json::array({"Hello", false}),
-                                                                        Json::array({5, 2})})}}),
-                                512);
+  auto arr = parse_chat_request(
+      chat_body({{"logit_bias", Json::array({Json::array({"Hello", false}), Json::array({5, 2})})}}), 512);
   ASSERT_TRUE(arr) << arr.error().message;
   ASSERT_EQ(arr->logit_bias_text.size(), 1u);
   EXPECT_EQ(arr->logit_bias_text[0].first, "Hello");
   for (const Json& extra : {Json{{"presence_penalty", 3}}, Json{{"repeat_penalty", 0}}, Json{{"mirostat", 3}},
-                            Json{{"logit_bias", {{"1", 101}}}}, Json{{"logit_bias", "x"}},
-                            Json{{"typical_p", 2}}, Json{{"xtc_probability", -1}}}) {
+                            Json{{"logit_bias", {{"1", 101}}}}, Json{{"logit_bias", "x"}}, Json{{"typical_p", 2}},
+                            Json{{"xtc_probability", -1}}}) {
     const Error e = chat_error(extra);
     EXPECT_NE(e.message.find(extra.begin().key()), std::string::npos) << extra.dump() << " " << e.message;
   }
@@ -209,9 +222,11 @@ TEST(OpenAiParse, ResponseFormatBecomesAGrammar) {
   EXPECT_FALSE(obj->chat.grammar.empty());
   EXPECT_TRUE(obj->request.sampling.grammar.empty());
   auto schema = parse_chat_request(
-      chat_body({{"response_format",
-                  {{"type", "json_schema"},
-                   {"json_schema", {{"name", "x"}, {"schema", {{"type", "object"}, {"properties", {{"a", {{"type", "integer"}}}}}}}}}}}}),
+      chat_body(
+          {{"response_format",
+            {{"type", "json_schema"},
+             {"json_schema",
+              {{"name", "x"}, {"schema", {{"type", "object"}, {"properties", {{"a", {{"type", "integer"}}}}}}}}}}}}),
       512);
   ASSERT_TRUE(schema) << schema.error().message;
   EXPECT_NE(schema->chat.grammar.find("root"), std::string::npos);
@@ -223,7 +238,8 @@ TEST(OpenAiParse, RawGrammarsAreVettedBeforeLlamaCppSeesThem) {
   auto ok = parse_llama_completion_request(Json{{"prompt", "x"}, {"grammar", "root ::= [0-9]+"}}, 512);
   ASSERT_TRUE(ok);
   // Left recursion through a nullable rule would hang llama.cpp's parser.
-  auto left = parse_llama_completion_request(Json{{"prompt", "x"}, {"grammar", "root ::= a \"x\"\na ::= root | \"\""}}, 512);
+  auto left =
+      parse_llama_completion_request(Json{{"prompt", "x"}, {"grammar", "root ::= a \"x\"\na ::= root | \"\""}}, 512);
   ASSERT_FALSE(left);
   EXPECT_EQ(left.error().reason, "invalid_grammar");
   EXPECT_FALSE(parse_llama_completion_request(Json{{"prompt", "x"}, {"grammar", std::string(200, '(')}}, 512));
@@ -235,9 +251,10 @@ TEST(OpenAiParse, RawGrammarsAreVettedBeforeLlamaCppSeesThem) {
 // the smallest length given wins, so no alias can outrun another.
 TEST(OpenAiParse, TheSmallestLengthAliasIsTheLimit) {
   const Json chat_messages = Json::array({Json{{"role", "user"}, {"content", "hi"}}});
-  for (const Json& lengths : {Json{{"max_tokens", 1}, {"n_predict", 300}}, Json{{"n_predict", 300}, {"max_tokens", 1}},
-                              Json{{"max_completion_tokens", 1}, {"n_predict", 300}},
-                              Json{{"n_predict", 1}, {"max_tokens", 300}}, Json{{"max_tokens", 1}, {"n_predict", -1}}}) {
+  for (const Json& lengths :
+       {Json{{"max_tokens", 1}, {"n_predict", 300}}, Json{{"n_predict", 300}, {"max_tokens", 1}},
+        Json{{"max_completion_tokens", 1}, {"n_predict", 300}}, Json{{"n_predict", 1}, {"max_tokens", 300}},
+        Json{{"max_tokens", 1}, {"n_predict", -1}}}) {
     Json chat{{"messages", chat_messages}};
     chat.update(lengths);
     auto c = parse_chat_request(chat, 512);

@@ -7,8 +7,8 @@
 #include "auth/users.h"
 #include "billing/accounts.h"
 #include "http/worker_pool.h"
-#include "support/test_support.h"
 #include "store/database.h"
+#include "support/test_support.h"
 
 namespace llmd::testing {
 
@@ -29,9 +29,8 @@ class BillingFixture : public ::testing::Test {
   std::vector<billing::UsageRow> usage() { return accounts_->usage({}).value().first; }
   // What the latest reservation held at its largest (a reservation only grows).
   std::int64_t last_reservation() {
-    auto rows = db_->with_connection<std::vector<store::Row>>([](store::Connection& c) {
-      return c.query("SELECT amount FROM reservations ORDER BY id DESC LIMIT 1", {});
-    });
+    auto rows = db_->with_connection<std::vector<store::Row>>(
+        [](store::Connection& c) { return c.query("SELECT amount FROM reservations ORDER BY id DESC LIMIT 1", {}); });
     return rows && !rows->empty() ? rows->front().integer(0) : -1;
   }
 

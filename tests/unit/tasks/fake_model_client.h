@@ -65,8 +65,7 @@ class FakeModelClient final : public inference::ModelClient {
   std::vector<std::string> counted;
   std::optional<inference::CallFailure> count_failure;
 
-  boost::asio::awaitable<inference::CallResult<std::int64_t>> count_tokens(const std::string&,
-                                                                           const std::string& text,
+  boost::asio::awaitable<inference::CallResult<std::int64_t>> count_tokens(const std::string&, const std::string& text,
                                                                            const inference::CallTag&) override {
     counted.push_back(text);
     if (count_failure) co_return std::unexpected(*count_failure);

@@ -15,13 +15,13 @@ struct Case {
   Format from;
   Format to;
   std::string input;
-  std::string expected;                    // exact output when no error is expected
-  std::optional<ErrorCode> error = {};     // expected failure
-  std::string reason = {};                 // expected Error::reason
-  std::string message_has = {};            // substring of the error message
+  std::string expected;                 // exact output when no error is expected
+  std::optional<ErrorCode> error = {};  // expected failure
+  std::string reason = {};              // expected Error::reason
+  std::string message_has = {};         // substring of the error message
   bool infer_types = false;
   bool pretty = false;
-  int max_depth = 0;                       // 0: default limit
+  int max_depth = 0;  // 0: default limit
   std::size_t max_nodes = 0;
   std::size_t max_bytes = 0;
 };
@@ -64,15 +64,15 @@ using E = ErrorCode;
 const std::vector<Case>& cases() {
   static const std::vector<Case> all = {
       // ---- JSON -> YAML ----
-      ok("JsonToYamlScalars", F::kJson, F::kYaml,
-         R"({"name":"Ann","age":30,"ok":true,"none":null,"pi":1.5})",
+      ok("JsonToYamlScalars", F::kJson, F::kYaml, R"({"name":"Ann","age":30,"ok":true,"none":null,"pi":1.5})",
          "name: Ann\nage: 30\nok: true\nnone: null\npi: 1.5\n"),
       ok("JsonToYamlNested", F::kJson, F::kYaml, R"({"a":{"b":[1,2]},"c":[],"d":{}})",
          "a:\n  b:\n    - 1\n    - 2\nc: []\nd: {}\n"),
       ok("JsonToYamlQuotesYaml11Words", F::kJson, F::kYaml,
          R"({"a":"yes","b":"no","c":"on","d":"off","e":"y","f":"N","g":"true","h":"null","i":"~","j":"1e3","k":"01730","l":"123","m":"2024-01-01","n":"","o":"Yes","p":".inf","q":"0x1F"})",
          "a: \"yes\"\nb: \"no\"\nc: \"on\"\nd: \"off\"\ne: \"y\"\nf: \"N\"\ng: \"true\"\nh: \"null\"\ni: \"~\"\n"
-         "j: \"1e3\"\nk: \"01730\"\nl: \"123\"\nm: \"2024-01-01\"\n\"n\": \"\"\no: \"Yes\"\np: \".inf\"\nq: \"0x1F\"\n"),
+         "j: \"1e3\"\nk: \"01730\"\nl: \"123\"\nm: \"2024-01-01\"\n\"n\": \"\"\no: \"Yes\"\np: \".inf\"\nq: "
+         "\"0x1F\"\n"),
       ok("JsonToYamlQuotesIndicators", F::kJson, F::kYaml,
          R"({"s":"a: b","t":"#x","u":"- z","v":" lead","w":"trail ","x":"&a","y":"*b","z":"[1]"})",
          "s: \"a: b\"\nt: \"#x\"\nu: \"- z\"\nv: \" lead\"\nw: \"trail \"\nx: \"&a\"\n\"y\": \"*b\"\nz: \"[1]\"\n"),
@@ -82,11 +82,9 @@ const std::vector<Case>& cases() {
          "u: 18446744073709551615\n"),
       ok("JsonToYamlFloats", F::kJson, F::kYaml, R"({"a":1.0,"b":0.1,"c":1e300,"d":-2.5e-7})",
          "a: 1.0\nb: 0.1\nc: 1.0e+300\nd: -2.5e-07\n"),
-      ok("JsonToYamlListOfObjects", F::kJson, F::kYaml, R"([{"a":1,"b":2},{"a":3}])",
-         "- a: 1\n  b: 2\n- a: 3\n"),
+      ok("JsonToYamlListOfObjects", F::kJson, F::kYaml, R"([{"a":1,"b":2},{"a":3}])", "- a: 1\n  b: 2\n- a: 3\n"),
       ok("JsonToYamlNestedLists", F::kJson, F::kYaml, R"([[1,2],[3],[]])", "- - 1\n  - 2\n- - 3\n- []\n"),
-      ok("JsonToYamlUnicode", F::kJson, F::kYaml, R"({"名字":"张三","emoji":"😀 ok"})",
-         "名字: 张三\nemoji: 😀 ok\n"),
+      ok("JsonToYamlUnicode", F::kJson, F::kYaml, R"({"名字":"张三","emoji":"😀 ok"})", "名字: 张三\nemoji: 😀 ok\n"),
       ok("JsonToYamlMultilineEscaped", F::kJson, F::kYaml, R"({"s":"a\nb\t\"c\"\\"})",
          "s: \"a\\nb\\t\\\"c\\\"\\\\\"\n"),
       ok("JsonToYamlKeyOrderKept", F::kJson, F::kYaml, R"({"z":1,"a":2,"m":3})", "z: 1\na: 2\nm: 3\n"),
@@ -101,11 +99,9 @@ const std::vector<Case>& cases() {
          R"({"a":"yes","b":"on","c":"01730","d":31,"e":1000.0,"f":null,"g":"true","h":"1_000","i":true,"j":-0.5})"),
       ok("YamlToYamlInfinityKept", F::kYaml, F::kYaml, "a: .inf\nb: -.Inf\nc: .nan\n", "a: .inf\nb: -.inf\nc: .nan\n"),
       err("YamlInfinityToJsonRejected", F::kYaml, F::kJson, "a: .inf\n", E::kUnprocessable, "unrepresentable"),
-      ok("YamlToJsonMergeKeys", F::kYaml, F::kJson,
-         "base: &b {x: 1, y: 2}\nderived:\n  <<: *b\n  y: 3\n  z: 4\n",
+      ok("YamlToJsonMergeKeys", F::kYaml, F::kJson, "base: &b {x: 1, y: 2}\nderived:\n  <<: *b\n  y: 3\n  z: 4\n",
          R"({"base":{"x":1,"y":2},"derived":{"x":1,"y":3,"z":4}})"),
-      ok("YamlToJsonMergeList", F::kYaml, F::kJson,
-         "a: &a {x: 1}\nb: &b {x: 2, y: 2}\nc:\n  <<: [*a, *b]\n",
+      ok("YamlToJsonMergeList", F::kYaml, F::kJson, "a: &a {x: 1}\nb: &b {x: 2, y: 2}\nc:\n  <<: [*a, *b]\n",
          R"({"a":{"x":1},"b":{"x":2,"y":2},"c":{"x":1,"y":2}})"),
       ok("YamlToJsonAliasExpanded", F::kYaml, F::kJson, "a: &l [1, 2]\nb: *l\n", R"({"a":[1,2],"b":[1,2]})"),
       ok("YamlToJsonTwoDocuments", F::kYaml, F::kJson, "a: 1\n---\nb: 2\n", R"([{"a":1},{"b":2}])"),
@@ -117,7 +113,10 @@ const std::vector<Case>& cases() {
       ok("YamlToJsonUnicode", F::kYaml, F::kJson, "名字: 张三\n表情: 😀\n", R"({"名字":"张三","表情":"😀"})"),
       ok("YamlToJsonKeyOrderKept", F::kYaml, F::kJson, "z: 1\na: 2\nm: 3\n", R"({"z":1,"a":2,"m":3})"),
       ok("YamlToJsonEmptyIsNull", F::kYaml, F::kJson, "", "null"),
-      ok("YamlToJsonBom", F::kYaml, F::kJson, "\xEF\xBB\xBF" "a: 1\n", R"({"a":1})"),
+      ok("YamlToJsonBom", F::kYaml, F::kJson,
+         "\xEF\xBB\xBF"
+         "a: 1\n",
+         R"({"a":1})"),
       err("YamlDuplicateKey", F::kYaml, F::kJson, "a: 1\na: 2\n", E::kUnprocessable, "duplicate_key",
           "line 2, column 1"),
       err("YamlSyntaxError", F::kYaml, F::kJson, "a: [1, 2\nb: 3\n", E::kInvalidArgument, "parse_error",
@@ -125,7 +124,8 @@ const std::vector<Case>& cases() {
       err("YamlBombRejected", F::kYaml, F::kJson,
           "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
           "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
-          "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\ni: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n",
+          "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\ni: &i "
+          "[*h,*h,*h,*h,*h,*h,*h,*h,*h]\n",
           E::kUnprocessable, "node_limit"),
 
       err("YamlRecursiveAliasRejected", F::kYaml, F::kJson, "a: &x [1, *x]\n", E::kUnprocessable, "alias_cycle",
@@ -151,8 +151,7 @@ const std::vector<Case>& cases() {
       err("XmlEntityBombRejected", F::kXml, F::kJson,
           "<!DOCTYPE lolz [\n<!ENTITY lol \"lol\">\n<!ENTITY lol2 \"&lol;&lol;&lol;&lol;\">\n]>\n<lolz>&lol2;</lolz>",
           E::kUnprocessable, "xml_entities_forbidden"),
-      ok("XmlPlainDoctypeIgnored", F::kXml, F::kJson, "<!DOCTYPE html><html><p>x</p></html>",
-         R"({"html":{"p":"x"}})"),
+      ok("XmlPlainDoctypeIgnored", F::kXml, F::kJson, "<!DOCTYPE html><html><p>x</p></html>", R"({"html":{"p":"x"}})"),
       err("XmlMalformed", F::kXml, F::kJson, "<a>\n<b></a>", E::kInvalidArgument, "parse_error",
           "XML parse error at line 2"),
       err("XmlTwoRoots", F::kXml, F::kJson, "<a/><b/>", E::kInvalidArgument, "parse_error", "more than one root"),
@@ -181,10 +180,12 @@ const std::vector<Case>& cases() {
 
       // ---- CSV / TSV -> JSON ----
       ok("CsvBasicKeepsZip", F::kCsv, F::kJson, "name,zip\nAnn,01730\n", R"([{"name":"Ann","zip":"01730"}])"),
-      ok("CsvQuotesCommasNewlines", F::kCsv, F::kJson,
-         "a,b\n\"x, y\",\"line1\nline2\"\n\"he said \"\"hi\"\"\",z\n",
+      ok("CsvQuotesCommasNewlines", F::kCsv, F::kJson, "a,b\n\"x, y\",\"line1\nline2\"\n\"he said \"\"hi\"\"\",z\n",
          R"([{"a":"x, y","b":"line1\nline2"},{"a":"he said \"hi\"","b":"z"}])"),
-      ok("CsvCrlfAndBom", F::kCsv, F::kJson, "\xEF\xBB\xBF" "a,b\r\n1,2\r\n", R"([{"a":"1","b":"2"}])"),
+      ok("CsvCrlfAndBom", F::kCsv, F::kJson,
+         "\xEF\xBB\xBF"
+         "a,b\r\n1,2\r\n",
+         R"([{"a":"1","b":"2"}])"),
       ok("CsvShortRecordFilled", F::kCsv, F::kJson, "a,b,c\n1,2\n", R"([{"a":"1","b":"2","c":""}])"),
       err("CsvLongRecordRejected", F::kCsv, F::kJson, "a,b\n1,2\n1,2,3\n", E::kInvalidArgument, "parse_error",
           "CSV parse error at line 3"),
@@ -228,8 +229,7 @@ const std::vector<Case>& cases() {
          R"({"max":9223372036854775807,"m":1000000})"),
       ok("JsonToTomlSections", F::kJson, F::kToml, R"({"title":"T","owner":{"name":"N"},"items":[{"id":1},{"id":2}]})",
          "title = \"T\"\n\n[owner]\nname = \"N\"\n\n[[items]]\nid = 1\n\n[[items]]\nid = 2\n"),
-      ok("JsonToTomlKeepsOrderWithInlineTable", F::kJson, F::kToml, R"({"a":{"x":1},"b":2})",
-         "a = { x = 1 }\nb = 2\n"),
+      ok("JsonToTomlKeepsOrderWithInlineTable", F::kJson, F::kToml, R"({"a":{"x":1},"b":2})", "a = { x = 1 }\nb = 2\n"),
       ok("JsonToTomlQuotedKeysAndUnicode", F::kJson, F::kToml, R"({"a b":1,"名":"值😀"})",
          "\"a b\" = 1\n\"名\" = \"值😀\"\n"),
       ok("JsonToTomlWrapsList", F::kJson, F::kToml, "[1,2]", "root = [1, 2]\n"),
@@ -242,8 +242,8 @@ const std::vector<Case>& cases() {
       err("TomlDuplicateKey", F::kToml, F::kJson, "a = 1\na = 2\n", E::kInvalidArgument, "parse_error", "line 2"),
 
       // ---- JSON input, limits, encoding ----
-      err("JsonSyntaxErrorLineColumn", F::kJson, F::kYaml, "{\"a\": 1,\n \"b\": }", E::kInvalidArgument,
-          "parse_error", "JSON parse error at line 2, column 7"),
+      err("JsonSyntaxErrorLineColumn", F::kJson, F::kYaml, "{\"a\": 1,\n \"b\": }", E::kInvalidArgument, "parse_error",
+          "JSON parse error at line 2, column 7"),
       err("JsonDuplicateKey", F::kJson, F::kYaml, R"({"a":1,"a":2})", E::kUnprocessable, "duplicate_key"),
       err("InvalidUtf8Rejected", F::kJson, F::kYaml, "{\"a\":\"\xff\"}", E::kInvalidArgument, "invalid_utf8",
           "line 1, column 7"),
@@ -253,20 +253,26 @@ const std::vector<Case>& cases() {
       depth(ok("JsonDepthAtLimit", F::kJson, F::kJson, "[[[[[1]]]]]", "[[[[[1]]]]]"), 5),
       depth(err("JsonDepthOnePast", F::kJson, F::kJson, "[[[[[[1]]]]]]", E::kUnprocessable, "depth_limit"), 5),
       depth(ok("YamlDepthAtLimit", F::kYaml, F::kJson, "a:\n b:\n  c:\n   d:\n    e: 1\n",
-               R"({"a":{"b":{"c":{"d":{"e":1}}}}})"), 5),
-      depth(err("YamlDepthOnePast", F::kYaml, F::kJson, "a:\n b:\n  c:\n   d:\n    e:\n     f: 1\n",
-                E::kUnprocessable, "depth_limit"), 5),
+               R"({"a":{"b":{"c":{"d":{"e":1}}}}})"),
+            5),
+      depth(err("YamlDepthOnePast", F::kYaml, F::kJson, "a:\n b:\n  c:\n   d:\n    e:\n     f: 1\n", E::kUnprocessable,
+                "depth_limit"),
+            5),
       depth(ok("XmlDepthAtLimit", F::kXml, F::kJson, "<a><b><c><d x=\"1\"/></c></b></a>",
-               R"({"a":{"b":{"c":{"d":{"@x":"1"}}}}})"), 5),
-      depth(err("XmlDepthOnePast", F::kXml, F::kJson, "<a><b><c><d><e x=\"1\"/></d></c></b></a>",
-                E::kUnprocessable, "depth_limit"), 5),
+               R"({"a":{"b":{"c":{"d":{"@x":"1"}}}}})"),
+            5),
+      depth(err("XmlDepthOnePast", F::kXml, F::kJson, "<a><b><c><d><e x=\"1\"/></d></c></b></a>", E::kUnprocessable,
+                "depth_limit"),
+            5),
       depth(ok("TomlDepthAtLimit", F::kToml, F::kJson, "a.b.c.d = [1]\n", R"({"a":{"b":{"c":{"d":[1]}}}})"), 5),
       depth(err("TomlDepthOnePast", F::kToml, F::kJson, "a.b.c.d = [[1]]\n", E::kUnprocessable, "depth_limit"), 5),
-      depth(err("YamlAliasPastDepth", F::kYaml, F::kJson, "x: &x [[[1]]]\ny: [[*x]]\n", E::kUnprocessable,
-                "depth_limit"), 5),
+      depth(
+          err("YamlAliasPastDepth", F::kYaml, F::kJson, "x: &x [[[1]]]\ny: [[*x]]\n", E::kUnprocessable, "depth_limit"),
+          5),
       pretty(ok("JsonPretty", F::kJson, F::kJson, R"({"a":[1,{"b":null}],"c":{}})",
                 "{\n  \"a\": [\n    1,\n    {\n      \"b\": null\n    }\n  ],\n  \"c\": {}\n}\n")),
-      ok("JsonEscapesControlCharacters", F::kJson, F::kJson, "[\"\\u0001\\u001f\\u00e9\"]", "[\"\\u0001\\u001F\xC3\xA9\"]"),
+      ok("JsonEscapesControlCharacters", F::kJson, F::kJson, "[\"\\u0001\\u001f\\u00e9\"]",
+         "[\"\\u0001\\u001F\xC3\xA9\"]"),
   };
   return all;
 }

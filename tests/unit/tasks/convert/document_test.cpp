@@ -127,8 +127,7 @@ Value expected_after(Format to, const Value& doc) {
   };
   switch (to) {
     case Format::kJson:
-    case Format::kYaml:
-      return doc;
+    case Format::kYaml: return doc;
     case Format::kCsv:
     case Format::kTsv:
       if (doc.is_array()) return doc;
@@ -137,8 +136,7 @@ Value expected_after(Format to, const Value& doc) {
       if (doc.is_array()) return wrap("root", wrap("item", doc));
       if (doc.as_object().size() == 1 && !doc.as_object().begin()->second.is_array()) return doc;
       return wrap("root", doc);
-    case Format::kToml:
-      return doc.is_object() ? doc : wrap("root", doc);
+    case Format::kToml: return doc.is_object() ? doc : wrap("root", doc);
   }
   return doc;
 }

@@ -56,8 +56,8 @@ void expect_python_reads_same(const Value& doc, Format via) {
   llmd::testing::write_file(dir / "ref.json", *json);
   llmd::testing::write_file(dir / "compare.py", kCompareScript);
   std::string cmd = "python3 " + (dir / "compare.py").string() + " " + std::string(format_name(via)) + " " +
-                    (dir / "ours").string() + " " + (dir / "ref.json").string() + " > " +
-                    (dir / "out.txt").string() + " 2>&1";
+                    (dir / "ours").string() + " " + (dir / "ref.json").string() + " > " + (dir / "out.txt").string() +
+                    " 2>&1";
   int rc = std::system(cmd.c_str());
   EXPECT_EQ(rc, 0) << llmd::testing::read_file(dir / "out.txt");
 }

@@ -128,9 +128,9 @@ TEST(ConvertCancel, StopRequestEndsEveryReaderAndWriterWithCancelled) {
   o.limits.cancel = stop.get_token();
   ASSERT_TRUE(convert("[1, 2]", Format::kJson, Format::kYaml, o));
   stop.request_stop();
-  const std::pair<Format, const char*> inputs[] = {{Format::kJson, "[1, 2, 3]"},   {Format::kYaml, "a: [1, 2]\n"},
+  const std::pair<Format, const char*> inputs[] = {{Format::kJson, "[1, 2, 3]"},      {Format::kYaml, "a: [1, 2]\n"},
                                                    {Format::kXml, "<a><b>1</b></a>"}, {Format::kCsv, "a,b\n1,2\n"},
-                                                   {Format::kTsv, "a\tb\n1\t2\n"},   {Format::kToml, "a = 1\n"}};
+                                                   {Format::kTsv, "a\tb\n1\t2\n"},    {Format::kToml, "a = 1\n"}};
   for (const auto& [format, input] : inputs) {
     auto r = read(format, input, o);
     ASSERT_FALSE(r) << format_name(format);

@@ -53,7 +53,8 @@ TEST(Limits, NodeLimitCountsEveryValue) {
 TEST(Limits, DefaultDepthLimitAtAndPastForJson) {
   ConvertOptions o;
   int limit = o.limits.max_depth;
-  std::string at = std::string(static_cast<std::size_t>(limit), '[') + std::string(static_cast<std::size_t>(limit), ']');
+  std::string at =
+      std::string(static_cast<std::size_t>(limit), '[') + std::string(static_cast<std::size_t>(limit), ']');
   EXPECT_TRUE(read(Format::kJson, at, o));
   std::string past = "[" + at + "]";
   auto r = read(Format::kJson, past, o);

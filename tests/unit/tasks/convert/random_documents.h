@@ -22,10 +22,14 @@ class Gen {
   // Any text, including YAML-ambiguous words, markup characters, Chinese and emoji.
   std::string text(bool allow_empty = true) {
     static const std::vector<std::string> kAtoms = {
-        "a", "Z", "yes", "no", "on", "off", "y", "N", "true", "null", "~", "1e3", "01730", "0x1F", "-", "- x",
-        "a: b", "#c", " ", "\n", "\t", "\"", "'", "\\", ",", ";", "<", ">", "&", "&amp;", "]]>", "{", "}", "[",
-        "]", "*", "!", "%", "@", "`", "|", "=", "<<", ".", "1.5", "-7", "张三", "中文", "😀", "é", "\r\n", "=A1",
-        "\x01", "\x7f", "\xC2\x85", "\xE2\x80\xA8", "\xEF\xBB\xBF"};  // SOH, DEL, NEL, LS, BOM
+        "a",           "Z",    "yes",  "no",  "on",    "off",   "y",        "N",
+        "true",        "null", "~",    "1e3", "01730", "0x1F",  "-",        "- x",
+        "a: b",        "#c",   " ",    "\n",  "\t",    "\"",    "'",        "\\",
+        ",",           ";",    "<",    ">",   "&",     "&amp;", "]]>",      "{",
+        "}",           "[",    "]",    "*",   "!",     "%",     "@",        "`",
+        "|",           "=",    "<<",   ".",   "1.5",   "-7",    "张三",     "中文",
+        "😀",           "é",    "\r\n", "=A1", "\x01",  "\x7f",  "\xC2\x85", "\xE2\x80\xA8",
+        "\xEF\xBB\xBF"};  // SOH, DEL, NEL, LS, BOM
     std::string s;
     int n = allow_empty ? below(5) : 1 + below(4);
     for (int i = 0; i < n; ++i) s += kAtoms[static_cast<std::size_t>(below(static_cast<int>(kAtoms.size())))];
@@ -34,8 +38,8 @@ class Gen {
 
   // A name usable as an XML element, a CSV column path segment and a TOML key.
   std::string name() {
-    static const std::vector<std::string> kNames = {"a", "b", "id", "name", "zip", "名字", "item", "x_1",
-                                                    "data-set", "yes", "on", "null", "Title", "v2"};
+    static const std::vector<std::string> kNames = {"a",   "b",        "id",  "name", "zip",  "名字",  "item",
+                                                    "x_1", "data-set", "yes", "on",   "null", "Title", "v2"};
     return kNames[static_cast<std::size_t>(below(static_cast<int>(kNames.size())))];
   }
 

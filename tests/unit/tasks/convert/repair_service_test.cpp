@@ -91,9 +91,11 @@ TEST_F(ConvertRepairTest, AnswerThatIsNotAnObjectIsRepairFailedAndStillCharged) 
 }
 
 TEST_F(ConvertRepairTest, GatewayRefusalIsReturnedAndNothingIsCharged) {
-  model_.replies = {std::unexpected(inference::CallFailure{
-      Error(ErrorCode::kDeadlineExceeded, "upstream timed out", "upstream_timeout"), inference::Refusal::kTimeout,
-      "fake-1", {}})};
+  model_.replies = {std::unexpected(
+      inference::CallFailure{Error(ErrorCode::kDeadlineExceeded, "upstream timed out", "upstream_timeout"),
+                             inference::Refusal::kTimeout,
+                             "fake-1",
+                             {}})};
   auto r = repair("{broken", Format::kJson);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::kDeadlineExceeded);

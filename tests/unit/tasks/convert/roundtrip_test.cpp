@@ -26,11 +26,15 @@ void expect_round_trip(const Value& v, Format via, const ConvertOptions& o, int 
   ASSERT_TRUE(there) << "iteration " << iteration << ": " << there.error().message << "\nJSON:\n" << *json;
   auto back = read(via, *there, o);
   ASSERT_TRUE(back) << "iteration " << iteration << ": " << back.error().message << "\n"
-                    << format_name(via) << ":\n" << *there;
+                    << format_name(via) << ":\n"
+                    << *there;
   if (!(*back == v)) {
     auto again = write(Format::kJson, *back, o);
     FAIL() << "iteration " << iteration << " via " << format_name(via) << "\nJSON in:\n"
-           << *json << "\n" << format_name(via) << ":\n" << *there << "\nJSON back:\n" << (again ? *again : "?");
+           << *json << "\n"
+           << format_name(via) << ":\n"
+           << *there << "\nJSON back:\n"
+           << (again ? *again : "?");
   }
 }
 

@@ -31,7 +31,8 @@ TEST(HomeworkGrader, SchemaHasTheFourRequiredFieldsAndBounds) {
 }
 
 TEST(HomeworkGrader, ParsesAndClampsTheModelReply) {
-  auto g = parse_model_grade(R"({"score": 150, "correct": true, "feedback": "  很好  ", "suggestions": [" a ", "", "b"]})");
+  auto g =
+      parse_model_grade(R"({"score": 150, "correct": true, "feedback": "  很好  ", "suggestions": [" a ", "", "b"]})");
   ASSERT_TRUE(g) << g.error().message;
   EXPECT_EQ(g->score, 100);
   EXPECT_EQ(g->feedback, "很好");
@@ -39,13 +40,15 @@ TEST(HomeworkGrader, ParsesAndClampsTheModelReply) {
   EXPECT_EQ(parse_model_grade(R"({"score": -7, "correct": false, "feedback": "x", "suggestions": []})")->score, 0);
   EXPECT_EQ(parse_model_grade(R"({"score": 72.6, "correct": false, "feedback": "x", "suggestions": []})")->score, 73);
   const std::string long_text(2000, 'x');
-  auto cut = parse_model_grade(R"({"score": 5, "correct": false, "feedback": ")" + long_text + R"(", "suggestions": []})");
+  auto cut =
+      parse_model_grade(R"({"score": 5, "correct": false, "feedback": ")" + long_text + R"(", "suggestions": []})");
   EXPECT_EQ(cut->feedback.size(), 500u);
 }
 
 TEST(HomeworkGrader, UnusableRepliesAreErrors) {
-  for (const char* bad : {"", "{\"score\": 5, \"correct\": tr", "[1,2]", "{\"score\": \"high\", \"correct\": true, \"feedback\": \"\"}",
-                          "{\"score\": 5, \"feedback\": \"x\"}"}) {
+  for (const char* bad :
+       {"", "{\"score\": 5, \"correct\": tr", "[1,2]", "{\"score\": \"high\", \"correct\": true, \"feedback\": \"\"}",
+        "{\"score\": 5, \"feedback\": \"x\"}"}) {
     auto g = parse_model_grade(bad);
     ASSERT_FALSE(g) << bad;
     EXPECT_EQ(g.error().reason, "model_reply_invalid");

@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "billing/reply_allowance.h"
-#include "unit/tasks/fake_model_client.h"
 #include "unit/tasks/billing_fixture.h"
+#include "unit/tasks/fake_model_client.h"
 
 namespace llmd::homework {
 namespace {
@@ -123,7 +123,9 @@ TEST_F(HomeworkGradingTest, UnusableRepliesWithoutADecisiveCheckAre422AndStillCh
 TEST_F(HomeworkGradingTest, GatewayRefusalIsReturnedAndNothingIsCharged) {
   model_.replies = {std::unexpected(inference::CallFailure{
       Error(ErrorCode::kUnavailable, "model tiny is still starting", "model_starting").with_retry_after(5),
-      inference::Refusal::kModelStarting, "", {}})};
+      inference::Refusal::kModelStarting,
+      "",
+      {}})};
   auto g = grade("Why is the sky blue?", "Rayleigh scattering");
   ASSERT_FALSE(g);
   EXPECT_EQ(g.error().reason, "model_starting");
@@ -200,7 +202,9 @@ TEST_F(HomeworkGradingTest, ABalanceThatPaysLessThanAUsefulReplyIs402) {
 TEST_F(HomeworkGradingTest, AFailedTokenCountCallsNothingAndReservesNothing) {
   model_.count_failure = inference::CallFailure{
       Error(ErrorCode::kUnavailable, "model tiny is still starting", "model_starting").with_retry_after(5),
-      inference::Refusal::kModelStarting, "", {}};
+      inference::Refusal::kModelStarting,
+      "",
+      {}};
   auto g = grade("Why is the sky blue?", "Rayleigh scattering");
   ASSERT_FALSE(g);
   EXPECT_EQ(g.error().reason, "model_starting");

@@ -88,16 +88,17 @@ TEST(HomeworkPrompt, GradeLevelsAndLanguages) {
 }
 
 TEST(HomeworkPrompt, GoldenMathPrimaryAndHigh) {
-  expect_golden("math_primary_zh", both(builtin().render(input("数学", GradeLevel::kPrimary, Language::kZh,
-                                                                  "计算 2+3×4 的结果", "14"))));
-  expect_golden("math_high_en", both(builtin().render(input("math", GradeLevel::kHigh, Language::kEn,
-                                                             "Solve x^2 - 5x + 6 = 0", "x = 2 or x = 3",
-                                                             "x = 2, x = 3"))));
+  expect_golden("math_primary_zh",
+                both(builtin().render(input("数学", GradeLevel::kPrimary, Language::kZh, "计算 2+3×4 的结果", "14"))));
+  expect_golden("math_high_en",
+                both(builtin().render(input("math", GradeLevel::kHigh, Language::kEn, "Solve x^2 - 5x + 6 = 0",
+                                            "x = 2 or x = 3", "x = 2, x = 3"))));
 }
 
 TEST(HomeworkPrompt, GoldenChinesePrimaryAndMiddle) {
-  expect_golden("chinese_primary_zh", both(builtin().render(input("语文", GradeLevel::kPrimary, Language::kZh,
-                                                                     "写出“高兴”的近义词", "开心"))));
+  expect_golden(
+      "chinese_primary_zh",
+      both(builtin().render(input("语文", GradeLevel::kPrimary, Language::kZh, "写出“高兴”的近义词", "开心"))));
   expect_golden("chinese_middle_zh",
                 both(builtin().render(input("语文", GradeLevel::kMiddle, Language::kZh, "“春眠不觉晓”的下一句是什么？",
                                             "处处闻啼鸟", "处处闻啼鸟", "只看是否默写正确，错字扣分"))));
@@ -105,8 +106,8 @@ TEST(HomeworkPrompt, GoldenChinesePrimaryAndMiddle) {
 
 TEST(HomeworkPrompt, GoldenEnglishMiddleAndUniversity) {
   expect_golden("english_middle_zh", both(builtin().render(input("英语", GradeLevel::kMiddle, Language::kZh,
-                                                                    "Correct the sentence: He go to school yesterday.",
-                                                                    "He went to school yesterday."))));
+                                                                 "Correct the sentence: He go to school yesterday.",
+                                                                 "He went to school yesterday."))));
   expect_golden("english_university_en",
                 both(builtin().render(input("English", GradeLevel::kUniversity, Language::kEn,
                                             "Spell the word for 'a place where books are lent'", "libary"))));
@@ -114,15 +115,16 @@ TEST(HomeworkPrompt, GoldenEnglishMiddleAndUniversity) {
 
 TEST(HomeworkPrompt, GoldenScienceAndGeneral) {
   expect_golden("science_middle_zh", both(builtin().render(input("物理", GradeLevel::kMiddle, Language::kZh,
-                                                                    "水在标准大气压下的沸点是多少？", "100℃"))));
-  expect_golden("science_high_en", both(builtin().render(input("science", GradeLevel::kHigh, Language::kEn,
-                                                                  "What gas do plants take in for photosynthesis?",
-                                                                  "carbon dioxide"))));
-  expect_golden("general_primary_zh", both(builtin().render(input("历史", GradeLevel::kPrimary, Language::kZh,
-                                                                     "中国的首都是哪里？", "北京"))));
-  expect_golden("general_university_en", both(builtin().render(input("economics", GradeLevel::kUniversity,
-                                                                        Language::kEn, "Define opportunity cost.",
-                                                                        "The value of the next best alternative."))));
+                                                                 "水在标准大气压下的沸点是多少？", "100℃"))));
+  expect_golden("science_high_en",
+                both(builtin().render(input("science", GradeLevel::kHigh, Language::kEn,
+                                            "What gas do plants take in for photosynthesis?", "carbon dioxide"))));
+  expect_golden(
+      "general_primary_zh",
+      both(builtin().render(input("历史", GradeLevel::kPrimary, Language::kZh, "中国的首都是哪里？", "北京"))));
+  expect_golden("general_university_en",
+                both(builtin().render(input("economics", GradeLevel::kUniversity, Language::kEn,
+                                            "Define opportunity cost.", "The value of the next best alternative."))));
 }
 
 TEST(HomeworkPrompt, InjectionStaysInsideTheStudentAnswerBlock) {
@@ -182,7 +184,8 @@ TEST(HomeworkPrompt, DefaultRubricNamesCorrectnessMethodAndExpression) {
 
 TEST(HomeworkPrompt, OperatorDirectoryOverridesOneFamily) {
   testing::TempDir dir;
-  std::ofstream(dir / "math.v1.txt") << "# mine\n[system]\nGrade {{subject}} kindly.\n[user]\nQ: {{question}}\nA: {{student_answer}}\n";
+  std::ofstream(dir / "math.v1.txt")
+      << "# mine\n[system]\nGrade {{subject}} kindly.\n[user]\nQ: {{question}}\nA: {{student_answer}}\n";
   auto set = PromptSet::load(dir.path().string());
   ASSERT_TRUE(set) << set.error().message;
   EXPECT_EQ(set->source(SubjectFamily::kMath), (dir / "math.v1.txt").string());

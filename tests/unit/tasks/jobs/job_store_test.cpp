@@ -30,8 +30,8 @@ class JobStoreTest : public ::testing::TestWithParam<testing::Backend> {
   }
 
   Job make(std::int64_t user, std::int64_t total = 10) {
-    auto j = store_->create(user, "subtitle", json{{"spec", {{"target_lang", "zh"}}}}, json{{"instance", "i1"}},
-                            total, 7);
+    auto j =
+        store_->create(user, "subtitle", json{{"spec", {{"target_lang", "zh"}}}}, json{{"instance", "i1"}}, total, 7);
     EXPECT_TRUE(j) << j.error().message;
     return *j;
   }

@@ -18,8 +18,8 @@ using Clock = std::chrono::steady_clock;
 // Runs one wait(timeout) on a strand of a fresh io_context while `poke`
 // runs on another thread; returns how long the wait took.
 template <typename Poke>
-Clock::duration timed_wait(JobWatchBoard& board, const std::string& job, std::chrono::milliseconds timeout,
-                           Poke poke, bool poke_first = false) {
+Clock::duration timed_wait(JobWatchBoard& board, const std::string& job, std::chrono::milliseconds timeout, Poke poke,
+                           bool poke_first = false) {
   net::io_context io;
   auto strand = net::make_strand(io);
   auto watch = board.watch(job, strand);
@@ -34,10 +34,11 @@ Clock::duration timed_wait(JobWatchBoard& board, const std::string& job, std::ch
       },
       net::detached);
   std::thread poker;
-  if (!poke_first) poker = std::thread([&] {
-    std::this_thread::sleep_for(50ms);
-    poke();
-  });
+  if (!poke_first)
+    poker = std::thread([&] {
+      std::this_thread::sleep_for(50ms);
+      poke();
+    });
   io.run();
   if (poker.joinable()) poker.join();
   return waited;
@@ -51,7 +52,8 @@ TEST(JobWatch, NotifyWakesTheWaiterBeforeItsTimeout) {
 
 TEST(JobWatch, ANotifyBeforeTheWaitIsNotLost) {
   JobWatchBoard board;
-  const auto waited = timed_wait(board, "job-1", 10s, [&] { board.notify("job-1"); }, /*poke_first=*/true);
+  const auto waited = timed_wait(
+      board, "job-1", 10s, [&] { board.notify("job-1"); }, /*poke_first=*/true);
   EXPECT_LT(waited, 5s);
 }
 

@@ -49,13 +49,11 @@ class AsrClientTest : public ::testing::Test {
   }
 
   Result<std::vector<Cue>> transcribe(config::AsrConfig config, const std::string& wav,
-                                                AsrRequestOptions options = {}) {
+                                      AsrRequestOptions options = {}) {
     AsrClient asr(*client_, std::move(config));
     return net::co_spawn(
                io_,
-               [&]() -> net::awaitable<Result<std::vector<Cue>>> {
-                 co_return co_await asr.transcribe(wav, options);
-               },
+               [&]() -> net::awaitable<Result<std::vector<Cue>>> { co_return co_await asr.transcribe(wav, options); },
                net::use_future)
         .get();
   }
@@ -96,7 +94,8 @@ TEST_F(AsrClientTest, OpenAiTranscriptionsWithApiKeyGivesTimedCues) {
   AsrStub stub(AsrStubOptions{"sk-test-key", 0, {}});
   AsrRequestOptions options;
   options.language = "en";
-  auto cues = transcribe(config::AsrConfig{stub.url("/v1/audio/transcriptions"), "sk-test-key"}, five_second_wav(), options);
+  auto cues =
+      transcribe(config::AsrConfig{stub.url("/v1/audio/transcriptions"), "sk-test-key"}, five_second_wav(), options);
   ASSERT_TRUE(cues) << cues.error().message;
   expect_three_segments(*cues);
   const auto seen = stub.last_request();
@@ -158,7 +157,8 @@ TEST_F(AsrClientTest, SlowServiceTimesOut) {
 
 TEST_F(AsrClientTest, UnreachableServiceIsUnavailable) {
   const int port = testing::free_port();
-  auto cues = transcribe(config::AsrConfig{"http://127.0.0.1:" + std::to_string(port) + "/inference", ""}, five_second_wav());
+  auto cues =
+      transcribe(config::AsrConfig{"http://127.0.0.1:" + std::to_string(port) + "/inference", ""}, five_second_wav());
   ASSERT_FALSE(cues);
   EXPECT_EQ(cues.error().code, ErrorCode::kUnavailable);
   EXPECT_EQ(cues.error().reason, "asr_unavailable");

@@ -123,9 +123,9 @@ TEST(SubtitleEncoding, Latin1IsAnErrorNotGarbage) {
 
 // uchardet alone misnames these (ISO-8859-16, WINDOWS-1252, nothing).
 TEST(SubtitleEncoding, ShortGbkFilesDecode) {
-  for (const std::string text : {"1\n00:00:01,000 --> 00:00:02,000\n你好\n",
-                                 "1\n00:00:01,000 --> 00:00:02,000\n我爱你\n",
-                                 "1\n00:00:01,000 --> 00:00:02,000\n是的\n\n2\n00:00:03,000 --> 00:00:04,000\n走吧\n"}) {
+  for (const std::string text :
+       {"1\n00:00:01,000 --> 00:00:02,000\n你好\n", "1\n00:00:01,000 --> 00:00:02,000\n我爱你\n",
+        "1\n00:00:01,000 --> 00:00:02,000\n是的\n\n2\n00:00:03,000 --> 00:00:04,000\n走吧\n"}) {
     auto utf8 = to_utf8(encode(text, "GBK"));
     ASSERT_TRUE(utf8) << text << ": " << utf8.error().message;
     EXPECT_EQ(*utf8, text);
@@ -145,8 +145,8 @@ TEST(SubtitleEncoding, OtherEightBitTextIsRejected) {
 TEST(SubtitleEncoding, BrokenBytesAreAnError) {
   EXPECT_FALSE(to_utf8("\xEF\xBB\xBFok \xC3 broken"));        // BOM says UTF-8, bytes disagree
   EXPECT_FALSE(to_utf8("abc \xFF\xFF\xFF\xFF\x80\x80 def"));  // neither UTF-8 nor GB18030
-  EXPECT_FALSE(to_utf8("over\xC0\xAFlong"));                   // overlong '/' is not UTF-8
-  EXPECT_FALSE(to_utf8("\xED\xA0\x80 surrogate"));             // UTF-8-encoded surrogate
+  EXPECT_FALSE(to_utf8("over\xC0\xAFlong"));                  // overlong '/' is not UTF-8
+  EXPECT_FALSE(to_utf8("\xED\xA0\x80 surrogate"));            // UTF-8-encoded surrogate
 }
 
 }  // namespace

@@ -133,8 +133,9 @@ TEST(AssWriter, SameFormatWriteKeepsOverridesStylesAndHeader) {
   const Document doc = parse_file("tolerant.ass");
   const std::string out = write(doc, Format::kAss);
   EXPECT_NE(out.find("Style: Sign,Arial,16"), std::string::npos);
-  EXPECT_NE(out.find("Dialogue: 0,0:00:03.05,0:00:04.10,Sign,Bob,0,0,0,,{\\an8\\b1}Top{\\b0}\\NSecond line\\hhard space\n"),
-            std::string::npos)
+  EXPECT_NE(
+      out.find("Dialogue: 0,0:00:03.05,0:00:04.10,Sign,Bob,0,0,0,,{\\an8\\b1}Top{\\b0}\\NSecond line\\hhard space\n"),
+      std::string::npos)
       << out;
   EXPECT_NE(out.find("Dialogue: 1,1:02:03.45,"), std::string::npos) << out;  // Layer kept
   auto again = parse(out);
@@ -284,8 +285,8 @@ TEST(SubtitleLimits, RejectsOverlongLines) {
 // characters survive SRT -> VTT -> ASS -> SRT byte for byte.
 TEST(SubtitleRoundTrip, SrtVttAssSrtIsExactForCentisecondTimings) {
   std::mt19937 rng(20261127);
-  const std::vector<std::string> words = {"hello", "world", "Tom & Jerry", "a < b", "<i>tilted</i>", "中文",
-                                          "字幕", "x > y", "caf\u00e9", "<b>loud</b>", "50%", "\u00A0"};
+  const std::vector<std::string> words = {"hello", "world", "Tom & Jerry", "a < b",       "<i>tilted</i>", "中文",
+                                          "字幕",  "x > y", "caf\u00e9",   "<b>loud</b>", "50%",           "\u00A0"};
   for (int iteration = 0; iteration < 50; ++iteration) {
     Document doc;
     std::int64_t t = std::uniform_int_distribution<std::int64_t>(0, 10'000)(rng) * 10;
@@ -354,7 +355,8 @@ TEST(SubtitleRobustness, DamagedInputsFailCleanlyOrRoundTrip) {
       const int edits = std::uniform_int_distribution<int>(1, 6)(rng);
       for (int e = 0; e < edits && !bytes.empty(); ++e) {
         const std::size_t at = std::uniform_int_distribution<std::size_t>(0, bytes.size() - 1)(rng);
-        const char c = "\n\r ,.:->0123456789{}<>\\&WEBVTTNOTE\xE4\xB8\xAD\xFF"[std::uniform_int_distribution<int>(0, 37)(rng)];
+        const char c =
+            "\n\r ,.:->0123456789{}<>\\&WEBVTTNOTE\xE4\xB8\xAD\xFF"[std::uniform_int_distribution<int>(0, 37)(rng)];
         switch (std::uniform_int_distribution<int>(0, 2)(rng)) {
           case 0: bytes[at] = c; break;
           case 1: bytes.insert(bytes.begin() + static_cast<std::ptrdiff_t>(at), c); break;
@@ -372,7 +374,8 @@ TEST(SubtitleRobustness, DamagedInputsFailCleanlyOrRoundTrip) {
         const std::string out = write(*doc, f);
         auto back = parse(out, f);
         ASSERT_TRUE(back) << name << " iteration " << iteration << " as " << format_name(f) << ": "
-                          << back.error().message << "\n" << out;
+                          << back.error().message << "\n"
+                          << out;
         ASSERT_EQ(back->cues.size(), doc->cues.size()) << name << " iteration " << iteration << "\n" << out;
         for (std::size_t i = 0; i < doc->cues.size(); ++i) {
           const std::int64_t tolerance = f == Format::kAss ? 5 : 0;

@@ -11,9 +11,9 @@
 #include <sstream>
 #include <thread>
 
+#include <gtest/gtest.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <gtest/gtest.h>
 
 #include "unit/tasks/billing_fixture.h"
 #include "unit/tasks/fake_model_client.h"
@@ -74,8 +74,16 @@ class SubtitleJobsTest : public testing::BillingFixture {
     config::SubtitleTaskConfig config;
     config.batch_min = kPerBatch;
     config.batch_max = kPerBatch;
-    SubtitleJobsDeps deps{*store_, *accounts_, pricing_, pool_, model_, observe::Logger::null(), "test-model",
-                          config, (dir_ / "results").string(), "test-instance",
+    SubtitleJobsDeps deps{*store_,
+                          *accounts_,
+                          pricing_,
+                          pool_,
+                          model_,
+                          observe::Logger::null(),
+                          "test-model",
+                          config,
+                          (dir_ / "results").string(),
+                          "test-instance",
                           [this] { return net::any_io_executor(io_.get_executor()); }};
     auto jobs = std::make_unique<SubtitleJobs>(std::move(deps));
     jobs->start();
@@ -181,8 +189,8 @@ TEST_F(SubtitleJobsTest, ACancelDuringABatchEndsTheJobThereAndPaysOnlyForTheCall
 TEST_F(SubtitleJobsTest, ABatchTheModelKeepsFailingIsSplitAndRetriedUntilItsLinesGoThrough) {
   model_.respond = [](const inference::ChatRequest& r) -> inference::CallResult<inference::ChatReply> {
     if (lines_asked(r) > 2) {
-      inference::CallFailure failure{Error(ErrorCode::kUnavailable, "the worker failed"),
-                                     inference::Refusal::kWorkerFailed, "fake-1", {}};
+      inference::CallFailure failure{
+          Error(ErrorCode::kUnavailable, "the worker failed"), inference::Refusal::kWorkerFailed, "fake-1", {}};
       return std::unexpected(failure);
     }
     return translating(r);

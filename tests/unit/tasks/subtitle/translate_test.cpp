@@ -148,7 +148,8 @@ TEST(TranslateContext, JsonRoundTripAndTolerantReading) {
   EXPECT_EQ(back.summary, c.summary);
   EXPECT_EQ(back.glossary, c.glossary);
   EXPECT_TRUE(Context::from_json(json("garbage")).summary.empty());
-  const Context partial = Context::from_json(json::parse(R"({"summary":5,"glossary":[{"source":"a"},{"source":"x","target":"y"}]})"));
+  const Context partial =
+      Context::from_json(json::parse(R"({"summary":5,"glossary":[{"source":"a"},{"source":"x","target":"y"}]})"));
   EXPECT_EQ(partial.summary, "");
   ASSERT_EQ(partial.glossary.size(), 1u);
   EXPECT_EQ(partial.glossary[0].first, "x");
@@ -253,7 +254,8 @@ TEST(CompletionFloor, OneTokenPerSourceCharacterPlusPunctuationAndBelowTheCap) {
   cues[1].text = "你好吗";
   EXPECT_EQ(completion_floor(cues), 48 + (5 + 4) + (3 + 4));
   const auto twenty = make_cues(20);
-  EXPECT_LT(completion_floor(twenty), batch_request(twenty, Context{}, TranslateOptions{})["max_tokens"].get<std::int64_t>());
+  EXPECT_LT(completion_floor(twenty),
+            batch_request(twenty, Context{}, TranslateOptions{})["max_tokens"].get<std::int64_t>());
   EXPECT_GT(completion_floor(make_cues(30)), completion_floor(twenty));
 }
 
@@ -314,7 +316,7 @@ TEST(TranslateBatch, EmptyAndUntranslatedLinesAreRetriedOnce) {
     if (model.requests.size() == 1) {
       std::vector<std::string> out;
       for (const auto& l : lines) out.push_back("T(" + l + ")");
-      out[1] = "  ";       // empty
+      out[1] = "  ";      // empty
       out[4] = lines[4];  // echoed back untranslated
       return ModelReply{reply_json(out), 10, 10};
     }
@@ -484,8 +486,9 @@ TEST(TranslateBatch, BlankCuesNeedNoModelCall) {
 // ---- render_translation -------------------------------------------------
 
 Document two_cue_doc() {
-  auto doc = parse("1\n00:00:01,000 --> 00:00:02,000\nGood morning, everyone.\n\n"
-                   "2\n00:00:03,000 --> 00:00:04,500\nLet's get started with today's long meeting agenda.\n");
+  auto doc = parse(
+      "1\n00:00:01,000 --> 00:00:02,000\nGood morning, everyone.\n\n"
+      "2\n00:00:03,000 --> 00:00:04,500\nLet's get started with today's long meeting agenda.\n");
   EXPECT_TRUE(doc);
   return *doc;
 }
@@ -494,7 +497,8 @@ TEST(RenderTranslation, TargetOnlyWrappedForTheTargetLanguage) {
   const Document doc = two_cue_doc();
   OutputOptions o;
   o.target_lang = "zh";
-  const std::string out = render_translation(doc, {"大家早上好。", "让我们开始今天这个很长的会议议程吧，首先是预算部分。"}, o);
+  const std::string out =
+      render_translation(doc, {"大家早上好。", "让我们开始今天这个很长的会议议程吧，首先是预算部分。"}, o);
   EXPECT_EQ(out,
             "1\n00:00:01,000 --> 00:00:02,000\n大家早上好。\n\n"
             "2\n00:00:03,000 --> 00:00:04,500\n让我们开始今天这个很长的会\n议议程吧，首先是预算部分。\n\n");
@@ -531,9 +535,10 @@ TEST(RenderTranslation, MissingOrEmptyTranslationsKeepTheSource) {
 }
 
 TEST(RenderTranslation, AssSourceKeepsHeaderAndStyles) {
-  auto doc = parse("[Script Info]\nTitle: t\n\n[V4+ Styles]\nFormat: Name\nStyle: Sign\n\n[Events]\n"
-                   "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
-                   "Dialogue: 0,0:00:01.00,0:00:02.00,Sign,,0,0,0,,{\\an8}Exit\n");
+  auto doc = parse(
+      "[Script Info]\nTitle: t\n\n[V4+ Styles]\nFormat: Name\nStyle: Sign\n\n[Events]\n"
+      "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
+      "Dialogue: 0,0:00:01.00,0:00:02.00,Sign,,0,0,0,,{\\an8}Exit\n");
   ASSERT_TRUE(doc);
   OutputOptions o;
   o.format = Format::kAss;

@@ -37,8 +37,7 @@ TEST(WrapLine, EnglishBreaksAtSpacesIntoBalancedLines) {
 }
 
 TEST(WrapLine, LongWordsAreNeverCut) {
-  EXPECT_EQ(wrap_line("supercalifragilisticexpialidocious is long", 10),
-            "supercalifragilisticexpialidocious\nis long");
+  EXPECT_EQ(wrap_line("supercalifragilisticexpialidocious is long", 10), "supercalifragilisticexpialidocious\nis long");
 }
 
 TEST(WrapLine, ChineseBreaksBetweenCharactersButNotBeforeClosingPunctuation) {

@@ -175,8 +175,10 @@ TEST_F(UploadStoreTest, ParallelUploadsCannotTogetherPassTheQuota) {
   for (const auto& [type, body] : bodies) {
     threads.emplace_back([&, type, body] {
       auto r = store_->save_multipart(user_id_, body, type);
-      if (r) ++ok;
-      else if (r.error().reason == "upload_quota_exceeded") ++over;
+      if (r)
+        ++ok;
+      else if (r.error().reason == "upload_quota_exceeded")
+        ++over;
     });
   }
   for (auto& t : threads) t.join();
