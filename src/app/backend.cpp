@@ -4,11 +4,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "api/account_routes.h"
+#include "api/conversation_routes.h"
 #include "api/convert_routes.h"
 #include "api/homework_routes.h"
 #include "api/model_billing.h"
@@ -24,6 +26,8 @@
 #include "auth/service.h"
 #include "auth/users.h"
 #include "billing/accounts.h"
+#include "conversations/conversation_store.h"
+#include "conversations/retention.h"
 #include "core/version.h"
 #include "http/client.h"
 #include "http/pipeline.h"
@@ -125,6 +129,10 @@ struct Backend::Impl {
   std::unique_ptr<billing::Accounts> accounts;
   std::unique_ptr<jobs::JobStore> job_store;
   std::unique_ptr<uploads::UploadStore> uploads;
+  std::unique_ptr<conversations::ConversationStore> conversations;
+  // Retention and stale pending replies, on its own thread; stopped (in
+  // ~Impl, declared after the store) before the store and database go.
+  std::unique_ptr<conversations::RetentionSweeper> conversation_sweeper;
   billing::Pricing pricing;
   std::string instance_id;  // this backend process (in reservations and jobs)
   // The server (and its I/O context) is declared before what talks through
@@ -256,6 +264,29 @@ Result<void> Backend::Impl::open_accounts() {
     log.warn("removed partial upload files left by a previous run", {{"count", static_cast<std::int64_t>(partial)}});
   }
   job_store = std::make_unique<jobs::JobStore>(*database);
+
+  // The chat page's conversations; a single SQLite instance knows that a
+  // reply still pending was cut off by its previous run.
+  const auto& chat = config.chat;
+  conversations = std::make_unique<conversations::ConversationStore>(
+      *database, conversations::Limits{chat.max_conversations, chat.max_messages_per_conversation,
+                                       static_cast<std::size_t>(chat.max_message_bytes)});
+  if (database->dialect() == store::Dialect::kSqlite) {
+    auto failed = conversations->fail_pending_replies(std::numeric_limits<std::int64_t>::max());
+    if (!failed) return std::unexpected(failed.error());
+    if (*failed > 0) log.warn("chat replies cut off by a previous run marked failed", {{"count", *failed}});
+  }
+  const conversations::RetentionOptions retention{chat.retention_days};
+  const observe::Logger* logger = &log;
+  conversation_sweeper = std::make_unique<conversations::RetentionSweeper>(
+      *conversations, retention, [logger](const Result<conversations::SweepResult>& r) {
+        if (!r) {
+          logger->warn("conversation upkeep failed", {{"error", r.error().message}});
+        } else if (r->conversations_removed > 0 || r->replies_failed > 0) {
+          logger->info("conversation upkeep", {{"conversations_removed", r->conversations_removed},
+                                               {"pending_replies_failed", r->replies_failed}});
+        }
+      });
   return {};
 }
 
@@ -328,6 +359,9 @@ Result<void> Backend::Impl::add_routes() {
   api::add_usage_routes(*router, account_deps);
   models::ModelRoutesDeps model_deps(*models, *model_http, log);
   model_deps.hooks = api::make_billing_hooks(*accounts, pricing, *pool, *model_client, log);
+  const api::ConversationDeps conversation_deps{*conversations, *pool, log};
+  model_deps.memory = api::make_chat_memory(conversation_deps);
+  api::add_conversation_routes(*router, conversation_deps);
   models::add_model_routes(*router, std::move(model_deps));
   api::add_convert_routes(*router, api::ConvertDeps{*accounts, pricing, *pool, *task_pool,
                                                     static_cast<std::size_t>(config.limits.convert_concurrent_per_user),

@@ -1,7 +1,9 @@
-// `llmd admin user-add | grant | set-role | disable | list`: operator tasks
+// `llmd admin user-add | grant | set-role | disable | list | export-user`: operator tasks
 // straight on the configured database (the server may be running; every
 // change goes through the same services and ledger as the HTTP API).
 #include <CLI/CLI.hpp>
+
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <iostream>
@@ -15,6 +17,7 @@
 #include "auth/users.h"
 #include "billing/accounts.h"
 #include "cli/commands.h"
+#include "cli/user_export.h"
 #include "config/config.h"
 #include "store/database.h"
 
@@ -23,7 +26,7 @@ namespace {
 
 struct AdminOptions {
   std::string config_path;
-  std::string username, email, role = "user", reason, search, new_role;
+  std::string username, email, role = "user", reason, search, new_role, out_path;
   std::int64_t tokens = -1;
   std::int64_t amount = 0;
   bool password_stdin = false;
@@ -96,6 +99,23 @@ void print_user(const auth::User& u) {
               static_cast<long long>(u.available_tokens()), u.email.c_str(), u.disabled ? "  (disabled)" : "");
 }
 
+// Writes a file only its owner may read (it holds someone's personal data),
+// replacing `path` only once it is complete.
+bool write_private_file(const std::string& path, const std::string& text) {
+  const std::string partial = path + ".partial";
+  std::remove(partial.c_str());  // a previous attempt's; "x" below never writes through a planted link
+  std::FILE* f = std::fopen(partial.c_str(), "wx");
+  if (f == nullptr) return false;
+  ::fchmod(::fileno(f), 0600);
+  const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  const bool closed = std::fclose(f) == 0;
+  if (!written || !closed || std::rename(partial.c_str(), path.c_str()) != 0) {
+    std::remove(partial.c_str());
+    return false;
+  }
+  return true;
+}
+
 int run_admin(const std::string& action, const AdminOptions& o) {
   auto ctx = open_context(o.config_path);
   if (!ctx) return fail_with(ctx.error().message, ctx.error().reason == "bad_config" ? 2 : 1);
@@ -151,6 +171,16 @@ int run_admin(const std::string& action, const AdminOptions& o) {
                 changed->must_change_password ? " (to be changed at the next login)" : "");
     return 0;
   }
+  if (action == "export-user") {
+    auto exported = export_user(*c.db, c.config, *user);
+    if (!exported) return fail_with(exported.error().message);
+    const std::string text = exported->dump(2) + "\n";
+    if (o.out_path.empty()) {
+      std::cout << text;
+      return 0;
+    }
+    return write_private_file(o.out_path, text) ? 0 : fail_with("cannot write " + o.out_path);
+  }
   if (action == "disable") {
     if (auto r = c.users->set_disabled(user->id, !o.enable); !r) return fail_with(r.error().message);
     std::printf("%s is now %s\n", user->username.c_str(), o.enable ? "enabled" : "disabled");
@@ -203,6 +233,13 @@ void add_admin_command(CLI::App& root, CommandRunner& run) {
   passwd->add_flag("--password-stdin", o->password_stdin, "Read the password from the first line of stdin");
   passwd->add_flag("--must-change", o->must_change, "Ask for a new password at the next login (always when generated)");
   passwd->callback(set_runner("passwd"));
+
+  auto* exporter = cmd->add_subcommand(
+      "export-user",
+      "Write everything stored about a user (profile, keys, ledger, usage, uploads, jobs, conversations)");
+  exporter->add_option("username", o->username, "User name")->required();
+  exporter->add_option("--out", o->out_path, "Write to this file (mode 0600) instead of stdout");
+  exporter->callback(set_runner("export-user"));
 
   auto* list = cmd->add_subcommand("list", "List users");
   list->add_option("--search", o->search, "Only names/emails containing this");

@@ -79,6 +79,7 @@ const std::vector<SectionSpec>& sections() {
       {"logging", {{"level"}, {"format"}, {"file"}}},
       {"uploads", {{"dir"}, {"max_bytes"}, {"quota_bytes_per_user"}, {"media_roots", true}}},
       {"asr", {{"url"}, {"api_key"}}},
+      {"chat", {{"max_conversations"}, {"max_messages_per_conversation"}, {"max_message_bytes"}, {"retention_days"}}},
   };
   return kSections;
 }
@@ -497,6 +498,16 @@ Result<void> parse_rest(const YAML::Node& root, Config& c, std::vector<std::stri
     Reader r(*node, "asr");
     LLMD_TRY(r.string("url", c.asr.url));
     LLMD_TRY(r.string("api_key", c.asr.api_key));
+  }
+  {
+    auto node = section_node(root, "chat");
+    if (!node) return std::unexpected(node.error());
+    warn_unknown(*node, "chat", known_keys("chat"), warnings);
+    Reader r(*node, "chat");
+    LLMD_TRY(r.integer("max_conversations", c.chat.max_conversations, 0, 1000000));
+    LLMD_TRY(r.integer("max_messages_per_conversation", c.chat.max_messages_per_conversation, 0, 1000000));
+    LLMD_TRY(r.integer("max_message_bytes", c.chat.max_message_bytes, 1024, 16LL << 20));
+    LLMD_TRY(r.integer("retention_days", c.chat.retention_days, 0, 36500));
   }
   for (const char* top : {"database", "redis"}) {
     auto n = root[top];

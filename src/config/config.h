@@ -153,6 +153,14 @@ struct AsrConfig {
   std::string api_key;
 };
 
+// The chat page's conversations kept on the server (SPEC §4.5c).
+struct ChatConfig {
+  int max_conversations = 1000;             // per user; 0 = no limit
+  int max_messages_per_conversation = 500;  // replies included; 0 = no limit
+  std::uint64_t max_message_bytes = 64 * 1024;
+  int retention_days = 0;  // conversations not updated for this long are deleted; 0 = keep
+};
+
 struct Config {
   ServerConfig server;
   std::string database = "sqlite:data/llmd.db";
@@ -167,6 +175,7 @@ struct Config {
   LoggingConfig logging;
   UploadsConfig uploads;
   AsrConfig asr;
+  ChatConfig chat;
 };
 
 struct LoadedConfig {

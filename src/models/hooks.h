@@ -16,6 +16,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <nlohmann/json_fwd.hpp>
@@ -85,6 +87,56 @@ class CallHooks {
   // admit() would ask, so that nobody who cannot pay starts a model.
   // Nothing is reserved or charged. Errors: admit()'s 401/402.
   virtual boost::asio::awaitable<Result<void>> require_funds(http::RequestContext& ctx, const CallInfo& call) = 0;
+};
+
+// A turn of POST /api/v1/models/{name}/chat in a conversation kept on the
+// server (SPEC §4.5c): what the client asked.
+struct ChatTurn {
+  enum class Kind { kSend, kRegenerate, kEdit };
+  std::string conversation_id;
+  Kind kind = Kind::kSend;
+  std::string message;               // kSend, kEdit
+  std::int64_t edit_message_id = 0;  // kEdit: this user message and all after it are replaced
+};
+
+// What the model is asked for the turn, read from the stored conversation.
+struct ChatContext {
+  std::string system;                                        // "" = none
+  std::vector<std::pair<std::string, std::string>> history;  // {role, content} before the user message
+  std::string user_text;
+};
+
+// Where the turn was stored.
+struct StoredTurn {
+  std::string conversation_id;
+  std::int64_t user_message_id = 0;
+  std::int64_t reply_message_id = 0;
+  std::string title;
+};
+
+// How the reply ended, to be stored.
+struct TurnEnding {
+  std::string content;
+  std::string reasoning_content;
+  CallUsage usage;
+  std::int64_t tokens_consumed = 0;
+  std::string finish_reason;  // stop | length | stopped (client gone) | error
+};
+
+// The conversation memory of the chat route; its state between the calls of
+// one turn lives in the request context.
+class ChatMemory {
+ public:
+  virtual ~ChatMemory() = default;
+  // Authenticates the caller and reads the turn's context; writes nothing.
+  // Errors: 401, 404 (not the caller's), 409/413 limits.
+  virtual boost::asio::awaitable<Result<ChatContext>> plan(http::RequestContext& ctx, const ChatTurn& turn) = 0;
+  // After the call is admitted: stores the user message and a pending reply.
+  virtual boost::asio::awaitable<Result<StoredTurn>> open(http::RequestContext& ctx, const std::string& model) = 0;
+  // Stores the reply as it ended (failures are logged, not returned: the
+  // client's reply is already decided).
+  virtual boost::asio::awaitable<void> close(http::RequestContext& ctx, const StoredTurn& turn,
+                                             const TurnEnding& ending) = 0;
 };
 
 // Admits everyone; settles with tokens_consumed = prompt + completion tokens.

@@ -9,6 +9,7 @@
 #include "http/errors.h"
 #include "http/sse.h"
 #include "models/anthropic.h"
+#include "models/chat_input.h"
 #include "models/ollama.h"
 #include "models/proxy.h"
 #include "models/responses.h"
@@ -580,43 +581,24 @@ struct Routes {
     co_return http::Response::json(200, {{"input_tokens", reply["prompt_tokens"]}});
   }
 
-  // POST /api/v1/models/{name}/chat {message, max_tokens?, history?, system?, stream?}
+  // POST /api/v1/models/{name}/chat (models/chat_input.h): one reply, or a
+  // turn of a conversation kept on the server (deps.memory).
   net::awaitable<Result<http::Response>> chat(http::RequestContext& ctx) {
     const std::string name = ctx.param("name");
-    json in = json::parse(ctx.request.body, nullptr, false);
-    if (in.is_discarded() || !in.is_object()) {
-      co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not a JSON object", "invalid_json"));
-    }
-    if (!in.contains("message") || !in["message"].is_string() || in["message"].get<std::string>().empty()) {
-      co_return std::unexpected(
-          Error(ErrorCode::kInvalidArgument, "message must be a non-empty string", "invalid_request"));
-    }
-    json messages = json::array();
-    if (in.contains("system") && !in["system"].is_null()) {
-      if (!in["system"].is_string())
-        co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "system must be a string", "invalid_request"));
-      messages.push_back({{"role", "system"}, {"content", in["system"]}});
-    }
-    if (in.contains("history") && !in["history"].is_null()) {
-      if (!in["history"].is_array())
-        co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "history must be an array", "invalid_request"));
-      for (const auto& h : in["history"]) {
-        if (!h.is_object() || !h.contains("role") || !h["role"].is_string() || !h.contains("content") ||
-            !h["content"].is_string() || (h["role"] != "user" && h["role"] != "assistant" && h["role"] != "system")) {
-          co_return std::unexpected(Error(ErrorCode::kInvalidArgument,
-                                          "history entries are {role: user|assistant|system, content: string}",
-                                          "invalid_request"));
-        }
-        messages.push_back({{"role", h["role"]}, {"content", h["content"]}});
+    auto input = parse_chat_input(json::parse(ctx.request.body, nullptr, false));
+    if (!input) co_return std::unexpected(input.error());
+    json messages = input->messages;
+    if (input->turn) {
+      if (!deps.memory) {
+        co_return fail(ErrorCode::kNotImplemented, "this server keeps no conversations", "not_implemented");
       }
+      const Result<ChatContext> context = co_await deps.memory->plan(ctx, *input->turn);
+      if (!context) co_return std::unexpected(context.error());
+      messages = chat_messages(*context);
     }
-    messages.push_back({{"role", "user"}, {"content", in["message"]}});
-    json body = {{"model", name}, {"messages", messages}};
-    if (in.contains("max_tokens")) body["max_tokens"] = in["max_tokens"];
-    for (const char* k : {"temperature", "top_p", "top_k", "seed"}) {
-      if (in.contains(k)) body[k] = in[k];
-    }
-    const bool stream = in.value("stream", false);
+    json body = {{"model", name}, {"messages", std::move(messages)}};
+    body.update(input->options);
+    const bool stream = input->stream;
     if (stream) body["stream"] = true;
     auto valid = validate_openai_request(ApiKind::kChat, body, deps.limits, name);
     if (!valid) co_return std::unexpected(valid.error());
@@ -626,7 +608,7 @@ struct Routes {
     call.route = "/api/v1/models/{name}/chat";
     call.model = name;
     call.max_tokens = body["max_tokens"].get<std::int64_t>();
-    call.prompt_bytes = ctx.request.body.size();
+    call.prompt_bytes = body["messages"].dump().size();
     call.stream = stream;
     call.worker_path = "/v1/chat/completions";
     call.request = &body;
@@ -635,58 +617,98 @@ struct Routes {
     if (!admitted) co_return std::unexpected(admitted.error());
     const bool clamped = admitted->clamped;
     if (clamped) limit_completion(ctx, body, call, admitted->max_tokens);
-    const auto started = std::chrono::steady_clock::now();
-    auto elapsed = [&] {
-      return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-    };
+    std::optional<StoredTurn> stored;
+    if (input->turn) {
+      // Stored only now that the call is admitted: a refusal leaves the
+      // conversation as it was.
+      Result<StoredTurn> opened = co_await deps.memory->open(ctx, name);
+      if (!opened) {
+        const CallOutcome nothing{name, "", {}, http::status_for(opened.error().code), false, {}};
+        co_await deps.hooks->settle(ctx, call, nothing);
+        co_return std::unexpected(opened.error());
+      }
+      stored = std::move(*opened);
+    }
+    if (!stream) co_return co_await chat_reply(ctx, call, body, clamped, stored);
+    co_return co_await chat_stream(ctx, call, body, clamped, stored);
+  }
 
-    if (!stream) {
-      auto r = co_await proxy().call(ctx, name, "/v1/chat/completions", body.dump());
-      CallOutcome outcome{name, r.instance, r.usage, r.response.status, r.ok, elapsed()};
-      const Settlement s = co_await deps.hooks->settle(ctx, call, outcome);
-      if (!r.ok || r.response.status != 200) co_return r.response;
-      json reply = json::parse(r.response.body, nullptr, false);
-      std::string text;
+  net::awaitable<Result<http::Response>> chat_reply(http::RequestContext& ctx, const CallInfo& call, const json& body,
+                                                    bool clamped, const std::optional<StoredTurn>& stored) {
+    const auto started = std::chrono::steady_clock::now();
+    auto r = co_await proxy().call(ctx, call.model, "/v1/chat/completions", body.dump());
+    CallOutcome outcome{call.model, r.instance, r.usage, r.response.status, r.ok, since(started)};
+    const Settlement s = co_await deps.hooks->settle(ctx, call, outcome);
+    TurnEnding ending{"", "", r.usage, s.tokens_consumed, "error"};
+    const bool ok = r.ok && r.response.status == 200;
+    if (ok) {
+      const json reply = json::parse(r.response.body, nullptr, false);
       if (!reply.is_discarded() && reply.contains("choices") && reply["choices"].is_array() &&
           !reply["choices"].empty()) {
-        text = reply["choices"][0]["message"].value("content", "");
+        const json& choice = reply["choices"][0];
+        ending.content = choice["message"].value("content", "");
+        ending.reasoning_content = choice["message"].value("reasoning_content", "");
+        ending.finish_reason = choice.value("finish_reason", "stop");
       }
-      json out = {
-          {"reply", text},
-          {"usage", {{"prompt_tokens", r.usage.prompt_tokens}, {"completion_tokens", r.usage.completion_tokens}}},
-          {"tokens_consumed", s.tokens_consumed},
-          {"remaining_tokens", s.remaining_tokens ? json(*s.remaining_tokens) : json(nullptr)}};
-      if (clamped) out["max_tokens_clamped"] = true;
-      http::Response reply_response = http::Response::json(200, out);
-      cost_headers(reply_response, s);
-      co_return reply_response;
     }
+    if (stored) co_await deps.memory->close(ctx, *stored, ending);
+    if (!ok) co_return r.response;
+    json out = {{"reply", ending.content},
+                {"usage", {{"prompt_tokens", r.usage.prompt_tokens}, {"completion_tokens", r.usage.completion_tokens}}},
+                {"tokens_consumed", s.tokens_consumed},
+                {"remaining_tokens", s.remaining_tokens ? json(*s.remaining_tokens) : json(nullptr)}};
+    if (!ending.reasoning_content.empty()) out["reasoning_content"] = ending.reasoning_content;
+    if (clamped) out["max_tokens_clamped"] = true;
+    if (stored) out.update(turn_json(*stored));
+    http::Response reply_response = http::Response::json(200, out);
+    cost_headers(reply_response, s);
+    co_return reply_response;
+  }
 
+  // The stream: {delta} and {reasoning_delta} events, then {done, usage,
+  // tokens_consumed, ...} or an "error" event.
+  net::awaitable<Result<http::Response>> chat_stream(http::RequestContext& ctx, const CallInfo& call, json body,
+                                                     bool clamped, const std::optional<StoredTurn>& stored) {
+    const auto started = std::chrono::steady_clock::now();
     body["stream_options"] = {{"include_usage", true}};
     body["timings_per_token"] = true;  // the usage so far, should the stream be cut short
     http::SseWriter sse(ctx);
     bool opened = false;
+    bool client_gone = false;
+    TurnEnding ending{"", "", {}, 0, "stop"};
     auto r = co_await proxy().stream_events(
-        ctx, name, "/v1/chat/completions", body.dump(), [&](const json& chunk) -> net::awaitable<bool> {
+        ctx, call.model, "/v1/chat/completions", body.dump(), [&](const json& chunk) -> net::awaitable<bool> {
           if (!opened) {
             opened = true;
-            if (!co_await sse.open(200)) co_return false;
+            client_gone = !co_await sse.open(200);
+            if (client_gone) co_return false;
           }
           if (!chunk.contains("choices") || !chunk["choices"].is_array() || chunk["choices"].empty()) {
             co_return true;
           }
-          const auto& delta = chunk["choices"][0]["delta"];
-          if (!delta.is_object() || !delta.contains("content") || !delta["content"].is_string()) {
-            co_return true;
+          const json& choice = chunk["choices"][0];
+          if (choice.contains("finish_reason") && choice["finish_reason"].is_string()) {
+            ending.finish_reason = choice["finish_reason"].get<std::string>();
           }
-          json piece = json::object();
-          piece["delta"] = delta["content"];
-          co_return co_await sse.send(piece.dump());
+          const json& delta = choice["delta"];
+          const std::string thought = text_field(delta, "reasoning_content");
+          const std::string piece = text_field(delta, "content");
+          ending.reasoning_content += thought;
+          ending.content += piece;
+          if (!thought.empty()) client_gone = !co_await sse.send(one_field("reasoning_delta", thought));
+          if (!piece.empty() && !client_gone) client_gone = !co_await sse.send(one_field("delta", piece));
+          co_return !client_gone;
         });
-    CallOutcome outcome{name, r.instance, r.usage, r.ok ? 200 : r.status_for_usage(), r.ok, elapsed()};
+    CallOutcome outcome{call.model, r.instance, r.usage, r.ok ? 200 : r.status_for_usage(), r.ok, since(started)};
     const Settlement s = co_await deps.hooks->settle(ctx, call, outcome);
+    if (stored) {
+      ending.usage = r.usage;
+      ending.tokens_consumed = s.tokens_consumed;
+      if (!r.ok) ending.finish_reason = client_gone ? "stopped" : "error";
+      co_await deps.memory->close(ctx, *stored, ending);
+    }
     if (!opened) co_return r.response;  // nothing sent yet: a normal error reply
-    json last = json::object();
+    json last = stored ? turn_json(*stored) : json::object();
     if (r.ok) {
       last["done"] = true;
       last["usage"] = usage_json(r.usage);
@@ -702,6 +724,30 @@ struct Routes {
     }
     co_await sse.close();
     co_return http::Response::already_streamed(200);
+  }
+
+  // {"key": "text"} (built outside the coroutine: g++ 12 miscompiles a
+  // braced json in a co_await expression).
+  static std::string one_field(const char* key, const std::string& text) {
+    json j = json::object();
+    j[key] = text;
+    return j.dump();
+  }
+
+  static std::string text_field(const json& object, const char* key) {
+    if (!object.is_object() || !object.contains(key) || !object[key].is_string()) return {};
+    return object[key].get<std::string>();
+  }
+
+  static std::chrono::milliseconds since(std::chrono::steady_clock::time_point started) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  }
+
+  static json turn_json(const StoredTurn& t) {
+    return {{"conversation_id", t.conversation_id},
+            {"user_message_id", t.user_message_id},
+            {"message_id", t.reply_message_id},
+            {"title", t.title}};
   }
 };
 

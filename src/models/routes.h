@@ -30,7 +30,8 @@ struct ModelRoutesDeps {
   Manager& manager;          // outlives the routes' requests
   http::HttpClient& client;  // upstream connections (on the server's I/O context); outlives them too
   observe::Logger log;
-  std::shared_ptr<CallHooks> hooks;  // null = open_call_hooks()
+  std::shared_ptr<CallHooks> hooks;    // null = open_call_hooks()
+  std::shared_ptr<ChatMemory> memory;  // null = no conversations kept (conversation_id -> 501)
   GatewayLimits limits;
   std::chrono::milliseconds acquire_timeout{60000};    // wait for a model to start
   std::chrono::milliseconds upstream_timeout{300000};  // per read step from a worker

@@ -214,6 +214,89 @@ CREATE TABLE IF NOT EXISTS uploads (
       // an administrator's reset) is to be replaced at the next login.
       {5, "must change password", "ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;",
        "ALTER TABLE users ADD COLUMN IF NOT EXISTS must_change_password TINYINT NOT NULL DEFAULT 0;"},
+
+      // Chat conversations per user (SPEC §4.5c). Message ids ascend in the
+      // order messages were written. Message text is indexed for search: an
+      // FTS5 trigram index on SQLite (any substring of 3+ characters, CJK
+      // included), kept in step by triggers; a FULLTEXT index on MySQL.
+      // `bytes` caches the text size an administrator may see.
+      {6, "chat conversations",
+       R"(CREATE TABLE conversations (
+  id TEXT PRIMARY KEY,
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  title TEXT NOT NULL DEFAULT '',
+  model TEXT NOT NULL DEFAULT '',
+  system_prompt TEXT NOT NULL DEFAULT '',
+  message_count INTEGER NOT NULL DEFAULT 0,
+  bytes INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL);
+CREATE INDEX conversations_user ON conversations(user_id, updated_at, id);
+CREATE INDEX conversations_updated ON conversations(updated_at);
+CREATE TABLE conversation_messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  conversation_id TEXT NOT NULL REFERENCES conversations(id),
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  role TEXT NOT NULL,
+  content TEXT NOT NULL,
+  reasoning_content TEXT NOT NULL DEFAULT '',
+  model TEXT NOT NULL DEFAULT '',
+  prompt_tokens INTEGER,
+  completion_tokens INTEGER,
+  tokens_consumed INTEGER NOT NULL DEFAULT 0,
+  finish_reason TEXT,
+  created_at INTEGER NOT NULL);
+CREATE INDEX conversation_messages_conversation ON conversation_messages(conversation_id, id);
+CREATE INDEX conversation_messages_user ON conversation_messages(user_id);
+CREATE INDEX conversation_messages_pending ON conversation_messages(finish_reason);
+CREATE VIRTUAL TABLE conversation_messages_fts USING fts5(
+  content, content='conversation_messages', content_rowid='id', tokenize='trigram');
+CREATE TRIGGER conversation_messages_fts_insert AFTER INSERT ON conversation_messages BEGIN
+  INSERT INTO conversation_messages_fts(rowid, content) VALUES (new.id, new.content);
+END;
+CREATE TRIGGER conversation_messages_fts_delete AFTER DELETE ON conversation_messages BEGIN
+  INSERT INTO conversation_messages_fts(conversation_messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+END;
+CREATE TRIGGER conversation_messages_fts_update AFTER UPDATE OF content ON conversation_messages BEGIN
+  INSERT INTO conversation_messages_fts(conversation_messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+  INSERT INTO conversation_messages_fts(rowid, content) VALUES (new.id, new.content);
+END;
+)",
+       R"(CREATE TABLE IF NOT EXISTS conversations (
+  id VARCHAR(64) PRIMARY KEY,
+  user_id BIGINT NOT NULL,
+  title VARCHAR(1024) NOT NULL DEFAULT '',
+  model VARCHAR(255) NOT NULL DEFAULT '',
+  system_prompt MEDIUMTEXT NOT NULL DEFAULT '',
+  message_count BIGINT NOT NULL DEFAULT 0,
+  bytes BIGINT NOT NULL DEFAULT 0,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  INDEX conversations_user (user_id, updated_at, id),
+  INDEX conversations_updated (updated_at),
+  FOREIGN KEY (user_id) REFERENCES users(id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE TABLE IF NOT EXISTS conversation_messages (
+  id BIGINT AUTO_INCREMENT PRIMARY KEY,
+  conversation_id VARCHAR(64) NOT NULL,
+  user_id BIGINT NOT NULL,
+  role VARCHAR(16) NOT NULL,
+  content MEDIUMTEXT NOT NULL,
+  reasoning_content MEDIUMTEXT NOT NULL DEFAULT '',
+  model VARCHAR(255) NOT NULL DEFAULT '',
+  prompt_tokens BIGINT NULL,
+  completion_tokens BIGINT NULL,
+  tokens_consumed BIGINT NOT NULL DEFAULT 0,
+  finish_reason VARCHAR(32) NULL,
+  created_at BIGINT NOT NULL,
+  INDEX conversation_messages_conversation (conversation_id, id),
+  INDEX conversation_messages_user (user_id),
+  INDEX conversation_messages_pending (finish_reason),
+  FULLTEXT INDEX conversation_messages_text (content),
+  FOREIGN KEY (conversation_id) REFERENCES conversations(id),
+  FOREIGN KEY (user_id) REFERENCES users(id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+)"},
   };
   return kMigrations;
 }

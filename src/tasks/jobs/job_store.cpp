@@ -1,10 +1,8 @@
 #include "tasks/jobs/job_store.h"
 
-#include <openssl/rand.h>
-
-#include <array>
 #include <ctime>
-#include <stdexcept>
+
+#include "core/random_id.h"
 
 namespace llmd::jobs {
 namespace {
@@ -80,20 +78,7 @@ bool is_terminal(Status s) {
   return s == Status::kDone || s == Status::kFailed || s == Status::kCancelled || s == Status::kOutOfTokens;
 }
 
-std::string new_job_id() {
-  std::array<unsigned char, 16> bytes{};
-  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
-    throw std::runtime_error("the OS random generator failed");  // not recoverable: no safe id without it
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(32);
-  for (unsigned char b : bytes) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  }
-  return out;
-}
+std::string new_job_id() { return core::random_hex(16); }
 
 Result<Job> JobStore::create(std::int64_t user_id, const std::string& kind, const json& input, const json& state,
                              std::int64_t progress_total, std::int64_t reservation_id) {
