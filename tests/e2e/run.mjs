@@ -176,6 +176,26 @@ async function changePasswordIn(page, current, next) {
   await page.getByTestId('pw-submit').click()
 }
 
+// The conversation open in the chat page (its id is in the address, ?c=), as the server stores it.
+async function storedConversation(page, base) {
+  const id = new URL(page.url()).searchParams.get('c')
+  const token = await page.evaluate(() => localStorage.getItem('llmd.token'))
+  const r = await apiCall(base, 'GET', `/api/v1/conversations/${id}`, { token })
+  return r.status === 200 ? r.body : null
+}
+
+// Everything the page keeps in the browser: localStorage, sessionStorage and the IndexedDB names.
+async function browserStorage(page) {
+  return page.evaluate(async () => {
+    const all = []
+    for (const s of [localStorage, sessionStorage]) {
+      for (let i = 0; i < s.length; i++) all.push(`${s.key(i)}=${s.getItem(s.key(i))}`)
+    }
+    for (const db of (await indexedDB.databases?.()) ?? []) all.push(`indexeddb:${db.name}`)
+    return all.join('\n')
+  })
+}
+
 async function balanceShown(page) {
   const text = await page.getByTestId('balance').innerText()
   return Number(text.replace(/[^0-9]/g, ''))
@@ -261,12 +281,9 @@ async function main() {
     await reply.getByTestId('reply-cost').waitFor({ timeout: 180_000 })
     await shot(page, '04-chat')
     // The tiny model's words are noise (often only newlines, which Markdown
-    // renders as nothing): check the streamed text itself, as the page kept it.
-    const raw = await page.evaluate(() => {
-      const list = JSON.parse(localStorage.getItem('llmd.conversations') ?? '[]')
-      const msgs = list[0]?.messages ?? []
-      return msgs[msgs.length - 1]?.content ?? ''
-    })
+    // renders as nothing): check the text the server stored for the reply.
+    const stored = await storedConversation(page, base)
+    const raw = stored?.messages?.at(-1)?.content ?? ''
     check(raw.length > 0, 'empty reply')
     const shown = (await reply.innerText()).trim()
     check(shown.length > 0, 'nothing shown for the reply')
@@ -274,6 +291,9 @@ async function main() {
     check(cost > 0, 'reply cost should be positive')
     balanceAfterChat = await balanceShown(page)
     check(balanceAfterChat === 100000 - cost, `balance ${balanceAfterChat} != 100000 - ${cost}`)
+    check(stored.messages.at(-1).tokens_consumed === cost, 'the stored reply has another cost')
+    const kept = await browserStorage(page)
+    check(!kept.includes('Hello, who are you?'), `conversation text kept in the browser: ${kept}`)
     await shot(page, '04-chat')
   })
 
@@ -377,12 +397,14 @@ async function main() {
     userBalance = await balanceShown(page)
     await logout(page)
     // A shared computer: the next person to sign in finds none of the user's conversations.
-    const leftBehind = await page.evaluate(() => localStorage.getItem('llmd.conversations'))
-    check(leftBehind === null, `conversations left in the browser after logout: ${leftBehind}`)
+    const leftBehind = await browserStorage(page)
+    check(!leftBehind.includes('Hello, who are you?'), `conversation text left in the browser: ${leftBehind}`)
+    check(!leftBehind.includes('llmd.conversations'), `the old conversation key is back: ${leftBehind}`)
     await login(page, base, 'admin', adminPassword)
     await page.goto(`${base}/chat`)
     await page.getByTestId('model-status').waitFor()
     check((await page.getByTestId('user-message').count()) === 0, "the previous user's chat is shown to the next")
+    check((await page.getByTestId('conv-item').count()) === 0, "the previous user's conversations are listed")
     await page.goto(`${base}/admin/users`)
     await inputOf(page, 'user-search').fill(user)
     await page.getByTestId('user-search-btn').click()
@@ -546,6 +568,57 @@ async function main() {
     await page.getByTestId('chat-input').waitFor()
     await shot(page, '19-phone-chat')
     await page.setViewportSize({ width: 1366, height: 850 })
+  })
+
+  await step('on a fresh browser the user finds the conversation by search; math renders, HTML stays text', async () => {
+    const fresh = await browser.newContext({ viewport: { width: 1366, height: 850 }, locale: 'en-US' })
+    const p = await fresh.newPage()
+    try {
+      await login(p, base, user, password)
+      const token = await p.evaluate(() => localStorage.getItem('llmd.token'))
+      const math = 'Inline $x^2+1$, paren \\(\\frac{1}{2}\\), display $$\\sum_{i=1}^n i$$ and bracket \\[\\int_0^1 x\\,dx\\]'
+      const hostile = '<img src=x onerror="window.__pwned=1"> and <script>window.__pwned=2</script>'
+      const file = {
+        format: 'llmd.conversations',
+        version: 1,
+        conversations: [
+          {
+            title: 'Imported math',
+            model: 'tiny',
+            system: '',
+            messages: [
+              { role: 'user', content: hostile },
+              { role: 'assistant', content: math, finish_reason: 'stop', tokens_consumed: 0 },
+            ],
+          },
+        ],
+      }
+      const imported = await apiCall(base, 'POST', '/api/v1/conversations/import', { token, body: file })
+      check(imported.status === 201, `import answered ${imported.status}`)
+      await p.goto(`${base}/chat`)
+      await inputOf(p, 'conv-search').fill('who are you')
+      await p.waitForFunction(
+        () => document.querySelectorAll('[data-testid=conv-item]').length === 1,
+        null,
+        { timeout: 10_000 },
+      )
+      await p.getByTestId('conv-item').first().click()
+      await p.getByTestId('user-message').first().getByText('Hello, who are you?').waitFor()
+      await inputOf(p, 'conv-search').fill('Imported math')
+      await p.locator('[data-testid=conv-item]', { hasText: 'Imported math' }).waitFor()
+      await p.locator('[data-testid=conv-item]', { hasText: 'Imported math' }).click()
+      const answer = p.getByTestId('assistant-message').last()
+      await answer.locator('.katex').first().waitFor()
+      const formulas = await answer.locator('.katex').count()
+      check(formulas === 4, `expected 4 KaTeX formulas, found ${formulas}`)
+      const question = p.getByTestId('user-message').last()
+      await question.getByText('<img src=x onerror=').waitFor()
+      check((await p.locator('[data-testid=messages] img').count()) === 0, 'an <img> from a message was rendered')
+      check((await p.evaluate(() => window.__pwned)) === undefined, 'a message ran script')
+      await p.screenshot({ path: path.join(outDir, '14-chat-math.png') })
+    } finally {
+      await fresh.close()
+    }
   })
 
   await step('Chinese is the default language', async () => {

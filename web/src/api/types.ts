@@ -133,3 +133,66 @@ export interface Job {
   error?: { code?: string; message?: string } | string | null
   created_at?: number
 }
+
+/** A conversation as the sidebar lists it (GET /api/v1/conversations), newest first. */
+export interface ConversationSummary {
+  id: string
+  title: string
+  model: string
+  updated_at: number
+  message_count: number
+}
+
+export interface ConversationPage {
+  items: ConversationSummary[]
+  /** Pass back as `cursor` for the next page; null on the last one. */
+  next_cursor: string | null
+}
+
+/** How an assistant reply ended; `pending` while it is still being generated (possibly in another tab). */
+export type FinishReason = 'stop' | 'length' | 'stopped' | 'error' | 'pending'
+
+export interface ConversationMessage {
+  id: number
+  role: 'user' | 'assistant'
+  content: string
+  reasoning_content?: string
+  model: string
+  usage: ChatUsage | null
+  tokens_consumed: number
+  finish_reason: FinishReason | null
+  created_at: number
+}
+
+export interface Conversation extends ConversationSummary {
+  system?: string | null
+  created_at: number
+  messages: ConversationMessage[]
+}
+
+export interface ConversationImport {
+  /** The first imported conversation. */
+  id: string
+  ids: string[]
+}
+
+/** What one chat request asks of a stored conversation: a new message, a new last reply, or an edit. */
+export type ChatTurn =
+  | { kind: 'send'; message: string }
+  | { kind: 'regenerate' }
+  | { kind: 'edit'; messageId: number; message: string }
+
+/** The data of one chat SSE event: a delta, a reasoning delta, the final `done` (with the stored ids), or an error. */
+export interface ChatStreamData {
+  delta?: string
+  reasoning_delta?: string
+  done?: boolean
+  usage?: ChatUsage
+  tokens_consumed?: number
+  remaining_tokens?: number | null
+  conversation_id?: string
+  message_id?: number
+  user_message_id?: number
+  title?: string
+  error?: { code?: string; message?: string }
+}

@@ -32,6 +32,15 @@ for (const rule of [...dollarRules].reverse()) {
   md.inline.ruler.after('backticks', `${rule.name}_after_code`, texmath.inline(rule))
 }
 
+// \[...\] in the middle of a line, as models also write it (texmath takes it
+// only as a block at the start of one): shown as display math, rendered by
+// the renderer of $$...$$ (same token name).
+md.inline.ruler.before(
+  'escape',
+  'math_inline_brackets_display',
+  texmath.inline({ name: 'math_inline_double', rex: /\\\[(.+?)\\\]/y, tmpl: '', tag: '\\[' }),
+)
+
 const defaultLink =
   md.renderer.rules.link_open ??
   ((tokens, idx, options, _env, self) => self.renderToken(tokens, idx, options))

@@ -2,10 +2,12 @@ import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { createPinia, setActivePinia } from 'pinia'
 import { nextTick } from 'vue'
 import { useAuthStore } from '@/stores/auth'
-import { useChatStore } from '@/stores/chat'
+import { dropLegacyConversations, useChatStore } from '@/stores/chat'
+import { chatRequestBody } from '@/api/services'
+import { ApiError } from '@/api/client'
 import { guard } from '@/router'
 import type { Api } from '@/api'
-import type { User } from '@/api/types'
+import type { ChatStreamData, Conversation, User } from '@/api/types'
 import type { RouteLocationNormalized } from 'vue-router'
 
 const alice: User = {
@@ -22,8 +24,116 @@ function route(path: string, meta: Record<string, unknown> = {}, name?: string):
   return { path, fullPath: path, meta, name } as unknown as RouteLocationNormalized
 }
 
+/** The server the chat store talks to, in memory (the real one is tested in tests/e2e). */
+const server = vi.hoisted(() => ({
+  conversations: new Map<string, Conversation>(),
+  chatBodies: [] as object[],
+}))
+
+function conversation(id: string, text: string): Conversation {
+  return {
+    id,
+    title: text,
+    model: 'tiny',
+    system: '',
+    created_at: 1,
+    updated_at: 1,
+    message_count: 1,
+    messages: [
+      {
+        id: 1,
+        role: 'user',
+        content: text,
+        model: 'tiny',
+        usage: null,
+        tokens_consumed: 0,
+        finish_reason: null,
+        created_at: 1,
+      },
+    ],
+  }
+}
+
+vi.mock('@/api/services', async (original) => {
+  const real = await original<typeof import('@/api/services')>()
+  const notFound = () => new ApiError(404, 'conversation_not_found', 'no such conversation')
+  const summary = (c: Conversation) => ({
+    id: c.id,
+    title: c.title,
+    model: c.model,
+    updated_at: c.updated_at,
+    message_count: c.messages.length,
+  })
+  return {
+    ...real,
+    conversationApi: {
+      list: async () => ({ items: [...server.conversations.values()].map(summary), next_cursor: null }),
+      create: async (body: { model?: string }) => {
+        const c: Conversation = {
+          ...conversation('new1', ''),
+          title: '',
+          model: body.model ?? '',
+          messages: [],
+        }
+        server.conversations.set(c.id, c)
+        return structuredClone(c)
+      },
+      get: async (id: string) => {
+        const c = server.conversations.get(id)
+        if (!c) throw notFound()
+        return structuredClone(c)
+      },
+    },
+    streamChat: async (
+      _model: string,
+      body: { conversation_id: string; message: string },
+      _signal: AbortSignal,
+      onData: (d: ChatStreamData, isError: boolean) => void,
+    ) => {
+      server.chatBodies.push(body)
+      const c = server.conversations.get(body.conversation_id)!
+      c.messages.push(
+        {
+          id: 1,
+          role: 'user',
+          content: body.message,
+          model: 'tiny',
+          usage: null,
+          tokens_consumed: 0,
+          finish_reason: null,
+          created_at: 2,
+        },
+        {
+          id: 2,
+          role: 'assistant',
+          content: '4',
+          model: 'tiny',
+          usage: null,
+          tokens_consumed: 3,
+          finish_reason: 'stop',
+          created_at: 2,
+        },
+      )
+      onData({ delta: '4' }, false)
+      onData({ done: true, tokens_consumed: 3 }, false)
+    },
+  }
+})
+
+/** Everything the page left in localStorage and sessionStorage. */
+function browserStorage(): string {
+  const all: string[] = []
+  for (const s of [localStorage, sessionStorage]) {
+    for (let i = 0; i < s.length; i++) all.push(`${s.key(i)}=${s.getItem(s.key(i)!)}`)
+  }
+  return all.join('\n')
+}
+
 beforeEach(() => {
+  server.conversations.clear()
+  server.chatBodies.length = 0
   localStorage.clear()
+  sessionStorage.clear()
   setActivePinia(createPinia())
 })
 
@@ -57,17 +167,19 @@ describe('auth store', () => {
     const auth = useAuthStore()
     auth.setSession('jwt', alice)
     const chat = useChatStore()
-    chat.append(chat.create('m'), { role: 'user', content: 'my secret essay' })
-    await nextTick()
-    expect(localStorage.getItem('llmd.conversations')).toContain('my secret essay')
+    server.conversations.set('c1', conversation('c1', 'my secret essay'))
+    await chat.refreshList()
+    await chat.open('c1')
+    expect(chat.current?.messages[0].content).toBe('my secret essay')
+    expect(browserStorage()).not.toContain('my secret essay')
     auth.logout(true) // an expired session on a lab computer counts too
     await nextTick()
-    expect(chat.conversations).toHaveLength(0)
-    expect(chat.current()).toBeUndefined()
-    expect(localStorage.getItem('llmd.conversations')).toBeNull()
+    expect(chat.items).toHaveLength(0)
+    expect(chat.current).toBeNull()
+    expect(chat.currentId).toBeNull()
     // A new page load for the next user finds nothing either.
     setActivePinia(createPinia())
-    expect(useChatStore().conversations).toHaveLength(0)
+    expect(useChatStore().items).toHaveLength(0)
   })
 
   it('does not log in when the API rejects', async () => {
@@ -98,35 +210,56 @@ describe('router guard', () => {
 })
 
 describe('chat store', () => {
-  it('keeps conversations in the browser and builds the history from finished messages', async () => {
-    const chat = useChatStore()
-    const c = chat.create('tiny')
-    chat.append(c, { role: 'user', content: 'hello there' })
-    const reply = chat.append(c, { role: 'assistant', content: '', pending: true })
-    reply.content = 'hi'
-    expect(chat.history(c)).toEqual([{ role: 'user', content: 'hello there' }])
-    reply.pending = false
-    chat.append(c, { role: 'assistant', content: 'oops', error: 'failed' })
-    expect(chat.history(c)).toEqual([
-      { role: 'user', content: 'hello there' },
-      { role: 'assistant', content: 'hi' },
-    ])
-    expect(c.title).toBe('hello there')
-    await Promise.resolve()
-    await new Promise((r) => setTimeout(r, 0))
-    const saved = JSON.parse(localStorage.getItem('llmd.conversations') ?? '[]')
-    expect(saved[0].messages).toHaveLength(3)
-    setActivePinia(createPinia())
-    expect(useChatStore().conversations[0].id).toBe(c.id)
+  it('drops the old browser copy of conversations unread', () => {
+    localStorage.setItem('llmd.conversations', JSON.stringify([{ id: 'x', messages: [{ content: 'old' }] }]))
+    dropLegacyConversations()
+    expect(localStorage.getItem('llmd.conversations')).toBeNull()
   })
 
-  it('removes conversations and moves the selection', () => {
+  it('runs a turn through the server and keeps no text in the browser', async () => {
     const chat = useChatStore()
-    const a = chat.create('m')
-    const b = chat.create('m')
-    expect(chat.currentId).toBe(b.id)
-    chat.remove(b.id)
-    expect(chat.currentId).toBe(a.id)
-    expect(chat.conversations).toHaveLength(1)
+    const outcome = await chat.runTurn(
+      { kind: 'send', message: 'what is 2+2?' },
+      { model: 'tiny', maxTokens: 8, signal: new AbortController().signal },
+    )
+    expect(outcome.error).toBeNull()
+    expect(outcome.done?.done).toBe(true)
+    // The request carried only the conversation's id and the new message: no history.
+    expect(server.chatBodies).toEqual([
+      { conversation_id: 'new1', stream: true, max_tokens: 8, message: 'what is 2+2?' },
+    ])
+    // What is shown is the server's stored copy, reloaded after the stream.
+    expect(chat.current?.messages.map((m) => [m.role, m.content, m.id])).toEqual([
+      ['user', 'what is 2+2?', 1],
+      ['assistant', '4', 2],
+    ])
+    expect(chat.items.map((c) => c.id)).toEqual(['new1'])
+    expect(browserStorage()).not.toContain('2+2')
+  })
+
+  it('builds regenerate and edit requests that name what they replace', () => {
+    expect(chatRequestBody('c', { kind: 'regenerate' }, 5)).toEqual({
+      conversation_id: 'c',
+      stream: true,
+      max_tokens: 5,
+      regenerate: true,
+    })
+    expect(chatRequestBody('c', { kind: 'edit', messageId: 7, message: 'fixed' }, 5)).toEqual({
+      conversation_id: 'c',
+      stream: true,
+      max_tokens: 5,
+      edit_message_id: 7,
+      message: 'fixed',
+    })
+  })
+
+  it('forgets a conversation deleted elsewhere when it is opened', async () => {
+    const chat = useChatStore()
+    server.conversations.set('gone', conversation('gone', 'x'))
+    await chat.refreshList()
+    server.conversations.delete('gone')
+    await expect(chat.open('gone')).rejects.toMatchObject({ status: 404 })
+    expect(chat.items).toHaveLength(0)
+    expect(chat.currentId).toBeNull()
   })
 })
