@@ -589,6 +589,8 @@ async function main() {
             messages: [
               { role: 'user', content: hostile },
               { role: 'assistant', content: math, finish_reason: 'stop', tokens_consumed: 0 },
+              { role: 'user', content: 'And in code?' },
+              { role: 'assistant', content: '```js\nconst half = 1 / 2\n```', finish_reason: 'stop' },
             ],
           },
         ],
@@ -607,12 +609,15 @@ async function main() {
       await inputOf(p, 'conv-search').fill('Imported math')
       await p.locator('[data-testid=conv-item]', { hasText: 'Imported math' }).waitFor()
       await p.locator('[data-testid=conv-item]', { hasText: 'Imported math' }).click()
-      const answer = p.getByTestId('assistant-message').last()
+      const answer = p.getByTestId('assistant-message').first()
       await answer.locator('.katex').first().waitFor()
       const formulas = await answer.locator('.katex').count()
       check(formulas === 4, `expected 4 KaTeX formulas, found ${formulas}`)
-      const question = p.getByTestId('user-message').last()
+      const question = p.getByTestId('user-message').first()
       await question.getByText('<img src=x onerror=').waitFor()
+      const code = p.getByTestId('assistant-message').last()
+      await code.locator('.hljs-keyword').first().waitFor()
+      check((await code.getByTestId('code-copy').count()) === 1, 'no copy button on the code block')
       check((await p.locator('[data-testid=messages] img').count()) === 0, 'an <img> from a message was rendered')
       check((await p.evaluate(() => window.__pwned)) === undefined, 'a message ran script')
       await p.screenshot({ path: path.join(outDir, '14-chat-math.png') })

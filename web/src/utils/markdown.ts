@@ -1,3 +1,4 @@
+import hljs from 'highlight.js/lib/common'
 import katex from 'katex'
 import MarkdownIt from 'markdown-it'
 import texmath from 'markdown-it-texmath'
@@ -6,7 +7,18 @@ import 'katex/dist/katex.min.css'
 // Raw HTML in the source is escaped (html: false) and markdown-it's link
 // validation drops javascript:/vbscript:/data: URLs, so model output can
 // never inject markup or script.
-const md = new MarkdownIt({ html: false, linkify: true, breaks: true, typographer: false })
+// Fenced code is highlighted by highlight.js when its language is named and
+// known (hljs escapes what it highlights; anything else markdown-it escapes).
+const md = new MarkdownIt({
+  html: false,
+  linkify: true,
+  breaks: true,
+  typographer: false,
+  highlight: (code, lang) =>
+    lang && hljs.getLanguage(lang)
+      ? hljs.highlight(code, { language: lang, ignoreIllegals: true }).value
+      : '',
+})
 
 // TeX math as models write it: $...$ and $$...$$, \(...\) and \[...\].
 // KaTeX renders it to HTML and MathML; with `trust: false` commands such
@@ -50,7 +62,16 @@ md.renderer.rules.link_open = (tokens, idx, options, env, self) => {
   return defaultLink(tokens, idx, options, env, self)
 }
 
-/** Renders untrusted Markdown (model output) with TeX math to safe HTML. */
-export function renderMarkdown(source: string): string {
-  return md.render(source)
+// Every code block gets a copy button (MarkdownView handles its clicks).
+const defaultFence = md.renderer.rules.fence!
+md.renderer.rules.fence = (tokens, idx, options, env, self) =>
+  '<div class="code-block"><button type="button" class="code-copy" data-testid="code-copy">' +
+  md.utils.escapeHtml(String(env?.copyLabel ?? 'Copy')) +
+  '</button>' +
+  defaultFence(tokens, idx, options, env, self) +
+  '</div>'
+
+/** Renders untrusted Markdown (model output) with TeX math to safe HTML; `copyLabel` names code blocks' copy button. */
+export function renderMarkdown(source: string, copyLabel = 'Copy'): string {
+  return md.render(source, { copyLabel })
 }

@@ -34,4 +34,16 @@ describe('markdown with TeX math', () => {
     expect(html).not.toMatch(/class="[^"]*\bx\b/)
     expect(html).toContain('\\href{javascript:alert(1)}{click}')
   })
+
+  it('highlights fenced code and gives each block a copy button', () => {
+    const html = renderMarkdown(
+      '```python\ndef f(x):\n    return "<b>" + x\n```\n\n```\nplain <i>\n```',
+      '复制',
+    )
+    expect(html).toContain('hljs-keyword')
+    expect((html.match(/data-testid="code-copy">复制</g) ?? []).length).toBe(2)
+    expect(html).toContain('&lt;b&gt;')
+    expect(html).toContain('plain &lt;i&gt;')
+    expect(html).not.toMatch(/<b>|<i>/)
+  })
 })
