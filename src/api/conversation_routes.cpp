@@ -169,19 +169,28 @@ class Routes {
     co_return attachment(Response::json(200, conversations::export_json(*all, now_seconds())), "conversations.json");
   }
 
-  // Admin: how much one user keeps, never what (SPEC §4.5c).
+  // Admin: how much each user keeps, never what (SPEC §4.5c).
+  // ?user_ids=1,2,3 (at most 500).
   awaitable<Result<Response>> user_stats(RequestContext& ctx) {
     auto who = require_admin(ctx);
     if (!who) co_return std::unexpected(who.error());
-    const auto id = text::parse_int(ctx.param("id"));
-    if (!id || *id <= 0) co_return fail(ErrorCode::kInvalidArgument, "the user id must be a number", "invalid_request");
-    const std::int64_t user_id = *id;
-    auto stats = co_await d_.pool.run([&] { return d_.store.stats(user_id); });
+    std::vector<std::int64_t> ids;
+    const std::string list = ctx.request.query_param("user_ids").value_or("");
+    for (const auto part : text::split(list, ',')) {
+      const auto id = text::parse_int(text::trim(part));
+      if (!id || *id <= 0) {
+        co_return fail(ErrorCode::kInvalidArgument, "user_ids must be user ids separated by commas", "invalid_query");
+      }
+      ids.push_back(*id);
+    }
+    auto stats = co_await d_.pool.run([&] { return d_.store.stats_of(ids); });
     if (!stats) co_return std::unexpected(stats.error());
-    co_return Response::json(200, {{"user_id", user_id},
-                                   {"conversations", stats->conversations},
-                                   {"messages", stats->messages},
-                                   {"bytes", stats->bytes}});
+    json users = json::array();
+    for (const auto& [user_id, s] : *stats) {
+      users.push_back(
+          {{"user_id", user_id}, {"conversations", s.conversations}, {"messages", s.messages}, {"bytes", s.bytes}});
+    }
+    co_return Response::json(200, {{"users", std::move(users)}});
   }
 
   awaitable<Result<Response>> import(RequestContext& ctx) {
@@ -288,7 +297,7 @@ void add_conversation_routes(http::Router& router, ConversationDeps deps) {
   router.add("PATCH", base + "/{id}", http::ResultHandler([r](RequestContext& c) { return r->update(c); }));
   router.del(base + "/{id}", [r](RequestContext& c) { return r->remove(c); });
   router.get(base + "/{id}/export", [r](RequestContext& c) { return r->export_one(c); });
-  router.get("/api/v1/admin/users/{id}/conversations", [r](RequestContext& c) { return r->user_stats(c); });
+  router.get("/api/v1/admin/conversations", [r](RequestContext& c) { return r->user_stats(c); });
 }
 
 std::shared_ptr<models::ChatMemory> make_chat_memory(ConversationDeps deps) {

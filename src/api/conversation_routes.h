@@ -7,7 +7,8 @@
 //   DELETE /api/v1/conversations/{id}, DELETE /api/v1/conversations (all of mine)
 //   GET    /api/v1/conversations/{id}/export?format=md|json, GET /api/v1/conversations/export (all, JSON)
 //   POST   /api/v1/conversations/import (an export's JSON) -> 201 {id, ids}
-//   GET    /api/v1/admin/users/{id}/conversations (admin) -> {conversations, messages, bytes}: sizes, never text
+//   GET    /api/v1/admin/conversations?user_ids=1,2 (admin) -> {users: [{user_id, conversations, messages, bytes}]}:
+//          sizes, never text
 // and the conversation memory of POST /api/v1/models/{name}/chat.
 #pragma once
 

@@ -599,6 +599,29 @@ Result<UserStats> ConversationStore::stats(std::int64_t user_id) {
   return UserStats{r.integer(0), r.integer(1), r.integer(2)};
 }
 
+Result<std::vector<std::pair<std::int64_t, UserStats>>> ConversationStore::stats_of(
+    const std::vector<std::int64_t>& user_ids) {
+  if (user_ids.size() > 500) return fail(ErrorCode::kInvalidArgument, "at most 500 users at once", "invalid_request");
+  if (user_ids.empty()) return std::vector<std::pair<std::int64_t, UserStats>>{};
+  std::string placeholders;
+  std::vector<Value> params;
+  for (const auto id : user_ids) {
+    placeholders += placeholders.empty() ? "?" : ", ?";
+    params.emplace_back(id);
+  }
+  auto rows = db_.with_connection<std::vector<Row>>([&](Connection& c) {
+    return c.query(
+        "SELECT user_id, COUNT(*), COALESCE(SUM(message_count), 0), COALESCE(SUM(bytes), 0) FROM conversations "
+        "WHERE user_id IN (" +
+            placeholders + ") GROUP BY user_id ORDER BY user_id",
+        params);
+  });
+  if (!rows) return std::unexpected(rows.error());
+  std::vector<std::pair<std::int64_t, UserStats>> out;
+  for (const Row& r : *rows) out.emplace_back(r.integer(0), UserStats{r.integer(1), r.integer(2), r.integer(3)});
+  return out;
+}
+
 Result<std::int64_t> ConversationStore::remove_older_than(std::int64_t cutoff_ms) {
   auto old = db_.with_connection<std::vector<Row>>([&](Connection& c) {
     const Value params[] = {cutoff_ms};

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -185,6 +186,9 @@ class ConversationStore {
   Result<std::vector<std::string>> import(std::int64_t user_id, const std::vector<Conversation>& items);
 
   Result<UserStats> stats(std::int64_t user_id);
+  // The same for several users at once (at most 500); users without
+  // conversations are left out.
+  Result<std::vector<std::pair<std::int64_t, UserStats>>> stats_of(const std::vector<std::int64_t>& user_ids);
 
   // Removes conversations not updated since `cutoff_ms` (retention); returns
   // how many went.

@@ -415,6 +415,9 @@ async function main() {
       null,
       { timeout: 10_000 },
     )
+    // Admins see how much a user keeps in conversations, never what.
+    await row.getByTestId('user-conversations').getByText(/^1 · /).waitFor()
+    check(!(await page.content()).includes('Hello, who are you?'), "a user's conversation text on an admin page")
     await row.getByTestId('user-grant').click()
     await inputOf(page, 'grant-amount').fill('500')
     await inputOf(page, 'grant-reason').fill('e2e bonus')

@@ -388,13 +388,18 @@ TEST_P(ConversationsApi, AdminsSeeSizesNeverTextAndExportUserWritesEverything) {
   const json users = expect(200, call("GET", "/api/v1/admin/users?search=alice", "", admin));
   ASSERT_EQ(users["users"].size(), 1u);
   const std::int64_t alice_id = users["users"][0]["id"];
-  auto stats = call("GET", "/api/v1/admin/users/" + std::to_string(alice_id) + "/conversations", "", admin);
-  const json sizes = expect(200, stats);
+  const std::string stats_path = "/api/v1/admin/conversations?user_ids=" + std::to_string(alice_id) + ",99999";
+  auto stats = call("GET", stats_path, "", admin);
+  const json all_sizes = expect(200, stats);
+  ASSERT_EQ(all_sizes["users"].size(), 1u);  // the unknown id has none
+  const json& sizes = all_sizes["users"][0];
+  EXPECT_EQ(sizes["user_id"], alice_id);
   EXPECT_EQ(sizes["conversations"], 1);
   EXPECT_EQ(sizes["messages"], 2);
   EXPECT_GT(sizes["bytes"].get<std::int64_t>(), 20);
   EXPECT_EQ(stats->body.find("diary"), std::string::npos) << stats->body;
-  expect(403, call("GET", "/api/v1/admin/users/" + std::to_string(alice_id) + "/conversations", "", bob_));
+  expect(403, call("GET", stats_path, "", bob_));
+  expect(400, call("GET", "/api/v1/admin/conversations?user_ids=1,x", "", admin));
 
   const fs::path out = dir_ / "alice.json";
   Process cli(

@@ -1,6 +1,7 @@
 import type { AxiosInstance } from 'axios'
 import type {
   ApiKey,
+  ConversationSizes,
   ConvertResult,
   HomeworkResult,
   Job,
@@ -109,6 +110,13 @@ export function makeApi(http: AxiosInstance) {
           params: clean({ search, limit, offset }),
         })
         .then((r) => r.data),
+    /** How much each user keeps in conversations: counts and sizes, never text. */
+    adminConversationSizes: (userIds: number[]) =>
+      http
+        .get<{ users: ConversationSizes[] }>('/api/v1/admin/conversations', {
+          params: { user_ids: userIds.join(',') },
+        })
+        .then((r) => r.data.users),
     adminTokens: (id: number, amount: number, reason: string) =>
       http
         .post<{ user: User }>(`/api/v1/admin/users/${id}/tokens`, { amount, reason })

@@ -196,3 +196,11 @@ export interface ChatStreamData {
   title?: string
   error?: { code?: string; message?: string }
 }
+
+/** What an administrator sees of one user's conversations. */
+export interface ConversationSizes {
+  user_id: number
+  conversations: number
+  messages: number
+  bytes: number
+}

@@ -180,6 +180,8 @@ export default {
   },
   admin: {
     instances: 'Instances',
+    conversations: 'Conversations',
+    conversationSizes: '{n} · {size}',
     inFlight: 'In flight',
     start: 'Start',
     stop: 'Stop',

@@ -177,6 +177,8 @@ const zh: typeof en = {
   },
   admin: {
     instances: '实例',
+    conversations: '对话',
+    conversationSizes: '{n} 个 · {size}',
     inFlight: '处理中',
     start: '启动',
     stop: '停止',
