@@ -404,6 +404,8 @@ void Engine::Impl::finish(Slot& slot, FinishReason reason) {
   slot.phase = Slot::Phase::kIdle;
   slot.i_batch = -1;
   shared->slots_busy.fetch_sub(1);
+  // A caller who has read the reply finds the slot idle in /slots.
+  publish_slot(slot);
   auto task = std::move(slot.task);
   call_on_done(*task, std::move(c));
 }
@@ -414,6 +416,7 @@ void Engine::Impl::fail_slot(Slot& slot, Error error) {
   slot.phase = Slot::Phase::kIdle;
   slot.i_batch = -1;
   shared->slots_busy.fetch_sub(1);
+  publish_slot(slot);
   auto task = std::move(slot.task);
   complete_task_with_error(*task, std::move(error));
 }
