@@ -34,6 +34,7 @@ class BillingHooks final : public models::CallHooks {
   awaitable<Result<models::Admission>> admit(http::RequestContext& ctx, const models::CallInfo& call) override {
     auto who = api::require_user(ctx);
     if (!who) co_return std::unexpected(who.error());
+    ctx.set(models::QueueKey::of_user(who->user_id));  // a busy model serves its waiting users in turns
     const std::int64_t min_completion = std::min(call.max_tokens, billing::kMinUsefulCompletion);
     // Counting the prompt may start the model: a caller who cannot pay for
     // the smallest useful reply is refused first, with a floor reservation.

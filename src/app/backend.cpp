@@ -35,6 +35,8 @@
 #include "http/tls.h"
 #include "http/worker_pool.h"
 #include "inference/gateway_client.h"
+#include "models/pull_jobs.h"
+#include "models/pull_routes.h"
 #include "models/routes.h"
 #include "models/setup.h"
 #include "observe/metrics.h"
@@ -103,6 +105,16 @@ std::string task_model(const config::Config& config, const std::string& task) {
   return config.models.default_model;
 }
 
+// The Hugging Face Hub for pulls: HF_ENDPOINT (a mirror) over
+// models.hf_endpoint; HF_TOKEN for gated repositories.
+models::HubAccess hub_access(const config::ModelsConfig& models) {
+  models::HubAccess hub;
+  hub.endpoint = models.hf_endpoint;
+  if (const char* e = std::getenv("HF_ENDPOINT"); e && *e) hub.endpoint = e;
+  if (const char* t = std::getenv("HF_TOKEN"); t && *t) hub.token = t;
+  return hub;
+}
+
 }  // namespace
 
 // Declaration order is destruction order in reverse: the server goes first,
@@ -140,6 +152,7 @@ struct Backend::Impl {
   // sockets) and the routes are destroyed while the I/O context still exists.
   std::unique_ptr<http::Server> server;
   std::unique_ptr<models::Manager> models;
+  std::unique_ptr<models::PullJobs> pulls;               // downloads asked through the API, on its own thread
   std::unique_ptr<http::HttpClient> model_http;          // the tasks' upstream connections
   std::unique_ptr<inference::ModelClient> model_client;  // the tasks' model calls (homework, convert, subtitle)
   // The routes refer to everything above; the server holds it from
@@ -346,7 +359,14 @@ Result<void> Backend::Impl::make_clients() {
   if (!manager) return fail(manager.error());
   models = std::move(*manager);
   model_http = std::make_unique<http::HttpClient>(server->executor());
-  model_client = inference::make_gateway_client(*models, *model_http, log);
+  inference::GatewayOptions gateway;
+  gateway.acquire_timeout = std::chrono::seconds(config.models.queue_timeout_seconds);
+  model_client = inference::make_gateway_client(*models, *model_http, log, gateway);
+  auto pull_jobs = models::PullJobs::create(
+      models::PullJobsOptions{config.models.dir, hub_access(config.models), config.models.allow_private_redirects},
+      log);
+  if (!pull_jobs) return fail(pull_jobs.error());
+  pulls = std::move(*pull_jobs);
   return {};
 }
 
@@ -358,10 +378,13 @@ Result<void> Backend::Impl::add_routes() {
   api::add_admin_routes(*router, account_deps);
   api::add_usage_routes(*router, account_deps);
   models::ModelRoutesDeps model_deps(*models, *model_http, log);
+  model_deps.acquire_timeout = std::chrono::seconds(config.models.queue_timeout_seconds);
   model_deps.hooks = api::make_billing_hooks(*accounts, pricing, *pool, *model_client, log);
   const api::ConversationDeps conversation_deps{*conversations, *pool, log};
   model_deps.memory = api::make_chat_memory(conversation_deps);
   api::add_conversation_routes(*router, conversation_deps);
+  models::add_model_pull_routes(
+      *router, models::PullRoutesDeps{*pulls, *models, *pool, model_deps.hooks, hub_access(config.models), log});
   models::add_model_routes(*router, std::move(model_deps));
   api::add_convert_routes(*router, api::ConvertDeps{*accounts, pricing, *pool, *task_pool,
                                                     static_cast<std::size_t>(config.limits.convert_concurrent_per_user),

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -14,6 +15,8 @@
 #include "config/config.h"
 #include "models/catalog.h"
 #include "models/download.h"
+#include "models/hub.h"
+#include "models/request_settings.h"
 
 namespace llmd::cli {
 namespace {
@@ -25,6 +28,13 @@ nlohmann::json model_json(const models::CatalogModel& m) {
                       {"status", m.error.empty() ? "available" : "error"}};
   if (!m.description.empty()) j["description"] = m.description;
   if (!m.error.empty()) j["error"] = m.error;
+  if (m.configured) {
+    j["aliases"] = m.entry.aliases;
+    j["defaults"] = models::params_json(m.entry.defaults);
+    j["forced"] = models::params_json(m.entry.forced);
+    j["preload"] = m.entry.preload || m.entry.pin;
+    j["pinned"] = m.entry.pin;
+  }
   if (m.gguf) {
     const auto& g = *m.gguf;
     j["gguf_version"] = g.version;
@@ -71,6 +81,9 @@ void print_table(const std::vector<models::CatalogModel>& list) {
                 ok ? human_params(m.gguf->parameter_count).c_str() : "-",
                 static_cast<long long>(ok ? m.gguf->context_length : 0),
                 m.error.empty() ? "available" : ("error: " + m.error).c_str());
+    std::string aliases;
+    for (const auto& a : m.entry.aliases) aliases += (aliases.empty() ? "" : ", ") + a;
+    if (!aliases.empty()) std::printf("%-28s also: %s\n", "", aliases.c_str());
   }
 }
 
@@ -97,6 +110,39 @@ class ProgressBar {
  private:
   std::chrono::steady_clock::time_point last_{};
 };
+
+// The downloads `llmd models pull hf:...` makes: the Hub's files for the
+// name (every part of a split model), each with the Hub's sha256. The Hub is
+// HF_ENDPOINT, else models.hf_endpoint; HF_TOKEN opens gated repositories.
+template <typename Args>
+Result<std::vector<models::DownloadOptions>> plan_hub_pull(const Args& args, const config::ModelsConfig& config,
+                                                           const models::DownloadOptions& base) {
+  auto ref = models::parse_hub_ref(args.url);
+  if (!ref) return std::unexpected(ref.error());
+  models::HubAccess hub;
+  hub.endpoint = config.hf_endpoint;
+  if (const char* e = std::getenv("HF_ENDPOINT"); e && *e) hub.endpoint = e;
+  if (const char* t = std::getenv("HF_TOKEN"); t && *t) hub.token = t;
+  auto info = models::fetch_model_info(hub, *ref);
+  if (!info) return std::unexpected(info.error());
+  auto files = models::choose_files(*info, *ref);
+  if (!files) return std::unexpected(files.error());
+  if (files->size() > 1 && (!args.name.empty() || !args.sha256.empty())) {
+    return fail(ErrorCode::kInvalidArgument, "--name and --sha256 apply to one file; " + ref->repo + " gives " +
+                                                 std::to_string(files->size()) + " parts");
+  }
+  std::vector<models::DownloadOptions> out;
+  for (const auto& f : *files) {
+    models::DownloadOptions d = base;
+    d.url = models::resolve_url(hub.endpoint, *ref, f.path);
+    d.file_name = args.name.empty() ? f.name : args.name;
+    if (d.sha256.empty()) d.sha256 = f.sha256;
+    d.bearer_token = hub.token;
+    std::printf("%s: %s (%s)\n", ref->repo.c_str(), f.path.c_str(), human_size(f.size).c_str());
+    out.push_back(std::move(d));
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -155,7 +201,10 @@ void add_models_command(CLI::App& root, CommandRunner& run) {
     bool allow_private = false;
   };
   auto args = std::make_shared<PullArgs>();
-  pull->add_option("url", args->url, "http(s) URL of the .gguf file")->required();
+  pull->add_option("url", args->url,
+                   "http(s) URL of the .gguf file, or a Hugging Face name: hf:OWNER/REPO[:QUANT] (default "
+                   "Q4_K_M) or hf:OWNER/REPO/FILE.gguf")
+      ->required();
   pull->add_option("--sha256", args->sha256, "Expected sha256 (hex); the download is deleted on mismatch");
   pull->add_option("--name", args->name, "File name to save as (default: from the URL)");
   pull->add_option("--dir", args->dir, "Directory to save into (default: models.dir)");
@@ -178,16 +227,32 @@ void add_models_command(CLI::App& root, CommandRunner& run) {
       const bool tty = ::isatty(STDERR_FILENO) == 1;
       ProgressBar bar;
       if (tty) o.on_progress = [&bar](std::uint64_t done, std::uint64_t total) { bar(done, total); };
-      auto result = models::download_model(o);
-      if (tty) std::fprintf(stderr, "\n");
-      if (!result) {
-        std::fprintf(stderr, "llmd: models pull: %s\n", result.error().message.c_str());
-        return result.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
+      auto failed = [](const Error& e) {
+        std::fprintf(stderr, "llmd: models pull: %s\n", e.message.c_str());
+        return e.code == ErrorCode::kInvalidArgument ? 2 : 1;
+      };
+      std::vector<models::DownloadOptions> downloads;
+      if (args->url.starts_with("hf:")) {
+        auto planned = plan_hub_pull(*args, cfg->config.models, o);
+        if (!planned) return failed(planned.error());
+        downloads = std::move(*planned);
+      } else {
+        downloads.push_back(o);
       }
-      std::printf(
-          "saved %s (%s, sha256 %s%s)\n", result->path.c_str(), human_size(result->size).c_str(),
-          result->sha256.c_str(),
-          result->resumed_from > 0 ? (", resumed at " + std::to_string(result->resumed_from) + " bytes").c_str() : "");
+      for (const auto& d : downloads) {
+        auto result = models::download_model(d);
+        if (tty) std::fprintf(stderr, "\n");
+        if (!result && result.error().reason == "exists" && downloads.size() > 1) {
+          std::printf("have %s already\n", d.file_name.c_str());  // a part of an earlier, interrupted pull
+          continue;
+        }
+        if (!result) return failed(result.error());
+        std::printf("saved %s (%s, sha256 %s%s)\n", result->path.c_str(), human_size(result->size).c_str(),
+                    result->sha256.c_str(),
+                    result->resumed_from > 0
+                        ? (", resumed at " + std::to_string(result->resumed_from) + " bytes").c_str()
+                        : "");
+      }
       return 0;
     };
   });

@@ -2,12 +2,15 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <set>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "core/text.h"
 #include "http/client_address.h"
@@ -71,8 +74,10 @@ const std::vector<SectionSpec>& sections() {
         {"port_range"},
         {"idle_unload_seconds"},
         {"max_loaded"},
+        {"queue_timeout_seconds"},
         {"default_model"},
         {"allow_private_redirects"},
+        {"hf_endpoint"},
         {"list"},
         {"cpu_cores"}}},
       {"balancer", {{"strategy"}, {"health_interval"}, {"fail_threshold"}, {"cooldown"}}},
@@ -303,6 +308,78 @@ Result<void> parse_server(const YAML::Node& root, Config& c, std::vector<std::st
   return {};
 }
 
+// One scalar of chat_template_kwargs as a JSON value: YAML's booleans and
+// numbers as such, anything else a string.
+std::string json_literal(const YAML::Node& n) {
+  const std::string v = n.Scalar();
+  if (n.Tag() != "!") {  // not a quoted string
+    const std::string lower = text::to_lower(v);
+    if (lower == "true" || lower == "false") return lower;
+    if (lower == "null" || lower == "~") return "null";
+    if (const auto i = text::parse_int(text::trim(v))) return std::to_string(*i);
+    double d = 0;
+    if (YAML::convert<double>::decode(n, d) && std::isfinite(d)) return nlohmann::json(d).dump();
+  }
+  return nlohmann::json(v).dump();
+}
+
+// models.list[].defaults / .forced: known parameters only (a typo in a
+// forced value must not pass silently), each in its range.
+Result<void> parse_request_params(const YAML::Node& node, const std::string& path, RequestParams& out) {
+  if (!node || node.IsNull()) return {};
+  if (!node.IsMap()) return fail(ErrorCode::kInvalidArgument, path + ": expected a mapping", "bad_config");
+  static const std::set<std::string> kKnown = {
+      "temperature",    "top_p",      "min_p", "top_k",  "presence_penalty", "frequency_penalty",
+      "repeat_penalty", "max_tokens", "seed",  "system", "reasoning_effort", "chat_template_kwargs"};
+  for (const auto& kv : node) {
+    const std::string key = kv.first.Scalar();
+    if (!kKnown.contains(key)) {
+      std::string known;
+      for (const auto& k : kKnown) known += (known.empty() ? "" : ", ") + k;
+      return fail(ErrorCode::kInvalidArgument, path + "." + key + ": unknown request parameter (known: " + known + ")",
+                  "bad_config");
+    }
+  }
+  Reader r(node, path);
+  LLMD_TRY(r.number("temperature", out.temperature, 0.0, 2.0));
+  LLMD_TRY(r.number("top_p", out.top_p, 0.0, 1.0));
+  LLMD_TRY(r.number("min_p", out.min_p, 0.0, 1.0));
+  LLMD_TRY(r.number("presence_penalty", out.presence_penalty, -2.0, 2.0));
+  LLMD_TRY(r.number("frequency_penalty", out.frequency_penalty, -2.0, 2.0));
+  LLMD_TRY(r.number("repeat_penalty", out.repeat_penalty, 0.0, 10.0));
+  auto integer = [&](const char* key, std::optional<std::int64_t>& into, long long min, long long max) -> Result<void> {
+    if (!node[key] || node[key].IsNull()) return {};
+    std::int64_t v = 0;
+    LLMD_TRY(r.integer(key, v, min, max));
+    into = v;
+    return {};
+  };
+  LLMD_TRY(integer("top_k", out.top_k, 0, 1000000));
+  LLMD_TRY(integer("max_tokens", out.max_tokens, 1, 1000000));
+  LLMD_TRY(integer("seed", out.seed, -1, 4294967295LL));
+  if (node["system"] && !node["system"].IsNull()) {
+    std::string system;
+    LLMD_TRY(r.string("system", system));
+    out.system = system;
+  }
+  if (node["reasoning_effort"] && !node["reasoning_effort"].IsNull()) {
+    std::string effort;
+    LLMD_TRY(r.one_of("reasoning_effort", effort, {"low", "medium", "high"}));
+    out.reasoning_effort = effort;
+  }
+  if (const auto kwargs = node["chat_template_kwargs"]; kwargs && !kwargs.IsNull()) {
+    if (!kwargs.IsMap()) return r.bad("chat_template_kwargs", "expected a mapping of names to values");
+    for (const auto& kv : kwargs) {
+      if (!kv.second.IsScalar()) {
+        return r.bad("chat_template_kwargs",
+                     "the value of " + kv.first.Scalar() + " must be a string, number or boolean");
+      }
+      out.chat_template_kwargs[kv.first.Scalar()] = json_literal(kv.second);
+    }
+  }
+  return {};
+}
+
 Result<void> parse_models(const YAML::Node& root, Config& c, std::vector<std::string>& warnings) {
   auto node = section_node(root, "models");
   if (!node) return std::unexpected(node.error());
@@ -315,8 +392,13 @@ Result<void> parse_models(const YAML::Node& root, Config& c, std::vector<std::st
   if (!range.empty()) LLMD_TRY(parse_port_range(range, m));
   LLMD_TRY(r.integer("idle_unload_seconds", m.idle_unload_seconds, 0, 86400 * 365));
   LLMD_TRY(r.integer("max_loaded", m.max_loaded, 1, 64));
+  LLMD_TRY(r.integer("queue_timeout_seconds", m.queue_timeout_seconds, 1, 3600));
   LLMD_TRY(r.string("default_model", m.default_model));
   LLMD_TRY(r.boolean("allow_private_redirects", m.allow_private_redirects));
+  LLMD_TRY(r.string("hf_endpoint", m.hf_endpoint));
+  if (!m.hf_endpoint.starts_with("http://") && !m.hf_endpoint.starts_with("https://")) {
+    return r.bad("hf_endpoint", "expected an http:// or https:// URL");
+  }
   LLMD_TRY(r.integer("cpu_cores", m.cpu_cores, 0, 4096));
   auto list = (*node)["list"];
   if (list && !list.IsNull()) {
@@ -327,7 +409,7 @@ Result<void> parse_models(const YAML::Node& root, Config& c, std::vector<std::st
       if (!list[i].IsMap()) return fail(ErrorCode::kInvalidArgument, path + ": expected a mapping", "bad_config");
       warn_unknown(list[i], path,
                    {"name", "file", "description", "ctx", "threads", "parallel", "gpu_layers", "replicas", "weight",
-                    "chat_template", "command", "price_multiplier"},
+                    "chat_template", "command", "price_multiplier", "aliases", "defaults", "forced", "preload", "pin"},
                    warnings);
       Reader e(list[i], path);
       ModelEntry me;
@@ -348,10 +430,27 @@ Result<void> parse_models(const YAML::Node& root, Config& c, std::vector<std::st
       std::optional<double> factor;
       LLMD_TRY(e.number("price_multiplier", factor, 0.0, 1000.0));
       if (factor) me.price_multiplier = *factor;
+      LLMD_TRY(e.strings("aliases", me.aliases));
+      LLMD_TRY(parse_request_params(list[i]["defaults"], path + ".defaults", me.defaults));
+      LLMD_TRY(parse_request_params(list[i]["forced"], path + ".forced", me.forced));
+      LLMD_TRY(e.boolean("preload", me.preload));
+      LLMD_TRY(e.boolean("pin", me.pin));
       if (me.name.empty()) return e.bad("name", "required");
       if (me.file.empty() && me.command.empty()) return e.bad("file", "required (or set command)");
       if (!names.insert(me.name).second) return e.bad("name", "duplicate model name \"" + me.name + "\"");
       m.list.push_back(std::move(me));
+    }
+    // An alias names one model: not another model, not twice.
+    std::set<std::string> aliases;
+    for (std::size_t i = 0; i < m.list.size(); ++i) {
+      for (const auto& alias : m.list[i].aliases) {
+        const std::string where = "models.list[" + std::to_string(i) + "].aliases";
+        if (alias.empty()) return fail(ErrorCode::kInvalidArgument, where + ": an alias is empty", "bad_config");
+        if (names.contains(alias) || !aliases.insert(alias).second) {
+          return fail(ErrorCode::kInvalidArgument,
+                      where + ": \"" + alias + "\" already names another model (or is listed twice)", "bad_config");
+        }
+      }
     }
   }
   return {};
@@ -364,7 +463,7 @@ Result<void> parse_upstreams(const YAML::Node& root, Config& c, std::vector<std:
   for (std::size_t i = 0; i < list.size(); ++i) {
     const std::string path = "upstreams[" + std::to_string(i) + "]";
     if (!list[i].IsMap()) return fail(ErrorCode::kInvalidArgument, path + ": expected a mapping", "bad_config");
-    warn_unknown(list[i], path, {"name", "url", "model", "weight", "api_key"}, warnings);
+    warn_unknown(list[i], path, {"name", "url", "model", "weight", "api_key", "parallel"}, warnings);
     Reader e(list[i], path);
     UpstreamEntry u;
     LLMD_TRY(e.string("name", u.name));
@@ -372,6 +471,7 @@ Result<void> parse_upstreams(const YAML::Node& root, Config& c, std::vector<std:
     LLMD_TRY(e.string("model", u.model));
     LLMD_TRY(e.integer("weight", u.weight, 1, 1000));
     LLMD_TRY(e.string("api_key", u.api_key));
+    LLMD_TRY(e.integer("parallel", u.parallel, 0, 4096));
     if (!u.url.starts_with("http://") && !u.url.starts_with("https://")) {
       return e.bad("url", "expected an http:// or https:// URL");
     }

@@ -74,6 +74,17 @@ struct LimitsConfig {
   int convert_concurrent_per_user = 2;  // large conversions one user may run at once; more -> 429
 };
 
+// Request parameters a model's settings give (models.list[].defaults: where
+// a request leaves one out) or impose (.forced: replacing the request's own;
+// max_tokens a ceiling). Unset fields leave the request as it is.
+struct RequestParams {
+  std::optional<double> temperature, top_p, min_p, presence_penalty, frequency_penalty, repeat_penalty;
+  std::optional<std::int64_t> top_k, max_tokens, seed;
+  std::optional<std::string> system;                        // chat: the system message
+  std::optional<std::string> reasoning_effort;              // chat: low | medium | high
+  std::map<std::string, std::string> chat_template_kwargs;  // chat: name -> a JSON value, as JSON text
+};
+
 struct ModelEntry {
   std::string name;
   std::string file;
@@ -85,8 +96,13 @@ struct ModelEntry {
   int replicas = 1;
   int weight = 1;
   std::string chat_template;
-  std::string command;            // optional command template instead of `llmd runner`
-  double price_multiplier = 1.0;  // tokens charged per token of this model (x task pricing)
+  std::string command;               // optional command template instead of `llmd runner`
+  double price_multiplier = 1.0;     // tokens charged per token of this model (x task pricing)
+  std::vector<std::string> aliases;  // more names requests may use for this model
+  RequestParams defaults;            // API requests' parameters where they give none
+  RequestParams forced;              // API requests' parameters whatever they give
+  bool preload = false;              // started when serve starts
+  bool pin = false;                  // preloaded, never unloaded for idleness nor evicted for another model
 };
 
 struct ModelsConfig {
@@ -95,8 +111,12 @@ struct ModelsConfig {
   int port_max = 8085;
   int idle_unload_seconds = 600;
   int max_loaded = 2;
+  // How long a request waits for a busy model (every slot taken, or
+  // max_loaded models busy) or for it to start before 503 queue_timeout.
+  int queue_timeout_seconds = 120;
   std::string default_model;
   bool allow_private_redirects = false;  // `models pull`: may a redirect lead to a LAN/loopback address?
+  std::string hf_endpoint = "https://huggingface.co";  // `models pull hf:...` (HF_ENDPOINT overrides: a mirror)
   // Cores that `threads: auto` workers share; 0 = this machine's physical
   // cores (affinity mask and cgroup quota respected).
   int cpu_cores = 0;
@@ -109,6 +129,7 @@ struct UpstreamEntry {
   std::string model;
   int weight = 1;
   std::string api_key;
+  int parallel = 0;  // requests it takes at once (its slots); more wait at the gateway. 0 = no limit
 };
 
 struct BalancerConfig {

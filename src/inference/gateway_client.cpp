@@ -45,7 +45,8 @@ class GatewayClient final : public ModelClient {
   boost::asio::awaitable<CallResult<ChatReply>> chat(const ChatRequest& request, const CallTag& tag) override {
     const std::string body = chat_body(request);
     const std::string path = "/v1/chat/completions";
-    models::Exchange sent = co_await proxy_.send(tag.request_id, request.model, path, body);
+    models::Exchange sent = co_await proxy_.send(tag.request_id, request.model, path, body, models::LeaseKind::kRequest,
+                                                 models::QueueKey::of_user(tag.user_id).caller);
     if (auto failed = failure_of(sent)) co_return std::unexpected(std::move(*failed));
     ChatReply reply = chat_reply_from_json(json::parse(sent.reply->body, nullptr, false));
     reply.usage = {sent.usage.prompt_tokens, sent.usage.completion_tokens};
@@ -72,7 +73,8 @@ class GatewayClient final : public ModelClient {
       stopped = !go_on;
       co_return go_on;
     };
-    models::ProxyResult r = co_await proxy_.stream_events(tag.request_id, request.model, path, sent_body, on_event);
+    models::ProxyResult r = co_await proxy_.stream_events(tag.request_id, request.model, path, sent_body, on_event,
+                                                          models::QueueKey::of_user(tag.user_id).caller);
     const Usage usage{r.usage.prompt_tokens, r.usage.completion_tokens};
     if (r.error) co_return std::unexpected(CallFailure{*r.error, models::refusal_of(*r.error), r.instance, usage});
     if (!r.ok && !stopped) {

@@ -42,9 +42,11 @@ struct ChatRequest {
   nlohmann::json extra;            // any other request fields (an object), passed on as they are
 };
 
-// Who a call is made for: the request id the worker's log shows.
+// Who a call is made for: the request id the worker's log shows, and the
+// user whose turn it takes when the model is busy (0: nobody in particular).
 struct CallTag {
   std::string request_id;
+  std::int64_t user_id = 0;
 };
 
 struct Usage {

@@ -20,18 +20,21 @@ std::string_view health_name(Health h) {
   return "down";
 }
 
-void Balancer::add(const std::string& id, int weight) {
+void Balancer::add(const std::string& id, int weight, int capacity) {
   std::lock_guard lock(mutex_);
   weight = std::max(1, weight);
+  capacity = std::max(0, capacity);
   for (auto& i : instances_) {
     if (i.id == id) {
       i.weight = weight;
+      i.capacity = capacity;
       return;
     }
   }
   Instance inst;
   inst.id = id;
   inst.weight = weight;
+  inst.capacity = capacity;
   instances_.push_back(std::move(inst));
 }
 
@@ -55,7 +58,8 @@ std::optional<std::string> Balancer::acquire(Clock::time_point now, const std::v
   std::lock_guard lock(mutex_);
   const std::size_t n = instances_.size();
   auto usable = [&](const Instance& i) {
-    return eligible(i, now) && std::find(exclude.begin(), exclude.end(), i.id) == exclude.end();
+    return eligible(i, now) && (i.capacity == 0 || i.in_flight < i.capacity) &&
+           std::find(exclude.begin(), exclude.end(), i.id) == exclude.end();
   };
   Instance* chosen = nullptr;
   switch (strategy_) {
@@ -137,9 +141,11 @@ void Balancer::set_probe_result(const std::string& id, bool healthy) {
   }
 }
 
-bool Balancer::has_eligible(Clock::time_point now) const {
+bool Balancer::has_eligible(Clock::time_point now, const std::vector<std::string>& exclude) const {
   std::lock_guard lock(mutex_);
-  return std::any_of(instances_.begin(), instances_.end(), [&](const Instance& i) { return eligible(i, now); });
+  return std::any_of(instances_.begin(), instances_.end(), [&](const Instance& i) {
+    return eligible(i, now) && std::find(exclude.begin(), exclude.end(), i.id) == exclude.end();
+  });
 }
 
 std::vector<InstanceView> Balancer::snapshot(Clock::time_point now) const {

@@ -50,14 +50,15 @@ class Balancer {
 
   Balancer(Strategy strategy, HealthPolicy policy) : strategy_(strategy), policy_(policy) {}
 
-  // Adds an instance (healthy; weight clamped to >= 1). Adding an existing id
-  // updates its weight only.
-  void add(const std::string& id, int weight);
+  // Adds an instance (healthy; weight clamped to >= 1) that takes at most
+  // `capacity` requests at once (its slots; 0 = no limit). Adding an existing
+  // id updates its weight and capacity only.
+  void add(const std::string& id, int weight, int capacity = 0);
   void remove(const std::string& id);
 
-  // Picks an eligible instance not in `exclude` and counts it in flight.
-  // nullopt when none is eligible. A tripped instance becomes eligible again
-  // once its cooldown has passed (one more failure trips it again).
+  // Picks an eligible instance not in `exclude` with a free slot and counts
+  // it in flight. nullopt when none is eligible or every eligible one is full. A tripped instance becomes eligible
+  // again once its cooldown has passed (one more failure trips it again).
   std::optional<std::string> acquire(Clock::time_point now, const std::vector<std::string>& exclude = {});
   // An eligible instance not in `exclude` for a side call that is not a
   // request of its own (counting a prompt's tokens): the one with the fewest
@@ -71,7 +72,8 @@ class Balancer {
   // brings it back (and clears its failure count).
   void set_probe_result(const std::string& id, bool healthy);
 
-  bool has_eligible(Clock::time_point now) const;
+  // Whether an instance not in `exclude` is eligible (full or not).
+  bool has_eligible(Clock::time_point now, const std::vector<std::string>& exclude = {}) const;
   std::vector<InstanceView> snapshot(Clock::time_point now) const;
   std::size_t size() const;
 
@@ -79,6 +81,7 @@ class Balancer {
   struct Instance {
     std::string id;
     int weight = 1;
+    int capacity = 0;  // 0 = no limit
     int in_flight = 0;
     int current = 0;  // smooth weighted round robin state
     int failures = 0;

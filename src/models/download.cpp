@@ -132,6 +132,7 @@ struct Transfer {
   bool allow_private = true;  // this hop may connect to a private address
   bool refused_private = false;
   bool write_failed = false;
+  bool cancelled = false;
   long status = 0;             // of the current response (headers)
   bool body_accepted = false;  // the current response's body is the file
   bool restart = false;        // 200 on a Range request: truncate and start over
@@ -192,6 +193,14 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
   return bytes;
 }
 
+// Curl's progress callback (at least once a second, data or not): a
+// nonzero return aborts the transfer.
+int on_transfer_info(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto& t = *static_cast<Transfer*>(user);
+  t.cancelled = t.options->stop.stop_requested();
+  return t.cancelled ? 1 : 0;
+}
+
 curl_socket_t on_open_socket(void* user, curlsocktype, curl_sockaddr* addr) {
   auto& t = *static_cast<Transfer*>(user);
   if (!t.allow_private && is_private_address(&addr->addr, addr->addrlen)) {
@@ -241,6 +250,8 @@ bool valid_sha256(const std::string& s) {
 }
 
 }  // namespace
+
+bool is_valid_model_file_name(const std::string& name) { return valid_file_name(name); }
 
 bool is_private_address(const void* sockaddr, std::size_t length) {
   const auto* sa = static_cast<const struct sockaddr*>(sockaddr);
@@ -310,7 +321,7 @@ Result<Paths> prepare_paths(const fs::path& dir, const std::string& name) {
 // Sets up one request of the transfer (the first, or a redirect's): no
 // automatic redirects (each hop is checked), stall and connect timeouts,
 // and a Range from the bytes already fetched, guarded by If-Range.
-void configure_hop(CURL* c, const std::string& url, Transfer& t, const PartInfo& info,
+void configure_hop(CURL* c, const std::string& url, Transfer& t, const PartInfo& info, bool first_hop,
                    std::unique_ptr<curl_slist, SlistDeleter>& headers) {
   const DownloadOptions& options = *t.options;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
@@ -325,13 +336,19 @@ void configure_hop(CURL* c, const std::string& url, Transfer& t, const PartInfo&
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
   curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &t);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_transfer_info);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
   if (t.offset > 0) {
     const std::string range = "Range: bytes=" + std::to_string(t.offset) + "-";
     headers.reset(curl_slist_append(headers.release(), range.c_str()));
     const std::string validator = !info.etag.empty() ? info.etag : info.last_modified;
     if (!validator.empty()) headers.reset(curl_slist_append(headers.release(), ("If-Range: " + validator).c_str()));
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
   }
+  if (first_hop && !options.bearer_token.empty()) {
+    headers.reset(curl_slist_append(headers.release(), ("Authorization: Bearer " + options.bearer_token).c_str()));
+  }
+  if (headers) curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
 }
 
 // libcurl calls the write callback only after all headers of the response
@@ -375,7 +392,7 @@ Result<void> fetch(Transfer& t, PartInfo& info, const Paths& paths) {
     CURL* c = curl.get();
     std::unique_ptr<curl_slist, SlistDeleter> headers;
     const bool range_requested = t.offset > 0;
-    configure_hop(c, url, t, info, headers);
+    configure_hop(c, url, t, info, hop == 0, headers);
     t.body_accepted = false;
     t.restart = false;
     t.status = 0;
@@ -418,6 +435,9 @@ Result<void> fetch(Transfer& t, PartInfo& info, const Paths& paths) {
         info.etag = t.etag;
         info.last_modified = t.last_modified;
         write_part_info(paths.part_meta, info);
+      }
+      if (t.cancelled) {
+        return fail(ErrorCode::kUnavailable, "cancelled after " + std::to_string(t.offset) + " bytes", "cancelled");
       }
       return fail(ErrorCode::kUnavailable,
                   std::string("download interrupted (") + curl_easy_strerror(rc) + ") after " +

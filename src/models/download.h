@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <stop_token>
 #include <string>
 
 #include "core/error.h"
@@ -31,10 +32,16 @@ struct DownloadOptions {
   std::string file_name;      // empty = last path segment of the URL (must end in .gguf)
   std::string sha256;         // expected, lower- or upper-case hex; empty = not checked
   bool allow_private_redirects = false;
+  // Sent as Authorization: Bearer to the URL's own server only, never to
+  // where it redirects (a Hub's token does not go to its CDN).
+  std::string bearer_token;
   std::chrono::seconds connect_timeout{30};
   std::chrono::seconds stall_timeout{60};  // abort when no byte arrives for this long
   // Called as bytes arrive (done includes a resumed part; total 0 = unknown).
   std::function<void(std::uint64_t done, std::uint64_t total)> on_progress;
+  // A stop request ends the transfer within about a second ("cancelled");
+  // the part stays, so a later run resumes it.
+  std::stop_token stop;
 };
 
 struct DownloadResult {
@@ -47,8 +54,13 @@ struct DownloadResult {
 // Errors: kInvalidArgument (bad URL, scheme, file name, sha256 syntax),
 // kConflict (the model file exists), kPermissionDenied (redirect to a private
 // address), kUnavailable (network, HTTP error, interrupted: run again to
-// resume), kUnprocessable (sha256 mismatch).
+// resume; reason "cancelled" after a stop request), kUnprocessable (sha256
+// mismatch).
 Result<DownloadResult> download_model(const DownloadOptions& options);
+
+// True for a name download_model saves as: NAME.gguf of letters, digits
+// and ._-+, not starting with '.' or '-'.
+bool is_valid_model_file_name(const std::string& name);
 
 // The file name a URL would be saved as (validated), e.g. for messages.
 Result<std::string> file_name_from_url(const std::string& url);

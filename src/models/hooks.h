@@ -40,6 +40,15 @@ struct CallInfo {
   const nlohmann::json* request = nullptr;
 };
 
+// Whom a model call is made for, as far as waiting goes: requests waiting for
+// a busy model are served in turns by this key (Manager::acquire). admit()
+// sets it in the request context ("user:<id>"); without one, every such
+// request shares one turn.
+struct QueueKey {
+  std::string caller;
+  static QueueKey of_user(std::int64_t user_id) { return {user_id > 0 ? "user:" + std::to_string(user_id) : ""}; }
+};
+
 // What admit() allows: the completion tokens the call may generate (as asked,
 // or lowered to what the caller's balance pays for).
 struct Admission {

@@ -9,10 +9,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -86,6 +88,17 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
 
   mutable std::mutex mutex;  // guards models, shutting_down, serial, probe_jobs
   std::map<std::string, std::unique_ptr<ModelState>> models;
+  std::map<std::string, std::string> aliases;  // alias -> model name (models.list[].aliases); set at create
+
+  // The model `name` means: the model of that name, else the one it is an
+  // alias of; null when none (`mutex` held).
+  ModelState* find_locked(const std::string& name) const {
+    if (auto it = models.find(name); it != models.end()) return it->second.get();
+    if (auto a = aliases.find(name); a != aliases.end()) {
+      if (auto it = models.find(a->second); it != models.end()) return it->second.get();
+    }
+    return nullptr;
+  }
   bool shutting_down = false;
   std::uint64_t serial = 0;
   std::atomic<std::uint64_t> spawns{0};
@@ -103,6 +116,8 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
   observe::Family<observe::Gauge>* load_seconds = nullptr;
   observe::Family<observe::Gauge>* in_flight_gauge = nullptr;
   observe::Family<observe::Gauge>* healthy_gauge = nullptr;
+  observe::Family<observe::Gauge>* queue_gauge = nullptr;
+  observe::Family<observe::Histogram>* queue_wait = nullptr;
 
   // --- supervisor (runs on `io`) ---------------------------------------
 
@@ -217,7 +232,8 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     // Unused for its keep-alive (negative: kept for ever).
     const int idle_s = options.models.idle_unload_seconds;
     const std::chrono::seconds keep = m.keep_alive.value_or(std::chrono::seconds(idle_s > 0 ? idle_s : -1));
-    if (m.wanted && m.has_local() && m.in_flight == 0 && keep.count() >= 0 && now - m.last_used >= keep) {
+    if (m.wanted && m.has_local() && m.in_flight == 0 && m.queue.empty() && !m.cat.entry.pin && keep.count() >= 0 &&
+        now - m.last_used >= keep) {
       deps.log.info("unloading idle model", {{"model", m.cat.name}, {"idle_seconds", keep.count()}});
       stop_locked(m, now);
     }
@@ -379,7 +395,7 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
         inst.restarts = 0;
         inst.error.clear();
         inst.next_health = now + health_interval;
-        m.balancer.add(id, m.cat.entry.weight);
+        m.balancer.add(id, m.cat.entry.weight, m.cat.entry.parallel);
         m.balancer.set_probe_result(id, true);
         const double secs = std::chrono::duration<double>(now - inst.spawned_at).count();
         if (load_seconds) load_seconds->with({m.cat.name}).set(secs);
@@ -440,13 +456,26 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
 
     if (options.models.max_loaded > 0) {
       int loaded = 0;
+      int pinned = 0;
       ModelState* victim = nullptr;
       for (auto& [n, other] : models) {
         if (other.get() == &m || !other->wanted || !other->has_local()) continue;
         ++loaded;
-        if (other->in_flight == 0 && (!victim || other->last_used < victim->last_used)) victim = other.get();
+        if (other->cat.entry.pin) {
+          ++pinned;
+          continue;  // never evicted
+        }
+        const bool idle = other->in_flight == 0 && other->queue.empty();
+        if (idle && (!victim || other->last_used < victim->last_used)) victim = other.get();
       }
       if (loaded >= options.models.max_loaded) {
+        if (pinned >= options.models.max_loaded) {
+          return fail(Error(ErrorCode::kUnavailable,
+                            "cannot load " + m.cat.name + ": the " + std::to_string(pinned) +
+                                " pinned models fill max_loaded (models.max_loaded)",
+                            "max_loaded_pinned")
+                          .with_retry_after(60));
+        }
         if (!victim) {
           return fail(Error(ErrorCode::kUnavailable,
                             "max_loaded models are running and all are busy; try again shortly", "max_loaded")
@@ -477,6 +506,24 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
 
   ModelStatus status_locked(const ModelState& m, Clock::time_point now) const { return status_of(m, now); }
 
+  // Starts the models marked pin (first: they get the room) and preload.
+  void preload() {
+    {
+      std::lock_guard lock(mutex);
+      for (const bool pinned : {true, false}) {
+        for (auto& [name, m] : models) {
+          if (m->cat.entry.pin != pinned || !(m->cat.entry.pin || m->cat.entry.preload) || !m->startable()) continue;
+          if (auto r = start_locked(*m, Clock::now()); !r) {
+            deps.log.warn("could not preload a model", {{"model", name}, {"reason", r.error().message}});
+          } else {
+            deps.log.info("preloading model", {{"model", name}, {"pinned", pinned}});
+          }
+        }
+      }
+    }
+    poke();
+  }
+
   void release(const std::string& model, const std::string& id, bool ok, double seconds, std::int64_t tokens) {
     std::lock_guard lock(mutex);
     auto it = models.find(model);
@@ -497,6 +544,7 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     std::lock_guard lock(mutex);
     const auto now = Clock::now();
     for (const auto& [name, m] : models) {
+      if (queue_gauge) queue_gauge->with({name}).set(static_cast<double>(m->queue.size()));
       for (const auto& v : m->balancer.snapshot(now)) {
         if (in_flight_gauge) in_flight_gauge->with({name, v.id}).set(v.in_flight);
         if (healthy_gauge) healthy_gauge->with({name, v.id}).set(v.health == Health::kHealthy ? 1 : 0);
@@ -519,6 +567,8 @@ Lease& Lease::operator=(Lease&& o) noexcept {
     remote_ = o.remote_;
     done_ = o.done_;
     started_ = o.started_;
+    queue_position_ = o.queue_position_;
+    queue_wait_ = o.queue_wait_;
     o.done_ = true;
   }
   return *this;
@@ -559,6 +609,7 @@ Result<std::unique_ptr<Manager>> Manager::create(ManagerOptions options, Manager
 
   for (auto& c : catalog) {
     const std::string name = c.name;
+    for (const auto& alias : c.entry.aliases) core->aliases.emplace(alias, name);
     core->models.emplace(name, std::make_unique<ModelState>(std::move(c), core->strategy, core->policy));
   }
   for (const auto& u : core->options.upstreams) {
@@ -580,7 +631,7 @@ Result<std::unique_ptr<Manager>> Manager::create(ManagerOptions options, Manager
     inst.weight = u.weight;
     inst.state = State::kRunning;
     inst.serial = ++core->serial;
-    it->second->balancer.add(inst.id, u.weight);
+    it->second->balancer.add(inst.id, u.weight, u.parallel);
     it->second->instances.push_back(std::move(inst));
   }
 
@@ -596,6 +647,9 @@ Result<std::unique_ptr<Manager>> Manager::create(ManagerOptions options, Manager
     core->healthy_gauge = &reg->gauge("llmd_instance_healthy", "1 when the instance gets traffic", labels);
     core->load_seconds =
         &reg->gauge("llmd_model_load_seconds", "Time from spawn to ready of the last start", {"model"});
+    core->queue_gauge = &reg->gauge("llmd_model_queue_length", "Requests waiting for a slot of the model", {"model"});
+    core->queue_wait = &reg->histogram("llmd_model_queue_wait_seconds",
+                                       "How long requests that had to wait waited for a slot", {"model"});
     reg->add_collector([weak = std::weak_ptr<Lease::Core>(core)] {
       if (auto c = weak.lock()) c->collect();
     });
@@ -605,6 +659,7 @@ Result<std::unique_ptr<Manager>> Manager::create(ManagerOptions options, Manager
   net::co_spawn(
       core->io, [c = core.get()] { return c->supervise(); }, net::detached);
   core->thread = std::thread([c = core.get()] { c->io.run(); });
+  core->preload();
   mgr->core_ = std::move(core);
   return mgr;
 }
@@ -660,22 +715,28 @@ std::vector<ModelStatus> Manager::list() const {
 
 Result<ModelStatus> Manager::get(const std::string& name) const {
   std::lock_guard lock(core_->mutex);
-  auto it = core_->models.find(name);
-  if (it == core_->models.end()) return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
-  return core_->status_locked(*it->second, Clock::now());
+  const ModelState* m = core_->find_locked(name);
+  if (!m) return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
+  return core_->status_locked(*m, Clock::now());
+}
+
+std::string Manager::resolve(const std::string& name) const {
+  std::lock_guard lock(core_->mutex);
+  const ModelState* m = core_->find_locked(name);
+  return m ? m->cat.name : name;
 }
 
 Result<ModelStatus> Manager::start(const std::string& name) {
   Result<ModelStatus> out;
   {
     std::lock_guard lock(core_->mutex);
-    auto it = core_->models.find(name);
-    if (it == core_->models.end()) return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
+    ModelState* m = core_->find_locked(name);
+    if (!m) return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
     if (core_->shutting_down)
       return fail(Error(ErrorCode::kUnavailable, "shutting down", "shutting_down").with_retry_after(5));
     const auto now = Clock::now();
-    LLMD_TRY(core_->start_locked(*it->second, now));
-    out = core_->status_locked(*it->second, now);
+    LLMD_TRY(core_->start_locked(*m, now));
+    out = core_->status_locked(*m, now);
   }
   core_->poke();
   return out;
@@ -683,39 +744,117 @@ Result<ModelStatus> Manager::start(const std::string& name) {
 
 Result<ModelStatus> Manager::stop(const std::string& name) {
   std::lock_guard lock(core_->mutex);
-  auto it = core_->models.find(name);
-  if (it == core_->models.end()) return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
+  ModelState* m = core_->find_locked(name);
+  if (!m) return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
   const auto now = Clock::now();
-  core_->stop_locked(*it->second, now);
-  return core_->status_locked(*it->second, now);
+  core_->stop_locked(*m, now);
+  return core_->status_locked(*m, now);
+}
+
+Result<void> Manager::remove(const std::string& name) {
+  std::lock_guard lock(core_->mutex);
+  ModelState* m = core_->find_locked(name);
+  if (!m) return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
+  if (m->cat.configured || m->cat.path.empty()) {
+    return fail(ErrorCode::kConflict, m->cat.name + " is configured in models.list or upstreams; change the config",
+                "model_configured");
+  }
+  if (m->wanted || !m->instances.empty() || m->in_flight > 0 || !m->queue.empty()) {
+    return fail(ErrorCode::kConflict, m->cat.name + " is loaded or in use; stop it first", "model_in_use");
+  }
+  // The file, and the other parts of a split model (NAME-00001-of-0000N.gguf).
+  std::vector<std::filesystem::path> files{m->cat.path};
+  static const std::regex kSplit(R"(^(.*)-00001-of-(\d{5})\.gguf$)");
+  std::smatch split;
+  const std::string file_name = m->cat.path.filename().string();
+  if (std::regex_match(file_name, split, kSplit)) {
+    const int parts = std::stoi(split[2].str());
+    for (int k = 2; k <= parts; ++k) {
+      char suffix[32];
+      std::snprintf(suffix, sizeof suffix, "-%05d-of-%05d.gguf", k, parts);
+      files.push_back(m->cat.path.parent_path() / (split[1].str() + suffix));
+    }
+  }
+  for (const auto& f : files) {
+    std::error_code ec;
+    std::filesystem::remove(f, ec);
+    if (ec) return fail(ErrorCode::kUnavailable, "cannot delete " + f.string() + ": " + ec.message());
+  }
+  core_->deps.log.info("model deleted", {{"model", m->cat.name}, {"file", m->cat.path.string()}});
+  core_->models.erase(m->cat.name);
+  return {};
 }
 
 Result<void> Manager::set_keep_alive(const std::string& name, std::optional<std::chrono::seconds> keep) {
   std::lock_guard lock(core_->mutex);
-  auto it = core_->models.find(name);
-  if (it == core_->models.end()) return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
-  it->second->keep_alive = keep;
+  ModelState* m = core_->find_locked(name);
+  if (!m) return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
+  m->keep_alive = keep;
   return {};
 }
 
+namespace detail {
+
+// A request's place in a model's queue, left when the request stops waiting
+// however it does (served, timed out, refused).
+class QueueTicket {
+ public:
+  explicit QueueTicket(std::shared_ptr<Lease::Core> core) : core_(std::move(core)) {}
+  QueueTicket(const QueueTicket&) = delete;
+  QueueTicket& operator=(const QueueTicket&) = delete;
+  ~QueueTicket();
+
+  // Joins `m`'s queue unless already in it (`mutex` held).
+  void join(ModelState& m, const std::string& caller, Clock::time_point now);
+  // Whether this request goes next: it waits and is first, or nobody waits.
+  bool turn(const ModelState& m) const { return ticket_ ? m.queue.next() == ticket_ : m.queue.empty(); }
+  // The slot was granted (`mutex` held): out of the queue, its wait recorded.
+  void served(ModelState& m, Lease& lease, Clock::time_point now);
+
+ private:
+  std::shared_ptr<Lease::Core> core_;
+  std::string model_;
+  std::optional<FairQueue::Ticket> ticket_;
+  std::size_t position_ = 0;
+  Clock::time_point joined_{};
+};
+
+}  // namespace detail
+
+using detail::QueueTicket;
+
 net::awaitable<Result<Lease>> Manager::acquire(std::string name, std::chrono::milliseconds timeout,
-                                               std::vector<std::string> exclude, LeaseKind kind) {
+                                               std::vector<std::string> exclude, LeaseKind kind, std::string caller) {
   auto core = core_;
   const auto deadline = Clock::now() + timeout;
   net::steady_timer timer(co_await net::this_coro::executor);
+  const bool side_call = kind == LeaseKind::kSideCall;
+  QueueTicket place(core);  // declared before the lock below: leaves the queue after it is released
   for (;;) {
     bool poke = false;
+    bool queued = false;  // waiting for a slot or for max_loaded room, not for a start
+    // A side call waits without a place in line: it takes no slot.
+    auto wait_in_line = [&](ModelState& m, Clock::time_point now) {
+      if (!side_call) place.join(m, caller, now);
+    };
     {
       std::lock_guard lock(core->mutex);
-      auto it = core->models.find(name);
-      if (it == core->models.end()) co_return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
+      ModelState* found = core->find_locked(name);
+      if (!found) co_return fail(ErrorCode::kNotFound, "no model named " + name, "model_not_found");
       if (core->shutting_down)
         co_return fail(Error(ErrorCode::kUnavailable, "shutting down", "shutting_down").with_retry_after(5));
-      ModelState& m = *it->second;
+      ModelState& m = *found;
+      name = m.cat.name;  // an alias: the lease, the queue and the metrics go by the model's name
       const auto now = Clock::now();
       m.last_used = now;
-      const bool side_call = kind == LeaseKind::kSideCall;
-      if (auto id = side_call ? m.balancer.peek(now, exclude) : m.balancer.acquire(now, exclude)) {
+      // A side call (counting a prompt) takes no slot and never waits in line.
+      std::optional<std::string> id;
+      if (side_call) {
+        id = m.balancer.peek(now, exclude);
+      } else if (place.turn(m)) {
+        id = m.balancer.acquire(now, exclude);
+      }
+      if (id) {
         Lease lease;
         lease.core_ = core;
         lease.model_ = name;
@@ -728,16 +867,29 @@ net::awaitable<Result<Lease>> Manager::acquire(std::string name, std::chrono::mi
         }
         lease.done_ = side_call;  // finish() reports nothing for a side call
         lease.started_ = now;
-        if (!side_call) ++m.in_flight;
+        if (!side_call) {
+          ++m.in_flight;
+          place.served(m, lease, now);
+        }
         co_return lease;
       }
-      if (!exclude.empty()) {
+      if (m.balancer.has_eligible(now, exclude)) {
+        // Running, every slot taken (or others are ahead): wait in line.
+        wait_in_line(m, now);
+        queued = true;
+      } else if (!exclude.empty()) {
         co_return fail(Error(ErrorCode::kUnavailable, "no other healthy instance of " + name, "no_healthy_instance")
                            .with_retry_after(5));
-      }
-      if (!m.wanted && m.startable()) {
-        if (auto r = core->start_locked(m, now); !r) co_return std::unexpected(r.error());
-        poke = true;
+      } else if (!m.wanted && m.startable()) {
+        if (auto r = core->start_locked(m, now); r) {
+          poke = true;
+        } else if (r.error().reason == "max_loaded") {
+          // Every loaded model is busy: wait for one to become idle (and be evicted).
+          wait_in_line(m, now);
+          queued = true;
+        } else {
+          co_return std::unexpected(r.error());
+        }
       } else if (!m.cat.error.empty()) {
         co_return fail(
             Error(ErrorCode::kUnavailable, "model " + name + " cannot be used: " + m.cat.error, "model_error")
@@ -751,18 +903,57 @@ net::awaitable<Result<Lease>> Manager::acquire(std::string name, std::chrono::mi
           co_return fail(Error(ErrorCode::kUnavailable, why, m.startable() ? "model_error" : "no_healthy_instance")
                              .with_retry_after(core->policy.cooldown.count() > 0 ? 5 : 1));
         }
+        wait_in_line(m, now);  // starting: requests go in turn once it runs
       }
     }
     if (poke) core->poke();
     const auto now = Clock::now();
     if (now >= deadline) {
+      if (queued) {
+        co_return fail(Error(ErrorCode::kUnavailable,
+                             "model " + name + " is busy: no slot became free within " +
+                                 std::to_string(timeout.count() / 1000) + " s",
+                             "queue_timeout")
+                           .with_retry_after(10));
+      }
       co_return fail(
           Error(ErrorCode::kUnavailable, "model " + name + " is still starting", "model_starting").with_retry_after(5));
     }
-    timer.expires_after(std::min<Clock::duration>(std::chrono::milliseconds(50), deadline - now));
+    // Polled: a lease ends on any thread, and an Asio timer cannot be woken
+    // safely from another. 10 ms is noise next to a model reply.
+    timer.expires_after(std::min<Clock::duration>(std::chrono::milliseconds(queued ? 10 : 50), deadline - now));
     co_await timer.async_wait(net::as_tuple(net::use_awaitable));
   }
 }
+
+namespace detail {
+
+QueueTicket::~QueueTicket() {
+  if (!ticket_) return;
+  std::lock_guard lock(core_->mutex);
+  if (auto it = core_->models.find(model_); it != core_->models.end()) it->second->queue.leave(*ticket_);
+}
+
+void QueueTicket::join(ModelState& m, const std::string& caller, Clock::time_point now) {
+  if (ticket_) return;
+  model_ = m.cat.name;
+  ticket_ = m.queue.join(caller);
+  position_ = m.queue.position(*ticket_);
+  joined_ = now;
+}
+
+void QueueTicket::served(ModelState& m, Lease& lease, Clock::time_point now) {
+  if (!ticket_) return;
+  m.queue.served(*ticket_);
+  ticket_.reset();
+  lease.queue_position_ = position_;
+  lease.queue_wait_ = std::chrono::duration_cast<std::chrono::milliseconds>(now - joined_);
+  if (core_->queue_wait) {
+    core_->queue_wait->with({m.cat.name}).observe(std::chrono::duration<double>(now - joined_).count());
+  }
+}
+
+}  // namespace detail
 
 const std::string& Manager::default_model() const { return core_->options.models.default_model; }
 std::uint64_t Manager::spawn_count() const { return core_->spawns.load(); }

@@ -80,10 +80,19 @@ struct ModelStatus {
   std::uint64_t parameter_count = 0;
   bool has_chat_template = false;
   std::vector<InstanceStatus> instances;
-  std::string error;  // the most recent error, if any
+  std::vector<std::string> aliases;
+  config::RequestParams defaults, forced;  // what API requests get (models.list[].defaults / .forced)
+  bool preload = false;                    // started at boot
+  bool pinned = false;                     // never unloaded for idleness or evicted
+  bool deletable = false;                  // a file found in models.dir (not configured): Manager::remove
+  std::size_t waiting = 0;                 // requests in line for a free slot (or for room under max_loaded)
+  std::string error;                       // the most recent error, if any
 };
 
 class Manager;
+namespace detail {
+class QueueTicket;
+}
 
 enum class LeaseKind { kRequest, kSideCall };
 
@@ -102,6 +111,10 @@ class Lease {
   // configured key, or the random key of this spawn of a local worker.
   const std::string& api_key() const { return api_key_; }
   bool remote() const { return remote_; }
+  // Where the request joined the model's queue (1 = next), 0 when it did not
+  // wait; and how long it waited.
+  std::size_t queue_position() const { return queue_position_; }
+  std::chrono::milliseconds queue_wait() const { return queue_wait_; }
 
   // Reports the outcome: ok=false for connection errors and 5xx (counts
   // toward the instance's fail_threshold). `completion_tokens` feeds the
@@ -110,12 +123,15 @@ class Lease {
 
  private:
   friend class Manager;
+  friend class detail::QueueTicket;
   struct Core;
   Lease() = default;
   std::weak_ptr<Core> core_;
   std::string model_, instance_, url_, api_key_;
   bool remote_ = false;
   bool done_ = true;
+  std::size_t queue_position_ = 0;
+  std::chrono::milliseconds queue_wait_{0};
   std::chrono::steady_clock::time_point started_;
 };
 
@@ -131,8 +147,11 @@ class Manager {
   Manager& operator=(const Manager&) = delete;
 
   std::vector<ModelStatus> list() const;
-  // Errors: kNotFound "model_not_found".
+  // A model by its name or one of its aliases (every method below takes
+  // either). Errors: kNotFound "model_not_found".
   Result<ModelStatus> get(const std::string& name) const;
+  // The name of the model `name` means (itself when it is no alias or unknown).
+  std::string resolve(const std::string& name) const;
   // Marks the model wanted and starts its workers (asynchronously; the
   // returned status is usually "starting"). Already running: no-op.
   // Errors: kNotFound, kUnavailable (file error, not enough memory, every
@@ -140,6 +159,12 @@ class Manager {
   Result<ModelStatus> start(const std::string& name);
   // Stops the model's local workers (SIGTERM, SIGKILL after stop_grace).
   Result<ModelStatus> stop(const std::string& name);
+  // Deletes a model found in models.dir: its file (every part of a split
+  // model) and its entry. Blocking (file I/O). Errors: kNotFound;
+  // kConflict "model_in_use" while it is wanted, loaded or asked for (stop
+  // it first), "model_configured" for a models.list entry or an upstream
+  // (change the config instead); kUnavailable when a file cannot be deleted.
+  Result<void> remove(const std::string& name);
   // How long the model stays loaded once unused (Ollama's keep_alive): a
   // duration (0 = unload as soon as no request is in flight), negative =
   // never unloaded for idleness, nullopt = the configured
@@ -148,15 +173,21 @@ class Manager {
 
   // An instance for one request to `name`. Starts the model on demand and
   // waits up to `timeout` for an instance; `exclude` skips instances (retry
-  // elsewhere). Errors: kNotFound, kUnavailable + retry_after_s ("model_starting",
-  // "model_error", "no_healthy_instance", ...).
+  // elsewhere). A local instance takes as many requests at once as it has
+  // slots (`parallel`); when every one is full, or the model cannot start yet
+  // because max_loaded models are loaded and busy, the request waits in the
+  // model's queue, where callers take turns (`caller`: whom the request is
+  // for, e.g. "user:7"; see FairQueue) and the least recently used idle model
+  // is evicted as soon as there is one. Errors: kNotFound, kUnavailable +
+  // retry_after_s ("model_starting", "model_error", "no_healthy_instance",
+  // "queue_timeout", ...).
   // A kSideCall lease (counting a prompt before the request itself) goes to
   // the least busy instance and is no request of its own: it leaves the
   // balancer's rotation, in-flight counts, failure counts and metrics as
   // they are.
   boost::asio::awaitable<Result<Lease>> acquire(std::string name, std::chrono::milliseconds timeout,
                                                 std::vector<std::string> exclude = {},
-                                                LeaseKind kind = LeaseKind::kRequest);
+                                                LeaseKind kind = LeaseKind::kRequest, std::string caller = {});
 
   // The configured default model ("" when none).
   const std::string& default_model() const;

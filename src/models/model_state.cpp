@@ -29,6 +29,13 @@ ModelStatus status_of(const ModelState& m, Clock::time_point now) {
     s.has_chat_template = m.cat.gguf->has_chat_template;
   }
   s.error = !m.cat.error.empty() ? m.cat.error : m.last_error;
+  s.waiting = m.queue.size();
+  s.aliases = m.cat.entry.aliases;
+  s.defaults = m.cat.entry.defaults;
+  s.forced = m.cat.entry.forced;
+  s.pinned = m.cat.entry.pin;
+  s.preload = m.cat.entry.preload || m.cat.entry.pin;
+  s.deletable = !m.cat.configured && !m.cat.path.empty();
   const auto views = m.balancer.snapshot(now);
   bool any_running = false, any_starting = false, any_stopping = false, any_local = false;
   for (const auto& inst : m.instances) {

@@ -15,6 +15,7 @@
 
 #include "models/balancer.h"
 #include "models/catalog.h"
+#include "models/fair_queue.h"
 #include "models/manager.h"
 #include "models/worker.h"
 
@@ -56,6 +57,7 @@ struct ModelState {
   Clock::time_point last_used{};
   std::string last_error;
   int in_flight = 0;
+  FairQueue queue;                                 // requests waiting for a free slot (or for the model to start)
   std::optional<std::chrono::seconds> keep_alive;  // a request's (Ollama's keep_alive); else the configured idle time
 
   bool startable() const { return cat.error.empty() && (!cat.path.empty() || !cat.entry.command.empty()); }

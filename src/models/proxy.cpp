@@ -11,6 +11,18 @@ using json = nlohmann::json;
 namespace {
 // The largest whole (non-streamed) reply taken in place of a stream.
 constexpr std::size_t kMaxWholeReplyBytes = 64 * 1024 * 1024;
+
+std::string queue_key_of(const http::RequestContext& ctx) {
+  const auto* key = ctx.get<QueueKey>();
+  return key ? key->caller : std::string();
+}
+
+// A request that waited for a busy model says so in its reply's headers.
+void show_queue_wait(http::RequestContext& ctx, std::size_t position, std::chrono::milliseconds waited) {
+  if (position == 0) return;
+  ctx.response_headers.set("X-Llmd-Queue-Position", std::to_string(position));
+  ctx.response_headers.set("X-Llmd-Queue-Wait-Ms", std::to_string(waited.count()));
+}
 }  // namespace
 
 std::string SseSplitter::data_of(std::string_view block) {
@@ -81,17 +93,21 @@ Error Proxy::shown_error(const Error& e, bool shutting_down_as_is) {
 }
 
 net::awaitable<Exchange> Proxy::send(const std::string& request_id, const std::string& model, const std::string& path,
-                                     const std::string& body, LeaseKind kind) {
+                                     const std::string& body, LeaseKind kind, const std::string& caller) {
   Exchange out;
   std::vector<std::string> exclude;
   std::optional<Error> last;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    auto lease = co_await manager_.acquire(model, acquire_timeout_, exclude, kind);
+    auto lease = co_await manager_.acquire(model, acquire_timeout_, exclude, kind, caller);
     if (!lease) {
       if (!last) last = lease.error();
       break;
     }
     out.instance = lease->instance_id();
+    if (attempt == 0) {
+      out.queue_position = lease->queue_position();
+      out.queue_wait = lease->queue_wait();
+    }
     const http::ClientRequest request = make_request(request_id, *lease, path, body);
     auto r = co_await client_.request(request);
     if (!r) {
@@ -124,10 +140,11 @@ net::awaitable<Exchange> Proxy::send(const std::string& request_id, const std::s
 
 net::awaitable<ProxyResult> Proxy::call(http::RequestContext& ctx, const std::string& model, const std::string& path,
                                         const std::string& body) {
-  Exchange sent = co_await send(ctx.request_id, model, path, body);
+  Exchange sent = co_await send(ctx.request_id, model, path, body, LeaseKind::kRequest, queue_key_of(ctx));
   ProxyResult out;
   out.instance = sent.instance;
   out.usage = sent.usage;
+  show_queue_wait(ctx, sent.queue_position, sent.queue_wait);
   if (!sent.reply) {
     out.response = http::error_response(shown_error(*sent.error, false), ctx.request_id);
     co_return out;
@@ -144,17 +161,19 @@ net::awaitable<ProxyResult> Proxy::call(http::RequestContext& ctx, const std::st
 net::awaitable<ProxyResult> Proxy::stream_through(http::RequestContext& ctx, const std::string& model,
                                                   const std::string& path, const std::string& body,
                                                   bool forward_usage_chunk, bool forward_timings) {
-  co_return co_await stream(ctx.request_id, &ctx, model, path, body, forward_usage_chunk, forward_timings, nullptr);
+  co_return co_await stream(ctx.request_id, &ctx, model, path, body, forward_usage_chunk, forward_timings, nullptr,
+                            queue_key_of(ctx));
 }
 
 net::awaitable<ProxyResult> Proxy::stream_events(http::RequestContext& ctx, const std::string& model,
                                                  const std::string& path, const std::string& body, OnEvent on_event) {
-  co_return co_await stream(ctx.request_id, &ctx, model, path, body, false, false, &on_event);
+  co_return co_await stream(ctx.request_id, &ctx, model, path, body, false, false, &on_event, queue_key_of(ctx));
 }
 
 net::awaitable<ProxyResult> Proxy::stream_events(const std::string& request_id, const std::string& model,
-                                                 const std::string& path, const std::string& body, OnEvent on_event) {
-  co_return co_await stream(request_id, nullptr, model, path, body, false, false, &on_event);
+                                                 const std::string& path, const std::string& body, OnEvent on_event,
+                                                 const std::string& caller) {
+  co_return co_await stream(request_id, nullptr, model, path, body, false, false, &on_event, caller);
 }
 
 namespace {
@@ -216,17 +235,19 @@ net::awaitable<void> end_with_upstream_error(http::RequestContext& ctx, const st
 
 net::awaitable<ProxyResult> Proxy::stream(const std::string& request_id, http::RequestContext* ctx,
                                           const std::string& model, const std::string& path, const std::string& body,
-                                          bool forward_usage_chunk, bool forward_timings, const OnEvent* on_event) {
+                                          bool forward_usage_chunk, bool forward_timings, const OnEvent* on_event,
+                                          const std::string& caller) {
   ProxyResult out;
   std::vector<std::string> exclude;
   std::optional<Error> last;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    auto lease = co_await manager_.acquire(model, acquire_timeout_, exclude);
+    auto lease = co_await manager_.acquire(model, acquire_timeout_, exclude, LeaseKind::kRequest, caller);
     if (!lease) {
       if (!last || refusal_of(lease.error()) != Refusal::kNoHealthyInstance) last = lease.error();
       break;
     }
     out.instance = lease->instance_id();
+    if (ctx && attempt == 0) show_queue_wait(*ctx, lease->queue_position(), lease->queue_wait());
     int status = 0;
     bool retry_status = false;
     bool client_gone = false;

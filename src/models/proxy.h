@@ -46,9 +46,11 @@ struct ProxyResult {
 // last reply (any status), or the gateway's error when there is none.
 struct Exchange {
   std::optional<http::ClientResponse> reply;
-  std::optional<Error> error;  // set exactly when reply is not
-  std::string instance;        // the instance last tried ("" when none was reached)
-  CallUsage usage;             // from the reply
+  std::optional<Error> error;      // set exactly when reply is not
+  std::string instance;            // the instance last tried ("" when none was reached)
+  CallUsage usage;                 // from the reply
+  std::size_t queue_position = 0;  // where it joined the model's queue; 0 = it did not wait
+  std::chrono::milliseconds queue_wait{0};
 };
 
 // Status recorded for a stream the client closed before it ended (nginx's).
@@ -104,10 +106,12 @@ class Proxy {
 
   // Non-streamed call for no client: POST `path` with `body` (X-Request-ID
   // `request_id`), retried once on another instance when the first is
-  // unreachable or answers 5xx.
+  // unreachable or answers 5xx. `caller` is whom it waits for a busy model
+  // for (Manager::acquire; the calls of a client connection take it from
+  // the request's QueueKey).
   boost::asio::awaitable<Exchange> send(const std::string& request_id, const std::string& model,
                                         const std::string& path, const std::string& body,
-                                        LeaseKind kind = LeaseKind::kRequest);
+                                        LeaseKind kind = LeaseKind::kRequest, const std::string& caller = {});
   // The error a caller is shown for a failed exchange: the manager's refusal
   // as it is (shutting_down too when `shutting_down_as_is`), otherwise a
   // retryable 503 "the model worker failed" (a timeout stays a 504).
@@ -131,18 +135,20 @@ class Proxy {
   using OnEvent = std::function<boost::asio::awaitable<bool>(const nlohmann::json&)>;
   boost::asio::awaitable<ProxyResult> stream_events(http::RequestContext& ctx, const std::string& model,
                                                     const std::string& path, const std::string& body, OnEvent on_event);
-  // The same for no client connection (X-Request-ID `request_id`): false
-  // from `on_event` stops the generation (outcome_status 499, the usage so
-  // far).
+  // The same for no client connection (X-Request-ID `request_id`, waiting
+  // for `caller` as send() does): false from `on_event` stops the generation
+  // (outcome_status 499, the usage so far).
   boost::asio::awaitable<ProxyResult> stream_events(const std::string& request_id, const std::string& model,
-                                                    const std::string& path, const std::string& body, OnEvent on_event);
+                                                    const std::string& path, const std::string& body, OnEvent on_event,
+                                                    const std::string& caller = {});
 
  private:
   // `ctx` is the client's connection to relay to; null when `on_event`
   // takes the events instead.
   boost::asio::awaitable<ProxyResult> stream(const std::string& request_id, http::RequestContext* ctx,
                                              const std::string& model, const std::string& path, const std::string& body,
-                                             bool forward_usage_chunk, bool forward_timings, const OnEvent* on_event);
+                                             bool forward_usage_chunk, bool forward_timings, const OnEvent* on_event,
+                                             const std::string& caller);
   http::ClientRequest make_request(const std::string& request_id, const Lease& lease, const std::string& path,
                                    const std::string& body) const;
 

@@ -9,7 +9,8 @@ Refusal refusal_of(const Error& e) {
   if (r == "model_not_found") return Refusal::kModelNotFound;
   if (r == "model_starting") return Refusal::kModelStarting;
   if (r == "model_error") return Refusal::kModelError;
-  if (r == "max_loaded") return Refusal::kMaxLoaded;
+  if (r == "max_loaded" || r == "max_loaded_pinned") return Refusal::kMaxLoaded;
+  if (r == "queue_timeout") return Refusal::kQueueTimeout;
   if (r == "insufficient_memory") return Refusal::kInsufficientMemory;
   if (r == "no_healthy_instance") return Refusal::kNoHealthyInstance;
   if (r == "shutting_down") return Refusal::kShuttingDown;

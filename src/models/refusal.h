@@ -12,6 +12,7 @@ enum class Refusal {
   kModelStarting,  // loading: retry shortly
   kModelError,     // it failed to load
   kMaxLoaded,      // no room to load it
+  kQueueTimeout,   // busy: no slot came free while the request waited
   kInsufficientMemory,
   kNoHealthyInstance,
   kShuttingDown,
@@ -27,8 +28,8 @@ Refusal refusal_of(const Error& e);
 // True for the refusals the manager gives before any worker is called.
 constexpr bool is_manager_refusal(Refusal r) {
   return r == Refusal::kModelNotFound || r == Refusal::kModelStarting || r == Refusal::kModelError ||
-         r == Refusal::kMaxLoaded || r == Refusal::kInsufficientMemory || r == Refusal::kNoHealthyInstance ||
-         r == Refusal::kShuttingDown;
+         r == Refusal::kMaxLoaded || r == Refusal::kQueueTimeout || r == Refusal::kInsufficientMemory ||
+         r == Refusal::kNoHealthyInstance || r == Refusal::kShuttingDown;
 }
 
 }  // namespace llmd::models

@@ -12,6 +12,7 @@
 #include "models/chat_input.h"
 #include "models/ollama.h"
 #include "models/proxy.h"
+#include "models/request_settings.h"
 #include "models/responses.h"
 
 namespace llmd::models {
@@ -64,12 +65,19 @@ json model_json(const ModelStatus& m, bool detail, Audience audience = Audience:
             {"arch", m.arch},
             {"quantization", m.quantization},
             {"context_length", m.context_length},
-            {"instances", inst}};
+            {"instances", inst},
+            {"aliases", m.aliases},
+            {"defaults", params_json(m.defaults)},
+            {"forced", params_json(m.forced)},
+            {"pinned", m.pinned},
+            {"preload", m.preload},
+            {"waiting", m.waiting}};
   if (detail) {
     j["parameter_count"] = m.parameter_count;
     j["has_chat_template"] = m.has_chat_template;
   }
   if ((detail || m.status == "error") && !m.error.empty()) j["error"] = m.error;
+  if (audience == Audience::kAdmin) j["deletable"] = m.deletable;
   return j;
 }
 
@@ -143,6 +151,23 @@ struct Routes {
     co_return http::Response::json(200, {{"object", "list"}, {"data", data}});
   }
 
+  // Validates an OpenAI request body, resolves its model (an alias becomes
+  // the model's name, in the body too) and applies the model's configured
+  // request settings. Returns the model's name.
+  Result<std::string> prepare(ApiKind kind, json& body, const std::string& default_model) {
+    const bool client_limit = has_generation_limit(body);
+    auto model = validate_openai_request(kind, body, deps.limits, default_model);
+    if (!model) return model;
+    const Result<ModelStatus> status = deps.manager.get(*model);
+    if (!status) {  // unknown: the call itself says so
+      body["model"] = *model;
+      return model;
+    }
+    apply_request_settings(body, kind, status->defaults, status->forced, client_limit, deps.limits.max_tokens);
+    body["model"] = status->name;
+    return status->name;
+  }
+
   // The admission lowered the completion limit to what the balance pays:
   // the worker gets that limit (every spelling of it), the client a header.
   static void limit_completion(http::RequestContext& ctx, json& body, CallInfo& call, std::int64_t max_tokens) {
@@ -185,9 +210,8 @@ struct Routes {
     if (body.is_discarded()) {
       co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
     }
-    auto model = validate_openai_request(kind, body, deps.limits, deps.manager.default_model());
+    auto model = prepare(kind, body, deps.manager.default_model());
     if (!model) co_return std::unexpected(model.error());
-    body["model"] = *model;
     CallInfo call = call_info(ctx, kind, path, *model, path, body);
     // Not an if-init: g++ 12 mis-handles a co_await in an if-statement initializer.
     const Result<Admission> admitted = co_await deps.hooks->admit(ctx, call);
@@ -241,9 +265,8 @@ struct Routes {
   // for it (the balance may lower max_tokens in `body`) and notes the start.
   net::awaitable<Result<Admitted>> admit_translated(http::RequestContext& ctx, const std::string& route, ApiKind kind,
                                                     const std::string& path, json& body) {
-    auto model = validate_openai_request(kind, body, deps.limits, deps.manager.default_model());
+    auto model = prepare(kind, body, deps.manager.default_model());
     if (!model) co_return std::unexpected(model.error());
-    body["model"] = *model;
     Admitted a;
     a.path = path;
     a.call = call_info(ctx, kind, route, *model, path, body);
@@ -562,9 +585,8 @@ struct Routes {
     json body = std::move(*translated);
     body.erase("stream");
     body["max_tokens"] = 1;  // nothing is generated: the context need not hold a reply
-    auto model = validate_openai_request(ApiKind::kChat, body, deps.limits, deps.manager.default_model());
+    auto model = prepare(ApiKind::kChat, body, deps.manager.default_model());
     if (!model) co_return std::unexpected(model.error());
-    body["model"] = *model;
     CallInfo call;
     call.route = "/v1/messages/count_tokens";
     call.model = *model;
@@ -584,7 +606,7 @@ struct Routes {
   // POST /api/v1/models/{name}/chat (models/chat_input.h): one reply, or a
   // turn of a conversation kept on the server (deps.memory).
   net::awaitable<Result<http::Response>> chat(http::RequestContext& ctx) {
-    const std::string name = ctx.param("name");
+    std::string name = ctx.param("name");
     auto input = parse_chat_input(json::parse(ctx.request.body, nullptr, false));
     if (!input) co_return std::unexpected(input.error());
     json messages = input->messages;
@@ -600,9 +622,10 @@ struct Routes {
     body.update(input->options);
     const bool stream = input->stream;
     if (stream) body["stream"] = true;
-    auto valid = validate_openai_request(ApiKind::kChat, body, deps.limits, name);
-    if (!valid) co_return std::unexpected(valid.error());
     if (auto m = deps.manager.get(name); !m) co_return std::unexpected(m.error());
+    auto valid = prepare(ApiKind::kChat, body, name);
+    if (!valid) co_return std::unexpected(valid.error());
+    name = *valid;
 
     CallInfo call;
     call.route = "/api/v1/models/{name}/chat";

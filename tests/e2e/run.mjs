@@ -8,7 +8,9 @@
 // failure, including a missing browser or UI build (never skips).
 import { spawn, execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
+import http from 'node:http'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -78,6 +80,51 @@ async function waitForHealth(base, ms) {
   throw new Error('llmd serve did not become healthy')
 }
 
+// A stand-in for the Hugging Face Hub's API (GET /api/models/{repo}?blobs=true, the
+// shape the real one answers) and its file downloads, sent slowly enough that the
+// download dialog shows its progress. Resolves to its base URL.
+function startHubStub(modelFile) {
+  const content = fs.readFileSync(modelFile)
+  const sha256 = crypto.createHash('sha256').update(content).digest('hex')
+  const repo = 'e2e/Tiny-GGUF'
+  const files = ['tiny-q4_k_m.gguf', 'tiny-q8_0.gguf']
+  const info = {
+    id: repo,
+    modelId: repo,
+    siblings: [
+      { rfilename: 'README.md', size: 12 },
+      ...files.map((f) => ({ rfilename: f, size: content.length, lfs: { sha256, size: content.length } })),
+    ],
+  }
+  const hub = http.createServer((req, res) => {
+    if (req.url === `/api/models/${repo}?blobs=true`) {
+      res.writeHead(200, { 'Content-Type': 'application/json' })
+      res.end(JSON.stringify(info))
+      return
+    }
+    const file = files.find((f) => req.url === `/${repo}/resolve/main/${f}`)
+    if (!file) {
+      res.writeHead(404)
+      res.end('not found')
+      return
+    }
+    res.writeHead(200, { 'Content-Length': content.length, 'Content-Type': 'application/octet-stream' })
+    let at = 0
+    const chunk = 256 * 1024 // the 24 MB model in some five seconds
+    const timer = setInterval(() => {
+      if (at >= content.length || res.destroyed) {
+        clearInterval(timer)
+        res.end()
+        return
+      }
+      res.write(content.subarray(at, at + chunk))
+      at += chunk
+    }, 50)
+    req.on('close', () => clearInterval(timer))
+  })
+  return new Promise((resolve) => hub.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${hub.address().port}`)))
+}
+
 async function startServer() {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'llmd-e2e-'))
   const models = path.join(tmp, 'models')
@@ -85,6 +132,7 @@ async function startServer() {
   execFileSync(llmd, ['dev', 'make-test-model', '--arch', 'qwen2', '--seed', '7', '--out', path.join(models, 'tiny.gguf')], {
     stdio: 'ignore',
   })
+  const hubUrl = await startHubStub(path.join(models, 'tiny.gguf'))
   const port = await freePort()
   const runnerBase = await freePort()
   const yaml = `server:
@@ -101,6 +149,9 @@ models:
   dir: ${models}
   port_range: "${runnerBase}-${runnerBase + 20}"
   default_model: tiny
+  hf_endpoint: ${hubUrl}
+  list:
+    - { name: tiny, file: tiny.gguf, aliases: [gpt-4o-mini] }
 `
   fs.writeFileSync(path.join(tmp, 'llmd.yaml'), yaml)
   const log = fs.openSync(path.join(outDir, 'serve.log'), 'w')
@@ -416,7 +467,7 @@ async function main() {
       { timeout: 10_000 },
     )
     // Admins see how much a user keeps in conversations, never what.
-    await row.getByTestId('user-conversations').getByText(/^1 · /).waitFor()
+    await row.getByTestId('user-conversations').getByText(/^1 (个 )?· /).waitFor() // the UI starts in Chinese
     check(!(await page.content()).includes('Hello, who are you?'), "a user's conversation text on an admin page")
     await row.getByTestId('user-grant').click()
     await inputOf(page, 'grant-amount').fill('500')
@@ -427,6 +478,8 @@ async function main() {
     await shot(page, '10-admin-users')
     await page.goto(`${base}/admin/models`)
     await page.getByTestId('models-table').getByText('tiny').waitFor()
+    const aliases = await page.getByTestId('model-aliases').first().innerText()
+    check(aliases.includes('gpt-4o-mini'), `the models page shows aliases as "${aliases}"`)
     await shot(page, '11-admin-models')
     await page.goto(`${base}/admin/usage`)
     await page.getByTestId('usage-table').locator('tbody tr').first().waitFor()
@@ -444,6 +497,42 @@ async function main() {
     check(now === userBalance + 500, `user balance ${now}, expected ${userBalance + 500}`)
     await page.getByTestId('recent-calls').waitFor()
     await shot(page, '14-dashboard-user')
+  })
+
+  await step('an admin downloads a model by its Hugging Face name, sees the progress, and chats with it', async () => {
+    await logout(page)
+    await login(page, base, 'admin', adminPassword)
+    await page.goto(`${base}/admin/models`)
+    await page.getByTestId('models-table').getByText('tiny').first().waitFor()
+    await page.getByTestId('models-pull').click()
+    await inputOf(page, 'pull-source').fill('e2e/Tiny-GGUF')
+    await page.getByTestId('pull-find').click()
+    await page.getByTestId('pull-quant-Q8_0').waitFor()
+    const chosen = page.getByTestId('pull-quant-Q4_K_M').locator('input')
+    check(await chosen.isChecked(), 'Q4_K_M, the default quantisation, is not the one chosen')
+    await page.getByTestId('pull-start').click()
+    await page.locator('[data-testid=pull-status][data-state=downloading]').waitFor({ timeout: 20_000 })
+    await page.getByTestId('pull-cancel').waitFor()
+    await shot(page, '11b-model-pull')
+    await page.locator('[data-testid=pull-status][data-state=done]').waitFor({ timeout: 120_000 })
+    const done = await page.getByTestId('pull-status').innerText()
+    check(done.includes('tiny-q4_k_m'), `the finished download says "${done}"`)
+    await page.getByTestId('pull-close').click()
+    await page.getByTestId('models-table').getByText('tiny-q4_k_m').waitFor({ timeout: 20_000 })
+    // The new model answers in the chat page.
+    await page.goto(`${base}/chat`)
+    await page.getByTestId('model-select').click()
+    await page.locator('.el-select-dropdown__item', { hasText: 'tiny-q4_k_m' }).click()
+    await inputOf(page, 'max-tokens').fill('8')
+    await inputOf(page, 'chat-input').fill('Hello, new model')
+    await page.getByTestId('chat-send').click()
+    const reply = page.getByTestId('assistant-message').last()
+    await reply.getByTestId('reply-cost').waitFor({ timeout: 180_000 })
+    const stored = await storedConversation(page, base)
+    const answered = stored?.messages?.at(-1)?.model
+    check(answered === 'tiny-q4_k_m', `the reply came from ${answered}`)
+    await logout(page)
+    await login(page, base, user, password)
   })
 
   await step('a user changes the password; the old one stops working, the new one works', async () => {

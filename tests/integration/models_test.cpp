@@ -251,6 +251,163 @@ TEST(Models, MaxLoadedEvictsLeastRecentlyUsed) {
   EXPECT_TRUE(wait_status(serve.port(), "a", "available", 15s));
 }
 
+// A reply of exactly `tokens` tokens (end-of-generation banned), so that it
+// takes a while even on the tiny model.
+std::string long_chat_body(const std::string& model, int tokens) {
+  return json{{"model", model},
+              {"messages", {{{"role", "user"}, {"content", "hello"}}}},
+              {"max_tokens", tokens},
+              {"ignore_eos", true},
+              {"seed", 1}}
+      .dump();
+}
+
+std::string register_user(int port, const std::string& name) {
+  auto r =
+      http_request(port, "POST", "/api/v1/auth/register",
+                   json{{"username", name}, {"password", "password-123"}, {"email", name + "@example.com"}}.dump());
+  return r && r->status == 201 ? json::parse(r->body)["token"].get<std::string>() : "";
+}
+
+// The value of an unlabelled-but-for-model gauge in /metrics text (-1 when absent).
+double metric_value(const std::string& text, const std::string& series) {
+  const auto at = text.find(series + " ");
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 1));
+}
+
+// SPEC §4.4: max_loaded reached and every loaded model busy: a request for
+// another model waits for one to become idle (it is then evicted), not 503.
+TEST(Models, MaxLoadedWithBusyModelsMakesRequestsWaitInsteadOf503) {
+  TempDir dir;
+  LlmdServe serve(kBinary, models_yaml(models_dir(dir, {"a", "b"}), "  max_loaded: 1\n"));
+  ASSERT_TRUE(serve.started()) << serve.log();
+  const int port = serve.port();
+  ASSERT_EQ(api(port, "POST", "/v1/chat/completions", chat_body(2, false, "a"))->status, 200);
+  std::vector<std::thread> threads;
+  std::vector<int> status(4, 0);
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      if (i >= 2) std::this_thread::sleep_for(300ms);  // b's requests come while a's are running
+      auto r = api(port, "POST", "/v1/chat/completions", long_chat_body(i < 2 ? "a" : "b", 60));
+      status[i] = r ? r->status : -1;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(status, (std::vector<int>{200, 200, 200, 200})) << serve.log();
+  EXPECT_EQ(get_json(port, "/api/v1/models/b")["status"], "running");
+  EXPECT_TRUE(wait_status(port, "a", "available", 15s)) << "a was not evicted for b";
+}
+
+// A model with one slot, one user with six requests in line and another
+// with one: the other user's request is served next but one, not last.
+TEST(Models, WaitingRequestsAreServedInTurnsByUser) {
+  TempDir dir;
+  LlmdServe serve(
+      kBinary, models_yaml(models_dir(dir, {"tiny"}), "  list:\n    - { name: tiny, file: tiny.gguf, parallel: 1 }\n"));
+  ASSERT_TRUE(serve.started()) << serve.log();
+  const int port = serve.port();
+  ASSERT_EQ(api(port, "POST", "/api/v1/models/tiny/start")->status, 202);
+  ASSERT_TRUE(wait_status(port, "tiny", "running"));
+  const std::string bob = register_user(port, "bob");
+  ASSERT_FALSE(bob.empty());
+
+  // Short replies: seven in a row must end within the client's 30 s under
+  // the sanitizer build and a loaded machine.
+  std::mutex mutex;
+  std::vector<std::string> finished;  // who, in the order replies ended
+  std::vector<std::thread> admin;
+  for (int i = 0; i < 6; ++i) {
+    admin.emplace_back([&] {
+      auto r = api(port, "POST", "/v1/chat/completions", long_chat_body("tiny", 12));
+      std::lock_guard lock(mutex);
+      finished.push_back(r && r->status == 200 ? "admin" : "admin failed");
+    });
+  }
+  // Bob asks once the admin's five are waiting behind the one running.
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  double waiting = 0;
+  while (std::chrono::steady_clock::now() < end) {
+    waiting = metric_value(api(port, "GET", "/metrics")->body, "llmd_model_queue_length{model=\"tiny\"}");
+    if (waiting >= 5) break;
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_EQ(waiting, 5) << "the admin's requests did not queue";
+  auto mine = http_request(port, "POST", "/v1/chat/completions", long_chat_body("tiny", 12),
+                           {{"Authorization", "Bearer " + bob}});
+  {
+    std::lock_guard lock(mutex);
+    finished.push_back(mine && mine->status == 200 ? "bob" : "bob failed");
+  }
+  for (auto& t : admin) t.join();
+  ASSERT_TRUE(mine);
+  // The admin's first waiting request goes first (it came first), then bob.
+  EXPECT_EQ(mine->header("x-llmd-queue-position"), "2");
+  EXPECT_FALSE(mine->header("x-llmd-queue-wait-ms").empty());
+  const std::vector<std::string> expected{"admin", "admin", "bob", "admin", "admin", "admin", "admin"};
+  EXPECT_EQ(finished, expected);
+  const std::string metrics = api(port, "GET", "/metrics")->body;
+  EXPECT_NE(metrics.find("llmd_model_queue_wait_seconds_count{model=\"tiny\"} 6"), std::string::npos) << metrics;
+}
+
+// models.list[] settings through the real serve and runner: an alias, a
+// default system message, forced temperature and a max_tokens ceiling, and
+// a model preloaded at boot.
+TEST(Models, AliasesDefaultsForcedValuesAndPreloadReachTheWorker) {
+  TempDir dir;
+  const std::string list =
+      "  list:\n"
+      "    - { name: tiny, file: tiny.gguf, aliases: [gpt-4o-mini],\n"
+      "        defaults: { system: \"You are a patient teacher who explains every step of the answer.\" },\n"
+      "        forced: { frequency_penalty: 2, max_tokens: 8 } }\n"
+      "    - { name: plain, file: plain.gguf, preload: true }\n";
+  LlmdServe serve(kBinary, models_yaml(models_dir(dir, {"tiny", "plain"}), list));
+  ASSERT_TRUE(serve.started()) << serve.log();
+  const int port = serve.port();
+  EXPECT_TRUE(wait_status(port, "plain", "running", 60s)) << "preload: started with no request";
+  EXPECT_EQ(get_json(port, "/api/v1/models/tiny")["status"], "available");
+
+  auto ask = [&](const std::string& model, int seed, const json& messages) {
+    const json body = {{"model", model},     {"messages", messages}, {"max_tokens", 40},
+                       {"temperature", 1.5}, {"seed", seed},         {"ignore_eos", true}};
+    auto r = api(port, "POST", "/v1/chat/completions", body.dump());
+    EXPECT_TRUE(r && r->status == 200) << (r ? r->body : "no reply");
+    return r && r->status == 200 ? json::parse(r->body) : json::object();
+  };
+  const json hi = json::array({{{"role", "user"}, {"content", "hi"}}});
+  const json a1 = ask("gpt-4o-mini", 1, hi);
+  const json p1 = ask("plain", 1, hi);
+  ASSERT_TRUE(a1.contains("usage") && p1.contains("usage"));
+  // Forced: at most 8 tokens whatever the request says.
+  EXPECT_EQ(a1["usage"]["completion_tokens"], 8);
+  EXPECT_EQ(p1["usage"]["completion_tokens"], 40);
+  // Forced frequency penalty: whatever the request says, the reply is the
+  // penalised one (greedy, so the texts compare exactly; this random model
+  // repeats one token unless penalised).
+  auto complete = [&](const std::string& model, double penalty) {
+    const json body = {{"model", model},     {"prompt", "Once upon a time"}, {"max_tokens", 8},
+                       {"temperature", 0.0}, {"frequency_penalty", penalty}, {"ignore_eos", true}};
+    auto r = api(port, "POST", "/v1/completions", body.dump());
+    EXPECT_TRUE(r && r->status == 200) << (r ? r->body : "no reply");
+    return r && r->status == 200 ? json::parse(r->body)["choices"][0]["text"].get<std::string>() : std::string();
+  };
+  const std::string penalised = complete("plain", 2.0);
+  EXPECT_NE(penalised, complete("plain", 0.0)) << "the penalty must show (else the check below proves nothing)";
+  EXPECT_EQ(complete("gpt-4o-mini", 0.0), penalised) << "the forced frequency_penalty did not reach the worker";
+  // The default system message (12 words) is in the prompt, unless the
+  // request has its own.
+  EXPECT_GE(a1["usage"]["prompt_tokens"].get<int>(), p1["usage"]["prompt_tokens"].get<int>() + 8);
+  const json with_own =
+      json::array({{{"role", "system"}, {"content", "Short."}}, {{"role", "user"}, {"content", "hi"}}});
+  EXPECT_EQ(ask("tiny", 1, with_own)["usage"]["prompt_tokens"], ask("plain", 1, with_own)["usage"]["prompt_tokens"]);
+
+  const json listed = get_json(port, "/api/v1/models/gpt-4o-mini");
+  EXPECT_EQ(listed["name"], "tiny");
+  EXPECT_EQ(listed["aliases"], json::array({"gpt-4o-mini"}));
+  EXPECT_EQ(listed["forced"], (json{{"frequency_penalty", 2.0}, {"max_tokens", 8}}));
+  EXPECT_EQ(listed["defaults"]["system"], "You are a patient teacher who explains every step of the answer.");
+  EXPECT_EQ(get_json(port, "/api/v1/models/plain")["preload"], true);
+}
+
 TEST(Models, KilledWorkerMidStreamGivesCleanErrorAndRestarts) {
   TempDir dir;
   LlmdServe serve(kBinary, models_yaml(models_dir(dir, {"tiny"})));

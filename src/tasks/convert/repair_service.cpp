@@ -41,7 +41,7 @@ awaitable<Result<Repaired>> repair_with_model(const RepairDeps& d, const billing
   // the completion; the repair instructions are the fixed +5. The reply
   // restates the document, so less room than the document is not useful:
   // that much is reserved first, and grows as the reply streams.
-  const inference::CallTag tag{caller.request_id};
+  const inference::CallTag tag{caller.request_id, caller.user_id};
   const billing::MeterOpen what{caller.user_id,    caller.request_id, "convert", d.model, billing::kMinUsefulCompletion,
                                 "convert (repair)"};
   auto opened = co_await open_floor(d.pool, d.accounts, d.pricing, what);

@@ -28,7 +28,7 @@ awaitable<Samples> ask_samples(const HomeworkGraderDeps& d, const billing::Calle
                                const GradeOptions& options, std::int64_t content_tokens,
                                billing::ReplyAllowance& allowance) {
   Samples out;
-  const inference::CallTag tag{caller.request_id};
+  const inference::CallTag tag{caller.request_id, caller.user_id};
   for (int i = 0; i < options.samples && !allowance.stopped(); ++i) {
     const inference::ChatRequest request = sample_request(d.model, prompt, options, i);
     const std::int64_t billed_before = content_tokens * (out.calls_read + 1) + out.used.completion_tokens;
@@ -90,7 +90,7 @@ awaitable<Result<GradeOutcome>> grade_with_model(const HomeworkGraderDeps& d, co
   // SPEC §5: the base is the user's content (counted by the model's own
   // tokenizer) and the completions; the grading template is the fixed +20.
   const std::string content = billed_content(input);
-  const inference::CallTag tag{caller.request_id};
+  const inference::CallTag tag{caller.request_id, caller.user_id};
   // The reply's first allowance is reserved with the content; it grows as
   // the reply streams (ReplyAllowance).
   const std::int64_t first = std::min(options.max_tokens, billing::kFirstReplyAllowance);

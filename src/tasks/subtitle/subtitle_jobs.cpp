@@ -344,7 +344,7 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
         const json format = request.response_format.is_null() ? json::object() : request.response_format;
         d.log.debug("subtitle batch call", {{"job_id", run.id}, {"response_format", format}});
       }
-      const inference::CallTag tag{run.id + "-" + std::to_string(++run.call_number)};
+      const inference::CallTag tag{run.id + "-" + std::to_string(++run.call_number), run.job.user_id};
       inference::CallResult<inference::ChatReply> reply =
           co_await d.models.chat_streamed(request, tag, run.allowance->watch(run.batch_billed));
       if (!reply) {
@@ -377,7 +377,7 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
   // The batch's cue texts counted by the model's tokenizer.
   awaitable<Result<std::int64_t>> billed_tokens(JobRun& run, std::span<const Cue> cues) {
     const std::string text = billed_text(cues);
-    const inference::CallTag tag{run.id + "-count-" + std::to_string(run.progress.next_batch)};
+    const inference::CallTag tag{run.id + "-count-" + std::to_string(run.progress.next_batch), run.job.user_id};
     inference::CallResult<std::int64_t> counted = co_await d.models.count_tokens(d.model, text, tag);
     if (!counted) co_return std::unexpected(batch_call_error(counted.error()));
     co_return *counted;

@@ -252,3 +252,87 @@ TEST_F(ConfigTest, ModelThreadsAcceptAutoAndCpuCoresDefaultsToDetection) {
 
 }  // namespace
 }  // namespace llmd::config
+
+namespace llmd::config {
+namespace {
+
+Result<LoadedConfig> load_models(const std::string& entry) {
+  return load_config_text("models:\n  list:\n    - " + entry + "\n",
+                          [](const char*) -> std::optional<std::string> { return std::nullopt; });
+}
+
+TEST(ModelSettingsConfig, AliasesDefaultsForcedPreloadAndPinAreRead) {
+  auto r = load_models(
+      "{ name: qwen, file: q.gguf, aliases: [gpt-4o-mini, chat], preload: true, pin: yes,\n"
+      "      defaults: { temperature: 0.7, max_tokens: 256, system: \"Be kind.\", top_k: 40,\n"
+      "                  chat_template_kwargs: { enable_thinking: false, style: terse, level: 2, n: \"3\" } },\n"
+      "      forced: { top_p: 0.9, max_tokens: 512, seed: -1, reasoning_effort: low } }");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(r->warnings.empty());
+  const ModelEntry& e = r->config.models.list.at(0);
+  EXPECT_EQ(e.aliases, (std::vector<std::string>{"gpt-4o-mini", "chat"}));
+  EXPECT_TRUE(e.preload);
+  EXPECT_TRUE(e.pin);
+  EXPECT_EQ(e.defaults.temperature, 0.7);
+  EXPECT_EQ(e.defaults.max_tokens, 256);
+  EXPECT_EQ(e.defaults.top_k, 40);
+  EXPECT_EQ(e.defaults.system, "Be kind.");
+  EXPECT_FALSE(e.defaults.top_p);
+  // Booleans and numbers stay such; a quoted number is a string.
+  EXPECT_EQ(e.defaults.chat_template_kwargs,
+            (std::map<std::string, std::string>{
+                {"enable_thinking", "false"}, {"style", "\"terse\""}, {"level", "2"}, {"n", "\"3\""}}));
+  EXPECT_EQ(e.forced.top_p, 0.9);
+  EXPECT_EQ(e.forced.max_tokens, 512);
+  EXPECT_EQ(e.forced.seed, -1);
+  EXPECT_EQ(e.forced.reasoning_effort, "low");
+  EXPECT_FALSE(e.forced.temperature);
+}
+
+TEST(ModelSettingsConfig, AnUnknownOrOutOfRangeParameterStopsTheStartNamingIt) {
+  auto typo = load_models("{ name: qwen, file: q.gguf, forced: { temprature: 0.2 } }");
+  ASSERT_FALSE(typo);
+  EXPECT_NE(typo.error().message.find("models.list[0].forced.temprature: unknown request parameter"), std::string::npos)
+      << typo.error().message;
+  auto hot = load_models("{ name: qwen, file: q.gguf, defaults: { temperature: 7 } }");
+  ASSERT_FALSE(hot);
+  EXPECT_NE(hot.error().message.find("models.list[0].defaults.temperature"), std::string::npos) << hot.error().message;
+  auto effort = load_models("{ name: qwen, file: q.gguf, defaults: { reasoning_effort: extreme } }");
+  ASSERT_FALSE(effort);
+  EXPECT_NE(effort.error().message.find("reasoning_effort"), std::string::npos) << effort.error().message;
+  auto nested = load_models("{ name: qwen, file: q.gguf, defaults: { chat_template_kwargs: { a: [1, 2] } } }");
+  ASSERT_FALSE(nested);
+  EXPECT_NE(nested.error().message.find("chat_template_kwargs"), std::string::npos) << nested.error().message;
+}
+
+TEST(ModelSettingsConfig, AnAliasMustNameOneModelOnly) {
+  auto r = load_config_text(
+      "models:\n  list:\n    - { name: a, file: a.gguf, aliases: [x] }\n    - { name: b, file: b.gguf, aliases: [a] "
+      "}\n",
+      [](const char*) -> std::optional<std::string> { return std::nullopt; });
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("models.list[1].aliases: \"a\" already names another model"), std::string::npos)
+      << r.error().message;
+  auto twice = load_config_text(
+      "models:\n  list:\n    - { name: a, file: a.gguf, aliases: [x] }\n    - { name: b, file: b.gguf, aliases: [x] "
+      "}\n",
+      [](const char*) -> std::optional<std::string> { return std::nullopt; });
+  ASSERT_FALSE(twice);
+}
+
+TEST(ModelSettingsConfig, QueueTimeoutAndUpstreamSlotsAreRead) {
+  auto r = load_config_text(
+      "models: { queue_timeout_seconds: 30 }\nupstreams:\n  - { url: \"http://h:1\", model: m, parallel: 4 }\n",
+      [](const char*) -> std::optional<std::string> { return std::nullopt; });
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->config.models.queue_timeout_seconds, 30);
+  EXPECT_EQ(r->config.upstreams.at(0).parallel, 4);
+  EXPECT_EQ(load_config_text("", [](const char*) -> std::optional<std::string> { return std::nullopt; })
+                ->config.models.queue_timeout_seconds,
+            120);
+  EXPECT_FALSE(load_config_text("models: { queue_timeout_seconds: 0 }\n",
+                                [](const char*) -> std::optional<std::string> { return std::nullopt; }));
+}
+
+}  // namespace
+}  // namespace llmd::config

@@ -112,6 +112,29 @@ TEST(Balancer, LeastConnectionsBreaksTiesByWeight) {
   }
 }
 
+TEST(Balancer, AFullInstanceGetsNoMoreUntilASlotFrees) {
+  for (auto strategy : {Strategy::kRoundRobin, Strategy::kWeightedRoundRobin, Strategy::kLeastConnections}) {
+    Balancer b(strategy, {});
+    b.add("a", 1, 2);  // two slots
+    b.add("b", 1, 1);  // one slot
+    std::map<std::string, int> taken;
+    for (int i = 0; i < 3; ++i) ++taken[*b.acquire(kT0)];
+    EXPECT_EQ(taken, (std::map<std::string, int>{{"a", 2}, {"b", 1}}));
+    EXPECT_FALSE(b.acquire(kT0)) << "every slot is taken";
+    EXPECT_TRUE(b.has_eligible(kT0)) << "full is not unhealthy";
+    EXPECT_FALSE(b.has_eligible(kT0, {"a", "b"}));
+    EXPECT_TRUE(b.peek(kT0)) << "a side call needs no slot";
+    b.release("b", true, kT0);
+    EXPECT_EQ(b.acquire(kT0), "b");
+  }
+}
+
+TEST(Balancer, CapacityZeroMeansNoLimit) {
+  Balancer b(Strategy::kRoundRobin, {});
+  b.add("remote", 1);
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(b.acquire(kT0), "remote");
+}
+
 TEST(Balancer, FailuresTripAnInstanceUntilCooldownEnds) {
   Balancer b(Strategy::kRoundRobin, {.fail_threshold = 2, .cooldown = 10s});
   b.add("a", 1);

@@ -2,11 +2,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
 #include <map>
 #include <mutex>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
@@ -156,7 +159,9 @@ TEST_F(ManagerTest, UnknownModelIsNotFound) {
 }
 
 TEST_F(ManagerTest, FiftyConcurrentRequestsCauseExactlyOneSpawn) {
-  auto m = make({model("a")});
+  CatalogModel a = model("a");
+  a.entry.parallel = 50;  // every lease is held until all are granted
+  auto m = make({a});
   std::vector<std::future<std::optional<Result<Lease>>>> futures;
   for (int i = 0; i < 50; ++i) futures.push_back(net::co_spawn(io_, wrap(*m, "a", 3s), net::use_future));
   std::thread t1([&] { io_.run(); });
@@ -245,15 +250,204 @@ TEST_F(ManagerTest, MaxLoadedEvictsLeastRecentlyUsed) {
   ASSERT_TRUE(wait_status(*m, "b", "available"));
 }
 
-TEST_F(ManagerTest, MaxLoadedWithEveryModelBusyIs503) {
+// Acquisitions run on their own threads; each records when it got its lease
+// (or its error) and holds the lease until the test lets it go.
+class Acquisitions {
+ public:
+  explicit Acquisitions(Manager& m) : m_(m), work_(io_.get_executor()), thread_([this] { io_.run(); }) {}
+  ~Acquisitions() {
+    release_all();
+    work_.reset();
+    thread_.join();
+  }
+
+  void start(const std::string& label, const std::string& model, const std::string& caller,
+             std::chrono::milliseconds timeout = 5s) {
+    net::co_spawn(io_, run(label, model, caller, timeout), net::detached);
+  }
+  // Labels in the order they got a lease; errors as "label!reason".
+  std::vector<std::string> order() {
+    std::lock_guard lock(mutex_);
+    return order_;
+  }
+  std::size_t position(const std::string& label) {
+    std::lock_guard lock(mutex_);
+    return positions_.at(label);
+  }
+  bool wait_count(std::size_t n, std::chrono::milliseconds timeout = 3s) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+      if (order().size() >= n) return true;
+      std::this_thread::sleep_for(2ms);
+    }
+    return false;
+  }
+  // Ends the lease of `label`.
+  void release(const std::string& label) {
+    std::lock_guard lock(mutex_);
+    leases_.erase(label);
+  }
+  void release_all() {
+    std::lock_guard lock(mutex_);
+    leases_.clear();
+  }
+
+ private:
+  net::awaitable<void> run(std::string label, std::string model, std::string caller,
+                           std::chrono::milliseconds timeout) {
+    std::vector<std::string> exclude;
+    auto lease = co_await m_.acquire(model, timeout, exclude, LeaseKind::kRequest, caller);
+    std::lock_guard lock(mutex_);
+    if (!lease) {
+      order_.push_back(label + "!" + lease.error().reason);
+      co_return;
+    }
+    order_.push_back(label);
+    positions_[label] = lease->queue_position();
+    leases_.emplace(label, std::move(*lease));
+  }
+
+  Manager& m_;
+  net::io_context io_;
+  net::executor_work_guard<net::io_context::executor_type> work_;
+  std::mutex mutex_;
+  std::vector<std::string> order_;
+  std::map<std::string, std::size_t> positions_;
+  std::map<std::string, Lease> leases_;
+  std::thread thread_;
+};
+
+TEST_F(ManagerTest, AFullInstanceMakesRequestsWaitAndUsersTakeTurns) {
+  CatalogModel a = model("a");
+  a.entry.parallel = 1;
+  auto m = make({a});
+  Acquisitions runs(*m);
+  runs.start("a1", "a", "user:1");
+  ASSERT_TRUE(runs.wait_count(1));
+  // Two more of user 1, then one of user 2, while a1 holds the only slot.
+  for (const char* label : {"a2", "a3"}) {
+    runs.start(label, "a", "user:1");
+    std::this_thread::sleep_for(50ms);
+  }
+  runs.start("b1", "a", "user:2");
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(runs.order(), (std::vector<std::string>{"a1"})) << "a request went past a full slot";
+  std::size_t granted = 1;
+  for (const char* label : {"a1", "a2", "b1"}) {
+    runs.release(label);
+    ASSERT_TRUE(runs.wait_count(++granted)) << "nobody got the slot " << label << " freed";
+  }
+  EXPECT_EQ(runs.order(), (std::vector<std::string>{"a1", "a2", "b1", "a3"}));
+  EXPECT_EQ(runs.position("a1"), 0u) << "a1 did not wait";
+  EXPECT_EQ(runs.position("a2"), 1u);
+  EXPECT_EQ(runs.position("a3"), 2u);
+  EXPECT_EQ(runs.position("b1"), 2u) << "user 2 goes before user 1's third request";
+}
+
+TEST_F(ManagerTest, AWaitingRequestGivesUpAtItsTimeout) {
+  CatalogModel a = model("a");
+  a.entry.parallel = 1;
+  auto m = make({a});
+  Acquisitions runs(*m);
+  runs.start("first", "a", "user:1");
+  ASSERT_TRUE(runs.wait_count(1));
+  runs.start("second", "a", "user:2", 200ms);
+  ASSERT_TRUE(runs.wait_count(2));
+  EXPECT_EQ(runs.order()[1], "second!queue_timeout");
+  runs.release("first");
+  EXPECT_TRUE(acquire(*m, "a")) << "the one who gave up left the queue";
+}
+
+TEST_F(ManagerTest, MaxLoadedWithEveryModelBusyWaitsForOneToBeIdle) {
+  ManagerOptions o;
+  o.models.max_loaded = 1;
+  auto m = make({model("a"), model("b")}, o);
+  Acquisitions runs(*m);
+  runs.start("a", "a", "user:1");
+  ASSERT_TRUE(runs.wait_count(1));
+  runs.start("b", "b", "user:2");
+  std::this_thread::sleep_for(150ms);
+  EXPECT_EQ(runs.order().size(), 1u) << "b was loaded beside a busy a";
+  EXPECT_EQ(m->get("b")->status, "available");
+  runs.release("a");  // a is idle now: evicted for b
+  ASSERT_TRUE(runs.wait_count(2));
+  EXPECT_EQ(runs.order()[1], "b");
+  EXPECT_EQ(m->get("b")->status, "running");
+  EXPECT_TRUE(wait_status(*m, "a", "available"));
+}
+
+TEST_F(ManagerTest, MaxLoadedBusyUntilTheTimeoutIs503) {
   ManagerOptions o;
   o.models.max_loaded = 1;
   auto m = make({model("a"), model("b")}, o);
   auto busy = acquire(*m, "a");
   ASSERT_TRUE(busy);
-  auto r = acquire(*m, "b");
+  auto r = acquire(*m, "b", 200ms);
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().reason, "max_loaded");
+  EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(r.error().reason, "queue_timeout");
+  EXPECT_EQ(m->get("a")->status, "running");
+}
+
+TEST_F(ManagerTest, AnAliasReachesItsModelEverywhere) {
+  CatalogModel a = model("qwen");
+  a.entry.aliases = {"gpt-4o-mini"};
+  auto m = make({a, model("other")});
+  EXPECT_EQ(m->resolve("gpt-4o-mini"), "qwen");
+  EXPECT_EQ(m->resolve("other"), "other");
+  EXPECT_EQ(m->resolve("nothing"), "nothing");
+  EXPECT_EQ(m->get("gpt-4o-mini")->name, "qwen");
+  EXPECT_EQ(m->get("qwen")->aliases, (std::vector<std::string>{"gpt-4o-mini"}));
+  auto lease = acquire(*m, "gpt-4o-mini");
+  ASSERT_TRUE(lease) << lease.error().message;
+  EXPECT_EQ(lease->model(), "qwen");
+  EXPECT_EQ(m->get("qwen")->status, "running");
+  EXPECT_EQ(m->spawn_count(), 1u);
+  ASSERT_TRUE(m->stop("gpt-4o-mini"));
+  EXPECT_TRUE(wait_status(*m, "qwen", "available"));
+}
+
+TEST_F(ManagerTest, PreloadAndPinnedModelsStartWithTheManager) {
+  CatalogModel pre = model("pre");
+  pre.entry.preload = true;
+  CatalogModel pinned = model("pinned");
+  pinned.entry.pin = true;
+  auto m = make({pre, pinned, model("lazy")});
+  EXPECT_TRUE(wait_status(*m, "pre", "running"));
+  EXPECT_TRUE(wait_status(*m, "pinned", "running"));
+  EXPECT_EQ(m->get("lazy")->status, "available");
+  EXPECT_TRUE(m->get("pinned")->pinned);
+  EXPECT_TRUE(m->get("pinned")->preload);
+}
+
+TEST_F(ManagerTest, APinnedModelIsNeverUnloadedForIdlenessNorEvicted) {
+  ManagerOptions o;
+  o.models.idle_unload_seconds = 1;
+  o.models.max_loaded = 2;
+  CatalogModel pinned = model("pinned");
+  pinned.entry.pin = true;
+  auto m = make({pinned, model("b"), model("c")}, o);
+  ASSERT_TRUE(wait_status(*m, "pinned", "running"));
+  { ASSERT_TRUE(acquire(*m, "b")); }
+  { ASSERT_TRUE(acquire(*m, "c")); }  // max_loaded: b (not the older, idle, pinned model) makes room
+  EXPECT_EQ(m->get("pinned")->status, "running");
+  EXPECT_TRUE(wait_status(*m, "b", "available"));
+  EXPECT_TRUE(wait_status(*m, "c", "available", 4s)) << "c, unpinned, is unloaded when idle";
+  EXPECT_EQ(m->get("pinned")->status, "running");
+}
+
+TEST_F(ManagerTest, PinnedModelsFillingMaxLoadedRefuseAnotherAtOnce) {
+  ManagerOptions o;
+  o.models.max_loaded = 1;
+  CatalogModel pinned = model("pinned");
+  pinned.entry.pin = true;
+  auto m = make({pinned, model("b")}, o);
+  ASSERT_TRUE(wait_status(*m, "pinned", "running"));
+  const auto started = std::chrono::steady_clock::now();
+  auto r = acquire(*m, "b", 3s);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().reason, "max_loaded_pinned");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1s) << "waited for room that never comes";
 }
 
 TEST_F(ManagerTest, MemoryCheckRefusesModelThatCannotFit) {

@@ -4,8 +4,10 @@ import type {
   ConversationSizes,
   ConvertResult,
   HomeworkResult,
+  HubListing,
   Job,
   Model,
+  ModelPull,
   PasswordReset,
   Session,
   Upload,
@@ -57,6 +59,18 @@ export function makeApi(http: AxiosInstance) {
       http.post<Model>(`/api/v1/models/${encodeURIComponent(name)}/start`).then((r) => r.data),
     stopModel: (name: string) =>
       http.post<Model>(`/api/v1/models/${encodeURIComponent(name)}/stop`).then((r) => r.data),
+    /** Deletes a model file from models.dir (refused while it runs). */
+    deleteModel: (name: string) =>
+      http.delete(`/api/v1/admin/models/${encodeURIComponent(name)}`).then(() => undefined),
+    hubListing: (repo: string) =>
+      http.get<HubListing>('/api/v1/admin/models/hub', { params: { repo } }).then((r) => r.data),
+    startPull: (source: string) =>
+      http.post<{ pull: ModelPull }>('/api/v1/admin/models/pull', { source }).then((r) => r.data.pull),
+    pulls: () => http.get<{ pulls: ModelPull[] }>('/api/v1/admin/models/pulls').then((r) => r.data.pulls),
+    cancelPull: (id: string) =>
+      http
+        .delete<{ pull: ModelPull }>(`/api/v1/admin/models/pulls/${encodeURIComponent(id)}`)
+        .then((r) => r.data.pull),
 
     formats: () => http.get<Record<string, unknown>>('/api/v1/tasks/formats').then((r) => r.data),
     convert: (

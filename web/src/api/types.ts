@@ -62,6 +62,13 @@ export interface Model {
   quantization: string
   context_length: number
   instances: Instance[]
+  // Requests in line for a free slot (users take turns).
+  waiting?: number
+  aliases?: string[]
+  pinned?: boolean
+  preload?: boolean
+  // Admins only: a file found in models.dir that DELETE /api/v1/admin/models/{name} may remove.
+  deletable?: boolean
   error?: string
 }
 
@@ -203,4 +210,36 @@ export interface ConversationSizes {
   conversations: number
   messages: number
   bytes: number
+}
+
+/** A model download started by an admin (POST /api/v1/admin/models/pull). */
+export interface ModelPull {
+  id: string
+  source: string
+  state: 'queued' | 'resolving' | 'downloading' | 'done' | 'failed' | 'cancelled'
+  files: string[]
+  model: string
+  done: number
+  total: number
+  resumed_from: number
+  bytes_per_second: number
+  eta_seconds: number | null
+  error?: { message: string; reason: string }
+  created_at: number
+}
+
+export interface HubQuantisation {
+  name: string
+  size?: number
+  files?: string[]
+  source?: string
+  error?: string
+}
+
+/** A Hugging Face repository's GGUF quantisations (GET /api/v1/admin/models/hub). */
+export interface HubListing {
+  repo: string
+  revision: string
+  default_quantisation: string
+  quantisations: HubQuantisation[]
 }
