@@ -4,8 +4,8 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
@@ -17,6 +17,8 @@
 #include "models/download.h"
 #include "models/hub.h"
 #include "models/request_settings.h"
+#include "runner/chat.h"
+#include "runner/model.h"
 
 namespace llmd::cli {
 namespace {
@@ -144,6 +146,19 @@ Result<std::vector<models::DownloadOptions>> plan_hub_pull(const Args& args, con
   return out;
 }
 
+// What the file's chat template can do (tools, thinking, system role), from
+// llama.cpp's own template layer: the tokenizer and metadata are read, the
+// weights are not.
+nlohmann::json template_caps_json(const std::filesystem::path& path) {
+  runner::ModelOptions options;
+  options.vocab_only = true;
+  auto model = runner::Model::load(path, options);
+  if (!model) return {{"error", model.error().message}};
+  auto templates = runner::ChatTemplates::create(**model);
+  if (!templates) return {{"error", templates.error().message}};
+  return nlohmann::json::parse(templates->capabilities().dump());
+}
+
 }  // namespace
 
 void add_models_command(CLI::App& root, CommandRunner& run) {
@@ -183,10 +198,11 @@ void add_models_command(CLI::App& root, CommandRunner& run) {
     run = [file, inspect_json]() -> int {
       const std::filesystem::path p = *file;
       const auto m = models::describe_file(p.stem().string(), p);
+      nlohmann::json j = model_json(m);
+      if (m.error.empty()) j["template_caps"] = template_caps_json(p);
       if (*inspect_json) {
-        std::cout << model_json(m).dump(2) << "\n";
+        std::cout << j.dump(2) << "\n";
       } else {
-        const auto j = model_json(m);
         for (const auto& [k, v] : j.items()) {
           std::printf("%-18s %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
         }

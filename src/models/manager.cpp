@@ -108,6 +108,7 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     std::string url, api_key;
   };
   std::vector<ProbeJob> probe_jobs;  // guarded by mutex; launched by reconcile()
+  std::vector<ProbeJob> caps_jobs;   // the same, for reading a model's template capabilities
 
   observe::Family<observe::Counter>* requests = nullptr;
   observe::Family<observe::Counter>* errors = nullptr;
@@ -166,13 +167,14 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
   }
 
   void reconcile() {
-    std::vector<ProbeJob> jobs;
+    std::vector<ProbeJob> jobs, caps;
     {
       std::lock_guard lock(mutex);
       if (shutting_down) return;
       const auto now = Clock::now();
       for (auto& [name, m] : models) reconcile_model(*m, now);
       jobs.swap(probe_jobs);
+      caps.swap(caps_jobs);
     }
     // Started outside the lock: a probe may complete inline and call on_probe.
     for (auto& j : jobs) {
@@ -184,6 +186,44 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
           },
           net::detached);
     }
+    for (auto& j : caps) {
+      net::co_spawn(
+          io,
+          [self = shared_from_this(), j = std::move(j)]() -> net::awaitable<void> {
+            co_await self->read_template_caps(j);
+          },
+          net::detached);
+    }
+  }
+
+  // GET /props of a ready instance (llmd runner and llama-server answer
+  // chat_template_caps there): what the model's template can do.
+  net::awaitable<void> read_template_caps(const ProbeJob& job) {
+    http::ClientRequest req;
+    req.url = job.url + "/props";
+    req.connect_timeout = std::chrono::milliseconds(1000);
+    req.timeout = std::chrono::milliseconds(3000);
+    if (!job.api_key.empty()) req.headers.set("Authorization", "Bearer " + job.api_key);
+    auto r = co_await client->request(req);
+    if (!r || r->status != 200) co_return;
+    const auto props = nlohmann::json::parse(r->body, nullptr, false);
+    if (!props.is_object() || !props.contains("chat_template_caps") || !props["chat_template_caps"].is_object()) {
+      co_return;
+    }
+    std::map<std::string, bool> caps;
+    for (const auto& [name, value] : props["chat_template_caps"].items()) {
+      if (value.is_boolean()) caps[name] = value.get<bool>();
+    }
+    std::lock_guard lock(mutex);
+    if (auto it = models.find(job.model); it != models.end()) it->second->template_caps = std::move(caps);
+  }
+
+  // Reads the template's capabilities from the first instance that answers
+  // (not with a test prober: there is no HTTP worker then).
+  void ask_template_caps(ModelState& m, const Instance& inst) {
+    if (m.caps_asked || deps.prober) return;
+    m.caps_asked = true;
+    caps_jobs.push_back({m.cat.name, inst.id, inst.serial, inst.url, inst.api_key});
   }
 
   void reconcile_model(ModelState& m, Clock::time_point now) {
@@ -390,7 +430,9 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
       const auto now = Clock::now();
       if (inst.remote) {
         m.balancer.set_probe_result(id, ok);
+        if (ok) ask_template_caps(m, inst);
       } else if (inst.state == State::kStarting && ok) {
+        ask_template_caps(m, inst);
         inst.state = State::kRunning;
         inst.restarts = 0;
         inst.error.clear();

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -79,6 +80,10 @@ struct ModelStatus {
   std::int64_t context_length = 0;
   std::uint64_t parameter_count = 0;
   bool has_chat_template = false;
+  // The chat template's capabilities as its worker reports them
+  // (supports_tools, supports_thinking, supports_system_role, ...): known
+  // once the model has run since serve started.
+  std::map<std::string, bool> template_caps;
   std::vector<InstanceStatus> instances;
   std::vector<std::string> aliases;
   config::RequestParams defaults, forced;  // what API requests get (models.list[].defaults / .forced)

@@ -36,6 +36,7 @@ ModelStatus status_of(const ModelState& m, Clock::time_point now) {
   s.pinned = m.cat.entry.pin;
   s.preload = m.cat.entry.preload || m.cat.entry.pin;
   s.deletable = !m.cat.configured && !m.cat.path.empty();
+  s.template_caps = m.template_caps;
   const auto views = m.balancer.snapshot(now);
   bool any_running = false, any_starting = false, any_stopping = false, any_local = false;
   for (const auto& inst : m.instances) {

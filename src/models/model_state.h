@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,6 +60,10 @@ struct ModelState {
   int in_flight = 0;
   FairQueue queue;                                 // requests waiting for a free slot (or for the model to start)
   std::optional<std::chrono::seconds> keep_alive;  // a request's (Ollama's keep_alive); else the configured idle time
+  // What its chat template can do (the worker's /props chat_template_caps),
+  // read once an instance first answers; empty until then.
+  std::map<std::string, bool> template_caps;
+  bool caps_asked = false;
 
   bool startable() const { return cat.error.empty() && (!cat.path.empty() || !cat.entry.command.empty()); }
   bool has_local() const {

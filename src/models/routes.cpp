@@ -76,6 +76,7 @@ json model_json(const ModelStatus& m, bool detail, Audience audience = Audience:
     j["parameter_count"] = m.parameter_count;
     j["has_chat_template"] = m.has_chat_template;
   }
+  if (!m.template_caps.empty()) j["template_caps"] = m.template_caps;
   if ((detail || m.status == "error") && !m.error.empty()) j["error"] = m.error;
   if (audience == Audience::kAdmin) j["deletable"] = m.deletable;
   return j;

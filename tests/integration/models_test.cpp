@@ -352,6 +352,44 @@ TEST(Models, WaitingRequestsAreServedInTurnsByUser) {
 // models.list[] settings through the real serve and runner: an alias, a
 // default system message, forced temperature and a max_tokens ceiling, and
 // a model preloaded at boot.
+// What a model's chat template can do, from llama.cpp's template layer:
+// `llmd models inspect` reads it from the file, and the API shows what the
+// worker reports once the model has run.
+TEST(Models, TemplateCapabilitiesAreShownByInspectAndTheApi) {
+  TempDir dir;
+  const fs::path tools_model = templated_test_model(kBinary, "meta-llama-Llama-3.1-8B-Instruct");
+  Process inspect({kBinary, "models", "inspect", tools_model.string(), "--json"}, dir.path(), dir / "inspect.log");
+  ASSERT_EQ(inspect.wait(60s), 0) << inspect.log();
+  const std::string out = inspect.log();
+  const auto start = out.rfind("\n{\n") == std::string::npos ? out.find("{\n") : out.rfind("\n{\n") + 1;
+  const json inspected = json::parse(out.substr(start), nullptr, false);  // after any log lines
+  ASSERT_TRUE(inspected.contains("template_caps")) << out;
+  EXPECT_EQ(inspected["template_caps"]["supports_tools"], true) << out;
+
+  const auto mdir = models_dir(dir, {"tiny"});
+  fs::create_symlink(tools_model, fs::path(mdir) / "llama31.gguf");
+  LlmdServe serve(kBinary, models_yaml(mdir));
+  ASSERT_TRUE(serve.started()) << serve.log();
+  const int port = serve.port();
+  EXPECT_FALSE(get_json(port, "/api/v1/models/tiny").contains("template_caps")) << "known before the model ran";
+  for (const char* name : {"tiny", "llama31"}) {
+    ASSERT_EQ(api(port, "POST", std::string("/api/v1/models/") + name + "/start")->status, 202);
+  }
+  json tiny, llama;
+  const auto end = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < end &&
+         !(tiny.contains("template_caps") && llama.contains("template_caps"))) {
+    tiny = get_json(port, "/api/v1/models/tiny");
+    llama = get_json(port, "/api/v1/models/llama31");
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(llama.contains("template_caps")) << llama.dump();
+  EXPECT_EQ(llama["template_caps"]["supports_tools"], true) << llama.dump();
+  ASSERT_TRUE(tiny.contains("template_caps")) << tiny.dump();
+  EXPECT_EQ(tiny["template_caps"]["supports_tools"], false) << tiny.dump();
+  EXPECT_EQ(tiny["template_caps"]["supports_system_role"], true) << tiny.dump();
+}
+
 TEST(Models, AliasesDefaultsForcedValuesAndPreloadReachTheWorker) {
   TempDir dir;
   const std::string list =

@@ -67,6 +67,8 @@ export interface Model {
   aliases?: string[]
   pinned?: boolean
   preload?: boolean
+  // What the chat template can do (supports_tools, supports_thinking, …), once the model has run.
+  template_caps?: Record<string, boolean>
   // Admins only: a file found in models.dir that DELETE /api/v1/admin/models/{name} may remove.
   deletable?: boolean
   error?: string

@@ -180,6 +180,7 @@ export default {
     usage: 'Use it as "Authorization: Bearer <key>" with /v1 (OpenAI compatible) or /api/v1.',
   },
   admin: {
+    cap: { tools: 'tools', thinking: 'thinking' },
     pullModel: 'Download model',
     pullSource: 'Hugging Face repository or URL',
     pullSourceHint: 'e.g. Qwen/Qwen2.5-0.5B-Instruct-GGUF, or https://…/model.gguf',

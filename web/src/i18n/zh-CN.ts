@@ -177,6 +177,7 @@ const zh: typeof en = {
     usage: '以 “Authorization: Bearer <密钥>” 调用 /v1（兼容 OpenAI）或 /api/v1。',
   },
   admin: {
+    cap: { tools: '工具调用', thinking: '思考' },
     pullModel: '下载模型',
     pullSource: 'Hugging Face 仓库或网址',
     pullSourceHint: '例如 Qwen/Qwen2.5-0.5B-Instruct-GGUF，或 https://…/model.gguf',
