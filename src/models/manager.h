@@ -73,6 +73,7 @@ struct InstanceStatus {
 struct ModelStatus {
   std::string name;
   std::string description;
+  std::string file;    // the GGUF's file name in models.dir or as configured ("" for upstreams)
   std::string status;  // available | starting | running | stopping | error
   std::uint64_t size = 0;
   std::string arch;

@@ -20,6 +20,7 @@ ModelStatus status_of(const ModelState& m, Clock::time_point now) {
   ModelStatus s;
   s.name = m.cat.name;
   s.description = m.cat.description;
+  s.file = m.cat.path.filename().string();
   s.size = m.cat.size;
   if (m.cat.gguf) {
     s.arch = m.cat.gguf->architecture;

@@ -78,7 +78,10 @@ json model_json(const ModelStatus& m, bool detail, Audience audience = Audience:
   }
   if (!m.template_caps.empty()) j["template_caps"] = m.template_caps;
   if ((detail || m.status == "error") && !m.error.empty()) j["error"] = m.error;
-  if (audience == Audience::kAdmin) j["deletable"] = m.deletable;
+  if (audience == Audience::kAdmin) {
+    j["deletable"] = m.deletable;
+    if (!m.file.empty()) j["file"] = m.file;
+  }
   return j;
 }
 

@@ -440,6 +440,7 @@ TEST(Models, AliasesDefaultsForcedValuesAndPreloadReachTheWorker) {
 
   const json listed = get_json(port, "/api/v1/models/gpt-4o-mini");
   EXPECT_EQ(listed["name"], "tiny");
+  EXPECT_EQ(listed["file"], "tiny.gguf");
   EXPECT_EQ(listed["aliases"], json::array({"gpt-4o-mini"}));
   EXPECT_EQ(listed["forced"], (json{{"frequency_penalty", 2.0}, {"max_tokens", 8}}));
   EXPECT_EQ(listed["defaults"]["system"], "You are a patient teacher who explains every step of the answer.");

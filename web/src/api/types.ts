@@ -69,6 +69,8 @@ export interface Model {
   preload?: boolean
   // What the chat template can do (supports_tools, supports_thinking, …), once the model has run.
   template_caps?: Record<string, boolean>
+  // Admins only: the GGUF's file name.
+  file?: string
   // Admins only: a file found in models.dir that DELETE /api/v1/admin/models/{name} may remove.
   deletable?: boolean
   error?: string
