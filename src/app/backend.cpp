@@ -105,16 +105,6 @@ std::string task_model(const config::Config& config, const std::string& task) {
   return config.models.default_model;
 }
 
-// The Hugging Face Hub for pulls: HF_ENDPOINT (a mirror) over
-// models.hf_endpoint; HF_TOKEN for gated repositories.
-models::HubAccess hub_access(const config::ModelsConfig& models) {
-  models::HubAccess hub;
-  hub.endpoint = models.hf_endpoint;
-  if (const char* e = std::getenv("HF_ENDPOINT"); e && *e) hub.endpoint = e;
-  if (const char* t = std::getenv("HF_TOKEN"); t && *t) hub.token = t;
-  return hub;
-}
-
 }  // namespace
 
 // Declaration order is destruction order in reverse: the server goes first,
@@ -363,7 +353,8 @@ Result<void> Backend::Impl::make_clients() {
   gateway.acquire_timeout = std::chrono::seconds(config.models.queue_timeout_seconds);
   model_client = inference::make_gateway_client(*models, *model_http, log, gateway);
   auto pull_jobs = models::PullJobs::create(
-      models::PullJobsOptions{config.models.dir, hub_access(config.models), config.models.allow_private_redirects},
+      models::PullJobsOptions{config.models.dir, models::hub_access_from_env(config.models.hf_endpoint),
+                              config.models.allow_private_redirects},
       log);
   if (!pull_jobs) return fail(pull_jobs.error());
   pulls = std::move(*pull_jobs);
@@ -383,8 +374,9 @@ Result<void> Backend::Impl::add_routes() {
   const api::ConversationDeps conversation_deps{*conversations, *pool, log};
   model_deps.memory = api::make_chat_memory(conversation_deps);
   api::add_conversation_routes(*router, conversation_deps);
-  models::add_model_pull_routes(
-      *router, models::PullRoutesDeps{*pulls, *models, *pool, model_deps.hooks, hub_access(config.models), log});
+  models::add_model_pull_routes(*router,
+                                models::PullRoutesDeps{*pulls, *models, *pool, model_deps.hooks,
+                                                       models::hub_access_from_env(config.models.hf_endpoint), log});
   models::add_model_routes(*router, std::move(model_deps));
   api::add_convert_routes(*router, api::ConvertDeps{*accounts, pricing, *pool, *task_pool,
                                                     static_cast<std::size_t>(config.limits.convert_concurrent_per_user),

@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <iostream>
 #include <memory>
 
@@ -16,6 +15,7 @@
 #include "models/catalog.h"
 #include "models/download.h"
 #include "models/hub.h"
+#include "models/pull_jobs.h"
 #include "models/request_settings.h"
 #include "runner/chat.h"
 #include "runner/model.h"
@@ -112,39 +112,6 @@ class ProgressBar {
  private:
   std::chrono::steady_clock::time_point last_{};
 };
-
-// The downloads `llmd models pull hf:...` makes: the Hub's files for the
-// name (every part of a split model), each with the Hub's sha256. The Hub is
-// HF_ENDPOINT, else models.hf_endpoint; HF_TOKEN opens gated repositories.
-template <typename Args>
-Result<std::vector<models::DownloadOptions>> plan_hub_pull(const Args& args, const config::ModelsConfig& config,
-                                                           const models::DownloadOptions& base) {
-  auto ref = models::parse_hub_ref(args.url);
-  if (!ref) return std::unexpected(ref.error());
-  models::HubAccess hub;
-  hub.endpoint = config.hf_endpoint;
-  if (const char* e = std::getenv("HF_ENDPOINT"); e && *e) hub.endpoint = e;
-  if (const char* t = std::getenv("HF_TOKEN"); t && *t) hub.token = t;
-  auto info = models::fetch_model_info(hub, *ref);
-  if (!info) return std::unexpected(info.error());
-  auto files = models::choose_files(*info, *ref);
-  if (!files) return std::unexpected(files.error());
-  if (files->size() > 1 && (!args.name.empty() || !args.sha256.empty())) {
-    return fail(ErrorCode::kInvalidArgument, "--name and --sha256 apply to one file; " + ref->repo + " gives " +
-                                                 std::to_string(files->size()) + " parts");
-  }
-  std::vector<models::DownloadOptions> out;
-  for (const auto& f : *files) {
-    models::DownloadOptions d = base;
-    d.url = models::resolve_url(hub.endpoint, *ref, f.path);
-    d.file_name = args.name.empty() ? f.name : args.name;
-    if (d.sha256.empty()) d.sha256 = f.sha256;
-    d.bearer_token = hub.token;
-    std::printf("%s: %s (%s)\n", ref->repo.c_str(), f.path.c_str(), human_size(f.size).c_str());
-    out.push_back(std::move(d));
-  }
-  return out;
-}
 
 // What the file's chat template can do (tools, thinking, system role), from
 // llama.cpp's own template layer: the tokenizer and metadata are read, the
@@ -247,13 +214,15 @@ void add_models_command(CLI::App& root, CommandRunner& run) {
         std::fprintf(stderr, "llmd: models pull: %s\n", e.message.c_str());
         return e.code == ErrorCode::kInvalidArgument ? 2 : 1;
       };
+      // A URL is one file; a Hub name the Hub's files for it (HF_ENDPOINT,
+      // else models.hf_endpoint; HF_TOKEN opens gated repositories).
+      const auto hub = models::hub_access_from_env(cfg->config.models.hf_endpoint);
+      auto planned = models::plan_pull(models::PullSpec{args->url, args->name, args->sha256}, o, hub);
+      if (!planned) return failed(planned.error());
       std::vector<models::DownloadOptions> downloads;
-      if (args->url.starts_with("hf:")) {
-        auto planned = plan_hub_pull(*args, cfg->config.models, o);
-        if (!planned) return failed(planned.error());
-        downloads = std::move(*planned);
-      } else {
-        downloads.push_back(o);
+      for (auto& f : *planned) {
+        if (args->url.starts_with("hf:")) std::printf("%s (%s)\n", f.path.c_str(), human_size(f.size).c_str());
+        downloads.push_back(std::move(f.download));
       }
       for (const auto& d : downloads) {
         auto result = models::download_model(d);

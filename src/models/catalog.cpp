@@ -29,19 +29,36 @@ CatalogModel describe_file(const std::string& name, const std::filesystem::path&
   return m;
 }
 
+SplitName split_name(const std::string& file_name) {
+  std::string stem = std::filesystem::path(file_name).stem().string();
+  static const std::regex kSplit(R"(^(.*)-(\d{5})-of-(\d{5})$)");
+  std::smatch m;
+  if (!std::regex_match(stem, m, kSplit)) return {stem, 1, 1};
+  return {m[1].str(), std::stoi(m[2].str()), std::stoi(m[3].str())};
+}
+
+std::vector<std::filesystem::path> model_files(const std::filesystem::path& first) {
+  std::vector<std::filesystem::path> out{first};
+  const SplitName s = split_name(first.filename().string());
+  for (int k = 2; k <= s.parts; ++k) {
+    char suffix[32];
+    std::snprintf(suffix, sizeof suffix, "-%05d-of-%05d.gguf", k, s.parts);
+    out.push_back(first.parent_path() / (s.model + suffix));
+  }
+  return out;
+}
+
 namespace {
 
 // Adds the sizes of parts 2..n of a split model; a missing part is the model's error.
-void add_split_parts(CatalogModel& m, const std::string& prefix, int parts) {
-  for (int k = 2; k <= parts; ++k) {
-    char suffix[32];
-    std::snprintf(suffix, sizeof suffix, "-%05d-of-%05d.gguf", k, parts);
-    const std::filesystem::path part = m.path.parent_path() / (prefix + suffix);
+void add_split_parts(CatalogModel& m) {
+  const auto files = model_files(m.path);
+  for (std::size_t k = 1; k < files.size(); ++k) {
     std::error_code ec;
-    const auto size = std::filesystem::file_size(part, ec);
+    const auto size = std::filesystem::file_size(files[k], ec);
     if (ec) {
-      m.error = "part " + std::to_string(k) + " of " + std::to_string(parts) + " is missing (" +
-                part.filename().string() + ")";
+      m.error = "part " + std::to_string(k + 1) + " of " + std::to_string(files.size()) + " is missing (" +
+                files[k].filename().string() + ")";
       return;
     }
     m.size += size;
@@ -80,18 +97,12 @@ std::vector<CatalogModel> scan_catalog(const config::ModelsConfig& config) {
     std::error_code fec;
     if (p.extension() != ".gguf" || !it->is_regular_file(fec)) continue;
     if (files.contains(std::filesystem::weakly_canonical(p, fec))) continue;
-    std::string stem = p.stem().string();
-    // A model split into parts (NAME-00001-of-00003.gguf, ...) is one model,
-    // listed by its first part (llama.cpp loads the others from it).
-    std::smatch split;
-    static const std::regex kSplit(R"(^(.*)-(\d{5})-of-(\d{5})$)");
-    const bool is_split = std::regex_match(stem, split, kSplit);
-    if (is_split && std::stoi(split[2].str()) != 1) continue;
-    if (is_split) stem = split[1].str();
-    if (names.contains(stem)) continue;
-    names.insert(stem);
-    CatalogModel m = describe_file(stem, p);
-    if (is_split && m.error.empty()) add_split_parts(m, split[1].str(), std::stoi(split[3].str()));
+    const SplitName split = split_name(p.filename().string());
+    if (split.part != 1) continue;  // listed by its first part
+    if (names.contains(split.model)) continue;
+    names.insert(split.model);
+    CatalogModel m = describe_file(split.model, p);
+    if (split.parts > 1 && m.error.empty()) add_split_parts(m);
     out.push_back(std::move(m));
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });

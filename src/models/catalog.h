@@ -31,6 +31,21 @@ struct CatalogModel {
 // Never fails: problems are recorded per model. Blocking (file I/O).
 std::vector<CatalogModel> scan_catalog(const config::ModelsConfig& config);
 
+// A model split into parts (NAME-00001-of-00003.gguf, ...) is one model,
+// named NAME and listed by its first part (llama.cpp loads the others from
+// it). What a file name says: its model, and which part it is (1 of 1 when
+// the model is not split).
+struct SplitName {
+  std::string model;
+  int part = 1;
+  int parts = 1;
+};
+SplitName split_name(const std::string& file_name);
+
+// Every file of the model whose (first) file is `first`: itself, then parts
+// 2..n of a split model.
+std::vector<std::filesystem::path> model_files(const std::filesystem::path& first);
+
 // Reads one file into a CatalogModel named `name` (used by scan_catalog and
 // `llmd models inspect`).
 CatalogModel describe_file(const std::string& name, const std::filesystem::path& path);

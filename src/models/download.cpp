@@ -253,6 +253,15 @@ bool valid_sha256(const std::string& s) {
 
 bool is_valid_model_file_name(const std::string& name) { return valid_file_name(name); }
 
+bool is_valid_sha256(const std::string& hex) { return valid_sha256(hex); }
+
+Result<void> check_download_url(const std::string& url) {
+  ensure_curl_initialised();
+  auto parsed = parse_url(url);
+  if (!parsed) return std::unexpected(parsed.error());
+  return {};
+}
+
 bool is_private_address(const void* sockaddr, std::size_t length) {
   const auto* sa = static_cast<const struct sockaddr*>(sockaddr);
   auto private_v4 = [](std::uint32_t a) {

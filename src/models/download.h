@@ -62,6 +62,12 @@ Result<DownloadResult> download_model(const DownloadOptions& options);
 // and ._-+, not starting with '.' or '-'.
 bool is_valid_model_file_name(const std::string& name);
 
+// True for 64 hex digits (either case).
+bool is_valid_sha256(const std::string& hex);
+
+// An http(s) URL download_model accepts. Errors: kInvalidArgument.
+Result<void> check_download_url(const std::string& url);
+
 // The file name a URL would be saved as (validated), e.g. for messages.
 Result<std::string> file_name_from_url(const std::string& url);
 

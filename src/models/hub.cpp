@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <regex>
@@ -146,6 +147,14 @@ size_t collect(char* data, size_t size, size_t n, void* user) {
 
 }  // namespace
 
+HubAccess hub_access_from_env(const std::string& configured_endpoint) {
+  HubAccess hub;
+  hub.endpoint = configured_endpoint;
+  if (const char* e = std::getenv("HF_ENDPOINT"); e && *e) hub.endpoint = e;
+  if (const char* t = std::getenv("HF_TOKEN"); t && *t) hub.token = t;
+  return hub;
+}
+
 Result<HubRef> parse_hub_ref(std::string_view spec) {
   const std::string original(spec);
   auto bad = [&](const std::string& why) {
@@ -269,8 +278,7 @@ Result<json> fetch_model_info(const HubAccess& hub, const HubRef& ref) {
   std::string base = hub.endpoint;
   while (!base.empty() && base.back() == '/') base.pop_back();
   if (!base.starts_with("http://") && !base.starts_with("https://")) {
-    return fail(ErrorCode::kInvalidArgument, "the Hub endpoint must be an http(s) URL: " + hub.endpoint,
-                "bad_config");
+    return fail(ErrorCode::kInvalidArgument, "the Hub endpoint must be an http(s) URL: " + hub.endpoint, "bad_config");
   }
   const std::string url = base + "/api/models/" + ref.repo +
                           (ref.revision == "main" ? "" : "/revision/" + escape_path(ref.revision)) + "?blobs=true";

@@ -28,15 +28,15 @@ inline constexpr const char* kDefaultHubEndpoint = "https://huggingface.co";
 inline constexpr const char* kDefaultQuantisation = "Q4_K_M";
 
 struct HubRef {
-  std::string repo;             // owner/name
-  std::string quantisation;     // "" = the default
-  std::string file;             // a path in the repository, or ""
+  std::string repo;          // owner/name
+  std::string quantisation;  // "" = the default
+  std::string file;          // a path in the repository, or ""
   std::string revision = "main";
 };
 
 struct HubFile {
-  std::string path;    // in the repository
-  std::string name;    // the file name it is saved as
+  std::string path;  // in the repository
+  std::string name;  // the file name it is saved as
   std::uint64_t size = 0;
   std::string sha256;  // from the Hub's LFS metadata; "" when it gives none
 };
@@ -45,6 +45,10 @@ struct HubAccess {
   std::string endpoint = kDefaultHubEndpoint;
   std::string token;  // HF_TOKEN: for gated and private repositories
 };
+
+// The Hub to use: HF_ENDPOINT (a mirror) over `configured_endpoint`
+// (models.hf_endpoint); HF_TOKEN, when set, for gated repositories.
+HubAccess hub_access_from_env(const std::string& configured_endpoint);
 
 // "hf:owner/name", "hf:owner/name:Q8_0", "hf:owner/name/dir/file.gguf",
 // each optionally with "@revision" after the name. Errors: kInvalidArgument.

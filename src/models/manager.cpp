@@ -9,12 +9,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <regex>
 #include <set>
 #include <thread>
 
@@ -804,19 +802,7 @@ Result<void> Manager::remove(const std::string& name) {
   if (m->wanted || !m->instances.empty() || m->in_flight > 0 || !m->queue.empty()) {
     return fail(ErrorCode::kConflict, m->cat.name + " is loaded or in use; stop it first", "model_in_use");
   }
-  // The file, and the other parts of a split model (NAME-00001-of-0000N.gguf).
-  std::vector<std::filesystem::path> files{m->cat.path};
-  static const std::regex kSplit(R"(^(.*)-00001-of-(\d{5})\.gguf$)");
-  std::smatch split;
-  const std::string file_name = m->cat.path.filename().string();
-  if (std::regex_match(file_name, split, kSplit)) {
-    const int parts = std::stoi(split[2].str());
-    for (int k = 2; k <= parts; ++k) {
-      char suffix[32];
-      std::snprintf(suffix, sizeof suffix, "-%05d-of-%05d.gguf", k, parts);
-      files.push_back(m->cat.path.parent_path() / (split[1].str() + suffix));
-    }
-  }
+  const std::vector<std::filesystem::path> files = model_files(m->cat.path);  // every part of a split model
   for (const auto& f : files) {
     std::error_code ec;
     std::filesystem::remove(f, ec);

@@ -6,14 +6,13 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <regex>
 #include <stop_token>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "core/random_id.h"
-#include "models/download.h"
+#include "models/catalog.h"
 
 namespace llmd::models {
 
@@ -34,27 +33,6 @@ std::string_view pull_state_name(PullState state) {
 }
 
 namespace {
-
-// One file of a job, as planned from its source.
-struct PlannedFile {
-  DownloadOptions download;
-  std::uint64_t size = 0;  // from the Hub; 0 = unknown
-};
-
-bool valid_sha256_text(const std::string& s) {
-  return s.empty() ||
-         (s.size() == 64 && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isxdigit(c); }));
-}
-
-// The model name a downloaded file makes (catalog.cpp's rule: the stem,
-// without a split model's -0000k-of-0000n).
-std::string model_name_of(const std::string& file) {
-  std::string stem = fs::path(file).stem().string();
-  static const std::regex kSplit(R"(^(.*)-\d{5}-of-\d{5}$)");
-  std::smatch m;
-  if (std::regex_match(stem, m, kSplit)) stem = m[1].str();
-  return stem;
-}
 
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -83,6 +61,42 @@ class RateMeter {
 };
 
 }  // namespace
+
+Result<std::vector<PlannedFile>> plan_pull(const PullSpec& spec, const DownloadOptions& base, const HubAccess& hub) {
+  std::vector<PlannedFile> files;
+  if (!spec.source.starts_with("hf:")) {
+    PlannedFile f{base, spec.source, 0};
+    f.download.url = spec.source;
+    f.download.file_name = spec.name;
+    f.download.sha256 = spec.sha256;
+    if (f.download.file_name.empty()) {
+      auto name = file_name_from_url(spec.source);
+      if (!name) return std::unexpected(name.error());
+      f.download.file_name = *name;
+    }
+    files.push_back(std::move(f));
+    return files;
+  }
+  auto ref = parse_hub_ref(spec.source);
+  if (!ref) return std::unexpected(ref.error());
+  auto info = fetch_model_info(hub, *ref);
+  if (!info) return std::unexpected(info.error());
+  auto chosen = choose_files(*info, *ref);
+  if (!chosen) return std::unexpected(chosen.error());
+  if (chosen->size() > 1 && (!spec.name.empty() || !spec.sha256.empty())) {
+    return fail(ErrorCode::kInvalidArgument, "name and sha256 apply to one file; " + ref->repo + " gives " +
+                                                 std::to_string(chosen->size()) + " parts");
+  }
+  for (const auto& c : *chosen) {
+    PlannedFile f{base, c.path, c.size};
+    f.download.url = resolve_url(hub.endpoint, *ref, c.path);
+    f.download.file_name = spec.name.empty() ? c.name : spec.name;
+    f.download.sha256 = spec.sha256.empty() ? c.sha256 : spec.sha256;
+    f.download.bearer_token = hub.token;
+    files.push_back(std::move(f));
+  }
+  return files;
+}
 
 struct PullJobs::Impl {
   struct Entry {
@@ -198,46 +212,6 @@ struct PullJobs::Impl {
     }
   }
 
-  // The files `spec` stands for. Blocking (the Hub's API).
-  Result<std::vector<PlannedFile>> plan(const PullSpec& spec) const {
-    std::vector<PlannedFile> files;
-    DownloadOptions base;
-    base.dir = options.models_dir;
-    base.allow_private_redirects = options.allow_private_redirects;
-    if (!spec.source.starts_with("hf:")) {
-      PlannedFile f{base, 0};
-      f.download.url = spec.source;
-      f.download.file_name = spec.name;
-      f.download.sha256 = spec.sha256;
-      if (f.download.file_name.empty()) {
-        auto name = file_name_from_url(spec.source);
-        if (!name) return std::unexpected(name.error());
-        f.download.file_name = *name;
-      }
-      files.push_back(std::move(f));
-      return files;
-    }
-    auto ref = parse_hub_ref(spec.source);
-    if (!ref) return std::unexpected(ref.error());
-    auto info = fetch_model_info(options.hub, *ref);
-    if (!info) return std::unexpected(info.error());
-    auto chosen = choose_files(*info, *ref);
-    if (!chosen) return std::unexpected(chosen.error());
-    if (chosen->size() > 1 && (!spec.name.empty() || !spec.sha256.empty())) {
-      return fail(ErrorCode::kInvalidArgument, "name and sha256 apply to one file; " + ref->repo + " gives " +
-                                                   std::to_string(chosen->size()) + " parts");
-    }
-    for (const auto& c : *chosen) {
-      PlannedFile f{base, c.size};
-      f.download.url = resolve_url(options.hub.endpoint, *ref, c.path);
-      f.download.file_name = spec.name.empty() ? c.name : spec.name;
-      f.download.sha256 = spec.sha256.empty() ? c.sha256 : spec.sha256;
-      f.download.bearer_token = options.hub.token;
-      files.push_back(std::move(f));
-    }
-    return files;
-  }
-
   void delete_parts(const std::vector<std::string>& files) const {
     std::error_code ec;
     for (const auto& f : files) {
@@ -272,7 +246,10 @@ struct PullJobs::Impl {
     std::stop_callback on_shutdown(service, [&] { transfer.request_stop(); });
 
     update(id, [](PullJob& j) { j.state = PullState::kResolving; });
-    auto planned = plan(spec);
+    DownloadOptions base;
+    base.dir = options.models_dir;
+    base.allow_private_redirects = options.allow_private_redirects;
+    auto planned = plan_pull(spec, base, options.hub);
     if (!planned) {
       log.warn("model pull failed", {{"id", id}, {"source", spec.source}, {"error", planned.error().message}});
       remove_record(id);
@@ -288,7 +265,7 @@ struct PullJobs::Impl {
     update(id, [&](PullJob& j) {
       j.state = PullState::kDownloading;
       j.files = names;
-      j.model = model_name_of(names.front());
+      j.model = split_name(names.front()).model;  // the catalog's name for it
       j.total = total;
     });
     log.info("model pull started", {{"id", id}, {"source", spec.source}, {"files", names}});
@@ -380,13 +357,13 @@ Result<PullJob> PullJobs::start(PullSpec spec) {
   } else if (spec.name.empty()) {
     auto name = file_name_from_url(spec.source);
     if (!name) return std::unexpected(name.error());
-  } else if (auto name = file_name_from_url(spec.source + (spec.source.ends_with(".gguf") ? "" : "/x.gguf")); !name) {
-    return std::unexpected(name.error());  // the URL itself
+  } else if (auto url = check_download_url(spec.source); !url) {
+    return std::unexpected(url.error());
   }
   if (!spec.name.empty() && !is_valid_model_file_name(spec.name)) {
     return fail(ErrorCode::kInvalidArgument, "name must be NAME.gguf of letters, digits and ._-+", "bad_file_name");
   }
-  if (!valid_sha256_text(spec.sha256)) {
+  if (!spec.sha256.empty() && !is_valid_sha256(spec.sha256)) {
     return fail(ErrorCode::kInvalidArgument, "sha256 must be 64 hex digits", "bad_sha256");
   }
   std::lock_guard lock(impl_->mutex);

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "models/download.h"
 #include "models/hub.h"
 #include "observe/log.h"
 
@@ -40,6 +41,20 @@ struct PullSpec {
   std::string name;    // save as (one file only); "" = the source's file name
   std::string sha256;  // expected (one file only); "" = the Hub's, if any
 };
+
+// One file a pull downloads.
+struct PlannedFile {
+  DownloadOptions download;  // `base` with the file's URL, name, sha256 and token
+  std::string path;          // in the Hub repository (the URL for a URL source)
+  std::uint64_t size = 0;    // from the Hub; 0 = unknown
+};
+
+// The files `spec` stands for: a URL is one file; a Hub name is the Hub's
+// files for it (every part of a split model), each with the Hub's sha256
+// unless spec.sha256 is given. Blocking (the Hub's API). Errors: those of
+// parse_hub_ref, fetch_model_info, choose_files and file_name_from_url;
+// kInvalidArgument when name or sha256 is given for several parts.
+Result<std::vector<PlannedFile>> plan_pull(const PullSpec& spec, const DownloadOptions& base, const HubAccess& hub);
 
 enum class PullState { kQueued, kResolving, kDownloading, kDone, kFailed, kCancelled };
 std::string_view pull_state_name(PullState state);
