@@ -65,15 +65,26 @@ struct TensorSpec {
 struct ArchInfo {
   std::string_view vocab_file;
   bool qkv_bias;
+  bool qk_norm;  // per-head RMS norms of queries and keys (Qwen3)
   float rope_freq_base;
   float rms_eps;
 };
 
 Result<ArchInfo> arch_info(std::string_view arch) {
-  if (arch == "qwen2") return ArchInfo{"ggml-vocab-qwen2.gguf", true, 1000000.0f, 1e-6f};
-  if (arch == "llama") return ArchInfo{"ggml-vocab-llama-spm.gguf", false, 10000.0f, 1e-5f};
-  return fail(ErrorCode::kInvalidArgument, "unknown --arch '" + std::string(arch) + "' (expected qwen2 or llama)");
+  if (arch == "qwen2") return ArchInfo{"ggml-vocab-qwen2.gguf", true, false, 1000000.0f, 1e-6f};
+  if (arch == "qwen3") return ArchInfo{"ggml-vocab-qwen2.gguf", false, true, 1000000.0f, 1e-6f};
+  if (arch == "llama") return ArchInfo{"ggml-vocab-llama-spm.gguf", false, false, 10000.0f, 1e-5f};
+  return fail(ErrorCode::kInvalidArgument,
+              "unknown --arch '" + std::string(arch) + "' (expected qwen2, qwen3 or llama)");
 }
+
+// Qwen3-Reranker's prompt, as its GGUF conversion stores it
+// (tokenizer.chat_template.rerank); llama-server fills {query} and {document}.
+constexpr const char* kQwen3RerankTemplate =
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct "
+    "provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n<|im_start|>user\n<Instruct>: "
+    "Given a web search query, retrieve relevant passages that answer the query\n<Query>: {query}\n<Document>: "
+    "{document}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n";
 
 Result<void> validate(const TestModelShape& s) {
   auto bad = [](std::string m) { return fail(ErrorCode::kInvalidArgument, std::move(m)); };
@@ -87,7 +98,7 @@ Result<void> validate(const TestModelShape& s) {
   return {};
 }
 
-std::vector<TensorSpec> tensor_specs(const TestModelShape& s, const ArchInfo& a, int64_t n_vocab) {
+std::vector<TensorSpec> tensor_specs(const TestModelShape& s, const ArchInfo& a, int64_t n_vocab, bool reranker) {
   const int64_t head = s.n_embd / s.n_head;
   const int64_t n_embd_kv = head * s.n_head_kv;
   const float w = 0.08f;  // linear weights: std ~ 0.046
@@ -107,12 +118,18 @@ std::vector<TensorSpec> tensor_specs(const TestModelShape& s, const ArchInfo& a,
       t.push_back({p + "attn_k.bias", GGML_TYPE_F32, n_embd_kv, 1, Init::kUniform, 0.02f});
       t.push_back({p + "attn_v.bias", GGML_TYPE_F32, n_embd_kv, 1, Init::kUniform, 0.02f});
     }
+    if (a.qk_norm) {
+      t.push_back({p + "attn_q_norm.weight", GGML_TYPE_F32, head, 1, Init::kOnes, 0});
+      t.push_back({p + "attn_k_norm.weight", GGML_TYPE_F32, head, 1, Init::kOnes, 0});
+    }
     t.push_back({p + "attn_output.weight", GGML_TYPE_F16, s.n_embd, s.n_embd, Init::kUniform, w});
     t.push_back({p + "ffn_norm.weight", GGML_TYPE_F32, s.n_embd, 1, Init::kOnes, 0});
     t.push_back({p + "ffn_gate.weight", GGML_TYPE_F16, s.n_embd, s.n_ff, Init::kUniform, w});
     t.push_back({p + "ffn_up.weight", GGML_TYPE_F16, s.n_embd, s.n_ff, Init::kUniform, w});
     t.push_back({p + "ffn_down.weight", GGML_TYPE_F16, s.n_ff, s.n_embd, Init::kUniform, w});
   }
+  // The rerank head: one row per classifier label ("yes", "no").
+  if (reranker) t.push_back({"cls.output.weight", GGML_TYPE_F32, s.n_embd, 2, Init::kUniform, 0.5f});
   return t;
 }
 
@@ -205,10 +222,14 @@ Result<void> write_f16_model(const TestModelOptions& o, const ArchInfo& a, const
   // comes from the vocab file; its architecture hyper-parameters are replaced.
   gguf_set_kv(g.get(), vocab.get());
   if (o.fim_tokens) n_vocab = append_fim_tokens(*vocab, *g);
+  // The vocab file's architecture keys go (Qwen3 borrows Qwen2's vocabulary).
   const std::string prefix = s.arch + ".";
+  const int64_t vocab_arch = gguf_find_key(vocab.get(), "general.architecture");
+  const std::string vocab_prefix =
+      vocab_arch < 0 ? prefix : std::string(gguf_get_val_str(vocab.get(), vocab_arch)) + ".";
   for (int64_t i = 0; i < gguf_get_n_kv(vocab.get()); ++i) {
     const std::string_view key = gguf_get_key(vocab.get(), i);
-    if (key.starts_with(prefix) && key != prefix + "vocab_size") {
+    if ((key.starts_with(prefix) || key.starts_with(vocab_prefix)) && key != prefix + "vocab_size") {
       gguf_remove_key(g.get(), std::string(key).c_str());
     }
   }
@@ -227,8 +248,15 @@ Result<void> write_f16_model(const TestModelOptions& o, const ArchInfo& a, const
   gguf_set_val_u32(g.get(), key("rope.dimension_count").c_str(), static_cast<uint32_t>(s.n_embd / s.n_head));
   gguf_set_val_f32(g.get(), key("rope.freq_base").c_str(), a.rope_freq_base);
   gguf_set_val_f32(g.get(), key("attention.layer_norm_rms_epsilon").c_str(), a.rms_eps);
+  if (o.reranker) {
+    // As a converted Qwen3-Reranker: rank pooling over the labels "yes" and "no".
+    const char* labels[] = {"yes", "no"};
+    gguf_set_arr_str(g.get(), key("classifier.output_labels").c_str(), labels, 2);
+    gguf_set_val_u32(g.get(), key("pooling_type").c_str(), LLAMA_POOLING_TYPE_RANK);
+    gguf_set_val_str(g.get(), "tokenizer.chat_template.rerank", kQwen3RerankTemplate);
+  }
 
-  const auto specs = tensor_specs(s, a, n_vocab);
+  const auto specs = tensor_specs(s, a, n_vocab, o.reranker);
   ggml_init_params mp{ggml_tensor_overhead() * (specs.size() + 1), nullptr, /*no_alloc=*/true};
   GgmlPtr meta{ggml_init(mp)};
   if (!meta) return fail(ErrorCode::kInternal, "ggml_init failed");
@@ -291,6 +319,9 @@ Result<void> make_test_model(const TestModelOptions& o) {
   auto arch = arch_info(o.shape.arch);
   if (!arch) return fail(arch.error());
   if (auto v = validate(o.shape); !v) return v;
+  if (o.reranker && o.shape.arch != "qwen3") {
+    return fail(ErrorCode::kInvalidArgument, "a reranker is a qwen3 model (--arch qwen3)");
+  }
   if (o.out.empty()) return fail(ErrorCode::kInvalidArgument, "no output file given");
   std::optional<llama_ftype> ftype;
   if (!o.quantize.empty() && o.quantize != "F16") {

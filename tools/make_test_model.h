@@ -17,7 +17,9 @@ namespace llmd::tools {
 
 // Architecture and hyper-parameters of the generated model.
 struct TestModelShape {
-  std::string arch = "qwen2";  // "qwen2" (Qwen2 BPE vocab, ChatML) or "llama" (SentencePiece)
+  // "qwen2" (Qwen2 BPE vocab, ChatML), "qwen3" (the same vocab; per-head
+  // query/key norms, no biases) or "llama" (SentencePiece).
+  std::string arch = "qwen2";
   int n_layer = 2;
   int n_embd = 64;
   int n_head = 4;
@@ -47,6 +49,10 @@ struct TestModelOptions {
   // (<|fim_prefix|>, <|fim_middle|>, <|fim_suffix|>, <|fim_pad|>,
   // <|repo_name|>, <|file_sep|>) to the vocabulary, as its GGUF has them.
   bool fim_tokens = false;
+  // A Qwen3-Reranker-shaped model (arch qwen3 only): a two-label ("yes",
+  // "no") classifier head, rank pooling and the rerank prompt template, so
+  // llama.cpp scores (query, document) pairs as with the real model.
+  bool reranker = false;
 };
 
 // Directory of ggml-vocab-*.gguf: $LLMD_VOCAB_DIR if set, else the

@@ -41,8 +41,10 @@ void add_dev_command(CLI::App& root, CommandRunner& run) {
   auto shape_name = std::make_shared<std::string>("tiny");
   auto vocab_dir = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
-  make->add_option("--arch", o->shape.arch, "Architecture: qwen2 (Qwen2 BPE vocab, ChatML) or llama (SentencePiece)")
-      ->check(CLI::IsMember({"qwen2", "llama"}));
+  make->add_option("--arch", o->shape.arch,
+                   "Architecture: qwen2 (Qwen2 BPE vocab, ChatML), qwen3 (same vocab, query/key norms) or llama "
+                   "(SentencePiece)")
+      ->check(CLI::IsMember({"qwen2", "qwen3", "llama"}));
   make->add_option("--out", *out, "Output .gguf file")->required();
   make->add_option("--seed", o->seed, "Random seed (same seed, same file)");
   make->add_option("--shape", *shape_name,
@@ -59,6 +61,9 @@ void add_dev_command(CLI::App& root, CommandRunner& run) {
   make->add_option("--threads", o->threads, "Quantization threads (0 = all cores)");
   make->add_flag("--fim", o->fim_tokens,
                  "Add Qwen2.5-Coder's fill-in-the-middle tokens to the vocabulary (for /infill)");
+  make->add_flag("--reranker", o->reranker,
+                 "A Qwen3-Reranker-shaped model (with --arch qwen3): yes/no classifier head, rank pooling and the "
+                 "rerank prompt, for `llmd runner --reranking`");
   make->add_option("--vocab-dir", *vocab_dir, "Directory of ggml-vocab-*.gguf (default: engine/llama/vocab)");
   auto template_file = std::make_shared<std::string>();
   auto template_name = std::make_shared<std::string>();

@@ -39,6 +39,7 @@ struct RunnerFlags {
   std::string api_key;
   std::string api_key_file;
   std::string pooling;
+  bool reranking = false;
   std::string reasoning = "auto";
   std::string log_level = "info";
 };
@@ -67,6 +68,11 @@ int run_runner(RunnerFlags f) {
   if (f.pooling == "mean") f.config.engine.pooling = LLAMA_POOLING_TYPE_MEAN;
   if (f.pooling == "cls") f.config.engine.pooling = LLAMA_POOLING_TYPE_CLS;
   if (f.pooling == "last") f.config.engine.pooling = LLAMA_POOLING_TYPE_LAST;
+  if (f.pooling == "rank" || f.reranking) {
+    // llama-server's --reranking: a pooled context that scores (query, document) pairs.
+    f.config.engine.embeddings = true;
+    f.config.engine.pooling = LLAMA_POOLING_TYPE_RANK;
+  }
   if (f.api_key.empty() && !f.api_key_file.empty()) {
     // A file (what `llmd serve` uses) or the environment keeps the key out of `ps` output.
     auto key = read_api_key_file(f.api_key_file);
@@ -191,8 +197,10 @@ void add_runner_command(CLI::App& root, CommandRunner& run) {
   cmd->add_option("--chat-template", c.chat_template,
                   "Chat template override: a Jinja template file, or a llama.cpp built-in name (chatml, llama3, ...)");
   cmd->add_flag("--embeddings", c.engine.embeddings, "Serve /v1/embeddings instead of completions");
-  cmd->add_option("--pooling", f->pooling, "Embedding pooling (default: the model's)")
-      ->check(CLI::IsMember({"mean", "cls", "last"}));
+  cmd->add_option("--pooling", f->pooling, "Embedding pooling (default: the model's); rank = --reranking")
+      ->check(CLI::IsMember({"mean", "cls", "last", "rank"}));
+  cmd->add_flag("--reranking,--rerank", f->reranking,
+                "Serve /rerank (and /v1/rerank): score documents against a query with a reranker model");
   cmd->add_option("--http-threads", f->http_threads, "HTTP I/O threads")->check(CLI::Range(1, 64));
   cmd->add_option("--max-body", f->max_body_bytes, "Largest request body in bytes")
       ->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 30));

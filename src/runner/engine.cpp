@@ -536,12 +536,14 @@ void Engine::Impl::run_embedding(Task& t) {
   } else if (const float* e = llama_get_embeddings_seq(ctx.get(), s.id); e == nullptr) {
     result = fail(ErrorCode::kUnprocessable, "the model produced no pooled embedding");
   } else {
-    const int n = llama_model_n_embd_out(m);
+    // A reranker pools into one value per classifier label.
+    const bool rank = llama_pooling_type(ctx.get()) == LLAMA_POOLING_TYPE_RANK;
+    const auto n = static_cast<int>(rank ? llama_model_n_cls_out(m) : llama_model_n_embd_out(m));
     std::vector<float> v(e, e + n);
     double norm = 0;
     for (float x : v) norm += static_cast<double>(x) * x;
     norm = std::sqrt(norm);
-    if (norm > 0) {
+    if (t.normalize && norm > 0) {
       for (float& x : v) x = static_cast<float>(x / norm);
     }
     result = std::move(v);
@@ -600,6 +602,7 @@ Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Model> mode
   if (o.embeddings && llama_pooling_type(impl->ctx.get()) == LLAMA_POOLING_TYPE_NONE) {
     return fail(ErrorCode::kUnprocessable, "this model does not support pooled embeddings", "embeddings_not_supported");
   }
+  if (o.embeddings) engine->pooling_ = llama_pooling_type(impl->ctx.get());
   impl->mem = llama_get_memory(impl->ctx.get());
   impl->n_ctx_slot = static_cast<int>(llama_n_ctx_seq(impl->ctx.get()));
   engine->n_ctx_slot_ = impl->n_ctx_slot;
@@ -741,10 +744,27 @@ Result<std::vector<float>> Engine::embed(std::string_view text) {
   }
   auto tokens = model_->tokenize(text, /*add_special=*/true, /*parse_special=*/false);
   if (!tokens) return fail(tokens.error());
-  if (tokens->empty()) return fail(ErrorCode::kInvalidArgument, "the input is empty");
-  if (tokens->size() > static_cast<std::size_t>(std::min(n_ctx_slot_, options_.n_batch))) {
+  return pool(std::move(*tokens), /*normalize=*/pooling_ != LLAMA_POOLING_TYPE_RANK);
+}
+
+Result<Engine::Rank> Engine::rank(std::string_view query, std::string_view document) {
+  if (pooling_ != LLAMA_POOLING_TYPE_RANK) {
+    return fail(ErrorCode::kNotImplemented, "this runner does not rerank (start it with --reranking)", "not_supported");
+  }
+  auto tokens = model_->rerank_prompt(query, document);
+  if (!tokens) return fail(tokens.error());
+  const int n = static_cast<int>(tokens->size());
+  auto scores = pool(std::move(*tokens), /*normalize=*/false);
+  if (!scores) return fail(scores.error());
+  if (scores->empty()) return fail(ErrorCode::kUnprocessable, "the model produced no rerank score");
+  return Rank{scores->front(), n};
+}
+
+Result<std::vector<float>> Engine::pool(std::vector<llama_token> tokens, bool normalize) {
+  if (tokens.empty()) return fail(ErrorCode::kInvalidArgument, "the input is empty");
+  if (tokens.size() > static_cast<std::size_t>(std::min(n_ctx_slot_, options_.n_batch))) {
     return fail(ErrorCode::kInvalidArgument,
-                "the input is " + std::to_string(tokens->size()) + " tokens; at most " +
+                "the input is " + std::to_string(tokens.size()) + " tokens; at most " +
                     std::to_string(std::min(n_ctx_slot_, options_.n_batch)) + " fit",
                 "context_length_exceeded");
   }
@@ -752,7 +772,8 @@ Result<std::vector<float>> Engine::embed(std::string_view text) {
   auto future = promise.get_future();
   auto task = std::make_shared<Task>();
   task->kind = Task::Kind::kEmbed;
-  task->request.prompt_tokens = std::move(*tokens);
+  task->normalize = normalize;
+  task->request.prompt_tokens = std::move(tokens);
   task->on_embedding = [&promise](Result<std::vector<float>> r) { promise.set_value(std::move(r)); };
   task->shared = shared_;
   {

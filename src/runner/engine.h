@@ -41,7 +41,8 @@ struct EngineOptions {
   // Serve embeddings instead of completions (context created with pooling).
   bool embeddings = false;
   // Pooling for embeddings: UNSPECIFIED = the model's own (generative models
-  // have none, so embeddings then fail with kUnprocessable); MEAN/LAST/CLS force one.
+  // have none, so embeddings then fail with kUnprocessable); MEAN/LAST/CLS force
+  // one; RANK makes the engine a reranker (rank()).
   enum llama_pooling_type pooling = LLAMA_POOLING_TYPE_UNSPECIFIED;
 };
 
@@ -203,6 +204,20 @@ class Engine {
   // thread-safe; not from an engine callback.
   Result<std::vector<float>> embed(std::string_view text);
 
+  // How relevant `document` is to `query` (the reranker's first output,
+  // e.g. P("yes") for Qwen3-Reranker; higher is more relevant), and the
+  // tokens it took. Requires a reranking engine (options.embeddings with
+  // RANK pooling, or a model whose own pooling is RANK); otherwise
+  // kNotImplemented. Errors as embed(). Blocking; thread-safe; not from an
+  // engine callback.
+  struct Rank {
+    float score = 0;
+    int n_tokens = 0;
+  };
+  Result<Rank> rank(std::string_view query, std::string_view document);
+  // The context's pooling (LLAMA_POOLING_TYPE_NONE when not in embeddings mode).
+  enum llama_pooling_type pooling() const { return pooling_; }
+
   const Model& model() const { return *model_; }
   const EngineOptions& options() const { return options_; }
   // Tokens one slot can hold (prompt + completion).
@@ -218,9 +233,12 @@ class Engine {
   Result<std::shared_ptr<Task>> prepare(GenerateRequest request, GenerateCallbacks callbacks) const;
   // Queues a prepared task (with its followers), or refuses it when the queue is full.
   Result<void> enqueue(std::shared_ptr<Task> task);
+  // The pooled output for `tokens` (embed and rank).
+  Result<std::vector<float>> pool(std::vector<llama_token> tokens, bool normalize);
   std::shared_ptr<const Model> model_;
   EngineOptions options_;
   int n_ctx_slot_ = 0;
+  enum llama_pooling_type pooling_ = LLAMA_POOLING_TYPE_NONE;
   std::shared_ptr<EngineShared> shared_;
   std::unique_ptr<Impl> impl_;  // engine-thread state
 };

@@ -464,6 +464,28 @@ net::awaitable<Response> serve_embeddings(RequestContext& ctx, RunnerService& sv
   co_return json_reply(200, embeddings_json(svc.alias(), vectors, req->base64, prompt_tokens));
 }
 
+// POST /rerank: each document scored against the query, most relevant first.
+net::awaitable<Response> serve_rerank(RequestContext& ctx, RunnerService& svc, http::WorkerPool& pool) {
+  if (svc.engine().pooling() != LLAMA_POOLING_TYPE_RANK) {
+    co_return error_reply(
+        Error(ErrorCode::kNotImplemented,
+              "this runner does not rerank (start it with --reranking and a reranker model)", "not_supported"),
+        ctx);
+  }
+  auto body = parse_json_body(ctx.request.body);
+  if (!body) co_return error_reply(body.error(), ctx);
+  auto req = parse_rerank_request(*body);
+  if (!req) co_return error_reply(req.error(), ctx);
+  std::vector<RankedDocument> ranked;
+  for (std::size_t i = 0; i < req->documents.size(); ++i) {
+    const std::string& document = req->documents[i];
+    auto r = co_await pool.run([&svc, &req, &document] { return svc.engine().rank(req->query, document); });
+    if (!r) co_return error_reply(r.error(), ctx);
+    ranked.push_back({i, r->score, r->n_tokens});
+  }
+  co_return json_reply(200, rerank_json(*req, svc.alias(), std::move(ranked)));
+}
+
 Json models_json(const RunnerService& svc) {
   const auto& info = svc.model().info();
   return Json{{"object", "list"},
@@ -663,6 +685,11 @@ void add_runner_routes(http::Router& router, RunnerService& svc, http::WorkerPoo
   router.post("/v1/embeddings", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
     co_return co_await serve_embeddings(ctx, svc, pool);
   });
+  for (const char* path : {"/rerank", "/reranking", "/v1/rerank", "/v1/reranking"}) {
+    router.post(path, [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
+      co_return co_await serve_rerank(ctx, svc, pool);
+    });
+  }
   router.post("/tokenize", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
     auto body = parse_json_body(ctx.request.body);
     if (!body) co_return error_reply(body.error(), ctx);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <system_error>
+#include <utility>
 
 #include "runner/backend.h"
 
@@ -191,6 +192,71 @@ std::string Model::token_to_piece(llama_token token, bool render_special) const 
 std::string Model::chat_template() const {
   const char* t = llama_model_chat_template(model_.get(), nullptr);
   return t != nullptr ? std::string(t) : std::string();
+}
+
+namespace {
+
+// `text` tokenizes differently when control-token text is parsed: it holds
+// something like "<|im_end|>".
+bool has_control_text(const Model& m, std::string_view text) {
+  auto parsed = m.tokenize(text, false, true);
+  auto plain = m.tokenize(text, false, false);
+  return !parsed || !plain || *parsed != *plain;
+}
+
+void append(std::vector<llama_token>& to, const std::vector<llama_token>& tokens) {
+  to.insert(to.end(), tokens.begin(), tokens.end());
+}
+
+}  // namespace
+
+Result<std::vector<llama_token>> Model::rerank_prompt(std::string_view query, std::string_view document) const {
+  std::vector<llama_token> out;
+  if (const char* tmpl = llama_model_chat_template(model_.get(), "rerank"); tmpl != nullptr) {
+    const std::string_view t = tmpl;
+    if (!has_control_text(*this, query) && !has_control_text(*this, document)) {
+      // The whole text in one piece, exactly as llama-server tokenizes it.
+      std::string prompt(t);
+      const std::pair<std::string_view, std::string_view> fills[] = {{"{query}", query}, {"{document}", document}};
+      for (const auto& [field, value] : fills) {
+        for (auto at = prompt.find(field); at != std::string::npos; at = prompt.find(field, at + value.size())) {
+          prompt.replace(at, field.size(), value);
+        }
+      }
+      return tokenize(prompt, false, true);
+    }
+    // Template pieces with their control tokens, the caller's text as text.
+    std::size_t from = 0;
+    while (from <= t.size()) {
+      const auto q = t.find("{query}", from);
+      const auto d = t.find("{document}", from);
+      const auto at = std::min(q, d);
+      auto piece =
+          tokenize(t.substr(from, at == std::string_view::npos ? std::string_view::npos : at - from), false, true);
+      if (!piece) return fail(piece.error());
+      append(out, *piece);
+      if (at == std::string_view::npos) break;
+      auto value = tokenize(at == q ? query : document, false, false);
+      if (!value) return fail(value.error());
+      append(out, *value);
+      from = at + (at == q ? std::string_view("{query}").size() : std::string_view("{document}").size());
+    }
+    return out;
+  }
+  auto q = tokenize(query, false, false);
+  if (!q) return fail(q.error());
+  auto d = tokenize(document, false, false);
+  if (!d) return fail(d.error());
+  llama_token eos = llama_vocab_eos(vocab_);
+  if (eos == LLAMA_TOKEN_NULL) eos = llama_vocab_sep(vocab_);
+  const bool add_eos = llama_vocab_get_add_eos(vocab_) && eos != LLAMA_TOKEN_NULL;
+  if (llama_vocab_get_add_bos(vocab_)) out.push_back(llama_vocab_bos(vocab_));
+  append(out, *q);
+  if (add_eos) out.push_back(eos);
+  if (llama_vocab_get_add_sep(vocab_)) out.push_back(llama_vocab_sep(vocab_));
+  append(out, *d);
+  if (add_eos) out.push_back(eos);
+  return out;
 }
 
 std::string Model::meta(const std::string& key) const { return meta_string(model_.get(), key.c_str()); }

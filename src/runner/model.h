@@ -81,6 +81,14 @@ class Model {
   // The model's own chat template text (tokenizer.chat_template), empty if none.
   std::string chat_template() const;
 
+  // The tokens a reranker scores for (query, document), as llama-server
+  // builds them: the model's rerank template (tokenizer.chat_template.rerank,
+  // {query} and {document} filled in) where it has one, else
+  // [BOS] query [EOS] [SEP] document [EOS] as the vocabulary adds them.
+  // Control-token text inside the query or document stays text, so a
+  // document cannot close the prompt and answer for itself.
+  Result<std::vector<llama_token>> rerank_prompt(std::string_view query, std::string_view document) const;
+
   // A metadata value by key (e.g. "general.name"), empty when absent.
   std::string meta(const std::string& key) const;
 

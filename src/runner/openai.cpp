@@ -1,5 +1,6 @@
 #include "runner/openai.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -731,6 +732,48 @@ Result<EmbeddingsRequest> parse_embeddings_request(const Json& body) {
   out.base64 = format && *format == "base64";
   LLMD_FIELD(f.string("model"), out.model);
   return out;
+}
+
+Result<RerankRequest> parse_rerank_request(const Json& body) {
+  RerankRequest out;
+  const Fields f(body);
+  const Json* query = f.get("query");
+  if (query == nullptr || !query->is_string()) return bad("query must be a string");
+  out.query = query->get<std::string>();
+  out.tei = body.contains("texts");
+  const Json* documents = f.get(out.tei ? "texts" : "documents");
+  const char* name = out.tei ? "texts" : "documents";
+  if (documents == nullptr || !documents->is_array() || documents->empty() || documents->size() > kMaxEmbeddingInputs) {
+    return bad(std::string(name) + " must be an array of 1.." + std::to_string(kMaxEmbeddingInputs) + " strings");
+  }
+  for (const auto& d : *documents) {
+    if (!d.is_string() || d.get_ref<const std::string&>().empty()) {
+      return bad(std::string(name) + " must be an array of non-empty strings");
+    }
+    out.documents.push_back(d.get<std::string>());
+  }
+  LLMD_FIELD(f.integer("top_n", 0, INT32_MAX), out.top_n);
+  LLMD_FIELD(f.boolean("return_text"), out.return_text);
+  LLMD_FIELD(f.string("model"), out.model);
+  return out;
+}
+
+Json rerank_json(const RerankRequest& request, const std::string& model, std::vector<RankedDocument> ranked) {
+  int n_tokens = 0;
+  for (const auto& r : ranked) n_tokens += r.n_tokens;
+  std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.score > b.score; });
+  if (request.top_n && *request.top_n < ranked.size()) ranked.resize(*request.top_n);
+  Json results = Json::array();
+  for (const auto& r : ranked) {
+    Json item{{"index", r.index}, {request.tei ? "score" : "relevance_score", r.score}};
+    if (request.tei && request.return_text) item["text"] = request.documents[r.index];
+    results.push_back(std::move(item));
+  }
+  if (request.tei) return results;
+  return Json{{"model", request.model.empty() ? model : request.model},
+              {"object", "list"},
+              {"usage", {{"prompt_tokens", n_tokens}, {"total_tokens", n_tokens}}},
+              {"results", std::move(results)}};
 }
 
 }  // namespace llmd::runner

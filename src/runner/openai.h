@@ -111,6 +111,30 @@ struct EmbeddingsRequest {
 };
 Result<EmbeddingsRequest> parse_embeddings_request(const Json& body);
 
+// POST /rerank (and /v1/rerank, /reranking): Jina's shape (query, documents,
+// top_n) or TEI's (query, texts, return_text). At most 256 documents, each a
+// non-empty string.
+struct RerankRequest {
+  std::string query;
+  std::vector<std::string> documents;
+  bool tei = false;  // "texts" given: answer TEI's bare array
+  std::optional<std::size_t> top_n;
+  bool return_text = false;  // TEI only
+  std::string model;
+};
+Result<RerankRequest> parse_rerank_request(const Json& body);
+
+// One document's score: its index in the request, how relevant, and the
+// tokens its (query, document) prompt took.
+struct RankedDocument {
+  std::size_t index = 0;
+  float score = 0;
+  int n_tokens = 0;
+};
+// The reply, most relevant first, cut to top_n: Jina's {model, object, usage,
+// results: [{index, relevance_score}]} or TEI's [{index, score, text?}].
+Json rerank_json(const RerankRequest& request, const std::string& model, std::vector<RankedDocument> ranked);
+
 // What every generated response carries: id, creation time, model name.
 struct ResponseMeta {
   std::string id;       // "chatcmpl-..." / "cmpl-..."

@@ -56,6 +56,7 @@ struct Task {
   // with this one and moved into slots of their own when it is assigned.
   std::vector<std::shared_ptr<Task>> followers;
   std::function<void(Result<std::vector<float>>)> on_embedding;  // kEmbed
+  bool normalize = true;  // kEmbed: L2-normalise the pooled vector (not a reranker's scores)
   std::unique_ptr<Sampler> sampler;
   std::shared_ptr<EngineShared> shared;
   Clock::time_point submitted = Clock::now();

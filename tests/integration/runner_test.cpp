@@ -35,22 +35,26 @@ constexpr const char* kBinary = LLMD_BINARY;
 // Generated models are cached in the build tree (deterministic from the
 // seed), so each test process does not pay for generation again. Written to
 // a temporary name and renamed, so parallel test processes never see half a file.
-// `fim`: with Qwen2.5-Coder's fill-in-the-middle tokens.
-fs::path test_model(const std::string& arch, bool fim = false) {
+// `name` names the cached file; `flags` are make-test-model's.
+fs::path generated_model(const std::string& name, const std::vector<std::string>& flags) {
   const fs::path dir = fs::path(LLMD_BINARY_DIR) / "test-models";
-  const std::string name = arch + (fim ? "-fim" : "");
   const fs::path out = dir / ("runner-tiny-" + name + ".gguf");
   if (fs::exists(out)) return out;
   fs::create_directories(dir);
   const fs::path tmp = dir / ("tmp-" + std::to_string(::getpid()) + "-" + name + ".gguf");
-  std::vector<std::string> argv{kBinary,  "dev", "make-test-model", "--arch",    arch,
-                                "--seed", "7",   "--out",           tmp.string()};
-  if (fim) argv.push_back("--fim");
+  std::vector<std::string> argv{kBinary, "dev", "make-test-model", "--seed", "7", "--out", tmp.string()};
+  argv.insert(argv.end(), flags.begin(), flags.end());
   Process gen(argv, dir, dir / ("gen-" + std::to_string(::getpid()) + ".log"));
   const auto rc = gen.wait(std::chrono::seconds(120));
   EXPECT_EQ(rc, 0) << gen.log();
   fs::rename(tmp, out);
   return out;
+}
+
+// `fim`: with Qwen2.5-Coder's fill-in-the-middle tokens.
+fs::path test_model(const std::string& arch, bool fim = false) {
+  if (fim) return generated_model(arch + "-fim", {"--arch", arch, "--fim"});
+  return generated_model(arch, {"--arch", arch});
 }
 
 // One `llmd runner` process on a free port; killed on destruction.
@@ -1295,6 +1299,99 @@ TEST(RunnerLifecycle, EmbeddingsModeReturnsNormalisedVectors) {
   EXPECT_GT(j["usage"]["prompt_tokens"].get<int>(), 1);
   // Completions are not served in embeddings mode.
   EXPECT_EQ(post(r.port(), "/completion", {{"prompt", "x"}})->status / 100, 4);
+}
+
+// Documents of llama.cpp's own rerank test (tools/server/tests/unit/test_rerank.py).
+const std::vector<std::string> kRerankDocuments = {
+    "A machine is a physical system that uses power to apply forces and control movement to perform an action.",
+    "Learning is the process of acquiring new understanding, knowledge, behaviors, skills, values, attitudes.",
+    "Machine learning is a field of study in artificial intelligence concerned with statistical algorithms.",
+    "Paris, capitale de la France, est une grande ville europeenne et un centre mondial de l'art.",
+};
+
+TEST(RunnerLifecycle, RerankScoresEveryDocumentInJinaAndTeiShapes) {
+  Runner r(generated_model("qwen3-reranker", {"--arch", "qwen3", "--reranker"}),
+           {"--ctx", "512", "--reranking", "--alias", "ranker"});
+  ASSERT_TRUE(r.ready()) << r.log();
+  auto a = post(r.port(), "/rerank", {{"query", "Machine learning is"}, {"documents", kRerankDocuments}});
+  ASSERT_EQ(a->status, 200) << a->body;
+  const json ja = body_json(a);
+  EXPECT_EQ(ja["object"], "list");
+  EXPECT_EQ(ja["model"], "ranker");
+  ASSERT_EQ(ja["results"].size(), 4u);
+  std::set<int> indices;
+  std::set<double> distinct;
+  double previous = 2;
+  for (const auto& d : ja["results"]) {
+    indices.insert(d["index"].get<int>());
+    const double score = d["relevance_score"].get<double>();
+    EXPECT_GE(score, 0.0);  // P("yes") of the yes/no head
+    EXPECT_LE(score, 1.0);
+    EXPECT_LE(score, previous) << "most relevant first";
+    previous = score;
+    distinct.insert(score);
+  }
+  EXPECT_EQ(indices, (std::set<int>{0, 1, 2, 3}));
+  EXPECT_GT(distinct.size(), 1u) << "the document must change the score";
+
+  // The usage counts exactly the tokens of the four filled rerank prompts,
+  // tokenized as llama-server does (one text, control tokens parsed).
+  const std::string tmpl =
+      "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct "
+      "provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n<|im_start|>user\n<Instruct>: "
+      "Given a web search query, retrieve relevant passages that answer the query\n<Query>: Machine learning is\n"
+      "<Document>: ";
+  std::size_t expected_tokens = 0;
+  for (const auto& d : kRerankDocuments) {
+    const std::string prompt = tmpl + d + "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n";
+    auto t = post(r.port(), "/tokenize", {{"content", prompt}, {"parse_special", true}});
+    expected_tokens += body_json(t)["tokens"].size();
+  }
+  EXPECT_EQ(ja["usage"]["prompt_tokens"].get<std::size_t>(), expected_tokens);
+  EXPECT_EQ(ja["usage"]["total_tokens"], ja["usage"]["prompt_tokens"]);
+
+  // TEI's shape on /v1/rerank: a bare array, the same order and scores, texts on request.
+  auto t = post(r.port(), "/v1/rerank",
+                {{"query", "Machine learning is"}, {"texts", kRerankDocuments}, {"return_text", true}});
+  ASSERT_EQ(t->status, 200) << t->body;
+  const json jt = body_json(t);
+  ASSERT_TRUE(jt.is_array());
+  ASSERT_EQ(jt.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(jt[i]["index"], ja["results"][i]["index"]);
+    EXPECT_FLOAT_EQ(jt[i]["score"].get<float>(), ja["results"][i]["relevance_score"].get<float>());
+    EXPECT_EQ(jt[i]["text"], kRerankDocuments[jt[i]["index"].get<std::size_t>()]);
+  }
+
+  // top_n keeps the best; more than there are keeps all.
+  auto top =
+      post(r.port(), "/reranking", {{"query", "Machine learning is"}, {"documents", kRerankDocuments}, {"top_n", 2}});
+  ASSERT_EQ(body_json(top)["results"].size(), 2u);
+  EXPECT_EQ(body_json(top)["results"][0], ja["results"][0]);
+  auto all = post(r.port(), "/v1/reranking",
+                  {{"query", "Machine learning is"}, {"documents", kRerankDocuments}, {"top_n", 99}});
+  EXPECT_EQ(body_json(all)["results"].size(), 4u);
+
+  // Bad requests are 400 with an OpenAI-shaped error, and the runner keeps serving.
+  for (const json& bad :
+       {json{{"query", "q"}, {"documents", json::array()}}, json{{"query", "q"}, {"documents", nullptr}},
+        json{{"query", "q"}, {"documents", 123}}, json{{"query", "q"}, {"documents", {1, 2, 3}}},
+        json{{"documents", {"a"}}}, json{{"query", 5}, {"documents", {"a"}}},
+        json{{"query", "q"}, {"documents", {"a"}}, {"top_n", -1}}}) {
+    auto e = post(r.port(), "/rerank", bad);
+    EXPECT_EQ(e->status, 400) << bad.dump() << " " << e->body;
+    EXPECT_EQ(body_json(e)["error"]["type"], "invalid_request_error") << bad.dump();
+  }
+  auto again = post(r.port(), "/rerank", {{"query", "Machine learning is"}, {"documents", kRerankDocuments}});
+  EXPECT_EQ(body_json(again)["results"], ja["results"]) << "scores are deterministic";
+  // A reranker does not generate.
+  EXPECT_EQ(post(r.port(), "/completion", {{"prompt", "x"}})->status / 100, 4);
+}
+
+TEST_F(RunnerTest, RerankOnAGenerativeRunnerIs501NotSupported) {
+  auto r = post(port(), "/rerank", {{"query", "q"}, {"documents", {"a"}}});
+  ASSERT_EQ(r->status, 501) << r->body;
+  EXPECT_EQ(body_json(r)["error"]["type"], "not_supported_error");
 }
 
 // Writes a GGUF header with one tensor whose shape is `dims`.

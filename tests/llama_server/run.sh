@@ -33,6 +33,7 @@ model() {  # name, make-test-model flags...
 }
 model qwen2 --arch qwen2
 model qwen2-fim --arch qwen2 --fim
+model qwen3-reranker --arch qwen3 --reranker
 
 # Laid out as in the llama.cpp tree: the tests name templates by their path
 # there (../../../models/templates/NAME.jinja).
@@ -42,10 +43,12 @@ mkdir -p "$work/tools/server" "$work/models"
 cp -r "$suite" "$work/tools/server/tests"
 ln -s "$root/engine/llama/templates" "$work/models/templates"
 
-# Every preset's model is a generated one: the tiny ChatML model, or the one
-# with fill-in-the-middle tokens for the infill preset.
+# Every preset's model is a generated one: the tiny ChatML model, the one
+# with fill-in-the-middle tokens for the infill preset, a Qwen3-Reranker-shaped
+# one for the reranker preset.
 export LLMD_COMPAT_MODELS="{\"*\": \"$out/models/qwen2.gguf\",
-  \"ggml-org/test-model-stories260K-infill\": \"$out/models/qwen2-fim.gguf\"}"
+  \"ggml-org/test-model-stories260K-infill\": \"$out/models/qwen2-fim.gguf\",
+  \"ggml-org/models/jina-reranker-v1-tiny-en/ggml-model-f16.gguf\": \"$out/models/qwen3-reranker.gguf\"}"
 export LLMD_BINARY="$binary"
 export LLAMA_SERVER_BIN_PATH="$here/llama-server"
 export PYTHONPATH="$here/pylib"

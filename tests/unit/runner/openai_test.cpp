@@ -336,5 +336,46 @@ TEST(OpenAiShape, EmbeddingsAsFloatsOrBase64) {
   EXPECT_EQ(embeddings_json("m", v, true, 2)["data"][0]["embedding"], "AACAPwAAAAA=");
 }
 
+TEST(OpenAiParse, RerankTakesJinaOrTeiFieldsAndRefusesBadDocuments) {
+  auto jina = parse_rerank_request(Json{{"query", "q"}, {"documents", {"a", "b"}}, {"top_n", 1}});
+  ASSERT_TRUE(jina) << jina.error().message;
+  EXPECT_FALSE(jina->tei);
+  EXPECT_EQ(jina->documents, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(jina->top_n, 1u);
+  auto tei = parse_rerank_request(Json{{"query", "q"}, {"texts", {"a"}}, {"return_text", true}});
+  ASSERT_TRUE(tei);
+  EXPECT_TRUE(tei->tei);
+  EXPECT_TRUE(tei->return_text);
+  for (const Json& bad :
+       {Json{{"documents", {"a"}}}, Json{{"query", 1}, {"documents", {"a"}}},
+        Json{{"query", "q"}, {"documents", Json::array()}}, Json{{"query", "q"}},
+        Json{{"query", "q"}, {"documents", {"a", ""}}}, Json{{"query", "q"}, {"documents", "a"}},
+        Json{{"query", "q"}, {"texts", {1}}}, Json{{"query", "q"}, {"documents", {"a"}}, {"top_n", 1.5}},
+        Json{{"query", "q"}, {"documents", std::vector<std::string>(257, "d")}}}) {
+    auto r = parse_rerank_request(bad);
+    ASSERT_FALSE(r) << bad.dump();
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << bad.dump();
+  }
+}
+
+TEST(OpenAiShape, RerankSortsByScoreCutsToTopNAndSumsTheTokens) {
+  auto req = parse_rerank_request(Json{{"query", "q"}, {"documents", {"a", "b", "c"}}, {"top_n", 2}}).value();
+  const std::vector<RankedDocument> ranked{{0, 0.2f, 5}, {1, 0.9f, 6}, {2, 0.5f, 7}};
+  const Json j = rerank_json(req, "m", ranked);
+  EXPECT_EQ(j["model"], "m");
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 18);  // every document was evaluated, not only the top 2
+  ASSERT_EQ(j["results"].size(), 2u);
+  EXPECT_EQ(j["results"][0]["index"], 1);
+  EXPECT_EQ(j["results"][1]["index"], 2);
+  EXPECT_FLOAT_EQ(j["results"][0]["relevance_score"].get<float>(), 0.9f);
+
+  auto tei = parse_rerank_request(Json{{"query", "q"}, {"texts", {"a", "b", "c"}}, {"return_text", true}}).value();
+  const Json t = rerank_json(tei, "m", ranked);
+  ASSERT_TRUE(t.is_array());
+  ASSERT_EQ(t.size(), 3u);
+  EXPECT_EQ(t[0], (Json{{"index", 1}, {"score", 0.9f}, {"text", "b"}}));
+  EXPECT_EQ(t[2]["index"], 0);
+}
+
 }  // namespace
 }  // namespace llmd::runner

@@ -15,12 +15,13 @@ llmd::testing::TempDir& dir() {
   return d;
 }
 
-std::filesystem::path make(const std::string& arch, bool fim = false) {
+std::filesystem::path make(const std::string& arch, bool fim = false, bool reranker = false) {
   tools::TestModelOptions o;
   o.shape.arch = arch;
   o.seed = 1234;
   o.fim_tokens = fim;
-  o.out = dir() / ("tiny-" + arch + (fim ? "-fim" : "") + ".gguf");
+  o.reranker = reranker;
+  o.out = dir() / ("tiny-" + arch + (fim ? "-fim" : "") + (reranker ? "-reranker" : "") + ".gguf");
   auto r = tools::make_test_model(o);
   if (!r) {
     ADD_FAILURE() << "make_test_model(" << arch << "): " << r.error().message;
@@ -37,6 +38,11 @@ const std::filesystem::path& qwen2_model_path() {
 
 const std::filesystem::path& qwen2_fim_model_path() {
   static const std::filesystem::path p = make("qwen2", true);
+  return p;
+}
+
+const std::filesystem::path& qwen3_reranker_model_path() {
+  static const std::filesystem::path p = make("qwen3", false, true);
   return p;
 }
 

@@ -13,6 +13,8 @@ namespace llmd::runner::testing {
 const std::filesystem::path& qwen2_model_path();
 // The qwen2 model with Qwen2.5-Coder's fill-in-the-middle tokens added.
 const std::filesystem::path& qwen2_fim_model_path();
+// A Qwen3-Reranker-shaped qwen3 model (yes/no head, rank pooling, rerank template).
+const std::filesystem::path& qwen3_reranker_model_path();
 // llama architecture, SentencePiece vocab, no chat template.
 const std::filesystem::path& llama_model_path();
 
