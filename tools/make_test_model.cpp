@@ -4,6 +4,7 @@
 #include <gguf.h>
 #include <llama.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -207,6 +208,44 @@ int64_t append_fim_tokens(const gguf_context& vocab, gguf_context& g) {
   return static_cast<int64_t>(tokens.size());
 }
 
+// Adds `specs` to `g`'s tensors and writes the file: metadata, then each
+// tensor's random data at its aligned offset.
+Result<void> write_gguf(gguf_context& g, const std::vector<TensorSpec>& specs, uint64_t seed,
+                        const std::filesystem::path& out) {
+  ggml_init_params mp{ggml_tensor_overhead() * (specs.size() + 1), nullptr, /*no_alloc=*/true};
+  GgmlPtr meta{ggml_init(mp)};
+  if (!meta) return fail(ErrorCode::kInternal, "ggml_init failed");
+  for (const auto& t : specs) {
+    ggml_tensor* tensor = t.ne1 == 1 ? ggml_new_tensor_1d(meta.get(), t.type, t.ne0)
+                                     : ggml_new_tensor_2d(meta.get(), t.type, t.ne0, t.ne1);
+    ggml_set_name(tensor, t.name.c_str());
+    gguf_add_tensor(&g, tensor);
+  }
+
+  FilePtr f{std::fopen(out.c_str(), "wb")};
+  if (!f) return fail(ErrorCode::kInternal, "cannot create " + out.string() + ": " + std::strerror(errno));
+  std::vector<char> header(gguf_get_meta_size(&g));
+  gguf_get_meta_data(&g, header.data());
+  if (auto r = write_all(f.get(), header.data(), header.size()); !r) return r;
+
+  const size_t alignment = gguf_get_alignment(&g);
+  size_t written = 0;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    // gguf places each tensor at an aligned offset; pad up to it.
+    const size_t offset = gguf_get_tensor_offset(&g, static_cast<int64_t>(i));
+    if (offset < written) return fail(ErrorCode::kInternal, "tensor offsets out of order");
+    const std::vector<char> pad(offset - written, 0);
+    if (auto r = write_all(f.get(), pad.data(), pad.size()); !r) return r;
+    if (auto r = write_tensor_data(f.get(), specs[i], seed, i); !r) return r;
+    written = offset + gguf_get_tensor_size(&g, static_cast<int64_t>(i));
+  }
+  const size_t tail = (alignment - written % alignment) % alignment;
+  const std::vector<char> pad(tail, 0);
+  if (auto r = write_all(f.get(), pad.data(), pad.size()); !r) return r;
+  if (std::fclose(f.release()) != 0) return fail(ErrorCode::kInternal, "closing " + out.string() + " failed");
+  return {};
+}
+
 Result<void> write_f16_model(const TestModelOptions& o, const ArchInfo& a, const std::filesystem::path& vocab_path,
                              const std::filesystem::path& out) {
   gguf_init_params vp{/*no_alloc=*/true, /*ctx=*/nullptr};
@@ -256,39 +295,7 @@ Result<void> write_f16_model(const TestModelOptions& o, const ArchInfo& a, const
     gguf_set_val_str(g.get(), "tokenizer.chat_template.rerank", kQwen3RerankTemplate);
   }
 
-  const auto specs = tensor_specs(s, a, n_vocab, o.reranker);
-  ggml_init_params mp{ggml_tensor_overhead() * (specs.size() + 1), nullptr, /*no_alloc=*/true};
-  GgmlPtr meta{ggml_init(mp)};
-  if (!meta) return fail(ErrorCode::kInternal, "ggml_init failed");
-  for (const auto& t : specs) {
-    ggml_tensor* tensor = t.ne1 == 1 ? ggml_new_tensor_1d(meta.get(), t.type, t.ne0)
-                                     : ggml_new_tensor_2d(meta.get(), t.type, t.ne0, t.ne1);
-    ggml_set_name(tensor, t.name.c_str());
-    gguf_add_tensor(g.get(), tensor);
-  }
-
-  FilePtr f{std::fopen(out.c_str(), "wb")};
-  if (!f) return fail(ErrorCode::kInternal, "cannot create " + out.string() + ": " + std::strerror(errno));
-  std::vector<char> header(gguf_get_meta_size(g.get()));
-  gguf_get_meta_data(g.get(), header.data());
-  if (auto r = write_all(f.get(), header.data(), header.size()); !r) return r;
-
-  const size_t alignment = gguf_get_alignment(g.get());
-  size_t written = 0;
-  for (size_t i = 0; i < specs.size(); ++i) {
-    // gguf places each tensor at an aligned offset; pad up to it.
-    const size_t offset = gguf_get_tensor_offset(g.get(), static_cast<int64_t>(i));
-    if (offset < written) return fail(ErrorCode::kInternal, "tensor offsets out of order");
-    const std::vector<char> pad(offset - written, 0);
-    if (auto r = write_all(f.get(), pad.data(), pad.size()); !r) return r;
-    if (auto r = write_tensor_data(f.get(), specs[i], o.seed, i); !r) return r;
-    written = offset + gguf_get_tensor_size(g.get(), static_cast<int64_t>(i));
-  }
-  const size_t tail = (alignment - written % alignment) % alignment;
-  const std::vector<char> pad(tail, 0);
-  if (auto r = write_all(f.get(), pad.data(), pad.size()); !r) return r;
-  if (std::fclose(f.release()) != 0) return fail(ErrorCode::kInternal, "closing " + out.string() + " failed");
-  return {};
+  return write_gguf(*g, tensor_specs(s, a, n_vocab, o.reranker), o.seed, out);
 }
 
 }  // namespace
@@ -351,6 +358,46 @@ Result<void> make_test_model(const TestModelOptions& o) {
   std::filesystem::remove(tmp, ec);
   if (rc != 0) return fail(ErrorCode::kInternal, "quantization to " + o.quantize + " failed");
   return {};
+}
+
+Result<void> make_test_lora(const TestLoraOptions& o) {
+  if (o.rank < 1 || o.rank > 256) return fail(ErrorCode::kInvalidArgument, "rank must be in 1..256");
+  if (o.out.empty()) return fail(ErrorCode::kInvalidArgument, "no output file given");
+  ggml_context* raw_meta = nullptr;
+  gguf_init_params bp{/*no_alloc=*/true, &raw_meta};
+  GgufPtr base{gguf_init_from_file(o.base.c_str(), bp)};
+  GgmlPtr base_meta{raw_meta};
+  if (!base) return fail(ErrorCode::kInvalidArgument, "cannot read the base model " + o.base.string());
+  const int64_t arch_key = gguf_find_key(base.get(), "general.architecture");
+  if (arch_key < 0) return fail(ErrorCode::kInvalidArgument, "the base model names no architecture");
+
+  // A low-rank update (lora_a: in x rank, lora_b: rank x out) of every
+  // attention and feed-forward matrix, strong enough to change greedy output.
+  std::vector<TensorSpec> specs;
+  for (int64_t i = 0; i < gguf_get_n_tensors(base.get()); ++i) {
+    const std::string name = gguf_get_tensor_name(base.get(), i);
+    static constexpr std::string_view kTargets[] = {".attn_q.weight",      ".attn_k.weight",   ".attn_v.weight",
+                                                    ".attn_output.weight", ".ffn_gate.weight", ".ffn_up.weight",
+                                                    ".ffn_down.weight"};
+    if (!name.starts_with("blk.") ||
+        std::none_of(std::begin(kTargets), std::end(kTargets), [&](auto t) { return name.ends_with(t); })) {
+      continue;
+    }
+    const ggml_tensor* w = ggml_get_tensor(base_meta.get(), name.c_str());
+    if (w == nullptr || ggml_n_dims(w) != 2) continue;
+    specs.push_back({name + ".lora_a", GGML_TYPE_F32, w->ne[0], o.rank, Init::kUniform, 0.3f});
+    specs.push_back({name + ".lora_b", GGML_TYPE_F32, o.rank, w->ne[1], Init::kUniform, 0.3f});
+  }
+  if (specs.empty()) return fail(ErrorCode::kInvalidArgument, "the base model has no matrices to adapt");
+
+  GgufPtr g{gguf_init_empty()};
+  gguf_set_val_str(g.get(), "general.type", "adapter");
+  gguf_set_val_str(g.get(), "general.architecture", gguf_get_val_str(base.get(), arch_key));
+  gguf_set_val_str(g.get(), "general.name", "llmd-test-lora");
+  gguf_set_val_str(g.get(), "adapter.type", "lora");
+  // alpha = rank: a request's scale is the update's factor as given.
+  gguf_set_val_f32(g.get(), "adapter.lora.alpha", static_cast<float>(o.rank));
+  return write_gguf(*g, specs, o.seed, o.out);
 }
 
 }  // namespace llmd::tools

@@ -69,4 +69,18 @@ std::filesystem::path default_templates_dir();
 // (write or quantization failure). Thread-safe (no shared state).
 Result<void> make_test_model(const TestModelOptions& options);
 
+// A random LoRA adapter for a (generated) model: low-rank updates of every
+// attention and feed-forward matrix of `base`, in llama.cpp's adapter GGUF
+// format, strong enough that greedy output changes with its scale.
+struct TestLoraOptions {
+  std::filesystem::path base;  // the model the adapter is for
+  std::filesystem::path out;   // file to write (overwritten)
+  int rank = 8;
+  uint64_t seed = 42;
+};
+
+// Writes the adapter. Errors: kInvalidArgument (unreadable base, bad rank),
+// kInternal (write failure). Thread-safe.
+Result<void> make_test_lora(const TestLoraOptions& options);
+
 }  // namespace llmd::tools

@@ -102,6 +102,27 @@ void add_dev_command(CLI::App& root, CommandRunner& run) {
           return 0;
         };
       });
+
+  auto* lora = dev->add_subcommand("make-test-lora", "Write a random LoRA adapter for a (test) model");
+  auto lo = std::make_shared<tools::TestLoraOptions>();
+  auto lora_base = std::make_shared<std::string>();
+  auto lora_out = std::make_shared<std::string>();
+  lora->add_option("--base", *lora_base, "The model the adapter is for")->required()->check(CLI::ExistingFile);
+  lora->add_option("--out", *lora_out, "Output .gguf file")->required();
+  lora->add_option("--rank", lo->rank, "Rank of the low-rank updates")->capture_default_str();
+  lora->add_option("--seed", lo->seed, "Random seed (same seed, same file)");
+  lora->callback([&run, lo, lora_base, lora_out] {
+    lo->base = *lora_base;
+    lo->out = *lora_out;
+    run = [lo]() -> int {
+      auto r = tools::make_test_lora(*lo);
+      if (!r) {
+        std::fprintf(stderr, "llmd: %s\n", r.error().message.c_str());
+        return r.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
+      }
+      return 0;
+    };
+  });
 }
 
 }  // namespace llmd::cli

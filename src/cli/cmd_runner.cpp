@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -40,6 +41,9 @@ struct RunnerFlags {
   std::string api_key_file;
   std::string pooling;
   bool reranking = false;
+  std::vector<std::string> lora;         // --lora FILE (repeatable)
+  std::vector<std::string> lora_scaled;  // --lora-scaled FILE SCALE (pairs)
+  bool lora_init_without_apply = false;
   std::string reasoning = "auto";
   std::string log_level = "info";
 };
@@ -72,6 +76,20 @@ int run_runner(RunnerFlags f) {
     // llama-server's --reranking: a pooled context that scores (query, document) pairs.
     f.config.engine.embeddings = true;
     f.config.engine.pooling = LLAMA_POOLING_TYPE_RANK;
+  }
+  for (const auto& path : f.lora) f.config.engine.lora_adapters.push_back({path, 1.0f});
+  for (std::size_t i = 0; i + 1 < f.lora_scaled.size(); i += 2) {
+    float scale = 0;
+    const auto& text = f.lora_scaled[i + 1];
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), scale);
+    if (ec != std::errc() || end != text.data() + text.size()) {
+      std::fprintf(stderr, "llmd: --lora-scaled: \"%s\" is not a number\n", text.c_str());
+      return 2;
+    }
+    f.config.engine.lora_adapters.push_back({f.lora_scaled[i], scale});
+  }
+  if (f.lora_init_without_apply) {
+    for (auto& a : f.config.engine.lora_adapters) a.scale = 0;
   }
   if (f.api_key.empty() && !f.api_key_file.empty()) {
     // A file (what `llmd serve` uses) or the environment keeps the key out of `ps` output.
@@ -201,6 +219,13 @@ void add_runner_command(CLI::App& root, CommandRunner& run) {
       ->check(CLI::IsMember({"mean", "cls", "last", "rank"}));
   cmd->add_flag("--reranking,--rerank", f->reranking,
                 "Serve /rerank (and /v1/rerank): score documents against a query with a reranker model");
+  cmd->add_option("--lora", f->lora, "Load a LoRA adapter (GGUF) at scale 1; repeatable. Ids follow the order given")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--lora-scaled", f->lora_scaled, "Load a LoRA adapter at a scale: --lora-scaled FILE SCALE")
+      ->type_size(2)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd->add_flag("--lora-init-without-apply", f->lora_init_without_apply,
+                "Load the adapters at scale 0 (switch them on with POST /lora-adapters or per request)");
   cmd->add_option("--http-threads", f->http_threads, "HTTP I/O threads")->check(CLI::Range(1, 64));
   cmd->add_option("--max-body", f->max_body_bytes, "Largest request body in bytes")
       ->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 30));

@@ -23,6 +23,10 @@ std::size_t common_prefix(const std::vector<llama_token>& a, const std::vector<l
   return i;
 }
 
+// LoRA scales beyond this are refused (llama-server has no bound; 100x an
+// adapter is already noise).
+constexpr float kMaxLoraScale = 100.0f;
+
 int default_threads() {
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 4 : static_cast<int>(n);
@@ -65,11 +69,15 @@ struct Engine::Impl {
   std::shared_ptr<const Model> model;
   std::shared_ptr<EngineShared> shared;
   EngineOptions options;
+  // Before ctx, so the context goes first.
+  std::vector<LlamaLoraPtr> adapters;
   LlamaContextPtr ctx;
   llama_memory_t mem = nullptr;
   std::unique_ptr<LlamaBatch> batch;
   std::vector<Slot> slots;
   uint64_t use_counter = 0;
+  uint64_t step_counter = 0;
+  std::vector<float> applied_lora;  // the adapter scales set on ctx
   int n_ctx_slot = 0;
   std::thread thread;
 
@@ -92,6 +100,8 @@ struct Engine::Impl {
   void step();
   void sample_and_emit(Slot& slot);
   void run_embedding(Task& task);
+  // Sets the adapters' scales on the context (the ones not 0), if they changed.
+  void apply_lora(const std::vector<float>& scales);
   void reset_sequence(Slot& slot);
   SlotState state_of(const Slot& s) const;
   // Copies every slot's state where Engine::slots() reads it.
@@ -254,7 +264,9 @@ Slot* Engine::Impl::pick_slot(const Task& task) {
   std::size_t best_prefix = 0;
   for (auto& s : slots) {
     if (s.busy()) continue;
-    const std::size_t prefix = task.request.cache_prompt ? common_prefix(s.cache, task.request.prompt_tokens) : 0;
+    // A cached prefix computed with other LoRA scales is no prefix of this prompt.
+    const bool reusable = task.request.cache_prompt && s.cache_lora == task.lora;
+    const std::size_t prefix = reusable ? common_prefix(s.cache, task.request.prompt_tokens) : 0;
     if (best == nullptr || prefix > best_prefix || (prefix == best_prefix && s.last_used < best->last_used)) {
       best = &s;
       best_prefix = prefix;
@@ -312,7 +324,8 @@ std::vector<Slot*> Engine::Impl::free_slots(const Slot& taken, std::size_t n) {
 void Engine::Impl::assign(Slot& slot, std::shared_ptr<Task> task, const std::vector<Slot*>& fork_slots) {
   auto followers = std::move(task->followers);
   const auto& prompt = task->request.prompt_tokens;
-  std::size_t keep = task->request.cache_prompt ? common_prefix(slot.cache, prompt) : 0;
+  const bool reusable = task->request.cache_prompt && slot.cache_lora == task->lora;
+  std::size_t keep = reusable ? common_prefix(slot.cache, prompt) : 0;
   // The last prompt token is always decoded: its logits pick the first token.
   if (keep >= prompt.size()) keep = prompt.size() - 1;
   if (!llama_memory_seq_rm(mem, slot.id, static_cast<llama_pos>(keep), -1)) {
@@ -320,6 +333,7 @@ void Engine::Impl::assign(Slot& slot, std::shared_ptr<Task> task, const std::vec
     keep = 0;
   }
   slot.cache.resize(keep);
+  slot.cache_lora = task->lora;
   slot.n_prompt_done = keep;
   slot.n_cached = static_cast<int>(keep);
   occupy(slot, std::move(task), Slot::Phase::kPrefill);
@@ -358,6 +372,7 @@ void Engine::Impl::fork(Slot& leader) {
     llama_memory_seq_rm(mem, f.id, -1, -1);
     llama_memory_seq_cp(mem, leader.id, f.id, -1, -1);
     f.cache = leader.cache;
+    f.cache_lora = leader.cache_lora;
     f.n_prompt_done = leader.n_prompt_done;
     f.n_cached = static_cast<int>(leader.cache.size());  // the whole prompt came from the first choice
     f.i_batch = leader.i_batch;                          // samples from the same logits
@@ -425,9 +440,21 @@ void Engine::Impl::step() {
   batch->clear();
   std::vector<Slot*> in_batch;
   uint64_t n_prompt = 0;
+  // One set of LoRA scales per decode: the busy slot left out longest picks
+  // it, the slots with other scales wait a step (turns alternate).
+  const std::vector<float>* lora = nullptr;
+  if (!adapters.empty()) {
+    const Slot* first = nullptr;
+    for (const auto& s : slots) {
+      const bool decodes = s.phase == Slot::Phase::kGenerate || s.phase == Slot::Phase::kPrefill;
+      if (decodes && (first == nullptr || s.last_step < first->last_step)) first = &s;
+    }
+    if (first != nullptr) lora = &first->task->lora;
+  }
+  auto runs_now = [lora](const Slot& s) { return lora == nullptr || s.task->lora == *lora; };
   // 1. The next token of every generating slot.
   for (auto& s : slots) {
-    if (s.phase != Slot::Phase::kGenerate) continue;
+    if (s.phase != Slot::Phase::kGenerate || !runs_now(s)) continue;
     s.i_batch = batch->add(s.pending, static_cast<llama_pos>(s.cache.size()), s.id, true);
     s.cache.push_back(s.pending);
     in_batch.push_back(&s);
@@ -435,7 +462,7 @@ void Engine::Impl::step() {
   // 2. Prompt chunks in the remaining room (chunked prefill), oldest first.
   std::vector<Slot*> prefill;
   for (auto& s : slots) {
-    if (s.phase == Slot::Phase::kPrefill) prefill.push_back(&s);
+    if (s.phase == Slot::Phase::kPrefill && runs_now(s)) prefill.push_back(&s);
   }
   std::sort(prefill.begin(), prefill.end(), [](const Slot* a, const Slot* b) { return a->last_used < b->last_used; });
   for (Slot* s : prefill) {
@@ -452,6 +479,9 @@ void Engine::Impl::step() {
     }
   }
   if (batch->size() == 0) return;
+  if (lora != nullptr) apply_lora(*lora);
+  ++step_counter;
+  for (Slot* s : in_batch) s->last_step = step_counter;
 
   const auto t0 = Clock::now();
   const int32_t rc = llama_decode(ctx.get(), batch->get());
@@ -523,6 +553,7 @@ void Engine::Impl::run_embedding(Task& t) {
   const auto& tokens = t.request.prompt_tokens;
   Slot& s = slots.front();
   reset_sequence(s);
+  if (!adapters.empty()) apply_lora(t.lora);
   batch->clear();
   for (std::size_t i = 0; i < tokens.size(); ++i) {
     batch->add(tokens[i], static_cast<llama_pos>(i), s.id, true);
@@ -554,6 +585,19 @@ void Engine::Impl::run_embedding(Task& t) {
   if (!t.done.exchange(true) && t.on_embedding) t.on_embedding(std::move(result));
 }
 
+void Engine::Impl::apply_lora(const std::vector<float>& scales) {
+  if (scales == applied_lora) return;
+  std::vector<llama_adapter_lora*> on;
+  std::vector<float> on_scales;
+  for (std::size_t i = 0; i < adapters.size() && i < scales.size(); ++i) {
+    if (scales[i] == 0) continue;
+    on.push_back(adapters[i].get());
+    on_scales.push_back(scales[i]);
+  }
+  llama_set_adapters_lora(ctx.get(), on.data(), on.size(), on_scales.data());
+  applied_lora = scales;
+}
+
 // ---------------------------------------------------------------- public API
 
 Engine::Engine(std::shared_ptr<const Model> model, const EngineOptions& options)
@@ -583,6 +627,19 @@ Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Model> mode
   impl->model = model;
   impl->shared = engine->shared_;
   impl->options = o;
+  for (const auto& spec : o.lora_adapters) {
+    if (!std::isfinite(spec.scale) || std::fabs(spec.scale) > kMaxLoraScale) {
+      return fail(ErrorCode::kInvalidArgument, "LoRA scales must be in [-100, 100]");
+    }
+    LlamaLoraPtr adapter(llama_adapter_lora_init(model->raw(), spec.path.c_str()));
+    if (!adapter) {
+      return fail(ErrorCode::kInvalidArgument,
+                  "cannot load the LoRA adapter " + spec.path + " (not a LoRA GGUF, or made for another model)");
+    }
+    impl->adapters.push_back(std::move(adapter));
+    engine->lora_scales_.push_back(spec.scale);
+  }
+  impl->applied_lora.assign(impl->adapters.size(), 0.0f);  // a new context has none set
 
   llama_context_params cp = llama_context_default_params();
   cp.n_ctx = static_cast<uint32_t>(o.n_ctx) * static_cast<uint32_t>(o.n_parallel);
@@ -663,6 +720,14 @@ Result<std::shared_ptr<Task>> Engine::prepare(GenerateRequest request, GenerateC
   sampler->accept_context(prompt);
 
   auto task = std::make_shared<Task>();
+  if (request.lora) {
+    auto lora = resolve_lora(*request.lora);
+    if (!lora) return fail(lora.error());
+    task->lora = std::move(*lora);
+  } else {
+    std::lock_guard lock(lora_mu_);
+    task->lora = lora_scales_;
+  }
   task->request = std::move(request);
   task->callbacks = std::move(callbacks);
   task->sampler = std::make_unique<Sampler>(std::move(*sampler));
@@ -714,8 +779,10 @@ Result<std::vector<RequestHandle>> Engine::submit_choices(GenerateRequest reques
     if (seed) choice.sampling.seed = *seed + static_cast<uint32_t>(i);
     auto task = prepare(std::move(choice), std::move(callbacks[i]));
     if (!task) return fail(task.error());
-    // Tokenized once: every choice shares the first one's prompt.
+    // Tokenized once: every choice shares the first one's prompt (and
+    // adapter scales: the choices fork from one evaluation of it).
     if (i == 0) request.prompt_tokens = (*task)->request.prompt_tokens;
+    if (i > 0) (*task)->lora = tasks.front()->lora;
     tasks.push_back(std::move(*task));
   }
   std::vector<RequestHandle> handles;
@@ -773,6 +840,10 @@ Result<std::vector<float>> Engine::pool(std::vector<llama_token> tokens, bool no
   auto task = std::make_shared<Task>();
   task->kind = Task::Kind::kEmbed;
   task->normalize = normalize;
+  {
+    std::lock_guard lock(lora_mu_);
+    task->lora = lora_scales_;
+  }
   task->request.prompt_tokens = std::move(tokens);
   task->on_embedding = [&promise](Result<std::vector<float>> r) { promise.set_value(std::move(r)); };
   task->shared = shared_;
@@ -787,6 +858,38 @@ Result<std::vector<float>> Engine::pool(std::vector<llama_token> tokens, bool no
   }
   shared_->cv.notify_all();
   return future.get();
+}
+
+Result<std::vector<float>> Engine::resolve_lora(const std::vector<LoraScale>& scales) const {
+  std::vector<float> out(options_.lora_adapters.size(), 0.0f);
+  for (const auto& [id, scale] : scales) {
+    if (id < 0 || static_cast<std::size_t>(id) >= out.size()) {
+      return fail(ErrorCode::kInvalidArgument, "lora: no adapter with id " + std::to_string(id) + " (the model has " +
+                                                   std::to_string(out.size()) + ")");
+    }
+    if (!std::isfinite(scale) || std::fabs(scale) > kMaxLoraScale) {
+      return fail(ErrorCode::kInvalidArgument, "lora: scale must be in [-100, 100]");
+    }
+    out[static_cast<std::size_t>(id)] = scale;
+  }
+  return out;
+}
+
+std::vector<LoraAdapterInfo> Engine::lora_adapters() const {
+  std::lock_guard lock(lora_mu_);
+  std::vector<LoraAdapterInfo> out;
+  for (std::size_t i = 0; i < lora_scales_.size(); ++i) {
+    out.push_back({static_cast<int>(i), options_.lora_adapters[i].path, lora_scales_[i]});
+  }
+  return out;
+}
+
+Result<void> Engine::set_lora_scales(const std::vector<LoraScale>& scales) {
+  auto resolved = resolve_lora(scales);
+  if (!resolved) return fail(resolved.error());
+  std::lock_guard lock(lora_mu_);
+  lora_scales_ = std::move(*resolved);
+  return {};
 }
 
 std::vector<SlotState> Engine::slots() const {

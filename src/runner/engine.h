@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,6 +31,13 @@
 #include "runner/sampling.h"
 
 namespace llmd::runner {
+
+// A LoRA adapter to load with the model, and its scale until changed
+// (0: loaded but off).
+struct LoraAdapterSpec {
+  std::string path;
+  float scale = 1.0f;
+};
 
 struct EngineOptions {
   int n_ctx = 4096;         // context per slot (max prompt + completion tokens); 0 = model's n_ctx_train
@@ -44,6 +52,21 @@ struct EngineOptions {
   // have none, so embeddings then fail with kUnprocessable); MEAN/LAST/CLS force
   // one; RANK makes the engine a reranker (rank()).
   enum llama_pooling_type pooling = LLAMA_POOLING_TYPE_UNSPECIFIED;
+  // LoRA adapters of the model (llama-server's --lora / --lora-scaled), by id = index.
+  std::vector<LoraAdapterSpec> lora_adapters;
+};
+
+// A loaded LoRA adapter and its current default scale.
+struct LoraAdapterInfo {
+  int id = 0;
+  std::string path;
+  float scale = 0;
+};
+
+// A LoRA scale a request or POST /lora-adapters sets: adapter id, scale.
+struct LoraScale {
+  int id = 0;
+  float scale = 0;
 };
 
 enum class FinishReason { kStop, kLength, kCancelled };
@@ -65,6 +88,9 @@ struct GenerateRequest {
   // Special tokens written into the text (tool-call and thinking markers a
   // chat parser reads back); other special tokens are not rendered.
   std::vector<llama_token> preserved_tokens;
+  // The LoRA adapters this request runs with (llama-server's per-request
+  // "lora"): adapters not listed are off. Unset: the engine's default scales.
+  std::optional<std::vector<LoraScale>> lora;
   // -1: no probabilities. N >= 0: every sampled token's log-probability (the
   // model's own distribution, before sampling settings) and the N likeliest
   // alternatives (OpenAI's logprobs/top_logprobs, llama-server's n_probs).
@@ -215,6 +241,13 @@ class Engine {
     int n_tokens = 0;
   };
   Result<Rank> rank(std::string_view query, std::string_view document);
+  // The LoRA adapters loaded with the model, with their default scales.
+  std::vector<LoraAdapterInfo> lora_adapters() const;
+  // Sets the default scales (POST /lora-adapters): adapters not listed are
+  // off. Requests queued before keep the scales they were submitted with.
+  // Errors: kInvalidArgument for an unknown id or a scale outside [-100, 100].
+  Result<void> set_lora_scales(const std::vector<LoraScale>& scales);
+
   // The context's pooling (LLAMA_POOLING_TYPE_NONE when not in embeddings mode).
   enum llama_pooling_type pooling() const { return pooling_; }
 
@@ -233,12 +266,17 @@ class Engine {
   Result<std::shared_ptr<Task>> prepare(GenerateRequest request, GenerateCallbacks callbacks) const;
   // Queues a prepared task (with its followers), or refuses it when the queue is full.
   Result<void> enqueue(std::shared_ptr<Task> task);
+  // One scale per loaded adapter for `scales` (unlisted: 0), or an error for
+  // an unknown id or a scale out of range.
+  Result<std::vector<float>> resolve_lora(const std::vector<LoraScale>& scales) const;
   // The pooled output for `tokens` (embed and rank).
   Result<std::vector<float>> pool(std::vector<llama_token> tokens, bool normalize);
   std::shared_ptr<const Model> model_;
   EngineOptions options_;
   int n_ctx_slot_ = 0;
   enum llama_pooling_type pooling_ = LLAMA_POOLING_TYPE_NONE;
+  mutable std::mutex lora_mu_;
+  std::vector<float> lora_scales_;  // GUARDED_BY(lora_mu_): default scale per adapter
   std::shared_ptr<EngineShared> shared_;
   std::unique_ptr<Impl> impl_;  // engine-thread state
 };

@@ -690,6 +690,15 @@ void add_runner_routes(http::Router& router, RunnerService& svc, http::WorkerPoo
       co_return co_await serve_rerank(ctx, svc, pool);
     });
   }
+  router.get("/lora-adapters", [&svc](RequestContext&) -> net::awaitable<Response> {
+    co_return json_reply(200, lora_adapters_json(svc.engine().lora_adapters()));
+  });
+  router.post("/lora-adapters", [&svc](RequestContext& ctx) -> net::awaitable<Response> {
+    auto scales = parse_lora_adapters_body(ctx.request.body);
+    if (!scales) co_return error_reply(scales.error(), ctx);
+    if (auto set = svc.engine().set_lora_scales(*scales); !set) co_return error_reply(set.error(), ctx);
+    co_return json_reply(200, Json{{"success", true}});
+  });
   router.post("/tokenize", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
     auto body = parse_json_body(ctx.request.body);
     if (!body) co_return error_reply(body.error(), ctx);

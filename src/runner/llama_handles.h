@@ -18,7 +18,12 @@ struct LlamaSamplerDeleter {
   void operator()(llama_sampler* s) const noexcept { llama_sampler_free(s); }
 };
 
+struct LlamaLoraDeleter {
+  void operator()(llama_adapter_lora* a) const noexcept { llama_adapter_lora_free(a); }
+};
+
 using LlamaModelPtr = std::unique_ptr<llama_model, LlamaModelDeleter>;
+using LlamaLoraPtr = std::unique_ptr<llama_adapter_lora, LlamaLoraDeleter>;
 using LlamaContextPtr = std::unique_ptr<llama_context, LlamaContextDeleter>;
 using LlamaSamplerPtr = std::unique_ptr<llama_sampler, LlamaSamplerDeleter>;
 

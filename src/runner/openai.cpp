@@ -291,6 +291,25 @@ Result<void> parse_sampling_extras(const Fields& f, SamplingParams& s) {
   return {};
 }
 
+// llama-server's "lora": [{"id": N, "scale": X}, ...] (per request, or the
+// body of POST /lora-adapters). Ids and ranges are the engine's to check.
+Result<std::vector<LoraScale>> parse_lora_list(const Json& list, std::string_view field) {
+  const std::string name(field);
+  if (!list.is_array() || list.size() > 256) return bad(name + " must be an array of {id, scale} objects");
+  std::vector<LoraScale> out;
+  for (const auto& entry : list) {
+    if (!entry.is_object()) return bad(name + " must be an array of {id, scale} objects");
+    const Fields e(entry);
+    std::optional<int64_t> id;
+    std::optional<double> scale;
+    LLMD_FIELD(e.integer("id", 0, 1'000'000), id);
+    LLMD_FIELD(e.number("scale", -1e6, 1e6), scale);
+    if (!id || !scale) return bad(name + " entries need an integer id and a numeric scale");
+    out.push_back({static_cast<int>(*id), static_cast<float>(*scale)});
+  }
+  return out;
+}
+
 // The fields every generating endpoint shares: sampling, stop, grammar
 // sources, streaming. `max_keys` are the names max_tokens goes by here.
 Result<void> parse_common(const Json& body, int n_ctx_slot, std::initializer_list<const char*> max_keys,
@@ -351,6 +370,11 @@ Result<void> parse_common(const Json& body, int n_ctx_slot, std::initializer_lis
 
   LLMD_FIELD(f.boolean("cache_prompt"), out.request.cache_prompt);
   LLMD_FIELD(f.boolean("ignore_eos"), out.request.ignore_eos);
+  if (const Json* lora = f.get("lora")) {
+    auto scales = parse_lora_list(*lora, "lora");
+    if (!scales) return fail(scales.error());
+    out.request.lora = std::move(*scales);
+  }
   LLMD_FIELD(f.boolean("stream"), out.stream);
   if (out.stream && out.best_of > out.n) return bad("best_of greater than n cannot be streamed");
   LLMD_FIELD(f.boolean("timings_per_token"), out.timings_per_token);
@@ -588,14 +612,30 @@ std::string_view openai_error_type(const Error& e) {
   return "server_error";
 }
 
-Result<Json> parse_json_body(std::string_view body) {
+namespace {
+
+// Any JSON value, from UTF-8 text.
+Result<Json> parse_json_text(std::string_view body) {
   if (auto at = text::first_invalid_utf8(body)) {
     return bad("the request body is not valid UTF-8 (byte " + std::to_string(*at) + ")", "invalid_utf8");
   }
   Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return bad("the request body is not valid JSON", "invalid_json");
-  if (!j.is_object()) return bad("the request body must be a JSON object");
   return j;
+}
+
+}  // namespace
+
+Result<Json> parse_json_body(std::string_view body) {
+  auto j = parse_json_text(body);
+  if (j && !j->is_object()) return bad("the request body must be a JSON object");
+  return j;
+}
+
+Result<std::vector<LoraScale>> parse_lora_adapters_body(std::string_view body) {
+  auto j = parse_json_text(body);
+  if (!j) return fail(j.error());
+  return parse_lora_list(*j, "the body");
 }
 
 Result<ParsedGenerate> parse_chat_request(const Json& body, int n_ctx_slot) {

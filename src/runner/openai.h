@@ -100,6 +100,11 @@ struct TokenizeRequest {
   bool with_pieces = false;
 };
 Result<TokenizeRequest> parse_tokenize_request(const Json& body);
+// POST /lora-adapters: the body, llama-server's LoRA list
+// [{"id": N, "scale": X}, ...] (a request's "lora" field has the same shape).
+Result<std::vector<LoraScale>> parse_lora_adapters_body(std::string_view body);
+// GET /lora-adapters: [{id, path, scale}].
+Json lora_adapters_json(const std::vector<LoraAdapterInfo>& adapters);
 // POST /detokenize: tokens (array of integers).
 Result<std::vector<llama_token>> parse_detokenize_request(const Json& body);
 

@@ -171,11 +171,21 @@ Json text_completion_json(const ResponseMeta& meta, const Completion& c) {
       {"timings", timings_from(c)}};
 }
 
+Json lora_adapters_json(const std::vector<LoraAdapterInfo>& adapters) {
+  Json out = Json::array();
+  for (const auto& a : adapters) out.push_back(Json{{"id", a.id}, {"path", a.path}, {"scale", a.scale}});
+  return out;
+}
+
 Json generation_settings_json(const GenerateRequest& r) {
   const SamplingParams& s = r.sampling;
   Json bias = Json::array();
   for (const auto& [token, value] : s.logit_bias) {
     bias.push_back(Json{{"token", token}, {"bias", std::isfinite(value) ? Json(value) : Json()}});
+  }
+  Json lora = Json::array();
+  for (const auto& l : r.lora.value_or(std::vector<LoraScale>{})) {
+    lora.push_back(Json{{"id", l.id}, {"scale", l.scale}});
   }
   return Json{{"n_predict", r.max_tokens},
               {"seed", s.seed ? static_cast<int64_t>(*s.seed) : int64_t{LLAMA_DEFAULT_SEED}},
@@ -196,6 +206,7 @@ Json generation_settings_json(const GenerateRequest& r) {
               {"n_probs", std::max(r.n_probs, 0)},
               {"cache_prompt", r.cache_prompt},
               {"logit_bias", std::move(bias)},
+              {"lora", std::move(lora)},
               {"grammar", s.grammar}};
 }
 

@@ -56,7 +56,8 @@ struct Task {
   // with this one and moved into slots of their own when it is assigned.
   std::vector<std::shared_ptr<Task>> followers;
   std::function<void(Result<std::vector<float>>)> on_embedding;  // kEmbed
-  bool normalize = true;  // kEmbed: L2-normalise the pooled vector (not a reranker's scores)
+  bool normalize = true;    // kEmbed: L2-normalise the pooled vector (not a reranker's scores)
+  std::vector<float> lora;  // the scale of each loaded LoRA adapter for this task
   std::unique_ptr<Sampler> sampler;
   std::shared_ptr<EngineShared> shared;
   Clock::time_point submitted = Clock::now();
@@ -74,6 +75,8 @@ struct Slot {
   Phase phase = Phase::kIdle;
   std::shared_ptr<Task> task;      // null when idle
   std::vector<llama_token> cache;  // exactly the tokens of this sequence in the KV cache
+  std::vector<float> cache_lora;   // the LoRA scales those tokens were evaluated with
+  uint64_t last_step = 0;          // the decode step that last included this slot
   std::size_t n_prompt_done = 0;   // prompt tokens already in the KV cache
   int n_cached = 0;                // of which reused from the previous request
   llama_token pending = -1;        // sampled, decoded in the next step

@@ -1394,6 +1394,64 @@ TEST_F(RunnerTest, RerankOnAGenerativeRunnerIs501NotSupported) {
   EXPECT_EQ(body_json(r)["error"]["type"], "not_supported_error");
 }
 
+TEST(RunnerLifecycle, LoraAdaptersLoadFromFlagsAndScalePerRequestOrForAll) {
+  const fs::path base = test_model("qwen2");
+  const fs::path adapter = base.parent_path() / "runner-tiny-qwen2-lora.gguf";
+  if (!fs::exists(adapter)) {
+    const fs::path tmp = base.parent_path() / ("tmp-" + std::to_string(::getpid()) + "-lora.gguf");
+    Process gen({kBinary, "dev", "make-test-lora", "--base", base.string(), "--out", tmp.string(), "--seed", "3"},
+                base.parent_path(), base.parent_path() / "gen-lora.log");
+    ASSERT_EQ(gen.wait(std::chrono::seconds(60)), 0) << gen.log();
+    fs::rename(tmp, adapter);
+  }
+  Runner r(base, {"--ctx", "256", "--parallel", "2", "--lora-scaled", adapter.string(), "0.5", "--lora",
+                  adapter.string(), "--lora-init-without-apply"});
+  ASSERT_TRUE(r.ready()) << r.log();
+  auto list = http_request(r.port(), "GET", "/lora-adapters");
+  ASSERT_EQ(list->status, 200);
+  const json adapters = body_json(list);
+  ASSERT_EQ(adapters.size(), 2u);
+  EXPECT_EQ(adapters[0]["id"], 0);
+  EXPECT_EQ(adapters[1]["path"], adapter.string());
+  EXPECT_EQ(adapters[0]["scale"], 0.0) << "--lora-init-without-apply";
+
+  auto complete = [&](const json& extra) {
+    json body{{"prompt", "Look in thy glass"}, {"n_predict", 8}, {"temperature", 0}, {"ignore_eos", true}};
+    body.update(extra);
+    auto c = post(r.port(), "/completion", body);
+    EXPECT_EQ(c->status, 200) << c->body;
+    return body_json(c);
+  };
+  const std::string plain = complete(json::object())["content"];
+  const json on = complete({{"lora", {{{"id", 1}, {"scale", 1.0}}}}});
+  EXPECT_NE(on["content"], plain);
+  EXPECT_EQ(on["generation_settings"]["lora"], (json{{{"id", 1}, {"scale", 1.0}}}));
+
+  // POST sets the defaults for requests without a list; unlisted adapters go off.
+  auto set = post(r.port(), "/lora-adapters", json::array({{{"id", 1}, {"scale", 1.0}}}));
+  ASSERT_EQ(set->status, 200) << set->body;
+  EXPECT_EQ(body_json(set)["success"], true);
+  EXPECT_EQ(complete(json::object())["content"], on["content"]);
+  EXPECT_EQ(body_json(http_request(r.port(), "GET", "/lora-adapters"))[1]["scale"], 1.0);
+
+  auto bad_id = post(r.port(), "/completion", {{"prompt", "x"}, {"lora", {{{"id", 9}, {"scale", 1}}}}});
+  EXPECT_EQ(bad_id->status, 400);
+  EXPECT_NE(body_json(bad_id)["error"]["message"].get<std::string>().find("id 9"), std::string::npos);
+  EXPECT_EQ(post(r.port(), "/lora-adapters", {{"id", 1}, {"scale", 1}})->status, 400) << "must be an array";
+  EXPECT_EQ(body_json(http_request(r.port(), "GET", "/lora-adapters"))[1]["scale"], 1.0)
+      << "a refused change changes nothing";
+}
+
+TEST(RunnerLifecycle, AnAdapterThatDoesNotFitExitsWithOneClearLine) {
+  const fs::path model = test_model("qwen2");
+  TempDir dir;
+  Process p({kBinary, "runner", "--model", model.string(), "--port", std::to_string(free_port()), "--lora",
+             model.string(), "--log-level", "warn"},
+            dir.path(), dir / "runner.log");
+  EXPECT_EQ(p.wait(std::chrono::seconds(60)), 1) << p.log();
+  EXPECT_NE(p.log().find("cannot load the LoRA adapter"), std::string::npos) << p.log();
+}
+
 // Writes a GGUF header with one tensor whose shape is `dims`.
 std::string gguf_with_tensor(std::vector<uint64_t> dims) {
   std::string b = "GGUF";

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <future>
 #include <limits>
 #include <mutex>
@@ -11,6 +12,7 @@
 #include <thread>
 
 #include "runner/chat.h"
+#include "tools/make_test_model.h"
 #include "unit/runner/test_models.h"
 
 namespace llmd::runner {
@@ -486,6 +488,119 @@ TEST(Engine, EmbeddingsNeedPooling) {
   EXPECT_EQ(*v, (*e)->embed("hello world").value());
   EXPECT_NE(*v, (*e)->embed("something else").value());
   EXPECT_EQ((*e)->submit(greedy("x", 2), {}).error().code, ErrorCode::kUnprocessable);
+}
+
+// A random LoRA adapter for the shared qwen2 test model, written once.
+const std::filesystem::path& test_lora_path() {
+  static const std::filesystem::path p = [] {
+    tools::TestLoraOptions o;
+    o.base = testing::qwen2_model_path();
+    o.out = testing::scratch_dir() / "adapter.gguf";
+    auto r = tools::make_test_lora(o);
+    EXPECT_TRUE(r) << r.error().message;
+    return o.out;
+  }();
+  return p;
+}
+
+GenerateRequest with_lora(GenerateRequest r, float scale) {
+  r.lora = std::vector<LoraScale>{{0, scale}};
+  return r;
+}
+
+TEST(EngineLora, ScaleZeroIsTheBaseModelAndOtherScalesChangeTheOutput) {
+  auto base = make_engine();
+  ASSERT_TRUE(base);
+  const std::string plain = base->generate(greedy("Look in thy glass", 12)).value().text;
+  auto e = make_engine({.n_parallel = 2, .lora_adapters = {{test_lora_path().string(), 1.0f}}});
+  ASSERT_TRUE(e);
+  ASSERT_EQ(e->lora_adapters().size(), 1u);
+  EXPECT_EQ(e->lora_adapters()[0].scale, 1.0f);
+  const std::string off = e->generate(with_lora(greedy("Look in thy glass", 12), 0)).value().text;
+  const std::string on = e->generate(with_lora(greedy("Look in thy glass", 12), 1)).value().text;
+  const std::string half = e->generate(with_lora(greedy("Look in thy glass", 12), 0.5f)).value().text;
+  EXPECT_EQ(off, plain);
+  EXPECT_NE(on, plain);
+  EXPECT_NE(half, on);
+  // No per-request list: the default scale (1), until it is changed.
+  EXPECT_EQ(e->generate(greedy("Look in thy glass", 12)).value().text, on);
+  ASSERT_TRUE(e->set_lora_scales({}));  // unlisted adapters are off
+  EXPECT_EQ(e->lora_adapters()[0].scale, 0.0f);
+  EXPECT_EQ(e->generate(greedy("Look in thy glass", 12)).value().text, plain);
+}
+
+TEST(EngineLora, ACachedPromptIsNotReusedUnderOtherScales) {
+  auto e = make_engine({.n_parallel = 1, .lora_adapters = {{test_lora_path().string(), 1.0f}}});
+  ASSERT_TRUE(e);
+  const auto on = e->generate(with_lora(greedy("Look in thy glass", 8), 1)).value();
+  const auto off = e->generate(with_lora(greedy("Look in thy glass", 8), 0)).value();
+  EXPECT_EQ(off.usage.cached_prompt_tokens, 0) << "the KV state was computed with the adapter on";
+  const auto off_again = e->generate(with_lora(greedy("Look in thy glass", 8), 0)).value();
+  EXPECT_GT(off_again.usage.cached_prompt_tokens, 0);
+  EXPECT_EQ(off_again.text, off.text);
+  EXPECT_NE(on.text, off.text);
+}
+
+TEST(EngineLora, ConcurrentRequestsWithDifferentScalesMatchTheirSequentialRuns) {
+  // As llama.cpp's test_lora_per_request: one prompt, several scales, all at once.
+  const std::vector<float> scales{0, 0, 0.3f, 0.7f, 1, 1};
+  auto e = make_engine({.n_parallel = 6, .lora_adapters = {{test_lora_path().string(), 1.0f}}});
+  ASSERT_TRUE(e);
+  std::vector<std::string> sequential;
+  for (float scale : scales) {
+    auto r = with_lora(greedy("Look in thy glass", 16), scale);
+    r.cache_prompt = false;
+    sequential.push_back(e->generate(std::move(r)).value().text);
+  }
+  std::vector<std::promise<Result<Completion>>> done(scales.size());
+  std::vector<RequestHandle> handles;
+  for (std::size_t i = 0; i < scales.size(); ++i) {
+    GenerateCallbacks cb;
+    cb.on_done = [&done, i](Result<Completion> r) { done[i].set_value(std::move(r)); };
+    auto r = with_lora(greedy("Look in thy glass", 16), scales[i]);
+    r.cache_prompt = false;
+    auto h = e->submit(std::move(r), std::move(cb));
+    ASSERT_TRUE(h) << h.error().message;
+    handles.push_back(std::move(*h));
+  }
+  std::set<int> slots_used;
+  for (std::size_t i = 0; i < scales.size(); ++i) {
+    auto r = done[i].get_future().get();
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->text, sequential[i]) << "scale " << scales[i];
+    slots_used.insert(r->slot);
+  }
+  EXPECT_EQ(slots_used.size(), scales.size());
+  EXPECT_NE(sequential[0], sequential[4]);
+  EXPECT_NE(sequential[2], sequential[3]);
+}
+
+TEST(EngineLora, BadAdaptersAndScalesAreRefused) {
+  auto model = testing::qwen2_model();
+  ASSERT_TRUE(model);
+  // Not an adapter (a model), and an adapter made for another architecture.
+  auto not_adapter = Engine::create(
+      model, {.n_ctx = 128, .n_threads = 2, .lora_adapters = {{testing::qwen2_model_path().string(), 1.0f}}});
+  ASSERT_FALSE(not_adapter);
+  EXPECT_EQ(not_adapter.error().code, ErrorCode::kInvalidArgument);
+  tools::TestLoraOptions o;
+  o.base = testing::llama_model_path();
+  o.out = testing::scratch_dir() / "llama-adapter.gguf";
+  ASSERT_TRUE(tools::make_test_lora(o));
+  auto other_arch = Engine::create(model, {.n_ctx = 128, .n_threads = 2, .lora_adapters = {{o.out.string(), 1.0f}}});
+  ASSERT_FALSE(other_arch);
+  EXPECT_EQ(other_arch.error().code, ErrorCode::kInvalidArgument);
+
+  auto e = make_engine({.lora_adapters = {{test_lora_path().string(), 0.5f}}});
+  ASSERT_TRUE(e);
+  GenerateRequest bad = greedy("x", 2);
+  bad.lora = std::vector<LoraScale>{{1, 1.0f}};
+  EXPECT_EQ(e->submit(bad, {}).error().code, ErrorCode::kInvalidArgument);
+  bad.lora = std::vector<LoraScale>{{0, std::numeric_limits<float>::infinity()}};
+  EXPECT_EQ(e->submit(bad, {}).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(e->set_lora_scales({{3, 1.0f}}).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(e->set_lora_scales({{0, 101.0f}}).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(e->lora_adapters()[0].scale, 0.5f) << "a refused change changes nothing";
 }
 
 }  // namespace

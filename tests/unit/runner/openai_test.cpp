@@ -377,5 +377,28 @@ TEST(OpenAiShape, RerankSortsByScoreCutsToTopNAndSumsTheTokens) {
   EXPECT_EQ(t[2]["index"], 0);
 }
 
+TEST(OpenAiParse, LoraListsPerRequestAndForTheAdaptersEndpoint) {
+  auto r = parse_chat_request(chat_body({{"lora", {{{"id", 0}, {"scale", 0.5}}, {{"id", 2}, {"scale", -1}}}}}), 512);
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_TRUE(r->request.lora);
+  ASSERT_EQ(r->request.lora->size(), 2u);
+  EXPECT_EQ((*r->request.lora)[1].id, 2);
+  EXPECT_FLOAT_EQ((*r->request.lora)[1].scale, -1.0f);
+  EXPECT_FALSE(parse_chat_request(chat_body(), 512)->request.lora) << "no list: the runner's defaults";
+  for (const Json& bad : {Json{{"lora", "x"}}, Json{{"lora", {1}}}, Json{{"lora", {{{"id", 0}}}}},
+                          Json{{"lora", {{{"id", -1}, {"scale", 1}}}}}, Json{{"lora", {{{"id", "0"}, {"scale", 1}}}}},
+                          Json{{"lora", {{{"id", 0}, {"scale", "1"}}}}}}) {
+    EXPECT_EQ(chat_error(bad).code, ErrorCode::kInvalidArgument) << bad.dump();
+  }
+  auto body = parse_lora_adapters_body(R"([{"id": 1, "scale": 0.25}])");
+  ASSERT_TRUE(body);
+  ASSERT_EQ(body->size(), 1u);
+  EXPECT_FLOAT_EQ(body->front().scale, 0.25f);
+  EXPECT_TRUE(parse_lora_adapters_body("[]")->empty());
+  EXPECT_FALSE(parse_lora_adapters_body(R"({"id": 1, "scale": 1})"));
+  EXPECT_FALSE(parse_lora_adapters_body("[{\"id\": 1, \"scale\": 1}"));
+  EXPECT_FALSE(parse_lora_adapters_body("[\"\xff\"]"));
+}
+
 }  // namespace
 }  // namespace llmd::runner
