@@ -72,6 +72,7 @@ int run_runner(RunnerFlags f) {
   if (f.pooling == "mean") f.config.engine.pooling = LLAMA_POOLING_TYPE_MEAN;
   if (f.pooling == "cls") f.config.engine.pooling = LLAMA_POOLING_TYPE_CLS;
   if (f.pooling == "last") f.config.engine.pooling = LLAMA_POOLING_TYPE_LAST;
+  if (f.pooling == "none") f.config.engine.pooling = LLAMA_POOLING_TYPE_NONE;  // a vector per token
   if (f.pooling == "rank" || f.reranking) {
     // llama-server's --reranking: a pooled context that scores (query, document) pairs.
     f.config.engine.embeddings = true;
@@ -215,8 +216,10 @@ void add_runner_command(CLI::App& root, CommandRunner& run) {
   cmd->add_option("--chat-template", c.chat_template,
                   "Chat template override: a Jinja template file, or a llama.cpp built-in name (chatml, llama3, ...)");
   cmd->add_flag("--embeddings", c.engine.embeddings, "Serve /v1/embeddings instead of completions");
-  cmd->add_option("--pooling", f->pooling, "Embedding pooling (default: the model's); rank = --reranking")
-      ->check(CLI::IsMember({"mean", "cls", "last", "rank"}));
+  cmd->add_option("--pooling", f->pooling,
+                  "Embedding pooling (default: the model's); none = a vector per token (/embeddings only); rank = "
+                  "--reranking")
+      ->check(CLI::IsMember({"mean", "cls", "last", "none", "rank"}));
   cmd->add_flag("--reranking,--rerank", f->reranking,
                 "Serve /rerank (and /v1/rerank): score documents against a query with a reranker model");
   cmd->add_option("--lora", f->lora, "Load a LoRA adapter (GGUF) at scale 1; repeatable. Ids follow the order given")

@@ -6,6 +6,8 @@
 #include <future>
 #include <thread>
 
+#include <common.h>
+
 #include "runner/backend.h"
 #include "runner/slot.h"
 
@@ -561,23 +563,33 @@ void Engine::Impl::run_embedding(Task& t) {
   const llama_model* m = model->raw();
   const bool encoder_only = llama_model_has_encoder(m) && !llama_model_has_decoder(m);
   const int32_t rc = encoder_only ? llama_encode(ctx.get(), batch->get()) : llama_decode(ctx.get(), batch->get());
-  Result<std::vector<float>> result;
+  const auto pooling = llama_pooling_type(ctx.get());
+  Result<std::vector<std::vector<float>>> result;
   if (rc != 0) {
     result = fail(ErrorCode::kInternal, "embedding computation failed (code " + std::to_string(rc) + ")");
+  } else if (pooling == LLAMA_POOLING_TYPE_NONE) {
+    // One raw vector per token, as llama-server gives them.
+    const int n = llama_model_n_embd_out(m);
+    std::vector<std::vector<float>> vectors;
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      const float* e = llama_get_embeddings_ith(ctx.get(), static_cast<int32_t>(i));
+      if (e == nullptr) break;
+      vectors.emplace_back(e, e + n);
+    }
+    if (vectors.size() == tokens.size()) {
+      result = std::move(vectors);
+    } else {
+      result = fail(ErrorCode::kUnprocessable, "the model produced no token embeddings");
+    }
   } else if (const float* e = llama_get_embeddings_seq(ctx.get(), s.id); e == nullptr) {
     result = fail(ErrorCode::kUnprocessable, "the model produced no pooled embedding");
   } else {
     // A reranker pools into one value per classifier label.
-    const bool rank = llama_pooling_type(ctx.get()) == LLAMA_POOLING_TYPE_RANK;
+    const bool rank = pooling == LLAMA_POOLING_TYPE_RANK;
     const auto n = static_cast<int>(rank ? llama_model_n_cls_out(m) : llama_model_n_embd_out(m));
     std::vector<float> v(e, e + n);
-    double norm = 0;
-    for (float x : v) norm += static_cast<double>(x) * x;
-    norm = std::sqrt(norm);
-    if (t.normalize && norm > 0) {
-      for (float& x : v) x = static_cast<float>(x / norm);
-    }
-    result = std::move(v);
+    if (t.normalize >= 0) common_embd_normalize(e, v.data(), n, t.normalize);
+    result = std::vector<std::vector<float>>{std::move(v)};
   }
   reset_sequence(s);
   shared->prompt_tokens_total.fetch_add(tokens.size());
@@ -656,7 +668,8 @@ Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Model> mode
   cp.kv_unified = false;
   impl->ctx.reset(llama_init_from_model(model->raw(), cp));
   if (!impl->ctx) return fail(ErrorCode::kInternal, "llama.cpp could not create the context (out of memory?)");
-  if (o.embeddings && llama_pooling_type(impl->ctx.get()) == LLAMA_POOLING_TYPE_NONE) {
+  if (o.embeddings && llama_pooling_type(impl->ctx.get()) == LLAMA_POOLING_TYPE_NONE &&
+      o.pooling != LLAMA_POOLING_TYPE_NONE) {
     return fail(ErrorCode::kUnprocessable, "this model does not support pooled embeddings", "embeddings_not_supported");
   }
   if (o.embeddings) engine->pooling_ = llama_pooling_type(impl->ctx.get());
@@ -811,7 +824,23 @@ Result<std::vector<float>> Engine::embed(std::string_view text) {
   }
   auto tokens = model_->tokenize(text, /*add_special=*/true, /*parse_special=*/false);
   if (!tokens) return fail(tokens.error());
-  return pool(std::move(*tokens), /*normalize=*/pooling_ != LLAMA_POOLING_TYPE_RANK);
+  auto vectors = pool(std::move(*tokens), pooling_ == LLAMA_POOLING_TYPE_RANK ? -1 : 2);
+  if (!vectors) return fail(vectors.error());
+  return std::move(vectors->front());
+}
+
+Result<std::vector<std::vector<float>>> Engine::embed_tokens(std::vector<llama_token> tokens, int normalize) {
+  if (!options_.embeddings) {
+    return fail(ErrorCode::kUnprocessable,
+                "embeddings are not enabled for this model (start the runner with embeddings on)",
+                "embeddings_not_supported");
+  }
+  for (const llama_token t : tokens) {
+    if (!model_->is_valid_token(t)) {
+      return fail(ErrorCode::kInvalidArgument, "invalid token id " + std::to_string(t) + " in the input");
+    }
+  }
+  return pool(std::move(tokens), normalize);
 }
 
 Result<Engine::Rank> Engine::rank(std::string_view query, std::string_view document) {
@@ -821,21 +850,23 @@ Result<Engine::Rank> Engine::rank(std::string_view query, std::string_view docum
   auto tokens = model_->rerank_prompt(query, document);
   if (!tokens) return fail(tokens.error());
   const int n = static_cast<int>(tokens->size());
-  auto scores = pool(std::move(*tokens), /*normalize=*/false);
+  auto scores = pool(std::move(*tokens), /*normalize=*/-1);
   if (!scores) return fail(scores.error());
-  if (scores->empty()) return fail(ErrorCode::kUnprocessable, "the model produced no rerank score");
-  return Rank{scores->front(), n};
+  if (scores->empty() || scores->front().empty()) {
+    return fail(ErrorCode::kUnprocessable, "the model produced no rerank score");
+  }
+  return Rank{scores->front().front(), n};
 }
 
-Result<std::vector<float>> Engine::pool(std::vector<llama_token> tokens, bool normalize) {
-  if (tokens.empty()) return fail(ErrorCode::kInvalidArgument, "the input is empty");
+Result<std::vector<std::vector<float>>> Engine::pool(std::vector<llama_token> tokens, int normalize) {
+  if (tokens.empty()) return fail(ErrorCode::kInvalidArgument, "the input is empty (no tokens)");
   if (tokens.size() > static_cast<std::size_t>(std::min(n_ctx_slot_, options_.n_batch))) {
     return fail(ErrorCode::kInvalidArgument,
-                "the input is " + std::to_string(tokens.size()) + " tokens; at most " +
+                "the input is " + std::to_string(tokens.size()) + " tokens, too large to process: at most " +
                     std::to_string(std::min(n_ctx_slot_, options_.n_batch)) + " fit",
                 "context_length_exceeded");
   }
-  std::promise<Result<std::vector<float>>> promise;
+  std::promise<Result<std::vector<std::vector<float>>>> promise;
   auto future = promise.get_future();
   auto task = std::make_shared<Task>();
   task->kind = Task::Kind::kEmbed;
@@ -845,7 +876,7 @@ Result<std::vector<float>> Engine::pool(std::vector<llama_token> tokens, bool no
     task->lora = lora_scales_;
   }
   task->request.prompt_tokens = std::move(tokens);
-  task->on_embedding = [&promise](Result<std::vector<float>> r) { promise.set_value(std::move(r)); };
+  task->on_embedding = [&promise](Result<std::vector<std::vector<float>>> r) { promise.set_value(std::move(r)); };
   task->shared = shared_;
   {
     std::lock_guard lock(shared_->mu);

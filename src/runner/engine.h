@@ -50,7 +50,8 @@ struct EngineOptions {
   bool embeddings = false;
   // Pooling for embeddings: UNSPECIFIED = the model's own (generative models
   // have none, so embeddings then fail with kUnprocessable); MEAN/LAST/CLS force
-  // one; RANK makes the engine a reranker (rank()).
+  // one; NONE asks for one vector per token (embed_tokens); RANK makes the
+  // engine a reranker (rank()).
   enum llama_pooling_type pooling = LLAMA_POOLING_TYPE_UNSPECIFIED;
   // LoRA adapters of the model (llama-server's --lora / --lora-scaled), by id = index.
   std::vector<LoraAdapterSpec> lora_adapters;
@@ -230,6 +231,13 @@ class Engine {
   // thread-safe; not from an engine callback.
   Result<std::vector<float>> embed(std::string_view text);
 
+  // The embedding of a tokenized input: one vector, normalised by
+  // `normalize` (llama-server's embd_normalize: -1 none, 0 max-abs scaled to
+  // int16, 1 taxicab, 2 euclidean, >2 p-norm); with pooling NONE one raw
+  // vector per token. Errors: kInvalidArgument for no tokens, an invalid id
+  // or more than fit; otherwise as embed().
+  Result<std::vector<std::vector<float>>> embed_tokens(std::vector<llama_token> tokens, int normalize = 2);
+
   // How relevant `document` is to `query` (the reranker's first output,
   // e.g. P("yes") for Qwen3-Reranker; higher is more relevant), and the
   // tokens it took. Requires a reranking engine (options.embeddings with
@@ -269,8 +277,8 @@ class Engine {
   // One scale per loaded adapter for `scales` (unlisted: 0), or an error for
   // an unknown id or a scale out of range.
   Result<std::vector<float>> resolve_lora(const std::vector<LoraScale>& scales) const;
-  // The pooled output for `tokens` (embed and rank).
-  Result<std::vector<float>> pool(std::vector<llama_token> tokens, bool normalize);
+  // The embeddings output for `tokens` (embed, embed_tokens and rank).
+  Result<std::vector<std::vector<float>>> pool(std::vector<llama_token> tokens, int normalize);
   std::shared_ptr<const Model> model_;
   EngineOptions options_;
   int n_ctx_slot_ = 0;

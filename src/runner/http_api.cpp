@@ -117,6 +117,26 @@ void resolve_text_logit_bias(const Model& model, ParsedGenerate& p) {
 }
 
 // An endpoint's request parser (openai.h).
+// A prompt of text and token ids as llama-server tokenizes it: each text
+// piece on its own, BOS etc. only before a first piece that is text.
+Result<std::vector<llama_token>> tokenize_pieces(const Model& model, const PromptPieces& pieces, bool add_special,
+                                                 bool parse_special) {
+  std::vector<llama_token> out;
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    if (const auto* token = std::get_if<llama_token>(&pieces[i])) {
+      if (!model.is_valid_token(*token)) {
+        return fail(ErrorCode::kInvalidArgument, "invalid token id " + std::to_string(*token) + " in the prompt");
+      }
+      out.push_back(*token);
+      continue;
+    }
+    auto tokens = model.tokenize(std::get<std::string>(pieces[i]), add_special && i == 0, parse_special);
+    if (!tokens) return fail(tokens.error());
+    out.insert(out.end(), tokens->begin(), tokens->end());
+  }
+  return out;
+}
+
 using RequestParser = Result<ParsedGenerate> (*)(const Json& body, int n_ctx_slot);
 
 // Parses a generation request and prepares its prompt: a chat rendered by
@@ -137,6 +157,11 @@ Result<ParsedGenerate> parse_for(RequestParser parse, const Json& body, const Ru
     }
   }
   if (p->kind == ApiKind::kChat) LLMD_TRY(format_chat_prompt(svc, *p));
+  if (p->mixed_prompt) {
+    auto tokens = tokenize_pieces(svc.model(), *p->mixed_prompt, p->request.add_special, /*parse_special=*/true);
+    if (!tokens) return fail(tokens.error());
+    p->request.prompt_tokens = std::move(*tokens);
+  }
   if (p->infill) {
     const InfillInput& in = *p->infill;
     auto tokens = fim_prompt(svc.model(), FimText{in.prefix, in.suffix, in.prompt, in.extra},
@@ -440,7 +465,8 @@ net::awaitable<Response> serve_generation(RequestContext& ctx, RunnerService& sv
   co_return json_reply(200, choices_body(svc, *parsed, meta, completions));
 }
 
-net::awaitable<Response> serve_embeddings(RequestContext& ctx, RunnerService& svc, http::WorkerPool& pool) {
+// POST /v1/embeddings (`oai`), /embeddings and /embedding (llama-server's shape).
+net::awaitable<Response> serve_embeddings(RequestContext& ctx, RunnerService& svc, http::WorkerPool& pool, bool oai) {
   if (!svc.engine().options().embeddings) {
     co_return error_reply(
         Error(ErrorCode::kUnprocessable, "this runner does not serve embeddings (start it with --embeddings)",
@@ -449,18 +475,30 @@ net::awaitable<Response> serve_embeddings(RequestContext& ctx, RunnerService& sv
   }
   auto body = parse_json_body(ctx.request.body);
   if (!body) co_return error_reply(body.error(), ctx);
-  auto req = parse_embeddings_request(*body);
+  auto req = parse_embeddings_request(*body, oai);
   if (!req) co_return error_reply(req.error(), ctx);
-  std::vector<std::vector<float>> vectors;
+  if (req->oai && svc.engine().pooling() == LLAMA_POOLING_TYPE_NONE) {
+    co_return error_reply(Error(ErrorCode::kInvalidArgument,
+                                "pooling 'none' gives one vector per token, which is not OpenAI's shape: use "
+                                "/embeddings, or start the runner with another pooling"),
+                          ctx);
+  }
+  std::vector<std::vector<std::vector<float>>> per_input;
   int prompt_tokens = 0;
   for (const auto& input : req->inputs) {
-    auto v = co_await pool.run([&svc, &input, &prompt_tokens]() -> Result<std::vector<float>> {
-      if (auto t = svc.model().tokenize(input, true, false)) prompt_tokens += static_cast<int>(t->size());
-      return svc.engine().embed(input);
+    auto v = co_await pool.run([&svc, &input, &req, &prompt_tokens]() -> Result<std::vector<std::vector<float>>> {
+      auto tokens = tokenize_pieces(svc.model(), input, /*add_special=*/true, /*parse_special=*/false);
+      if (!tokens) return fail(tokens.error());
+      if (tokens->empty()) return fail(ErrorCode::kInvalidArgument, "input content cannot be empty (no tokens)");
+      prompt_tokens += static_cast<int>(tokens->size());
+      return svc.engine().embed_tokens(std::move(*tokens), req->normalize);
     });
     if (!v) co_return error_reply(v.error(), ctx);
-    vectors.push_back(std::move(*v));
+    per_input.push_back(std::move(*v));
   }
+  if (!req->oai) co_return json_reply(200, llama_embeddings_json(per_input));
+  std::vector<std::vector<float>> vectors;
+  for (auto& v : per_input) vectors.push_back(std::move(v.front()));
   co_return json_reply(200, embeddings_json(svc.alias(), vectors, req->base64, prompt_tokens));
 }
 
@@ -683,8 +721,13 @@ void add_runner_routes(http::Router& router, RunnerService& svc, http::WorkerPoo
     co_return co_await serve_generation(ctx, svc, pool, parse_infill_request);
   });
   router.post("/v1/embeddings", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
-    co_return co_await serve_embeddings(ctx, svc, pool);
+    co_return co_await serve_embeddings(ctx, svc, pool, /*oai=*/true);
   });
+  for (const char* path : {"/embeddings", "/embedding"}) {
+    router.post(path, [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
+      co_return co_await serve_embeddings(ctx, svc, pool, /*oai=*/false);
+    });
+  }
   for (const char* path : {"/rerank", "/reranking", "/v1/rerank", "/v1/reranking"}) {
     router.post(path, [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
       co_return co_await serve_rerank(ctx, svc, pool);

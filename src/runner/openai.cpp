@@ -562,6 +562,36 @@ Result<void> parse_template_switches(const Fields& f, ParsedGenerate& out) {
   return {};
 }
 
+// An array of token ids, maybe mixed with strings: one prompt (an array of
+// strings or of arrays is several).
+bool is_token_prompt(const Json& v) {
+  if (!v.is_array()) return false;
+  bool number = false;
+  bool text = false;
+  for (const auto& e : v) {
+    number |= e.is_number_integer();
+    text |= e.is_string();
+  }
+  return number && (text || std::all_of(v.begin(), v.end(), [](const Json& e) { return e.is_number_integer(); }));
+}
+
+// One prompt: a string, or a non-empty array of token ids and strings.
+Result<PromptPieces> parse_prompt_pieces(const Json& v, const std::string& field) {
+  if (v.is_string()) return PromptPieces{v.get<std::string>()};
+  if (!v.is_array() || v.empty()) return bad(field + " must be a string, token ids, or an array of them");
+  PromptPieces out;
+  for (const auto& e : v) {
+    if (e.is_string()) {
+      out.emplace_back(e.get<std::string>());
+    } else if (e.is_number_integer() && e.get<int64_t>() >= 0 && e.get<int64_t>() <= INT32_MAX) {
+      out.emplace_back(static_cast<llama_token>(e.get<int64_t>()));
+    } else {
+      return bad(field + ": " + e.dump() + " is neither text nor a token id");
+    }
+  }
+  return out;
+}
+
 Result<void> parse_prompt(const Json& body, ParsedGenerate& out) {
   auto it = body.find("prompt");
   if (it == body.end() || it->is_null()) return bad("prompt is required");
@@ -573,16 +603,23 @@ Result<void> parse_prompt(const Json& body, ParsedGenerate& out) {
     if (out.request.prompt.empty()) return bad("prompt must not be empty");
     return {};
   }
-  if (p->is_array() && !p->empty()) {
-    for (const auto& t : *p) {
-      if (!t.is_number_integer()) {
-        return bad("prompt must be a string or an array of token ids (several prompts per request are not supported)");
+  // Token ids, or token ids mixed with text ([12, "text", 34]).
+  if (p->is_array() && !p->empty() && std::any_of(p->begin(), p->end(), [](const Json& e) { return e.is_number(); })) {
+    auto pieces = parse_prompt_pieces(*p, "prompt");
+    if (!pieces) return fail(pieces.error());
+    for (const auto& piece : *pieces) {
+      if (const auto* token = std::get_if<llama_token>(&piece)) {
+        out.request.prompt_tokens.push_back(*token);
+      } else {
+        out.mixed_prompt = std::move(*pieces);
+        out.request.prompt_tokens.clear();
+        break;
       }
-      const int64_t id = t.get<int64_t>();
-      if (id < 0 || id > INT32_MAX) return bad("invalid token id " + std::to_string(id) + " in prompt");
-      out.request.prompt_tokens.push_back(static_cast<llama_token>(id));
     }
     return {};
+  }
+  if (p->is_array() && !p->empty()) {
+    return bad("prompt must be a string or an array of token ids (several prompts per request are not supported)");
   }
   return bad("prompt must be a non-empty string or array of token ids");
 }
@@ -747,29 +784,35 @@ Result<std::vector<llama_token>> parse_detokenize_request(const Json& body) {
   return out;
 }
 
-Result<EmbeddingsRequest> parse_embeddings_request(const Json& body) {
+Result<EmbeddingsRequest> parse_embeddings_request(const Json& body, bool oai_route) {
   EmbeddingsRequest out;
+  out.oai = oai_route;
   const Fields f(body);
   const Json* input = f.get("input");
-  if (input == nullptr) input = f.get("content");  // llama-server's /embedding name
+  if (input == nullptr) {
+    input = f.get("content");  // llama-server's own name, and its own reply shape
+    if (input != nullptr) out.oai = false;
+  }
   if (input == nullptr) return bad("input is required");
-  if (input->is_string()) {
-    out.inputs.push_back(input->get<std::string>());
+  if (input->is_string() || is_token_prompt(*input)) {
+    auto one = parse_prompt_pieces(*input, "input");
+    if (!one) return fail(one.error());
+    out.inputs.push_back(std::move(*one));
   } else if (input->is_array() && !input->empty() && input->size() <= kMaxEmbeddingInputs) {
-    for (const auto& s : *input) {
-      if (!s.is_string()) return bad("input must be a string or an array of strings");
-      out.inputs.push_back(s.get<std::string>());
+    for (const auto& p : *input) {
+      auto one = parse_prompt_pieces(p, "input");
+      if (!one) return fail(one.error());
+      out.inputs.push_back(std::move(*one));
     }
   } else {
-    return bad("input must be a string or an array of 1.." + std::to_string(kMaxEmbeddingInputs) + " strings");
-  }
-  for (const auto& s : out.inputs) {
-    if (s.empty()) return bad("input strings must not be empty");
+    return bad("input must be a string, token ids, or an array of 1.." + std::to_string(kMaxEmbeddingInputs) +
+               " of them");
   }
   std::optional<std::string> format;
   LLMD_FIELD(f.string("encoding_format"), format);
   if (format && *format != "float" && *format != "base64") return bad("encoding_format must be float or base64");
   out.base64 = format && *format == "base64";
+  LLMD_FIELD(f.integer("embd_normalize", -1, 64), out.normalize);
   LLMD_FIELD(f.string("model"), out.model);
   return out;
 }

@@ -47,6 +47,11 @@ struct InfillInput {
   std::vector<std::pair<std::string, std::string>> extra;  // (filename, text), most relevant last
 };
 
+// One prompt in llama-server's forms: text, token ids, or both mixed
+// ([12, "text", 34]), as pieces in order.
+using PromptPiece = std::variant<std::string, llama_token>;
+using PromptPieces = std::vector<PromptPiece>;
+
 struct ParsedGenerate {
   ApiKind kind = ApiKind::kChat;
   // Prompt (text or tokens), sampling, max_tokens, stop. For kChat the prompt
@@ -70,6 +75,9 @@ struct ParsedGenerate {
   // "timings" {cache_n, prompt_n, predicted_n} (the usage so far), so a
   // gateway can bill a stream that is cut short exactly.
   bool timings_per_token = false;
+  // A prompt of token ids mixed with text ([12, "text", 34]): tokenized
+  // with the model (piece by piece, special text parsed) into request.prompt_tokens.
+  std::optional<PromptPieces> mixed_prompt;
   std::string model;                         // the model name the client asked for (informational)
   std::vector<std::string> response_fields;  // /completion: reply with only these fields (empty: all)
 };
@@ -108,13 +116,20 @@ Json lora_adapters_json(const std::vector<LoraAdapterInfo>& adapters);
 // POST /detokenize: tokens (array of integers).
 Result<std::vector<llama_token>> parse_detokenize_request(const Json& body);
 
-// POST /v1/embeddings: input is a string or an array of strings (at most 256).
+// POST /v1/embeddings, /embeddings, /embedding: "input" (or llama-server's
+// "content") is one prompt (text, token ids, or mixed) or an array of up to
+// 256 of them.
 struct EmbeddingsRequest {
-  std::vector<std::string> inputs;
+  std::vector<PromptPieces> inputs;
   bool base64 = false;  // encoding_format "base64" (float32 little-endian)
+  // OpenAI's shape; false: llama-server's [{index, embedding: [[...]]}]
+  // (the unprefixed routes, or a body with "content").
+  bool oai = true;
+  // embd_normalize: -1 none, 0 max-abs (int16 range), 1 taxicab, 2 euclidean (default), >2 p-norm.
+  int normalize = 2;
   std::string model;
 };
-Result<EmbeddingsRequest> parse_embeddings_request(const Json& body);
+Result<EmbeddingsRequest> parse_embeddings_request(const Json& body, bool oai_route = true);
 
 // POST /rerank (and /v1/rerank, /reranking): Jina's shape (query, documents,
 // top_n) or TEI's (query, texts, return_text). At most 256 documents, each a
@@ -206,6 +221,9 @@ Json llama_chunk_json(std::string_view text);
 
 Json embeddings_json(const std::string& model, const std::vector<std::vector<float>>& vectors, bool base64,
                      int prompt_tokens);
+// llama-server's non-OpenAI shape: [{index, embedding: [[...], ...]}], one
+// vector per input when pooled, one per token with pooling "none".
+Json llama_embeddings_json(const std::vector<std::vector<std::vector<float>>>& per_input);
 
 // Serializes for the wire; invalid UTF-8 in generated text becomes U+FFFD.
 std::string dump(const Json& j);

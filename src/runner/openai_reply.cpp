@@ -288,6 +288,12 @@ Json embeddings_json(const std::string& model, const std::vector<std::vector<flo
               {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}};
 }
 
+Json llama_embeddings_json(const std::vector<std::vector<std::vector<float>>>& per_input) {
+  Json out = Json::array();
+  for (std::size_t i = 0; i < per_input.size(); ++i) out.push_back(Json{{"index", i}, {"embedding", per_input[i]}});
+  return out;
+}
+
 std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
 }  // namespace llmd::runner

@@ -55,8 +55,8 @@ struct Task {
   // The other choices of the same prompt (Engine::submit_choices), queued
   // with this one and moved into slots of their own when it is assigned.
   std::vector<std::shared_ptr<Task>> followers;
-  std::function<void(Result<std::vector<float>>)> on_embedding;  // kEmbed
-  bool normalize = true;    // kEmbed: L2-normalise the pooled vector (not a reranker's scores)
+  std::function<void(Result<std::vector<std::vector<float>>>)> on_embedding;  // kEmbed
+  int normalize = 2;        // kEmbed: embd_normalize of a pooled vector (-1: as is, for a reranker's scores)
   std::vector<float> lora;  // the scale of each loaded LoRA adapter for this task
   std::unique_ptr<Sampler> sampler;
   std::shared_ptr<EngineShared> shared;

@@ -1301,6 +1301,80 @@ TEST(RunnerLifecycle, EmbeddingsModeReturnsNormalisedVectors) {
   EXPECT_EQ(post(r.port(), "/completion", {{"prompt", "x"}})->status / 100, 4);
 }
 
+TEST(RunnerLifecycle, EmbeddingInputsMayBeTokenIdsOrMixedAndLlamaServersShapeToo) {
+  Runner r(test_model("qwen2"), {"--ctx", "256", "--embeddings", "--pooling", "mean"});
+  ASSERT_TRUE(r.ready()) << r.log();
+  const json ids = body_json(post(r.port(), "/tokenize", {{"content", "hello world"}}))["tokens"];
+  ASSERT_EQ(ids.size(), 2u);
+  auto text = body_json(post(r.port(), "/v1/embeddings", {{"input", "hello world"}}));
+  // The same text as token ids, and as ids mixed with text, is the same input.
+  auto as_ids = body_json(post(r.port(), "/v1/embeddings", {{"input", ids}}));
+  auto mixed = body_json(post(r.port(), "/v1/embeddings", {{"input", {ids[0], " world"}}}));
+  EXPECT_EQ(as_ids["data"][0]["embedding"], text["data"][0]["embedding"]);
+  EXPECT_EQ(mixed["data"][0]["embedding"], text["data"][0]["embedding"]);
+  EXPECT_EQ(as_ids["usage"]["prompt_tokens"], 2);
+  // Several inputs of each form.
+  auto several = post(r.port(), "/v1/embeddings", {{"input", {json("hello world"), ids, json{ids[0], " world"}}}});
+  ASSERT_EQ(several->status, 200) << several->body;
+  ASSERT_EQ(body_json(several)["data"].size(), 3u);
+  EXPECT_EQ(body_json(several)["data"][2]["embedding"], text["data"][0]["embedding"]);
+  EXPECT_EQ(body_json(several)["usage"]["prompt_tokens"], 6);
+
+  // llama-server's own shape: [{index, embedding: [[...]]}]; embd_normalize -1 leaves the vector as pooled.
+  auto raw = post(r.port(), "/embeddings", {{"content", "hello world"}, {"embd_normalize", -1}});
+  ASSERT_EQ(raw->status, 200) << raw->body;
+  const json vec = body_json(raw)[0]["embedding"][0];
+  ASSERT_EQ(vec.size(), 64u);
+  double norm = 0;
+  for (const auto& x : vec) norm += x.get<double>() * x.get<double>();
+  EXPECT_GT(std::fabs(norm - 1.0), 1e-3) << "not normalised";
+  for (std::size_t i = 0; i < vec.size(); ++i) {
+    EXPECT_NEAR(vec[i].get<double>() / std::sqrt(norm), text["data"][0]["embedding"][i].get<double>(), 1e-4);
+  }
+  EXPECT_EQ(body_json(post(r.port(), "/embedding", {{"input", "hello world"}}))[0]["embedding"][0].size(), 64u);
+
+  for (const json& bad :
+       {json{{"input", ""}}, json{{"input", {1, 2, -3}}}, json{{"input", {1, nullptr}}}, json{{"input", {151936}}},
+        json{{"input", json::array()}}, json{{"input", {1}}, {"embd_normalize", "2"}}}) {
+    auto e = post(r.port(), "/v1/embeddings", bad);
+    EXPECT_EQ(e->status, 400) << bad.dump() << " " << e->body;
+  }
+  std::string long_text;
+  for (int i = 0; i < 200; ++i) long_text += "This is a test ";
+  auto too_long = post(r.port(), "/v1/embeddings", {{"input", long_text}});
+  EXPECT_EQ(too_long->status, 400);
+  EXPECT_NE(body_json(too_long)["error"]["message"].get<std::string>().find("too large"), std::string::npos);
+}
+
+TEST(RunnerLifecycle, PoolingNoneGivesAVectorPerTokenOnlyInLlamaServersShape) {
+  Runner r(test_model("qwen2"), {"--ctx", "256", "--embeddings", "--pooling", "none"});
+  ASSERT_TRUE(r.ready()) << r.log();
+  auto e = post(r.port(), "/embeddings", {{"input", "hello hello hello"}});
+  ASSERT_EQ(e->status, 200) << e->body;
+  const json per_token = body_json(e)[0]["embedding"];
+  const auto n_tokens = body_json(post(r.port(), "/tokenize", {{"content", "hello hello hello"}}))["tokens"].size();
+  ASSERT_EQ(per_token.size(), n_tokens);
+  EXPECT_EQ(per_token[0].size(), 64u);
+  EXPECT_NE(per_token[0], per_token[1]) << "each token has its own vector";
+  auto oai = post(r.port(), "/v1/embeddings", {{"input", "hello"}});
+  EXPECT_EQ(oai->status, 400) << "one vector per token is not OpenAI's shape";
+}
+
+TEST_F(RunnerTest, CompletionPromptsMayMixTokenIdsAndText) {
+  const json ids = body_json(post(port(), "/tokenize", {{"content", "Once upon"}}))["tokens"];
+  auto complete = [&](const json& prompt) {
+    auto c = post(port(), "/completion", {{"prompt", prompt}, {"n_predict", 6}, {"temperature", 0}});
+    EXPECT_EQ(c->status, 200) << c->body;
+    return body_json(c);
+  };
+  const json text = complete("Once upon a time");
+  const json mixed = complete(json{ids[0], ids[1], " a time"});
+  EXPECT_EQ(mixed["content"], text["content"]);
+  EXPECT_EQ(mixed["tokens_evaluated"], text["tokens_evaluated"]);
+  EXPECT_EQ(post(port(), "/completion", {{"prompt", {1, "x", -5}}})->status, 400);
+  EXPECT_EQ(post(port(), "/completion", {{"prompt", {1, "x", 99999999}}})->status, 400);
+}
+
 // Documents of llama.cpp's own rerank test (tools/server/tests/unit/test_rerank.py).
 const std::vector<std::string> kRerankDocuments = {
     "A machine is a physical system that uses power to apply forces and control movement to perform an action.",

@@ -400,5 +400,27 @@ TEST(OpenAiParse, LoraListsPerRequestAndForTheAdaptersEndpoint) {
   EXPECT_FALSE(parse_lora_adapters_body("[\"\xff\"]"));
 }
 
+TEST(OpenAiParse, EmbeddingInputsAreOnePromptOrSeveralAsLlamaServerReadsThem) {
+  auto count = [](const Json& input) { return parse_embeddings_request(Json{{"input", input}}).value().inputs.size(); };
+  EXPECT_EQ(count("text"), 1u);
+  EXPECT_EQ(count(Json{12, 34, 56}), 1u);          // token ids
+  EXPECT_EQ(count(Json{12, 34, "text", 56}), 1u);  // ids mixed with text
+  EXPECT_EQ(count(Json{"a", "b"}), 2u);            // strings: one each
+  EXPECT_EQ(count(Json{"a", Json{12, 34}}), 2u);   // a string and an id list
+  EXPECT_EQ(count(Json{Json{12}, Json{12, "x"}}), 2u);
+  const auto mixed = parse_embeddings_request(Json{{"input", Json{12, "text"}}}).value().inputs[0];
+  ASSERT_EQ(mixed.size(), 2u);
+  EXPECT_EQ(std::get<llama_token>(mixed[0]), 12);
+  EXPECT_EQ(std::get<std::string>(mixed[1]), "text");
+  auto content = parse_embeddings_request(Json{{"content", "x"}, {"embd_normalize", -1}}).value();
+  EXPECT_FALSE(content.oai) << "content is llama-server's field, answered in its shape";
+  EXPECT_EQ(content.normalize, -1);
+  for (const Json& bad :
+       {Json{{"input", Json::array()}}, Json{{"input", Json{1, -2}}}, Json{{"input", Json{1, 2.5}}},
+        Json{{"input", Json{Json::array()}}}, Json{{"input", 5}}, Json{{"input", "x"}, {"embd_normalize", 99}}}) {
+    EXPECT_FALSE(parse_embeddings_request(bad)) << bad.dump();
+  }
+}
+
 }  // namespace
 }  // namespace llmd::runner
