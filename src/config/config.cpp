@@ -409,7 +409,8 @@ Result<void> parse_models(const YAML::Node& root, Config& c, std::vector<std::st
       if (!list[i].IsMap()) return fail(ErrorCode::kInvalidArgument, path + ": expected a mapping", "bad_config");
       warn_unknown(list[i], path,
                    {"name", "file", "description", "ctx", "threads", "parallel", "gpu_layers", "replicas", "weight",
-                    "chat_template", "command", "price_multiplier", "aliases", "defaults", "forced", "preload", "pin"},
+                    "chat_template", "command", "price_multiplier", "aliases", "defaults", "forced", "preload", "pin",
+                    "mode", "pooling"},
                    warnings);
       Reader e(list[i], path);
       ModelEntry me;
@@ -435,6 +436,16 @@ Result<void> parse_models(const YAML::Node& root, Config& c, std::vector<std::st
       LLMD_TRY(parse_request_params(list[i]["forced"], path + ".forced", me.forced));
       LLMD_TRY(e.boolean("preload", me.preload));
       LLMD_TRY(e.boolean("pin", me.pin));
+      LLMD_TRY(e.string("mode", me.mode));
+      if (me.mode != "chat" && me.mode != "embeddings" && me.mode != "rerank") {
+        return e.bad("mode", "expected chat, embeddings or rerank");
+      }
+      LLMD_TRY(e.string("pooling", me.pooling));
+      if (!me.pooling.empty() && me.pooling != "mean" && me.pooling != "cls" && me.pooling != "last" &&
+          me.pooling != "none") {
+        return e.bad("pooling", "expected mean, cls, last or none");
+      }
+      if (!me.pooling.empty() && me.mode != "embeddings") return e.bad("pooling", "applies to mode: embeddings only");
       if (me.name.empty()) return e.bad("name", "required");
       if (me.file.empty() && me.command.empty()) return e.bad("file", "required (or set command)");
       if (!names.insert(me.name).second) return e.bad("name", "duplicate model name \"" + me.name + "\"");

@@ -103,6 +103,11 @@ struct ModelEntry {
   RequestParams forced;              // API requests' parameters whatever they give
   bool preload = false;              // started when serve starts
   bool pin = false;                  // preloaded, never unloaded for idleness nor evicted for another model
+  // What the worker serves: "chat" (generation), "embeddings" (/v1/embeddings)
+  // or "rerank" (/v1/rerank); `pooling` (mean|cls|last|none) overrides the
+  // model's own for embeddings.
+  std::string mode = "chat";
+  std::string pooling;
 };
 
 struct ModelsConfig {
@@ -115,7 +120,7 @@ struct ModelsConfig {
   // max_loaded models busy) or for it to start before 503 queue_timeout.
   int queue_timeout_seconds = 120;
   std::string default_model;
-  bool allow_private_redirects = false;  // `models pull`: may a redirect lead to a LAN/loopback address?
+  bool allow_private_redirects = false;                // `models pull`: may a redirect lead to a LAN/loopback address?
   std::string hf_endpoint = "https://huggingface.co";  // `models pull hf:...` (HF_ENDPOINT overrides: a mirror)
   // Cores that `threads: auto` workers share; 0 = this machine's physical
   // cores (affinity mask and cgroup quota respected).

@@ -90,6 +90,7 @@ struct ModelStatus {
   config::RequestParams defaults, forced;  // what API requests get (models.list[].defaults / .forced)
   bool preload = false;                    // started at boot
   bool pinned = false;                     // never unloaded for idleness or evicted
+  std::string mode = "chat";               // chat | embeddings | rerank (models.list[].mode)
   bool deletable = false;                  // a file found in models.dir (not configured): Manager::remove
   std::size_t waiting = 0;                 // requests in line for a free slot (or for room under max_loaded)
   std::string error;                       // the most recent error, if any

@@ -35,6 +35,7 @@ ModelStatus status_of(const ModelState& m, Clock::time_point now) {
   s.defaults = m.cat.entry.defaults;
   s.forced = m.cat.entry.forced;
   s.pinned = m.cat.entry.pin;
+  s.mode = m.cat.entry.mode;
   s.preload = m.cat.entry.preload || m.cat.entry.pin;
   s.deletable = !m.cat.configured && !m.cat.path.empty();
   s.template_caps = m.template_caps;

@@ -108,6 +108,9 @@ class ProcessWorkerFactory final : public WorkerFactory {
       if (e.threads > 0) argv.insert(argv.end(), {"--threads", std::to_string(e.threads)});
       if (e.gpu_layers != 0) argv.insert(argv.end(), {"--gpu-layers", std::to_string(e.gpu_layers)});
       if (!e.chat_template.empty()) argv.insert(argv.end(), {"--chat-template", e.chat_template});
+      if (e.mode == "embeddings") argv.push_back("--embeddings");
+      if (!e.pooling.empty()) argv.insert(argv.end(), {"--pooling", e.pooling});
+      if (e.mode == "rerank") argv.push_back("--reranking");
       if (!key.path().empty()) argv.insert(argv.end(), {"--api-key-file", key.path().string()});
     }
     auto log = log_;

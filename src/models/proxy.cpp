@@ -45,6 +45,11 @@ std::string SseSplitter::data_of(std::string_view block) {
   return out;
 }
 
+// A status that says the worker failed (another instance may do better),
+// not that the request was wrong: 5xx, but not 501, which is the worker's
+// answer that it does not offer what was asked (a chat model asked to rerank).
+bool worker_fault(int status) { return status >= 500 && status != 501; }
+
 bool read_usage(const json& reply, CallUsage& out) {
   if (!reply.is_object()) return false;
   auto it = reply.find("usage");
@@ -122,7 +127,7 @@ net::awaitable<Exchange> Proxy::send(const std::string& request_id, const std::s
       }
       break;
     }
-    if (r->status >= 500 && attempt == 0) {
+    if (worker_fault(r->status) && attempt == 0) {
       lease->finish(false);
       last = Error(ErrorCode::kUnavailable, "worker answered " + std::to_string(r->status), "upstream_error");
       exclude.push_back(out.instance);
@@ -130,7 +135,7 @@ net::awaitable<Exchange> Proxy::send(const std::string& request_id, const std::s
     }
     const json reply = json::parse(r->body, nullptr, false);
     read_usage(reply, out.usage);
-    lease->finish(r->status < 500, out.usage.completion_tokens);
+    lease->finish(!worker_fault(r->status), out.usage.completion_tokens);
     out.reply = std::move(*r);
     co_return out;
   }
@@ -262,7 +267,7 @@ net::awaitable<ProxyResult> Proxy::stream(const std::string& request_id, http::R
 
     auto on_head = [&](int s, const http::Headers& h) -> net::awaitable<bool> {
       status = s;
-      if (s >= 500 && attempt == 0) {
+      if (worker_fault(s) && attempt == 0) {
         retry_status = true;
         co_return false;
       }
@@ -357,7 +362,7 @@ net::awaitable<ProxyResult> Proxy::stream(const std::string& request_id, http::R
       co_return out;
     }
     if (status != 200) {
-      lease->finish(status < 500);
+      lease->finish(!worker_fault(status));
       out.response.status = status;
       out.response.body = std::move(error_body);
       out.response.headers.set("Content-Type", error_type);

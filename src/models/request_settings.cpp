@@ -87,7 +87,7 @@ bool has_generation_limit(const json& body) {
 
 void apply_request_settings(json& body, ApiKind kind, const config::RequestParams& defaults,
                             const config::RequestParams& forced, bool client_limit, std::int64_t max_tokens_limit) {
-  if (kind == ApiKind::kEmbedding || !body.is_object()) return;
+  if (!generates(kind) || !body.is_object()) return;
   apply_value(body, "temperature", defaults.temperature, forced.temperature);
   apply_value(body, "top_p", defaults.top_p, forced.top_p);
   apply_value(body, "min_p", defaults.min_p, forced.min_p);

@@ -71,6 +71,7 @@ json model_json(const ModelStatus& m, bool detail, Audience audience = Audience:
             {"forced", params_json(m.forced)},
             {"pinned", m.pinned},
             {"preload", m.preload},
+            {"mode", m.mode},
             {"waiting", m.waiting}};
   if (detail) {
     j["parameter_count"] = m.parameter_count;
@@ -190,7 +191,7 @@ struct Routes {
     CallInfo call;
     call.route = route;
     call.model = model;
-    if (kind != ApiKind::kEmbedding) {
+    if (generates(kind)) {
       call.max_tokens = body.value("max_tokens", std::int64_t{0});
       call.choices = std::max(body.value("n", std::int64_t{1}), body.value("best_of", std::int64_t{1}));
       call.stream = body.value("stream", false);
@@ -525,6 +526,37 @@ struct Routes {
     });
   }
 
+  // POST /v1/rerank (and /v1/reranking): Jina's shape, or TEI's ("texts",
+  // answered as a bare array). The worker is always asked in Jina's shape,
+  // whose usage the call is billed by.
+  net::awaitable<Result<http::Response>> rerank(http::RequestContext& ctx) {
+    json body = json::parse(ctx.request.body, nullptr, false);
+    if (body.is_discarded()) {
+      co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "the body is not valid JSON", "invalid_json"));
+    }
+    auto admitted = co_await admit_translated(ctx, "/v1/rerank", ApiKind::kRerank, "/v1/rerank", body);
+    if (!admitted) co_return std::unexpected(admitted.error());
+    const bool tei = body.contains("texts");
+    const bool return_text = tei && body.value("return_text", false);
+    json documents = tei ? body["texts"] : body["documents"];
+    if (tei) {
+      body["documents"] = body["texts"];
+      body.erase("texts");
+      body.erase("return_text");
+    }
+    co_return co_await reply_translated(ctx, *admitted, body, [&](const json& reply, const CallUsage&) {
+      if (!tei) return reply;
+      json out = json::array();
+      for (const auto& r : reply.value("results", json::array())) {
+        json item{{"index", r.value("index", 0)}, {"score", r.value("relevance_score", 0.0)}};
+        const auto i = item["index"].get<std::size_t>();
+        if (return_text && i < documents.size()) item["text"] = documents[i];
+        out.push_back(std::move(item));
+      }
+      return out;
+    });
+  }
+
   // Ollama's description of a model ("details").
   static json ollama_details(const ModelStatus& m) {
     return {{"format", "gguf"},
@@ -794,6 +826,9 @@ void add_model_routes(http::Router& router, ModelRoutesDeps deps) {
               [r](http::RequestContext& c) { return r->openai_call(c, ApiKind::kChat, "/v1/chat/completions"); });
   router.post("/v1/completions",
               [r](http::RequestContext& c) { return r->openai_call(c, ApiKind::kCompletion, "/v1/completions"); });
+  for (const char* path : {"/v1/rerank", "/v1/reranking"}) {
+    router.post(path, [r](http::RequestContext& c) { return r->rerank(c); });
+  }
   router.post("/v1/embeddings",
               [r](http::RequestContext& c) { return r->openai_call(c, ApiKind::kEmbedding, "/v1/embeddings"); });
   router.post("/v1/responses", [r](http::RequestContext& c) { return r->responses_create(c); });

@@ -1,5 +1,6 @@
 #include "models/validate.h"
 
+#include <limits>
 #include <optional>
 #include <string_view>
 
@@ -77,6 +78,22 @@ Result<std::string> validate_openai_request(ApiKind kind, nlohmann::json& body, 
     auto it = body.find("input");
     if (it == body.end()) return bad("input is required");
     LLMD_TRY(text_or_list(*it, "input", true));
+    return model;
+  }
+  if (kind == ApiKind::kRerank) {
+    // Jina's "documents" or TEI's "texts": non-empty strings, as the worker reads them.
+    if (!body.contains("query") || !body["query"].is_string()) return bad("query must be a string");
+    const char* key = body.contains("texts") ? "texts" : "documents";
+    const auto it = body.find(key);
+    if (it == body.end() || !it->is_array() || it->empty() || it->size() > kMaxRerankDocuments) {
+      return bad(std::string(key) + " must be an array of 1.." + std::to_string(kMaxRerankDocuments) + " strings");
+    }
+    for (const auto& d : *it) {
+      if (!d.is_string() || d.get_ref<const std::string&>().empty()) {
+        return bad(std::string(key) + " must be an array of non-empty strings");
+      }
+    }
+    LLMD_TRY(integer_in(body, "top_n", 0, std::numeric_limits<std::int32_t>::max()));
     return model;
   }
 

@@ -20,11 +20,17 @@ struct GatewayLimits {
   std::size_t max_stop = 4;
 };
 
-enum class ApiKind { kChat, kCompletion, kEmbedding };
+enum class ApiKind { kChat, kCompletion, kEmbedding, kRerank };
+
+// Chat and completions generate tokens (max_tokens, sampling, choices);
+// embeddings and reranking only read their input.
+inline bool generates(ApiKind kind) { return kind == ApiKind::kChat || kind == ApiKind::kCompletion; }
 
 // The most replies one call may ask for (n, best_of); a worker may allow
 // fewer (its parallel slots).
 inline constexpr std::int64_t kMaxChoices = 16;
+// The most documents one rerank call may score (the runner's bound too).
+inline constexpr std::size_t kMaxRerankDocuments = 256;
 
 // The one generation limit the gateway reserves by and the worker obeys:
 // max_tokens, max_completion_tokens and n_predict (-1: none of its own) are

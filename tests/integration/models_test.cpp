@@ -447,6 +447,76 @@ TEST(Models, AliasesDefaultsForcedValuesAndPreloadReachTheWorker) {
   EXPECT_EQ(get_json(port, "/api/v1/models/plain")["preload"], true);
 }
 
+TEST(Models, RerankAndEmbeddingModelsAreServedAndBilledThroughTheGateway) {
+  TempDir dir;
+  const auto mdir = models_dir(dir, {"tiny", "embedder"});
+  Process gen({kBinary, "dev", "make-test-model", "--arch", "qwen3", "--reranker", "--seed", "7", "--out",
+               (fs::path(mdir) / "ranker.gguf").string()},
+              dir.path(), dir / "gen.log");
+  ASSERT_EQ(gen.wait(120s), 0) << gen.log();
+  const std::string list =
+      "  list:\n"
+      "    - { name: tiny, file: tiny.gguf }\n"
+      "    - { name: ranker, file: ranker.gguf, mode: rerank, ctx: 512, parallel: 1 }\n"
+      "    - { name: embedder, file: embedder.gguf, mode: embeddings, pooling: mean, ctx: 256, parallel: 1 }\n";
+  LlmdServe serve(kBinary, models_yaml(mdir, list));
+  ASSERT_TRUE(serve.started()) << serve.log();
+  const int port = serve.port();
+  EXPECT_EQ(get_json(port, "/api/v1/models/ranker")["mode"], "rerank");
+  EXPECT_EQ(get_json(port, "/api/v1/models/tiny")["mode"], "chat");
+  auto balance = [&] { return get_json(port, "/api/v1/auth/profile")["user"]["tokens"].get<std::int64_t>(); };
+
+  const json documents = {"Machine learning is a field of artificial intelligence.", "Paris is in France.",
+                          "Learning is acquiring knowledge."};
+  const std::int64_t before = balance();
+  auto jina = api(port, "POST", "/v1/rerank",
+                  json{{"model", "ranker"}, {"query", "What is machine learning?"}, {"documents", documents}}.dump());
+  ASSERT_TRUE(jina && jina->status == 200) << (jina ? jina->body : "no reply");
+  const json j = json::parse(jina->body);
+  ASSERT_EQ(j["results"].size(), 3u);
+  EXPECT_GE(j["results"][0]["relevance_score"].get<double>(), j["results"][2]["relevance_score"].get<double>());
+  const auto tokens = j["usage"]["prompt_tokens"].get<std::int64_t>();
+  EXPECT_GT(tokens, 3 * 40) << "each document is scored in the reranker's prompt";
+  EXPECT_EQ(jina->headers.at("x-llmd-tokens-consumed"), std::to_string(tokens));
+  EXPECT_EQ(balance(), before - tokens) << "billed for the prompt tokens, exactly";
+
+  // TEI's shape: the same scores, a bare array, the texts on request; billed the same.
+  auto tei = api(port, "POST", "/v1/rerank",
+                 json{{"model", "ranker"},
+                      {"query", "What is machine learning?"},
+                      {"texts", documents},
+                      {"return_text", true},
+                      {"top_n", 2}}
+                     .dump());
+  ASSERT_TRUE(tei && tei->status == 200) << (tei ? tei->body : "no reply");
+  const json t = json::parse(tei->body);
+  ASSERT_TRUE(t.is_array());
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0]["index"], j["results"][0]["index"]);
+  EXPECT_EQ(t[0]["score"], j["results"][0]["relevance_score"]);
+  EXPECT_EQ(t[0]["text"], documents[t[0]["index"].get<std::size_t>()]);
+  EXPECT_EQ(balance(), before - 2 * tokens);
+
+  // Refused at the gateway, before any worker or charge.
+  for (const json& bad : {json{{"model", "ranker"}, {"query", "q"}, {"documents", json::array()}},
+                          json{{"model", "ranker"}, {"documents", {"a"}}},
+                          json{{"model", "ranker"}, {"query", "q"}, {"documents", {"a", 5}}}}) {
+    auto r = api(port, "POST", "/v1/rerank", bad.dump());
+    EXPECT_EQ(r->status, 400) << bad.dump() << " " << r->body;
+  }
+  EXPECT_EQ(balance(), before - 2 * tokens);
+  // A chat model does not rerank: the worker says so.
+  auto chat = api(port, "POST", "/v1/rerank", json{{"model", "tiny"}, {"query", "q"}, {"documents", {"a"}}}.dump());
+  EXPECT_EQ(chat->status, 501) << chat->body;
+
+  auto embedded =
+      api(port, "POST", "/v1/embeddings", json{{"model", "embedder"}, {"input", {"hello", "world"}}}.dump());
+  ASSERT_TRUE(embedded && embedded->status == 200) << (embedded ? embedded->body : "no reply");
+  const json e = json::parse(embedded->body);
+  ASSERT_EQ(e["data"].size(), 2u);
+  EXPECT_EQ(e["data"][0]["embedding"].size(), 64u);
+}
+
 TEST(Models, KilledWorkerMidStreamGivesCleanErrorAndRestarts) {
   TempDir dir;
   LlmdServe serve(kBinary, models_yaml(models_dir(dir, {"tiny"})));

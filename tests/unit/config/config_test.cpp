@@ -305,6 +305,24 @@ TEST(ModelSettingsConfig, AnUnknownOrOutOfRangeParameterStopsTheStartNamingIt) {
   EXPECT_NE(nested.error().message.find("chat_template_kwargs"), std::string::npos) << nested.error().message;
 }
 
+TEST(ModelSettingsConfig, ModeAndPoolingChooseWhatTheWorkerServes) {
+  auto chat = load_models("{ name: qwen, file: q.gguf }");
+  ASSERT_TRUE(chat);
+  EXPECT_EQ(chat->config.models.list.at(0).mode, "chat");
+  auto emb = load_models("{ name: bge, file: b.gguf, mode: embeddings, pooling: cls }");
+  ASSERT_TRUE(emb) << emb.error().message;
+  EXPECT_EQ(emb->config.models.list.at(0).mode, "embeddings");
+  EXPECT_EQ(emb->config.models.list.at(0).pooling, "cls");
+  ASSERT_TRUE(load_models("{ name: r, file: r.gguf, mode: rerank }"));
+  for (const char* bad :
+       {"{ name: r, file: r.gguf, mode: ranking }", "{ name: r, file: r.gguf, mode: embeddings, pooling: max }",
+        "{ name: r, file: r.gguf, mode: rerank, pooling: mean }"}) {
+    auto r = load_models(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find("models.list[0]."), std::string::npos) << r.error().message;
+  }
+}
+
 TEST(ModelSettingsConfig, AnAliasMustNameOneModelOnly) {
   auto r = load_config_text(
       "models:\n  list:\n    - { name: a, file: a.gguf, aliases: [x] }\n    - { name: b, file: b.gguf, aliases: [a] "
