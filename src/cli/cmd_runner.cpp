@@ -229,6 +229,8 @@ void add_runner_command(CLI::App& root, CommandRunner& run) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_flag("--lora-init-without-apply", f->lora_init_without_apply,
                 "Load the adapters at scale 0 (switch them on with POST /lora-adapters or per request)");
+  cmd->add_flag("--verbose", c.verbose,
+                "Every whole reply carries __verbose (the rendered prompt and llama-server's /completion fields)");
   cmd->add_option("--http-threads", f->http_threads, "HTTP I/O threads")->check(CLI::Range(1, 64));
   cmd->add_option("--max-body", f->max_body_bytes, "Largest request body in bytes")
       ->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 30));

@@ -42,6 +42,16 @@ std::optional<llama_token> single_token(const Model& model, const std::string& t
 
 ToolCall from_common(const common_chat_tool_call& c) { return ToolCall{c.id, c.name, c.arguments}; }
 
+common_chat_continuation to_common(Continuation c) {
+  switch (c) {
+    case Continuation::kNone: return COMMON_CHAT_CONTINUATION_NONE;
+    case Continuation::kAuto: return COMMON_CHAT_CONTINUATION_AUTO;
+    case Continuation::kReasoning: return COMMON_CHAT_CONTINUATION_REASONING;
+    case Continuation::kContent: return COMMON_CHAT_CONTINUATION_CONTENT;
+  }
+  return COMMON_CHAT_CONTINUATION_NONE;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- templates
@@ -96,6 +106,18 @@ Result<ChatPrompt> ChatTemplates::apply(const ChatInput& input) const {
   in.json_schema = input.json_schema;
   in.grammar = input.grammar;
   in.add_generation_prompt = input.add_generation_prompt;
+  in.continue_final_message = to_common(input.continue_final_message);
+  if (in.continue_final_message != COMMON_CHAT_CONTINUATION_NONE) {
+    if (in.add_generation_prompt) {
+      return fail(ErrorCode::kInvalidArgument, "add_generation_prompt and continue_final_message cannot both be true");
+    }
+    if (in.messages.empty() || in.messages.back().role != "assistant") {
+      return fail(ErrorCode::kInvalidArgument, "continue_final_message needs an assistant message last");
+    }
+    if (!in.messages.back().tool_calls.empty()) {
+      return fail(ErrorCode::kInvalidArgument, "an assistant message with tool calls cannot be continued");
+    }
+  }
 
   common_chat_params out;
   try {
@@ -132,6 +154,7 @@ Result<ChatPrompt> ChatTemplates::apply(const ChatInput& input) const {
   p.parser = std::move(out.parser);
   p.format = static_cast<int>(out.format);
   p.parse_tool_calls = !in.tools.empty() && in.tool_choice != COMMON_CHAT_TOOL_CHOICE_NONE;
+  p.is_continuation = in.continue_final_message != COMMON_CHAT_CONTINUATION_NONE;
   return p;
 }
 
@@ -151,6 +174,7 @@ struct ChatOutputParser::Impl {
   common_chat_parser_params params;
   std::string text;
   common_chat_msg previous;
+  common_chat_msg prefilled;  // a continued message's part said before (is_continuation)
   std::vector<std::string> tool_call_ids;
 
   common_chat_msg parse(bool partial) {
@@ -187,6 +211,15 @@ ChatOutputParser::ChatOutputParser(const ChatPrompt& prompt) : impl_(std::make_u
     p.generation_prompt = prompt.generation_prompt;
     p.parser.load(prompt.parser);
   }
+  p.is_continuation = prompt.is_continuation;
+  if (p.is_continuation) {
+    // The prefilled part is said already: deltas start after it.
+    try {
+      impl_->previous = impl_->parse(/*partial=*/true);
+      impl_->prefilled = impl_->previous;
+    } catch (const std::exception&) {
+    }
+  }
 }
 
 ChatOutputParser::ChatOutputParser(ChatOutputParser&&) noexcept = default;
@@ -219,6 +252,12 @@ ChatReply ChatOutputParser::finish(std::vector<ChatDelta>* deltas) {
   ChatReply reply;
   reply.content = msg.content;
   reply.reasoning_content = msg.reasoning_content;
+  // A continued message's reply is what follows the prefill, as its stream was.
+  const auto& before = impl_->prefilled;
+  if (reply.content.starts_with(before.content)) reply.content.erase(0, before.content.size());
+  if (reply.reasoning_content.starts_with(before.reasoning_content)) {
+    reply.reasoning_content.erase(0, before.reasoning_content.size());
+  }
   for (const auto& c : msg.tool_calls) reply.tool_calls.push_back(from_common(c));
   return reply;
 }

@@ -30,6 +30,11 @@ namespace llmd::runner {
 
 enum class ToolChoice { kAuto, kNone, kRequired };
 
+// Continuing the last (assistant) message instead of starting a new turn
+// (vLLM's continue_final_message; llama-server's assistant prefill): kAuto
+// continues its reasoning when it has only reasoning, else its content.
+enum class Continuation { kNone, kAuto, kReasoning, kContent };
+
 // What a chat request asks the template to render. JSON fields keep the
 // OpenAI shapes (messages with content parts, tool_calls, tool_call_id;
 // tools as [{"type":"function","function":{name, description, parameters}}]).
@@ -44,6 +49,7 @@ struct ChatInput {
   std::string json_schema;  // a JSON schema text the reply must follow (after any thinking)
   std::string grammar;      // a GBNF the reply must follow
   bool add_generation_prompt = true;
+  Continuation continue_final_message = Continuation::kNone;
 };
 
 // A rendered chat request: what the engine needs to generate, and what the
@@ -68,6 +74,9 @@ struct ChatPrompt {
   std::string parser;
   int format = 0;
   bool parse_tool_calls = false;
+  // The reply continues the last message: the parser reads the prefilled
+  // part (part of generation_prompt) as already said, not as new output.
+  bool is_continuation = false;
 };
 
 struct ToolCall {

@@ -182,7 +182,14 @@ PieceOf piece_of(const RunnerService& svc) {
   return [&svc](llama_token t) { return svc.model().token_to_piece(t, /*render_special=*/true); };
 }
 
-Json final_body(const RunnerService& svc, const ParsedGenerate& p, const ResponseMeta& meta, const Completion& c) {
+// llama-server's __verbose: what the engine ran, in /completion's shape, with the prompt as rendered.
+Json verbose_json(const RunnerService& svc, const ParsedGenerate& p, const ResponseMeta& meta, const Completion& c) {
+  Json j = llama_completion_json(meta, c, generation_settings_json(p.request));
+  j["prompt"] = prompt_text(svc, p.request);
+  return j;
+}
+
+Json reply_body(const RunnerService& svc, const ParsedGenerate& p, const ResponseMeta& meta, const Completion& c) {
   const bool probs = p.request.n_probs >= 0;
   switch (p.kind) {
     case ApiKind::kChat: {
@@ -207,6 +214,14 @@ Json final_body(const RunnerService& svc, const ParsedGenerate& p, const Respons
     }
   }
   return Json::object();
+}
+
+Json final_body(const RunnerService& svc, const ParsedGenerate& p, const ResponseMeta& meta, const Completion& c) {
+  Json j = reply_body(svc, p, meta, c);
+  if ((svc.config().verbose || p.verbose) && p.kind != ApiKind::kLlamaCompletion) {
+    j["__verbose"] = verbose_json(svc, p, meta, c);
+  }
+  return j;
 }
 
 Json text_chunk(ApiKind kind, const ResponseMeta& meta, std::string_view text, bool usage_null) {
@@ -524,6 +539,20 @@ net::awaitable<Response> serve_rerank(RequestContext& ctx, RunnerService& svc, h
   co_return json_reply(200, rerank_json(*req, svc.alias(), std::move(ranked)));
 }
 
+// A chat request rendered as its generation would render it: the prompt
+// text and its size in tokens.
+net::awaitable<Result<std::pair<std::string, std::size_t>>> render_chat(RequestContext& ctx, RunnerService& svc,
+                                                                        http::WorkerPool& pool) {
+  auto body = parse_json_body(ctx.request.body);
+  if (!body) co_return fail(body.error());
+  auto parsed = co_await pool.run([&] { return parse_for(parse_chat_request, *body, svc); });
+  if (!parsed) co_return fail(parsed.error());
+  const GenerateRequest& r = parsed->request;
+  auto tokens = co_await pool.run([&] { return svc.model().tokenize(r.prompt, r.add_special, true); });
+  if (!tokens) co_return fail(tokens.error());
+  co_return std::make_pair(r.prompt, tokens->size());
+}
+
 Json models_json(const RunnerService& svc) {
   const auto& info = svc.model().info();
   return Json{{"object", "list"},
@@ -770,18 +799,21 @@ void add_runner_routes(http::Router& router, RunnerService& svc, http::WorkerPoo
     co_return json_reply(200, Json{{"content", *text}});
   });
   router.post("/apply-template", [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
-    auto body = parse_json_body(ctx.request.body);
-    if (!body) co_return error_reply(body.error(), ctx);
-    // Rendered as a generation renders it; `prompt_tokens` (llmd's addition
-    // to llama-server's reply) is what the generation's usage will count, so
-    // a gateway can reserve for the prompt exactly before it asks.
-    auto parsed = co_await pool.run([&] { return parse_for(parse_chat_request, *body, svc); });
-    if (!parsed) co_return error_reply(parsed.error(), ctx);
-    const GenerateRequest& r = parsed->request;
-    auto tokens = co_await pool.run([&] { return svc.model().tokenize(r.prompt, r.add_special, true); });
-    if (!tokens) co_return error_reply(tokens.error(), ctx);
-    co_return json_reply(200, Json{{"prompt", r.prompt}, {"prompt_tokens", tokens->size()}});
+    // `prompt_tokens` (llmd's addition to llama-server's reply) is what the
+    // generation's usage will count, so a gateway can reserve for the prompt
+    // exactly before it asks.
+    auto rendered = co_await render_chat(ctx, svc, pool);
+    if (!rendered) co_return error_reply(rendered.error(), ctx);
+    co_return json_reply(200, Json{{"prompt", rendered->first}, {"prompt_tokens", rendered->second}});
   });
+  // The prompt size of a chat request, before running it.
+  for (const char* path : {"/chat/completions/input_tokens", "/v1/chat/completions/input_tokens"}) {
+    router.post(path, [&svc, &pool](RequestContext& ctx) -> net::awaitable<Response> {
+      auto rendered = co_await render_chat(ctx, svc, pool);
+      if (!rendered) co_return error_reply(rendered.error(), ctx);
+      co_return json_reply(200, Json{{"input_tokens", rendered->second}});
+    });
+  }
 }
 
 http::Middleware loading_middleware(const RunnerService& svc) {

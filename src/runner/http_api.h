@@ -43,6 +43,10 @@ struct RunnerConfig {
   // Whether a chat thinks when the request does not say (enable_thinking):
   // none leaves it to the template (llama-server's --reasoning auto).
   std::optional<bool> reasoning;
+  // Every whole reply carries "__verbose": the prompt as rendered and
+  // llama-server's /completion fields (llama-server's --verbose; a request's
+  // own "verbose": true asks the same).
+  bool verbose = false;
   ModelOptions model;
   EngineOptions engine;
 };

@@ -378,6 +378,7 @@ Result<void> parse_common(const Json& body, int n_ctx_slot, std::initializer_lis
   LLMD_FIELD(f.boolean("stream"), out.stream);
   if (out.stream && out.best_of > out.n) return bad("best_of greater than n cannot be streamed");
   LLMD_FIELD(f.boolean("timings_per_token"), out.timings_per_token);
+  LLMD_FIELD(f.boolean("verbose"), out.verbose);
   if (const Json* so = f.get("stream_options")) {
     if (!so->is_object()) return bad("stream_options must be an object");
     LLMD_FIELD(Fields(*so).boolean("include_usage"), out.include_usage);
@@ -523,6 +524,38 @@ Result<void> parse_tools(const Fields& f, ChatInput& chat) {
 }
 
 // chat_template_kwargs, enable_thinking, reasoning_effort, thinking budgets.
+// continue_final_message (true, "content", "reasoning_content"): the reply
+// continues the last message. Without it, a last assistant message is a
+// prefill continued the same way, as llama-server does, unless the request
+// asks for a new turn (add_generation_prompt: true).
+Result<void> parse_continuation(const Fields& f, std::optional<bool> add_generation_prompt, ChatInput& chat) {
+  const auto& messages = chat.messages;
+  const auto role_at = [&](std::size_t from_end) {
+    return messages.size() < from_end ? std::string() : messages[messages.size() - from_end].value("role", "");
+  };
+  if (const Json* c = f.get("continue_final_message")) {
+    if (c->is_boolean()) {
+      chat.continue_final_message = c->get<bool>() ? Continuation::kAuto : Continuation::kNone;
+    } else if (c->is_string() && c->get_ref<const std::string&>() == "content") {
+      chat.continue_final_message = Continuation::kContent;
+    } else if (c->is_string() && c->get_ref<const std::string&>() == "reasoning_content") {
+      chat.continue_final_message = Continuation::kReasoning;
+    } else {
+      return bad("continue_final_message must be a boolean, \"content\" or \"reasoning_content\"");
+    }
+  } else if (role_at(1) == "assistant" && !add_generation_prompt.value_or(false)) {
+    if (role_at(2) == "assistant") return bad("cannot have 2 or more assistant messages at the end of the list");
+    chat.continue_final_message = Continuation::kAuto;
+  }
+  if (chat.continue_final_message == Continuation::kNone) return {};
+  if (add_generation_prompt.value_or(false)) {
+    return bad("add_generation_prompt and continue_final_message cannot both be true");
+  }
+  if (role_at(1) != "assistant") return bad("continue_final_message needs an assistant message last");
+  chat.add_generation_prompt = false;
+  return {};
+}
+
 Result<void> parse_template_switches(const Fields& f, ParsedGenerate& out) {
   ChatInput& chat = out.chat;
   if (const Json* kw = f.get("chat_template_kwargs")) {
@@ -685,6 +718,7 @@ Result<ParsedGenerate> parse_chat_request(const Json& body, int n_ctx_slot) {
   std::optional<bool> add_generation_prompt;
   LLMD_FIELD(f.boolean("add_generation_prompt"), add_generation_prompt);
   if (add_generation_prompt) out.chat.add_generation_prompt = *add_generation_prompt;
+  LLMD_TRY(parse_continuation(f, add_generation_prompt, out.chat));
   LLMD_TRY(parse_common(body, n_ctx_slot, {"max_tokens", "max_completion_tokens", "n_predict"}, out));
   // The reply constraint goes to the template layer (it decides where the
   // grammar starts); tools bring their own grammar and cannot take another.

@@ -80,6 +80,7 @@ struct ParsedGenerate {
   std::optional<PromptPieces> mixed_prompt;
   std::string model;                         // the model name the client asked for (informational)
   std::vector<std::string> response_fields;  // /completion: reply with only these fields (empty: all)
+  bool verbose = false;                      // llama-server's "verbose": the reply carries __verbose
 };
 
 // Parses a request body: UTF-8 check, JSON parse, must be an object.

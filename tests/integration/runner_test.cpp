@@ -247,6 +247,65 @@ TEST_F(RunnerTest, ApplyTemplateCountsThePromptAsTheGenerationWill) {
   }
 }
 
+TEST_F(RunnerTest, ALastAssistantMessageIsContinuedNotAnsweredAndOnlyTheNewTextIsReturned) {
+  const json prefill = {{{"role", "user"}, {"content", "Tell me a story"}},
+                        {{"role", "assistant"}, {"content", "Once upon a"}}};
+  const json rendered = body_json(post(port(), "/apply-template", {{"messages", prefill}}));
+  const std::string prompt = rendered["prompt"];
+  ASSERT_TRUE(prompt.ends_with("<|im_start|>assistant\nOnce upon a")) << prompt;  // no end of turn, no new turn
+  EXPECT_EQ(body_json(post(port(), "/chat/completions/input_tokens", {{"messages", prefill}}))["input_tokens"],
+            rendered["prompt_tokens"]);
+  // vLLM's explicit spelling renders the same.
+  EXPECT_EQ(body_json(post(
+                port(), "/apply-template",
+                {{"messages", prefill}, {"continue_final_message", true}, {"add_generation_prompt", false}}))["prompt"],
+            prompt);
+  // The reply holds only what follows the prefill: exactly the raw completion of the prompt.
+  const json greedy = {{"max_tokens", 6}, {"temperature", 0}, {"ignore_eos", true}};
+  json chat = greedy;
+  chat["messages"] = prefill;
+  auto c = post(port(), "/v1/chat/completions", chat);
+  ASSERT_EQ(c->status, 200) << c->body;
+  json raw = greedy;
+  raw["prompt"] = prompt;
+  const std::string continued = body_json(post(port(), "/v1/completions", raw))["choices"][0]["text"];
+  EXPECT_EQ(body_json(c)["choices"][0]["message"]["content"], continued);
+  chat["stream"] = true;
+  std::string streamed;
+  for (const auto& d : sse_data(post(port(), "/v1/chat/completions", chat)->body)) {
+    if (d == "[DONE]") continue;
+    const json chunk = json::parse(d);
+    if (!chunk["choices"].empty()) streamed += chunk["choices"][0]["delta"].value("content", std::string());
+  }
+  EXPECT_EQ(streamed, continued);
+  // A new turn after the assistant message when asked for; refusals otherwise.
+  EXPECT_TRUE(
+      body_json(post(port(), "/apply-template", {{"messages", prefill}, {"add_generation_prompt", true}}))["prompt"]
+          .get<std::string>()
+          .ends_with("<|im_start|>assistant\n"));
+  json two = prefill;
+  two.push_back({{"role", "assistant"}, {"content", "time"}});
+  for (const json& bad :
+       {json{{"messages", two}},
+        json{{"messages", prefill}, {"continue_final_message", true}, {"add_generation_prompt", true}},
+        json{{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"continue_final_message", true}},
+        json{{"messages", prefill}, {"continue_final_message", "everything"}}}) {
+    EXPECT_EQ(post(port(), "/v1/chat/completions", bad)->status, 400) << bad.dump();
+  }
+}
+
+TEST_F(RunnerTest, VerboseRepliesCarryTheRenderedPrompt) {
+  const json messages = {{{"role", "user"}, {"content", "What is the best book"}}};
+  auto plain = body_json(post(port(), "/chat/completions", {{"messages", messages}, {"max_tokens", 2}}));
+  EXPECT_FALSE(plain.contains("__verbose"));
+  auto verbose =
+      body_json(post(port(), "/chat/completions", {{"messages", messages}, {"max_tokens", 2}, {"verbose", true}}));
+  ASSERT_TRUE(verbose.contains("__verbose")) << verbose;
+  EXPECT_EQ(verbose["__verbose"]["prompt"],
+            body_json(post(port(), "/apply-template", {{"messages", messages}}))["prompt"]);
+  EXPECT_EQ(verbose["__verbose"]["tokens_predicted"], 2);
+}
+
 TEST_F(RunnerTest, Qwen2ChatTemplateIsChatML) {
   auto r =
       post(port(), "/apply-template",
