@@ -55,6 +55,22 @@ json instance_json(const InstanceStatus& i, Audience audience) {
   return j;
 }
 
+// What a model can be asked for: "completion" (chat and completions), with
+// "tools" and "thinking" when its chat template has them (known once it has
+// run), or "embedding", or "rerank" (Ollama's and vLLM's names).
+json capabilities_json(const ModelStatus& m) {
+  if (m.mode == "embeddings") return json::array({"embedding"});
+  if (m.mode == "rerank") return json::array({"rerank"});
+  json caps = json::array({"completion"});
+  const auto has = [&](const char* cap) {
+    const auto it = m.template_caps.find(cap);
+    return it != m.template_caps.end() && it->second;
+  };
+  if (has("supports_tools")) caps.push_back("tools");
+  if (has("supports_thinking")) caps.push_back("thinking");
+  return caps;
+}
+
 json model_json(const ModelStatus& m, bool detail, Audience audience = Audience::kAdmin) {
   json inst = json::array();
   for (const auto& i : m.instances) inst.push_back(instance_json(i, audience));
@@ -72,6 +88,7 @@ json model_json(const ModelStatus& m, bool detail, Audience audience = Audience:
             {"pinned", m.pinned},
             {"preload", m.preload},
             {"mode", m.mode},
+            {"capabilities", capabilities_json(m)},
             {"waiting", m.waiting}};
   if (detail) {
     j["parameter_count"] = m.parameter_count;
@@ -151,7 +168,11 @@ struct Routes {
     json data = json::array();
     for (const auto& m : deps.manager.list()) {
       if (m.status == "error") continue;
-      data.push_back({{"id", m.name}, {"object", "model"}, {"created", 0}, {"owned_by", "llmd"}});
+      data.push_back({{"id", m.name},
+                      {"object", "model"},
+                      {"created", 0},
+                      {"owned_by", "llmd"},
+                      {"capabilities", capabilities_json(m)}});
     }
     co_return http::Response::json(200, {{"object", "list"}, {"data", data}});
   }

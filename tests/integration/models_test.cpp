@@ -385,6 +385,7 @@ TEST(Models, TemplateCapabilitiesAreShownByInspectAndTheApi) {
   }
   ASSERT_TRUE(llama.contains("template_caps")) << llama.dump();
   EXPECT_EQ(llama["template_caps"]["supports_tools"], true) << llama.dump();
+  EXPECT_EQ(llama["capabilities"], json::array({"completion", "tools"})) << llama.dump();
   ASSERT_TRUE(tiny.contains("template_caps")) << tiny.dump();
   EXPECT_EQ(tiny["template_caps"]["supports_tools"], false) << tiny.dump();
   EXPECT_EQ(tiny["template_caps"]["supports_system_role"], true) << tiny.dump();
@@ -464,6 +465,12 @@ TEST(Models, RerankAndEmbeddingModelsAreServedAndBilledThroughTheGateway) {
   const int port = serve.port();
   EXPECT_EQ(get_json(port, "/api/v1/models/ranker")["mode"], "rerank");
   EXPECT_EQ(get_json(port, "/api/v1/models/tiny")["mode"], "chat");
+  std::map<std::string, json> listed;
+  const json models = get_json(port, "/v1/models");
+  for (const auto& m : models["data"]) listed[m["id"]] = m["capabilities"];
+  EXPECT_EQ(listed["ranker"], json::array({"rerank"}));
+  EXPECT_EQ(listed["embedder"], json::array({"embedding"}));
+  EXPECT_EQ(listed["tiny"], json::array({"completion"}));
   auto balance = [&] { return get_json(port, "/api/v1/auth/profile")["user"]["tokens"].get<std::int64_t>(); };
 
   const json documents = {"Machine learning is a field of artificial intelligence.", "Paris is in France.",
