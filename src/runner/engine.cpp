@@ -357,6 +357,7 @@ void Engine::Impl::occupy(Slot& slot, std::shared_ptr<Task> task, Slot::Phase ph
   slot.forks.clear();
   slot.stream.emplace(task->request.stop);
   slot.probs.clear();
+  slot.sampled.clear();
   slot.t_assigned = Clock::now();
   slot.t_first_token.reset();
   slot.phase = phase;
@@ -405,6 +406,7 @@ void Engine::Impl::finish(Slot& slot, FinishReason reason) {
   c.finish = reason;
   c.slot = slot.id;
   c.probs = std::move(slot.probs);
+  c.tokens = std::move(slot.sampled);
   c.usage.prompt_tokens = static_cast<int>(t.request.prompt_tokens.size());
   c.usage.cached_prompt_tokens = slot.n_cached;
   c.usage.completion_tokens = slot.n_decoded;
@@ -529,6 +531,7 @@ void Engine::Impl::sample_and_emit(Slot& s) {
     call_on_progress(t, so_far);
     return finish(s, FinishReason::kStop);
   }
+  s.sampled.push_back(token);
   const auto& keep = t.request.preserved_tokens;
   const bool special = std::find(keep.begin(), keep.end(), token) != keep.end();
   const std::string out = s.stream->push(model->token_to_piece(token, special));

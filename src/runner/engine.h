@@ -123,8 +123,9 @@ struct Completion {
   FinishReason finish = FinishReason::kStop;
   Usage usage;
   Timings timings;
-  int slot = -1;                 // slot that served the request
-  std::vector<TokenProb> probs;  // one per sampled token when n_probs >= 0 (end of generation excluded)
+  int slot = -1;                    // slot that served the request
+  std::vector<TokenProb> probs;     // one per sampled token when n_probs >= 0 (end of generation excluded)
+  std::vector<llama_token> tokens;  // the sampled tokens (end of generation excluded)
 };
 
 struct GenerateCallbacks {

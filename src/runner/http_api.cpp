@@ -209,6 +209,7 @@ Json reply_body(const RunnerService& svc, const ParsedGenerate& p, const Respons
     case ApiKind::kLlamaCompletion: {
       Json j = llama_completion_json(meta, c, generation_settings_json(p.request));
       j["prompt"] = prompt_text(svc, p.request);
+      if (p.return_tokens) j["tokens"] = c.tokens;
       if (probs) j["completion_probabilities"] = llama_probs_json(c.probs, piece_of(svc));
       return p.response_fields.empty() ? j : select_fields(j, p.response_fields);
     }

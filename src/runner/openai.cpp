@@ -379,6 +379,7 @@ Result<void> parse_common(const Json& body, int n_ctx_slot, std::initializer_lis
   if (out.stream && out.best_of > out.n) return bad("best_of greater than n cannot be streamed");
   LLMD_FIELD(f.boolean("timings_per_token"), out.timings_per_token);
   LLMD_FIELD(f.boolean("verbose"), out.verbose);
+  LLMD_FIELD(f.boolean("return_tokens"), out.return_tokens);
   if (const Json* so = f.get("stream_options")) {
     if (!so->is_object()) return bad("stream_options must be an object");
     LLMD_FIELD(Fields(*so).boolean("include_usage"), out.include_usage);

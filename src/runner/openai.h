@@ -81,6 +81,7 @@ struct ParsedGenerate {
   std::string model;                         // the model name the client asked for (informational)
   std::vector<std::string> response_fields;  // /completion: reply with only these fields (empty: all)
   bool verbose = false;                      // llama-server's "verbose": the reply carries __verbose
+  bool return_tokens = false;                // /completion: the reply lists the generated token ids
 };
 
 // Parses a request body: UTF-8 check, JSON parse, must be an object.

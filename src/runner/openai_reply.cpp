@@ -235,6 +235,8 @@ Json llama_completion_json(const ResponseMeta& meta, const Completion& c, const 
               {"tokens_evaluated", c.usage.prompt_tokens},
               {"tokens_cached", c.usage.cached_prompt_tokens},
               {"stop_type", c.finish == FinishReason::kLength ? "limit" : "eos"},
+              {"has_new_line", c.text.find('\n') != std::string::npos},
+              {"tokens", Json::array()},  // the generated ids when the request says return_tokens
               {"truncated", false},
               {"generation_settings", settings},
               {"timings", timings_from(c)}};

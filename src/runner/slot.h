@@ -89,7 +89,8 @@ struct Slot {
   // (id, assignment) waiting in kAwaitFork for its KV state.
   std::vector<std::pair<int, uint64_t>> forks;
   std::optional<TextStream> stream;
-  std::vector<TokenProb> probs;  // of the tokens sampled so far (n_probs >= 0)
+  std::vector<TokenProb> probs;      // of the tokens sampled so far (n_probs >= 0)
+  std::vector<llama_token> sampled;  // the tokens sampled so far (end of generation excluded)
   Clock::time_point t_assigned;
   std::optional<Clock::time_point> t_first_token;
 

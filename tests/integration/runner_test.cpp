@@ -294,6 +294,19 @@ TEST_F(RunnerTest, ALastAssistantMessageIsContinuedNotAnsweredAndOnlyTheNewTextI
   }
 }
 
+TEST_F(RunnerTest, ReturnTokensListsTheGeneratedIdsThatMakeTheContent) {
+  const json req = {{"prompt", "Once upon a time"}, {"n_predict", 8}, {"temperature", 0}, {"ignore_eos", true}};
+  const json plain = body_json(post(port(), "/completion", req));
+  EXPECT_EQ(plain["tokens"], json::array());
+  EXPECT_TRUE(plain["has_new_line"].is_boolean());
+  json with = req;
+  with["return_tokens"] = true;
+  const json r = body_json(post(port(), "/completion", with));
+  ASSERT_EQ(r["tokens"].size(), 8u) << r;
+  EXPECT_EQ(body_json(post(port(), "/detokenize", {{"tokens", r["tokens"]}}))["content"], r["content"]);
+  EXPECT_EQ(r["content"], plain["content"]);
+}
+
 TEST_F(RunnerTest, VerboseRepliesCarryTheRenderedPrompt) {
   const json messages = {{{"role", "user"}, {"content", "What is the best book"}}};
   auto plain = body_json(post(port(), "/chat/completions", {{"messages", messages}, {"max_tokens", 2}}));
