@@ -820,14 +820,9 @@ Result<Completion> Engine::generate(GenerateRequest request, std::function<bool(
 }
 
 Result<std::vector<float>> Engine::embed(std::string_view text) {
-  if (!options_.embeddings) {
-    return fail(ErrorCode::kUnprocessable,
-                "embeddings are not enabled for this model (start the runner with embeddings on)",
-                "embeddings_not_supported");
-  }
   auto tokens = model_->tokenize(text, /*add_special=*/true, /*parse_special=*/false);
   if (!tokens) return fail(tokens.error());
-  auto vectors = pool(std::move(*tokens), pooling_ == LLAMA_POOLING_TYPE_RANK ? -1 : 2);
+  auto vectors = embed_tokens(std::move(*tokens), pooling_ == LLAMA_POOLING_TYPE_RANK ? -1 : 2);
   if (!vectors) return fail(vectors.error());
   return std::move(vectors->front());
 }

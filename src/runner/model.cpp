@@ -226,10 +226,12 @@ Result<std::vector<llama_token>> Model::rerank_prompt(std::string_view query, st
       return tokenize(prompt, false, true);
     }
     // Template pieces with their control tokens, the caller's text as text.
+    constexpr std::string_view kQuery = "{query}";
+    constexpr std::string_view kDocument = "{document}";
     std::size_t from = 0;
     while (from <= t.size()) {
-      const auto q = t.find("{query}", from);
-      const auto d = t.find("{document}", from);
+      const auto q = t.find(kQuery, from);
+      const auto d = t.find(kDocument, from);
       const auto at = std::min(q, d);
       auto piece =
           tokenize(t.substr(from, at == std::string_view::npos ? std::string_view::npos : at - from), false, true);
@@ -239,7 +241,7 @@ Result<std::vector<llama_token>> Model::rerank_prompt(std::string_view query, st
       auto value = tokenize(at == q ? query : document, false, false);
       if (!value) return fail(value.error());
       append(out, *value);
-      from = at + (at == q ? std::string_view("{query}").size() : std::string_view("{document}").size());
+      from = at + (at == q ? kQuery : kDocument).size();
     }
     return out;
   }

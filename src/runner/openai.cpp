@@ -548,12 +548,11 @@ Result<void> parse_continuation(const Fields& f, std::optional<bool> add_generat
     if (role_at(2) == "assistant") return bad("cannot have 2 or more assistant messages at the end of the list");
     chat.continue_final_message = Continuation::kAuto;
   }
-  if (chat.continue_final_message == Continuation::kNone) return {};
-  if (add_generation_prompt.value_or(false)) {
-    return bad("add_generation_prompt and continue_final_message cannot both be true");
+  // A continuation starts no new turn, unless the request insists (the
+  // template layer then refuses the pair).
+  if (chat.continue_final_message != Continuation::kNone && !add_generation_prompt.value_or(false)) {
+    chat.add_generation_prompt = false;
   }
-  if (role_at(1) != "assistant") return bad("continue_final_message needs an assistant message last");
-  chat.add_generation_prompt = false;
   return {};
 }
 
@@ -596,17 +595,10 @@ Result<void> parse_template_switches(const Fields& f, ParsedGenerate& out) {
   return {};
 }
 
-// An array of token ids, maybe mixed with strings: one prompt (an array of
-// strings or of arrays is several).
+// An array holding a number is one prompt of token ids, maybe mixed with
+// strings; an array of strings or of arrays is several prompts.
 bool is_token_prompt(const Json& v) {
-  if (!v.is_array()) return false;
-  bool number = false;
-  bool text = false;
-  for (const auto& e : v) {
-    number |= e.is_number_integer();
-    text |= e.is_string();
-  }
-  return number && (text || std::all_of(v.begin(), v.end(), [](const Json& e) { return e.is_number_integer(); }));
+  return v.is_array() && std::any_of(v.begin(), v.end(), [](const Json& e) { return e.is_number(); });
 }
 
 // One prompt: a string, or a non-empty array of token ids and strings.
@@ -638,7 +630,7 @@ Result<void> parse_prompt(const Json& body, ParsedGenerate& out) {
     return {};
   }
   // Token ids, or token ids mixed with text ([12, "text", 34]).
-  if (p->is_array() && !p->empty() && std::any_of(p->begin(), p->end(), [](const Json& e) { return e.is_number(); })) {
+  if (is_token_prompt(*p)) {
     auto pieces = parse_prompt_pieces(*p, "prompt");
     if (!pieces) return fail(pieces.error());
     for (const auto& piece : *pieces) {
