@@ -6,6 +6,10 @@
 #   ./setup.sh test                       build Debug (ASan+UBSan) and run every test
 #   ./setup.sh build                      build Release only
 #
+# --gpu=auto|cpu|vulkan|cuda (before or right after the command; default: $LLMD_GPU, else
+# auto) picks the engine build installed beside the CPU one: auto detects the machine
+# (engine/gpu-detect.sh). The choice is not remembered: set LLMD_GPU to keep one.
+#
 # Idempotent and quiet when everything is already there. Needs root (or sudo)
 # only when a Debian package is missing.
 set -euo pipefail
@@ -22,14 +26,18 @@ BUILD_PACKAGES=(
   libmariadb-dev libhiredis-dev libcurl4-openssl-dev
   libuchardet-dev libicu-dev
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
+  libvulkan1 # the Vulkan loader, for the engine's Vulkan build (harmless without a GPU)
 )
-# Only needed for the test suite and benchmarks.
+# Only needed for the test suite and benchmarks. mesa-vulkan-drivers brings lavapipe,
+# Mesa's software Vulkan driver: with libvulkan1 (above) the suite runs the engine's
+# Vulkan build without a GPU.
 TEST_PACKAGES=(
   googletest libgtest-dev libgmock-dev wrk python3 python3-yaml
   python3-pytest python3-requests python3-wget python3-filelock python3-numpy python3-prometheus-client
   mariadb-server redis-server
   ffmpeg
   chromium fonts-wqy-microhei
+  mesa-vulkan-drivers
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -62,6 +70,8 @@ ensure_node() {
   fi
 }
 
+# The pinned engine, with the GPU build LLMD_GPU picks (auto: what the machine has) and
+# any in LLMD_GPU_EXTRA; a missing driver leaves the CPU build with a one-line reason.
 ensure_engine() {
   ensure_node
   if [[ -x engine/install.sh ]]; then
@@ -127,8 +137,41 @@ build_release() {
   build_web
 }
 
+usage() {
+  echo "usage: ./setup.sh [--gpu=auto|cpu|vulkan|cuda] serve [flags] | test | build" >&2
+  exit 2
+}
+
+# --gpu=X or --gpu X: sets LLMD_GPU; `shift_gpu_flags "$@"` leaves the rest in rest_args.
+rest_args=()
+shift_gpu_flags() {
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --gpu=*) LLMD_GPU="${1#--gpu=}" && shift ;;
+      --gpu)
+        [[ $# -ge 2 ]] || usage
+        LLMD_GPU="$2"
+        shift 2
+        ;;
+      *) break ;;
+    esac
+  done
+  rest_args=("$@")
+}
+
+shift_gpu_flags "$@"
+set -- "${rest_args[@]+"${rest_args[@]}"}"
 cmd="${1:-}"
 [[ $# -gt 0 ]] && shift
+shift_gpu_flags "$@"
+set -- "${rest_args[@]+"${rest_args[@]}"}"
+if [[ -n "${LLMD_GPU:-}" ]]; then
+  case "${LLMD_GPU,,}" in
+    auto | cpu | vulkan | cuda) export LLMD_GPU="${LLMD_GPU,,}" ;;
+    *) echo "setup.sh: --gpu=$LLMD_GPU: expected auto, cpu, vulkan or cuda" >&2 && exit 2 ;;
+  esac
+fi
+
 case "$cmd" in
   serve)
     build_release
@@ -140,6 +183,8 @@ case "$cmd" in
     ;;
   test)
     ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+    # The Vulkan build too, GPU or not: the suite runs it through lavapipe.
+    export LLMD_GPU_EXTRA="vulkan${LLMD_GPU_EXTRA:+,$LLMD_GPU_EXTRA}"
     ensure_engine
     build_web
     ensure_test_clients
@@ -147,11 +192,11 @@ case "$cmd" in
     log "running tests"
     export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
     export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+    export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan.supp}"
     cd build/debug
     ctest --output-on-failure -j "$JOBS" --timeout 600
     ;;
   *)
-    echo "usage: ./setup.sh serve [flags] | test | build" >&2
-    exit 2
+    usage
     ;;
 esac

@@ -7,6 +7,11 @@
 # Prints a Markdown table (paste it into bench/RESULTS.md) and the raw JSON lines.
 #
 #   bench/runner_bench.sh [--build DIR] [--threads N] [--prompt N] [--gen N] [--model FILE]
+#                         [--gpu-layers N|all] [--jsonl FILE]
+#
+# --gpu-layers goes to both the runner and bare_decode: 0 (the default) the CPU only, all or a
+# count on the GPU build's devices. --jsonl: where the raw lines go (default
+# DIR/runner_bench.jsonl). bench/gpu_bench.sh runs this on the GPU and on the CPU.
 #
 # DIR must be a Release build with LLMD_BUILD_BENCH=ON (targets llmd, bare_decode):
 #   cmake -S . -B build/runner-rel -DCMAKE_BUILD_TYPE=Release -DLLMD_BUILD_BENCH=ON
@@ -19,6 +24,9 @@ threads=2
 prompt=128
 gen=128
 model=""
+gpu_layers=0
+jsonl=""
+usage="usage: $0 [--build DIR] [--threads N] [--prompt N] [--gen N] [--model FILE] [--gpu-layers N|all] [--jsonl FILE]"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --build) build="$2"; shift 2 ;;
@@ -26,9 +34,13 @@ while [[ $# -gt 0 ]]; do
     --prompt) prompt="$2"; shift 2 ;;
     --gen) gen="$2"; shift 2 ;;
     --model) model="$2"; shift 2 ;;
-    *) echo "usage: $0 [--build DIR] [--threads N] [--prompt N] [--gen N] [--model FILE]" >&2; exit 2 ;;
+    --gpu-layers) gpu_layers="$2"; shift 2 ;;
+    --jsonl) jsonl="$2"; shift 2 ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
 done
+gpu_args=(--gpu-layers "$gpu_layers")
+jsonl="${jsonl:-$build/runner_bench.jsonl}"
 llmd="$build/bin/llmd"
 bare="$build/bin/bare_decode"
 for b in "$llmd" "$bare"; do
@@ -57,9 +69,10 @@ trap stop_runner EXIT
 start_runner() {  # start_runner PARALLEL -> sets port
   port="$(free_port)"
   "$llmd" runner --model "$model" --port "$port" --threads "$threads" --parallel "$1" \
-    --ctx $((prompt + gen + 64)) --log-level warn >"$build/runner_bench.log" 2>&1 &
+    --ctx $((prompt + gen + 64)) "${gpu_args[@]}" --log-level warn >"$build/runner_bench.log" 2>&1 &
   runner_pid=$!
-  for _ in $(seq 1 600); do
+  # Up to 3 minutes: a GPU's first load may compile kernels.
+  for _ in $(seq 1 1800); do
     if curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1; then return 0; fi
     sleep 0.1
   done
@@ -73,7 +86,8 @@ echo "machine: $(uname -srm); $(nproc) cores; $(grep -m1 'model name' /proc/cpui
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 raw=()
-raw+=("$("$bare" --model "$model" --threads "$threads" --prompt "$prompt" --gen "$gen" --ctx $((prompt + gen + 64)) --reps 2)")
+raw+=("$("$bare" --model "$model" --threads "$threads" --prompt "$prompt" --gen "$gen" --ctx $((prompt + gen + 64)) --reps 2 \
+  "${gpu_args[@]}")")
 
 start_runner 1
 client --streams 1 --label warmup >/dev/null
@@ -88,7 +102,7 @@ done
 stop_runner
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
-printf '%s\n' "${raw[@]}" >"$build/runner_bench.jsonl"
-python3 "$root/bench/runner/format_table.py" <"$build/runner_bench.jsonl"
+printf '%s\n' "${raw[@]}" >"$jsonl"
+python3 "$root/bench/runner/format_table.py" <"$jsonl"
 echo
-cat "$build/runner_bench.jsonl"
+cat "$jsonl"

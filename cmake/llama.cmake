@@ -1,6 +1,7 @@
 # llama.cpp (release v0.4.0) for llmd.
 #
-# Default: the prebuilt shared libraries of the npm package @node-llama-cpp/linux-x64@3.21.1 and
+# Default: the prebuilt shared libraries of the npm package @node-llama-cpp/linux-x64@3.21.1 (plus the
+# GPU backend of any GPU variant engine/install.sh installed: linux-x64-vulkan, linux-x64-cuda) and
 # the headers from the same release's source bundle, both put in place by engine/install.sh.
 # The libraries (and every libggml-cpu-<level>.so variant, chosen at run time by
 # ggml_backend_load_all_from_path) are copied next to the binaries in ${PROJECT_BINARY_DIR}/bin
@@ -111,9 +112,27 @@ add_custom_command(
   VERBATIM)
 add_custom_target(llmd_llama_runtime_copy ALL DEPENDS ${_llmd_runtime_outputs})
 add_dependencies(llmd_llama_runtime llmd_llama_runtime_copy)
+# GPU backends of the engine variants installed (engine/install.sh, LLMD_GPU):
+# libggml-vulkan.so / libggml-cuda.so, loaded at run time like the CPU
+# variants. They need only libggml-base.so, byte-identical across variants.
+add_custom_target(llmd_llama_gpu_backends ALL
+  COMMAND ${CMAKE_COMMAND} -E make_directory "${_llmd_runtime_dir}"
+  COMMAND ${CMAKE_COMMAND} -DENGINE_DIR=${LLMD_ENGINE_DIR} -DDEST=${_llmd_runtime_dir}
+          -P "${PROJECT_SOURCE_DIR}/cmake/sync_gpu_backends.cmake"
+  COMMENT "Syncing the GPU backends of the installed engine variants to bin/"
+  VERBATIM)
+add_dependencies(llmd_llama_runtime llmd_llama_gpu_backends)
 
 include(GNUInstallDirs)
 install(FILES ${_llmd_llama_runtime_files} DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(CODE "file(GLOB _gpu \"${_llmd_runtime_dir}/libggml-vulkan.so\" \"${_llmd_runtime_dir}/libggml-cuda.so\")
+              if(_gpu)
+                file(INSTALL \${_gpu} DESTINATION \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}\")
+              endif()
+              if(EXISTS \"${_llmd_runtime_dir}/cuda12/libggml-cuda.so\")
+                file(INSTALL \"${_llmd_runtime_dir}/cuda12/libggml-cuda.so\"
+                     DESTINATION \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}/cuda12\")
+              endif()")
 
 # Binaries find the libraries beside themselves, in the build tree and once installed.
 set(CMAKE_BUILD_RPATH "\$ORIGIN")

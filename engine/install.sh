@@ -7,8 +7,11 @@
 #   engine/llama/templates/ the real model chat templates shipped with the release (*.jinja), for tests
 #   engine/llama/vocab/     vocab-only GGUFs the test-model generator borrows tokenizers from
 #   engine/llama/server-tests/  llama-server's own tests (tools/server/tests), run against `llmd runner`
+#   engine/node_modules/@node-llama-cpp/linux-x64-{vulkan,cuda,cuda-ext}/  the GPU builds this
+#                           machine can use, beside the CPU build (install-gpu.sh; LLMD_GPU=auto|cpu|
+#                           vulkan|cuda forces a choice, LLMD_GPU_EXTRA=vulkan adds one)
 # Idempotent and quiet when everything is already in place (stamped with the lock file's hash).
-# Needs: bash, node + npm (registry reachable on first run), git, sha256sum.
+# Needs: bash, node + npm (registry reachable on first run), git, sha256sum, tar.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -51,3 +54,7 @@ if [[ ! -f "$llama_stamp" || "$(cat "$llama_stamp")" != "$lock_hash $llama_layou
   rm -rf llama
   mv llama.new llama
 fi
+
+# 3. The GPU builds (Vulkan, CUDA) gpu-detect.sh or LLMD_GPU picks, checked against the lock.
+#    Never fails for want of a GPU, a driver or the network: the CPU build stays.
+"$here/install-gpu.sh"

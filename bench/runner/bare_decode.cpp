@@ -3,9 +3,12 @@
 // prompt processing in one batch, then greedy single-token decode steps.
 //
 //   bare_decode --model m.gguf --threads 2 [--prompt 128] [--gen 128] [--ctx 2048] [--reps 1]
+//               [--gpu-layers N|all]
 //
-// Prints one JSON line: {"model":..., "threads":..., "prompt_tokens":..., "pp_tps":...,
-// "gen_tokens":..., "tg_tps":...}. Exit code 1 on any failure.
+// --gpu-layers: layers offloaded to the GPU devices ggml loaded (all: every layer and the
+// output); 0, the default, uses no device at all, like `llmd runner --gpu-layers 0`.
+// Prints one JSON line: {"model":..., "threads":..., "gpu_layers":..., "prompt_tokens":...,
+// "pp_tps":..., "gen_tokens":..., "tg_tps":...}. Exit code 1 on any failure.
 #include <llama.h>
 
 #include <chrono>
@@ -23,7 +26,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 int usage() {
-  std::fprintf(stderr, "usage: bare_decode --model FILE [--threads N] [--prompt N] [--gen N] [--ctx N] [--reps N]\n");
+  std::fprintf(stderr,
+               "usage: bare_decode --model FILE [--threads N] [--prompt N] [--gen N] [--ctx N] [--reps N] "
+               "[--gpu-layers N|all]\n");
   return 2;
 }
 
@@ -32,6 +37,7 @@ int usage() {
 int main(int argc, char** argv) {
   std::string model_path;
   int threads = 2, n_prompt = 128, n_gen = 128, n_ctx = 2048, reps = 1;
+  int gpu_layers = 0;  // -1: all
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -49,15 +55,22 @@ int main(int argc, char** argv) {
       n_ctx = std::atoi(v);
     else if (a == "--reps")
       reps = std::atoi(v);
+    else if (a == "--gpu-layers")
+      gpu_layers = std::strcmp(v, "all") == 0 ? -1 : std::atoi(v);
     else
       return usage();
   }
-  if (model_path.empty() || threads < 1 || n_prompt < 1 || n_gen < 1 || reps < 1 || n_prompt + n_gen > n_ctx) {
+  if (model_path.empty() || threads < 1 || n_prompt < 1 || n_gen < 1 || reps < 1 || n_prompt + n_gen > n_ctx ||
+      gpu_layers < -1) {
     return usage();
   }
 
   llmd::runner::init_backends();
   llama_model_params mp = llama_model_default_params();
+  mp.n_gpu_layers = gpu_layers;
+  // No layers: no device either, or llama.cpp would still hand large batches to a GPU.
+  ggml_backend_dev_t no_devices[] = {nullptr};
+  if (gpu_layers == 0) mp.devices = no_devices;
   llmd::runner::LlamaModelPtr model{llama_model_load_from_file(model_path.c_str(), mp)};
   if (!model) {
     std::fprintf(stderr, "bare_decode: cannot load %s\n", model_path.c_str());
@@ -123,9 +136,9 @@ int main(int argc, char** argv) {
     }
   }
   std::printf(
-      "{\"bench\":\"bare_decode\",\"model\":\"%s\",\"threads\":%d,\"prompt_tokens\":%d,"
+      "{\"bench\":\"bare_decode\",\"model\":\"%s\",\"threads\":%d,\"gpu_layers\":%d,\"prompt_tokens\":%d,"
       "\"pp_tps\":%.2f,\"gen_tokens\":%d,\"tg_tps\":%.2f,\"reps\":%d,\"llama\":\"%s\"}\n",
-      model_path.c_str(), threads, n_prompt, n_prompt * reps / pp_s, n_gen, n_gen * reps / tg_s, reps,
+      model_path.c_str(), threads, gpu_layers, n_prompt, n_prompt * reps / pp_s, n_gen, n_gen * reps / tg_s, reps,
       llama_print_system_info());
   return 0;
 }

@@ -26,6 +26,8 @@
 #include "http/worker_pool.h"
 #include "observe/log.h"
 #include "observe/metrics.h"
+#include "runner/backend.h"
+#include "runner/devices.h"
 #include "runner/http_api.h"
 
 namespace llmd::cli {
@@ -45,6 +47,11 @@ struct RunnerFlags {
   std::vector<std::string> lora_scaled;  // --lora-scaled FILE SCALE (pairs)
   bool lora_init_without_apply = false;
   std::string reasoning = "auto";
+  std::string gpu_layers = "auto";
+  std::string devices = "auto";
+  std::string tensor_split;
+  uint64_t fit_target_mib = 1024;
+  bool list_devices = false;
   std::string log_level = "info";
 };
 
@@ -62,12 +69,48 @@ Result<std::string> read_api_key_file(const std::string& path) {
   return line.substr(first, last - first + 1);
 }
 
+// --list-devices: one line per device, as llama-server prints them, then
+// the same as JSON on the last line (for `llmd serve`).
+int print_devices() {
+  runner::init_backends();
+  nlohmann::json all = nlohmann::json::array();
+  std::printf("Available devices:\n");
+  for (const runner::DeviceInfo& d : runner::list_devices()) {
+    std::printf("  %s: %s (%llu MiB, %llu MiB free) [%s]\n", d.name.c_str(), d.description.c_str(),
+                static_cast<unsigned long long>(d.memory_total >> 20),
+                static_cast<unsigned long long>(d.memory_free >> 20), d.type.c_str());
+    all.push_back({{"name", d.name},
+                   {"description", d.description},
+                   {"type", d.type},
+                   {"memory_total", d.memory_total},
+                   {"memory_free", d.memory_free}});
+  }
+  std::printf("%s\n", all.dump().c_str());
+  return 0;
+}
+
 int run_runner(RunnerFlags f) {
   observe::LogLevel level;
   if (!observe::parse_log_level(f.log_level, level)) {
     std::fprintf(stderr, "llmd: --log-level: unknown level \"%s\"\n", f.log_level.c_str());
     return 2;
   }
+  if (f.list_devices) return print_devices();
+  if (f.config.model_path.empty()) {
+    std::fprintf(stderr, "llmd: --model is required\n");
+    return 2;
+  }
+  auto gpu_layers = runner::parse_gpu_layers(f.gpu_layers);
+  auto tensor_split = runner::parse_tensor_split(f.tensor_split);
+  for (const auto* bad : {gpu_layers ? nullptr : &gpu_layers.error(), tensor_split ? nullptr : &tensor_split.error()}) {
+    if (bad == nullptr) continue;
+    std::fprintf(stderr, "llmd: %s\n", bad->message.c_str());
+    return 2;
+  }
+  f.config.placement.gpu_layers = *gpu_layers;
+  f.config.placement.tensor_split = std::move(*tensor_split);
+  f.config.placement.devices = runner::parse_device_list(f.devices);
+  f.config.placement.fit_margin_bytes = f.fit_target_mib << 20;
   if (f.reasoning != "auto") f.config.reasoning = f.reasoning == "on";
   if (f.pooling == "mean") f.config.engine.pooling = LLAMA_POOLING_TYPE_MEAN;
   if (f.pooling == "cls") f.config.engine.pooling = LLAMA_POOLING_TYPE_CLS;
@@ -177,7 +220,7 @@ void add_runner_command(CLI::App& root, CommandRunner& run) {
   auto* cmd = root.add_subcommand("runner", "Serve one GGUF model over HTTP (llama-server and OpenAI dialects)");
   auto f = std::make_shared<RunnerFlags>();
   auto& c = f->config;
-  cmd->add_option("-m,--model", c.model_path, "GGUF model file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("-m,--model", c.model_path, "GGUF model file")->check(CLI::ExistingFile);
   cmd->add_option("--host", f->host, "Listen address")->capture_default_str();
   cmd->add_option("--port", f->port, "Listen port (0: any free port)")
       ->check(CLI::Range(0, 65535))
@@ -196,8 +239,25 @@ void add_runner_command(CLI::App& root, CommandRunner& run) {
   cmd->add_option("-b,--batch", c.engine.n_batch, "Tokens per decode step, all slots together")
       ->check(CLI::Range(1, 65536))
       ->capture_default_str();
-  cmd->add_option("--gpu-layers", c.model.gpu_layers, "Layers to offload to a GPU backend (-1: all)")
-      ->check(CLI::Range(-1, 100000));
+  cmd->add_option("--gpu-layers,--n-gpu-layers", f->gpu_layers,
+                  "Layers on the GPU devices: auto (as many as fit their free memory), all, or a count (0: the CPU "
+                  "only)")
+      ->capture_default_str();
+  cmd->add_option("--device", f->devices,
+                  "GPU devices to use, comma-separated (see --list-devices); auto: every GPU; none: the CPU only")
+      ->capture_default_str();
+  cmd->add_flag("--list-devices", f->list_devices, "Print the compute devices found and exit");
+  cmd->add_option("--split-mode", c.placement.split_mode, "How a model spans several GPUs: none, layer or row")
+      ->check(CLI::IsMember({"none", "layer", "row"}))
+      ->capture_default_str();
+  cmd->add_option("--main-gpu", c.placement.main_gpu,
+                  "The device (index among those used) for split mode none, or for row mode's small tensors")
+      ->check(CLI::Range(0, 255));
+  cmd->add_option("--tensor-split", f->tensor_split,
+                  "Share of the model per device, e.g. 3,1 (default: by free memory)");
+  cmd->add_option("--fit-target", f->fit_target_mib, "MiB that --gpu-layers auto leaves free on each device")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
   cmd->add_option("-n,--n-predict", c.n_predict,
                   "Tokens a request generates at most, and when it names no limit (-1: no limit)")
       ->check(CLI::Range(-1, 1 << 22))

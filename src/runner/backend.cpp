@@ -68,6 +68,13 @@ void init_backends() {
     if (dir.empty() || !has_cpu_backend(dir)) dir = executable_dir();
     g_backend_dir = dir;
     ggml_backend_load_all_from_path(dir.empty() ? nullptr : dir.c_str());
+    // The CUDA 12 build, for drivers older than CUDA 13's: only when the
+    // CUDA 13 build registered nothing (its runtime libraries are missing).
+    const std::filesystem::path cuda12 = dir / "cuda12" / "libggml-cuda.so";
+    std::error_code ec;
+    if (ggml_backend_reg_by_name("CUDA") == nullptr && std::filesystem::exists(cuda12, ec)) {
+      ggml_backend_load(cuda12.c_str());
+    }
     llama_backend_init();
   });
 }

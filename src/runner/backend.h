@@ -6,7 +6,9 @@
 namespace llmd::runner {
 
 // Loads the ggml backends once per process: the best libggml-cpu-<level>.so
-// for this CPU (and any GPU backend placed there) from the directory that
+// for this CPU and any GPU backend placed there (libggml-vulkan.so,
+// libggml-cuda.so, or cuda12/libggml-cuda.so when the CUDA 13 build cannot
+// load) from the directory that
 // holds the loaded libggml (normally beside the `llmd` binary), falling back
 // to the executable's directory. Also routes llama.cpp's log output: only
 // warnings and errors reach stderr unless LLMD_LLAMA_LOG=1 is set.

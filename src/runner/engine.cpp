@@ -615,6 +615,17 @@ void Engine::Impl::apply_lora(const std::vector<float>& scales) {
 
 // ---------------------------------------------------------------- public API
 
+FitContext fit_context(const EngineOptions& o) {
+  FitContext f;
+  f.n_seq_max = static_cast<std::uint32_t>(std::max(1, o.n_parallel));
+  f.n_ctx = static_cast<std::uint32_t>(std::max(0, o.n_ctx)) * f.n_seq_max;
+  f.n_batch = static_cast<std::uint32_t>(std::max(1, o.n_batch));
+  // Embedding models need the whole input in one micro-batch.
+  f.n_ubatch = o.embeddings ? f.n_batch : std::min<std::uint32_t>(f.n_batch, 512);
+  f.embeddings = o.embeddings;
+  return f;
+}
+
 Engine::Engine(std::shared_ptr<const Model> model, const EngineOptions& options)
     : model_(std::move(model)), options_(options), shared_(std::make_shared<EngineShared>()) {}
 
@@ -660,8 +671,7 @@ Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Model> mode
   cp.n_ctx = static_cast<uint32_t>(o.n_ctx) * static_cast<uint32_t>(o.n_parallel);
   cp.n_seq_max = static_cast<uint32_t>(o.n_parallel);
   cp.n_batch = static_cast<uint32_t>(o.n_batch);
-  // Embedding models need the whole input in one micro-batch.
-  cp.n_ubatch = o.embeddings ? cp.n_batch : std::min<uint32_t>(cp.n_batch, 512);
+  cp.n_ubatch = fit_context(o).n_ubatch;
   cp.n_threads = o.n_threads;
   cp.n_threads_batch = o.n_threads_batch;
   cp.no_perf = true;

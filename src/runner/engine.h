@@ -57,6 +57,11 @@ struct EngineOptions {
   std::vector<LoraAdapterSpec> lora_adapters;
 };
 
+// The context an engine with these options creates, for fitting the model's
+// placement to it (plan_placement). n_ctx 0 stays 0: the model's training
+// context per slot.
+FitContext fit_context(const EngineOptions& options);
+
 // A loaded LoRA adapter and its current default scale.
 struct LoraAdapterInfo {
   int id = 0;

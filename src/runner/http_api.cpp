@@ -12,6 +12,7 @@
 
 #include "http/errors.h"
 #include "http/sse.h"
+#include "runner/backend.h"
 #include "runner/completion_channel.h"
 #include "runner/infill.h"
 #include "runner/openai.h"
@@ -590,6 +591,28 @@ Json slots_json(const RunnerService& svc) {
   return out;
 }
 
+}  // namespace
+
+Json placement_json(const RunnerService& svc) {
+  Json devices = Json::array();
+  for (const DeviceUse& u : svc.device_use()) {
+    devices.push_back({{"name", u.device.name},
+                       {"description", u.device.description},
+                       {"type", u.device.type},
+                       {"memory_total", u.device.memory_total},
+                       {"memory_free", u.device.memory_free},
+                       {"model_bytes", u.model_bytes},
+                       {"context_bytes", u.context_bytes},
+                       {"compute_bytes", u.compute_bytes}});
+  }
+  return Json{{"devices", std::move(devices)},
+              {"gpu_layers", svc.placement().gpu_layers(svc.model().info().n_layer)},
+              {"n_layer", svc.model().info().n_layer},
+              {"split_mode", svc.placement().split_mode()}};
+}
+
+namespace {
+
 Json props_json(const RunnerService& svc) {
   const auto& info = svc.model().info();
   const auto& opts = svc.engine().options();
@@ -620,7 +643,8 @@ Json props_json(const RunnerService& svc) {
                 {"n_ctx_train", info.n_ctx_train},
                 {"n_embd", info.n_embd},
                 {"n_vocab", info.n_vocab},
-                {"has_chat_template", info.has_chat_template}}}};
+                {"has_chat_template", info.has_chat_template}}},
+              {"placement", placement_json(svc)}};
 }
 
 }  // namespace
@@ -646,6 +670,24 @@ RunnerService::RunnerService(RunnerConfig config, observe::Registry& metrics, ob
       metrics_.counter("llmd_runner_prompt_tokens_total", "Prompt tokens processed (cache hits excluded)").with({});
   auto& completion = metrics_.counter("llmd_runner_completion_tokens_total", "Tokens generated").with({});
   auto& decode = metrics_.counter("llmd_runner_decode_seconds_total", "Wall time spent in llama_decode").with({});
+  auto& gpu_layers =
+      metrics_.gauge("llmd_runner_gpu_layers", "Model layers on GPU devices (the output counts as one)").with({});
+  auto& device_memory = metrics_.gauge("llmd_runner_device_memory_bytes",
+                                       "Memory per device: what the model, its context and compute buffers hold "
+                                       "(llama.cpp's projection), and the device's free and total memory now",
+                                       {"device", "kind"});
+  metrics_.add_collector([this, &gpu_layers, &device_memory] {
+    if (!ready()) return;
+    gpu_layers.set(placement().gpu_layers(model_->info().n_layer));
+    for (const DeviceUse& u : device_use_) {
+      device_memory.with({u.device.name, "model"}).set(static_cast<double>(u.model_bytes));
+      device_memory.with({u.device.name, "context"}).set(static_cast<double>(u.context_bytes));
+      device_memory.with({u.device.name, "compute"}).set(static_cast<double>(u.compute_bytes));
+      const DeviceInfo now = device_now(u.device);
+      device_memory.with({u.device.name, "free"}).set(static_cast<double>(now.memory_free));
+      device_memory.with({u.device.name, "total"}).set(static_cast<double>(now.memory_total));
+    }
+  });
   metrics_.add_collector([this, &slots_total, &slots_busy, &queue, &loaded, &requests, &prompt, &completion, &decode] {
     if (!ready()) return;
     const EngineStats s = engine_->stats();
@@ -666,6 +708,11 @@ RunnerService::~RunnerService() { shutdown(); }
 
 Result<void> RunnerService::load() {
   const auto t0 = std::chrono::steady_clock::now();
+  init_backends();
+  const FitContext fit = fit_context(config_.engine);
+  auto plan = plan_placement(config_.model_path, config_.placement, fit);
+  if (!plan) return fail(plan.error());
+  config_.model.placement = std::move(*plan);
   auto model = Model::load(config_.model_path, config_.model);
   if (!model) return fail(model.error());
   auto engine = Engine::create(*model, config_.engine);
@@ -677,6 +724,13 @@ Result<void> RunnerService::load() {
     log_.warn("the chat template does not parse; using ChatML", {{"error", templates.error().message}});
     templates = ChatTemplates::create(**model, "chatml");
     if (!templates) return fail(templates.error());
+  }
+  device_use_ = config_.model.placement.memory_use(config_.model_path, fit);
+  std::string used_devices;  // "Vulkan0 (1210 MiB), CPU (310 MiB)"
+  for (const DeviceUse& u : device_use_) {
+    if (!used_devices.empty()) used_devices += ", ";
+    used_devices +=
+        u.device.name + " (" + std::to_string((u.model_bytes + u.context_bytes + u.compute_bytes) >> 20) + " MiB)";
   }
   model_ = std::move(*model);
   engine_ = std::move(*engine);
@@ -690,6 +744,9 @@ Result<void> RunnerService::load() {
                              {"n_ctx_slot", engine_->n_ctx_slot()},
                              {"slots", engine_->options().n_parallel},
                              {"threads", engine_->options().n_threads},
+                             {"devices", used_devices},
+                             {"gpu_layers", placement().gpu_layers(model_->info().n_layer)},
+                             {"placement", placement().note()},
                              {"load_seconds", seconds}});
   return {};
 }

@@ -47,6 +47,8 @@ struct RunnerConfig {
   // llama-server's /completion fields (llama-server's --verbose; a request's
   // own "verbose": true asks the same).
   bool verbose = false;
+  // Devices and GPU layers (--device, --gpu-layers, ...): planned at load.
+  PlacementOptions placement;
   ModelOptions model;
   EngineOptions engine;
 };
@@ -75,6 +77,10 @@ class RunnerService {
   const RunnerConfig& config() const { return config_; }
   const std::string& alias() const { return config_.alias; }
   int64_t loaded_at() const { return loaded_at_; }  // Unix seconds
+  // Where the model went (preconditions: ready()): the GPU devices and
+  // layers, and what each device (and the host, last) holds for it.
+  const Placement& placement() const { return config_.model.placement; }
+  const std::vector<DeviceUse>& device_use() const { return device_use_; }
   // OpenAI's system_fingerprint, as llama-server writes it: the engine's
   // build number and commit ("b1234-abcdef0").
   std::string fingerprint() const;
@@ -95,11 +101,18 @@ class RunnerService {
   std::optional<ChatTemplates> templates_;  // set by load() before ready_
   std::atomic<bool> ready_{false};
   int64_t loaded_at_ = 0;
+  std::vector<DeviceUse> device_use_;  // set by load() before ready_
   observe::Gauge* tokens_per_second_ = nullptr;
   observe::Histogram* first_token_seconds_ = nullptr;
   std::mutex stats_mu_;
   EngineStats last_stats_;  // GUARDED_BY(stats_mu_): for counter deltas
 };
+
+// Where the model went, for /props and the log: {"devices": [{name,
+// description, type, memory_total, memory_free, model_bytes, context_bytes,
+// compute_bytes}], "gpu_layers", "n_layer", "split_mode"}; the host is the
+// last device, named "CPU". Preconditions: service.ready().
+nlohmann::ordered_json placement_json(const RunnerService& service);
 
 // Registers every runner route on `router`. `service` and `pool` must
 // outlive the router's use (the server).

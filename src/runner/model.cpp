@@ -105,7 +105,7 @@ Result<std::shared_ptr<Model>> Model::load(const std::filesystem::path& path, co
   }
 
   llama_model_params mp = llama_model_default_params();
-  mp.n_gpu_layers = options.gpu_layers;
+  options.placement.apply(mp);
   mp.vocab_only = options.vocab_only;
   if (!options.use_mmap) mp.load_mode = LLAMA_LOAD_MODE_NONE;
 

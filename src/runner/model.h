@@ -6,18 +6,21 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/error.h"
+#include "runner/devices.h"
 #include "runner/llama_handles.h"
 
 namespace llmd::runner {
 
 struct ModelOptions {
-  int gpu_layers = 0;       // layers to offload to a GPU backend, -1 = all
+  // Devices and GPU layers (plan_placement); the default: the CPU only.
+  Placement placement;
   bool use_mmap = true;     // map the file instead of reading it
   bool vocab_only = false;  // tokenizer and metadata only, no weights (fast; for tools)
 };

@@ -1648,5 +1648,158 @@ TEST(RunnerLifecycle, BadGgufFilesExitCleanlyWithOneClearLine) {
   }
 }
 
+// ---------------------------------------------------------------- GPU devices (issue 17)
+// The Vulkan build's backend (engine/install.sh's linux-x64-vulkan variant,
+// copied beside the binary) on Mesa's software Vulkan driver, lavapipe:
+// ggml skips CPU-type Vulkan devices unless GGML_VK_VISIBLE_DEVICES names
+// them, so these runners see lavapipe as Vulkan0 and the others do not.
+// (ggml's Vulkan backend never frees its devices: tests/lsan.supp.)
+const std::map<std::string, std::string> kLavapipe{
+    {"GGML_VK_VISIBLE_DEVICES", "0"}, {"LSAN_OPTIONS", "suppressions=" LLMD_SOURCE_DIR "/tests/lsan.supp"}};
+
+// 4 layers of 512 wide: ~8 MiB a layer, enough for fitting to tell layers apart.
+fs::path layered_model() {
+  return generated_model("llama-4x512", {"--arch", "llama", "--layers", "4", "--embd", "512", "--heads", "8",
+                                         "--kv-heads", "8", "--ff", "2048"});
+}
+
+void expect_vulkan_runtime() {
+  const fs::path backend = fs::path(kBinary).parent_path() / "libggml-vulkan.so";
+  ASSERT_TRUE(fs::exists(backend)) << backend << " is missing: ./setup.sh test installs the Vulkan engine variant";
+  ASSERT_TRUE(fs::exists("/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"))
+      << "lavapipe is missing: ./setup.sh test installs mesa-vulkan-drivers";
+}
+
+// Lavapipe compiles each of ggml's Vulkan pipelines on first use: minutes
+// on a busy two-core machine.
+json slow_completion(const Runner& r, const json& body) {
+  return body_json(http_request(r.port(), "POST", "/completion", body.dump(), {{"Content-Type", "application/json"}},
+                                std::chrono::minutes(5)));
+}
+
+json placement_of(const Runner& r) { return body_json(http_request(r.port(), "GET", "/props"))["placement"]; }
+
+// What the placement projects for one device (model + context + compute), in bytes.
+std::uint64_t projected_bytes(const json& placement, const std::string& device) {
+  for (const json& d : placement["devices"]) {
+    if (d["name"] == device) {
+      return d["model_bytes"].get<std::uint64_t>() + d["context_bytes"].get<std::uint64_t>() +
+             d["compute_bytes"].get<std::uint64_t>();
+    }
+  }
+  return 0;
+}
+
+TEST(RunnerDevices, ListDevicesShowsLavapipeAsAVulkanGpuOnlyWhenVisible) {
+  expect_vulkan_runtime();
+  TempDir dir;
+  Process visible({kBinary, "runner", "--list-devices"}, dir.path(), dir / "visible.log", kLavapipe);
+  ASSERT_EQ(visible.wait(std::chrono::seconds(60)), 0) << visible.log();
+  EXPECT_NE(visible.log().find("Vulkan0: llvmpipe"), std::string::npos) << visible.log();
+  EXPECT_NE(visible.log().find("\"type\":\"gpu\""), std::string::npos) << visible.log();
+  Process hidden({kBinary, "runner", "--list-devices"}, dir.path(), dir / "hidden.log");
+  ASSERT_EQ(hidden.wait(std::chrono::seconds(60)), 0) << hidden.log();
+  EXPECT_EQ(hidden.log().find("Vulkan0"), std::string::npos) << hidden.log();
+  EXPECT_NE(hidden.log().find("CPU: "), std::string::npos) << hidden.log();
+}
+
+// (The tiny model: lavapipe runs a 32k-vocabulary 512-wide output layer at
+// about 0.6 s a token here.)
+TEST(RunnerDevices, EveryLayerOnVulkanWritesWhatTheCpuWritesAtTemperatureZero) {
+  expect_vulkan_runtime();
+  const fs::path model = test_model("qwen2");
+  Runner cpu(model, {"--device", "none", "--ctx", "512"});
+  Runner gpu(model, {"--gpu-layers", "all", "--device", "Vulkan0", "--ctx", "512"}, kLavapipe);
+  ASSERT_TRUE(cpu.ready()) << cpu.log();
+  ASSERT_TRUE(gpu.ready()) << gpu.log();
+
+  const json on_cpu = placement_of(cpu);
+  const json on_gpu = placement_of(gpu);
+  EXPECT_EQ(on_cpu["gpu_layers"], 0) << on_cpu;
+  ASSERT_EQ(on_cpu["devices"].size(), 1u) << on_cpu;
+  EXPECT_EQ(on_cpu["devices"][0]["name"], "CPU");
+  EXPECT_EQ(on_gpu["gpu_layers"], on_gpu["n_layer"].get<int>() + 1) << on_gpu;
+  ASSERT_EQ(on_gpu["devices"].size(), 2u) << on_gpu;
+  EXPECT_EQ(on_gpu["devices"][0]["name"], "Vulkan0");
+  EXPECT_NE(on_gpu["devices"][0]["description"].get<std::string>().find("llvmpipe"), std::string::npos);
+  EXPECT_GT(on_gpu["devices"][0]["model_bytes"].get<std::uint64_t>(), 0u) << "the layers' weights are there";
+  EXPECT_GT(on_gpu["devices"][0]["memory_total"].get<std::uint64_t>(), 0u);
+
+  for (const std::string prompt : {"The capital of France is", "def fibonacci(n):", "你好，世界"}) {
+    const json body{{"prompt", prompt}, {"n_predict", 16}, {"temperature", 0}, {"n_probs", 3}};
+    const json a = slow_completion(cpu, body);
+    const json b = slow_completion(gpu, body);
+    ASSERT_TRUE(a.contains("content") && b.contains("content")) << a << b;
+    EXPECT_EQ(a["content"], b["content"]) << prompt;
+    ASSERT_EQ(a["completion_probabilities"].size(), b["completion_probabilities"].size());
+    for (std::size_t i = 0; i < a["completion_probabilities"].size(); ++i) {
+      const json& pa = a["completion_probabilities"][i];
+      const json& pb = b["completion_probabilities"][i];
+      EXPECT_EQ(pa["id"], pb["id"]) << prompt << " token " << i;
+      EXPECT_NEAR(pa["logprob"].get<double>(), pb["logprob"].get<double>(), 0.05) << prompt << " token " << i;
+    }
+  }
+
+  const std::string metrics = http_request(gpu.port(), "GET", "/metrics")->body;
+  EXPECT_NE(metrics.find("llmd_runner_gpu_layers " + std::to_string(on_gpu["gpu_layers"].get<int>())),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("llmd_runner_device_memory_bytes{device=\"Vulkan0\",kind=\"model\"}"), std::string::npos)
+      << metrics;
+}
+
+// --gpu-layers auto is llama.cpp's fitting: every layer when the device has
+// room; as many as keep --fit-target MiB free when it has not.
+TEST(RunnerDevices, AutoPutsTheLayersThatFitBesideTheMarginOnTheDevice) {
+  expect_vulkan_runtime();
+  const fs::path model = layered_model();
+  json roomy;
+  {
+    Runner r(model, {"--gpu-layers", "auto", "--fit-target", "0", "--ctx", "512"}, kLavapipe);
+    ASSERT_TRUE(r.ready()) << r.log();
+    roomy = placement_of(r);
+  }
+  const int all = roomy["n_layer"].get<int>() + 1;
+  ASSERT_EQ(roomy["gpu_layers"], all) << roomy;
+  const std::uint64_t free_mib = roomy["devices"][0]["memory_free"].get<std::uint64_t>() >> 20;
+  const std::uint64_t needed_mib = (projected_bytes(roomy, "Vulkan0") >> 20) + 1;
+  // Twelve MiB short of room for everything: about one and a half layers stay on the host.
+  const std::uint64_t margin_mib = free_mib - needed_mib + 12;
+  Runner tight(model, {"--gpu-layers", "auto", "--fit-target", std::to_string(margin_mib), "--ctx", "512"}, kLavapipe);
+  ASSERT_TRUE(tight.ready()) << tight.log();
+  const json fitted = placement_of(tight);
+  EXPECT_GT(fitted["gpu_layers"].get<int>(), 0) << fitted;
+  EXPECT_LT(fitted["gpu_layers"].get<int>(), all) << fitted;
+  EXPECT_LE(projected_bytes(fitted, "Vulkan0") >> 20, free_mib - margin_mib) << fitted;
+  // Its output is still the model's: the same as the CPU's.
+  Runner cpu(model, {"--device", "none", "--ctx", "512"});
+  ASSERT_TRUE(cpu.ready()) << cpu.log();
+  const json body{{"prompt", "Once upon a time"}, {"n_predict", 6}, {"temperature", 0}};
+  EXPECT_EQ(slow_completion(tight, body)["content"], slow_completion(cpu, body)["content"]);
+}
+
+TEST(RunnerDevices, BadDeviceFlagsExitWithOneClearLine) {
+  const fs::path model = test_model("qwen2");
+  TempDir dir;
+  const std::string port = std::to_string(free_port());
+  Process unknown({kBinary, "runner", "--model", model.string(), "--port", port, "--device", "Nope0"}, dir.path(),
+                  dir / "unknown.log", kLavapipe);
+  EXPECT_EQ(unknown.wait(std::chrono::seconds(60)), 1) << unknown.log();
+  EXPECT_NE(unknown.log().find("no GPU device named 'Nope0'; available: Vulkan0"), std::string::npos) << unknown.log();
+  Process layers({kBinary, "runner", "--model", model.string(), "--port", port, "--gpu-layers", "lots"}, dir.path(),
+                 dir / "layers.log");
+  EXPECT_EQ(layers.wait(std::chrono::seconds(30)), 2) << layers.log();
+  EXPECT_NE(layers.log().find("gpu layers must be auto, all or a count"), std::string::npos) << layers.log();
+  Process split({kBinary, "runner", "--model", model.string(), "--port", port, "--tensor-split", "3,x"}, dir.path(),
+                dir / "split.log");
+  EXPECT_EQ(split.wait(std::chrono::seconds(30)), 2) << split.log();
+  EXPECT_NE(split.log().find("tensor split must be non-negative numbers"), std::string::npos) << split.log();
+  Process main_gpu({kBinary, "runner", "--model", model.string(), "--port", port, "--device", "Vulkan0", "--split-mode",
+                    "none", "--main-gpu", "1"},
+                   dir.path(), dir / "main.log", kLavapipe);
+  EXPECT_EQ(main_gpu.wait(std::chrono::seconds(60)), 1) << main_gpu.log();
+  EXPECT_NE(main_gpu.log().find("main GPU must be an index 0..0"), std::string::npos) << main_gpu.log();
+}
+
 }  // namespace
 }  // namespace llmd::testing

@@ -256,7 +256,8 @@ std::optional<HttpReply> RawConnection::read_reply(std::chrono::milliseconds tim
 
 std::optional<HttpReply> RawConnection::request(const std::string& method, const std::string& path,
                                                 const std::string& body,
-                                                const std::map<std::string, std::string>& headers) {
+                                                const std::map<std::string, std::string>& headers,
+                                                std::chrono::milliseconds timeout) {
   std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
   if (!body.empty() || method == "POST" || method == "PUT") {
@@ -265,7 +266,7 @@ std::optional<HttpReply> RawConnection::request(const std::string& method, const
   }
   req += "\r\n" + body;
   if (!send(req)) return std::nullopt;
-  return read_reply();
+  return read_reply(timeout);
 }
 
 std::optional<HttpReply> https_request(int port, const std::filesystem::path& ca_file, const std::string& method,
@@ -279,12 +280,13 @@ std::optional<HttpReply> https_request(int port, const std::filesystem::path& ca
 }
 
 std::optional<HttpReply> http_request(int port, const std::string& method, const std::string& path,
-                                      const std::string& body, const std::map<std::string, std::string>& headers) {
+                                      const std::string& body, const std::map<std::string, std::string>& headers,
+                                      std::chrono::milliseconds timeout) {
   RawConnection c(port);
   if (!c.ok()) return std::nullopt;
   auto h = headers;
   h["Connection"] = "close";
-  return c.request(method, path, body, h);
+  return c.request(method, path, body, h, timeout);
 }
 
 }  // namespace llmd::testing

@@ -79,9 +79,10 @@ class RawConnection {
   // Everything the peer sends until it closes (or `timeout` passes), with
   // what was already buffered; nullopt when it did not close in time.
   std::optional<std::string> read_until_close(std::chrono::milliseconds timeout);
-  // Sends one request and reads its reply (keep-alive).
+  // Sends one request and reads its reply (keep-alive), waiting up to `timeout`.
   std::optional<HttpReply> request(const std::string& method, const std::string& path, const std::string& body = "",
-                                   const std::map<std::string, std::string>& headers = {});
+                                   const std::map<std::string, std::string>& headers = {},
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
  private:
   bool fill(std::chrono::steady_clock::time_point deadline);
@@ -103,6 +104,7 @@ std::optional<HttpReply> https_request(int port, const std::filesystem::path& ca
 // One request on a fresh connection ("Connection: close").
 std::optional<HttpReply> http_request(int port, const std::string& method, const std::string& path,
                                       const std::string& body = "",
-                                      const std::map<std::string, std::string>& headers = {});
+                                      const std::map<std::string, std::string>& headers = {},
+                                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 }  // namespace llmd::testing
