@@ -87,6 +87,7 @@ void add_ops_routes(http::Router& router, OpsDeps deps) {
                      {"schema_current", db.schema_version == latest_schema},
                      {"latency_ms", std::round(db.latency_ms * 1000) / 1000}}},
                };
+               if (deps.hardware) body.update(deps.hardware());
                co_return http::Response::json(200, body);
              });
 

@@ -6,6 +6,9 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+
+#include <nlohmann/json.hpp>
 
 #include "http/router.h"
 #include "http/worker_pool.h"
@@ -19,6 +22,9 @@ struct OpsDeps {
   http::WorkerPool& pool;
   observe::Registry& metrics;
   std::chrono::steady_clock::time_point started;
+  // The host's compute devices and each local instance's placement, as
+  // /health shows them (empty: not shown).
+  std::function<nlohmann::json()> hardware;
 };
 
 void add_ops_routes(http::Router& router, OpsDeps deps);

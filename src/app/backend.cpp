@@ -363,7 +363,21 @@ Result<void> Backend::Impl::make_clients() {
 
 // Every route, and the services behind them; the web UI last (the fallback).
 Result<void> Backend::Impl::add_routes() {
-  api::add_ops_routes(*router, api::OpsDeps{*database, *pool, metrics, started});
+  // /health shows the compute devices and where each running instance put its model.
+  auto hardware = [manager = models.get()] {
+    nlohmann::json instances = nlohmann::json::array();
+    for (const auto& m : manager->list()) {
+      for (const auto& i : m.instances) {
+        if (i.gpu_layers < 0) continue;
+        instances.push_back({{"model", m.name},
+                             {"instance", i.id},
+                             {"gpu_layers", i.gpu_layers},
+                             {"devices", models::devices_json(i.devices)}});
+      }
+    }
+    return nlohmann::json{{"devices", models::devices_json(manager->host_devices())}, {"instances", instances}};
+  };
+  api::add_ops_routes(*router, api::OpsDeps{*database, *pool, metrics, started, hardware});
   const api::AccountDeps account_deps{*auth, *accounts, *pool, log, password_pool.get()};
   api::add_account_routes(*router, account_deps);
   api::add_admin_routes(*router, account_deps);

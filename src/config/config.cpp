@@ -423,7 +423,16 @@ Result<void> parse_models(const YAML::Node& root, Config& c, std::vector<std::st
         LLMD_TRY(e.integer("threads", me.threads, 0, 1024));
       }
       LLMD_TRY(e.integer("parallel", me.parallel, 1, 256));
-      LLMD_TRY(e.integer("gpu_layers", me.gpu_layers, -1, 100000));
+      if (const auto g = list[i]["gpu_layers"]; g && g.IsScalar()) {
+        const std::string word = text::to_lower(text::trim(g.Scalar()));
+        if (word == "auto") {
+          me.gpu_layers = kGpuLayersAuto;
+        } else if (word == "all") {
+          me.gpu_layers = kGpuLayersAll;
+        } else {
+          LLMD_TRY(e.integer("gpu_layers", me.gpu_layers, -1, 100000));
+        }
+      }
       LLMD_TRY(e.integer("replicas", me.replicas, 1, 64));
       LLMD_TRY(e.integer("weight", me.weight, 1, 1000));
       LLMD_TRY(e.string("chat_template", me.chat_template));

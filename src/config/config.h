@@ -85,6 +85,11 @@ struct RequestParams {
   std::map<std::string, std::string> chat_template_kwargs;  // chat: name -> a JSON value, as JSON text
 };
 
+// models.list[].gpu_layers: "auto" (as many layers as fit the GPUs' free
+// memory; none without a GPU), "all" (or -1), or a count (0: the CPU only).
+inline constexpr int kGpuLayersAll = -1;
+inline constexpr int kGpuLayersAuto = -2;
+
 struct ModelEntry {
   std::string name;
   std::string file;
@@ -92,7 +97,7 @@ struct ModelEntry {
   int ctx = 4096;
   int threads = 0;  // 0 = auto ("threads: auto"): a share of the cores, see models/manager.h
   int parallel = 4;
-  int gpu_layers = 0;
+  int gpu_layers = kGpuLayersAuto;  // a count, kGpuLayersAll or kGpuLayersAuto
   int replicas = 1;
   int weight = 1;
   std::string chat_template;

@@ -106,7 +106,7 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     std::string url, api_key;
   };
   std::vector<ProbeJob> probe_jobs;  // guarded by mutex; launched by reconcile()
-  std::vector<ProbeJob> caps_jobs;   // the same, for reading a model's template capabilities
+  std::vector<ProbeJob> props_jobs;  // the same, for reading an instance's /props (template caps, placement)
 
   observe::Family<observe::Counter>* requests = nullptr;
   observe::Family<observe::Counter>* errors = nullptr;
@@ -172,7 +172,7 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
       const auto now = Clock::now();
       for (auto& [name, m] : models) reconcile_model(*m, now);
       jobs.swap(probe_jobs);
-      caps.swap(caps_jobs);
+      caps.swap(props_jobs);
     }
     // Started outside the lock: a probe may complete inline and call on_probe.
     for (auto& j : jobs) {
@@ -186,17 +186,15 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     }
     for (auto& j : caps) {
       net::co_spawn(
-          io,
-          [self = shared_from_this(), j = std::move(j)]() -> net::awaitable<void> {
-            co_await self->read_template_caps(j);
-          },
+          io, [self = shared_from_this(), j = std::move(j)]() -> net::awaitable<void> { co_await self->read_props(j); },
           net::detached);
     }
   }
 
-  // GET /props of a ready instance (llmd runner and llama-server answer
-  // chat_template_caps there): what the model's template can do.
-  net::awaitable<void> read_template_caps(const ProbeJob& job) {
+  // GET /props of an instance that became ready (llmd runner and
+  // llama-server answer chat_template_caps there): what the model's template
+  // can do, and (llmd runner) where the instance put the model.
+  net::awaitable<void> read_props(const ProbeJob& job) {
     http::ClientRequest req;
     req.url = job.url + "/props";
     req.connect_timeout = std::chrono::milliseconds(1000);
@@ -205,23 +203,29 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     auto r = co_await client->request(req);
     if (!r || r->status != 200) co_return;
     const auto props = nlohmann::json::parse(r->body, nullptr, false);
-    if (!props.is_object() || !props.contains("chat_template_caps") || !props["chat_template_caps"].is_object()) {
-      co_return;
-    }
+    if (!props.is_object()) co_return;
     std::map<std::string, bool> caps;
-    for (const auto& [name, value] : props["chat_template_caps"].items()) {
-      if (value.is_boolean()) caps[name] = value.get<bool>();
+    if (const auto it = props.find("chat_template_caps"); it != props.end() && it->is_object()) {
+      for (const auto& [name, value] : it->items()) {
+        if (value.is_boolean()) caps[name] = value.get<bool>();
+      }
     }
+    Placement placement = parse_placement(props.value("placement", nlohmann::json()));
     std::lock_guard lock(mutex);
-    if (auto it = models.find(job.model); it != models.end()) it->second->template_caps = std::move(caps);
+    auto it = models.find(job.model);
+    if (it == models.end()) co_return;
+    if (!caps.empty()) it->second->template_caps = std::move(caps);
+    for (auto& inst : it->second->instances) {
+      if (inst.id == job.id && inst.serial == job.serial) inst.placement = std::move(placement);
+    }
   }
 
-  // Reads the template's capabilities from the first instance that answers
-  // (not with a test prober: there is no HTTP worker then).
-  void ask_template_caps(ModelState& m, const Instance& inst) {
-    if (m.caps_asked || deps.prober) return;
+  // Reads /props of each instance that becomes ready (not with a test
+  // prober: there is no HTTP worker then).
+  void ask_props(ModelState& m, const Instance& inst) {
+    if (deps.prober) return;
     m.caps_asked = true;
-    caps_jobs.push_back({m.cat.name, inst.id, inst.serial, inst.url, inst.api_key});
+    props_jobs.push_back({m.cat.name, inst.id, inst.serial, inst.url, inst.api_key});
   }
 
   void reconcile_model(ModelState& m, Clock::time_point now) {
@@ -326,7 +330,8 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
   int cpu_worker_slots() const {
     std::vector<int> replicas;
     for (const auto& [n, m] : models) {
-      if (m->startable() && !fully_offloaded(m->cat)) replicas.push_back(std::max(1, m->cat.entry.replicas));
+      if (m->startable() && !fully_offloaded(m->cat, gpu_free()))
+        replicas.push_back(std::max(1, m->cat.entry.replicas));
     }
     std::sort(replicas.begin(), replicas.end(), std::greater<>());
     const std::size_t loaded = options.models.max_loaded > 0
@@ -337,10 +342,26 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     return std::max(1, slots);
   }
 
+  // GPU memory free for another worker: what the host's GPUs had free at
+  // startup less what the running local workers report holding there.
+  // Mutex held.
+  std::uint64_t gpu_free() const {
+    std::uint64_t free = gpu_free_bytes(deps.host_devices);
+    for (const auto& [n, m] : models) {
+      for (const auto& inst : m->instances) {
+        if (inst.remote) continue;
+        for (const Device& d : inst.placement.devices) {
+          if (d.gpu()) free -= std::min(free, d.used_bytes);
+        }
+      }
+    }
+    return free;
+  }
+
   // The threads of a new worker of `m`: the configured count, else auto.
   int worker_threads(const ModelState& m) const {
     if (m.cat.entry.threads > 0) return m.cat.entry.threads;
-    if (fully_offloaded(m.cat)) return 1;
+    if (fully_offloaded(m.cat, gpu_free())) return 1;
     return auto_threads(cpu_cores, cpu_worker_slots());
   }
 
@@ -428,9 +449,9 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
       const auto now = Clock::now();
       if (inst.remote) {
         m.balancer.set_probe_result(id, ok);
-        if (ok) ask_template_caps(m, inst);
+        if (ok && !m.caps_asked) ask_props(m, inst);  // once: an upstream is probed every few seconds
       } else if (inst.state == State::kStarting && ok) {
-        ask_template_caps(m, inst);
+        ask_props(m, inst);
         inst.state = State::kRunning;
         inst.restarts = 0;
         inst.error.clear();
@@ -486,10 +507,15 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     const std::uint64_t need =
         estimate_model_memory(m.cat) * static_cast<std::uint64_t>(std::max(1, m.cat.entry.replicas));
     const auto available = deps.mem_available ? deps.mem_available() : read_mem_available();
-    if (need > 0 && available && need > *available) {
+    // What goes to a GPU needs no RAM: a model fits in the RAM and the GPU
+    // memory its placement may use together.
+    const std::uint64_t gpu = m.cat.entry.gpu_layers == 0 ? 0 : gpu_free();
+    if (need > 0 && available && need > *available + gpu) {
+      std::string where = std::to_string(*available >> 20) + " MiB of memory available";
+      if (gpu > 0) where += " and " + std::to_string(gpu >> 20) + " MiB free on the GPUs";
       return fail(Error(ErrorCode::kUnavailable,
                         "not enough memory to load " + m.cat.name + ": needs about " + std::to_string(need >> 20) +
-                            " MiB, " + std::to_string(*available >> 20) + " MiB available",
+                            " MiB, " + where,
                         "insufficient_memory")
                       .with_retry_after(30));
     }
@@ -750,6 +776,22 @@ std::vector<ModelStatus> Manager::list() const {
   std::vector<ModelStatus> out;
   const auto now = Clock::now();
   for (const auto& [n, m] : core_->models) out.push_back(core_->status_locked(*m, now));
+  return out;
+}
+
+std::vector<Device> Manager::host_devices() const {
+  std::lock_guard lock(core_->mutex);
+  std::vector<Device> out = core_->deps.host_devices;
+  for (Device& d : out) {
+    if (!d.gpu()) continue;
+    for (const auto& [n, m] : core_->models) {
+      for (const auto& inst : m->instances) {
+        for (const Device& used : inst.placement.devices) {
+          if (!inst.remote && used.name == d.name) d.memory_free -= std::min(d.memory_free, used.used_bytes);
+        }
+      }
+    }
+  }
   return out;
 }
 

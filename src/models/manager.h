@@ -29,6 +29,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "models/catalog.h"
+#include "models/host_devices.h"
 #include "models/worker.h"
 #include "observe/log.h"
 #include "observe/metrics.h"
@@ -55,6 +56,9 @@ struct ManagerDeps {
   Prober prober;                           // empty = HTTP GET /health
   // Bytes of MemAvailable; empty = read /proc/meminfo. nullopt = unknown (no check).
   std::function<std::optional<std::uint64_t>()> mem_available;
+  // The host's compute devices (probe_host_devices at startup); GPUs among
+  // them make room for models beside the RAM and fewer CPU threads.
+  std::vector<Device> host_devices;
 };
 
 struct InstanceStatus {
@@ -68,6 +72,10 @@ struct InstanceStatus {
   bool remote = false;
   std::string error;
   int threads = 0;  // generation threads the local worker was started with (0: remote)
+  // Where its model went, as the worker reports it (/props "placement"):
+  // layers on GPUs (-1: not reported) and the memory each device holds.
+  int gpu_layers = -1;
+  std::vector<Device> devices;
 };
 
 struct ModelStatus {
@@ -154,6 +162,9 @@ class Manager {
   Manager& operator=(const Manager&) = delete;
 
   std::vector<ModelStatus> list() const;
+  // The host's compute devices as found at startup, with memory_free now
+  // less what the running local workers hold on each GPU.
+  std::vector<Device> host_devices() const;
   // A model by its name or one of its aliases (every method below takes
   // either). Errors: kNotFound "model_not_found".
   Result<ModelStatus> get(const std::string& name) const;

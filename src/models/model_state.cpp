@@ -50,6 +50,8 @@ ModelStatus status_of(const ModelState& m, Clock::time_point now) {
     is.restarts = inst.restarts;
     is.error = inst.error;
     is.threads = inst.remote ? 0 : inst.threads;
+    is.gpu_layers = inst.placement.gpu_layers;
+    is.devices = inst.placement.devices;
     is.health = inst.state == State::kRunning || inst.remote ? "healthy" : "down";
     for (const auto& v : views) {
       if (v.id != inst.id) continue;

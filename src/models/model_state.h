@@ -45,7 +45,8 @@ struct Instance {
   int restarts = 0;
   int probe_failures = 0;
   bool probing = false;
-  int threads = 0;  // of the running local worker
+  int threads = 0;      // of the running local worker
+  Placement placement;  // what its /props said; gpu_layers -1 until then
   std::string error;
 };
 
@@ -63,7 +64,7 @@ struct ModelState {
   // What its chat template can do (the worker's /props chat_template_caps),
   // read once an instance first answers; empty until then.
   std::map<std::string, bool> template_caps;
-  bool caps_asked = false;
+  bool caps_asked = false;  // /props asked of an instance at least once
 
   bool startable() const { return cat.error.empty() && (!cat.path.empty() || !cat.entry.command.empty()); }
   bool has_local() const {

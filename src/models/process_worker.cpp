@@ -21,6 +21,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// --gpu-layers' value (llmd runner's and llama-server's words).
+std::string gpu_layers_flag(int layers) {
+  if (layers == config::kGpuLayersAuto) return "auto";
+  if (layers == config::kGpuLayersAll) return "all";
+  return std::to_string(layers);
+}
+
 // A file holding a worker's API key: created 0600 (O_EXCL) in the factory's
 // private directory, removed on destruction.
 class KeyFile {
@@ -106,7 +113,7 @@ class ProcessWorkerFactory final : public WorkerFactory {
               "--parallel", std::to_string(e.parallel),
               "--alias",    spec.model};
       if (e.threads > 0) argv.insert(argv.end(), {"--threads", std::to_string(e.threads)});
-      if (e.gpu_layers != 0) argv.insert(argv.end(), {"--gpu-layers", std::to_string(e.gpu_layers)});
+      argv.insert(argv.end(), {"--gpu-layers", gpu_layers_flag(e.gpu_layers)});
       if (!e.chat_template.empty()) argv.insert(argv.end(), {"--chat-template", e.chat_template});
       if (e.mode == "embeddings") argv.push_back("--embeddings");
       if (!e.pooling.empty()) argv.insert(argv.end(), {"--pooling", e.pooling});
@@ -155,7 +162,7 @@ Result<std::vector<std::string>> expand_command(const std::string& command, cons
       {"{ctx}", std::to_string(spec.entry.ctx)},
       {"{threads}", std::to_string(spec.entry.threads)},
       {"{parallel}", std::to_string(spec.entry.parallel)},
-      {"{gpu_layers}", std::to_string(spec.entry.gpu_layers)},
+      {"{gpu_layers}", gpu_layers_flag(spec.entry.gpu_layers)},
       {"{name}", spec.model},
       {"{api_key_file}", api_key_file},
   };

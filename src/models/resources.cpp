@@ -28,9 +28,10 @@ bool port_is_free(const std::string& host, int port) {
   return ok;
 }
 
-bool fully_offloaded(const CatalogModel& m) {
+bool fully_offloaded(const CatalogModel& m, std::uint64_t gpu_free_bytes) {
   const int layers = m.entry.gpu_layers;
-  return layers < 0 || (layers > 0 && m.gguf && m.gguf->n_layer > 0 && layers >= m.gguf->n_layer);
+  if (layers == config::kGpuLayersAuto) return gpu_free_bytes > 0 && estimate_model_memory(m) <= gpu_free_bytes;
+  return layers == config::kGpuLayersAll || (layers > 0 && m.gguf && m.gguf->n_layer > 0 && layers >= m.gguf->n_layer);
 }
 
 int physical_cpu_cores() {

@@ -33,8 +33,10 @@ std::optional<std::uint64_t> read_mem_available();
 // for entry.ctx tokens (from the GGUF shape). 0 when unknown.
 std::uint64_t estimate_model_memory(const CatalogModel& model);
 
-// Every layer on a GPU: the worker's CPU threads only feed it.
-bool fully_offloaded(const CatalogModel& model);
+// Every layer on a GPU: the worker's CPU threads only feed it. `auto`
+// counts when the host's GPUs have the model's expected memory free
+// (`gpu_free_bytes`; 0 without a GPU).
+bool fully_offloaded(const CatalogModel& model, std::uint64_t gpu_free_bytes);
 
 // Whether a TCP port can be bound on `host` (an IPv4 address; loopback
 // when it is not one) right now.

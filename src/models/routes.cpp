@@ -50,6 +50,10 @@ json instance_json(const InstanceStatus& i, Audience audience) {
     j["url"] = i.url;
     j["port"] = i.port;
     if (!i.remote) j["threads"] = i.threads;
+    if (i.gpu_layers >= 0) {
+      j["gpu_layers"] = i.gpu_layers;
+      j["devices"] = devices_json(i.devices);
+    }
     if (!i.error.empty()) j["error"] = i.error;
   }
   return j;
@@ -131,7 +135,10 @@ struct Routes {
     const Audience who = co_await audience(ctx);
     json arr = json::array();
     for (const auto& m : deps.manager.list()) arr.push_back(model_json(m, false, who));
-    co_return http::Response::json(200, {{"models", arr}});
+    json body = {{"models", arr}};
+    // The host's devices and their memory: for administrators, as the instances' placement.
+    if (who == Audience::kAdmin) body["devices"] = devices_json(deps.manager.host_devices());
+    co_return http::Response::json(200, body);
   }
 
   net::awaitable<Result<http::Response>> detail(http::RequestContext& ctx) {

@@ -1,5 +1,6 @@
 #include "models/setup.h"
 
+#include <chrono>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -17,7 +18,15 @@ Result<std::unique_ptr<Manager>> create_manager(const config::Config& config, ob
   ManagerDeps d;
   d.log = log;
   d.metrics = &metrics;
-  d.factory = make_process_worker_factory(ec ? std::string("/proc/self/exe") : self.string(), log);
+  const std::string binary = ec ? std::string("/proc/self/exe") : self.string();
+  d.factory = make_process_worker_factory(binary, log);
+  d.host_devices = probe_host_devices(binary, std::chrono::seconds(30));
+  nlohmann::json gpus = nlohmann::json::array();
+  for (const Device& dev : d.host_devices) {
+    if (dev.gpu())
+      gpus.push_back(dev.name + ": " + dev.description + " (" + std::to_string(dev.memory_total >> 20) + " MiB)");
+  }
+  log.info("compute devices", {{"gpus", gpus}, {"found", d.host_devices.size()}});
   auto catalog = scan_catalog(config.models);
   for (const auto& m : catalog) {
     if (!m.error.empty()) log.warn("model unusable", {{"model", m.name}, {"reason", m.error}});

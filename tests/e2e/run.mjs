@@ -480,6 +480,9 @@ async function main() {
     await page.getByTestId('models-table').getByText('tiny').waitFor()
     const aliases = await page.getByTestId('model-aliases').first().innerText()
     check(aliases.includes('gpt-4o-mini'), `the models page shows aliases as "${aliases}"`)
+    // The host's devices, with their memory (the CPU at least; a GPU where one is visible).
+    const cpu = await page.getByTestId('device-CPU').innerText()
+    check(/B .*\/|B free of/.test(cpu), `the models page shows the CPU device as "${cpu}"`)
     await shot(page, '11-admin-models')
     await page.goto(`${base}/admin/usage`)
     await page.getByTestId('usage-table').locator('tbody tr').first().waitFor()

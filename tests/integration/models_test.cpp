@@ -118,6 +118,73 @@ int count_in(const std::string& text, const std::string& needle) {
   return n;
 }
 
+// Issue 17: serve knows the hardware. Through Mesa's lavapipe (visible to
+// ggml's Vulkan backend with GGML_VK_VISIBLE_DEVICES) the host has a GPU:
+// /health and the admin's /api/v1/models list it with its memory, a model
+// left at gpu_layers auto puts its layers there, and each instance says
+// where its model went.
+TEST(Models, TheGpuAndEachInstancesPlacementAreVisible) {
+  ASSERT_TRUE(fs::exists(fs::path(kBinary).parent_path() / "libggml-vulkan.so"))
+      << "./setup.sh test installs the Vulkan engine variant";
+  TempDir dir;
+  const auto mdir = models_dir(dir, {"tiny"});
+  const std::map<std::string, std::string> lavapipe{
+      {"GGML_VK_VISIBLE_DEVICES", "0"}, {"LSAN_OPTIONS", "suppressions=" LLMD_SOURCE_DIR "/tests/lsan.supp"}};
+  LlmdServe serve(kBinary, models_yaml(mdir, "  list:\n    - { name: tiny, file: tiny.gguf, ctx: 512, threads: 1 }\n"),
+                  "", lavapipe);
+  ASSERT_TRUE(serve.started()) << serve.log();
+  const int port = serve.port();
+
+  const json health = json::parse(http_request(port, "GET", "/health")->body);
+  ASSERT_TRUE(health["devices"].is_array()) << health;
+  ASSERT_FALSE(health["devices"].empty()) << health;
+  EXPECT_EQ(health["devices"][0]["name"], "Vulkan0") << health;
+  EXPECT_EQ(health["devices"][0]["type"], "gpu");
+  const std::uint64_t gpu_total = health["devices"][0]["memory_total"];
+  EXPECT_GT(gpu_total, 0u);
+  EXPECT_TRUE(health["instances"].empty()) << "nothing runs yet";
+
+  ASSERT_EQ(api(port, "POST", "/api/v1/models/tiny/start")->status, 202);
+  ASSERT_TRUE(wait_status(port, "tiny", "running")) << serve.log();
+  json instance;
+  for (int i = 0; i < 100 && !instance.contains("gpu_layers"); ++i) {  // /props is read once it is ready
+    std::this_thread::sleep_for(50ms);
+    instance = get_json(port, "/api/v1/models")["models"][0]["instances"][0];
+  }
+  ASSERT_TRUE(instance.contains("gpu_layers")) << instance;
+  EXPECT_EQ(instance["gpu_layers"], 3) << "auto: both layers and the output fit on the GPU";
+  ASSERT_GE(instance["devices"].size(), 2u) << instance;
+  EXPECT_EQ(instance["devices"][0]["name"], "Vulkan0");
+  const std::uint64_t used = instance["devices"][0]["used_bytes"];
+  EXPECT_GT(used, 0u);
+
+  // The GPU's free memory is what it had less what the worker holds there.
+  const json listing = get_json(port, "/api/v1/models");
+  EXPECT_EQ(listing["devices"][0]["memory_free"].get<std::uint64_t>(),
+            health["devices"][0]["memory_free"].get<std::uint64_t>() - used)
+      << listing["devices"];
+  const json later = json::parse(http_request(port, "GET", "/health")->body);
+  ASSERT_EQ(later["instances"].size(), 1u) << later;
+  EXPECT_EQ(later["instances"][0]["model"], "tiny");
+  EXPECT_EQ(later["instances"][0]["gpu_layers"], 3);
+
+  // A user sees the models, not the hardware or the instances' placement.
+  auto reg = http_request(
+      port, "POST", "/api/v1/auth/register",
+      json{{"username", "gpuviewer"}, {"password", "viewer-password-1"}, {"email", "gv@school.cn"}}.dump());
+  ASSERT_TRUE(reg && reg->status == 201) << (reg ? reg->body : "");
+  const std::string user_token = json::parse(reg->body)["token"];
+  const json as_user =
+      json::parse(http_request(port, "GET", "/api/v1/models", "", {{"Authorization", "Bearer " + user_token}})->body);
+  EXPECT_FALSE(as_user.contains("devices")) << as_user;
+  EXPECT_FALSE(as_user["models"][0]["instances"][0].contains("devices")) << as_user;
+
+  // It still answers as the CPU would: a chat at temperature 0.
+  auto chat = api(port, "POST", "/v1/chat/completions", chat_body(4));
+  ASSERT_TRUE(chat);
+  EXPECT_EQ(chat->status, 200) << chat->body;
+}
+
 // A file that appears in models.dir while serve runs (what `llmd models
 // pull` does with its final rename) is listed and usable without a restart.
 TEST(Models, FileAddedToTheModelsDirectoryIsPickedUpWithoutARestart) {

@@ -250,6 +250,25 @@ TEST_F(ConfigTest, ModelThreadsAcceptAutoAndCpuCoresDefaultsToDetection) {
   EXPECT_FALSE(load("models: { list: [ { name: a, file: a.gguf, threads: many } ] }"));
 }
 
+// Issue 17: gpu_layers is auto unless set; all and -1 are every layer.
+TEST_F(ConfigTest, ModelGpuLayersAcceptAutoAllAndACount) {
+  auto r = load(
+      "models:\n  list:\n    - { name: a, file: a.gguf }\n    - { name: b, file: b.gguf, gpu_layers: AUTO }\n"
+      "    - { name: c, file: c.gguf, gpu_layers: all }\n    - { name: d, file: d.gguf, gpu_layers: -1 }\n"
+      "    - { name: e, file: e.gguf, gpu_layers: 0 }\n    - { name: f, file: f.gguf, gpu_layers: 12 }\n");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(r->warnings.empty());
+  const auto& list = r->config.models.list;
+  EXPECT_EQ(list[0].gpu_layers, kGpuLayersAuto);
+  EXPECT_EQ(list[1].gpu_layers, kGpuLayersAuto);
+  EXPECT_EQ(list[2].gpu_layers, kGpuLayersAll);
+  EXPECT_EQ(list[3].gpu_layers, kGpuLayersAll);
+  EXPECT_EQ(list[4].gpu_layers, 0);
+  EXPECT_EQ(list[5].gpu_layers, 12);
+  EXPECT_FALSE(load("models: { list: [ { name: a, file: a.gguf, gpu_layers: most } ] }"));
+  EXPECT_FALSE(load("models: { list: [ { name: a, file: a.gguf, gpu_layers: -2 } ] }"));
+}
+
 }  // namespace
 }  // namespace llmd::config
 

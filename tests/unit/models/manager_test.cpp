@@ -93,6 +93,7 @@ class ManagerTest : public ::testing::Test {
     ManagerDeps d;
     d.factory = factory;
     d.mem_available = [this] { return mem.load() == 0 ? std::nullopt : std::optional<std::uint64_t>(mem.load()); };
+    d.host_devices = host_devices;
     d.prober = [this](const std::string& url, const std::string&) -> net::awaitable<bool> {
       if (auto it = upstream_up.find(url); it != upstream_up.end()) co_return it->second->load();
       const int port = std::stoi(url.substr(url.rfind(':') + 1));
@@ -131,6 +132,7 @@ class ManagerTest : public ::testing::Test {
 
   std::shared_ptr<FakeFactory> factory = std::make_shared<FakeFactory>();
   std::atomic<std::uint64_t> mem{0};
+  std::vector<Device> host_devices;  // ManagerDeps::host_devices of the next make()
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> upstream_up;
   net::io_context io_;
 };
@@ -450,6 +452,24 @@ TEST_F(ManagerTest, PinnedModelsFillingMaxLoadedRefuseAnotherAtOnce) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, 1s) << "waited for room that never comes";
 }
 
+// A GPU's free memory makes room beside the RAM for models that may use it
+// (gpu_layers auto, all or a count), not for those held to the CPU.
+TEST_F(ManagerTest, MemoryCheckCountsTheGpusFreeMemoryForModelsThatUseThem) {
+  mem = 500;
+  host_devices = {{"Vulkan0", "a GPU", "gpu", 8000, 4000, 0}, {"CPU", "host", "cpu", 16000, 500, 0}};
+  auto cpu_only = model("cpu", 4000);
+  cpu_only.entry.gpu_layers = 0;
+  auto m = make({model("auto", 4000), cpu_only});
+  EXPECT_TRUE(m->start("auto")) << "4000 bytes fit in 500 of RAM and 4000 free on the GPU";
+  auto r = m->start("cpu");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().reason, "insufficient_memory");
+  const auto devices = m->host_devices();
+  ASSERT_EQ(devices.size(), 2u);
+  EXPECT_EQ(devices[0].name, "Vulkan0");
+  EXPECT_EQ(devices[0].memory_free, 4000u) << "no worker has reported a placement (the test prober reads no /props)";
+}
+
 TEST_F(ManagerTest, MemoryCheckRefusesModelThatCannotFit) {
   mem = 500;
   auto m = make({model("a", 4000)});
@@ -615,6 +635,17 @@ TEST_F(ManagerTest, FullyOffloadedModelsGetOneThreadAndLeaveTheCoresToCpuModels)
   ASSERT_TRUE(acquire(*m, "cpu"));
   EXPECT_EQ(spawned_threads(*factory, "gpu"), 1);
   EXPECT_EQ(spawned_threads(*factory, "cpu"), 8);
+}
+
+TEST_F(ManagerTest, AutoLayersOnAGpuThatHoldsTheModelGetOneThread) {
+  host_devices = {{"Vulkan0", "a GPU", "gpu", 1u << 30, 1u << 30, 0}};
+  auto small = model("small", 1000);
+  auto huge = model("huge", std::uint64_t{4} << 30);  // more than the GPU has free: mostly on the CPU
+  auto m = make({small, huge}, cores_and_max_loaded(8, 2));
+  ASSERT_TRUE(acquire(*m, "small"));
+  ASSERT_TRUE(acquire(*m, "huge"));
+  EXPECT_EQ(spawned_threads(*factory, "small"), 1);
+  EXPECT_EQ(spawned_threads(*factory, "huge"), 8);
 }
 
 TEST_F(ManagerTest, AutoThreadsKeepTheShareAfterAnEviction) {

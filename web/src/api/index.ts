@@ -3,6 +3,7 @@ import type {
   ApiKey,
   ConversationSizes,
   ConvertResult,
+  Device,
   HomeworkResult,
   HubListing,
   Job,
@@ -53,6 +54,9 @@ export function makeApi(http: AxiosInstance) {
     deleteKey: (id: number) => http.delete(`/api/v1/auth/keys/${id}`).then(() => undefined),
 
     models: () => http.get<{ models: Model[] }>('/api/v1/models').then((r) => r.data.models),
+    // The models with the host's devices (administrators get them).
+    modelsAndDevices: () =>
+      http.get<{ models: Model[]; devices?: Device[] }>('/api/v1/models').then((r) => r.data),
     model: (name: string) =>
       http.get<Model>(`/api/v1/models/${encodeURIComponent(name)}`).then((r) => r.data),
     startModel: (name: string) =>

@@ -38,6 +38,16 @@ export interface ApiKey {
   key?: string
 }
 
+// A compute device of the host, or what an instance holds on one (used_bytes).
+export interface Device {
+  name: string
+  description: string
+  type: 'cpu' | 'gpu' | 'igpu' | 'accel' | string
+  memory_total: number
+  memory_free: number
+  used_bytes?: number
+}
+
 // url and port are shown to administrators only.
 export interface Instance {
   id: string
@@ -49,6 +59,9 @@ export interface Instance {
   remote?: boolean
   restarts?: number
   error?: string
+  // Admins only, once the worker has said where its model went.
+  gpu_layers?: number
+  devices?: Device[]
 }
 
 export type ModelStatus = 'available' | 'starting' | 'running' | 'stopping' | 'error'
