@@ -274,9 +274,15 @@ Result<Placement> plan_placement(const std::filesystem::path& model, const Place
       p.note_ = "every layer asked for";
       break;
     case GpuLayers::Mode::kAuto: {
+      if (!options.tensor_split.empty() || p.split_ == LLAMA_SPLIT_MODE_ROW) {
+        // The user split the model (a tensor split, or rows across the
+        // GPUs): llama.cpp's fitting refuses to change that. Every layer.
+        p.n_gpu_layers_param_ = -1;
+        p.note_ = "every layer, split as asked";
+        break;
+      }
       // llama.cpp's fitting: layers (and, across several devices, the split)
-      // chosen so each device keeps the margin free. It only sets what is
-      // still at llama.cpp's defaults, so a user's tensor split is kept.
+      // chosen so each device keeps the margin free.
       llama_model_params mp = llama_model_default_params();
       p.apply(mp);
       mp.n_gpu_layers = llama_model_default_params().n_gpu_layers;
@@ -291,16 +297,16 @@ Result<Placement> plan_placement(const std::filesystem::path& model, const Place
                     "invalid_model_file");
       }
       if (status == COMMON_PARAMS_FIT_STATUS_FAILURE) {
-        // Not even a part of it fits beside the margin: the CPU only.
+        // No placement leaves the margin free: the CPU only.
         p.devices_ = {nullptr};
         p.names_.clear();
         p.overrides_.clear();
         p.n_gpu_layers_param_ = 0;
-        p.note_ = "CPU only: the model does not fit in the free memory of " + available_devices();
+        p.note_ = "CPU only: no placement leaves --fit-target free on " + available_devices();
         return p;
       }
       p.n_gpu_layers_param_ = mp.n_gpu_layers;
-      if (mp.tensor_split == split.data() && p.tensor_split_.empty()) p.tensor_split_ = std::move(split);
+      if (mp.tensor_split == split.data()) p.tensor_split_ = std::move(split);
       if (mp.tensor_buft_overrides == nullptr) p.overrides_.clear();
       p.note_ = "fitted to free memory";
       break;

@@ -1771,6 +1771,15 @@ TEST(RunnerDevices, AutoPutsTheLayersThatFitBesideTheMarginOnTheDevice) {
   EXPECT_GT(fitted["gpu_layers"].get<int>(), 0) << fitted;
   EXPECT_LT(fitted["gpu_layers"].get<int>(), all) << fitted;
   EXPECT_LE(projected_bytes(fitted, "Vulkan0") >> 20, free_mib - margin_mib) << fitted;
+  // A split the user gave is theirs: llama.cpp's fitting would refuse to change it, so every layer goes.
+  {
+    Runner split(
+        model,
+        {"--gpu-layers", "auto", "--tensor-split", "1", "--fit-target", std::to_string(margin_mib), "--ctx", "512"},
+        kLavapipe);
+    ASSERT_TRUE(split.ready()) << split.log();
+    EXPECT_EQ(placement_of(split)["gpu_layers"], all);
+  }
   // Its output is still the model's: the same as the CPU's.
   Runner cpu(model, {"--device", "none", "--ctx", "512"});
   ASSERT_TRUE(cpu.ready()) << cpu.log();
