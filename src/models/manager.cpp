@@ -342,21 +342,32 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
     return std::max(1, slots);
   }
 
-  // GPU memory free for another worker: what the host's GPUs had free at
-  // startup less what the running local workers report holding there.
-  // Mutex held.
-  std::uint64_t gpu_free() const {
-    std::uint64_t free = gpu_free_bytes(deps.host_devices);
+  // Bytes the live local workers report holding on `device`. Mutex held.
+  std::uint64_t held_on(const std::string& device) const {
+    std::uint64_t held = 0;
     for (const auto& [n, m] : models) {
       for (const auto& inst : m->instances) {
-        if (inst.remote) continue;
+        if (inst.remote || !inst.worker || inst.worker->exit_code()) continue;  // gone: holds nothing
         for (const Device& d : inst.placement.devices) {
-          if (d.gpu()) free -= std::min(free, d.used_bytes);
+          if (d.name == device) held += d.used_bytes;
         }
       }
     }
-    return free;
+    return held;
   }
+
+  // The host's devices with what the live local workers hold on each GPU
+  // taken from its free memory (as found at startup). Mutex held.
+  std::vector<Device> devices_now() const {
+    std::vector<Device> out = deps.host_devices;
+    for (Device& d : out) {
+      if (d.gpu()) d.memory_free -= std::min(d.memory_free, held_on(d.name));
+    }
+    return out;
+  }
+
+  // GPU memory free for another worker. Mutex held.
+  std::uint64_t gpu_free() const { return gpu_free_bytes(devices_now()); }
 
   // The threads of a new worker of `m`: the configured count, else auto.
   int worker_threads(const ModelState& m) const {
@@ -366,6 +377,7 @@ struct Lease::Core : std::enable_shared_from_this<Lease::Core> {
   }
 
   void spawn(ModelState& m, Instance& inst, Clock::time_point now) {
+    inst.placement = Placement{};  // the new worker reports its own once ready
     inst.port = pick_port(options.host);
     if (inst.port == 0) {
       inst.state = State::kFailed;
@@ -781,18 +793,7 @@ std::vector<ModelStatus> Manager::list() const {
 
 std::vector<Device> Manager::host_devices() const {
   std::lock_guard lock(core_->mutex);
-  std::vector<Device> out = core_->deps.host_devices;
-  for (Device& d : out) {
-    if (!d.gpu()) continue;
-    for (const auto& [n, m] : core_->models) {
-      for (const auto& inst : m->instances) {
-        for (const Device& used : inst.placement.devices) {
-          if (!inst.remote && used.name == d.name) d.memory_free -= std::min(d.memory_free, used.used_bytes);
-        }
-      }
-    }
-  }
-  return out;
+  return core_->devices_now();
 }
 
 Result<ModelStatus> Manager::get(const std::string& name) const {

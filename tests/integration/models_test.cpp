@@ -183,6 +183,11 @@ TEST(Models, TheGpuAndEachInstancesPlacementAreVisible) {
   auto chat = api(port, "POST", "/v1/chat/completions", chat_body(4));
   ASSERT_TRUE(chat);
   EXPECT_EQ(chat->status, 200) << chat->body;
+
+  // Stopped, it holds nothing: the GPU's memory is free again.
+  ASSERT_EQ(api(port, "POST", "/api/v1/models/tiny/stop")->status, 202);
+  ASSERT_TRUE(wait_status(port, "tiny", "available")) << serve.log();
+  EXPECT_EQ(get_json(port, "/api/v1/models")["devices"][0]["memory_free"], health["devices"][0]["memory_free"]);
 }
 
 // A file that appears in models.dir while serve runs (what `llmd models
