@@ -111,15 +111,6 @@ DeviceInfo device_now(const DeviceInfo& device) {
   return now;
 }
 
-std::string GpuLayers::to_string() const {
-  switch (mode) {
-    case Mode::kAll: return "all";
-    case Mode::kAuto: return "auto";
-    case Mode::kCount: break;
-  }
-  return std::to_string(count);
-}
-
 Result<GpuLayers> parse_gpu_layers(std::string_view text) {
   if (text == "auto") return GpuLayers{GpuLayers::Mode::kAuto, 0};
   if (text == "all" || text == "-1") return GpuLayers{GpuLayers::Mode::kAll, 0};

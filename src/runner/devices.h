@@ -41,7 +41,6 @@ struct GpuLayers {
   enum class Mode { kCount, kAll, kAuto };
   Mode mode = Mode::kAuto;
   int count = 0;  // kCount only
-  std::string to_string() const;
 };
 
 // "auto", "all", "-1" (all) or a count 0..100000. kInvalidArgument otherwise.
