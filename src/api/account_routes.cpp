@@ -2,7 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/scope_json.h"
+#include "billing/allowances.h"
 #include "core/text.h"
+#include "http/client_address.h"
 #include "http/errors.h"
 #include "http/json_body.h"
 
@@ -15,10 +18,43 @@ using http::Response;
 
 bool is_api_path(const std::string& path) { return path.starts_with("/api/") || path.starts_with("/v1/"); }
 
-nlohmann::json key_json(const auth::ApiKeyInfo& k) {
-  nlohmann::json j = {{"id", k.id}, {"name", k.name}, {"prefix", k.prefix}, {"created_at", k.created_at}};
-  j["last_used_at"] = k.last_used_at ? nlohmann::json(*k.last_used_at) : nlohmann::json(nullptr);
-  return j;
+// Refuses a key used from outside the networks it is limited to.
+Result<void> check_key_network(const auth::Principal& who, const std::string& client_ip) {
+  if (who.key_subnets.empty()) return {};
+  auto networks = http::NetworkList::parse(who.key_subnets);
+  const auto address = http::parse_ip(client_ip);
+  if (networks && address && networks->contains(*address)) return {};
+  return fail(ErrorCode::kPermissionDenied, "this API key may not be used from " + client_ip, "network_not_allowed");
+}
+
+// The profile's groups: each with the member's allowance in its period.
+Result<nlohmann::json> groups_of(billing::Groups& groups, billing::Accounts& accounts, std::int64_t user_id) {
+  auto mine = groups.of_member(user_id);
+  if (!mine) return std::unexpected(mine.error());
+  auto open = billing::open_allowances(accounts.database(), user_id);
+  if (!open) return std::unexpected(open.error());
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& g : *mine) {
+    nlohmann::json allowance = nullptr;
+    if (g.settings.allowance_amount > 0) {
+      allowance = {{"amount", g.settings.allowance_amount},
+                   {"period", g.settings.allowance_period},
+                   {"left", 0},
+                   {"resets_at", nullptr}};
+      for (const auto& a : *open) {
+        if (a.group_id != g.id) continue;
+        allowance["left"] = a.remaining;
+        allowance["credited"] = a.amount;
+        allowance["resets_at"] = a.period_end;
+      }
+    }
+    list.push_back({{"id", g.id},
+                    {"name", g.settings.name},
+                    {"price_ratio", g.settings.price_ratio},
+                    {"models", g.settings.models ? nlohmann::json(*g.settings.models) : nlohmann::json(nullptr)},
+                    {"allowance", allowance}});
+  }
+  return list;
 }
 
 }  // namespace
@@ -84,6 +120,7 @@ http::Middleware auth_middleware(auth::AuthService& auth, http::WorkerPool& pool
       const std::string& ip = ctx.request.remote_ip;
       auto who = co_await pool.run([&] { return authenticate_counting_failures(auth, limiter, limits, value, ip); });
       if (!who) co_return std::unexpected(who.error());
+      if (auto allowed = check_key_network(*who, ip); !allowed) co_return std::unexpected(allowed.error());
       ctx.set(*who);
     }
     co_return co_await next(ctx);
@@ -97,12 +134,24 @@ http::Middleware rate_limit_middleware(auth::RateLimiter& limiter, config::Limit
     if (is_api_path(ctx.request.path)) {
       const std::string ip_key = "ip:" + ctx.request.remote_ip;
       std::string principal_key;
-      if (const auth::Principal* p = ctx.get<auth::Principal>()) {
+      const auth::Principal* p = ctx.get<auth::Principal>();
+      if (p) {
         principal_key = p->api_key_id ? "key:" + std::to_string(*p->api_key_id) : "user:" + std::to_string(p->user_id);
       }
       auto check = [&]() -> std::optional<int> {
         if (auto wait = limiter.take(ip_key, limits.ip_rpm)) return wait;
-        if (!principal_key.empty()) return limiter.take(principal_key, limits.user_rpm);
+        if (principal_key.empty()) return std::nullopt;
+        if (auto wait = limiter.take(principal_key, limits.user_rpm)) return wait;
+        // A key's own rpm and the user's groups' rpm: each its own bucket, so
+        // that the general limit above and these never share a count.
+        if (p->api_key_id && p->key_rpm > 0) {
+          if (auto wait = limiter.take("keyrpm:" + std::to_string(*p->api_key_id), static_cast<int>(p->key_rpm))) {
+            return wait;
+          }
+        }
+        if (p->group_rpm > 0) {
+          return limiter.take("grouprpm:" + std::to_string(p->user_id), static_cast<int>(p->group_rpm));
+        }
         return std::nullopt;
       };
       // A shared (Redis) limiter is a network round trip: keep it off the I/O thread.
@@ -173,6 +222,14 @@ void add_account_routes(http::Router& router, AccountDeps d) {
                     {"prompt_tokens", totals->prompt_tokens},
                     {"completion_tokens", totals->completion_tokens},
                     {"tokens_charged", totals->tokens_charged}};
+      if (d.groups) {
+        auto groups = groups_of(*d.groups, d.accounts, who->user_id);
+        if (!groups) return std::unexpected(groups.error());
+        u["groups"] = std::move(*groups);
+        // The allowance may have been credited just now.
+        auto balance = d.accounts.balance(who->user_id);
+        if (balance) u["tokens"] = balance->available();
+      }
       return u;
     });
     if (!result) co_return std::unexpected(result.error());
@@ -209,9 +266,11 @@ void add_account_routes(http::Router& router, AccountDeps d) {
     if (!body) co_return std::unexpected(body.error());
     auto name = http::string_field(*body, "name", false, "default");
     if (!name) co_return std::unexpected(name.error());
-    auto key = co_await d.pool.run([&] { return d.auth.create_key(*who, *name); });
+    auto scopes = key_scopes_from_json(*body);
+    if (!scopes) co_return std::unexpected(scopes.error());
+    auto key = co_await d.pool.run([&] { return d.auth.create_key(who->user_id, *name, *scopes); });
     if (!key) co_return std::unexpected(key.error());
-    nlohmann::json j = key_json(key->info);
+    nlohmann::json j = key_json(key->info, d.accounts.options().time_zone, d.accounts.options().now());
     j["key"] = key->key;
     co_return Response::json(201, j);
   });
@@ -222,7 +281,9 @@ void add_account_routes(http::Router& router, AccountDeps d) {
     auto keys = co_await d.pool.run([&] { return d.auth.users().keys(who->user_id); });
     if (!keys) co_return std::unexpected(keys.error());
     nlohmann::json list = nlohmann::json::array();
-    for (const auto& k : *keys) list.push_back(key_json(k));
+    for (const auto& k : *keys) {
+      list.push_back(key_json(k, d.accounts.options().time_zone, d.accounts.options().now()));
+    }
     co_return Response::json(200, {{"keys", list}});
   });
 

@@ -6,6 +6,7 @@
 #include "auth/limiter.h"
 #include "auth/service.h"
 #include "billing/accounts.h"
+#include "billing/groups.h"
 #include "config/config.h"
 #include "http/context.h"
 #include "http/router.h"
@@ -22,6 +23,8 @@ struct AccountDeps {
   // bcrypt's own pool (login, registration), so password hashing never
   // queues token checks and database calls; nullptr = `pool`.
   http::WorkerPool* password_pool = nullptr;
+  // The profile's groups and allowances; nullptr = none shown.
+  billing::Groups* groups = nullptr;
 };
 
 // Authenticates an Authorization header value (blocking: a database lookup
@@ -33,15 +36,17 @@ Result<auth::Principal> authenticate_counting_failures(auth::AuthService& auth, 
                                                        const std::string& credentials, const std::string& ip);
 
 // On /api/ and /v1/ paths with an Authorization header: authenticates it
-// (401 when invalid) and stores the Principal in the context (ctx.get<auth::Principal>()).
+// (401 when invalid; 403 network_not_allowed for a key used from outside its
+// subnets) and stores the Principal in the context (ctx.get<auth::Principal>()).
 // Each failure counts against the client address: limits.auth_failures_per_minute
 // failures and its ip_rpm budget; past either, the answer is 429 + Retry-After.
 // Requests without credentials pass on; handlers decide with require_user().
 http::Middleware auth_middleware(auth::AuthService& auth, http::WorkerPool& pool, auth::RateLimiter& limiter,
                                  config::LimitsConfig limits);
 
-// Token buckets for /api/ and /v1/ routes: per principal (user or API key)
-// and per client IP. 429 + Retry-After when exceeded.
+// Token buckets for /api/ and /v1/ routes: per principal (user or API key),
+// per client IP, per key (its rpm) and per user (the lowest rpm of their
+// groups). 429 + Retry-After when exceeded.
 http::Middleware rate_limit_middleware(auth::RateLimiter& limiter, config::LimitsConfig limits, http::WorkerPool& pool);
 
 // The authenticated caller, or kUnauthenticated / kPermissionDenied.

@@ -106,8 +106,9 @@ void add_admin_routes(http::Router& router, AccountDeps d) {
     const nlohmann::json& body = change->body;
     auto role = http::string_field(body, "role", true);
     if (!role) co_return std::unexpected(role.error());
-    if (*role != "user" && *role != "admin") {
-      co_return std::unexpected(Error(ErrorCode::kInvalidArgument, "role must be user or admin", "invalid_role"));
+    if (!auth::valid_role(*role)) {
+      co_return std::unexpected(
+          Error(ErrorCode::kInvalidArgument, "role must be user, teacher or admin", "invalid_role"));
     }
     if (id == admin.user_id) {
       co_return std::unexpected(Error(ErrorCode::kPermissionDenied, "you cannot change your own role", "forbidden"));

@@ -1,4 +1,5 @@
 #include "api/convert_routes.h"
+#include "billing/meter.h"
 
 #include <chrono>
 
@@ -81,7 +82,7 @@ awaitable<Result<Response>> repair(const ConvertDeps& d, RequestContext& ctx, co
                                     "model_unavailable"));
   }
   const convert::RepairDeps deps{d.models, d.accounts, d.pricing, d.pool, d.repair_model};
-  const billing::Caller caller{who.user_id, ctx.request_id, ctx.route, ctx.started};
+  const billing::Caller caller{who.user_id, ctx.request_id, ctx.route, ctx.started, who.api_key_id};
   const convert::RepairInput input{req.from, req.to, req.content, req.options};
   auto repaired = co_await convert::repair_with_model(deps, caller, input);
   if (!repaired) co_return std::unexpected(repaired.error());
@@ -137,13 +138,15 @@ void add_convert_routes(http::Router& router, ConvertDeps d) {
     // Affordability before any work: the charge is at least the price of the
     // input alone (SPEC §5, output bytes >= 0), so that much is reserved
     // first and a caller who cannot pay it gets 402 without a conversion.
-    const std::int64_t least = d.pricing.charge("convert", billing::parser_base(req->content.size(), 0));
     const auto elapsed_ms = [&] {
       return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - ctx.started)
           .count();
     };
-    auto held = co_await d.pool.run([&]() -> Result<billing::Reservation> {
-      auto r = d.accounts.reserve(who->user_id, least, ctx.request_id);
+    const billing::MeterOpen what{
+        who->user_id, ctx.request_id, "convert", "", billing::parser_base(req->content.size(), 0),
+        "convert",    who->api_key_id};
+    auto held = co_await d.pool.run([&]() -> Result<billing::MeteredCall> {
+      auto r = billing::MeteredCall::open(d.accounts, d.pricing, what);
       if (!r && r.error().code == ErrorCode::kPaymentRequired) {
         (void)d.accounts.record_usage({ctx.request_id, who->user_id, ctx.route, "convert", "", "", 0, 0, 0,
                                        http::status_for(r.error().code), elapsed_ms()});
@@ -157,7 +160,7 @@ void add_convert_routes(http::Router& router, ConvertDeps d) {
     auto converted =
         co_await d.task_pool.run([&] { return convert::convert(req->content, req->from, req->to, req->options); });
     if (!converted) {
-      auto released = co_await d.pool.run([&] { return d.accounts.release(*held); });
+      auto released = co_await d.pool.run([&] { return held->release(); });
       (void)released;
       slot.reset();
       if (req->repair && converted.error().code == ErrorCode::kInvalidArgument) {
@@ -168,24 +171,11 @@ void add_convert_routes(http::Router& router, ConvertDeps d) {
 
     // The exact charge, in full or not at all (402 and no content).
     const std::int64_t base = billing::parser_base(req->content.size(), converted->size());
-    const std::int64_t charge = d.pricing.charge("convert", base);
-    auto settled = co_await d.pool.run([&]() -> Result<billing::Settled> {
-      auto s = d.accounts.settle_in_full(*held, {charge, "convert", ctx.request_id, "convert", ""});
-      billing::UsageRecord usage{ctx.request_id,
-                                 who->user_id,
-                                 ctx.route,
-                                 "convert",
-                                 "",
-                                 "",
-                                 0,
-                                 0,
-                                 s ? charge : 0,
-                                 s ? 200 : http::status_for(s.error().code),
-                                 elapsed_ms()};
-      (void)d.accounts.record_usage(usage);  // best effort: the charge is already in the ledger
-      return s;
+    auto settled = co_await d.pool.run([&] {
+      return held->settle_in_full(base, billing::MeterOutcome{0, 0, 200, "", ctx.route, elapsed_ms()});
     });
     if (!settled) co_return std::unexpected(settled.error());
+    const std::int64_t charge = settled->charged;
     const std::int64_t remaining = settled->available;
     const auto reply = [&] {
       return Response::json(200, {{"success", true},

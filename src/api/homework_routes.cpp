@@ -1,4 +1,5 @@
 #include "api/homework_routes.h"
+#include "billing/meter.h"
 
 #include <chrono>
 
@@ -147,7 +148,7 @@ void add_homework_routes(http::Router& router, HomeworkDeps d) {
       // The model path: reserve the worst case of all samples, one call per
       // sample, settle what they used (SPEC §5: base x 2.0 + 20).
       const homework::HomeworkGraderDeps grader{d.models, d.accounts, d.pricing, d.pool, d.model, d.prompts};
-      const billing::Caller caller{user_id, ctx.request_id, ctx.route, ctx.started};
+      const billing::Caller caller{user_id, ctx.request_id, ctx.route, ctx.started, who->api_key_id};
       auto graded = co_await homework::grade_with_model(grader, caller, req->prompt, req->options, check);
       if (!graded) co_return std::unexpected(graded.error());
       json out = grade_json(graded->grade, graded->graded_by, graded->tokens_consumed, graded->remaining_tokens);
@@ -167,16 +168,20 @@ void add_homework_routes(http::Router& router, HomeworkDeps d) {
                 "model_unavailable")
               .with_retry_after(30));
     }
-    const std::int64_t charge = d.pricing.charge("homework", 0);
     const auto elapsed_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - ctx.started).count();
-    auto remaining = co_await d.pool.run([&]() -> Result<std::int64_t> {
-      auto left = d.accounts.spend(user_id, {charge, "homework (exact check)", ctx.request_id, "homework", ""});
-      (void)d.accounts.record_usage({ctx.request_id, user_id, ctx.route, "homework", "", "", 0, 0, left ? charge : 0,
-                                     left ? 200 : http::status_for(left.error().code), elapsed_ms});
-      return left;
+    // The fixed part only (SPEC §5: base 0 x 2.0 + 20), through the meter:
+    // the groups' ratio and the key's budget apply as to any call.
+    const billing::MeterOpen what{user_id, ctx.request_id,           "homework",     "",
+                                  0,       "homework (exact check)", who->api_key_id};
+    auto settled = co_await d.pool.run([&]() -> Result<billing::Settled> {
+      auto meter = billing::MeteredCall::open(d.accounts, d.pricing, what);
+      if (!meter) return std::unexpected(meter.error());
+      return meter->settle_in_full(0, billing::MeterOutcome{0, 0, 200, "", ctx.route, elapsed_ms});
     });
-    if (!remaining) co_return std::unexpected(remaining.error());
+    if (!settled) co_return std::unexpected(settled.error());
+    const std::int64_t charge = settled->charged;
+    const std::optional<std::int64_t> remaining = settled->available;
     const json out = grade_json(*by_check, "exact_check", charge, *remaining);
     co_return Response::json(200, out);
   });

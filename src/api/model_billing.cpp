@@ -39,7 +39,8 @@ class BillingHooks final : public models::CallHooks {
     // Counting the prompt may start the model: a caller who cannot pay for
     // the smallest useful reply is refused first, with a floor reservation.
     const billing::MeterOpen what{
-        who->user_id, ctx.request_id, task_of(call), call.model, std::max<std::int64_t>(min_completion, 1), ""};
+        who->user_id, ctx.request_id, task_of(call), call.model, std::max<std::int64_t>(min_completion, 1),
+        "",           who->api_key_id};
     auto opened = co_await open_floor(pool_, accounts_, pricing_, what);
     if (!opened) co_return std::unexpected(opened.error());
     auto meter = std::make_shared<billing::MeteredCall>(std::move(*opened));

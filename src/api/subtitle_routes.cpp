@@ -250,7 +250,7 @@ struct Handlers {
       req->spec.source = "speech";
     }
 
-    auto job = co_await d.jobs.submit(user_id, *source->doc, req->spec, ctx.request_id);
+    auto job = co_await d.jobs.submit(user_id, *source->doc, req->spec, ctx.request_id, who->api_key_id);
     if (!job) co_return std::unexpected(job.error());
     json out = subtitle::job_json(*job);
     out.erase("created_at");

@@ -3,6 +3,7 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <limits>
 #include <thread>
@@ -12,6 +13,7 @@
 #include "api/account_routes.h"
 #include "api/conversation_routes.h"
 #include "api/convert_routes.h"
+#include "api/group_routes.h"
 #include "api/homework_routes.h"
 #include "api/model_billing.h"
 #include "api/ops_routes.h"
@@ -26,6 +28,9 @@
 #include "auth/service.h"
 #include "auth/users.h"
 #include "billing/accounts.h"
+#include "billing/allowances.h"
+#include "billing/calendar.h"
+#include "billing/groups.h"
 #include "conversations/conversation_store.h"
 #include "conversations/retention.h"
 #include "core/version.h"
@@ -129,6 +134,10 @@ struct Backend::Impl {
   std::unique_ptr<auth::RateLimiter> rate_limiter;
   std::unique_ptr<auth::AuthService> auth;
   std::unique_ptr<billing::Accounts> accounts;
+  std::unique_ptr<billing::Groups> groups;
+  // Credits allowances at period starts, on its own thread; declared after
+  // the database (destroyed before it).
+  std::unique_ptr<billing::AllowanceSweeper> allowance_sweeper;
   std::unique_ptr<jobs::JobStore> job_store;
   std::unique_ptr<uploads::UploadStore> uploads;
   std::unique_ptr<conversations::ConversationStore> conversations;
@@ -243,7 +252,22 @@ Result<void> Backend::Impl::open_accounts() {
           config.auth.register_initial_tokens >= 0 ? config.auth.register_initial_tokens : config.auth.initial_tokens,
           config.auth.bcrypt_cost, config.auth.register_per_ip_per_hour},
       *login_throttle, *rate_limiter);
-  accounts = std::make_unique<billing::Accounts>(*database, instance_id);
+  if (!billing::valid_time_zone(config.groups.time_zone)) {
+    return fail(ErrorCode::kInvalidArgument, "groups.time_zone: unknown time zone '" + config.groups.time_zone + "'",
+                "bad_config");
+  }
+  accounts = std::make_unique<billing::Accounts>(*database, instance_id,
+                                                 billing::AccountsOptions{config.groups.time_zone, {}});
+  groups = std::make_unique<billing::Groups>(*accounts, billing::GroupsOptions{config.groups.max_teacher_allowance});
+  {
+    const observe::Logger* logger = &log;
+    allowance_sweeper = std::make_unique<billing::AllowanceSweeper>(
+        *database, [] { return static_cast<std::int64_t>(std::time(nullptr)); },
+        std::chrono::seconds(config.groups.allowance_sweep_seconds),
+        [logger](const Error& e) {
+          logger->warn("crediting allowances failed", {{"error", e.message}});
+        });
+  }
   for (const auto& [task, t] : config.tasks) {
     billing::PriceRule rule = pricing.rule(task);
     if (t.multiplier) rule.multiplier = *t.multiplier;
@@ -378,8 +402,10 @@ Result<void> Backend::Impl::add_routes() {
     return nlohmann::json{{"devices", models::devices_json(manager->host_devices())}, {"instances", instances}};
   };
   api::add_ops_routes(*router, api::OpsDeps{*database, *pool, metrics, started, hardware});
-  const api::AccountDeps account_deps{*auth, *accounts, *pool, log, password_pool.get()};
+  const api::AccountDeps account_deps{*auth, *accounts, *pool, log, password_pool.get(), groups.get()};
   api::add_account_routes(*router, account_deps);
+  api::add_group_routes(*router, api::GroupDeps{*groups, *auth, *pool, log, config.groups.time_zone,
+                                                [this] { return accounts->options().now(); }});
   api::add_admin_routes(*router, account_deps);
   api::add_usage_routes(*router, account_deps);
   models::ModelRoutesDeps model_deps(*models, *model_http, log);

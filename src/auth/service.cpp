@@ -1,7 +1,6 @@
 #include "auth/service.h"
 
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 
 #include <algorithm>
 #include <cctype>
@@ -10,6 +9,7 @@
 
 #include "auth/jwt.h"
 #include "auth/password.h"
+#include "core/random_id.h"
 #include "core/text.h"
 
 namespace llmd::auth {
@@ -65,17 +65,9 @@ Result<void> check_email(const std::string& email) {
   return {};
 }
 
-std::string sha256_hex(std::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : digest) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  }
-  return out;
-}
+std::string sha256_hex(std::string_view data) { return core::sha256_hex(data); }
+
+bool valid_role(const std::string& role) { return role == "user" || role == "teacher" || role == "admin"; }
 
 std::string generate_api_key() {
   static constexpr char kBase62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -113,8 +105,8 @@ Result<User> AuthService::create_user(const std::string& username, const std::st
   LLMD_TRY(check_username(username));
   LLMD_TRY(check_password(password));
   LLMD_TRY(check_email(email));
-  if (role != "user" && role != "admin")
-    return fail(ErrorCode::kInvalidArgument, "role must be user or admin", "invalid_role");
+  if (!valid_role(role))
+    return fail(ErrorCode::kInvalidArgument, "role must be user, teacher or admin", "invalid_role");
   auto hash = hash_password(password, options_.bcrypt_cost);
   if (!hash) return std::unexpected(hash.error());
   auto user = users_.create(username, email, *hash, role, initial_tokens);
@@ -200,6 +192,7 @@ Result<Principal> AuthService::authenticate(const std::string& authorization_hea
 
   Result<User> user = std::unexpected(unauthenticated());
   std::optional<std::int64_t> key_id;
+  KeyScopes key_scopes;
   if (credential.starts_with("sk-")) {
     if (credential.size() > 200) return std::unexpected(unauthenticated("invalid API key"));
     auto found = users_.by_key_hash(sha256_hex(credential));
@@ -207,7 +200,12 @@ Result<Principal> AuthService::authenticate(const std::string& authorization_hea
       if (found.error().code == ErrorCode::kNotFound) return std::unexpected(unauthenticated("invalid API key"));
       return std::unexpected(found.error());
     }
+    if (const auto expires = found->second.scopes.expires_at; expires && *expires <= now_seconds()) {
+      return std::unexpected(Error(ErrorCode::kUnauthenticated, "this API key expired", "key_expired")
+                                 .with_detail("expired_at", *expires));
+    }
     key_id = found->second.id;
+    key_scopes = std::move(found->second.scopes);
     user = std::move(found->first);
   } else {
     auto claims = verify_jwt(credential, options_.jwt_secret, now_seconds());
@@ -220,18 +218,41 @@ Result<Principal> AuthService::authenticate(const std::string& authorization_hea
     if (claims->epoch != user->token_epoch) return std::unexpected(unauthenticated("token revoked; log in again"));
   }
   if (user->disabled) return std::unexpected(unauthenticated("account disabled"));
-  return Principal{user->id, user->username, user->role, key_id};
+  auto group_rpm = users_.group_rpm(user->id);
+  if (!group_rpm) return std::unexpected(group_rpm.error());
+  return Principal{user->id,       user->username, user->role, key_id, std::move(key_scopes.subnets),
+                   key_scopes.rpm, *group_rpm};
 }
 
-Result<NewApiKey> AuthService::create_key(const Principal& who, const std::string& name) {
+Result<NewApiKey> AuthService::create_key(std::int64_t user_id, const std::string& name, const KeyScopes& scopes) {
   if (name.empty() || name.size() > 100 || !text::is_valid_utf8(name)) {
     return fail(ErrorCode::kInvalidArgument, "name must be 1-100 characters", "invalid_name");
   }
-  auto existing = users_.keys(who.user_id);
+  if (scopes.expires_at && *scopes.expires_at <= now_seconds()) {
+    return fail(ErrorCode::kInvalidArgument, "expires_at must be in the future", "invalid_expires_at");
+  }
+  if (scopes.budget && *scopes.budget < 0) {
+    return fail(ErrorCode::kInvalidArgument, "budget must not be negative", "invalid_budget");
+  }
+  if (!scopes.budget_period.empty() && scopes.budget_period != "day" && scopes.budget_period != "week" &&
+      scopes.budget_period != "month") {
+    return fail(ErrorCode::kInvalidArgument, "budget_period must be day, week or month", "invalid_budget_period");
+  }
+  if (!scopes.budget_period.empty() && !scopes.budget) {
+    return fail(ErrorCode::kInvalidArgument, "budget_period needs a budget", "invalid_budget_period");
+  }
+  if (scopes.rpm < 0) return fail(ErrorCode::kInvalidArgument, "rpm must not be negative", "invalid_rpm");
+  if (scopes.models.size() > 100) return fail(ErrorCode::kInvalidArgument, "at most 100 models", "invalid_models");
+  for (const auto& m : scopes.models) {
+    if (m.empty() || m.size() > 128 || m.find('\n') != std::string::npos || !text::is_valid_utf8(m)) {
+      return fail(ErrorCode::kInvalidArgument, "models must be model names (1-128 characters)", "invalid_models");
+    }
+  }
+  auto existing = users_.keys(user_id);
   if (!existing) return std::unexpected(existing.error());
   if (existing->size() >= 50) return fail(ErrorCode::kConflict, "at most 50 API keys per user", "too_many_keys");
   const std::string key = generate_api_key();
-  auto info = users_.add_key(who.user_id, name, sha256_hex(key), key.substr(0, 10));
+  auto info = users_.add_key(user_id, name, sha256_hex(key), key.substr(0, 10), scopes);
   if (!info) return std::unexpected(info.error());
   return NewApiKey{std::move(*info), key};
 }

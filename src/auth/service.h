@@ -20,7 +20,11 @@ struct Principal {
   std::string username;
   std::string role;
   std::optional<std::int64_t> api_key_id;  // set when authenticated by an API key
+  std::vector<std::string> key_subnets;    // the key's client networks (CIDR); empty = any
+  std::int64_t key_rpm = 0;                // the key's requests per minute; 0 = none
+  std::int64_t group_rpm = 0;              // the lowest of the user's groups' rpm; 0 = none
   bool is_admin() const { return role == "admin"; }
+  bool is_teacher() const { return role == "teacher"; }
 };
 
 struct AuthOptions {
@@ -61,10 +65,16 @@ class AuthService {
 
   // Accepts "Bearer <jwt>" or "Bearer sk-...". Looks the user up every time,
   // so disabling a user or deleting a key takes effect at once; a JWT issued
-  // under an older token epoch (before a disable) is refused.
+  // under an older token epoch (before a disable) is refused, and so is a key
+  // past its expires_at (kUnauthenticated, reason key_expired). The key's
+  // subnets are the caller's to check against the client address.
   Result<Principal> authenticate(const std::string& authorization_header);
 
-  Result<NewApiKey> create_key(const Principal& who, const std::string& name);
+  // A new key of `user_id` with `scopes` (subnets already parsed by the
+  // caller). Errors: kInvalidArgument naming the field (name 1-100
+  // characters, expires_at in the past, negative budget or rpm, a budget
+  // period without a budget, bad model names), kConflict too_many_keys.
+  Result<NewApiKey> create_key(std::int64_t user_id, const std::string& name, const KeyScopes& scopes = {});
 
   // Creates a user directly (admin tools, first start); no registration rules
   // except the field formats. must_change_password: a password someone else
@@ -104,6 +114,8 @@ class AuthService {
 Result<void> check_username(const std::string& username);
 Result<void> check_password(const std::string& password);
 Result<void> check_email(const std::string& email);
+// "user", "teacher" or "admin".
+bool valid_role(const std::string& role);
 
 // A new API key: "sk-" + 43 base62 characters (256 bits).
 std::string generate_api_key();

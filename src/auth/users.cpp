@@ -2,6 +2,8 @@
 
 #include <ctime>
 
+#include "core/text.h"
+
 namespace llmd::auth {
 namespace {
 
@@ -20,11 +22,26 @@ User user_from(const Row& r) {
               r.integer(6), r.integer(7), r.text(8), r.integer(9), r.integer(10) != 0};
 }
 
+constexpr const char* kKeyColumns =
+    "id, user_id, name, prefix, created_at, last_used_at, expires_at, budget, budget_period, models, subnets, rpm, "
+    "group_id, budget_used, budget_period_key, budget_reserved";
+
+std::optional<std::int64_t> optional_integer(const Row& r, std::size_t i) {
+  return r.is_null(i) ? std::nullopt : std::optional<std::int64_t>(r.integer(i));
+}
+
 ApiKeyInfo key_from(const Row& r) {
-  ApiKeyInfo k{r.integer(0), r.integer(1), r.text(2), r.text(3), r.integer(4), std::nullopt};
-  if (!r.is_null(5)) k.last_used_at = r.integer(5);
+  ApiKeyInfo k{r.integer(0), r.integer(1), r.text(2), r.text(3), r.integer(4), optional_integer(r, 5)};
+  k.scopes = KeyScopes{optional_integer(r, 6),       optional_integer(r, 7),        r.text(8),
+                       text::split_lines(r.text(9)), text::split_lines(r.text(10)), r.integer(11),
+                       optional_integer(r, 12)};
+  k.budget_used = r.integer(13);
+  k.budget_period_key = r.text(14);
+  k.budget_reserved = r.integer(15);
   return k;
 }
+
+Value optional_value(const std::optional<std::int64_t>& v) { return v ? Value(*v) : Value(nullptr); }
 
 Result<User> one_user(Connection& c, const std::string& where, const Value& v) {
   auto rows = c.query(std::string("SELECT ") + kUserColumns + " FROM users WHERE " + where, std::vector<Value>{v});
@@ -176,22 +193,26 @@ Result<bool> UserStore::any_admin() {
 }
 
 Result<ApiKeyInfo> UserStore::add_key(std::int64_t user_id, const std::string& name, const std::string& key_hash,
-                                      const std::string& prefix) {
+                                      const std::string& prefix, const KeyScopes& scopes) {
   return db_.with_connection<ApiKeyInfo>([&](Connection& c) -> Result<ApiKeyInfo> {
     const std::int64_t now = now_seconds();
-    auto ins = c.exec("INSERT INTO api_keys (user_id, name, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)",
-                      std::vector<Value>{user_id, name, key_hash, prefix, now});
+    auto ins = c.exec(
+        "INSERT INTO api_keys (user_id, name, key_hash, prefix, created_at, expires_at, budget, budget_period, "
+        "models, subnets, rpm, group_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        std::vector<Value>{user_id, name, key_hash, prefix, now, optional_value(scopes.expires_at),
+                           optional_value(scopes.budget), scopes.budget_period, text::join_lines(scopes.models),
+                           text::join_lines(scopes.subnets), scopes.rpm, optional_value(scopes.group_id)});
     if (!ins) return std::unexpected(ins.error());
-    return ApiKeyInfo{ins->last_insert_id, user_id, name, prefix, now, std::nullopt};
+    ApiKeyInfo info{ins->last_insert_id, user_id, name, prefix, now, std::nullopt};
+    info.scopes = scopes;
+    return info;
   });
 }
 
 Result<std::vector<ApiKeyInfo>> UserStore::keys(std::int64_t user_id) {
   return db_.with_connection<std::vector<ApiKeyInfo>>([&](Connection& c) -> Result<std::vector<ApiKeyInfo>> {
-    auto rows = c.query(
-        "SELECT id, user_id, name, prefix, created_at, last_used_at FROM api_keys "
-        "WHERE user_id = ? ORDER BY id",
-        std::vector<Value>{user_id});
+    auto rows = c.query(std::string("SELECT ") + kKeyColumns + " FROM api_keys WHERE user_id = ? ORDER BY id",
+                        std::vector<Value>{user_id});
     if (!rows) return std::unexpected(rows.error());
     std::vector<ApiKeyInfo> out;
     for (const auto& r : *rows) out.push_back(key_from(r));
@@ -210,10 +231,8 @@ Result<void> UserStore::delete_key(std::int64_t user_id, std::int64_t key_id) {
 
 Result<std::pair<User, ApiKeyInfo>> UserStore::by_key_hash(const std::string& key_hash) {
   return db_.with_connection<std::pair<User, ApiKeyInfo>>([&](Connection& c) -> Result<std::pair<User, ApiKeyInfo>> {
-    auto rows = c.query(
-        "SELECT id, user_id, name, prefix, created_at, last_used_at FROM api_keys "
-        "WHERE key_hash = ?",
-        std::vector<Value>{key_hash});
+    auto rows = c.query(std::string("SELECT ") + kKeyColumns + " FROM api_keys WHERE key_hash = ?",
+                        std::vector<Value>{key_hash});
     if (!rows) return std::unexpected(rows.error());
     if (rows->empty()) return fail(ErrorCode::kNotFound, "no such API key", "key_not_found");
     ApiKeyInfo key = key_from(rows->front());
@@ -238,6 +257,17 @@ Result<UsageTotals> UserStore::usage_totals(std::int64_t user_id) {
     if (!rows) return std::unexpected(rows.error());
     const Row& r = rows->front();
     return UsageTotals{r.integer(0), r.integer(1), r.integer(2), r.integer(3)};
+  });
+}
+
+Result<std::int64_t> UserStore::group_rpm(std::int64_t user_id) {
+  return db_.with_connection<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
+    auto rows = c.query(
+        "SELECT COALESCE(MIN(g.rpm), 0) FROM user_groups g JOIN group_members m ON m.group_id = g.id "
+        "WHERE m.user_id = ? AND g.rpm > 0",
+        std::vector<Value>{user_id});
+    if (!rows) return std::unexpected(rows.error());
+    return rows->front().integer(0);
   });
 }
 

@@ -16,7 +16,7 @@ struct User {
   std::int64_t id = 0;
   std::string username;
   std::string email;
-  std::string role;  // "user" | "admin"
+  std::string role;  // "user" | "teacher" | "admin"
   bool disabled = false;
   std::int64_t balance = 0;
   std::int64_t reserved = 0;
@@ -28,6 +28,17 @@ struct User {
   std::int64_t available_tokens() const { return balance - reserved; }
 };
 
+// What a key may do (SPEC §4.5b). Empty lists mean "no limit".
+struct KeyScopes {
+  std::optional<std::int64_t> expires_at;  // unix seconds; refused from then on
+  std::optional<std::int64_t> budget;      // tokens per budget period (or in all) the key may spend
+  std::string budget_period;               // "" (never resets) | day | week | month
+  std::vector<std::string> models;         // models the key may use
+  std::vector<std::string> subnets;        // client networks (CIDR) the key may be used from
+  std::int64_t rpm = 0;                    // requests per minute; 0 = only the user's limits
+  std::optional<std::int64_t> group_id;    // made by a teacher for a member of this group
+};
+
 struct ApiKeyInfo {
   std::int64_t id = 0;
   std::int64_t user_id = 0;
@@ -35,6 +46,10 @@ struct ApiKeyInfo {
   std::string prefix;  // first characters of the key, for recognising it in lists
   std::int64_t created_at = 0;
   std::optional<std::int64_t> last_used_at;
+  KeyScopes scopes;
+  std::int64_t budget_used = 0;      // settled in the period named by budget_period_key
+  std::string budget_period_key;     // the budget period budget_used counts (billing/calendar)
+  std::int64_t budget_reserved = 0;  // held by calls in flight
 };
 
 struct UsageTotals {
@@ -75,7 +90,7 @@ class UserStore {
   Result<bool> any_admin();
 
   Result<ApiKeyInfo> add_key(std::int64_t user_id, const std::string& name, const std::string& key_hash,
-                             const std::string& prefix);
+                             const std::string& prefix, const KeyScopes& scopes = {});
   Result<std::vector<ApiKeyInfo>> keys(std::int64_t user_id);
   // kNotFound unless the key exists AND belongs to user_id.
   Result<void> delete_key(std::int64_t user_id, std::int64_t key_id);
@@ -83,6 +98,9 @@ class UserStore {
   Result<std::pair<User, ApiKeyInfo>> by_key_hash(const std::string& key_hash);
 
   Result<UsageTotals> usage_totals(std::int64_t user_id);
+
+  // The lowest requests-per-minute limit of the user's groups (0 = none).
+  Result<std::int64_t> group_rpm(std::int64_t user_id);
 
  private:
   store::Database& db_;

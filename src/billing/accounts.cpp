@@ -1,7 +1,12 @@
 #include "billing/accounts.h"
 
+#include <algorithm>
 #include <cmath>
 #include <ctime>
+
+#include "billing/allowances.h"
+#include "billing/calendar.h"
+#include "billing/ledger_rows.h"
 
 namespace llmd::billing {
 namespace {
@@ -9,7 +14,7 @@ namespace {
 using store::Connection;
 using store::Value;
 
-std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
+constexpr std::int64_t kUnbounded = std::int64_t{1} << 60;
 
 Error insufficient(std::int64_t needed, std::int64_t available) {
   return Error(ErrorCode::kPaymentRequired,
@@ -20,6 +25,127 @@ Error insufficient(std::int64_t needed, std::int64_t available) {
       .with_detail("available", available < 0 ? 0 : available);
 }
 
+Value optional_value(const std::optional<std::int64_t>& v) { return v ? Value(*v) : Value(nullptr); }
+
+// A key's budget as it stands in the current budget period.
+struct KeyRoom {
+  std::int64_t key_id = 0;
+  std::optional<std::int64_t> budget;  // nullopt: the key has no budget
+  std::int64_t used = 0;
+  std::int64_t reserved = 0;
+  std::optional<std::int64_t> resets_at;
+  std::int64_t left() const { return budget ? *budget - used - reserved : kUnbounded; }
+};
+
+Error key_exhausted(const KeyRoom& room, std::int64_t needed, std::int64_t available) {
+  available = std::max<std::int64_t>(available, 0);
+  std::string message = "this API key's budget is spent: the call needs up to " + std::to_string(needed) +
+                        ", the key has " + std::to_string(available) + " left";
+  Error e = Error(ErrorCode::kPaymentRequired, message, "key_budget_exhausted")
+                .with_detail("needed", needed)
+                .with_detail("available", available);
+  if (room.resets_at) {
+    e.message += "; it resets at " + std::to_string(*room.resets_at) + " (unix time)";
+    e.details.emplace_back("resets_at", *room.resets_at);
+  }
+  return e;
+}
+
+// Locks the key's row and moves it into the current budget period: a key
+// whose period has turned starts it with nothing used. kUnauthenticated
+// (invalid_api_key) when the key is gone.
+Result<KeyRoom> current_key(Connection& c, std::int64_t key_id, const AccountsOptions& options) {
+  auto rows = c.query(
+      "SELECT budget, budget_period, budget_period_key, budget_used, budget_reserved FROM api_keys WHERE id = ?" +
+          ledger::for_update(c),
+      std::vector<Value>{key_id});
+  if (!rows) return std::unexpected(rows.error());
+  if (rows->empty()) return fail(ErrorCode::kUnauthenticated, "this API key was deleted", "invalid_api_key");
+  const store::Row& r = rows->front();
+  KeyRoom room{key_id, r.is_null(0) ? std::nullopt : std::optional<std::int64_t>(r.integer(0)), r.integer(3),
+               r.integer(4), std::nullopt};
+  if (const auto period = parse_period(r.text(1))) {
+    auto span = period_at(*period, options.time_zone, options.now());
+    if (!span) return std::unexpected(span.error());
+    room.resets_at = span->end;
+    if (span->key != r.text(2)) {
+      LLMD_TRY(c.exec("UPDATE api_keys SET budget_used = 0, budget_period_key = ? WHERE id = ?",
+                      std::vector<Value>{span->key, key_id}));
+      room.used = 0;
+    }
+  }
+  return room;
+}
+
+Result<void> hold_on_key(Connection& c, std::int64_t key_id, std::int64_t delta) {
+  LLMD_TRY(c.exec("UPDATE api_keys SET budget_reserved = budget_reserved + ? WHERE id = ?",
+                  std::vector<Value>{delta, key_id}));
+  return {};
+}
+
+Result<void> spend_from_key(Connection& c, std::int64_t key_id, std::int64_t amount) {
+  LLMD_TRY(
+      c.exec("UPDATE api_keys SET budget_used = budget_used + ? WHERE id = ?", std::vector<Value>{amount, key_id}));
+  return {};
+}
+
+// A pending reservation, closed: the user's balance with its amount given
+// back, and the key it was also held on.
+struct Closed {
+  Balance balance;
+  std::optional<std::int64_t> api_key_id;
+};
+
+// Gives the user (and the key) back what reservation `r` holds: the amount
+// its row says (a resized reservation's holder may not have persisted the
+// new amount).
+Result<std::optional<std::int64_t>> unreserve(Connection& c, const Reservation& r) {
+  auto rows = c.query("SELECT amount, api_key_id FROM reservations WHERE id = ?", std::vector<Value>{r.id});
+  if (!rows) return std::unexpected(rows.error());
+  if (rows->empty()) return fail(ErrorCode::kConflict, "reservation already closed", "reservation_closed");
+  const std::int64_t amount = rows->front().integer(0);
+  const auto key = rows->front().is_null(1) ? std::nullopt : std::optional<std::int64_t>(rows->front().integer(1));
+  LLMD_TRY(c.exec("UPDATE users SET reserved = reserved - ? WHERE id = ?", std::vector<Value>{amount, r.user_id}));
+  if (key) LLMD_TRY(hold_on_key(c, *key, -amount));
+  return key;
+}
+
+// Marks a pending reservation settled and gives its amount back to the
+// user: the balance returned includes it, and the user row stays locked by
+// the update until the transaction ends, so no other writer overtakes the
+// caller's charge. kConflict "reservation_closed" when it was not pending.
+Result<Closed> close_reservation(Connection& c, const Reservation& r) {
+  auto done =
+      c.exec("UPDATE reservations SET state = 'settled' WHERE id = ? AND state = 'pending'", std::vector<Value>{r.id});
+  if (!done) return std::unexpected(done.error());
+  if (done->affected_rows != 1) return fail(ErrorCode::kConflict, "reservation already closed", "reservation_closed");
+  auto key = unreserve(c, r);
+  if (!key) return std::unexpected(key.error());
+  auto b = ledger::read_balance(c, r.user_id);
+  if (!b) return std::unexpected(b.error());
+  return Closed{*b, *key};
+}
+
+Result<Balance> locked_balance(Connection& c, std::int64_t user_id) {
+  auto rows =
+      c.query("SELECT balance, reserved FROM users WHERE id = ?" + ledger::for_update(c), std::vector<Value>{user_id});
+  if (!rows) return std::unexpected(rows.error());
+  if (rows->empty()) return fail(ErrorCode::kNotFound, "no such user", "user_not_found");
+  return Balance{rows->front().integer(0), rows->front().integer(1)};
+}
+
+// The ledger row of a settled or spent charge, with the key it was made on.
+Charge on_key(Charge charge, std::optional<std::int64_t> key) {
+  charge.api_key_id = key;
+  return charge;
+}
+
+}  // namespace
+
+std::int64_t AccountsOptions::now() const { return clock ? clock() : static_cast<std::int64_t>(std::time(nullptr)); }
+
+namespace ledger {
+
 Result<Balance> read_balance(Connection& c, std::int64_t user_id) {
   auto rows = c.query("SELECT balance, reserved FROM users WHERE id = ?", std::vector<Value>{user_id});
   if (!rows) return std::unexpected(rows.error());
@@ -27,45 +153,30 @@ Result<Balance> read_balance(Connection& c, std::int64_t user_id) {
   return Balance{rows->front().integer(0), rows->front().integer(1)};
 }
 
-// Appends a ledger row and moves the cached balance with it. The user row is
-// updated first: on MySQL the ledger insert's foreign-key check takes a
-// shared lock on it, and two transactions holding that shared lock would
-// deadlock upgrading it.
-Result<void> write_ledger(Connection& c, std::int64_t user_id, std::int64_t delta, const Charge& charge) {
+Result<void> append(Connection& c, std::int64_t user_id, std::int64_t delta, const Charge& what, std::int64_t now) {
   LLMD_TRY(c.exec("UPDATE users SET balance = balance + ? WHERE id = ?", std::vector<Value>{delta, user_id}));
-  LLMD_TRY(c.exec(
-      "INSERT INTO ledger (user_id, delta, reason, request_id, task, model, created_at) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?)",
-      std::vector<Value>{user_id, delta, charge.reason, charge.request_id, charge.task, charge.model, now_seconds()}));
+  LLMD_TRY(
+      c.exec("INSERT INTO ledger (user_id, delta, reason, request_id, task, model, api_key_id, created_at) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             std::vector<Value>{user_id, delta, what.reason, what.request_id, what.task, what.model,
+                                optional_value(what.api_key_id), now}));
   return {};
 }
 
-// Marks a pending reservation settled and gives its amount back to the
-// user: the balance returned includes it, and the user row stays locked by
-// the update until the transaction ends, so no other writer overtakes the
-// caller's charge. kConflict "reservation_closed" when it was not pending.
-// Gives the user back what reservation `r` holds: the amount its row says
-// (a resized reservation's holder may not have persisted the new amount).
-Result<void> unreserve(Connection& c, const Reservation& r) {
-  LLMD_TRY(c.exec("UPDATE users SET reserved = reserved - (SELECT amount FROM reservations WHERE id = ?) WHERE id = ?",
-                  std::vector<Value>{r.id, r.user_id}));
-  return {};
+Result<void> charge(Connection& c, std::int64_t user_id, std::int64_t amount, const Charge& what, std::int64_t now) {
+  LLMD_TRY(append(c, user_id, -amount, what, now));
+  return draw_allowance(c, user_id, amount);
 }
 
-Result<Balance> close_reservation(Connection& c, const Reservation& r) {
-  auto done =
-      c.exec("UPDATE reservations SET state = 'settled' WHERE id = ? AND state = 'pending'", std::vector<Value>{r.id});
-  if (!done) return std::unexpected(done.error());
-  if (done->affected_rows != 1) return fail(ErrorCode::kConflict, "reservation already closed", "reservation_closed");
-  LLMD_TRY(unreserve(c, r));
-  return read_balance(c, r.user_id);
-}
+std::string for_update(const Connection& c) { return c.dialect() == store::Dialect::kMysql ? " FOR UPDATE" : ""; }
 
-}  // namespace
+}  // namespace ledger
 
-Accounts::Accounts(store::Database& db, std::string instance_id) : db_(db), instance_id_(std::move(instance_id)) {}
+Accounts::Accounts(store::Database& db, std::string instance_id, AccountsOptions options)
+    : db_(db), instance_id_(std::move(instance_id)), options_(std::move(options)) {}
 
-Result<Reservation> Accounts::reserve(std::int64_t user_id, std::int64_t amount, const std::string& request_id) {
+Result<Reservation> Accounts::reserve(std::int64_t user_id, std::int64_t amount, const std::string& request_id,
+                                      std::optional<std::int64_t> api_key_id) {
   if (amount < 0) return fail(ErrorCode::kInvalidArgument, "negative reservation");
   return db_.transaction<Reservation>([&](Connection& c) -> Result<Reservation> {
     // The conditional update is the whole guarantee: it only succeeds while
@@ -74,16 +185,23 @@ Result<Reservation> Accounts::reserve(std::int64_t user_id, std::int64_t amount,
                           std::vector<Value>{amount, user_id, amount});
     if (!updated) return std::unexpected(updated.error());
     if (updated->affected_rows != 1) {
-      auto b = read_balance(c, user_id);
+      auto b = ledger::read_balance(c, user_id);
       if (!b) return std::unexpected(b.error());
       return std::unexpected(insufficient(amount, b->available()));
     }
+    if (api_key_id) {
+      // The key's row is locked by current_key() until the transaction ends.
+      auto room = current_key(c, *api_key_id, options_);
+      if (!room) return std::unexpected(room.error());
+      if (room->left() < amount) return std::unexpected(key_exhausted(*room, amount, room->left()));
+      LLMD_TRY(hold_on_key(c, *api_key_id, amount));
+    }
     auto ins = c.exec(
-        "INSERT INTO reservations (user_id, amount, request_id, instance, state, created_at) "
-        "VALUES (?, ?, ?, ?, 'pending', ?)",
-        std::vector<Value>{user_id, amount, request_id, instance_id_, now_seconds()});
+        "INSERT INTO reservations (user_id, amount, request_id, instance, state, api_key_id, created_at) "
+        "VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+        std::vector<Value>{user_id, amount, request_id, instance_id_, optional_value(api_key_id), options_.now()});
     if (!ins) return std::unexpected(ins.error());
-    return Reservation{ins->last_insert_id, user_id, amount, request_id};
+    return Reservation{ins->last_insert_id, user_id, amount, request_id, api_key_id};
   });
 }
 
@@ -91,10 +209,16 @@ Result<Settled> Accounts::settle(const Reservation& r, const Charge& charge) {
   return db_.transaction<Settled>([&](Connection& c) -> Result<Settled> {
     auto before = close_reservation(c, r);
     if (!before) return std::unexpected(before.error());
-    const std::int64_t amount =
-        std::clamp<std::int64_t>(charge.amount, 0, std::max<std::int64_t>(before->available(), 0));
-    if (amount > 0) LLMD_TRY(write_ledger(c, r.user_id, -amount, charge));
-    auto b = read_balance(c, r.user_id);
+    std::int64_t amount =
+        std::clamp<std::int64_t>(charge.amount, 0, std::max<std::int64_t>(before->balance.available(), 0));
+    if (before->api_key_id) {
+      auto room = current_key(c, *before->api_key_id, options_);
+      if (room) amount = std::min(amount, std::max<std::int64_t>(room->left(), 0));
+      if (!room && room.error().code != ErrorCode::kUnauthenticated) return std::unexpected(room.error());
+      if (room && amount > 0) LLMD_TRY(spend_from_key(c, *before->api_key_id, amount));
+    }
+    if (amount > 0) LLMD_TRY(ledger::charge(c, r.user_id, amount, on_key(charge, before->api_key_id), options_.now()));
+    auto b = ledger::read_balance(c, r.user_id);
     if (!b) return std::unexpected(b.error());
     return Settled{amount, b->available()};
   });
@@ -103,20 +227,35 @@ Result<Settled> Accounts::settle(const Reservation& r, const Charge& charge) {
 Result<Settled> Accounts::settle_in_full(const Reservation& r, const Charge& charge) {
   if (charge.amount < 0) return fail(ErrorCode::kInvalidArgument, "negative charge");
   // Either outcome commits: a refusal must still release the reservation.
-  auto outcome = db_.transaction<std::pair<bool, Settled>>([&](Connection& c) -> Result<std::pair<bool, Settled>> {
+  using Outcome = std::pair<std::optional<Error>, Settled>;
+  auto outcome = db_.transaction<Outcome>([&](Connection& c) -> Result<Outcome> {
     auto before = close_reservation(c, r);
     if (!before) return std::unexpected(before.error());
-    if (before->available() < charge.amount) {
-      LLMD_TRY(c.exec("UPDATE reservations SET state = 'released' WHERE id = ?", std::vector<Value>{r.id}));
-      return std::pair{false, Settled{0, before->available()}};
+    std::optional<Error> refusal;
+    if (before->balance.available() < charge.amount) {
+      refusal = insufficient(charge.amount, before->balance.available());
+    } else if (before->api_key_id) {
+      auto room = current_key(c, *before->api_key_id, options_);
+      if (!room) return std::unexpected(room.error());
+      if (room->left() < charge.amount) {
+        refusal = key_exhausted(*room, charge.amount, room->left());
+      } else if (charge.amount > 0) {
+        LLMD_TRY(spend_from_key(c, *before->api_key_id, charge.amount));
+      }
     }
-    if (charge.amount > 0) LLMD_TRY(write_ledger(c, r.user_id, -charge.amount, charge));
-    auto b = read_balance(c, r.user_id);
+    if (refusal) {
+      LLMD_TRY(c.exec("UPDATE reservations SET state = 'released' WHERE id = ?", std::vector<Value>{r.id}));
+      return Outcome{refusal, Settled{0, before->balance.available()}};
+    }
+    if (charge.amount > 0) {
+      LLMD_TRY(ledger::charge(c, r.user_id, charge.amount, on_key(charge, before->api_key_id), options_.now()));
+    }
+    auto b = ledger::read_balance(c, r.user_id);
     if (!b) return std::unexpected(b.error());
-    return std::pair{true, Settled{charge.amount, b->available()}};
+    return Outcome{std::nullopt, Settled{charge.amount, b->available()}};
   });
   if (!outcome) return std::unexpected(outcome.error());
-  if (!outcome->first) return std::unexpected(insufficient(charge.amount, outcome->second.available));
+  if (outcome->first) return std::unexpected(*outcome->first);
   return outcome->second;
 }
 
@@ -126,51 +265,59 @@ Result<void> Accounts::release(const Reservation& r) {
                        std::vector<Value>{r.id});
     if (!done) return std::unexpected(done.error());
     if (done->affected_rows != 1) return fail(ErrorCode::kConflict, "reservation already closed", "reservation_closed");
-    return unreserve(c, r);
+    auto key = unreserve(c, r);
+    if (!key) return std::unexpected(key.error());
+    return {};
   });
 }
 
 Result<Reservation> Accounts::resize(const Reservation& r, std::int64_t amount) {
   if (amount < 0) return fail(ErrorCode::kInvalidArgument, "negative reservation");
   return db_.transaction<Reservation>([&](Connection& c) -> Result<Reservation> {
-    const bool mysql = c.dialect() == store::Dialect::kMysql;
-    auto rows = c.query(std::string("SELECT amount FROM reservations WHERE id = ? AND state = 'pending'") +
-                            (mysql ? " FOR UPDATE" : ""),
-                        std::vector<Value>{r.id});
+    auto rows = c.query(
+        "SELECT amount, api_key_id FROM reservations WHERE id = ? AND state = 'pending'" + ledger::for_update(c),
+        std::vector<Value>{r.id});
     if (!rows) return std::unexpected(rows.error());
     if (rows->empty()) return fail(ErrorCode::kConflict, "reservation already closed", "reservation_closed");
     const std::int64_t delta = amount - rows->front().integer(0);
+    const auto key = rows->front().is_null(1) ? std::nullopt : std::optional<std::int64_t>(rows->front().integer(1));
     // Growing is the same conditional update as reserve(); shrinking always fits.
     auto updated = c.exec("UPDATE users SET reserved = reserved + ? WHERE id = ? AND balance - reserved >= ?",
                           std::vector<Value>{delta, r.user_id, std::max<std::int64_t>(delta, 0)});
     if (!updated) return std::unexpected(updated.error());
     if (updated->affected_rows != 1) {
-      auto b = read_balance(c, r.user_id);
+      auto b = ledger::read_balance(c, r.user_id);
       if (!b) return std::unexpected(b.error());
       return std::unexpected(insufficient(amount, b->available() + (amount - delta)));
     }
+    if (key) {
+      auto room = current_key(c, *key, options_);
+      if (!room) return std::unexpected(room.error());
+      if (delta > 0 && room->left() < delta) {
+        return std::unexpected(key_exhausted(*room, amount, room->left() + (amount - delta)));
+      }
+      LLMD_TRY(hold_on_key(c, *key, delta));
+    }
     LLMD_TRY(c.exec("UPDATE reservations SET amount = ? WHERE id = ?", std::vector<Value>{amount, r.id}));
-    return Reservation{r.id, r.user_id, amount, r.request_id};
+    return Reservation{r.id, r.user_id, amount, r.request_id, key};
   });
 }
 
 Result<std::int64_t> Accounts::spend(std::int64_t user_id, const Charge& charge) {
   if (charge.amount < 0) return fail(ErrorCode::kInvalidArgument, "negative charge");
   return db_.transaction<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
-    auto updated = c.exec("UPDATE users SET balance = balance - ? WHERE id = ? AND balance - reserved >= ?",
-                          std::vector<Value>{charge.amount, user_id, charge.amount});
-    if (!updated) return std::unexpected(updated.error());
-    if (updated->affected_rows != 1) {
-      auto b = read_balance(c, user_id);
-      if (!b) return std::unexpected(b.error());
-      return std::unexpected(insufficient(charge.amount, b->available()));
+    // A locking read: no other writer changes the user until this commits.
+    auto before = locked_balance(c, user_id);
+    if (!before) return std::unexpected(before.error());
+    if (before->available() < charge.amount) return std::unexpected(insufficient(charge.amount, before->available()));
+    if (charge.api_key_id) {
+      auto room = current_key(c, *charge.api_key_id, options_);
+      if (!room) return std::unexpected(room.error());
+      if (room->left() < charge.amount) return std::unexpected(key_exhausted(*room, charge.amount, room->left()));
+      LLMD_TRY(spend_from_key(c, *charge.api_key_id, charge.amount));
     }
-    LLMD_TRY(
-        c.exec("INSERT INTO ledger (user_id, delta, reason, request_id, task, model, created_at) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?)",
-               std::vector<Value>{user_id, -charge.amount, charge.reason, charge.request_id, charge.task, charge.model,
-                                  now_seconds()}));
-    auto b = read_balance(c, user_id);
+    LLMD_TRY(ledger::charge(c, user_id, charge.amount, charge, options_.now()));
+    auto b = ledger::read_balance(c, user_id);
     if (!b) return std::unexpected(b.error());
     return b->available();
   });
@@ -180,24 +327,39 @@ Result<std::int64_t> Accounts::adjust(std::int64_t user_id, std::int64_t delta, 
                                       const std::string& request_id) {
   if (delta == 0) return fail(ErrorCode::kInvalidArgument, "amount must not be zero");
   return db_.transaction<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
-    // Conditional, like reserve(): a plain read then write would let two
-    // concurrent deductions (on MySQL, which does not lock on read) both pass.
-    auto updated = c.exec("UPDATE users SET balance = balance + ? WHERE id = ? AND balance - reserved + ? >= 0",
-                          std::vector<Value>{delta, user_id, delta});
-    if (!updated) return std::unexpected(updated.error());
-    auto b = read_balance(c, user_id);
+    // A locking read, not a plain one: two concurrent deductions (on MySQL,
+    // which does not lock on a plain read) must not both pass.
+    auto before = locked_balance(c, user_id);
+    if (!before) return std::unexpected(before.error());
+    if (before->available() + delta < 0) return std::unexpected(insufficient(-delta, before->available()));
+    const Charge what{0, reason, request_id, "admin", "", std::nullopt};
+    if (delta < 0) {
+      LLMD_TRY(ledger::charge(c, user_id, -delta, what, options_.now()));
+    } else {
+      LLMD_TRY(ledger::append(c, user_id, delta, what, options_.now()));
+    }
+    auto b = ledger::read_balance(c, user_id);
     if (!b) return std::unexpected(b.error());
-    if (updated->affected_rows != 1) return std::unexpected(insufficient(-delta, b->available()));
-    LLMD_TRY(c.exec(
-        "INSERT INTO ledger (user_id, delta, reason, request_id, task, model, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        std::vector<Value>{user_id, delta, reason, request_id, std::string("admin"), std::string(), now_seconds()}));
     return b->available();
   });
 }
 
 Result<Balance> Accounts::balance(std::int64_t user_id) {
-  return db_.with_connection<Balance>([&](Connection& c) { return read_balance(c, user_id); });
+  return db_.with_connection<Balance>([&](Connection& c) { return ledger::read_balance(c, user_id); });
+}
+
+Result<std::pair<std::int64_t, int>> Accounts::tokens_last_minute(std::int64_t user_id) {
+  const std::int64_t now = options_.now();
+  return db_.with_connection<std::pair<std::int64_t, int>>([&](Connection& c) -> Result<std::pair<std::int64_t, int>> {
+    auto rows = c.query(
+        "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0), MIN(created_at) FROM usage_records "
+        "WHERE user_id = ? AND created_at > ?",
+        std::vector<Value>{user_id, now - 60});
+    if (!rows) return std::unexpected(rows.error());
+    const store::Row& r = rows->front();
+    const int wait = r.is_null(1) ? 1 : static_cast<int>(std::clamp<std::int64_t>(r.integer(1) + 60 - now, 1, 60));
+    return std::pair{r.integer(0), wait};
+  });
 }
 
 Result<int> Accounts::release_abandoned(std::int64_t stale_seconds) {
@@ -205,12 +367,12 @@ Result<int> Accounts::release_abandoned(std::int64_t stale_seconds) {
     auto rows = c.query(
         "SELECT id, user_id, amount FROM reservations WHERE state = 'pending' "
         "AND (instance = ? OR created_at < ?)",
-        std::vector<Value>{instance_id_, now_seconds() - stale_seconds});
+        std::vector<Value>{instance_id_, options_.now() - stale_seconds});
     if (!rows) return std::unexpected(rows.error());
     for (const auto& row : *rows) {
       LLMD_TRY(c.exec("UPDATE reservations SET state = 'released' WHERE id = ?", std::vector<Value>{row.integer(0)}));
-      LLMD_TRY(c.exec("UPDATE users SET reserved = reserved - ? WHERE id = ?",
-                      std::vector<Value>{row.integer(2), row.integer(1)}));
+      auto key = unreserve(c, Reservation{row.integer(0), row.integer(1), row.integer(2), "", std::nullopt});
+      if (!key) return std::unexpected(key.error());
     }
     return static_cast<int>(rows->size());
   });
@@ -222,7 +384,7 @@ Result<void> Accounts::record_usage(const UsageRecord& u) {
         "INSERT INTO usage_records (request_id, user_id, route, task, model, instance, prompt_tokens, "
         "completion_tokens, charged, status, latency_ms, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         std::vector<Value>{u.request_id, u.user_id, u.route, u.task, u.model, u.instance, u.prompt_tokens,
-                           u.completion_tokens, u.charged, std::int64_t{u.status}, u.latency_ms, now_seconds()}));
+                           u.completion_tokens, u.charged, std::int64_t{u.status}, u.latency_ms, options_.now()}));
     return {};
   });
 }
@@ -309,23 +471,28 @@ PriceRule Pricing::rule(const std::string& task) const {
   return it == rules_.end() ? PriceRule{} : it->second;
 }
 
-std::int64_t Pricing::charge(const std::string& task, std::int64_t base, const std::string& model) const {
+std::int64_t Pricing::charge(const std::string& task, std::int64_t base, const std::string& model, double ratio) const {
   PriceRule r = rule(task);
   if (auto it = model_factor_.find(model); it != model_factor_.end()) r.multiplier *= it->second;
-  return price(r, base);
+  const std::int64_t full = price(r, base);
+  if (ratio == 1.0) return full;
+  // The epsilon, as in price(): 100 x 0.3 stays 30.
+  return static_cast<std::int64_t>(std::ceil(static_cast<double>(full) * ratio - 1e-9));
 }
 
-std::int64_t Pricing::max_base(const std::string& task, std::int64_t amount, const std::string& model) const {
-  PriceRule r = rule(task);
-  if (auto it = model_factor_.find(model); it != model_factor_.end()) r.multiplier *= it->second;
-  if (amount < r.fixed) return -1;
+std::int64_t Pricing::max_base(const std::string& task, std::int64_t amount, const std::string& model,
+                               double ratio) const {
   constexpr std::int64_t kUnbounded = std::int64_t{1} << 50;
-  if (r.multiplier <= 0) return kUnbounded;
-  const double estimate = std::floor(static_cast<double>(amount - r.fixed) / r.multiplier + 1e-6);
-  std::int64_t base = estimate >= static_cast<double>(kUnbounded) ? kUnbounded : static_cast<std::int64_t>(estimate);
-  while (base > 0 && price(r, base) > amount) --base;  // floating-point rounding, at most a step or two
-  while (price(r, base + 1) <= amount && base < kUnbounded) ++base;
-  return base;
+  if (charge(task, 0, model, ratio) > amount) return -1;
+  if (charge(task, kUnbounded, model, ratio) <= amount) return kUnbounded;
+  // The charge never falls as the base grows: the largest base it pays is
+  // found by bisection (about 50 steps of arithmetic).
+  std::int64_t low = 0, high = kUnbounded;  // charge(low) <= amount < charge(high)
+  while (high - low > 1) {
+    const std::int64_t mid = low + (high - low) / 2;
+    (charge(task, mid, model, ratio) <= amount ? low : high) = mid;
+  }
+  return low;
 }
 
 std::int64_t parser_base(std::size_t input_bytes, std::size_t output_bytes) {

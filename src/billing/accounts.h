@@ -7,6 +7,12 @@
 //   can never go negative, however many requests of one user run at once,
 //   on however many backend instances share the database.
 //
+// A call made with a scoped API key (SPEC §4.5b) is held against the key's
+// budget in the same transaction: api_keys.budget_used (this budget period)
+// + budget_reserved never exceeds api_keys.budget, on any number of
+// instances, and the key's ledger rows (ledger.api_key_id) sum to what it
+// spent. Lock order, everywhere: reservation, user, key, allowance rows.
+//
 // Flow of a model call: reserve(worst case) -> call -> settle(actual), which
 // writes the ledger row for the actual charge and releases the reservation;
 // or release() when the call failed. Calls that need no reservation (the
@@ -15,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -37,6 +44,7 @@ struct Reservation {
   std::int64_t user_id = 0;
   std::int64_t amount = 0;
   std::string request_id;
+  std::optional<std::int64_t> api_key_id{};  // also held against this key's budget
 };
 
 // What a finished call costs and why (one ledger row + one usage record).
@@ -46,6 +54,15 @@ struct Charge {
   std::string request_id;
   std::string task;  // chat | v1 | convert | homework | subtitle | admin
   std::string model;
+  std::optional<std::int64_t> api_key_id{};  // spend(): also paid out of this key's budget
+};
+
+// Where budget periods lie: the time zone of key budget periods and the
+// clock (unix seconds) that decides which period is current.
+struct AccountsOptions {
+  std::string time_zone = "UTC";
+  std::function<std::int64_t()> clock;  // empty = the system clock
+  std::int64_t now() const;
 };
 
 // What a settlement took, and the user's available balance afterwards.
@@ -95,17 +112,21 @@ class Accounts {
  public:
   // `instance_id` names this backend process in reservations, so a restart
   // releases only what it left behind.
-  Accounts(store::Database& db, std::string instance_id);
+  Accounts(store::Database& db, std::string instance_id, AccountsOptions options = {});
 
-  // Holds `amount` of the user's available tokens. Errors: kPaymentRequired
-  // (reason insufficient_tokens, details needed/available) when it does not
-  // fit; kNotFound for an unknown user.
-  Result<Reservation> reserve(std::int64_t user_id, std::int64_t amount, const std::string& request_id);
+  // Holds `amount` of the user's available tokens and, with `api_key_id`, of
+  // that key's budget. Errors: kPaymentRequired (reason insufficient_tokens,
+  // details needed/available) when the balance cannot hold it, or (reason
+  // key_budget_exhausted, details needed/available/resets_at) when the key's
+  // budget cannot; kNotFound for an unknown user; kUnauthenticated
+  // (invalid_api_key) for a key deleted meanwhile.
+  Result<Reservation> reserve(std::int64_t user_id, std::int64_t amount, const std::string& request_id,
+                              std::optional<std::int64_t> api_key_id = std::nullopt);
 
   // Releases the reservation and charges charge.amount: out of the
-  // reservation first, any excess out of the user's free balance, as much of
-  // it as there is (the balance never goes negative; `charged` then says how
-  // much less was taken). Settling twice is an error (kConflict) and changes
+  // reservation first, any excess out of the user's free balance (and the
+  // key's free budget), as much of it as there is (neither goes negative;
+  // `charged` then says how much less was taken). Settling twice is an error (kConflict) and changes
   // nothing.
   Result<Settled> settle(const Reservation& reservation, const Charge& charge);
 
@@ -128,8 +149,9 @@ class Accounts {
   // and releasing always return what the reservation's row holds.
   Result<Reservation> resize(const Reservation& reservation, std::int64_t amount);
 
-  // Charges immediately without a reservation; kPaymentRequired when the
-  // available balance is too small. Returns the available balance after.
+  // Charges immediately without a reservation (and out of
+  // charge.api_key_id's budget); kPaymentRequired when the available balance
+  // or the key's budget is too small. Returns the available balance after.
   Result<std::int64_t> spend(std::int64_t user_id, const Charge& charge);
 
   // Adds (delta > 0) or deducts (delta < 0) tokens by an operator, with a
@@ -139,6 +161,13 @@ class Accounts {
                               const std::string& request_id);
 
   Result<Balance> balance(std::int64_t user_id);
+
+  // Tokens (prompt + completion) the user's calls recorded in the last 60
+  // seconds, and the seconds until the oldest of them leaves that window.
+  Result<std::pair<std::int64_t, int>> tokens_last_minute(std::int64_t user_id);
+
+  const AccountsOptions& options() const { return options_; }
+  store::Database& database() { return db_; }
 
   // Releases pending reservations left by this instance (a previous run that
   // crashed) and any pending reservation older than `stale_seconds` from
@@ -156,6 +185,7 @@ class Accounts {
  private:
   store::Database& db_;
   std::string instance_id_;
+  AccountsOptions options_;
 };
 
 // Pricing (SPEC §5): ceil(base x multiplier) + fixed.
@@ -176,11 +206,13 @@ class Pricing {
   std::int64_t charge(const std::string& task, std::int64_t base) const { return price(rule(task), base); }
   // Per-model factor (e.g. 4.0 for a large model) applied on top of the
   // task's multiplier: ceil(base x task multiplier x model factor) + fixed.
+  // A group's price ratio (SPEC §4.5b) then scales that charge, rounded up.
   void set_model_multiplier(const std::string& model, double factor) { model_factor_[model] = factor; }
-  std::int64_t charge(const std::string& task, std::int64_t base, const std::string& model) const;
+  std::int64_t charge(const std::string& task, std::int64_t base, const std::string& model, double ratio = 1.0) const;
   // The largest base whose charge is at most `amount` (-1 when not even the
   // fixed part is).
-  std::int64_t max_base(const std::string& task, std::int64_t amount, const std::string& model) const;
+  std::int64_t max_base(const std::string& task, std::int64_t amount, const std::string& model,
+                        double ratio = 1.0) const;
 
  private:
   std::map<std::string, PriceRule> rules_;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace llmd::billing {
@@ -13,6 +14,7 @@ struct Caller {
   std::string request_id;
   std::string route;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::optional<std::int64_t> api_key_id{};  // the key the call came with: its budget and models apply
 };
 
 // Completion tokens below which a task's model call is not worth making

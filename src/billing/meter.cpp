@@ -1,13 +1,32 @@
 #include "billing/meter.h"
 
 #include <algorithm>
+
 #include <utility>
+#include "billing/call_scope.h"
 
 namespace llmd::billing {
 
 Result<MeteredCall> MeteredCall::open(Accounts& accounts, const Pricing& pricing, MeterOpen what) {
+  auto scope = resolve_scope(accounts, what.user_id, what.api_key_id);
+  if (!scope) return std::unexpected(scope.error());
+  if (!what.model.empty()) LLMD_TRY(scope->allows(what.model));
+  if (scope->tpm > 0) {
+    auto used = accounts.tokens_last_minute(what.user_id);
+    if (!used) return std::unexpected(used.error());
+    if (used->first >= scope->tpm) {
+      return std::unexpected(Error(ErrorCode::kRateLimited,
+                                   "your group's limit of " + std::to_string(scope->tpm) +
+                                       " tokens per minute is reached; try again shortly",
+                                   "rate_limited")
+                                 .with_retry_after(used->second)
+                                 .with_detail("tpm", scope->tpm));
+    }
+  }
+  what.price_ratio = scope->price_ratio;
   MeteredCall call(accounts, pricing, std::move(what), Reservation{}, false);
-  auto held = accounts.reserve(call.what_.user_id, call.price(call.what_.worst_base_tokens), call.what_.request_id);
+  auto held = accounts.reserve(call.what_.user_id, call.price(call.what_.worst_base_tokens), call.what_.request_id,
+                               call.what_.api_key_id);
   if (!held) {
     call.state_ = State::kClosed;  // nothing to release
     return std::unexpected(held.error());
@@ -25,7 +44,7 @@ Result<std::int64_t> affordable_base(Accounts& accounts, const Pricing& pricing,
                                      const Reservation& held) {
   auto balance = accounts.balance(what.user_id);
   if (!balance) return std::unexpected(balance.error());
-  return pricing.max_base(what.task, balance->available() + held.amount, what.model);
+  return pricing.max_base(what.task, balance->available() + held.amount, what.model, what.price_ratio);
 }
 
 }  // namespace
@@ -34,8 +53,8 @@ Result<Grown> grow_fitted(Accounts& accounts, const Pricing& pricing, const Mete
                           std::int64_t used_base, FitRequest fit) {
   const std::int64_t choices = std::max<std::int64_t>(fit.choices, 1);
   const auto amount_for = [&](std::int64_t completion) {
-    return std::max(held.amount,
-                    pricing.charge(what.task, used_base + fit.prompt_tokens + choices * completion, what.model));
+    return std::max(held.amount, pricing.charge(what.task, used_base + fit.prompt_tokens + choices * completion,
+                                                what.model, what.price_ratio));
   };
   auto whole = accounts.resize(held, amount_for(fit.max_completion));
   if (whole) return Grown{std::move(*whole), fit.max_completion, false};
@@ -68,7 +87,9 @@ Result<std::int64_t> MeteredCall::cover(std::int64_t wanted, std::int64_t needed
 
 Result<Covered> cover(Accounts& accounts, const Pricing& pricing, const MeterOpen& what, const Reservation& held,
                       std::int64_t wanted, std::int64_t needed) {
-  const auto price = [&](std::int64_t base) { return base > 0 ? pricing.charge(what.task, base, what.model) : 0; };
+  const auto price = [&](std::int64_t base) {
+    return base > 0 ? pricing.charge(what.task, base, what.model, what.price_ratio) : 0;
+  };
   if (price(wanted) <= held.amount) return Covered{held, wanted};
   auto whole = accounts.resize(held, price(wanted));
   if (whole) return Covered{*whole, wanted};
@@ -82,6 +103,9 @@ Result<Covered> cover(Accounts& accounts, const Pricing& pricing, const MeterOpe
 }
 
 MeteredCall MeteredCall::adopt(Accounts& accounts, const Pricing& pricing, MeterOpen what, Reservation held) {
+  // The ratio of the user's groups now (a job's groups may have changed since
+  // it was opened); when it cannot be read, the ratio the caller gave.
+  if (auto scope = resolve_scope(accounts, what.user_id, std::nullopt)) what.price_ratio = scope->price_ratio;
   return MeteredCall(accounts, pricing, std::move(what), std::move(held), true);
 }
 
@@ -114,7 +138,7 @@ MeteredCall& MeteredCall::operator=(MeteredCall&& other) noexcept {
 MeteredCall::~MeteredCall() { (void)release(); }
 
 std::int64_t MeteredCall::price(std::int64_t base_tokens) const {
-  return base_tokens > 0 ? pricing_->charge(what_.task, base_tokens, what_.model) : 0;
+  return base_tokens > 0 ? pricing_->charge(what_.task, base_tokens, what_.model, what_.price_ratio) : 0;
 }
 
 Result<void> MeteredCall::release() {
@@ -134,8 +158,12 @@ Result<Settled> MeteredCall::settle(const MeterOutcome& outcome) {
     return fail(ErrorCode::kConflict, "this call was already settled", "already_settled");
   }
   state_ = State::kClosed;
-  const Charge charge{price(outcome.prompt_tokens + outcome.completion_tokens), what_.reason, what_.request_id,
-                      what_.task, what_.model};
+  const Charge charge{price(outcome.prompt_tokens + outcome.completion_tokens),
+                      what_.reason,
+                      what_.request_id,
+                      what_.task,
+                      what_.model,
+                      what_.api_key_id};
   Result<Settled> settled = std::unexpected(Error(ErrorCode::kInternal, "not settled"));
   if (adopted_) {
     auto charged = charge_adopted(charge);
@@ -152,6 +180,24 @@ Result<Settled> MeteredCall::settle(const MeterOutcome& outcome) {
   (void)accounts_->record_usage({what_.request_id, what_.user_id, outcome.route, what_.task, what_.model,
                                  outcome.instance, outcome.prompt_tokens, outcome.completion_tokens,
                                  settled ? settled->charged : 0, outcome.status, outcome.latency_ms});
+  return settled;
+}
+
+Result<Settled> MeteredCall::settle_in_full(std::int64_t base_tokens, const MeterOutcome& outcome) {
+  if (state_ != State::kOpen) {
+    return fail(ErrorCode::kConflict, "this call was already settled", "already_settled");
+  }
+  state_ = State::kClosed;
+  const Charge charge{pricing_->charge(what_.task, base_tokens, what_.model, what_.price_ratio),
+                      what_.reason,
+                      what_.request_id,
+                      what_.task,
+                      what_.model,
+                      what_.api_key_id};
+  auto settled = accounts_->settle_in_full(held_, charge);
+  (void)accounts_->record_usage({what_.request_id, what_.user_id, outcome.route, what_.task, what_.model,
+                                 outcome.instance, outcome.prompt_tokens, outcome.completion_tokens,
+                                 settled ? settled->charged : 0, settled ? outcome.status : 402, outcome.latency_ms});
   return settled;
 }
 

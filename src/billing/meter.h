@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "billing/accounts.h"
@@ -29,8 +30,10 @@ struct MeterOpen {
   std::string request_id;
   std::string task;  // the price rule: chat | v1 | convert | homework | subtitle
   std::string model;
-  std::int64_t worst_base_tokens = 0;  // prompt + completion tokens at most, before pricing
-  std::string reason;                  // the ledger row's reason; empty = the task
+  std::int64_t worst_base_tokens = 0;        // prompt + completion tokens at most, before pricing
+  std::string reason;                        // the ledger row's reason; empty = the task
+  std::optional<std::int64_t> api_key_id{};  // the call's key: its budget and model list apply too
+  double price_ratio = 1.0;                  // set by open()/adopt() from the user's groups
 };
 
 // What the call used and how it ended (the usage record).
@@ -56,8 +59,13 @@ struct Grown;
 
 class MeteredCall {
  public:
-  // Reserves pricing.charge(task, worst_base_tokens, model). Errors: those of
-  // Accounts::reserve (kPaymentRequired with needed/available, kNotFound).
+  // Resolves the caller's scope (billing/call_scope.h: groups, key), then
+  // reserves pricing.charge(task, worst_base_tokens, model) x the groups'
+  // price ratio, on the user's balance and the key's budget. Errors:
+  // kPermissionDenied (model_not_allowed) for a model outside the groups' or
+  // the key's list; kRateLimited (rate_limited, with a retry-after) past the
+  // groups' tokens per minute; those of Accounts::reserve (kPaymentRequired
+  // insufficient_tokens or key_budget_exhausted, kNotFound).
   static Result<MeteredCall> open(Accounts& accounts, const Pricing& pricing, MeterOpen what);
 
   // Takes over a reservation made earlier and persisted (a job's), which a
@@ -81,6 +89,14 @@ class MeteredCall {
   // charge is capped as Accounts::settle caps it. Errors: kConflict when
   // already settled or released (nothing changes, no record), database errors.
   Result<Settled> settle(const MeterOutcome& outcome);
+
+  // For work whose exact price is known only afterwards and must not be
+  // given away (the parser path of convert, homework's exact check): charges
+  // pricing.charge(task, base_tokens) x ratio in full (the fixed part even at
+  // 0 tokens: the work was done), or, when the balance or the key's budget
+  // cannot pay it, nothing: kPaymentRequired, the reservation released. The
+  // usage record is written either way.
+  Result<Settled> settle_in_full(std::int64_t base_tokens, const MeterOutcome& outcome);
 
   // Grows the reservation (opened with a floor, before the prompt could be
   // counted) to fit `fit`, as grow_fitted() does. On error the

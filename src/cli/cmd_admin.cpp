@@ -158,7 +158,7 @@ int run_admin(const std::string& action, const AdminOptions& o) {
     return 0;
   }
   if (action == "set-role") {
-    if (o.new_role != "user" && o.new_role != "admin") return fail_with("role must be user or admin", 2);
+    if (!auth::valid_role(o.new_role)) return fail_with("role must be user, teacher or admin", 2);
     if (auto r = c.users->set_role(user->id, o.new_role); !r) return fail_with(r.error().message);
     std::printf("%s is now %s\n", user->username.c_str(), o.new_role.c_str());
     return 0;
@@ -205,7 +205,7 @@ void add_admin_command(CLI::App& root, CommandRunner& run) {
                                   "Create a user (password from --password-stdin, LLMD_NEW_PASSWORD, or generated)");
   add->add_option("username", o->username, "User name")->required();
   add->add_option("--email", o->email, "Email address")->required();
-  add->add_option("--role", o->role, "user or admin")->check(CLI::IsMember({"user", "admin"}));
+  add->add_option("--role", o->role, "user, teacher or admin")->check(CLI::IsMember({"user", "teacher", "admin"}));
   add->add_option("--tokens", o->tokens, "Initial tokens (default: auth.initial_tokens)")
       ->check(CLI::NonNegativeNumber);
   add->add_flag("--password-stdin", o->password_stdin, "Read the password from the first line of stdin");
@@ -219,7 +219,9 @@ void add_admin_command(CLI::App& root, CommandRunner& run) {
 
   auto* role = cmd->add_subcommand("set-role", "Make a user an admin or a plain user");
   role->add_option("username", o->username, "User name")->required();
-  role->add_option("role", o->new_role, "user or admin")->required()->check(CLI::IsMember({"user", "admin"}));
+  role->add_option("role", o->new_role, "user, teacher or admin")
+      ->required()
+      ->check(CLI::IsMember({"user", "teacher", "admin"}));
   role->callback(set_runner("set-role"));
 
   auto* disable = cmd->add_subcommand("disable", "Disable a user (their tokens and keys stop working at once)");

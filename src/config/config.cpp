@@ -85,6 +85,7 @@ const std::vector<SectionSpec>& sections() {
       {"uploads", {{"dir"}, {"max_bytes"}, {"quota_bytes_per_user"}, {"media_roots", true}}},
       {"asr", {{"url"}, {"api_key"}}},
       {"chat", {{"max_conversations"}, {"max_messages_per_conversation"}, {"max_message_bytes"}, {"retention_days"}}},
+      {"groups", {{"time_zone"}, {"max_teacher_allowance"}, {"allowance_sweep_seconds"}}},
   };
   return kSections;
 }
@@ -628,6 +629,15 @@ Result<void> parse_rest(const YAML::Node& root, Config& c, std::vector<std::stri
     LLMD_TRY(r.integer("max_messages_per_conversation", c.chat.max_messages_per_conversation, 0, 1000000));
     LLMD_TRY(r.integer("max_message_bytes", c.chat.max_message_bytes, 1024, 16LL << 20));
     LLMD_TRY(r.integer("retention_days", c.chat.retention_days, 0, 36500));
+  }
+  {
+    auto node = section_node(root, "groups");
+    if (!node) return std::unexpected(node.error());
+    warn_unknown(*node, "groups", known_keys("groups"), warnings);
+    Reader r(*node, "groups");
+    LLMD_TRY(r.string("time_zone", c.groups.time_zone));
+    LLMD_TRY(r.integer("max_teacher_allowance", c.groups.max_teacher_allowance, 0, std::int64_t{1} << 40));
+    LLMD_TRY(r.integer("allowance_sweep_seconds", c.groups.allowance_sweep_seconds, 1, 86400));
   }
   for (const char* top : {"database", "redis"}) {
     auto n = root[top];

@@ -192,6 +192,13 @@ struct ChatConfig {
   int retention_days = 0;  // conversations not updated for this long are deleted; 0 = keep
 };
 
+// Groups (classes), allowances and key budgets (SPEC §4.5b).
+struct GroupsConfig {
+  std::string time_zone = "UTC";               // key budget periods; a new group's default
+  std::int64_t max_teacher_allowance = 10000;  // per member and period, set by a teacher
+  int allowance_sweep_seconds = 60;            // how often every member's allowance is looked at
+};
+
 struct Config {
   ServerConfig server;
   std::string database = "sqlite:data/llmd.db";
@@ -207,6 +214,7 @@ struct Config {
   UploadsConfig uploads;
   AsrConfig asr;
   ChatConfig chat;
+  GroupsConfig groups;
 };
 
 struct LoadedConfig {

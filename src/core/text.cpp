@@ -56,6 +56,19 @@ std::string to_lower(std::string_view s) {
   return out;
 }
 
+std::string join_lines(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : "\n") + item;
+  return out;
+}
+
+std::vector<std::string> split_lines(std::string_view text) {
+  std::vector<std::string> out;
+  if (text.empty()) return out;
+  for (std::string_view line : split(text, '\n')) out.emplace_back(line);
+  return out;
+}
+
 std::vector<std::string_view> split(std::string_view s, char sep) {
   std::vector<std::string_view> parts;
   std::size_t start = 0;

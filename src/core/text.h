@@ -17,6 +17,9 @@ std::optional<std::size_t> first_invalid_utf8(std::string_view s);
 std::string_view trim(std::string_view s);
 std::string to_lower(std::string_view s);
 std::vector<std::string_view> split(std::string_view s, char sep);
+// A list kept as one item per line (items hold no newline): "" is no items.
+std::string join_lines(const std::vector<std::string>& items);
+std::vector<std::string> split_lines(std::string_view text);
 
 // Parses a whole string as a base-10 integer; nullopt on any junk or overflow.
 std::optional<long long> parse_int(std::string_view s);

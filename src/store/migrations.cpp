@@ -297,6 +297,160 @@ CREATE TABLE IF NOT EXISTS conversation_messages (
   FOREIGN KEY (user_id) REFERENCES users(id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 )"},
+
+      // Groups (classes), scoped API keys and redemption codes (SPEC §4.5b).
+      // A key's budget is held like a balance: budget_used (settled in its
+      // current period, budget_period_key) + budget_reserved (calls in flight)
+      // never exceeds budget. An allowance credit is unique per group, member
+      // and period: the insert is what makes crediting happen once across
+      // instances. `user_groups`: GROUPS is a reserved word in MySQL 8.
+      {7, "groups, scoped keys, redemption codes",
+       R"(ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;
+ALTER TABLE api_keys ADD COLUMN budget INTEGER;
+ALTER TABLE api_keys ADD COLUMN budget_period TEXT NOT NULL DEFAULT '';
+ALTER TABLE api_keys ADD COLUMN budget_period_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE api_keys ADD COLUMN budget_used INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE api_keys ADD COLUMN budget_reserved INTEGER NOT NULL DEFAULT 0 CHECK (budget_reserved >= 0);
+ALTER TABLE api_keys ADD COLUMN models TEXT NOT NULL DEFAULT '';
+ALTER TABLE api_keys ADD COLUMN subnets TEXT NOT NULL DEFAULT '';
+ALTER TABLE api_keys ADD COLUMN rpm INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE api_keys ADD COLUMN group_id INTEGER;
+ALTER TABLE reservations ADD COLUMN api_key_id INTEGER;
+ALTER TABLE ledger ADD COLUMN api_key_id INTEGER;
+CREATE INDEX ledger_key ON ledger(api_key_id);
+CREATE TABLE user_groups (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  owner_id INTEGER NOT NULL REFERENCES users(id),
+  models TEXT NOT NULL DEFAULT '',
+  price_ratio REAL NOT NULL DEFAULT 1.0,
+  rpm INTEGER NOT NULL DEFAULT 0,
+  tpm INTEGER NOT NULL DEFAULT 0,
+  allowance_amount INTEGER NOT NULL DEFAULT 0,
+  allowance_period TEXT NOT NULL DEFAULT '',
+  time_zone TEXT NOT NULL DEFAULT 'UTC',
+  pool INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  CHECK (pool >= 0));
+CREATE INDEX user_groups_owner ON user_groups(owner_id);
+CREATE TABLE group_members (
+  group_id INTEGER NOT NULL REFERENCES user_groups(id),
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (group_id, user_id));
+CREATE INDEX group_members_user ON group_members(user_id);
+CREATE TABLE allowance_credits (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  group_id INTEGER NOT NULL,
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  period_key TEXT NOT NULL,
+  period_start INTEGER NOT NULL,
+  period_end INTEGER NOT NULL,
+  amount INTEGER NOT NULL,
+  remaining INTEGER NOT NULL,
+  state TEXT NOT NULL DEFAULT 'open',
+  created_at INTEGER NOT NULL,
+  UNIQUE (group_id, user_id, period_key));
+CREATE INDEX allowance_credits_user ON allowance_credits(user_id, state);
+CREATE TABLE group_ledger (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  group_id INTEGER NOT NULL,
+  delta INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  user_id INTEGER,
+  request_id TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL);
+CREATE INDEX group_ledger_group ON group_ledger(group_id, id);
+CREATE TABLE redemption_codes (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  code_hash TEXT NOT NULL UNIQUE,
+  prefix TEXT NOT NULL,
+  amount INTEGER NOT NULL,
+  group_id INTEGER,
+  created_by INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  redeemed_by INTEGER,
+  redeemed_at INTEGER);
+CREATE INDEX redemption_codes_group ON redemption_codes(group_id, id);
+)",
+       R"(ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS expires_at BIGINT NULL;
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS budget BIGINT NULL;
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS budget_period VARCHAR(8) NOT NULL DEFAULT '';
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS budget_period_key VARCHAR(16) NOT NULL DEFAULT '';
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS budget_used BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS budget_reserved BIGINT NOT NULL DEFAULT 0 CHECK (budget_reserved >= 0);
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS models TEXT NOT NULL DEFAULT '';
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS subnets TEXT NOT NULL DEFAULT '';
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS rpm BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS group_id BIGINT NULL;
+ALTER TABLE reservations ADD COLUMN IF NOT EXISTS api_key_id BIGINT NULL;
+ALTER TABLE ledger ADD COLUMN IF NOT EXISTS api_key_id BIGINT NULL;
+CREATE INDEX IF NOT EXISTS ledger_key ON ledger(api_key_id);
+CREATE TABLE IF NOT EXISTS user_groups (
+  id BIGINT AUTO_INCREMENT PRIMARY KEY,
+  name VARCHAR(100) NOT NULL,
+  owner_id BIGINT NOT NULL,
+  models TEXT NOT NULL DEFAULT '',
+  price_ratio DOUBLE NOT NULL DEFAULT 1.0,
+  rpm BIGINT NOT NULL DEFAULT 0,
+  tpm BIGINT NOT NULL DEFAULT 0,
+  allowance_amount BIGINT NOT NULL DEFAULT 0,
+  allowance_period VARCHAR(8) NOT NULL DEFAULT '',
+  time_zone VARCHAR(64) NOT NULL DEFAULT 'UTC',
+  pool BIGINT NOT NULL DEFAULT 0,
+  created_at BIGINT NOT NULL,
+  CHECK (pool >= 0),
+  INDEX user_groups_owner (owner_id),
+  FOREIGN KEY (owner_id) REFERENCES users(id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE TABLE IF NOT EXISTS group_members (
+  group_id BIGINT NOT NULL,
+  user_id BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (group_id, user_id),
+  INDEX group_members_user (user_id),
+  FOREIGN KEY (group_id) REFERENCES user_groups(id),
+  FOREIGN KEY (user_id) REFERENCES users(id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE TABLE IF NOT EXISTS allowance_credits (
+  id BIGINT AUTO_INCREMENT PRIMARY KEY,
+  group_id BIGINT NOT NULL,
+  user_id BIGINT NOT NULL,
+  period_key VARCHAR(16) NOT NULL,
+  period_start BIGINT NOT NULL,
+  period_end BIGINT NOT NULL,
+  amount BIGINT NOT NULL,
+  remaining BIGINT NOT NULL,
+  state VARCHAR(8) NOT NULL DEFAULT 'open',
+  created_at BIGINT NOT NULL,
+  UNIQUE KEY allowance_credits_once (group_id, user_id, period_key),
+  INDEX allowance_credits_user (user_id, state)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE TABLE IF NOT EXISTS group_ledger (
+  id BIGINT AUTO_INCREMENT PRIMARY KEY,
+  group_id BIGINT NOT NULL,
+  delta BIGINT NOT NULL,
+  reason VARCHAR(200) NOT NULL,
+  user_id BIGINT NULL,
+  request_id VARCHAR(128) NOT NULL DEFAULT '',
+  created_at BIGINT NOT NULL,
+  INDEX group_ledger_group (group_id, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE TABLE IF NOT EXISTS redemption_codes (
+  id BIGINT AUTO_INCREMENT PRIMARY KEY,
+  code_hash CHAR(64) NOT NULL UNIQUE,
+  prefix VARCHAR(16) NOT NULL,
+  amount BIGINT NOT NULL,
+  group_id BIGINT NULL,
+  created_by BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NULL,
+  redeemed_by BIGINT NULL,
+  redeemed_at BIGINT NULL,
+  INDEX redemption_codes_group (group_id, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+)"},
   };
   return kMigrations;
 }

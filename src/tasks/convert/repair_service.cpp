@@ -42,8 +42,9 @@ awaitable<Result<Repaired>> repair_with_model(const RepairDeps& d, const billing
   // restates the document, so less room than the document is not useful:
   // that much is reserved first, and grows as the reply streams.
   const inference::CallTag tag{caller.request_id, caller.user_id};
-  const billing::MeterOpen what{caller.user_id,    caller.request_id, "convert", d.model, billing::kMinUsefulCompletion,
-                                "convert (repair)"};
+  const billing::MeterOpen what{
+      caller.user_id,     caller.request_id, "convert", d.model, billing::kMinUsefulCompletion,
+      "convert (repair)", caller.api_key_id};
   auto opened = co_await open_floor(d.pool, d.accounts, d.pricing, what);
   if (!opened) co_return std::unexpected(opened.error());
   billing::MeteredCall& meter = *opened;

@@ -100,7 +100,8 @@ awaitable<Result<GradeOutcome>> grade_with_model(const HomeworkGraderDeps& d, co
                                 "homework",
                                 d.model,
                                 samples_n * std::min(first, billing::kMinUsefulCompletion),
-                                ""};
+                                "",
+                                caller.api_key_id};
   auto opened = co_await open_floor(d.pool, d.accounts, d.pricing, what);
   if (!opened) co_return std::unexpected(opened.error());
   billing::MeteredCall& meter = *opened;

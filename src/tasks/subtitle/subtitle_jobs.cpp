@@ -122,6 +122,18 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
 
   std::int64_t price(std::int64_t base) const { return base > 0 ? d.pricing.charge(kKind, base, d.model) : 0; }
 
+  // The base tokens of the first batch, reserved when the job is submitted.
+  // Estimated, not counted: a submit starts no model. The exact count is
+  // reserved for before the batch runs (hold_batch), and a balance short of
+  // it ends the job then.
+  std::int64_t first_batch_base(const Document& doc) const {
+    const auto batches = plan(doc.cues);
+    if (batches.empty()) return 0;
+    const auto cues = batch_cues(doc, batches.front());
+    const std::int64_t text_tokens = inference::estimated_tokens(billed_text(cues));
+    return text_tokens + std::min(completion_bound(cues, Context{}), completion_floor(cues));
+  }
+
   // The most completion tokens one batch may ask for.
   std::int64_t completion_bound(std::span<const Cue> batch, const Context& context) const {
     if (d.config.max_tokens_per_batch > 0) return d.config.max_tokens_per_batch;
@@ -661,19 +673,12 @@ void SubtitleJobs::start() {
 void SubtitleJobs::stop() { impl_->stopping.store(true); }
 
 std::int64_t SubtitleJobs::first_batch_reservation(const Document& doc) const {
-  const auto batches = impl_->plan(doc.cues);
-  if (batches.empty()) return 0;
-  const auto cues = impl_->batch_cues(doc, batches.front());
-  // Estimated, not counted: a submit starts no model. The exact count is
-  // reserved for before the batch runs (hold_batch), and a balance short of
-  // it ends the job then.
-  const std::int64_t text_tokens = inference::estimated_tokens(billed_text(cues));
-  const std::int64_t floor = std::min(impl_->completion_bound(cues, Context{}), completion_floor(cues));
-  return impl_->price(text_tokens + floor);
+  return impl_->price(impl_->first_batch_base(doc));
 }
 
 awaitable<Result<jobs::Job>> SubtitleJobs::submit(std::int64_t user_id, const Document& doc,
-                                                  const SubtitleJobSpec& spec, const std::string& request_id) {
+                                                  const SubtitleJobSpec& spec, const std::string& request_id,
+                                                  std::optional<std::int64_t> api_key_id) {
   Impl& s = *impl_;
   if (doc.cues.empty()) co_return fail(ErrorCode::kUnprocessable, "the subtitles contain no cues", "no_cues");
   if (doc.cues.size() > static_cast<std::size_t>(s.d.config.max_cues)) {
@@ -687,14 +692,16 @@ awaitable<Result<jobs::Job>> SubtitleJobs::submit(std::int64_t user_id, const Do
                    "subtitle translation needs a model (tasks.subtitle.model or models.default_model)",
                    "model_unavailable");
   }
+  const billing::MeterOpen first{user_id, request_id, kKind, s.d.model, s.first_batch_base(doc), "", api_key_id};
   const std::int64_t worst = first_batch_reservation(doc);
   json input = json::object();
   input["spec"] = spec_to_json(spec);
   input["document"] = document_to_json(doc);
   const std::int64_t total = static_cast<std::int64_t>(doc.cues.size());
   auto created = co_await s.d.pool.run([&]() -> Result<jobs::Job> {
-    auto held = s.d.accounts.reserve(user_id, worst, request_id);
-    if (!held) return std::unexpected(held.error());
+    auto meter = billing::MeteredCall::open(s.d.accounts, s.d.pricing, first);
+    if (!meter) return std::unexpected(meter.error());
+    const std::optional<billing::Reservation> held = std::move(*meter).keep();
     json state = json::object();
     state["instance"] = s.d.instance_id;
     state["reservation"] = reservation_json(*held);

@@ -91,11 +91,14 @@ class SubtitleJobs {
   // result.
   std::int64_t first_batch_reservation(const Document& doc) const;
 
-  // Reserves the first batch, creates the job (queued) and schedules it.
-  // Errors: kPaymentRequired (nothing created), kUnprocessable (no cues, too
-  // many), database errors.
+  // Reserves the first batch (through billing::MeteredCall: the user's
+  // groups and `api_key_id`'s budget and models apply, and the key stays on
+  // the job's reservation), creates the job (queued) and schedules it.
+  // Errors: kPaymentRequired (nothing created), kPermissionDenied
+  // (model_not_allowed), kUnprocessable (no cues, too many), database errors.
   boost::asio::awaitable<Result<jobs::Job>> submit(std::int64_t user_id, const Document& doc,
-                                                   const SubtitleJobSpec& spec, const std::string& request_id);
+                                                   const SubtitleJobSpec& spec, const std::string& request_id,
+                                                   std::optional<std::int64_t> api_key_id = std::nullopt);
 
   // The owner cancels: a queued job ends at once (reservation released), a
   // running one at its next model call or batch boundary. Returns the job
