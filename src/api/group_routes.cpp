@@ -53,9 +53,15 @@ Result<GroupCall> group_call(const RequestContext& ctx, bool with_body) {
   return GroupCall{*actor, *id, std::move(body)};
 }
 
-std::string reason_of(const json& body) {
+// The reason a grant or top-up gives, for the ledgers (which also name the
+// group or member beside it).
+Result<std::string> reason_of(const json& body) {
   auto reason = http::string_field(body, "reason", false, "");
-  return reason ? reason->substr(0, 150) : "";
+  if (!reason) return reason;
+  if (reason->size() > 80) {
+    return fail(ErrorCode::kInvalidArgument, "reason must be at most 80 bytes", "invalid_field");
+  }
+  return reason;
 }
 
 }  // namespace
@@ -169,9 +175,10 @@ void add_group_routes(http::Router& router, GroupDeps d) {
     if (!username) co_return std::unexpected(username.error());
     auto amount = http::int_field(call->body, "amount", true, 0, 1, std::int64_t{1} << 40);
     if (!amount) co_return std::unexpected(amount.error());
-    const std::string reason = reason_of(call->body);
+    auto reason = reason_of(call->body);
+    if (!reason) co_return std::unexpected(reason.error());
     auto grant = co_await d.pool.run(
-        [&] { return d.groups.grant(call->actor, call->id, *username, *amount, reason, ctx.request_id); });
+        [&] { return d.groups.grant(call->actor, call->id, *username, *amount, *reason, ctx.request_id); });
     if (!grant) co_return std::unexpected(grant.error());
     d.log.info("group grant", {{"request_id", ctx.request_id}, {"group_id", call->id}, {"amount", *amount}});
     co_return Response::json(200, {{"pool", grant->pool}, {"remaining_tokens", grant->member_available}});
@@ -184,8 +191,9 @@ void add_group_routes(http::Router& router, GroupDeps d) {
     if (!call) co_return std::unexpected(call.error());
     auto amount = http::int_field(call->body, "amount", true, 0, -(std::int64_t{1} << 40), std::int64_t{1} << 40);
     if (!amount) co_return std::unexpected(amount.error());
-    const std::string reason = reason_of(call->body);
-    auto pool = co_await d.pool.run([&] { return d.groups.top_up_pool(call->id, *amount, reason, ctx.request_id); });
+    auto reason = reason_of(call->body);
+    if (!reason) co_return std::unexpected(reason.error());
+    auto pool = co_await d.pool.run([&] { return d.groups.top_up_pool(call->id, *amount, *reason, ctx.request_id); });
     if (!pool) co_return std::unexpected(pool.error());
     d.log.info("group pool changed", {{"request_id", ctx.request_id}, {"group_id", call->id}, {"amount", *amount}});
     co_return Response::json(200, {{"pool", *pool}});

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/account_routes.h"
+#include "billing/call_scope.h"
 #include "billing/caller.h"
 #include "billing/meter.h"
 #include "billing/reply_allowance.h"
@@ -98,8 +99,14 @@ class BillingHooks final : public models::CallHooks {
   awaitable<Result<void>> require_funds(http::RequestContext& ctx, const models::CallInfo& call) override {
     auto who = api::require_user(ctx);
     if (!who) co_return std::unexpected(who.error());
+    // A free call (counting tokens) may still start the model: only for a
+    // caller whose groups and key allow it.
+    auto scope = co_await pool_.run([&] { return billing::resolve_scope(accounts_, who->user_id, who->api_key_id); });
+    if (!scope) co_return std::unexpected(scope.error());
+    if (auto allowed = scope->allows(call.model); !allowed) co_return std::unexpected(allowed.error());
     const std::int64_t needed = pricing_.charge(
-        task_of(call), std::max<std::int64_t>(std::min(call.max_tokens, billing::kMinUsefulCompletion), 1), call.model);
+        task_of(call), std::max<std::int64_t>(std::min(call.max_tokens, billing::kMinUsefulCompletion), 1), call.model,
+        scope->price_ratio);
     auto balance = co_await pool_.run([&] { return accounts_.balance(who->user_id); });
     if (!balance) co_return std::unexpected(balance.error());
     if (balance->available() < needed) {

@@ -721,6 +721,146 @@ async function main() {
     }
   })
 
+  await step('a teacher makes a class with a weekly allowance and codes; a student redeems one', async () => {
+    const teacher = 'teacher1'
+    const teacherPassword = 'e2e-teacher-password'
+    const student = `${user}_s`
+    const className = 'e2e class'
+    const reg = await apiCall(base, 'POST', '/api/v1/auth/register', {
+      body: { username: teacher, password: teacherPassword, email: `${teacher}@example.com` },
+    })
+    check(reg.status === 201 || reg.status === 200, `register ${teacher}: ${reg.status} ${JSON.stringify(reg.body)}`)
+    const ctx = await browser.newContext({ viewport: { width: 1366, height: 850 }, locale: 'en-US' })
+    const p = await ctx.newPage()
+    p.on('pageerror', (e) => consoleErrors.push(String(e)))
+    try {
+      // An admin makes teacher1 a teacher with the role menu of the users page.
+      await login(p, base, 'admin', adminPassword)
+      await p.goto(`${base}/admin/users`)
+      await inputOf(p, 'user-search').fill(teacher)
+      await p.getByTestId('user-search-btn').click()
+      await p.waitForFunction(
+        () => document.querySelectorAll('[data-testid=users-table] tbody tr').length === 1,
+        null,
+        { timeout: 10_000 },
+      )
+      const userRow = p.getByTestId('users-table').locator('tr', { hasText: teacher })
+      await userRow.getByTestId('user-role').click()
+      await p.locator('[data-testid=role-teacher]:visible').click()
+      await p.locator('.el-message-box .el-button--primary').click()
+      await userRow.getByTestId('user-role-tag').getByText(/教师|Teacher/).waitFor()
+      const asTeacher = await apiLogin(base, teacher, teacherPassword)
+      check(asTeacher.body?.user?.role === 'teacher', `${teacher}'s role is ${asTeacher.body?.user?.role}`)
+      await logout(p)
+
+      // The teacher makes the class on the Groups page: a weekly allowance of 300.
+      await login(p, base, teacher, teacherPassword)
+      check((await p.getByTestId('nav-/admin/users').count()) === 0, 'admin pages offered to a teacher')
+      await p.getByTestId('nav-/groups').click()
+      await p.getByTestId('groups').waitFor()
+      await p.getByTestId('group-create').click()
+      await inputOf(p, 'group-name').fill(className)
+      await p.getByTestId('group-period-week').click()
+      await inputOf(p, 'group-allowance-amount').fill('300')
+      await p.getByTestId('group-save').click()
+      const groupRow = p.getByTestId('groups-table').locator('tr', { hasText: className })
+      await groupRow.waitFor()
+      const allowance = await groupRow.getByTestId('group-allowance').innerText()
+      check(allowance.includes('300'), `the groups table shows the allowance as "${allowance}"`)
+      const teacherToken = await p.evaluate(() => localStorage.getItem('llmd.token'))
+      const listed = await apiCall(base, 'GET', '/api/v1/groups', { token: teacherToken })
+      check(listed.status === 200, `GET /api/v1/groups: ${listed.status}`)
+      const group = listed.body.groups.find((g) => g.name === className)
+      check(
+        group?.allowance?.amount === 300 && group.allowance.period === 'week',
+        `the stored group: ${JSON.stringify(group)}`,
+      )
+
+      // Codes a teacher makes are paid from the group's pool, which an admin fills.
+      const admin = await apiLogin(base, 'admin', adminPassword)
+      const topUp = await apiCall(base, 'POST', `/api/v1/admin/groups/${group.id}/pool`, {
+        token: admin.body.token,
+        body: { amount: 1000, reason: 'e2e class pool' },
+      })
+      check(topUp.status === 200 && topUp.body.pool === 1000, `pool top-up: ${topUp.status} ${JSON.stringify(topUp.body)}`)
+      await groupRow.getByTestId('group-open').click()
+      await p.waitForURL(new RegExp(`/groups/${group.id}$`))
+      await p.locator('[data-testid=group-pool][data-pool="1000"]').waitFor()
+      await p.getByTestId('codes-create').click()
+      await inputOf(p, 'codes-count').fill('2')
+      await inputOf(p, 'codes-amount').fill('50')
+      await p.getByTestId('codes-submit').click()
+      await p.getByTestId('codes-result').waitFor()
+      const codes = await p.getByTestId('new-code').allInnerTexts()
+      check(codes.length === 2, `${codes.length} codes shown, expected 2`)
+      const code = codes[0].trim()
+      check(code.length >= 8, `the code shown is "${code}"`)
+      await shot(p, '21-group-codes')
+      await p.getByTestId('codes-done').click()
+      await p.locator('[data-testid=group-pool][data-pool="900"]').waitFor()
+      await p.getByTestId('codes-table').locator('tbody tr').nth(1).waitFor()
+      await logout(p)
+
+      // A student registers, redeems a code in the dashboard's dialog: 50 tokens and the class.
+      await p.locator('#tab-register').click()
+      await inputOf(p, 'username').fill(student)
+      await inputOf(p, 'password').fill('e2e-student-password')
+      await inputOf(p, 'email').fill(`${student}@example.com`)
+      await p.getByTestId('auth-submit').click()
+      await p.getByTestId('dashboard').waitFor()
+      const before = await balanceShown(p)
+      check(before === 100000, `a new student's balance is ${before}`)
+      await p.getByTestId('dash-redeem').click()
+      await inputOf(p, 'redeem-code').fill(code)
+      await p.getByTestId('redeem-submit').click()
+      const result = p.getByTestId('redeem-result')
+      await result.waitFor()
+      check((await result.getAttribute('data-added')) === '50', `tokens added: ${await result.getAttribute('data-added')}`)
+      check((await p.getByTestId('redeem-group').innerText()).includes(className), 'the joined class is not named')
+      await shot(p, '22-redeem')
+      await p.getByTestId('redeem-done').click()
+      await result.waitFor({ state: 'hidden' })
+      // The code's 50, and this week's allowance of the class just joined.
+      const after = before + 50 + 300
+      await p.waitForFunction(
+        (n) => Number(document.querySelector('[data-testid=balance]')?.innerText.replace(/[^0-9]/g, '')) === n,
+        after,
+        { timeout: 10_000 },
+      )
+      const dash = Number((await p.getByTestId('dash-balance').innerText()).replace(/[^0-9]/g, ''))
+      check(dash === after, `the dashboard shows a balance of ${dash}, expected ${after}`)
+      // The class and its weekly allowance, untouched, on the dashboard (after a reload too).
+      for (const reload of [false, true]) {
+        if (reload) await p.reload()
+        const mine = p.locator(`[data-testid=my-group][data-group="${className}"]`)
+        await mine.waitFor()
+        const attrs = await mine.evaluate((el) => [el.dataset.allowance, el.dataset.period, el.dataset.left])
+        check(attrs.join(' ') === '300 week 300', `the dashboard's allowance (amount period left): ${attrs.join(' ')}`)
+        check((await mine.getByTestId('my-group-left').innerText()).trim() === '300', 'the allowance left is not 300')
+        const text = await mine.getByTestId('my-group-allowance').innerText()
+        check(/300 \/ (周|week)/.test(text), `the allowance reads "${text}"`)
+        const resets = (await mine.getByTestId('my-group-resets').innerText()).trim()
+        check(/^\d{4}-\d\d-\d\d \d\d:\d\d$/.test(resets), `the allowance resets at "${resets}"`)
+      }
+      check((await balanceShown(p)) === after, 'the balance changed after a reload')
+      await shot(p, '23-dashboard-groups')
+      // A code works once: the second try is refused, in the UI's words.
+      await p.getByTestId('dash-redeem').click()
+      await inputOf(p, 'redeem-code').fill(code)
+      await p.getByTestId('redeem-submit').click()
+      const refused = p.getByTestId('redeem-error')
+      await refused.waitFor()
+      check((await refused.getAttribute('data-code')) === 'code_used', `refused with ${await refused.getAttribute('data-code')}`)
+      check(/已被使用|already been used/.test(await refused.innerText()), `the refusal reads "${await refused.innerText()}"`)
+      // The teacher sees the student among the members, with the whole allowance left.
+      const members = await apiCall(base, 'GET', `/api/v1/groups/${group.id}/members`, { token: teacherToken })
+      const member = members.body?.members?.find((m) => m.username === student)
+      check(member?.allowance_left === 300, `the student as a member: ${JSON.stringify(member)}`)
+    } finally {
+      await ctx.close()
+    }
+  })
+
   await step('Chinese is the default language', async () => {
     const zh = await browser.newContext({ viewport: { width: 1366, height: 850 } })
     const p = await zh.newPage()

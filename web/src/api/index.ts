@@ -4,12 +4,20 @@ import type {
   ConversationSizes,
   ConvertResult,
   Device,
+  Group,
+  GroupInput,
+  GroupMember,
+  GroupMembers,
   HomeworkResult,
   HubListing,
   Job,
   Model,
   ModelPull,
+  KeyScopes,
   PasswordReset,
+  RedeemCode,
+  Redemption,
+  Role,
   Session,
   Upload,
   UsageRecord,
@@ -50,8 +58,53 @@ export function makeApi(http: AxiosInstance) {
         .get<{ records: UsageRecord[]; total: number }>('/api/v1/auth/usage', { params: clean(q) })
         .then((r) => r.data),
     keys: () => http.get<{ keys: ApiKey[] }>('/api/v1/auth/keys').then((r) => r.data.keys),
-    createKey: (name: string) => http.post<ApiKey>('/api/v1/auth/keys', { name }).then((r) => r.data),
+    /** The answer carries the key's secret (`key`), the only time it is shown. */
+    createKey: (name: string, scopes: KeyScopes = {}) =>
+      http.post<ApiKey>('/api/v1/auth/keys', { name, ...scopes }).then((r) => r.data),
     deleteKey: (id: number) => http.delete(`/api/v1/auth/keys/${id}`).then(() => undefined),
+    /** Redeems a code: tokens for the user, and the code's group joined when it has one. */
+    redeem: (code: string) => http.post<Redemption>('/api/v1/auth/redeem', { code }).then((r) => r.data),
+
+    // Groups (classes): a teacher's own, an admin's all.
+    groups: () => http.get<{ groups: Group[] }>('/api/v1/groups').then((r) => r.data.groups),
+    group: (id: number) => http.get<{ group: Group }>(`/api/v1/groups/${id}`).then((r) => r.data.group),
+    createGroup: (body: GroupInput) =>
+      http.post<{ group: Group }>('/api/v1/groups', body).then((r) => r.data.group),
+    updateGroup: (id: number, body: GroupInput) =>
+      http.patch<{ group: Group }>(`/api/v1/groups/${id}`, body).then((r) => r.data.group),
+    deleteGroup: (id: number) => http.delete(`/api/v1/groups/${id}`).then(() => undefined),
+    groupMembers: (id: number) => http.get<GroupMembers>(`/api/v1/groups/${id}/members`).then((r) => r.data),
+    addGroupMember: (id: number, username: string) =>
+      http
+        .post<{ member: Pick<GroupMember, 'user_id' | 'username'> }>(`/api/v1/groups/${id}/members`, {
+          username,
+        })
+        .then((r) => r.data.member),
+    removeGroupMember: (id: number, username: string) =>
+      http.delete(`/api/v1/groups/${id}/members/${encodeURIComponent(username)}`).then(() => undefined),
+    /** Admins only: adds tokens to the group's pool; answers the new pool. */
+    topUpGroupPool: (id: number, amount: number, reason: string) =>
+      http
+        .post<{ pool: number }>(`/api/v1/admin/groups/${id}/pool`, { amount, reason })
+        .then((r) => r.data.pool),
+    /** Moves tokens from the group's pool to a member. */
+    grantFromPool: (id: number, username: string, amount: number, reason: string) =>
+      http
+        .post<{
+          pool: number
+          remaining_tokens: number
+        }>(`/api/v1/groups/${id}/grant`, { username, amount, reason })
+        .then((r) => r.data),
+    /** An API key for a member (an exam key), with its secret shown once. */
+    createExamKey: (id: number, username: string, name: string, scopes: KeyScopes = {}) =>
+      http.post<ApiKey>(`/api/v1/groups/${id}/keys`, { username, name, ...scopes }).then((r) => r.data),
+    /** Redemption codes, in plain text this once; a teacher's are paid from the group's pool. */
+    createCodes: (body: { count: number; amount: number; group_id?: number; expires_at?: number }) =>
+      http.post<{ codes: string[] }>('/api/v1/codes', body).then((r) => r.data.codes),
+    codes: (groupId?: number) =>
+      http
+        .get<{ codes: RedeemCode[] }>('/api/v1/codes', { params: clean({ group_id: groupId }) })
+        .then((r) => r.data.codes),
 
     models: () => http.get<{ models: Model[] }>('/api/v1/models').then((r) => r.data.models),
     // The models with the host's devices (administrators get them).
@@ -139,7 +192,7 @@ export function makeApi(http: AxiosInstance) {
       http
         .post<{ user: User }>(`/api/v1/admin/users/${id}/tokens`, { amount, reason })
         .then((r) => r.data.user),
-    adminRole: (id: number, role: string) =>
+    adminRole: (id: number, role: Role) =>
       http.post<{ user: User }>(`/api/v1/admin/users/${id}/role`, { role }).then((r) => r.data.user),
     adminDisable: (id: number, disabled: boolean) =>
       http.post<{ user: User }>(`/api/v1/admin/users/${id}/disable`, { disabled }).then((r) => r.data.user),

@@ -5,17 +5,40 @@ export interface UsageTotals {
   tokens_charged: number
 }
 
+/** teacher: manages the groups (classes) it owns; admin: everything. */
+export type Role = 'user' | 'teacher' | 'admin'
+
+/** How often an allowance or a key's budget starts again (in the group's time zone). */
+export type Period = 'day' | 'week' | 'month'
+
+export interface Allowance {
+  amount: number
+  period: Period
+}
+
+/** A group the user belongs to, as the profile lists it: its allowance with what is left of it now. */
+export interface UserGroup {
+  id: number
+  name: string
+  price_ratio: number
+  /** null: every model. */
+  models: string[] | null
+  allowance: (Allowance & { left: number; resets_at: number }) | null
+}
+
 export interface User {
   id: number
   username: string
   email: string
-  role: 'user' | 'admin'
+  role: Role
   tokens: number
   disabled: boolean
   created_at: number
   usage?: UsageTotals
   /** The password was set by someone else (an admin reset, a generated first password): the UI asks for a new one. */
   must_change_password?: boolean
+  /** The groups (classes) the user is a member of. */
+  groups?: UserGroup[]
 }
 
 export interface Session {
@@ -29,13 +52,108 @@ export interface PasswordReset {
   password?: string
 }
 
+/** What an API key may do; every field left out is unlimited. */
+export interface KeyScopes {
+  /** Unix seconds; null: never expires. */
+  expires_at?: number | null
+  /** Tokens the key may spend; null: no budget beyond the account's balance. */
+  budget?: number | null
+  /** When the budget starts again; null: a one-off budget. */
+  budget_period?: Period | null
+  /** null: every model. */
+  models?: string[] | null
+  /** CIDR blocks the key is accepted from ("10.0.0.0/8"); null: anywhere. */
+  subnets?: string[] | null
+  /** Requests per minute; 0: no limit of its own. */
+  rpm?: number
+}
+
 export interface ApiKey {
   id: number
   name: string
   prefix: string
   created_at: number
   last_used_at: number | null
+  /** The secret, in the answer that created the key only. */
   key?: string
+  expires_at?: number | null
+  budget?: number | null
+  budget_period?: Period | null
+  budget_used?: number
+  budget_resets_at?: number | null
+  models?: string[] | null
+  subnets?: string[] | null
+  rpm?: number
+  /** Set on an exam key a group's teacher made for a member. */
+  group_id?: number | null
+}
+
+/** A group (class) with its owner, limits, allowance and token pool. */
+export interface Group {
+  id: number
+  name: string
+  owner: { id: number; username: string }
+  /** null: every model. */
+  models: string[] | null
+  price_ratio: number
+  /** 0: no limit. */
+  rpm: number
+  /** 0: no limit. */
+  tpm: number
+  allowance: Allowance | null
+  /** IANA time zone the allowance periods follow. */
+  time_zone: string
+  /** Tokens the owner can grant to members or pay codes with. */
+  pool: number
+  members: number
+  created_at: number
+}
+
+/** The body of POST/PATCH /api/v1/groups; price_ratio and owner are for admins only. */
+export interface GroupInput {
+  name?: string
+  models?: string[] | null
+  price_ratio?: number
+  rpm?: number
+  tpm?: number
+  allowance?: Allowance | null
+  time_zone?: string
+  owner?: string
+}
+
+export interface GroupMember {
+  user_id: number
+  username: string
+  tokens: number
+  /** null when the group has no allowance. */
+  allowance_left: number | null
+  used_this_period: number
+}
+
+export interface GroupMembers {
+  members: GroupMember[]
+  /** The current allowance period; null when the group has no allowance. */
+  period: { start: number; resets_at: number } | null
+}
+
+/** A redemption code as listed (its text is shown once, when it is made). */
+export interface RedeemCode {
+  id: number
+  prefix: string
+  amount: number
+  group_id: number | null
+  created_at: number
+  expires_at: number | null
+  /** Who redeemed it: a user id, a username or both, depending on the server; null while unused. */
+  redeemed_by: number | string | { id: number; username: string } | null
+  redeemed_at: number | null
+}
+
+export interface Redemption {
+  tokens_added: number
+  remaining_tokens: number
+  /** The group the code made the user a member of. */
+  group: { id: number; name: string } | null
 }
 
 // A compute device of the host, or what an instance holds on one (used_bytes).

@@ -5,6 +5,8 @@ declare module 'vue-router' {
   interface RouteMeta {
     public?: boolean
     admin?: boolean
+    /** For teachers and admins (the groups they manage). */
+    teacher?: boolean
     title?: string
   }
 }
@@ -52,6 +54,18 @@ export const routes = [
         meta: { title: 'nav.keys' },
       },
       {
+        path: 'groups',
+        name: 'groups',
+        component: () => import('@/views/GroupsView.vue'),
+        meta: { teacher: true, title: 'nav.groups' },
+      },
+      {
+        path: 'groups/:id(\\d+)',
+        name: 'group',
+        component: () => import('@/views/GroupDetailView.vue'),
+        meta: { teacher: true, title: 'nav.groups' },
+      },
+      {
         path: 'admin/models',
         name: 'admin-models',
         component: () => import('@/views/admin/ModelsView.vue'),
@@ -74,7 +88,10 @@ export const routes = [
   },
 ]
 
-/** The guard: public pages for everyone, the rest needs a session, admin pages need the admin role. */
+/**
+ * The guard: public pages for everyone, the rest needs a session, admin pages need the admin role,
+ * teacher pages the teacher or admin role.
+ */
 export function guard(to: RouteLocationNormalized) {
   const auth = useAuthStore()
   if (to.meta.public) {
@@ -83,6 +100,7 @@ export function guard(to: RouteLocationNormalized) {
   }
   if (!auth.loggedIn) return { name: 'login', query: { redirect: to.fullPath } }
   if (to.meta.admin && !auth.isAdmin) return { name: 'dashboard' }
+  if (to.meta.teacher && !auth.isTeacherOrAdmin) return { name: 'dashboard' }
   return true
 }
 

@@ -25,6 +25,8 @@ export const useAuthStore = defineStore('auth', () => {
 
   const loggedIn = computed(() => !!token.value)
   const isAdmin = computed(() => user.value?.role === 'admin')
+  // Teachers manage the groups (classes) they own; admins manage them all.
+  const isTeacherOrAdmin = computed(() => user.value?.role === 'teacher' || user.value?.role === 'admin')
   const balance = computed(() => user.value?.tokens ?? 0)
   // Someone else set the password (an admin reset): the UI asks for a new one before anything else.
   const mustChangePassword = computed(() => !!token.value && user.value?.must_change_password === true)
@@ -90,6 +92,7 @@ export const useAuthStore = defineStore('auth', () => {
     expired,
     loggedIn,
     isAdmin,
+    isTeacherOrAdmin,
     balance,
     mustChangePassword,
     setSession,
