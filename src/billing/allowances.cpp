@@ -108,11 +108,17 @@ Result<int> credit_allowances(store::Database& db, std::int64_t user_id, std::in
   return credited;
 }
 
-Result<int> credit_all_allowances(store::Database& db, std::int64_t now) {
-  auto members = db.with_connection<std::vector<store::Row>>([](Connection& c) {
-    return c.query(
+Result<int> credit_all_allowances(store::Database& db, std::int64_t now, std::optional<std::int64_t> group_id) {
+  auto members = db.with_connection<std::vector<store::Row>>([&](Connection& c) {
+    std::string sql =
         "SELECT DISTINCT m.user_id FROM group_members m JOIN user_groups g ON g.id = m.group_id "
-        "WHERE g.allowance_amount > 0");
+        "WHERE g.allowance_amount > 0";
+    std::vector<Value> params;
+    if (group_id) {
+      sql += " AND g.id = ?";
+      params.emplace_back(*group_id);
+    }
+    return c.query(sql, params);
   });
   if (!members) return std::unexpected(members.error());
   int credited = 0;

@@ -41,8 +41,10 @@ struct AllowanceState {
 Result<int> credit_allowances(store::Database& db, std::int64_t user_id, std::int64_t now);
 
 // credit_allowances() for every member of every group with an allowance
-// (the periodic sweep). Returns how many were credited.
-Result<int> credit_all_allowances(store::Database& db, std::int64_t now);
+// (the periodic sweep), or of group `group_id` only. Returns how many were
+// credited.
+Result<int> credit_all_allowances(store::Database& db, std::int64_t now,
+                                  std::optional<std::int64_t> group_id = std::nullopt);
 
 // The user's open (current) allowances, oldest period first.
 Result<std::vector<AllowanceState>> open_allowances(store::Database& db, std::int64_t user_id);

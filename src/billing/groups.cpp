@@ -290,7 +290,7 @@ Result<MemberList> Groups::members(const Actor& actor, std::int64_t id) {
   auto group = get(actor, id);
   if (!group) return std::unexpected(group.error());
   const std::int64_t now = accounts_.options().now();
-  LLMD_TRY(credit_all_allowances(accounts_.database(), now));
+  LLMD_TRY(credit_all_allowances(accounts_.database(), now, id));
   const Period period = parse_period(group->settings.allowance_period).value_or(Period::kWeek);
   auto span = period_at(period, group->settings.time_zone, now);
   if (!span) return std::unexpected(span.error());
