@@ -61,10 +61,19 @@ Result<json> keys_of(auth::UserStore& users, std::int64_t user_id) {
   if (!keys) return std::unexpected(keys.error());
   json out = json::array();
   for (const auto& k : *keys) {
+    const auto optional = [](const std::optional<std::int64_t>& v) { return v ? json(*v) : json(nullptr); };
     out.push_back({{"name", k.name},
                    {"prefix", k.prefix},
                    {"created_at", k.created_at},
-                   {"last_used_at", k.last_used_at ? json(*k.last_used_at) : json(nullptr)}});
+                   {"last_used_at", optional(k.last_used_at)},
+                   {"expires_at", optional(k.scopes.expires_at)},
+                   {"budget", optional(k.scopes.budget)},
+                   {"budget_period", k.scopes.budget_period},
+                   {"budget_used", k.budget_used},
+                   {"models", k.scopes.models},
+                   {"subnets", k.scopes.subnets},
+                   {"rpm", k.scopes.rpm},
+                   {"group_id", optional(k.scopes.group_id)}});
   }
   return out;
 }
@@ -103,6 +112,53 @@ Result<json> jobs_of(store::Database& db, std::int64_t user_id) {
   return out;
 }
 
+// Rows of `sql` (one `?`: the user) as objects named by `columns`.
+Result<json> rows_of(store::Database& db, const std::string& sql, const std::vector<std::string>& columns,
+                     std::int64_t user_id) {
+  auto rows = db.with_connection<std::vector<store::Row>>(
+      [&](store::Connection& c) { return c.query(sql, std::vector<store::Value>{user_id}); });
+  if (!rows) return std::unexpected(rows.error());
+  json out = json::array();
+  for (const auto& r : *rows) {
+    json row = json::object();
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      if (r.is_null(i)) {
+        row[columns[i]] = nullptr;
+      } else if (std::holds_alternative<std::string>(r.columns[i])) {
+        row[columns[i]] = r.text(i);
+      } else {
+        row[columns[i]] = r.integer(i);
+      }
+    }
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+// Groups, allowances and codes (SPEC §4.5b): what the user belongs to and
+// was credited.
+Result<json> groups_of(store::Database& db, std::int64_t user_id) {
+  auto groups =
+      rows_of(db,
+              "SELECT g.id, g.name, m.created_at FROM group_members m JOIN user_groups g ON g.id = m.group_id "
+              "WHERE m.user_id = ? ORDER BY g.id",
+              {"id", "name", "joined_at"}, user_id);
+  auto credits = rows_of(db,
+                         "SELECT group_id, period_key, amount, remaining, state, created_at FROM allowance_credits "
+                         "WHERE user_id = ? ORDER BY id",
+                         {"group_id", "period_start", "amount", "remaining", "state", "created_at"}, user_id);
+  auto codes = rows_of(db,
+                       "SELECT prefix, amount, group_id, redeemed_at FROM redemption_codes WHERE redeemed_by = ? "
+                       "ORDER BY id",
+                       {"prefix", "amount", "group_id", "redeemed_at"}, user_id);
+  auto owned = rows_of(db, "SELECT id, name, pool, created_at FROM user_groups WHERE owner_id = ? ORDER BY id",
+                       {"id", "name", "pool", "created_at"}, user_id);
+  for (const auto* part : {&groups, &credits, &codes, &owned}) {
+    if (!*part) return std::unexpected(part->error());
+  }
+  return json{{"member_of", *groups}, {"allowance_credits", *credits}, {"redeemed_codes", *codes}, {"owns", *owned}};
+}
+
 }  // namespace
 
 Result<json> export_user(store::Database& db, const config::Config& config, const auth::User& user) {
@@ -126,9 +182,10 @@ Result<json> export_user(store::Database& db, const config::Config& config, cons
   auto usage = usage_of(accounts, user.id);
   auto uploaded = uploads_of(db, config, user.id);
   auto job_list = jobs_of(db, user.id);
+  auto groups = groups_of(db, user.id);
   for (const auto& [name, part] :
        {std::pair{"api_keys", &keys}, std::pair{"ledger", &ledger}, std::pair{"usage", &usage},
-        std::pair{"uploads", &uploaded}, std::pair{"jobs", &job_list}}) {
+        std::pair{"uploads", &uploaded}, std::pair{"jobs", &job_list}, std::pair{"groups", &groups}}) {
     if (!*part) return std::unexpected(part->error());
     out[name] = std::move(**part);
   }

@@ -401,6 +401,14 @@ TEST_P(ConversationsApi, AdminsSeeSizesNeverTextAndExportUserWritesEverything) {
   expect(403, call("GET", stats_path, "", bob_));
   expect(400, call("GET", "/api/v1/admin/conversations?user_ids=1,x", "", admin));
 
+  // A class with a weekly allowance: the export says so.
+  const json group =
+      expect(201, call("POST", "/api/v1/groups",
+                       json{{"name", "Class 1A"}, {"allowance", {{"amount", 50}, {"period", "week"}}}}.dump(),
+                       admin))["group"];
+  expect(201, call("POST", "/api/v1/groups/" + std::to_string(group["id"].get<std::int64_t>()) + "/members",
+                   json{{"username", "alice"}}.dump(), admin));
+
   const fs::path out = dir_ / "alice.json";
   Process cli(
       {kBinary, "admin", "-c", (serve_->dir() / "llmd.yaml").string(), "export-user", "alice", "--out", out.string()},
@@ -417,6 +425,11 @@ TEST_P(ConversationsApi, AdminsSeeSizesNeverTextAndExportUserWritesEverything) {
   ASSERT_EQ(conversations["conversations"].size(), 1u);
   EXPECT_EQ(conversations["conversations"][0]["messages"][0]["content"], "my private diary entry");
   EXPECT_EQ(file.dump().find("password"), std::string::npos);
+  ASSERT_EQ(file["groups"]["member_of"].size(), 1u);
+  EXPECT_EQ(file["groups"]["member_of"][0]["name"], "Class 1A");
+  ASSERT_EQ(file["groups"]["allowance_credits"].size(), 1u);
+  EXPECT_EQ(file["groups"]["allowance_credits"][0]["amount"], 50);
+  EXPECT_EQ(file["groups"]["allowance_credits"][0]["state"], "open");
   // The conversations part is an import file as it is.
   expect(201, call("POST", "/api/v1/conversations/import", conversations.dump(), bob_));
 }
