@@ -138,33 +138,43 @@ http::Middleware rate_limit_middleware(auth::RateLimiter& limiter, config::Limit
       if (p) {
         principal_key = p->api_key_id ? "key:" + std::to_string(*p->api_key_id) : "user:" + std::to_string(p->user_id);
       }
-      auto check = [&]() -> std::optional<int> {
-        if (auto wait = limiter.take(ip_key, limits.ip_rpm)) return wait;
+      // Which limit refused, and for how long: the refusal names it.
+      struct Refusal {
+        int wait = 0;
+        std::string limit;
+      };
+      auto check = [&]() -> std::optional<Refusal> {
+        if (auto wait = limiter.take(ip_key, limits.ip_rpm)) return Refusal{*wait, "requests from your address"};
         if (principal_key.empty()) return std::nullopt;
-        if (auto wait = limiter.take(principal_key, limits.user_rpm)) return wait;
+        if (auto wait = limiter.take(principal_key, limits.user_rpm)) return Refusal{*wait, "your requests"};
         // A key's own rpm and the user's groups' rpm: each its own bucket, so
         // that the general limit above and these never share a count.
         if (p->api_key_id && p->key_rpm > 0) {
           if (auto wait = limiter.take("keyrpm:" + std::to_string(*p->api_key_id), static_cast<int>(p->key_rpm))) {
-            return wait;
+            return Refusal{*wait, "this API key's " + std::to_string(p->key_rpm) + " requests per minute"};
           }
         }
         if (p->group_rpm > 0) {
-          return limiter.take("grouprpm:" + std::to_string(p->user_id), static_cast<int>(p->group_rpm));
+          if (auto wait = limiter.take("grouprpm:" + std::to_string(p->user_id), static_cast<int>(p->group_rpm))) {
+            return Refusal{*wait, "your group's " + std::to_string(p->group_rpm) + " requests per minute"};
+          }
         }
         return std::nullopt;
       };
       // A shared (Redis) limiter is a network round trip: keep it off the I/O thread.
-      std::optional<int> wait;
+      std::optional<Refusal> refused;
       if (limiter.blocks()) {
-        const std::optional<int> shared = co_await pool.run([&] { return check(); });
-        wait = shared;
+        std::optional<Refusal> shared = co_await pool.run([&] { return check(); });
+        refused = std::move(shared);
       } else {
-        wait = check();
+        refused = check();
       }
-      if (wait) {
+      if (refused) {
         co_return std::unexpected(
-            Error(ErrorCode::kRateLimited, "too many requests; slow down", "rate_limited").with_retry_after(*wait));
+            Error(ErrorCode::kRateLimited,
+                  "too many requests (" + refused->limit + "); retry in " + std::to_string(refused->wait) + " s",
+                  "rate_limited")
+                .with_retry_after(refused->wait));
       }
     }
     co_return co_await next(ctx);

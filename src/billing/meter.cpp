@@ -3,9 +3,27 @@
 #include <algorithm>
 
 #include <utility>
+#include "billing/allowances.h"
 #include "billing/call_scope.h"
 
 namespace llmd::billing {
+
+namespace {
+
+// A balance too small says when the caller's next allowance comes, if any
+// (next_allowance_at, unix seconds): the limit that "resets" for a member.
+Error with_next_allowance(Accounts& accounts, std::int64_t user_id, Error e) {
+  if (e.reason != "insufficient_tokens") return e;
+  auto open = open_allowances(accounts.database(), user_id);
+  if (!open || open->empty()) return e;
+  std::int64_t next = open->front().period_end;
+  for (const auto& a : *open) next = std::min(next, a.period_end);
+  e.message += "; your next allowance comes at " + std::to_string(next) + " (unix time)";
+  e.details.emplace_back("next_allowance_at", next);
+  return e;
+}
+
+}  // namespace
 
 Result<MeteredCall> MeteredCall::open(Accounts& accounts, const Pricing& pricing, MeterOpen what) {
   auto scope = resolve_scope(accounts, what.user_id, what.api_key_id);
@@ -29,7 +47,7 @@ Result<MeteredCall> MeteredCall::open(Accounts& accounts, const Pricing& pricing
                                call.what_.api_key_id);
   if (!held) {
     call.state_ = State::kClosed;  // nothing to release
-    return std::unexpected(held.error());
+    return std::unexpected(with_next_allowance(accounts, call.what_.user_id, held.error()));
   }
   call.held_ = *held;
   return call;

@@ -650,6 +650,46 @@ TEST_F(GroupsTest, AllowlistExpiryAndSubnet) {
   EXPECT_EQ(scalar("SELECT COUNT(*) FROM ledger WHERE api_key_id = ?", {lan_id}), 0);
 }
 
+// A key's and a group's requests per minute hold across instances (Redis),
+// and the refusal says which limit it was.
+TEST_F(GroupsTest, KeyAndGroupRpmAreSharedAndNamed) {
+  start();
+  auto [user, user_id] = new_user("quick");
+  auto [key, key_id] = new_key(user, json{{"name", "slow"}, {"rpm", 3}});
+  ASSERT_FALSE(key.empty());
+  for (int i = 0; i < 3; ++i) {
+    auto r = call(either(i), "GET", "/api/v1/auth/profile", "", key);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << "request " << i << ": " << r->body;
+  }
+  for (int port : {A(), B()}) {
+    auto r = call(port, "GET", "/api/v1/auth/profile", "", key);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 429) << r->body;
+    EXPECT_EQ(error_code(r), "rate_limited");
+    EXPECT_NE(r->body.find("API key"), std::string::npos) << "names the key's limit: " << r->body;
+    EXPECT_FALSE(r->header("retry-after").empty());
+  }
+  auto session = call(A(), "GET", "/api/v1/auth/profile", "", user);
+  ASSERT_TRUE(session);
+  EXPECT_EQ(session->status, 200) << "the key's limit is the key's only: " << session->body;
+
+  const std::int64_t gid = new_group(admin_, json{{"name", "steady"}, {"rpm", 2}});
+  ASSERT_NE(gid, 0);
+  ASSERT_EQ(call(B(), "POST", "/api/v1/groups/" + std::to_string(gid) + "/members", json{{"username", "quick"}}, admin_)
+                ->status,
+            201);
+  for (int i = 0; i < 2; ++i) {
+    auto r = call(either(i), "GET", "/api/v1/auth/profile", "", user);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << "request " << i << ": " << r->body;
+  }
+  auto over = call(B(), "GET", "/api/v1/auth/profile", "", user);
+  ASSERT_TRUE(over);
+  EXPECT_EQ(over->status, 429) << over->body;
+  EXPECT_NE(over->body.find("group"), std::string::npos) << "names the group's limit: " << over->body;
+}
+
 // A weekly allowance is credited once per member and period, however many
 // instances ask at once; the profile shows what is left and when it resets.
 TEST_F(GroupsTest, AllowanceShowsInProfileAndLapsesNotDoubleCredited) {

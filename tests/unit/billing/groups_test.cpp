@@ -240,6 +240,24 @@ TEST_P(GroupsTest, AModelOutsideTheGroupsListIsRefusedAndNothingHeld) {
   EXPECT_TRUE(MeteredCall::open(*accounts_, pricing_, {alice_, "r", "chat", "small", 10, ""}));
 }
 
+TEST_P(GroupsTest, AGroupsTokensPerMinuteHoldBackTheNextCallUntilTheMinutePasses) {
+  GroupSettings s;
+  s.name = "Steady";
+  s.tpm = 50;
+  auto group = groups_->create(teacher(), s, std::nullopt);
+  ASSERT_TRUE(group);
+  ASSERT_TRUE(groups_->add_member(teacher(), group->id, "alice"));
+  EXPECT_TRUE(MeteredCall::open(*accounts_, pricing_, {alice_, "r1", "chat", "m", 10, ""}));
+  ASSERT_TRUE(accounts_->record_usage({"r1", alice_, "/v1/chat/completions", "v1", "m", "", 40, 20, 60, 200, 5}));
+  auto held_back = MeteredCall::open(*accounts_, pricing_, {alice_, "r2", "chat", "m", 10, ""});
+  ASSERT_FALSE(held_back);
+  EXPECT_EQ(held_back.error().code, ErrorCode::kRateLimited);
+  ASSERT_TRUE(held_back.error().retry_after_s);
+  EXPECT_EQ(*held_back.error().retry_after_s, 60);
+  now_ += 61;
+  EXPECT_TRUE(MeteredCall::open(*accounts_, pricing_, {alice_, "r3", "chat", "m", 10, ""}));
+}
+
 TEST_P(GroupsTest, AllowanceIsCreditedOncePerPeriodAndWhatIsLeftLapses) {
   const Group group = weekly_group(300);
   ASSERT_TRUE(groups_->add_member(teacher(), group.id, "alice"));
@@ -256,6 +274,15 @@ TEST_P(GroupsTest, AllowanceIsCreditedOncePerPeriodAndWhatIsLeftLapses) {
   EXPECT_EQ(available(alice_), 1300 - 100 - 200 + 300) << "the 200 left lapsed, the new 300 came";
   EXPECT_EQ(credit_all_allowances(*db_, now_).value(), 0);
   EXPECT_EQ(count("SELECT COUNT(*) FROM allowance_credits"), 2);
+  // A call the balance cannot pay says when the next allowance comes.
+  auto refused = MeteredCall::open(*accounts_, pricing_, {alice_, "r", "chat", "m", 5000, ""});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().reason, "insufficient_tokens");
+  bool says_when = false;
+  for (const auto& [name, value] : refused.error().details) {
+    says_when |= name == "next_allowance_at" && value == kMonday2026Dec07 + 7 * 86400;
+  }
+  EXPECT_TRUE(says_when) << refused.error().message;
   EXPECT_EQ(count("SELECT COUNT(*) FROM ledger WHERE reason LIKE 'allowance lapsed%'"), 1);
   expect_books_balance();
 }
