@@ -5,11 +5,14 @@
 #
 #   bench/convert_http_bench.sh [DURATION_SECONDS] [CONNECTIONS]
 # Needs a Release build in build/release (./setup.sh build) and wrk.
+# LLMD_BENCH_BIN=DIR takes llmd from DIR instead (a before/after pair);
+# LLMD_BENCH_GROUP=1 makes the caller a member of a group with a weekly
+# allowance and a price ratio (the scope every metered call resolves).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DURATION="${1:-10}"
 CONNS="${2:-64}"
-BIN=build/release/bin
+BIN="${LLMD_BENCH_BIN:-build/release/bin}"
 [[ -x $BIN/llmd ]] || { echo "build first: ./setup.sh build" >&2; exit 1; }
 
 work="$(mktemp -d)"
@@ -28,6 +31,18 @@ $BIN/llmd serve -c "$work/llmd.yaml" &
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 token=$(curl -s "http://127.0.0.1:$port/api/v1/auth/login" -d '{"username":"bench","password":"bench-password-1"}' |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+if [[ ${LLMD_BENCH_GROUP:-0} == 1 ]]; then
+  printf 'bench-password-2\n' | $BIN/llmd admin -c "$work/llmd.yaml" user-add boss --email boss@example.org \
+    --password-stdin --role admin >/dev/null
+  admin=$(curl -s "http://127.0.0.1:$port/api/v1/auth/login" -d '{"username":"boss","password":"bench-password-2"}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  group=$(curl -s "http://127.0.0.1:$port/api/v1/groups" -H "Authorization: Bearer $admin" \
+    -d '{"name":"bench class","price_ratio":0.5,"allowance":{"amount":1000,"period":"week"}}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["group"]["id"])')
+  curl -sf "http://127.0.0.1:$port/api/v1/groups/$group/members" -H "Authorization: Bearer $admin" \
+    -d '{"username":"bench"}' >/dev/null
+  echo "caller: a member of group $group (weekly allowance, price ratio 0.5)"
+fi
 
 # A ~1 KB document: 12 records with a few typed fields.
 python3 - "$work/body.json" <<'PY'
