@@ -218,10 +218,8 @@ Result<Principal> AuthService::authenticate(const std::string& authorization_hea
     if (claims->epoch != user->token_epoch) return std::unexpected(unauthenticated("token revoked; log in again"));
   }
   if (user->disabled) return std::unexpected(unauthenticated("account disabled"));
-  auto group_rpm = users_.group_rpm(user->id);
-  if (!group_rpm) return std::unexpected(group_rpm.error());
   return Principal{user->id,       user->username, user->role, key_id, std::move(key_scopes.subnets),
-                   key_scopes.rpm, *group_rpm};
+                   key_scopes.rpm, user->group_rpm};
 }
 
 Result<NewApiKey> AuthService::create_key(std::int64_t user_id, const std::string& name, const KeyScopes& scopes) {

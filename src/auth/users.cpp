@@ -11,15 +11,18 @@ using store::Connection;
 using store::Row;
 using store::Value;
 
+// The last column is the lowest requests-per-minute limit of the user's
+// groups, read with the user (every authenticated request needs it).
 constexpr const char* kUserColumns =
     "id, username, email, role, disabled, balance, reserved, created_at, password_hash, token_epoch, "
-    "must_change_password";
+    "must_change_password, (SELECT COALESCE(MIN(g.rpm), 0) FROM user_groups g JOIN group_members m "
+    "ON m.group_id = g.id WHERE m.user_id = users.id AND g.rpm > 0)";
 
 std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 User user_from(const Row& r) {
-  return User{r.integer(0), r.text(1),    r.text(2), r.text(3),    r.integer(4) != 0, r.integer(5),
-              r.integer(6), r.integer(7), r.text(8), r.integer(9), r.integer(10) != 0};
+  return User{r.integer(0), r.text(1),    r.text(2), r.text(3),    r.integer(4) != 0,  r.integer(5),
+              r.integer(6), r.integer(7), r.text(8), r.integer(9), r.integer(10) != 0, r.integer(11)};
 }
 
 constexpr const char* kKeyColumns =
@@ -257,17 +260,6 @@ Result<UsageTotals> UserStore::usage_totals(std::int64_t user_id) {
     if (!rows) return std::unexpected(rows.error());
     const Row& r = rows->front();
     return UsageTotals{r.integer(0), r.integer(1), r.integer(2), r.integer(3)};
-  });
-}
-
-Result<std::int64_t> UserStore::group_rpm(std::int64_t user_id) {
-  return db_.with_connection<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
-    auto rows = c.query(
-        "SELECT COALESCE(MIN(g.rpm), 0) FROM user_groups g JOIN group_members m ON m.group_id = g.id "
-        "WHERE m.user_id = ? AND g.rpm > 0",
-        std::vector<Value>{user_id});
-    if (!rows) return std::unexpected(rows.error());
-    return rows->front().integer(0);
   });
 }
 

@@ -24,6 +24,7 @@ struct User {
   std::string password_hash;          // never leaves the auth module in a response
   std::int64_t token_epoch = 0;       // JWTs issued under an older epoch are refused
   bool must_change_password = false;  // the password was set by someone else (first start, an admin reset)
+  std::int64_t group_rpm = 0;         // the lowest requests-per-minute limit of the user's groups; 0 = none
 
   std::int64_t available_tokens() const { return balance - reserved; }
 };
@@ -46,9 +47,9 @@ struct ApiKeyInfo {
   std::string prefix;  // first characters of the key, for recognising it in lists
   std::int64_t created_at = 0;
   std::optional<std::int64_t> last_used_at;
-  KeyScopes scopes;
+  KeyScopes scopes{};
   std::int64_t budget_used = 0;      // settled in the period named by budget_period_key
-  std::string budget_period_key;     // the budget period budget_used counts (billing/calendar)
+  std::string budget_period_key{};   // the budget period budget_used counts (billing/calendar)
   std::int64_t budget_reserved = 0;  // held by calls in flight
 };
 
@@ -98,9 +99,6 @@ class UserStore {
   Result<std::pair<User, ApiKeyInfo>> by_key_hash(const std::string& key_hash);
 
   Result<UsageTotals> usage_totals(std::int64_t user_id);
-
-  // The lowest requests-per-minute limit of the user's groups (0 = none).
-  Result<std::int64_t> group_rpm(std::int64_t user_id);
 
  private:
   store::Database& db_;

@@ -96,18 +96,19 @@ struct Closed {
   std::optional<std::int64_t> api_key_id;
 };
 
-// Gives the user (and the key) back what reservation `r` holds: the amount
-// its row says (a resized reservation's holder may not have persisted the
-// new amount).
-Result<std::optional<std::int64_t>> unreserve(Connection& c, const Reservation& r) {
-  auto rows = c.query("SELECT amount, api_key_id FROM reservations WHERE id = ?", std::vector<Value>{r.id});
-  if (!rows) return std::unexpected(rows.error());
-  if (rows->empty()) return fail(ErrorCode::kConflict, "reservation already closed", "reservation_closed");
-  const std::int64_t amount = rows->front().integer(0);
-  const auto key = rows->front().is_null(1) ? std::nullopt : std::optional<std::int64_t>(rows->front().integer(1));
-  LLMD_TRY(c.exec("UPDATE users SET reserved = reserved - ? WHERE id = ?", std::vector<Value>{amount, r.user_id}));
-  if (key) LLMD_TRY(hold_on_key(c, *key, -amount));
-  return key;
+// Gives the user (and the key it was also held on) back what reservation
+// `r` holds: the amount its row says (a resized reservation's holder may not
+// have persisted the new amount).
+Result<void> unreserve(Connection& c, const Reservation& r) {
+  LLMD_TRY(c.exec("UPDATE users SET reserved = reserved - (SELECT amount FROM reservations WHERE id = ?) WHERE id = ?",
+                  std::vector<Value>{r.id, r.user_id}));
+  if (r.api_key_id) {
+    LLMD_TRY(
+        c.exec("UPDATE api_keys SET budget_reserved = budget_reserved - (SELECT amount FROM reservations WHERE id = ?) "
+               "WHERE id = ?",
+               std::vector<Value>{r.id, *r.api_key_id}));
+  }
+  return {};
 }
 
 // Marks a pending reservation settled and gives its amount back to the
@@ -119,19 +120,14 @@ Result<Closed> close_reservation(Connection& c, const Reservation& r) {
       c.exec("UPDATE reservations SET state = 'settled' WHERE id = ? AND state = 'pending'", std::vector<Value>{r.id});
   if (!done) return std::unexpected(done.error());
   if (done->affected_rows != 1) return fail(ErrorCode::kConflict, "reservation already closed", "reservation_closed");
-  auto key = unreserve(c, r);
-  if (!key) return std::unexpected(key.error());
-  auto b = ledger::read_balance(c, r.user_id);
+  LLMD_TRY(unreserve(c, r));
+  auto b = ledger::read_balance(c, r.user_id, /*allowance=*/true);
   if (!b) return std::unexpected(b.error());
-  return Closed{*b, *key};
+  return Closed{*b, r.api_key_id};
 }
 
 Result<Balance> locked_balance(Connection& c, std::int64_t user_id) {
-  auto rows =
-      c.query("SELECT balance, reserved FROM users WHERE id = ?" + ledger::for_update(c), std::vector<Value>{user_id});
-  if (!rows) return std::unexpected(rows.error());
-  if (rows->empty()) return fail(ErrorCode::kNotFound, "no such user", "user_not_found");
-  return Balance{rows->front().integer(0), rows->front().integer(1)};
+  return ledger::read_balance(c, user_id, /*allowance=*/true, /*lock=*/true);
 }
 
 // The ledger row of a settled or spent charge, with the key it was made on.
@@ -146,11 +142,19 @@ std::int64_t AccountsOptions::now() const { return clock ? clock() : static_cast
 
 namespace ledger {
 
-Result<Balance> read_balance(Connection& c, std::int64_t user_id) {
-  auto rows = c.query("SELECT balance, reserved FROM users WHERE id = ?", std::vector<Value>{user_id});
+Result<Balance> read_balance(Connection& c, std::int64_t user_id, bool allowance, bool lock) {
+  // The allowance flag rides on the same statement: one round trip inside
+  // the write transaction, whose length bounds SQLite's throughput.
+  auto rows = c.query(std::string("SELECT balance, reserved") +
+                          (allowance ? ", EXISTS (SELECT 1 FROM allowance_credits a WHERE a.user_id = users.id AND "
+                                       "a.state = 'open' AND a.remaining > 0)"
+                                     : "") +
+                          " FROM users WHERE id = ?" + (lock ? for_update(c) : ""),
+                      std::vector<Value>{user_id});
   if (!rows) return std::unexpected(rows.error());
   if (rows->empty()) return fail(ErrorCode::kNotFound, "no such user", "user_not_found");
-  return Balance{rows->front().integer(0), rows->front().integer(1)};
+  const store::Row& r = rows->front();
+  return Balance{r.integer(0), r.integer(1), allowance && r.integer(2) != 0};
 }
 
 Result<void> append(Connection& c, std::int64_t user_id, std::int64_t delta, const Charge& what, std::int64_t now) {
@@ -163,9 +167,10 @@ Result<void> append(Connection& c, std::int64_t user_id, std::int64_t delta, con
   return {};
 }
 
-Result<void> charge(Connection& c, std::int64_t user_id, std::int64_t amount, const Charge& what, std::int64_t now) {
+Result<void> charge(Connection& c, std::int64_t user_id, std::int64_t amount, const Charge& what, std::int64_t now,
+                    const Balance& before) {
   LLMD_TRY(append(c, user_id, -amount, what, now));
-  return draw_allowance(c, user_id, amount);
+  return before.allowance_open ? draw_allowance(c, user_id, amount) : Result<void>{};
 }
 
 std::string for_update(const Connection& c) { return c.dialect() == store::Dialect::kMysql ? " FOR UPDATE" : ""; }
@@ -217,7 +222,10 @@ Result<Settled> Accounts::settle(const Reservation& r, const Charge& charge) {
       if (!room && room.error().code != ErrorCode::kUnauthenticated) return std::unexpected(room.error());
       if (room && amount > 0) LLMD_TRY(spend_from_key(c, *before->api_key_id, amount));
     }
-    if (amount > 0) LLMD_TRY(ledger::charge(c, r.user_id, amount, on_key(charge, before->api_key_id), options_.now()));
+    if (amount > 0) {
+      LLMD_TRY(
+          ledger::charge(c, r.user_id, amount, on_key(charge, before->api_key_id), options_.now(), before->balance));
+    }
     auto b = ledger::read_balance(c, r.user_id);
     if (!b) return std::unexpected(b.error());
     return Settled{amount, b->available()};
@@ -248,7 +256,8 @@ Result<Settled> Accounts::settle_in_full(const Reservation& r, const Charge& cha
       return Outcome{refusal, Settled{0, before->balance.available()}};
     }
     if (charge.amount > 0) {
-      LLMD_TRY(ledger::charge(c, r.user_id, charge.amount, on_key(charge, before->api_key_id), options_.now()));
+      LLMD_TRY(ledger::charge(c, r.user_id, charge.amount, on_key(charge, before->api_key_id), options_.now(),
+                              before->balance));
     }
     auto b = ledger::read_balance(c, r.user_id);
     if (!b) return std::unexpected(b.error());
@@ -265,9 +274,7 @@ Result<void> Accounts::release(const Reservation& r) {
                        std::vector<Value>{r.id});
     if (!done) return std::unexpected(done.error());
     if (done->affected_rows != 1) return fail(ErrorCode::kConflict, "reservation already closed", "reservation_closed");
-    auto key = unreserve(c, r);
-    if (!key) return std::unexpected(key.error());
-    return {};
+    return unreserve(c, r);
   });
 }
 
@@ -316,7 +323,7 @@ Result<std::int64_t> Accounts::spend(std::int64_t user_id, const Charge& charge)
       if (room->left() < charge.amount) return std::unexpected(key_exhausted(*room, charge.amount, room->left()));
       LLMD_TRY(spend_from_key(c, *charge.api_key_id, charge.amount));
     }
-    LLMD_TRY(ledger::charge(c, user_id, charge.amount, charge, options_.now()));
+    LLMD_TRY(ledger::charge(c, user_id, charge.amount, charge, options_.now(), *before));
     auto b = ledger::read_balance(c, user_id);
     if (!b) return std::unexpected(b.error());
     return b->available();
@@ -334,7 +341,7 @@ Result<std::int64_t> Accounts::adjust(std::int64_t user_id, std::int64_t delta, 
     if (before->available() + delta < 0) return std::unexpected(insufficient(-delta, before->available()));
     const Charge what{0, reason, request_id, "admin", "", std::nullopt};
     if (delta < 0) {
-      LLMD_TRY(ledger::charge(c, user_id, -delta, what, options_.now()));
+      LLMD_TRY(ledger::charge(c, user_id, -delta, what, options_.now(), *before));
     } else {
       LLMD_TRY(ledger::append(c, user_id, delta, what, options_.now()));
     }
@@ -365,14 +372,14 @@ Result<std::pair<std::int64_t, int>> Accounts::tokens_last_minute(std::int64_t u
 Result<int> Accounts::release_abandoned(std::int64_t stale_seconds) {
   return db_.transaction<int>([&](Connection& c) -> Result<int> {
     auto rows = c.query(
-        "SELECT id, user_id, amount FROM reservations WHERE state = 'pending' "
+        "SELECT id, user_id, amount, api_key_id FROM reservations WHERE state = 'pending' "
         "AND (instance = ? OR created_at < ?)",
         std::vector<Value>{instance_id_, options_.now() - stale_seconds});
     if (!rows) return std::unexpected(rows.error());
     for (const auto& row : *rows) {
       LLMD_TRY(c.exec("UPDATE reservations SET state = 'released' WHERE id = ?", std::vector<Value>{row.integer(0)}));
-      auto key = unreserve(c, Reservation{row.integer(0), row.integer(1), row.integer(2), "", std::nullopt});
-      if (!key) return std::unexpected(key.error());
+      const auto key = row.is_null(3) ? std::nullopt : std::optional<std::int64_t>(row.integer(3));
+      LLMD_TRY(unreserve(c, Reservation{row.integer(0), row.integer(1), row.integer(2), "", key}));
     }
     return static_cast<int>(rows->size());
   });

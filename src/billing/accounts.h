@@ -34,8 +34,9 @@
 namespace llmd::billing {
 
 struct Balance {
-  std::int64_t balance = 0;   // sum of the ledger
-  std::int64_t reserved = 0;  // held by calls in flight
+  std::int64_t balance = 0;     // sum of the ledger
+  std::int64_t reserved = 0;    // held by calls in flight
+  bool allowance_open = false;  // an allowance with tokens left, which a charge draws down (when asked for)
   std::int64_t available() const { return balance - reserved; }
 };
 
@@ -44,7 +45,9 @@ struct Reservation {
   std::int64_t user_id = 0;
   std::int64_t amount = 0;
   std::string request_id;
-  std::optional<std::int64_t> api_key_id{};  // also held against this key's budget
+  // Also held against this key's budget. Set by reserve(); whoever keeps a
+  // reservation (a job) keeps this with it, as settling and releasing trust it.
+  std::optional<std::int64_t> api_key_id{};
 };
 
 // What a finished call costs and why (one ledger row + one usage record).

@@ -30,12 +30,12 @@ Result<void> CallScope::allows(const std::string& model) const {
 }
 
 Result<CallScope> resolve_scope(Accounts& accounts, std::int64_t user_id, std::optional<std::int64_t> api_key_id) {
-  LLMD_TRY(credit_allowances(accounts.database(), user_id, accounts.options().now()));
-  return accounts.database().with_connection<CallScope>([&](Connection& c) -> Result<CallScope> {
+  bool has_allowance = false;
+  auto scope = accounts.database().with_connection<CallScope>([&](Connection& c) -> Result<CallScope> {
     CallScope scope;
     auto groups = c.query(
-        "SELECT g.models, g.price_ratio, g.tpm FROM user_groups g JOIN group_members m ON m.group_id = g.id "
-        "WHERE m.user_id = ?",
+        "SELECT g.models, g.price_ratio, g.tpm, g.allowance_amount FROM user_groups g "
+        "JOIN group_members m ON m.group_id = g.id WHERE m.user_id = ?",
         std::vector<Value>{user_id});
     if (!groups) return std::unexpected(groups.error());
     bool every_model = groups->empty();
@@ -46,6 +46,7 @@ Result<CallScope> resolve_scope(Accounts& accounts, std::int64_t user_id, std::o
       allowed.insert(allowed.end(), models.begin(), models.end());
       scope.price_ratio = &g == &groups->front() ? g.real(1) : std::min(scope.price_ratio, g.real(1));
       if (g.integer(2) > 0 && (scope.tpm == 0 || g.integer(2) < scope.tpm)) scope.tpm = g.integer(2);
+      has_allowance |= g.integer(3) > 0;
     }
     if (!every_model) scope.group_models = std::move(allowed);
     if (api_key_id) {
@@ -56,6 +57,10 @@ Result<CallScope> resolve_scope(Accounts& accounts, std::int64_t user_id, std::o
     }
     return scope;
   });
+  // An allowance due now is credited before the call reserves, so the call
+  // at the start of a period can already spend it.
+  if (scope && has_allowance) LLMD_TRY(credit_allowances(accounts.database(), user_id, accounts.options().now()));
+  return scope;
 }
 
 }  // namespace llmd::billing

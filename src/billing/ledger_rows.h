@@ -12,8 +12,10 @@
 
 namespace llmd::billing::ledger {
 
-// The user's cached balance and reservations. kNotFound for no such user.
-Result<Balance> read_balance(store::Connection& c, std::int64_t user_id);
+// The user's cached balance and reservations (and, with `allowance`,
+// whether an allowance with tokens left is open: what charge() needs).
+// `lock`: a locking read on MySQL. kNotFound for no such user.
+Result<Balance> read_balance(store::Connection& c, std::int64_t user_id, bool allowance = false, bool lock = false);
 
 // Appends a ledger row of `delta` (reason, request id, task and model from
 // `what`, the key from what.api_key_id) and moves users.balance with it. The
@@ -23,11 +25,12 @@ Result<Balance> read_balance(store::Connection& c, std::int64_t user_id);
 Result<void> append(store::Connection& c, std::int64_t user_id, std::int64_t delta, const Charge& what,
                     std::int64_t now);
 
-// A charge of `amount` >= 0: the ledger row, and the user's open allowances
-// drawn down by it (oldest period first), so what is left of an allowance
-// is what lapses at its end.
+// A charge of `amount` >= 0: the ledger row, and, when `before` (the user
+// as read in this transaction) has an open allowance, the allowances drawn
+// down by it (oldest period first), so what is left of an allowance is what
+// lapses at its end.
 Result<void> charge(store::Connection& c, std::int64_t user_id, std::int64_t amount, const Charge& what,
-                    std::int64_t now);
+                    std::int64_t now, const Balance& before);
 
 // " FOR UPDATE" on MySQL (a locking read), "" on SQLite, whose write
 // transaction already excludes every other writer.

@@ -98,12 +98,19 @@ billing::Reservation reservation_from_state(const json& s, std::int64_t user_id,
   if (auto it = s.find("reservation"); it != s.end() && it->is_object()) {
     r.id = it->value("id", std::int64_t{0});
     r.amount = it->value("amount", std::int64_t{0});
+    if (auto key = it->find("api_key_id"); key != it->end() && key->is_number_integer()) {
+      r.api_key_id = key->get<std::int64_t>();
+    }
   }
   r.user_id = user_id;
   r.request_id = job_id;
   return r;
 }
 
-json reservation_json(const billing::Reservation& r) { return {{"id", r.id}, {"amount", r.amount}}; }
+json reservation_json(const billing::Reservation& r) {
+  json j = {{"id", r.id}, {"amount", r.amount}};
+  if (r.api_key_id) j["api_key_id"] = *r.api_key_id;  // the key the job was submitted with: its budget pays too
+  return j;
+}
 
 }  // namespace llmd::subtitle

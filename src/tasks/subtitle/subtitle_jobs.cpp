@@ -320,6 +320,7 @@ struct SubtitleJobs::Impl : std::enable_shared_from_this<SubtitleJobs::Impl> {
       if (job.status == jobs::Status::kCancelling || !run.doc) return billing::Reservation{0, job.user_id, 0, run.id};
       billing::MeterOpen used = held;
       used.worst_base_tokens = run.progress.base();
+      used.api_key_id = run.reservation.api_key_id;
       auto meter = billing::MeteredCall::open(d.accounts, d.pricing, used);
       if (!meter) return std::unexpected(meter.error());
       return std::move(*meter).keep();  // the job holds it from now on
