@@ -211,13 +211,10 @@ void add_group_routes(http::Router& router, GroupDeps d) {
     if (!scopes) co_return std::unexpected(scopes.error());
     scopes->group_id = call->id;
     auto key = co_await d.pool.run([&]() -> Result<auth::NewApiKey> {
-      auto list = d.groups.members(call->actor, call->id);
-      if (!list) return std::unexpected(list.error());
-      for (const auto& m : list->members) {
-        if (text::to_lower(m.username) == text::to_lower(*username))
-          return d.auth.create_key(m.user_id, *name, *scopes);
-      }
-      return fail(ErrorCode::kNotFound, *username + " is not a member", "member_not_found");
+      // The member alone: listing them all would credit every allowance and sum usage.
+      auto member = d.groups.member(call->actor, call->id, *username);
+      if (!member) return std::unexpected(member.error());
+      return d.auth.create_key(member->user_id, *name, *scopes);
     });
     if (!key) co_return std::unexpected(key.error());
     json j = key_json(key->info, d.time_zone, d.clock());

@@ -63,6 +63,19 @@ Result<std::pair<std::int64_t, std::string>> user_named(Connection& c, const std
   return std::pair{rows->front().integer(0), rows->front().text(1)};
 }
 
+// The member of group `group_id` named `username`: {id, name}.
+// kNotFound (user_not_found, member_not_found) otherwise.
+Result<std::pair<std::int64_t, std::string>> member_named(Connection& c, std::int64_t group_id,
+                                                          const std::string& username) {
+  auto user = user_named(c, username);
+  if (!user) return user;
+  auto member = c.query("SELECT 1 FROM group_members WHERE group_id = ? AND user_id = ?",
+                        std::vector<Value>{group_id, user->first});
+  if (!member) return std::unexpected(member.error());
+  if (member->empty()) return fail(ErrorCode::kNotFound, user->second + " is not a member", "member_not_found");
+  return user;
+}
+
 Result<void> write_pool(Connection& c, std::int64_t group_id, std::int64_t delta, const std::string& reason,
                         std::optional<std::int64_t> user_id, const std::string& request_id, std::int64_t now) {
   auto updated = c.exec("UPDATE user_groups SET pool = pool + ? WHERE id = ? AND pool + ? >= 0",
@@ -312,6 +325,19 @@ Result<MemberList> Groups::members(const Actor& actor, std::int64_t id) {
   });
 }
 
+Result<Member> Groups::member(const Actor& actor, std::int64_t id, const std::string& username) {
+  return accounts_.database().with_connection<Member>([&](Connection& c) -> Result<Member> {
+    auto group = visible_group(c, actor, id);
+    if (!group) return std::unexpected(group.error());
+    auto user = member_named(c, id, username);
+    if (!user) return std::unexpected(user.error());
+    Member m;
+    m.user_id = user->first;
+    m.username = user->second;
+    return m;
+  });
+}
+
 Result<std::int64_t> Groups::top_up_pool(std::int64_t id, std::int64_t amount, const std::string& reason,
                                          const std::string& request_id) {
   if (amount == 0 || amount > kMaxAmount || amount < -kMaxAmount) {
@@ -334,12 +360,8 @@ Result<Grant> Groups::grant(const Actor& actor, std::int64_t id, const std::stri
   return accounts_.database().transaction<Grant>([&](Connection& c) -> Result<Grant> {
     auto group = visible_group(c, actor, id);
     if (!group) return std::unexpected(group.error());
-    auto user = user_named(c, username);
+    auto user = member_named(c, id, username);
     if (!user) return std::unexpected(user.error());
-    auto member =
-        c.query("SELECT 1 FROM group_members WHERE group_id = ? AND user_id = ?", std::vector<Value>{id, user->first});
-    if (!member) return std::unexpected(member.error());
-    if (member->empty()) return fail(ErrorCode::kNotFound, user->second + " is not a member", "member_not_found");
     // The user row first, as every balance writer locks it (accounts.h).
     LLMD_TRY(ledger::append(
         c, user->first, amount,

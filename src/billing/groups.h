@@ -120,6 +120,9 @@ class Groups {
   // kNotFound (member_not_found) when not a member.
   Result<void> remove_member(const Actor& actor, std::int64_t id, const std::string& username);
   Result<MemberList> members(const Actor& actor, std::int64_t id);
+  // The member named `username` (its id and name only). kNotFound
+  // (user_not_found, member_not_found) when there is none.
+  Result<Member> member(const Actor& actor, std::int64_t id, const std::string& username);
 
   // Adds `amount` (or takes, < 0, as much as the pool holds) to the pool.
   // Administrators only (the caller checks). Returns the pool after.

@@ -413,6 +413,21 @@ TEST_F(GroupsTest, TeacherScope) {
   ASSERT_TRUE(all && all->status == 200) << show(all);
   EXPECT_EQ(json::parse(all->body)["groups"].size(), 1u) << all->body;
 
+  // The owner makes an exam key for a member (not for anyone else): the member's key, of the group.
+  auto exam = call(A(), "POST", g + "/keys", json{{"username", "PUPIL"}, {"name", "exam"}, {"budget", 50}}, t1);
+  ASSERT_TRUE(exam && exam->status == 201) << show(exam);
+  const json exam_key = json::parse(exam->body);
+  EXPECT_EQ(exam_key["group_id"], gid);
+  EXPECT_EQ(exam_key["budget"], 50);
+  EXPECT_EQ(scalar("SELECT user_id FROM api_keys WHERE id = ?", {exam_key["id"].get<std::int64_t>()}), pupil_id);
+  auto as_pupil = call(B(), "GET", "/api/v1/auth/profile", "", exam_key["key"].get<std::string>());
+  ASSERT_TRUE(as_pupil && as_pupil->status == 200) << show(as_pupil);
+  EXPECT_EQ(json::parse(as_pupil->body)["user"]["username"], "pupil");
+  auto outsider = call(B(), "POST", g + "/keys", json{{"username", "teacher2"}, {"name", "exam"}}, t1);
+  ASSERT_TRUE(outsider);
+  EXPECT_EQ(outsider->status, 404) << outsider->body;
+  EXPECT_EQ(error_code(outsider), "member_not_found");
+
   // Administrator-only things: 403 for a teacher, even on their own group.
   const std::string uid = std::to_string(pupil_id);
   const std::vector<Probe> admin_only = {
